@@ -1,0 +1,18 @@
+# The two commands of the README. Both set up everything on a fresh machine (scripts/bootstrap.sh).
+.PHONY: demo test lint bench
+
+demo:
+	@scripts/bootstrap.sh
+	@.venv/bin/opsdeck demo
+
+test:
+	@scripts/bootstrap.sh
+	@scripts/test.sh
+
+lint:
+	@scripts/bootstrap.sh
+	@.venv/bin/ruff check opsdeck tests bench
+
+bench:
+	@scripts/bootstrap.sh
+	@.venv/bin/python -m bench.run

@@ -1,0 +1,198 @@
+"""`opsdeck status`, `opsdeck plan ENV` and `opsdeck images`: what the deck runs and what is pending."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from opsdeck.commands import open_deck, print_json, reporter, run, table
+from opsdeck.core.model import DeckState, EnvStatus, PlanResult
+from opsdeck.core.status import age
+from opsdeck.errors import OpsdeckError
+
+
+def register(sub: Any) -> None:
+    status = sub.add_parser("status", help="every environment: image, instances, pending plan, drift")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.add_argument("--refresh", action="store_true", help="plan environments whose saved plan is stale")
+    status.set_defaults(handler=status_cmd)
+
+    plan = sub.add_parser("plan", help="plan one environment (exit 0: no changes, 2: changes, 1: error)")
+    plan.add_argument("env", help="environment name")
+    plan.add_argument("--json", action="store_true", help="print JSON")
+    plan.add_argument("--fresh", action="store_true", help="plan again even if the saved plan is still fresh")
+    plan.add_argument("-v", "--verbose", action="store_true", help="print progress")
+    plan.set_defaults(handler=plan_cmd)
+
+    images = sub.add_parser("images", help="the deck's images and which environments run them")
+    images.add_argument("--json", action="store_true", help="print JSON")
+    images.set_defaults(handler=images_cmd)
+
+
+def status_json(state: DeckState) -> dict[str, Any]:
+    def env_json(e: EnvStatus) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "name": e.name,
+            "sandbox": e.sandbox,
+            "protected": e.protected,
+            "image": {"id": e.image.id, "version": e.image.version, "revoked": e.image.revoked} if e.image else None,
+            "instances": {
+                "desired": e.instances.desired,
+                "running": e.instances.running,
+                "on_pinned_image": e.instances.on_pinned_image,
+            },
+            "instance_images": e.instance_images,
+            "plan": (
+                {"add": e.plan.add, "change": e.plan.change, "destroy": e.plan.destroy, "at": e.plan_at}
+                if e.plan
+                else None
+            ),
+            "drift": e.drift,
+            "drift_at": e.drift_at,
+        }
+        if e.promote_from:
+            data["promote_from"] = e.promote_from
+            data["lag"] = (
+                {
+                    "source": e.lag.source,
+                    "source_image": e.lag.source_image.id if e.lag.source_image else None,
+                    "in_sync": e.lag.in_sync,
+                    "behind": e.lag.behind,
+                    "since": e.lag.since,
+                }
+                if e.lag
+                else None
+            )
+        if e.lock:
+            data["lock"] = e.lock
+        if e.error:
+            data["error"] = e.error
+        return data
+
+    return {
+        "deck": state.deck,
+        "cloud": state.cloud,
+        "taken_at": state.taken_at,
+        "environments": [env_json(e) for e in state.environments],
+    }
+
+
+def _lag_text(e: EnvStatus) -> str:
+    if e.lag is None:
+        return "-"
+    if e.lag.in_sync:
+        return f"= {e.lag.source}"
+    behind = f"{e.lag.behind} behind" if e.lag.behind else "differs"
+    return f"{behind} {e.lag.source} ({age(e.lag.since)})" if e.lag.since else f"{behind} {e.lag.source}"
+
+
+def status_cmd(args: argparse.Namespace) -> int:
+    from opsdeck.core.status import deck_status
+
+    deck = open_deck(args)
+    state = run(deck_status(deck, reporter(args, "status"), refresh_plan=args.refresh))
+    if args.json:
+        print_json(status_json(state))
+        return 0
+    rows = []
+    for e in state.environments:
+        flags = ",".join(f for f, on in (("sandbox", e.sandbox), ("protected", e.protected)) if on)
+        image = f"{e.image.version or '?'} {e.image.id}" if e.image else "-"
+        if e.image and e.image.revoked:
+            image += " REVOKED"
+        inst = f"{e.instances.on_pinned_image}/{e.instances.running}/{e.instances.desired}"
+        plan = f"{e.plan} ({age(e.plan_at)})" if e.plan else "unknown"
+        drift = f"{e.drift} ({age(e.drift_at)})" if e.drift_at else e.drift
+        rows.append([e.name, flags or "-", image, inst, plan, drift, _lag_text(e), e.error or ""])
+    print(f"{state.deck}   cloud: {state.cloud}")
+    print(table(["ENV", "FLAGS", "IMAGE", "ON-PIN/RUN/WANT", "PLAN", "DRIFT", "LAG", "ERROR"], rows))
+    return 0
+
+
+def plan_text(result: PlanResult) -> str:
+    if not result.summary.has_changes:
+        return f"{result.environment}: no changes"
+    lines = [f"{result.environment}: {result.summary.add} to add, {result.summary.change} to change, "
+             f"{result.summary.destroy} to destroy"]
+    symbol = {"create": "+", "update": "~", "delete": "-", "replace": "-/+"}
+    for r in result.resources:
+        lines.append(f"  {symbol.get(r.action, '?'):>3} {r.address}  [{', '.join(r.attributes)}]")
+    return "\n".join(lines)
+
+
+def plan_cmd(args: argparse.Namespace) -> int:
+    from opsdeck.core import planning
+
+    deck = open_deck(args)
+    deck.env(args.env)
+    deck.check_cloud()
+    result = run(planning.plan(deck, args.env, reporter(args, "plan", args.env), reuse=not args.fresh))
+    if args.json:
+        print_json(result.to_json(detail=False))
+    else:
+        print(plan_text(result))
+    return 2 if result.summary.has_changes else 0
+
+
+def images_json(deck: Any) -> list[dict[str, Any]]:
+    from opsdeck.core.images import app_images, base_images, is_revoked
+
+    apps, bases = app_images(deck), base_images(deck)
+    pins: dict[str, list[str]] = {}
+    for env in deck.config.env_names:
+        try:
+            pins.setdefault(deck.git.pin(deck.pin_rel(env)), []).append(env)
+        except OpsdeckError:  # a broken pin shows as no environment
+            continue
+    running: dict[str, set[str]] = {}
+    for env in deck.config.env_names:
+        for group in deck.aws().groups(env):
+            for inst in group.instances:
+                if inst.state == "running":
+                    running.setdefault(inst.image_id, set()).add(env)
+    newest_base = bases[-1].id if bases else None
+    out = []
+    for image in [*bases, *apps]:
+        layer = image.tags.get("role", "app")
+        base_id = image.tags.get("base_ami")
+        out.append(
+            {
+                "id": image.id,
+                "name": image.name,
+                "layer": layer,
+                "version": image.version,
+                "git_sha": image.tags.get("git_sha", ""),
+                "created": image.created,
+                "built_by": image.tags.get("built_by", ""),
+                "environments": pins.get(image.id, []),
+                "running_in": sorted(running.get(image.id, set())),
+                "revoked": is_revoked(image),
+                "revoked_reason": image.tags.get("revoked", "") or None,
+                "base": base_id if layer == "app" else None,
+                "base_outdated": bool(layer == "app" and base_id and newest_base and base_id != newest_base),
+            }
+        )
+    return out
+
+
+def images_cmd(args: argparse.Namespace) -> int:
+    deck = open_deck(args)
+    deck.check_cloud()
+    data = run(asyncio.to_thread(images_json, deck))
+    if args.json:
+        print_json(data)
+        return 0
+    rows = []
+    for i in data:
+        notes = []
+        if i["revoked"]:
+            notes.append(f"REVOKED: {i['revoked_reason']}")
+        if i["base_outdated"]:
+            notes.append("base outdated")
+        rows.append(
+            [i["layer"], i["version"], i["id"], i["git_sha"], i["created"][:19], ",".join(i["environments"]) or "-",
+             i["base"] or "-", "; ".join(notes)]
+        )
+    print(table(["LAYER", "VERSION", "ID", "GIT", "CREATED", "PINNED IN", "BASE", "NOTES"], rows))
+    return 0

@@ -1,0 +1,153 @@
+"""`opsdeck demo`: the sample deck as a git repository, applied to the local cloud, ready to open.
+
+The demo deck is an ordinary deck: the same Packer recipes and Terraform a team would run against a
+real account, on the embedded local cloud. A deck is "ready" while the cloud it was built on still
+runs (moto forgets everything when it stops); otherwise it is rebuilt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+from pathlib import Path
+
+from opsdeck import paths
+from opsdeck.adapters import localcloud
+from opsdeck.adapters.git import Git, pin_text
+from opsdeck.core import images, planning, rollout
+from opsdeck.core.deck import Deck
+from opsdeck.core.events import Reporter
+from opsdeck.core.status import concurrency
+from opsdeck.errors import OpsdeckError, RefusedError
+
+MARKER = "demo.json"
+FIRST_VERSION = "1.0.0"
+
+
+def sample_deck() -> Path:
+    """The sample deck shipped with opsdeck (sample_envs/ beside the package)."""
+    here = Path(__file__).resolve().parents[2] / "sample_envs"
+    if not (here / "opsdeck.toml").is_file():
+        raise OpsdeckError(f"the sample deck is missing (looked in {here}); reinstall opsdeck from its repository")
+    return here
+
+
+def _marker(root: Path) -> Path:
+    return root / ".opsdeck" / MARKER
+
+
+def _write_marker(root: Path, **data: object) -> None:
+    path = _marker(root)
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+def is_demo_deck(root: Path) -> bool:
+    return _marker(root).is_file()
+
+
+def last_demo_deck() -> Path | None:
+    """The demo deck opsdeck made last, if it is still there."""
+    try:
+        root = Path((paths.state_dir() / "demo-deck").read_text("utf-8").strip())
+    except OSError:
+        root = paths.default_demo_dir()
+    return root if (root / "opsdeck.toml").is_file() else None
+
+
+def is_ready(root: Path) -> bool:
+    """Built on the local cloud that runs now, and the cloud still holds its state bucket."""
+    try:
+        marker = json.loads(_marker(root).read_text("utf-8"))
+    except (OSError, ValueError):
+        return False
+    cloud = localcloud.status()
+    if not cloud.running or marker.get("cloud_started_at") != cloud.started_at or not marker.get("complete"):
+        return False
+    try:
+        deck = Deck.open(root)
+        return deck.aws().bucket_exists(deck.config.aws.state_bucket)
+    except OpsdeckError:
+        return False
+
+
+def _copy_sample(target: Path) -> None:
+    shutil.copytree(
+        sample_deck(),
+        target,
+        ignore=shutil.ignore_patterns(".terraform", ".opsdeck", "*.tfplan", ".terraform.lock.hcl"),
+        dirs_exist_ok=True,
+    )
+
+
+async def _apply_env(deck: Deck, env: str, image_id: str, rep: Reporter) -> None:
+    plan = await planning.plan(deck, env, rep, reuse=False)
+    if plan.summary.has_changes:
+        await rollout.apply_plan(deck, env, plan, rep)
+        planning.forget_plan(deck, env)
+    await rollout.wait_for_image(deck, env, image_id, rep)
+
+
+async def prepare(target: Path, rep: Reporter, *, reset: bool = False) -> Deck:
+    """Build (or reuse) the demo deck at ``target`` and return it opened."""
+    target = target.expanduser().resolve()
+    if not reset and is_ready(target):
+        rep.log(f"the demo deck at {target} is ready; reusing it (--reset rebuilds it from nothing)")
+        return Deck.open(target)
+    if target.exists() and any(target.iterdir()) and not is_demo_deck(target):
+        raise RefusedError(f"{target} exists and is not an opsdeck demo deck; pick an empty or new directory")
+    if target.exists():
+        with rep.phase("remove old demo deck"):
+            shutil.rmtree(target)
+    if localcloud.status().running:
+        # The local cloud belongs to the demo: a rebuild starts from an empty one, so nothing of an
+        # earlier (or interrupted) demo, its images or its Terraform state, leaks into the new one.
+        with rep.phase("stop old local cloud"):
+            await asyncio.to_thread(localcloud.stop)
+    with rep.phase("copy sample deck"):
+        target.mkdir(parents=True)
+        _copy_sample(target)
+    with rep.phase("git init"):
+        git = Git.init(target)
+        git.add_all_and_commit("opsdeck demo deck: the web service in four environments")
+    with rep.phase("local cloud"):
+        cloud = await asyncio.to_thread(localcloud.start)
+        rep.log(f"local cloud at {cloud.endpoint}")
+    deck = Deck.open(target)
+    _write_marker(target, cloud_started_at=cloud.started_at, complete=False)
+    with rep.phase("state bucket"):
+        await asyncio.to_thread(deck.aws().ensure_bucket, deck.config.aws.state_bucket)
+    if deck.config.image.base_recipe:
+        base = await images.bake(deck, rep.child(op="bake base image"), version=FIRST_VERSION, base=True)
+        rep.log(f"base image {base.version}: {base.id}")
+    app = await images.bake(deck, rep.child(op="bake image"), version=FIRST_VERSION)
+    rep.log(f"{deck.config.image.app} image {app.version}: {app.id}")
+    with rep.phase("pin image"):
+        pins = [deck.pin_rel(env) for env in deck.config.env_names]
+        for rel in pins:
+            (target / rel).write_text(pin_text(app.id), encoding="utf-8")
+        deck.git.commit(pins, f"pin {deck.config.image.app} {app.version} ({app.id}) in every environment")
+    gate = asyncio.Semaphore(concurrency())
+
+    async def one(env: str) -> None:
+        async with gate:
+            child = rep.child(op=f"apply {env}", env=env)
+            with rep.phase(f"apply {env}"):
+                await _apply_env(deck, env, app.id, child)
+
+    await asyncio.gather(*(one(env) for env in deck.config.env_names))
+    with rep.phase("commit provider locks"):
+        locks = [
+            f"{deck.env(env).path}/.terraform.lock.hcl"
+            for env in deck.config.env_names
+            if (deck.env_dir(env) / ".terraform.lock.hcl").is_file()
+        ]
+        if locks:
+            deck.git.commit(locks, "terraform provider lock files")
+    _write_marker(target, cloud_started_at=cloud.started_at, complete=True, built_at=time.time())
+    state = paths.state_dir()
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "demo-deck").write_text(str(target), encoding="utf-8")
+    return deck

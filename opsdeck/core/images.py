@@ -1,0 +1,156 @@
+"""Images: the deck's AMIs (app and base layers), their versions, and baking new ones with Packer."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opsdeck.adapters.aws import Image
+from opsdeck.adapters.packer import PackerLine
+from opsdeck.core.deck import Deck
+from opsdeck.core.events import Reporter
+from opsdeck.errors import ConfigError, OpsdeckError, RefusedError
+
+VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+REVOKED_TAG = "revoked"
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    match = VERSION.match(version)
+    return tuple(int(p) for p in match.groups()) if match else (-1,)
+
+
+def next_patch(versions: list[str], first: str = "1.0.0") -> str:
+    valid = [v for v in versions if VERSION.match(v)]
+    if not valid:
+        return first
+    major, minor, patch = version_key(max(valid, key=version_key))
+    return f"{major}.{minor}.{patch + 1}"
+
+
+def app_images(deck: Deck) -> list[Image]:
+    """The deck's application images, oldest first."""
+    return [i for i in deck.aws().images(app=deck.config.image.app) if i.tags.get("role", "app") != "base"]
+
+
+def base_images(deck: Deck) -> list[Image]:
+    return deck.aws().images(role="base")
+
+
+def is_revoked(image: Image | None) -> bool:
+    return bool(image and image.tags.get(REVOKED_TAG))
+
+
+def find_image(images: list[Image], ref: str) -> Image | None:
+    """An image by id or by version."""
+    for image in images:
+        if ref in (image.id, image.version):
+            return image
+    return None
+
+
+@dataclass(frozen=True)
+class BakeResult:
+    id: str
+    version: str
+    git_sha: str
+    seconds: float
+    layer: str = "app"
+    base_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id, "version": self.version, "git_sha": self.git_sha}
+        data["seconds"] = round(self.seconds, 3)
+        data["layer"] = self.layer
+        if self.base_id:
+            data["base_id"] = self.base_id
+        return data
+
+
+def _declared_variables(template: Path) -> set[str] | None:
+    """Variables a JSON template declares (Packer refuses -var for undeclared ones); None for HCL."""
+    if template.suffix != ".json":
+        return None
+    try:
+        data = json.loads(template.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{template.name}: not a readable Packer JSON template ({exc})") from None
+    variables = data.get("variables") if isinstance(data, dict) else None
+    return set(variables) if isinstance(variables, dict) else set()
+
+
+def _builder(deck: Deck) -> str:
+    try:
+        return deck.git.identity()
+    except OpsdeckError:
+        return getpass.getuser()
+
+
+async def bake(deck: Deck, rep: Reporter, *, version: str | None = None, base: bool = False) -> BakeResult:
+    """Run the deck's Packer recipe (or its base recipe) and return the new image."""
+    started = time.monotonic()
+    recipe = deck.config.image.base_recipe if base else deck.config.image.recipe
+    layer = "base" if base else "app"
+    if recipe is None:
+        raise ConfigError("opsdeck.toml: image.base_recipe: not set, so there is no base layer to bake")
+    template = deck.root / recipe
+    with rep.phase("prepare"):
+        existing = await asyncio.to_thread(base_images if base else app_images, deck)
+        if version is None:
+            version = next_patch([i.version for i in existing])
+        elif not VERSION.match(version):
+            raise ConfigError(f"--version: expected MAJOR.MINOR.PATCH such as 1.4.2, got {version!r}")
+        clash = find_image(existing, version)
+        if clash is not None:
+            raise RefusedError(f"{layer} image version {version} already exists ({clash.id}); pick another --version")
+        base_id = None
+        if not base and deck.config.image.base_recipe:
+            bases = await asyncio.to_thread(base_images, deck)
+            if not bases:
+                raise RefusedError("there is no base image yet: bake one first with `opsdeck bake --base`")
+            base_id = bases[-1].id
+        sha = await asyncio.to_thread(deck.git.head)
+        offered = {
+            "region": deck.config.aws.region,
+            "ec2_endpoint": deck.endpoint() or "",
+            "app": deck.config.image.app,
+            "version": version,
+            "git_sha": sha[:12],
+            "built_by": await asyncio.to_thread(_builder, deck),
+        }
+        declared = _declared_variables(template)
+        variables = {k: v for k, v in offered.items() if declared is None or k in declared}
+    with rep.phase("packer build"):
+        steps = 0
+
+        def on_line(line: PackerLine) -> None:
+            nonlocal steps
+            if line.type == "ui" and line.data and line.data[0] == "say":
+                steps += 1
+                rep.progress(line.text.strip().lstrip("=> ").strip(), steps)
+            elif line.type == "ui" and line.data and line.data[0] in ("message", "error"):
+                rep.log(line.text.strip(), "error" if line.data[0] == "error" else "info")
+
+        result = await deck.packer().build(template, variables, on_line)
+    image_id = result.image_ids[0]
+    with rep.phase("verify"):
+        image = await asyncio.to_thread(deck.aws().image, image_id)
+        if image is None:
+            raise OpsdeckError(f"packer reported {image_id} but the cloud does not know it")
+        recorded_base = image.tags.get("base_ami")
+        if base_id and recorded_base and recorded_base != base_id:
+            rep.log(f"recipe built on {recorded_base}, not the newest base {base_id}", "warning")
+    return BakeResult(
+        id=image_id,
+        version=version,
+        git_sha=sha[:12],
+        seconds=time.monotonic() - started,
+        layer=layer,
+        base_id=recorded_base or base_id,
+    )

@@ -1,0 +1,169 @@
+"""Plan an environment: `terraform init` when needed, `plan -out`, `show -json`, and the plan cache.
+
+A saved plan is reused while nothing it depends on has changed: the environment's files and the
+modules it calls (content hashes), and the state object in the backend (its ETag changes with every
+serial). Refreshing an unchanged environment then costs a hash and one HEAD request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from opsdeck.core.deck import Deck
+from opsdeck.core.events import Reporter
+from opsdeck.core.model import PlanResult
+from opsdeck.core.plans import parse_plan
+
+SKIP_DIRS = {".terraform", ".opsdeck", ".git"}
+
+
+def _hash_tree(digest: Any, root: Path) -> None:
+    if not root.is_dir():
+        return
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if any(part in SKIP_DIRS for part in rel.parts) or not path.is_file() or path.suffix == ".tfplan":
+            continue
+        digest.update(str(rel).encode() + b"\0" + path.read_bytes() + b"\0")
+
+
+def _module_dirs(env_dir: Path) -> list[Path]:
+    """The local module directories `terraform init` recorded for the environment."""
+    try:
+        data = json.loads((env_dir / ".terraform" / "modules" / "modules.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return []
+    dirs = []
+    for module in data.get("Modules", []):
+        rel = module.get("Dir")
+        if module.get("Key") and rel:
+            dirs.append((env_dir / rel).resolve())
+    return sorted(set(dirs))
+
+
+def _init_key(deck: Deck, env: str) -> str:
+    digest = hashlib.sha256()
+    env_dir = deck.env_dir(env)
+    for path in sorted(env_dir.glob("*.tf")):
+        digest.update(path.name.encode() + path.read_bytes())
+    tool_env = deck.terraform(env).env
+    for key in ("AWS_ENDPOINT_URL", "TF_CLI_CONFIG_FILE"):
+        digest.update(f"{key}={tool_env.get(key, '')}".encode())
+    digest.update(json.dumps(deck.backend_config(), sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+async def ensure_init(deck: Deck, env: str, rep: Reporter) -> None:
+    """Run `terraform init` when the environment was never initialised here or its setup changed."""
+    marker = deck.env_dir(env) / ".terraform" / "opsdeck-init.json"
+    key = _init_key(deck, env)
+    try:
+        if json.loads(marker.read_text("utf-8")).get("key") == key:
+            return
+    except (OSError, ValueError):
+        pass
+    with rep.phase("init"):
+        await deck.terraform(env).init(deck.backend_config(), reconfigure=True)
+    marker.write_text(json.dumps({"key": key, "at": time.time()}), encoding="utf-8")
+
+
+def inputs_key(deck: Deck, env: str) -> str:
+    """What a plan of ``env`` depends on: its files, its modules' files and the state's ETag."""
+    digest = hashlib.sha256()
+    env_dir = deck.env_dir(env)
+    _hash_tree(digest, env_dir)
+    for module_dir in _module_dirs(env_dir):
+        digest.update(str(module_dir).encode())
+        _hash_tree(digest, module_dir)
+    location = deck.state_location(env)
+    etag = deck.aws().object_etag(*location) if location else None
+    digest.update(f"state={etag}".encode())
+    digest.update(f"endpoint={deck.endpoint() or ''}".encode())
+    return digest.hexdigest()
+
+
+def plan_dir(deck: Deck) -> Path:
+    path = deck.local_dir / "plans"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def stored_plan(deck: Deck, env: str) -> PlanResult | None:
+    """The last plan saved for ``env`` (fresh or not)."""
+    try:
+        data = json.loads((plan_dir(deck) / f"{env}.json").read_text("utf-8"))
+        result = PlanResult.from_json(data)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return result if Path(result.planfile).is_file() else None
+
+
+def forget_plan(deck: Deck, env: str) -> None:
+    for suffix in (".json", ".tfplan"):
+        (plan_dir(deck) / f"{env}{suffix}").unlink(missing_ok=True)
+
+
+async def fresh_plan(deck: Deck, env: str) -> PlanResult | None:
+    """The stored plan if nothing it depends on has changed since."""
+    stored = stored_plan(deck, env)
+    if stored is None or not stored.key:
+        return None
+    key = await asyncio.to_thread(inputs_key, deck, env)
+    return stored if key == stored.key else None
+
+
+async def plan(deck: Deck, env: str, rep: Reporter, *, reuse: bool = True) -> PlanResult:
+    """Plan ``env`` (reusing the saved plan when it is still fresh) and store the result."""
+    deck.env(env)  # unknown environment: a clear error before anything runs
+    await ensure_init(deck, env, rep)
+    if reuse:
+        cached = await fresh_plan(deck, env)
+        if cached is not None:
+            rep.log(f"plan of {env} unchanged since {time.strftime('%H:%M:%S', time.localtime(cached.created_at))}")
+            return cached
+    tf = deck.terraform(env)
+    planfile = plan_dir(deck) / f"{env}.tfplan"
+    tmp = planfile.with_suffix(".tmp.tfplan")
+    with rep.phase("plan"):
+        key_before = await asyncio.to_thread(inputs_key, deck, env)
+        refreshed = 0
+
+        def on_event(event: dict[str, Any]) -> None:
+            nonlocal refreshed
+            kind = event.get("type")
+            if kind == "refresh_complete":
+                refreshed += 1
+                rep.progress(f"refreshed {refreshed} resources")
+            elif kind == "planned_change":
+                rep.progress(event.get("@message", ""))
+            elif kind == "change_summary":
+                rep.progress(event.get("@message", ""))
+
+        await tf.plan(tmp, on_event=on_event)
+    with rep.phase("show"):
+        shown = await tf.show_json(tmp)
+    tmp.replace(planfile)
+    result = parse_plan(
+        env, shown, key=key_before, planfile=str(planfile), image_id=_pinned(deck, env), created_at=time.time()
+    )
+    _store(deck, result)
+    return result
+
+
+def _pinned(deck: Deck, env: str) -> str | None:
+    try:
+        return deck.git.pin(deck.pin_rel(env))
+    except Exception:
+        return None
+
+
+def _store(deck: Deck, result: PlanResult) -> None:
+    path = plan_dir(deck) / f"{result.environment}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result.to_json()), encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,144 @@
+"""Build the deck's snapshot: per environment its pin, image, instances, plan and drift.
+
+Environments are read concurrently; an environment that fails (cloud gone, broken pin) gets an
+error in its row instead of failing the whole deck. The result is stored as the deck's snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from opsdeck.adapters.aws import Image
+from opsdeck.core import drift_store, planning
+from opsdeck.core.deck import Deck
+from opsdeck.core.events import Reporter
+from opsdeck.core.images import is_revoked
+from opsdeck.core.model import DeckState, EnvStatus, ImageRef, InstanceCounts
+from opsdeck.core.rollout import rollout_state
+from opsdeck.errors import CloudUnavailableError, OpsdeckError
+
+SNAPSHOT = "snapshot.json"
+
+
+def concurrency() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+async def env_status(
+    deck: Deck, name: str, rep: Reporter, *, refresh_plan: bool = False, images: dict[str, Image] | None = None
+) -> EnvStatus:
+    """One environment's row; errors are kept in the row."""
+    env = deck.env(name)
+    base = EnvStatus(name=name, sandbox=env.sandbox, protected=env.protected, promote_from=env.promote_from)
+    drift = drift_store.load(deck, name)
+    if drift is not None:
+        base = _replace(base, drift=drift.status, drift_at=drift.checked_at)
+    try:
+        pin = await asyncio.to_thread(deck.git.pin, deck.pin_rel(name))
+    except OpsdeckError as exc:
+        return _replace(base, error=str(exc))
+    try:
+        image = images.get(pin) if images is not None else None
+        if image is None:
+            image = await asyncio.to_thread(deck.aws().image, pin)
+        groups = await asyncio.to_thread(deck.aws().groups, name)
+    except OpsdeckError as exc:
+        return _replace(base, image=ImageRef(pin), error=str(exc))
+    state = rollout_state(groups, pin)
+    ref = ImageRef(pin, image.version if image else "", is_revoked(image))
+    row = _replace(
+        base,
+        image=ref,
+        instances=InstanceCounts(state.desired, state.running, state.on_image),
+        instance_images={i.id: i.image_id for g in groups for i in g.instances if i.state == "running"},
+    )
+    try:
+        plan = await (planning.plan(deck, name, rep) if refresh_plan else planning.fresh_plan(deck, name))
+    except OpsdeckError as exc:
+        return _replace(row, error=str(exc))
+    if plan is not None:
+        row = _replace(row, plan=plan.summary, plan_at=plan.created_at)
+    return row
+
+
+def _replace(status: EnvStatus, **changes: object) -> EnvStatus:
+    from dataclasses import replace
+
+    return replace(status, **changes)
+
+
+async def deck_status(
+    deck: Deck,
+    rep: Reporter,
+    *,
+    refresh_plan: bool = False,
+    envs: list[str] | None = None,
+    on_env: Callable[[EnvStatus], None] | None = None,
+) -> DeckState:
+    """The snapshot of the whole deck, built concurrently (bounded by the cores) and stored."""
+    names = envs or deck.config.env_names
+    cloud = "reachable"
+    images: dict[str, Image] = {}
+    try:
+        deck.check_cloud()
+        images = {i.id: i for i in await asyncio.to_thread(deck.aws().images)}
+    except CloudUnavailableError as exc:
+        rows = [
+            EnvStatus(name=n, sandbox=deck.env(n).sandbox, protected=deck.env(n).protected, error=str(exc))
+            for n in names
+        ]
+        state = DeckState(deck=deck.name, environments=tuple(rows), cloud="unreachable")
+        return state
+    gate = asyncio.Semaphore(concurrency())
+
+    async def one(name: str) -> EnvStatus:
+        async with gate:
+            row = await env_status(deck, name, rep.child(env=name), refresh_plan=refresh_plan, images=images)
+        if on_env is not None:
+            on_env(row)
+        return row
+
+    rows = await asyncio.gather(*(one(n) for n in names))
+    from opsdeck.core.lag import with_lag
+
+    rows = with_lag(deck, list(rows), images)
+    state = DeckState(deck=deck.name, environments=tuple(rows), cloud=cloud)
+    if envs is None:
+        store_snapshot(deck, state)
+    return state
+
+
+def snapshot_path(deck_root: Path) -> Path:
+    return deck_root / ".opsdeck" / SNAPSHOT
+
+
+def store_snapshot(deck: Deck, state: DeckState) -> None:
+    path = snapshot_path(deck.root)
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state.to_json()), encoding="utf-8")
+    tmp.replace(path)
+
+
+def load_snapshot(deck_root: Path) -> DeckState | None:
+    """The last stored snapshot, without touching git, AWS or Terraform (the fast start path)."""
+    try:
+        return DeckState.from_json(json.loads(snapshot_path(deck_root).read_text("utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def age(seconds_since_epoch: float | None, now: float | None = None) -> str:
+    """'42s', '5m', '3h', '2d' ago."""
+    if seconds_since_epoch is None:
+        return "-"
+    delta = max(0, (now or time.time()) - seconds_since_epoch)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if delta >= size:
+            return f"{int(delta // size)}{unit}"
+    return f"{int(delta)}s"

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test run of `make test`: lint, then every test (unit, integration on the local cloud, TUI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${OPSDECK_VENV:-.venv}
+export PATH="$PWD/$VENV/bin:$PATH"
+# Tests keep their files under their own OPSDECK_HOME; the provider mirror comes along explicitly.
+export OPSDECK_TF_PLUGIN_MIRROR="${OPSDECK_TF_PLUGIN_MIRROR:-$("$VENV/bin/opsdeck" config get terraform.plugin_mirror)}"
+"$VENV/bin/ruff" check opsdeck tests bench
+exec "$VENV/bin/python" -m pytest "$@"
