@@ -7,4 +7,5 @@ export PATH="$PWD/$VENV/bin:$PATH"
 # Tests keep their files under their own OPSDECK_HOME; the provider mirror comes along explicitly.
 export OPSDECK_TF_PLUGIN_MIRROR="${OPSDECK_TF_PLUGIN_MIRROR:-$("$VENV/bin/opsdeck" config get terraform.plugin_mirror)}"
 "$VENV/bin/ruff" check opsdeck tests bench
+"$VENV/bin/ruff" format --check --quiet opsdeck tests bench
 exec "$VENV/bin/python" -m pytest "$@"

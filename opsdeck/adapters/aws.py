@@ -194,9 +194,7 @@ class Aws:
 
     def tag_image(self, image_id: str, tags: dict[str, str]) -> None:
         with self.errors(f"aws ec2 create-tags {image_id}"):
-            self.client("ec2").create_tags(
-                Resources=[image_id], Tags=[{"Key": k, "Value": v} for k, v in tags.items()]
-            )
+            self.client("ec2").create_tags(Resources=[image_id], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
 
     # -- groups and instances -----------------------------------------------------------------
 

@@ -92,7 +92,7 @@ class Git:
         return bool(self.repo.head.is_detached)
 
     def identity(self) -> str:
-        """"Name <email>" from git config, or an error naming the setting to fix."""
+        """ "Name <email>" from git config, or an error naming the setting to fix."""
         with self.repo.config_reader() as reader:
             name = reader.get_value("user", "name", default="")
             email = reader.get_value("user", "email", default="")
@@ -102,10 +102,7 @@ class Git:
 
     def is_dirty(self, rel: str) -> bool:
         """The path has uncommitted changes (staged, unstaged or untracked)."""
-        repo = self.repo
-        if repo.git.status("--porcelain", "--", rel).strip():
-            return True
-        return False
+        return bool(self.repo.git.status("--porcelain", "--", rel).strip())
 
     def pin(self, rel: str) -> str:
         """The image pinned in the working tree."""

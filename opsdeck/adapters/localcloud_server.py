@@ -36,6 +36,42 @@ def apply_fidelity_fixes() -> None:
     amis.AmiBackend.create_image = create_image
 
 
+class Serialized:
+    """A WSGI app that handles one request at a time.
+
+    moto's backends are not thread-safe: with Terraform applying several environments at once,
+    concurrent requests race (seen: a security group's default egress rule vanishing between create
+    and revoke, so the provider's RevokeSecurityGroupEgress failed with InvalidPermission.NotFound).
+    AWS is consistent there, so requests are serialised; connections stay concurrent (threads), and
+    moto answers each request in milliseconds.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        with self.lock:
+            body = self.app(environ, start_response)
+            try:
+                return [bytes(chunk) for chunk in body]
+            finally:
+                close = getattr(body, "close", None)
+                if close is not None:
+                    close()
+
+
+def serve(port: int) -> Any:
+    """Start serving on 127.0.0.1:port in a thread; returns the server (call .shutdown() to stop)."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    app = Serialized(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
+    threading.Thread(target=server.serve_forever, name="localcloud", daemon=True).start()
+    return server
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="opsdeck-localcloud")
     parser.add_argument("--port", type=int, required=True)
@@ -43,17 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     apply_fidelity_fixes()
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
-    server.start()
+    server = serve(args.port)
     args.ready.write_text(f"http://127.0.0.1:{args.port}\n", encoding="utf-8")
 
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
     done.wait()
-    server.stop()
+    server.shutdown()
     return 0
 
 

@@ -37,7 +37,8 @@ class Printer:
             mark = "✓" if event.ok else "✗"
             self._line(f"  {mark} {label}: {event.phase} ({event.seconds:.1f}s)")
         elif isinstance(event, LogLine) and (self.verbose or event.level in ("warning", "error", "notice")):
-            self._line(f"    {event.text}" if event.level == "info" else f"    {event.level}: {event.text}")
+            prefix = f"{event.level}: " if event.level in ("warning", "error") else ""
+            self._line(f"    {prefix}{event.text}")
 
     def _line(self, text: str) -> None:
         print(text, file=self.stream, flush=True)

@@ -113,8 +113,10 @@ def status_cmd(args: argparse.Namespace) -> int:
 def plan_text(result: PlanResult) -> str:
     if not result.summary.has_changes:
         return f"{result.environment}: no changes"
-    lines = [f"{result.environment}: {result.summary.add} to add, {result.summary.change} to change, "
-             f"{result.summary.destroy} to destroy"]
+    lines = [
+        f"{result.environment}: {result.summary.add} to add, {result.summary.change} to change, "
+        f"{result.summary.destroy} to destroy"
+    ]
     symbol = {"create": "+", "update": "~", "delete": "-", "replace": "-/+"}
     for r in result.resources:
         lines.append(f"  {symbol.get(r.action, '?'):>3} {r.address}  [{', '.join(r.attributes)}]")
@@ -191,8 +193,16 @@ def images_cmd(args: argparse.Namespace) -> int:
         if i["base_outdated"]:
             notes.append("base outdated")
         rows.append(
-            [i["layer"], i["version"], i["id"], i["git_sha"], i["created"][:19], ",".join(i["environments"]) or "-",
-             i["base"] or "-", "; ".join(notes)]
+            [
+                i["layer"],
+                i["version"],
+                i["id"],
+                i["git_sha"],
+                i["created"][:19],
+                ",".join(i["environments"]) or "-",
+                i["base"] or "-",
+                "; ".join(notes),
+            ]
         )
     print(table(["LAYER", "VERSION", "ID", "GIT", "CREATED", "PINNED IN", "BASE", "NOTES"], rows))
     return 0

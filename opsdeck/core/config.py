@@ -8,8 +8,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+from opsdeck.core.schema import Where, build, describe, read_toml, setting
 from opsdeck.errors import ConfigError
-from opsdeck.core.schema import Where, describe, build, read_toml, setting
 
 CONFIG_FILE = "opsdeck.toml"
 ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
@@ -150,8 +150,8 @@ def _check(config: DeckConfig, root: Path, where: Where) -> None:
             seen.append(current.name)
     for account in config.aws.protected_accounts:
         if not ACCOUNT_ID.match(account):
-            raise where.child("aws").child("protected_accounts").error(
-                f"expected 12-digit account ids, got {account!r}"
+            raise (
+                where.child("aws").child("protected_accounts").error(f"expected 12-digit account ids, got {account!r}")
             )
     for key in ("recipe", "base_recipe"):
         rel = getattr(config.image, key)

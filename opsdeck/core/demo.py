@@ -94,7 +94,7 @@ async def prepare(target: Path, rep: Reporter, *, reset: bool = False) -> Deck:
     """Build (or reuse) the demo deck at ``target`` and return it opened."""
     target = target.expanduser().resolve()
     if not reset and is_ready(target):
-        rep.log(f"the demo deck at {target} is ready; reusing it (--reset rebuilds it from nothing)")
+        rep.log(f"the demo deck at {target} is ready; reusing it (--reset rebuilds it from nothing)", "notice")
         return Deck.open(target)
     if target.exists() and any(target.iterdir()) and not is_demo_deck(target):
         raise RefusedError(f"{target} exists and is not an opsdeck demo deck; pick an empty or new directory")
@@ -114,7 +114,7 @@ async def prepare(target: Path, rep: Reporter, *, reset: bool = False) -> Deck:
         git.add_all_and_commit("opsdeck demo deck: the web service in four environments")
     with rep.phase("local cloud"):
         cloud = await asyncio.to_thread(localcloud.start)
-        rep.log(f"local cloud at {cloud.endpoint}")
+        rep.log(f"local cloud at {cloud.endpoint}", "notice")
     deck = Deck.open(target)
     _write_marker(target, cloud_started_at=cloud.started_at, complete=False)
     with rep.phase("state bucket"):

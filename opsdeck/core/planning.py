@@ -139,9 +139,7 @@ async def plan(deck: Deck, env: str, rep: Reporter, *, reuse: bool = True) -> Pl
             if kind == "refresh_complete":
                 refreshed += 1
                 rep.progress(f"refreshed {refreshed} resources")
-            elif kind == "planned_change":
-                rep.progress(event.get("@message", ""))
-            elif kind == "change_summary":
+            elif kind == "planned_change" or kind == "change_summary":
                 rep.progress(event.get("@message", ""))
 
         await tf.plan(tmp, on_event=on_event)

@@ -66,8 +66,13 @@ def attribute_changes(
 ) -> tuple[tuple[str, ...], tuple[AttributeChange, ...]]:
     """Names and before/after values of the attributes a resource change touches."""
     actions = tuple(change.get("actions", ()))
-    before = _mask(change.get("before") or {}, change.get("before_sensitive"))
-    after = _mask(change.get("after") or {}, change.get("after_sensitive"))
+    # Compare the real values; only what is kept for display is masked.
+    before = change.get("before") or {}
+    after = change.get("after") or {}
+    shown_before = _mask(before, change.get("before_sensitive"))
+    shown_after = _mask(after, change.get("after_sensitive"))
+    shown_before = shown_before if isinstance(shown_before, dict) else {}
+    shown_after = shown_after if isinstance(shown_after, dict) else {}
     unknown = change.get("after_unknown") or {}
     if not isinstance(before, dict) or not isinstance(after, dict):
         return (), ()
@@ -89,16 +94,22 @@ def attribute_changes(
             elif before.get(key) != after.get(key):
                 # On replacement, optional attributes the config does not set fall back to null in
                 # the new object's plan: a consequence of the replacement, not a change anyone made.
-                consequence = replacing and not is_configured and key not in forced and (
-                    before.get(key) in (None, [], {}, False, 0, "") or after.get(key) in (None, [], {}, False, 0, "")
+                consequence = (
+                    replacing
+                    and not is_configured
+                    and key not in forced
+                    and (
+                        before.get(key) in (None, [], {}, False, 0, "")
+                        or after.get(key) in (None, [], {}, False, 0, "")
+                    )
                 )
                 if not consequence:
                     names.append(key)
     details = tuple(
         AttributeChange(
             name=key,
-            before=None if actions == ("create",) else before.get(key),
-            after=after.get(key),
+            before=None if actions == ("create",) else shown_before.get(key),
+            after=shown_after.get(key),
             after_unknown=isinstance(unknown, dict) and _any_true(unknown.get(key)),
             forces_replacement=key in forced,
         )

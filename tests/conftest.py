@@ -1,0 +1,65 @@
+"""Test-wide isolation: each run has its own OPSDECK_HOME, no real AWS settings, and a file keyring.
+
+Every process the tests start inherits this environment, and opsdeck hands the local cloud's endpoint
+to each tool explicitly, so nothing can reach a real AWS host.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT, opsdeck
+
+SESSION_HOME = Path(tempfile.mkdtemp(prefix="opsdeck-tests-"))
+
+for key in [k for k in os.environ if k.startswith("AWS_")]:
+    del os.environ[key]
+os.environ.update(
+    {
+        "OPSDECK_HOME": str(SESSION_HOME),
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        # A real keyring backend (a file) that lives inside this run's home.
+        "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring",
+        "XDG_DATA_HOME": str(SESSION_HOME / "xdg-data"),
+        "CHECKPOINT_DISABLE": "1",
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
+)
+os.environ.pop("OPSDECK_DECK", None)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    subprocess.run([sys.executable, "-m", "opsdeck", "cloud", "stop"], capture_output=True, check=False)
+    if not os.environ.get("OPSDECK_KEEP_TEST_HOME"):
+        shutil.rmtree(SESSION_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def demo_deck() -> Iterator[Path]:
+    """One applied demo deck on the local cloud for the whole session (the expensive fixture)."""
+    for tool in ("terraform", "packer"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is not on PATH; run the tests through `make test`")
+    if not os.environ.get("OPSDECK_TF_PLUGIN_MIRROR"):
+        print("note: OPSDECK_TF_PLUGIN_MIRROR unset; terraform init downloads providers", file=sys.stderr)
+    deck = SESSION_HOME / "demo"
+    opsdeck("demo", str(deck), "--no-open", check=True, timeout=900)
+    yield deck
+
+
+@pytest.fixture()
+def sample_copy(tmp_path: Path) -> Path:
+    """A fresh copy of sample_envs/ (not applied, not a git repository)."""
+    target = tmp_path / "deck"
+    shutil.copytree(ROOT / "sample_envs", target, ignore=shutil.ignore_patterns(".terraform", ".opsdeck"))
+    return target

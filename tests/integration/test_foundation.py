@@ -1,0 +1,153 @@
+"""The demo deck on the real stack: local cloud, Packer, Terraform, git, and the headless commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import opsdeck
+
+pytestmark = pytest.mark.integration
+
+
+def _status(deck: Path) -> dict:
+    result = opsdeck("status", "--json", deck=deck, check=True)
+    return json.loads(result.stdout)
+
+
+def _git(deck: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(deck), *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_cloud_status_json(demo_deck: Path) -> None:
+    data = json.loads(opsdeck("cloud", "status", "--json", check=True).stdout)
+    assert data["running"] is True
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", data["endpoint"])
+
+
+def test_demo_brings_up_four_environments_on_one_pinned_image(demo_deck: Path) -> None:
+    status = _status(demo_deck)
+    assert status["deck"] == "web-platform" and status["cloud"] == "reachable"
+    envs = {e["name"]: e for e in status["environments"]}
+    assert list(envs) == ["sandbox", "dev", "staging", "prod"]
+    pins = {
+        name: json.loads((demo_deck / "envs" / name / "image.auto.tfvars.json").read_text())["image_id"]
+        for name in envs
+    }
+    assert len(set(pins.values())) == 1
+    for name, env in envs.items():
+        assert env["image"]["id"] == pins[name] and env["image"]["version"] == "1.0.0"
+        counts = env["instances"]
+        assert counts["desired"] > 0
+        assert counts["running"] == counts["desired"] == counts["on_pinned_image"], (name, counts)
+        assert set(env["instance_images"].values()) == {pins[name]}
+        assert env["drift"] in ("clean", "drifted", "unknown")
+    assert envs["prod"]["instances"]["desired"] > envs["dev"]["instances"]["desired"]
+    assert envs["sandbox"]["sandbox"] and envs["prod"]["protected"]
+    # The deck is a git repository whose history says how it came to be.
+    log = _git(demo_deck, "log", "--format=%s")
+    assert "pin web 1.0.0" in log and "opsdeck demo deck" in log
+    assert _git(demo_deck, "status", "--porcelain") == ""
+
+
+def test_plan_of_an_applied_environment_has_no_changes(demo_deck: Path) -> None:
+    result = opsdeck("plan", "dev", "--json", "--fresh", deck=demo_deck)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data == {"environment": "dev", "add": 0, "change": 0, "destroy": 0, "resources": []}
+
+
+def test_changing_a_pin_by_hand_plans_a_new_template_and_group(demo_deck: Path) -> None:
+    pin = demo_deck / "envs" / "dev" / "image.auto.tfvars.json"
+    original = pin.read_text()
+    images = json.loads(opsdeck("images", "--json", deck=demo_deck, check=True).stdout)
+    other = next(i["id"] for i in images if i["id"] != json.loads(original)["image_id"])
+    pin.write_text(json.dumps({"image_id": other}))
+    try:
+        result = opsdeck("plan", "dev", "--json", deck=demo_deck)
+        assert result.returncode == 2, result.stderr
+        data = json.loads(result.stdout)
+        assert (data["add"], data["change"], data["destroy"]) == (2, 1, 2)
+        by_address = {r["address"]: r for r in data["resources"]}
+        lt = by_address["module.web.aws_launch_template.web"]
+        asg = by_address["module.web.aws_autoscaling_group.web"]
+        assert sorted(lt["actions"]) == ["create", "delete"] and "image_id" in lt["attributes"]
+        assert sorted(asg["actions"]) == ["create", "delete"]
+        assert {"launch_template", "name"} <= set(asg["attributes"])
+        text = opsdeck("plan", "dev", deck=demo_deck)
+        assert text.returncode == 2 and "2 to add, 1 to change, 2 to destroy" in text.stdout
+    finally:
+        pin.write_text(original)
+    again = opsdeck("plan", "dev", "--json", deck=demo_deck)
+    assert again.returncode == 0, again.stderr
+
+
+def test_images_lists_the_baked_layers(demo_deck: Path) -> None:
+    images = json.loads(opsdeck("images", "--json", deck=demo_deck, check=True).stdout)
+    head = _git(demo_deck, "rev-list", "--max-parents=0", "HEAD").strip()
+    app = [i for i in images if i["layer"] == "app"]
+    base = [i for i in images if i["layer"] == "base"]
+    assert base and app
+    first = app[0]
+    assert {"id", "name", "version", "git_sha", "created", "environments"} <= set(first)
+    assert first["version"] == "1.0.0" and first["git_sha"] == head[:12]
+    assert first["environments"] == ["sandbox", "dev", "staging", "prod"]
+    assert first["base"] == base[0]["id"] and first["base_outdated"] is False
+
+
+def test_demo_again_reuses_the_ready_deck(demo_deck: Path) -> None:
+    before = _git(demo_deck, "rev-parse", "HEAD")
+    result = opsdeck("demo", str(demo_deck), "--no-open", check=True, timeout=120)
+    assert "ready; reusing it" in result.stderr
+    assert _git(demo_deck, "rev-parse", "HEAD") == before
+
+
+def test_text_status_is_a_table(demo_deck: Path) -> None:
+    out = opsdeck("status", deck=demo_deck, check=True).stdout
+    assert out.splitlines()[0].startswith("web-platform")
+    assert re.search(r"^prod\s+protected\s+1\.0\.0 ami-\w+\s+3/3/3", out, re.MULTILINE), out
+
+
+def test_a_deck_whose_local_cloud_is_gone_says_how_to_recreate_it(demo_deck: Path, tmp_path: Path) -> None:
+    # Another home has no local cloud running: exactly the state after the cloud was stopped.
+    deck = tmp_path / "deck"
+    shutil.copytree(demo_deck, deck, ignore=shutil.ignore_patterns(".terraform"))
+    env = {**os.environ, "OPSDECK_HOME": str(tmp_path / "home")}
+    for args in (["plan", "dev"], ["images"]):
+        result = opsdeck(*args, deck=deck, env=env)
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines() == [
+            "opsdeck: the local cloud is not running, and everything it held is gone (it keeps state in memory); "
+            "run `opsdeck demo --reset` to recreate the demo deck, or `opsdeck cloud start` for an empty cloud"
+        ]
+    status = opsdeck("status", "--json", deck=deck, env=env)
+    assert status.returncode == 0
+    data = json.loads(status.stdout)
+    assert data["cloud"] == "unreachable"
+    assert all("local cloud is not running" in e["error"] for e in data["environments"])
+
+
+def test_cloud_start_stop_in_a_separate_home(tmp_path: Path) -> None:
+    env = {**os.environ, "OPSDECK_HOME": str(tmp_path / "home")}
+    started = json.loads(opsdeck("cloud", "start", "--json", env=env, check=True).stdout)
+    try:
+        assert started["running"] and started["endpoint"].startswith("http://127.0.0.1:")
+        again = json.loads(opsdeck("cloud", "start", "--json", env=env, check=True).stdout)
+        assert again["pid"] == started["pid"]  # idempotent
+        status = json.loads(opsdeck("cloud", "status", "--json", env=env, check=True).stdout)
+        assert status == {
+            "running": True,
+            "endpoint": started["endpoint"],
+            "pid": started["pid"],
+            "started_at": status["started_at"],
+        }
+    finally:
+        stopped = json.loads(opsdeck("cloud", "stop", "--json", env=env, check=True).stdout)
+    assert stopped == {"running": False, "stopped": True}
+    assert json.loads(opsdeck("cloud", "status", "--json", env=env, check=True).stdout)["running"] is False

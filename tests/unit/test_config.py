@@ -1,0 +1,173 @@
+"""opsdeck.toml: the sample parses, and every kind of mistake is one line naming file, key and expectation."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from opsdeck.core.config import load_config
+from opsdeck.errors import ConfigError
+from tests.helpers import ROOT, opsdeck
+
+
+def test_sample_deck_parses() -> None:
+    config = load_config(ROOT / "sample_envs")
+    assert config.name == "web-platform"
+    assert config.env_names == ["sandbox", "dev", "staging", "prod"]
+    assert config.env("sandbox").sandbox and not config.env("sandbox").protected
+    assert config.env("staging").promote_from == "dev"
+    prod = config.env("prod")
+    assert prod.promote_from == "staging" and prod.protected and prod.confirmation == "typed"
+    assert config.aws.local and config.aws.region == "us-east-1"
+    assert config.env("dev").path == "envs/dev"
+    assert config.next_env("dev") is not None and config.next_env("dev").name == "staging"  # type: ignore[union-attr]
+
+
+def _edit(deck: Path, old: str, new: str) -> None:
+    path = deck / "opsdeck.toml"
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
+
+
+CASES = [
+    # (what, old text, new text, expected message pattern)
+    ("syntax", 'name = "web-platform"', 'name = "web-platform', r"opsdeck\.toml: invalid TOML: .*line 2"),
+    (
+        "unknown key",
+        "[environments.dev]\n",
+        "[environments.dev]\nprotect = true\n",
+        r"opsdeck\.toml: environments\.dev\.protect: unknown key \(expected one of: .*protected",
+    ),
+    (
+        "unknown top-level key",
+        "refresh_minutes = 5",
+        "refresh_minute = 5",
+        r"opsdeck\.toml: refresh_minute: unknown key",
+    ),
+    (
+        "wrong type bool",
+        "local = true",
+        'local = "yes"',
+        r"opsdeck\.toml: aws\.local: expected true or false, got 'yes' \(a string\)",
+    ),
+    (
+        "wrong type str",
+        'region = "us-east-1"',
+        "region = 1",
+        r"opsdeck\.toml: aws\.region: expected a string, got 1 \(an integer\)",
+    ),
+    (
+        "wrong type int-as-bool",
+        "break_glass_minutes = 30",
+        "break_glass_minutes = true",
+        r"opsdeck\.toml: safety\.break_glass_minutes: expected an integer, got True \(a boolean\)",
+    ),
+    (
+        "bad approval",
+        'approval = "typed"',
+        'approval = "sure"',
+        r'opsdeck\.toml: environments\.prod\.approval: expected one of "none", "confirm", "typed", got \'sure\'',
+    ),
+    (
+        "unknown promote_from",
+        'promote_from = "dev"',
+        'promote_from = "qa"',
+        r"opsdeck\.toml: environments\.staging\.promote_from: expected the name of another environment "
+        r"\(sandbox, dev, prod\), got 'qa'",
+    ),
+    (
+        "cycle",
+        "[environments.dev]\n",
+        '[environments.dev]\npromote_from = "prod"\n',
+        r"opsdeck\.toml: environments\.\w+\.promote_from: promote chain has a cycle: .*dev.*prod",
+    ),
+    (
+        "self promote",
+        "[environments.dev]\n",
+        '[environments.dev]\npromote_from = "dev"\n',
+        r"environments\.dev\.promote_from: an environment cannot promote from itself",
+    ),
+    (
+        "missing env directory",
+        "[environments.prod]",
+        "[environments.qa]\n\n[environments.prod]",
+        r"opsdeck\.toml: environments\.qa\.path: expected a directory with the root module, envs/qa does not exist",
+    ),
+    (
+        "missing section",
+        '[image]\napp = "web"',
+        '[imaging]\napp = "web"',
+        r"opsdeck\.toml: (imaging: unknown key|image: missing)",
+    ),
+    (
+        "missing required key",
+        'state_bucket = "opsdeck-demo-tfstate"\n',
+        "",
+        r"opsdeck\.toml: aws\.state_bucket: missing \(expected a string\)",
+    ),
+    (
+        "bad account id",
+        'protected_accounts = ["210987654321"]',
+        'protected_accounts = ["12"]',
+        r"opsdeck\.toml: aws\.protected_accounts: expected 12-digit account ids, got '12'",
+    ),
+    (
+        "missing recipe",
+        'recipe = "packer/web.json"',
+        'recipe = "packer/nope.json"',
+        r"opsdeck\.toml: image\.recipe: expected a Packer template, packer/nope\.json does not exist",
+    ),
+    (
+        "bad env name",
+        "[environments.dev]",
+        "[environments.Dev]",
+        r"environments\.Dev: environment names are lower-case",
+    ),
+    (
+        "sandbox and protected",
+        "protected = true",
+        "protected = true\nsandbox = true",
+        r"environments\.prod: an environment cannot be both sandbox and protected",
+    ),
+]
+
+
+@pytest.mark.parametrize(("what", "old", "new", "pattern"), CASES, ids=[c[0] for c in CASES])
+def test_config_mistakes(sample_copy: Path, what: str, old: str, new: str, pattern: str) -> None:
+    _edit(sample_copy, old, new)
+    before = (sample_copy / "opsdeck.toml").read_text()
+    with pytest.raises(ConfigError) as err:
+        load_config(sample_copy)
+    message = str(err.value)
+    assert "\n" not in message
+    assert re.search(pattern, message), message
+    assert (sample_copy / "opsdeck.toml").read_text() == before  # nothing rewritten
+
+
+@pytest.mark.parametrize("case", [CASES[0], CASES[3], CASES[7], CASES[8], CASES[10]], ids=lambda c: c[0])
+def test_config_mistakes_through_the_cli(sample_copy: Path, case: tuple[str, str, str, str]) -> None:
+    _, old, new, pattern = case
+    _edit(sample_copy, old, new)
+    result = opsdeck("status", deck=sample_copy)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert lines[0].startswith("opsdeck: ")
+    assert re.search(pattern, lines[0]), lines[0]
+    assert result.stdout == ""
+
+
+def test_no_deck_here(tmp_path: Path) -> None:
+    result = opsdeck("status", deck=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"opsdeck: no opsdeck.toml in {tmp_path} (pass --deck DIR or set OPSDECK_DECK)"
+
+
+def test_deck_directory_missing(tmp_path: Path) -> None:
+    result = opsdeck("status", deck=tmp_path / "nope")
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"opsdeck: deck directory {tmp_path / 'nope'} does not exist"
