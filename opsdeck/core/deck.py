@@ -117,6 +117,12 @@ class Deck:
         self._terraform.pop(env, None)
         self._aws.pop(env, None)
 
+    def drop_credentials(self, env: str) -> None:
+        """Back to the deck's normal credentials (break-glass ended)."""
+        self._credentials.pop(env, None)
+        self._terraform.pop(env, None)
+        self._aws.pop(env, None)
+
     def tool_env(self, env: str | None = None) -> dict[str, str]:
         """The process environment of a tool opsdeck starts (Terraform, Packer)."""
         out = dict(os.environ)

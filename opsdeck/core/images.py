@@ -93,7 +93,21 @@ def _builder(deck: Deck) -> str:
 
 
 async def bake(deck: Deck, rep: Reporter, *, version: str | None = None, base: bool = False) -> BakeResult:
-    """Run the deck's Packer recipe (or its base recipe) and return the new image."""
+    """Run the deck's Packer recipe (or its base recipe) and return the new image; audited."""
+    from opsdeck.core import audit
+
+    run = audit.AuditedRun(deck, "bake", None, {"layer": "base" if base else "app", "version": version or ""}).open()
+    try:
+        result = await _bake(deck, rep, version=version, base=base)
+    except BaseException as exc:
+        result_kind = "failed" if isinstance(exc, OpsdeckError) else "interrupted"
+        run.close(result_kind, error=str(exc), phases=rep.phase_list())
+        raise
+    run.close("ok", phases=rep.phase_list(), to=result.id, version=result.version, git_sha=result.git_sha)
+    return result
+
+
+async def _bake(deck: Deck, rep: Reporter, *, version: str | None, base: bool) -> BakeResult:
     started = time.monotonic()
     recipe = deck.config.image.base_recipe if base else deck.config.image.recipe
     layer = "base" if base else "app"

@@ -1,0 +1,202 @@
+"""The deck's audit log: one JSON record per line, each carrying the hash of the one before.
+
+Every mutating operation writes a "started" record before it changes anything and a closing record
+(ok, failed, refused) when it ends, so an operation killed midway stays visible. ``verify`` recomputes
+the chain and names the first record that was edited, removed or moved. Promote and rollback commits
+carry their audit record's hash as a git trailer, which also catches records cut off the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import getpass
+import hashlib
+import json
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opsdeck.core.deck import Deck
+from opsdeck.errors import OpsdeckError
+
+AUDIT_FILE = "audit.jsonl"
+GENESIS = "0" * 64
+
+
+def audit_path(deck: Deck) -> Path:
+    return deck.local_dir / AUDIT_FILE
+
+
+def _digest(record: dict[str, Any]) -> str:
+    body = {k: v for k, v in record.items() if k != "hash"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path.with_suffix(".lock"), "a", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def read(deck: Deck) -> list[dict[str, Any]]:
+    """Every record, oldest first (unparseable lines raise: the log is evidence, not best-effort)."""
+    path = audit_path(deck)
+    if not path.is_file():
+        return []
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            raise OpsdeckError(f"{path}: line {number} is not a JSON record (the log was damaged)") from None
+    return records
+
+
+_identity_cache: dict[str, dict[str, str]] = {}
+
+
+def who(deck: Deck, env: str | None = None) -> dict[str, str]:
+    """The git identity, the AWS caller and the OS user behind an operation."""
+    key = f"{deck.root}:{env}"
+    if key not in _identity_cache:
+        ident = {"user": f"{getpass.getuser()}@{socket.gethostname()}"}
+        try:
+            ident["git"] = deck.git.identity()
+        except OpsdeckError:
+            ident["git"] = ""
+        try:
+            ident["aws"] = deck.aws(env).caller_identity()["arn"]
+        except OpsdeckError:
+            ident["aws"] = ""
+        _identity_cache[key] = ident
+    return dict(_identity_cache[key])
+
+
+def append(deck: Deck, **fields: Any) -> dict[str, Any]:
+    """Append one record (secrets opsdeck holds are redacted) and return it with its hash."""
+    path = audit_path(deck)
+    with _locked(path):
+        records = read(deck)
+        last = records[-1] if records else None
+        record: dict[str, Any] = {
+            "seq": (last["seq"] + 1) if last else 1,
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "ts": time.time(),
+            **fields,
+            "prev": last["hash"] if last else GENESIS,
+        }
+        record = json.loads(deck.redact(json.dumps(record)))
+        record["hash"] = _digest(record)
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, sort_keys=True) + "\n")
+            handle.flush()
+    return record
+
+
+@dataclass
+class AuditedRun:
+    """An operation's pair of records: 'started' now, the closing one from ``close``."""
+
+    deck: Deck
+    action: str
+    environment: str | None
+    fields: dict[str, Any] = field(default_factory=dict)
+    started: dict[str, Any] = field(default_factory=dict)
+    t0: float = field(default_factory=time.monotonic)
+
+    def open(self) -> AuditedRun:
+        self.started = append(
+            self.deck,
+            action=self.action,
+            environment=self.environment,
+            result="started",
+            who=who(self.deck, self.environment),
+            **self.fields,
+        )
+        return self
+
+    @property
+    def hash(self) -> str:
+        return str(self.started.get("hash", ""))
+
+    def close(self, result: str, *, error: str = "", phases: list[dict[str, Any]] | None = None, **more: Any) -> None:
+        append(
+            self.deck,
+            action=self.action,
+            environment=self.environment,
+            result=result,
+            started=self.started.get("seq"),
+            error=error,
+            seconds=round(time.monotonic() - self.t0, 3),
+            phases=phases or [],
+            who=who(self.deck, self.environment),
+            **{**self.fields, **more},
+        )
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    records: int
+    problem: str = ""
+
+
+def verify(deck: Deck) -> Verification:
+    """Recompute the chain; name the first record that was edited, removed or moved."""
+    try:
+        records = read(deck)
+    except OpsdeckError as exc:
+        return Verification(False, 0, str(exc))
+    prev = GENESIS
+    for index, record in enumerate(records):
+        seq = record.get("seq")
+        expected_seq = index + 1
+        if record.get("hash") != _digest(record):
+            return Verification(
+                False, len(records), f"record {seq} (line {index + 1}) was edited: its hash does not match"
+            )
+        if record.get("prev") != prev:
+            if isinstance(seq, int) and seq > expected_seq:
+                return Verification(
+                    False, len(records), f"record(s) before record {seq} (line {index + 1}) were removed"
+                )
+            if isinstance(seq, int) and seq < expected_seq:
+                return Verification(False, len(records), f"record {seq} (line {index + 1}) is out of order")
+            return Verification(False, len(records), f"record {seq} (line {index + 1}) does not follow the one before")
+        if seq != expected_seq:
+            return Verification(False, len(records), f"record {seq} (line {index + 1}) is out of order")
+        prev = record["hash"]
+    missing = _anchors_missing(deck, {r["hash"] for r in records})
+    if missing:
+        return Verification(
+            False, len(records), f"git commit {missing[0][:12]} names audit record {missing[1][:12]}, which is gone"
+        )
+    return Verification(True, len(records))
+
+
+TRAILER = "Opsdeck-Audit"
+
+
+def _anchors_missing(deck: Deck, hashes: set[str]) -> tuple[str, str] | None:
+    """A commit whose audit trailer names a record the log no longer has (records cut off the end)."""
+    import git
+
+    try:
+        log = deck.git.repo.git.log(f"--format=%H %(trailers:key={TRAILER},valueonly,separator=%x20)")
+    except (OpsdeckError, git.GitCommandError):
+        return None  # no history to cross-check is not a broken log
+    for line in log.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[1] not in hashes:
+            return parts[0], parts[1]
+    return None
