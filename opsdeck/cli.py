@@ -16,7 +16,7 @@ from typing import NoReturn
 from opsdeck import __version__
 from opsdeck.errors import OpsdeckError
 
-COMMAND_MODULES = ("cloud", "demo", "inspect", "lifecycle", "admin", "config")
+COMMAND_MODULES = ("cloud", "demo", "inspect", "lifecycle", "drift", "admin", "config")
 
 
 class Parser(argparse.ArgumentParser):

@@ -129,11 +129,14 @@ class Terraform:
         )
 
     def plan_argv(self, out: Path, *, refresh_only: bool = False, destroy: bool = False) -> list[str]:
+        # Plans write no state, so they take no state lock (like HCP Terraform's speculative plans):
+        # a refresh never blocks, or is blocked by, an apply. Applying a saved plan does lock, and
+        # Terraform refuses it if the state moved on since the plan was made.
         return self.argv(
             "plan",
             input=False,
             json=IsFlagged,
-            lock_timeout="0s",
+            lock=False,
             refresh_only=IsFlagged if refresh_only else IsNotFlagged,
             destroy=IsFlagged if destroy else IsNotFlagged,
             out=str(out),

@@ -28,8 +28,8 @@ class Printer:
         self.quiet = quiet
 
     def __call__(self, event: Event) -> None:
-        if self.quiet:
-            return
+        if self.quiet and not (isinstance(event, LogLine) and event.level in ("warning", "error", "notice")):
+            return  # --json: stdout is for the result; only what needs a person's eye goes to stderr
         label = " ".join(p for p in (event.op, event.env if event.env and event.env not in event.op else "") if p)
         if isinstance(event, PhaseStarted) and self.verbose:
             self._line(f"  … {label}: {event.phase}")

@@ -71,11 +71,14 @@ def cli_confirm(args: argparse.Namespace) -> Any:
 
     async def ask(preview: Preview) -> bool:
         out = sys.stderr
-        print(
-            f"{preview.action} {preview.environment}: {preview.from_image.version} ({preview.from_image.id}) -> "
-            f"{preview.to_image.version} ({preview.to_image.id})",
-            file=out,
-        )
+        if preview.from_image.id == preview.to_image.id:
+            print(f"{preview.action} {preview.environment} (image {preview.to_image.id})", file=out)
+        else:
+            print(
+                f"{preview.action} {preview.environment}: {preview.from_image.version} ({preview.from_image.id}) -> "
+                f"{preview.to_image.version} ({preview.to_image.id})",
+                file=out,
+            )
         print(plan_text(preview.plan), file=out)
         if args.yes or preview.approval == "none":
             return True

@@ -45,3 +45,8 @@ def load(deck: Deck, env: str) -> DriftReport | None:
         return DriftReport(**json.loads(_path(deck, env).read_text("utf-8")))
     except (OSError, ValueError, TypeError):
         return None
+
+
+def forget(deck: Deck, env: str) -> None:
+    """Drop the stored report (it no longer describes the cloud)."""
+    _path(deck, env).unlink(missing_ok=True)

@@ -49,13 +49,13 @@ def test_init_argv(tmp_path: Path) -> None:
 def test_plan_argvs(tmp_path: Path) -> None:
     tf = _tf(tmp_path)
     out = tmp_path / "x.tfplan"
-    assert tf.plan_argv(out) == ["terraform", "plan", "-input=false", "-json", "-lock-timeout=0s", f"-out={out}"]
+    assert tf.plan_argv(out) == ["terraform", "plan", "-input=false", "-json", "-lock=false", f"-out={out}"]
     assert tf.plan_argv(out, refresh_only=True) == [
         "terraform",
         "plan",
         "-input=false",
         "-json",
-        "-lock-timeout=0s",
+        "-lock=false",
         "-refresh-only",
         f"-out={out}",
     ]
@@ -64,7 +64,7 @@ def test_plan_argvs(tmp_path: Path) -> None:
         "plan",
         "-input=false",
         "-json",
-        "-lock-timeout=0s",
+        "-lock=false",
         "-destroy",
         f"-out={out}",
     ]

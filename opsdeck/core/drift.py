@@ -1,0 +1,112 @@
+"""Drift: what differs between code and cloud, in three kinds, per environment.
+
+- managed: resources Terraform manages that changed outside it (`plan -refresh-only`, per attribute);
+- unmanaged: resources that belong to the environment (its env tag or its VPC) but not to its state;
+- image: running instances of the environment whose AMI is not the pinned image.
+Accepted drift is listed in the deck's `.driftignore`. Environments are checked concurrently, and
+each report is stored so `status` shows it with its age.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+
+from opsdeck.adapters.inventory import CloudResource, Inventory
+from opsdeck.core import drift_store, planning
+from opsdeck.core.deck import Deck
+from opsdeck.core.drift_store import DriftReport
+from opsdeck.core.driftignore import DriftIgnore, load_ignore
+from opsdeck.core.events import Reporter
+from opsdeck.core.model import ResourceChange
+from opsdeck.core.ownership import Ownership, ownerships, unmanaged
+from opsdeck.core.plans import parse_drift
+from opsdeck.core.status import concurrency
+
+
+def filter_managed(changes: list[ResourceChange], ignore: DriftIgnore) -> tuple[list[ResourceChange], int]:
+    """Drop ignored resources and attributes; a change left with no attribute is no drift."""
+    kept, ignored = [], 0
+    for change in changes:
+        if ignore.resource(change.address):
+            ignored += 1
+            continue
+        attrs = tuple(a for a in change.attributes if not ignore.attribute(change.address, change.type, a))
+        ignored += len(change.attributes) - len(attrs)
+        if change.action == "update" and not attrs:
+            continue
+        kept.append(replace(change, attributes=attrs, changes=tuple(c for c in change.changes if c.name in attrs)))
+    return kept, ignored
+
+
+async def managed_drift(deck: Deck, env: str, rep: Reporter) -> list[ResourceChange]:
+    """`terraform plan -refresh-only`, read back with `show -json`."""
+    await planning.ensure_init(deck, env, rep)
+    tf = deck.terraform(env)
+    planfile = planning.plan_dir(deck) / f"{env}.refresh.tfplan"
+    with rep.phase("refresh"):
+        await tf.plan(planfile, refresh_only=True, on_event=lambda e: _progress(rep, e))
+        shown = await tf.show_json(planfile)
+    planfile.unlink(missing_ok=True)
+    return parse_drift(shown)
+
+
+def _progress(rep: Reporter, event: dict[str, object]) -> None:
+    if event.get("type") in ("refresh_complete", "resource_drift"):
+        rep.progress(str(event.get("@message", "")))
+
+
+def image_drift(resources: list[CloudResource], pin: str) -> list[dict[str, str]]:
+    return [
+        {"instance": r.id, "image_id": r.image_id or ""}
+        for r in resources
+        if r.type == "ec2:instance" and r.state in ("pending", "running") and r.image_id != pin
+    ]
+
+
+async def check_env(
+    deck: Deck, env: str, owners: dict[str, Ownership], ignore: DriftIgnore, rep: Reporter
+) -> DriftReport:
+    """One environment's drift report (stored)."""
+    started = time.monotonic()
+    managed, ignored = filter_managed(await managed_drift(deck, env, rep), ignore)
+    with rep.phase("inventory"):
+        found = await asyncio.to_thread(Inventory(deck.aws()).find, env, owners[env].vpc_ids)
+        mine = [r for r in found if r.id not in ignore.ids]
+        ignored += len(found) - len(mine)
+        strays = unmanaged(env, mine, owners)
+        pin = await asyncio.to_thread(deck.git.pin, deck.pin_rel(env))
+        from opsdeck.core.ownership import owner
+
+        images = image_drift([r for r in mine if owner(r, owners) == env], pin)
+    drifted = bool(managed or strays or images)
+    report = DriftReport(
+        name=env,
+        status="drifted" if drifted else "clean",
+        managed=[{"address": c.address, "attributes": list(c.attributes), "action": c.action} for c in managed],
+        unmanaged=[r.to_json() for r in strays],
+        image=images,
+        ignored=ignored,
+        checked_at=time.time(),
+        seconds=round(time.monotonic() - started, 3),
+    )
+    drift_store.save(deck, report)
+    return report
+
+
+async def check(deck: Deck, envs: list[str] | None, rep: Reporter) -> list[DriftReport]:
+    """Drift of ``envs`` (default: all), checked concurrently, bounded by the cores."""
+    names = envs or deck.config.env_names
+    for name in names:
+        deck.env(name)
+    ignore = load_ignore(deck.root)  # a broken ignore file fails before any work
+    with rep.phase("state"):
+        owners = await ownerships(deck, rep)
+    gate = asyncio.Semaphore(concurrency())
+
+    async def one(name: str) -> DriftReport:
+        async with gate:
+            return await check_env(deck, name, owners, ignore, rep.child(env=name))
+
+    return list(await asyncio.gather(*(one(n) for n in names)))

@@ -1,0 +1,273 @@
+"""Drift on the demo deck after real out-of-band changes (boto3), reconcile, and sandbox nuke-and-rebuild.
+
+Runs after test_20_lifecycle. It makes strays and look-alikes, and cleans up what it made in dev.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import opsdeck
+
+pytestmark = pytest.mark.integration
+
+
+def _deck(demo_deck: Path) -> Any:
+    from opsdeck.core.deck import Deck
+
+    return Deck.open(demo_deck)
+
+
+def _subnet(ec2: Any, env: str) -> dict[str, Any]:
+    return ec2.describe_subnets(Filters=[{"Name": "tag:env", "Values": [env]}])["Subnets"][0]
+
+
+def _tags(kind: str, **tags: str) -> list[dict[str, Any]]:
+    return [{"ResourceType": kind, "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}]
+
+
+def _run(ec2: Any, image: str, subnet: str | None = None, **tags: str) -> str:
+    extra = {"SubnetId": subnet} if subnet else {}
+    raw = ec2.run_instances(
+        ImageId=image,
+        MinCount=1,
+        MaxCount=1,
+        InstanceType="t3.micro",
+        TagSpecifications=_tags("instance", **tags),
+        **extra,
+    )
+    return raw["Instances"][0]["InstanceId"]
+
+
+def _alive(ec2: Any, instance: str) -> bool:
+    state = ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]["State"]["Name"]
+    return state in ("pending", "running")
+
+
+def _drift(deck: Path, *envs: str) -> tuple[int, dict[str, dict[str, Any]]]:
+    result = opsdeck("drift", *envs, "--json", deck=deck)
+    assert result.returncode in (0, 2), result.stderr
+    return result.returncode, {e["name"]: e for e in json.loads(result.stdout)["environments"]}
+
+
+@pytest.fixture(scope="module")
+def out_of_band(demo_deck: Path) -> Iterator[dict[str, str]]:
+    """The done-when changes: staging's group resized, a tagged stray in dev, prod running another AMI."""
+    deck = _deck(demo_deck)
+    aws = deck.aws()
+    ec2, asg = aws.client("ec2"), aws.client("autoscaling")
+    group = aws.groups("staging")[0]
+    asg.set_desired_capacity(AutoScalingGroupName=group.name, DesiredCapacity=group.desired + 1)
+    dev_stray = _run(ec2, deck.git.pin(deck.pin_rel("dev")), Name="redis-debug", env="dev")
+    other_ami = aws.images(role="base")[0].id
+    prod_odd = _run(ec2, other_ami, _subnet(ec2, "prod")["SubnetId"], Name="miner", env="prod")
+    made = {"group": group.name, "dev_stray": dev_stray, "prod_odd": prod_odd, "other_ami": other_ami}
+    yield made
+    for instance in (dev_stray, prod_odd):
+        ec2.terminate_instances(InstanceIds=[instance])
+
+
+def test_drift_reports_each_change_in_its_environment(demo_deck: Path, out_of_band: dict[str, str]) -> None:
+    code, envs = _drift(demo_deck)
+    assert code == 2
+    assert envs["sandbox"]["status"] == "clean"
+    assert envs["sandbox"]["managed"] == envs["sandbox"]["unmanaged"] == envs["sandbox"]["image"] == []
+    staging = envs["staging"]
+    assert staging["status"] == "drifted" and staging["unmanaged"] == [] and staging["image"] == []
+    assert staging["managed"] == [
+        {"address": "module.web.aws_autoscaling_group.web", "attributes": ["desired_capacity"]}
+    ]
+    dev = envs["dev"]
+    assert dev["status"] == "drifted" and dev["managed"] == []
+    assert {"type": "ec2:instance", "id": out_of_band["dev_stray"]} in dev["unmanaged"]
+    prod = envs["prod"]
+    assert {"instance": out_of_band["prod_odd"], "image_id": out_of_band["other_ami"]} in prod["image"]
+    assert {"type": "ec2:instance", "id": out_of_band["prod_odd"]} in prod["unmanaged"]
+    # The local cloud's known false drift is in sample_envs/.driftignore, not in code.
+    assert all(e["ignored"] > 0 for e in envs.values())
+    # status shows the stored result with its age.
+    status = json.loads(opsdeck("status", "--json", deck=demo_deck, check=True).stdout)
+    by_name = {e["name"]: e for e in status["environments"]}
+    assert by_name["dev"]["drift"] == "drifted" and by_name["sandbox"]["drift"] == "clean"
+    assert by_name["dev"]["drift_at"] is not None
+
+
+def test_driftignore_baselines_accepted_drift(demo_deck: Path, out_of_band: dict[str, str]) -> None:
+    ignore = demo_deck / ".driftignore"
+    original = ignore.read_text()
+    try:
+        ignore.write_text(original + f"id:{out_of_band['dev_stray']}   # the team's debug box\n")
+        _, envs = _drift(demo_deck, "dev")
+        assert all(u["id"] != out_of_band["dev_stray"] for u in envs["dev"]["unmanaged"])
+        assert envs["dev"]["status"] == "clean"
+        ignore.write_text(original + "bogus line\n")
+        bad = opsdeck("drift", "dev", deck=demo_deck)
+        assert bad.returncode == 1
+        assert bad.stderr.strip().splitlines() == [
+            f"opsdeck: .driftignore: line {len(original.splitlines()) + 1}: expected <kind>:<value>, got 'bogus line'"
+        ]
+    finally:
+        ignore.write_text(original)
+
+
+def test_apply_puts_code_back_over_managed_drift(demo_deck: Path, out_of_band: dict[str, str]) -> None:
+    plan = opsdeck("plan", "staging", "--json", deck=demo_deck)
+    assert plan.returncode == 2
+    assert json.loads(plan.stdout)["change"] == 1
+    main_tf = demo_deck / "envs" / "staging" / "main.tf"
+    original = main_tf.read_text()
+    main_tf.write_text(original + "\n# a comment: the saved plan is now stale\n")
+    try:
+        result = opsdeck("apply", "staging", "--yes", "--json", deck=demo_deck)
+        assert result.returncode == 0, result.stderr
+        data = json.loads(result.stdout)
+        assert data["applied"] and data["replanned"] and data["change"] == 1
+        assert "stale" in result.stderr
+    finally:
+        main_tf.write_text(original)
+    code, envs = _drift(demo_deck, "staging")
+    assert code == 0 and envs["staging"]["status"] == "clean"
+    status = {
+        e["name"]: e for e in json.loads(opsdeck("status", "--json", deck=demo_deck, check=True).stdout)["environments"]
+    }
+    counts = status["staging"]["instances"]
+    assert counts["desired"] == counts["running"] == counts["on_pinned_image"] == 2
+
+
+def test_apply_on_protected_needs_break_glass(demo_deck: Path) -> None:
+    result = opsdeck("apply", "prod", "--yes", deck=demo_deck)
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith(
+        "prod is protected: apply needs break-glass (--break-glass --reason TEXT, or ! in the deck)"
+    )
+
+
+@pytest.fixture()
+def strays(demo_deck: Path) -> dict[str, Any]:
+    """Strays in the sandbox, and look-alikes that belong to dev."""
+    deck = _deck(demo_deck)
+    aws = deck.aws()
+    ec2, s3 = aws.client("ec2"), aws.client("s3")
+    image = deck.git.pin(deck.pin_rel("sandbox"))
+    sandbox, dev = _subnet(ec2, "sandbox"), _subnet(ec2, "dev")
+    made: dict[str, Any] = {
+        "sandbox_instance": _run(ec2, image, sandbox["SubnetId"], Name="crypto-miner", env="sandbox"),
+        "sandbox_untagged": _run(ec2, image, sandbox["SubnetId"], Name="forgot-tags"),
+        "sandbox_sg": ec2.create_security_group(GroupName="stray", Description="stray", VpcId=sandbox["VpcId"])[
+            "GroupId"
+        ],
+        "sandbox_volume": ec2.create_volume(
+            Size=8, AvailabilityZone="us-east-1a", TagSpecifications=_tags("volume", env="sandbox")
+        )["VolumeId"],
+        "sandbox_bucket": "sandbox-scratch-data",
+        # look-alikes: dev's, whatever their tags or names say
+        "lookalike_tag_in_dev_vpc": _run(ec2, image, dev["SubnetId"], Name="web-sandbox", env="sandbox"),
+        "lookalike_name": _run(ec2, image, None, Name="web-sandbox-1", env="dev"),
+        "lookalike_sg": ec2.create_security_group(
+            GroupName="web-sandbox-web", Description="sandbox", VpcId=dev["VpcId"]
+        )["GroupId"],
+    }
+    s3.create_bucket(Bucket=made["sandbox_bucket"])
+    s3.put_bucket_tagging(Bucket=made["sandbox_bucket"], Tagging={"TagSet": [{"Key": "env", "Value": "sandbox"}]})
+    s3.put_object(Bucket=made["sandbox_bucket"], Key="dump.sql", Body=b"data")
+    made["dev_vpc"] = dev["VpcId"]
+    return made
+
+
+def test_nuke_rebuild_leaves_no_stray_and_spares_other_environments(demo_deck: Path, strays: dict[str, Any]) -> None:
+    deck = _deck(demo_deck)
+    ec2 = deck.aws().client("ec2")
+    dry = opsdeck("nuke-rebuild", "sandbox", "--json", deck=demo_deck)
+    assert dry.returncode == 0, dry.stderr
+    plan = json.loads(dry.stdout)
+    assert plan["dry_run"] is True
+    listed = {u["id"] for u in plan["unmanaged"]}
+    for key in ("sandbox_instance", "sandbox_untagged", "sandbox_sg", "sandbox_volume", "sandbox_bucket"):
+        assert strays[key] in listed, key
+    for key in ("lookalike_tag_in_dev_vpc", "lookalike_name", "lookalike_sg"):
+        assert strays[key] not in listed, key
+    assert "module.web.aws_vpc.this" in plan["managed"]
+    assert _alive(ec2, strays["sandbox_instance"])  # a dry run deletes nothing
+
+    result = opsdeck("nuke-rebuild", "sandbox", "--yes", "--json", deck=demo_deck, timeout=900)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["environment"] == "sandbox" and data["unmanaged_deleted"] == 5
+    assert data["destroyed"] >= 6 and data["created"] >= 6
+    assert [p["name"] for p in data["phases"]] == [
+        "inventory",
+        "delete unmanaged",
+        "terraform destroy",
+        "verify empty",
+        "terraform apply",
+        "verify instances",
+    ]
+    assert data["seconds"] >= sum(p["seconds"] for p in data["phases"]) * 0.9
+
+    assert not _alive(ec2, strays["sandbox_instance"]) and not _alive(ec2, strays["sandbox_untagged"])
+    buckets = {b["Name"] for b in deck.aws().client("s3").list_buckets()["Buckets"]}
+    assert strays["sandbox_bucket"] not in buckets and deck.config.aws.state_bucket in buckets
+    code, envs = _drift(demo_deck, "sandbox")
+    assert code == 0 and envs["sandbox"]["status"] == "clean"
+    status = {
+        e["name"]: e for e in json.loads(opsdeck("status", "--json", deck=demo_deck, check=True).stdout)["environments"]
+    }
+    sandbox = status["sandbox"]
+    assert (
+        sandbox["instances"]["running"]
+        == sandbox["instances"]["desired"]
+        == sandbox["instances"]["on_pinned_image"]
+        > 0
+    )
+
+    # Everything of dev survived, look-alikes included.
+    assert _alive(ec2, strays["lookalike_tag_in_dev_vpc"]) and _alive(ec2, strays["lookalike_name"])
+    assert ec2.describe_security_groups(GroupIds=[strays["lookalike_sg"]])["SecurityGroups"]
+    assert status["dev"]["instances"]["running"] == status["dev"]["instances"]["desired"]
+    code, envs = _drift(demo_deck, "dev")
+    found = {u["id"] for u in envs["dev"]["unmanaged"]}
+    assert {strays["lookalike_tag_in_dev_vpc"], strays["lookalike_name"], strays["lookalike_sg"]} <= found
+
+    records = json.loads(opsdeck("audit", "--json", deck=demo_deck, check=True).stdout)
+    last = [r for r in records if r["action"] == "nuke-rebuild"][-1]
+    assert last["result"] == "ok" and last["unmanaged_deleted"] == 5
+    ec2.terminate_instances(InstanceIds=[strays["lookalike_tag_in_dev_vpc"], strays["lookalike_name"]])
+    ec2.delete_security_group(GroupId=strays["lookalike_sg"])
+
+
+def test_nuke_refused_outside_sandboxes(demo_deck: Path) -> None:
+    before = subprocess.run(["git", "-C", str(demo_deck), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    for env in ("dev", "prod"):
+        result = opsdeck("nuke-rebuild", env, "--yes", deck=demo_deck)
+        assert result.returncode == 1
+        assert result.stderr.strip() == (
+            "opsdeck: nuke-and-rebuild is only for sandbox environments; "
+            f"{env} is not one (sandbox = true in opsdeck.toml)"
+        )
+    after = subprocess.run(["git", "-C", str(demo_deck), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    assert before == after
+
+
+def test_nuke_refused_in_a_protected_account(demo_deck: Path) -> None:
+    config = demo_deck / "opsdeck.toml"
+    original = config.read_text()
+    config.write_text(
+        original.replace(
+            'protected_accounts = ["210987654321"]', 'protected_accounts = ["210987654321", "123456789012"]'
+        )
+    )
+    try:
+        for extra in ([], ["--yes"]):
+            result = opsdeck("nuke-rebuild", "sandbox", *extra, deck=demo_deck)
+            assert result.returncode == 1
+            assert result.stderr.strip() == (
+                "opsdeck: account 123456789012 is listed in aws.protected_accounts: nuke-and-rebuild is refused there"
+            )
+    finally:
+        config.write_text(original)
