@@ -143,45 +143,23 @@ def secrets_status_cmd(args: argparse.Namespace) -> int:
 
 
 def unlock_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core import audit, locks
+    from opsdeck.core import recovery
+    from opsdeck.core.events import Reporter
 
     deck = open_deck(args)
     deck.env(args.env)
-    record, alive = locks.holder(deck, args.env)
-    if record is None:
+    found = recovery.inspect(deck, args.env)
+    if found is None:
         print(f"{args.env} is not locked")
         return 0
-    if alive:
-        raise RefusedError(f"{args.env} is locked by a running operation: {record.describe()}")
-    print(f"{args.env}: interrupted {record.describe()}", file=sys.stderr)
+    print(f"{args.env}: interrupted {found.record.describe()}", file=sys.stderr)
+    print(f"  {found.advice()}", file=sys.stderr)
     if not args.yes:
         if not sys.stdin.isatty():
             raise RefusedError("unlock needs confirmation: re-run with --yes")
         if input(f"Type {args.env} to release the lock: ").strip() != args.env:
             raise RefusedError("not confirmed; the lock stays")
-    run(_force_unlock_terraform(deck, args.env))
-    cleared = locks.clear_stale(deck, args.env)
-    audit.append(
-        deck,
-        action="unlock",
-        environment=args.env,
-        result="ok",
-        interrupted=cleared.operation if cleared else "",
-        lock_id=cleared.id if cleared else "",
-        who=audit.who(deck, args.env),
-    )
-    print(f"released {args.env}'s lock ({record.operation}, lock id {record.id})")
+    deck.check_cloud()
+    run(recovery.unlock(deck, args.env, Reporter("unlock", args.env)))
+    print(f"released {args.env}'s lock ({found.record.operation}, lock id {found.record.id})")
     return 0
-
-
-async def _force_unlock_terraform(deck: Any, env: str) -> None:
-    """If Terraform's own state lock was left behind too, release it (found through a no-op plan)."""
-    from opsdeck.core import planning
-    from opsdeck.core.events import Reporter
-    from opsdeck.errors import LockedError
-
-    try:
-        await planning.plan(deck, env, Reporter("unlock", env), reuse=False)
-    except LockedError as exc:
-        lock_id = str(exc).rsplit("lock id ", 1)[-1].rstrip(")")
-        await deck.terraform(env).force_unlock(lock_id)

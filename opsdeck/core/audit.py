@@ -157,24 +157,21 @@ def verify(deck: Deck) -> Verification:
         records = read(deck)
     except OpsdeckError as exc:
         return Verification(False, 0, str(exc))
+    seqs = [r.get("seq") for r in records]
     prev = GENESIS
     for index, record in enumerate(records):
-        seq = record.get("seq")
-        expected_seq = index + 1
+        seq, expected, line = record.get("seq"), index + 1, index + 1
         if record.get("hash") != _digest(record):
-            return Verification(
-                False, len(records), f"record {seq} (line {index + 1}) was edited: its hash does not match"
-            )
-        if record.get("prev") != prev:
-            if isinstance(seq, int) and seq > expected_seq:
-                return Verification(
-                    False, len(records), f"record(s) before record {seq} (line {index + 1}) were removed"
-                )
-            if isinstance(seq, int) and seq < expected_seq:
-                return Verification(False, len(records), f"record {seq} (line {index + 1}) is out of order")
-            return Verification(False, len(records), f"record {seq} (line {index + 1}) does not follow the one before")
-        if seq != expected_seq:
-            return Verification(False, len(records), f"record {seq} (line {index + 1}) is out of order")
+            return Verification(False, len(records), f"record {seq} (line {line}) was edited: its hash does not match")
+        if record.get("prev") != prev or seq != expected:
+            if expected in seqs[index + 1 :] or (isinstance(seq, int) and seq < expected):
+                problem = f"record {seq} (line {line}) is out of order: record {expected} should come here"
+            elif isinstance(seq, int) and seq > expected:
+                gone = f"record {expected}" if seq == expected + 1 else f"records {expected} to {seq - 1}"
+                problem = f"{gone} (before line {line}) were removed"
+            else:
+                problem = f"record {seq} (line {line}) does not follow the record before it"
+            return Verification(False, len(records), problem)
         prev = record["hash"]
     missing = _anchors_missing(deck, {r["hash"] for r in records})
     if missing:

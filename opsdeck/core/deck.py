@@ -101,6 +101,15 @@ class Deck:
 
     def check_cloud(self) -> None:
         """The cloud answers and still holds this deck's state bucket (moto forgets all on restart)."""
+        if self.is_local:
+            from opsdeck.adapters import localcloud
+
+            endpoint = localcloud.running_endpoint()
+            if not localcloud.answers(endpoint, timeout=2.0):
+                raise CloudUnavailableError(
+                    f"the local cloud at {endpoint} does not answer (stopped or overloaded); "
+                    "try again, or restart the demo with `opsdeck demo --reset`"
+                )
         aws = self.aws()
         if not aws.bucket_exists(self.config.aws.state_bucket):
             if self.is_local:

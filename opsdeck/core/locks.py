@@ -36,6 +36,7 @@ class LockRecord:
     host: str
     user: str
     since: float
+    detail: dict[str, str] | None = None  # what the operation was changing (pin from/to)
 
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.since))
@@ -72,7 +73,7 @@ def holder(deck: Deck, env: str) -> tuple[LockRecord | None, bool]:
 
 
 @contextlib.contextmanager
-def env_lock(deck: Deck, env: str, operation: str) -> Iterator[LockRecord]:
+def env_lock(deck: Deck, env: str, operation: str, detail: dict[str, str] | None = None) -> Iterator[LockRecord]:
     """Hold ``env``'s lock for ``operation``; LockedError at once when someone else holds it."""
     path = _path(deck, env)
     handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the whole operation
@@ -97,6 +98,7 @@ def env_lock(deck: Deck, env: str, operation: str) -> Iterator[LockRecord]:
             host=socket.gethostname(),
             user=getpass.getuser(),
             since=time.time(),
+            detail=detail,
         )
         handle.seek(0)
         handle.truncate()
@@ -111,6 +113,14 @@ def env_lock(deck: Deck, env: str, operation: str) -> Iterator[LockRecord]:
             handle.flush()
     finally:
         handle.close()
+
+
+def status(deck: Deck, env: str) -> dict[str, object] | None:
+    """The lock as the deck shows it: held by a live operation, or left by an interrupted one."""
+    record, alive = holder(deck, env)
+    if record is None:
+        return None
+    return {**asdict(record), "state": "running" if alive else "interrupted"}
 
 
 def clear_stale(deck: Deck, env: str) -> LockRecord | None:

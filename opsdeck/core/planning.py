@@ -16,8 +16,9 @@ from typing import Any
 
 from opsdeck.core.deck import Deck
 from opsdeck.core.events import Reporter
-from opsdeck.core.model import PlanResult
+from opsdeck.core.model import PlanResult, PlanSummary
 from opsdeck.core.plans import parse_plan
+from opsdeck.errors import OpsdeckError
 
 SKIP_DIRS = {".terraform", ".opsdeck", ".git"}
 
@@ -132,6 +133,7 @@ async def plan(deck: Deck, env: str, rep: Reporter, *, reuse: bool = True) -> Pl
     with rep.phase("plan"):
         key_before = await asyncio.to_thread(inputs_key, deck, env)
         refreshed = 0
+        summary: dict[str, Any] = {}
 
         def on_event(event: dict[str, Any]) -> None:
             nonlocal refreshed
@@ -139,29 +141,39 @@ async def plan(deck: Deck, env: str, rep: Reporter, *, reuse: bool = True) -> Pl
             if kind == "refresh_complete":
                 refreshed += 1
                 rep.progress(f"refreshed {refreshed} resources")
-            elif kind == "planned_change" or kind == "change_summary":
+            elif kind in ("planned_change", "change_summary"):
                 rep.progress(event.get("@message", ""))
+                if kind == "change_summary":
+                    summary.update(event.get("changes") or {})
 
         await tf.plan(tmp, on_event=on_event)
-    with rep.phase("show"):
-        shown = await tf.show_json(tmp)
     tmp.replace(planfile)
-    result = parse_plan(
-        env, shown, key=key_before, planfile=str(planfile), image_id=_pinned(deck, env), created_at=time.time()
-    )
-    _store(deck, result)
-    return result
+    extra: dict[str, Any] = {
+        "key": key_before,
+        "planfile": str(planfile),
+        "image_id": _pinned(deck, env),
+        "created_at": time.time(),
+    }
+    if summary and not any(summary.get(k) for k in ("add", "change", "remove", "import")):
+        # Nothing to do: the streamed summary says all there is, and `show -json` (which loads every
+        # provider schema again, ~2 s with the AWS provider) would only confirm it.
+        return _stored(deck, PlanResult(env, PlanSummary(), (), **extra))
+    with rep.phase("show"):
+        shown = await tf.show_json(planfile)
+    result = parse_plan(env, shown, **extra)
+    return _stored(deck, result)
 
 
 def _pinned(deck: Deck, env: str) -> str | None:
     try:
         return deck.git.pin(deck.pin_rel(env))
-    except Exception:
+    except OpsdeckError:
         return None
 
 
-def _store(deck: Deck, result: PlanResult) -> None:
+def _stored(deck: Deck, result: PlanResult) -> PlanResult:
     path = plan_dir(deck) / f"{result.environment}.json"
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result.to_json()), encoding="utf-8")
     tmp.replace(path)
+    return result

@@ -150,6 +150,10 @@ async def _change_pin(
 ) -> ReleaseResult:
     started = time.monotonic()
     guard(deck, env, glass, action)
+    if await asyncio.to_thread(deck.git.is_detached):
+        raise RefusedError(
+            f"the deck's git HEAD is detached; check out a branch before {action} (the commit would be lost)"
+        )
     rel = deck.pin_rel(env)
     if await asyncio.to_thread(deck.git.is_dirty, rel):
         raise RefusedError(f"{rel} has uncommitted changes; commit or discard them before {action}")
@@ -158,7 +162,7 @@ async def _change_pin(
         raise RefusedError(f"{env} already runs {target.version or ''} {target.id}".replace("  ", " "))
     current = await asyncio.to_thread(deck.aws(env).image, current_id)
     from_ref, to_ref = _ref(current, current_id), _ref(target, target.id)
-    with env_lock(deck, env, action):
+    with env_lock(deck, env, action, {"from": current_id, "to": target.id, "pin": rel}):
         run = audit.AuditedRun(
             deck,
             action,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from opsdeck.adapters.aws import Image
-from opsdeck.core import drift_store, planning
+from opsdeck.core import drift_store, locks, planning
 from opsdeck.core.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.images import is_revoked
@@ -38,6 +38,9 @@ async def env_status(
     drift = drift_store.load(deck, name)
     if drift is not None:
         base = _replace(base, drift=drift.status, drift_at=drift.checked_at)
+    lock = locks.status(deck, name)
+    if lock is not None:
+        base = _replace(base, lock=lock)
     try:
         pin = await asyncio.to_thread(deck.git.pin, deck.pin_rel(name))
     except OpsdeckError as exc:

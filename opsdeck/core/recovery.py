@@ -1,0 +1,97 @@
+"""After an interrupted operation: say what it left, and release its locks once nothing still runs."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from opsdeck.adapters.process import processes_in
+from opsdeck.core import audit, locks, planning
+from opsdeck.core.deck import Deck
+from opsdeck.core.events import Reporter
+from opsdeck.core.locks import LockRecord
+from opsdeck.errors import LockedError, OpsdeckError, RefusedError
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """An interrupted operation and what it left in the working tree."""
+
+    record: LockRecord
+    pin_dirty: bool
+    pin_now: str | None
+
+    def advice(self) -> str:
+        detail = self.record.detail or {}
+        if not self.pin_dirty:
+            return "the pin file is as committed"
+        return (
+            f"{detail.get('pin', 'the pin file')} holds {self.pin_now} uncommitted (the {self.record.operation} "
+            f"was moving {detail.get('from', '?')} -> {detail.get('to', '?')}): run `opsdeck plan` to see what the "
+            "cloud runs, then commit the pin or restore it with `git checkout -- <pin file>`"
+        )
+
+
+def inspect(deck: Deck, env: str) -> Interrupted | None:
+    record, alive = locks.holder(deck, env)
+    if record is None:
+        return None
+    if alive:
+        raise LockedError(f"{env} is locked by a running operation: {record.describe()}")
+    rel = deck.pin_rel(env)
+    try:
+        pin_now: str | None = deck.git.pin(rel)
+        dirty = deck.git.is_dirty(rel)
+    except OpsdeckError:
+        pin_now, dirty = None, False
+    return Interrupted(record, dirty, pin_now)
+
+
+def _close_orphans(deck: Deck, env: str, lock_id: str) -> int:
+    """Close 'started' audit records of ``env`` that never got their end: they were interrupted."""
+    records = audit.read(deck)
+    closed = {r.get("started") for r in records if r.get("started") is not None}
+    orphans = [
+        r for r in records if r.get("environment") == env and r.get("result") == "started" and r["seq"] not in closed
+    ]
+    for rec in orphans:
+        audit.append(
+            deck,
+            action=rec["action"],
+            environment=env,
+            result="interrupted",
+            started=rec["seq"],
+            error=f"the process ended before the operation did (lock {lock_id})",
+            who=audit.who(deck, env),
+        )
+    return len(orphans)
+
+
+async def unlock(deck: Deck, env: str, rep: Reporter) -> Interrupted | None:
+    """Release the lock an interrupted operation left (and Terraform's, if it left one too)."""
+    found = inspect(deck, env)
+    if found is None:
+        return None
+    running = [p for p in processes_in(deck.env_dir(env)) if "terraform" in p[1]]
+    if running:
+        pid, cmd = running[0]
+        raise RefusedError(f"terraform is still running in {env} (pid {pid}: {cmd[:60]}); wait for it to finish")
+    try:
+        await planning.plan(deck, env, rep, reuse=False)
+    except LockedError as exc:
+        lock_id = str(exc).rsplit("lock id ", 1)[-1].rstrip(")")
+        rep.log(f"releasing Terraform's state lock {lock_id} left in {env}", "notice")
+        await deck.terraform(env).force_unlock(lock_id)
+    cleared = await asyncio.to_thread(locks.clear_stale, deck, env)
+    closed = _close_orphans(deck, env, found.record.id)
+    audit.append(
+        deck,
+        action="unlock",
+        environment=env,
+        result="ok",
+        interrupted=found.record.operation,
+        lock_id=found.record.id,
+        closed_records=closed,
+        who=audit.who(deck, env),
+    )
+    return found if cleared else None

@@ -1,0 +1,75 @@
+"""Tool subprocesses: streamed lines, redaction, one graceful SIGINT, and tools that outlive opsdeck."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from opsdeck.adapters.aws import Credentials
+from opsdeck.adapters.process import run_streaming
+from opsdeck.core.deck import Deck
+
+
+def test_lines_are_streamed_and_secrets_redacted(sample_copy: Path, tmp_path: Path) -> None:
+    deck = Deck.open(sample_copy)
+    deck.use_credentials("prod", Credentials("AKIAPLANTED000", "planted-secret-9f8e7d"))
+    out: list[str] = []
+    err: list[str] = []
+    script = 'echo "one"; echo "key=$S" >&2; echo "AKIAPLANTED000 again"; printf "no newline"'
+    finished = asyncio.run(
+        run_streaming(
+            ["sh", "-c", script],
+            cwd=tmp_path,
+            env={"S": "planted-secret-9f8e7d", "PATH": os.environ["PATH"]},
+            on_stdout=out.append,
+            on_stderr=err.append,
+            redact=deck.redact,
+        )
+    )
+    assert finished.returncode == 0
+    assert out == ["one", "******** again", "no newline"]
+    assert err == ["key=********"] and finished.stderr == "key=********"
+
+
+def test_cancelling_sends_one_graceful_interrupt(tmp_path: Path) -> None:
+    marker = tmp_path / "interrupted"
+    script = f'trap "echo once >> {marker}; exit 130" INT; while true; do sleep 0.05; done'
+
+    async def scenario() -> None:
+        task = asyncio.create_task(
+            run_streaming(["sh", "-c", script], cwd=tmp_path, env={"PATH": os.environ["PATH"]}, on_stdout=print)
+        )
+        await asyncio.sleep(0.5)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert marker.read_text() == "once\n"
+
+
+def test_a_tool_finishes_when_opsdeck_is_killed(tmp_path: Path) -> None:
+    """With a pipe, the tool would die of SIGPIPE on its next line; it writes to a file and finishes."""
+    marker = tmp_path / "finished"
+    tool = f"sleep 1; for i in $(seq 2000); do echo line $i; done; echo ok > {marker}"
+    runner = textwrap.dedent(f"""
+        import asyncio, os
+        from pathlib import Path
+        from opsdeck.adapters.process import run_streaming
+        asyncio.run(run_streaming(["sh", "-c", {tool!r}], cwd=Path({str(tmp_path)!r}),
+                                  env={{"PATH": os.environ["PATH"]}}, on_stdout=lambda line: None))
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", runner])
+    time.sleep(0.5)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 20
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert marker.read_text() == "ok\n"
