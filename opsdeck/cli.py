@@ -23,7 +23,9 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line and exit code 1 like every other error."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(1, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        sub = self.prog.removeprefix("opsdeck").strip()
+        where = f"{sub}: " if sub else ""
+        self.exit(1, f"opsdeck: {where}{message} (see `{self.prog} --help`)\n")
 
 
 def build_parser() -> Parser:

@@ -28,8 +28,8 @@ class Printer:
         self.quiet = quiet
 
     def __call__(self, event: Event) -> None:
-        if self.quiet and not (isinstance(event, LogLine) and event.level in ("warning", "error", "notice")):
-            return  # --json: stdout is for the result; only what needs a person's eye goes to stderr
+        if self.quiet and not (isinstance(event, LogLine) and event.level in ("warning", "notice")):
+            return  # stdout is for the result, the error is one line at the end; only notices go to stderr
         label = " ".join(p for p in (event.op, event.env if event.env and event.env not in event.op else "") if p)
         if isinstance(event, PhaseStarted) and self.verbose:
             self._line(f"  … {label}: {event.phase}")
@@ -45,8 +45,10 @@ class Printer:
 
 
 def reporter(args: Any, op: str, env: str | None = None) -> Reporter:
-    quiet = bool(getattr(args, "json", False)) and not getattr(args, "verbose", False)
-    return Reporter(op, env, Printer(verbose=getattr(args, "verbose", False), quiet=quiet))
+    """Phases are shown to a person at a terminal (or with -v); scripts get the result and one error line."""
+    verbose = bool(getattr(args, "verbose", False))
+    quiet = (bool(getattr(args, "json", False)) or not sys.stderr.isatty()) and not verbose
+    return Reporter(op, env, Printer(verbose=verbose, quiet=quiet))
 
 
 def run(coro: Awaitable[T]) -> T:

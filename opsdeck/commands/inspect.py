@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from typing import Any
 
 from opsdeck.commands import open_deck, print_json, reporter, run, table
@@ -24,6 +25,13 @@ def register(sub: Any) -> None:
     plan.add_argument("--fresh", action="store_true", help="plan again even if the saved plan is still fresh")
     plan.add_argument("-v", "--verbose", action="store_true", help="print progress")
     plan.set_defaults(handler=plan_cmd)
+
+    refresh = sub.add_parser("refresh", help="plan and drift-check every environment (what the deck's f and timer do)")
+    refresh.add_argument("--no-drift", action="store_true", help="plans only")
+    refresh.add_argument("--fresh", action="store_true", help="plan again even where the saved plan is still fresh")
+    refresh.add_argument("--json", action="store_true", help="print JSON (the status document)")
+    refresh.add_argument("-v", "--verbose", action="store_true", help="print progress")
+    refresh.set_defaults(handler=refresh_cmd)
 
     images = sub.add_parser("images", help="the deck's images and which environments run them")
     images.add_argument("--json", action="store_true", help="print JSON")
@@ -64,8 +72,7 @@ def status_json(state: DeckState) -> dict[str, Any]:
                 if e.lag
                 else None
             )
-        if e.lock:
-            data["lock"] = e.lock
+        data["lock"] = e.lock  # None, or {"state": "running" | "interrupted", "operation", "id", "since", ...}
         if e.error:
             data["error"] = e.error
         return data
@@ -108,6 +115,20 @@ def status_cmd(args: argparse.Namespace) -> int:
     print(f"{state.deck}   cloud: {state.cloud}")
     print(table(["ENV", "FLAGS", "IMAGE", "ON-PIN/RUN/WANT", "PLAN", "DRIFT", "LAG", "ERROR"], rows))
     return 0
+
+
+def refresh_cmd(args: argparse.Namespace) -> int:
+    from opsdeck.core.refresh import refresh
+
+    deck = open_deck(args)
+    result = run(refresh(deck, reporter(args, "refresh"), with_drift=not args.no_drift, reuse=not args.fresh))
+    if args.json:
+        print_json({**status_json(result.state), "seconds": round(result.seconds, 3), "errors": result.errors})
+    else:
+        for env, error in result.errors.items():
+            print(f"{env}: {error}", file=sys.stderr)
+        print(f"refreshed {len(result.plans)} plans and {len(result.drift)} drift checks in {result.seconds:.1f}s")
+    return 1 if result.errors else 0
 
 
 def plan_text(result: PlanResult) -> str:

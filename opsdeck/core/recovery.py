@@ -76,12 +76,17 @@ async def unlock(deck: Deck, env: str, rep: Reporter) -> Interrupted | None:
     if running:
         pid, cmd = running[0]
         raise RefusedError(f"terraform is still running in {env} (pid {pid}: {cmd[:60]}); wait for it to finish")
+    await planning.ensure_init(deck, env, rep)
+    probe = planning.plan_dir(deck) / f"{env}.unlock.tfplan"
     try:
-        await planning.plan(deck, env, rep, reuse=False)
+        # A refresh-only plan that takes the state lock: the way to find a lock Terraform left behind.
+        await deck.terraform(env).plan(probe, refresh_only=True, lock=True)
     except LockedError as exc:
         lock_id = str(exc).rsplit("lock id ", 1)[-1].rstrip(")")
         rep.log(f"releasing Terraform's state lock {lock_id} left in {env}", "notice")
         await deck.terraform(env).force_unlock(lock_id)
+    finally:
+        probe.unlink(missing_ok=True)
     cleared = await asyncio.to_thread(locks.clear_stale, deck, env)
     closed = _close_orphans(deck, env, found.record.id)
     audit.append(

@@ -155,14 +155,19 @@ async def _change_pin(
             f"the deck's git HEAD is detached; check out a branch before {action} (the commit would be lost)"
         )
     rel = deck.pin_rel(env)
-    if await asyncio.to_thread(deck.git.is_dirty, rel):
-        raise RefusedError(f"{rel} has uncommitted changes; commit or discard them before {action}")
-    current_id = await asyncio.to_thread(deck.git.pin, rel)
-    if current_id == target.id:
-        raise RefusedError(f"{env} already runs {target.version or ''} {target.id}".replace("  ", " "))
-    current = await asyncio.to_thread(deck.aws(env).image, current_id)
-    from_ref, to_ref = _ref(current, current_id), _ref(target, target.id)
-    with env_lock(deck, env, action, {"from": current_id, "to": target.id, "pin": rel}):
+    # The lock comes first: while another operation runs here, its half-written pin is its business.
+    try:
+        was = await asyncio.to_thread(deck.git.pin, rel)  # for the lock's record only
+    except OpsdeckError:
+        was = "?"
+    with env_lock(deck, env, action, {"from": was, "to": target.id, "pin": rel}):
+        if await asyncio.to_thread(deck.git.is_dirty, rel):
+            raise RefusedError(f"{rel} has uncommitted changes; commit or discard them before {action}")
+        current_id = await asyncio.to_thread(deck.git.pin, rel)
+        if current_id == target.id:
+            raise RefusedError(f"{env} already runs {target.version or ''} {target.id}".replace("  ", " "))
+        current = await asyncio.to_thread(deck.aws(env).image, current_id)
+        from_ref, to_ref = _ref(current, current_id), _ref(target, target.id)
         run = audit.AuditedRun(
             deck,
             action,

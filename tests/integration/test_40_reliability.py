@@ -1,0 +1,303 @@
+"""Faults on the demo deck: two operators at once, opsdeck killed mid-apply, the cloud going away,
+a planted secret, and break-glass that expires. Runs after test_30_drift.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import ROOT, opsdeck
+
+pytestmark = pytest.mark.integration
+
+SECRET = {"access_key_id": "AKIAPLANTEDSECRET01", "secret_access_key": "planted-s3cret-do-not-leak-5d1e"}
+
+
+def _status(deck: Path) -> dict[str, Any]:
+    data = json.loads(opsdeck("status", "--json", deck=deck, check=True).stdout)
+    return {e["name"]: e for e in data["environments"]}
+
+
+def _images(deck: Path) -> dict[str, str]:
+    """version -> id of the app images."""
+    data = json.loads(opsdeck("images", "--json", deck=deck, check=True).stdout)
+    return {i["version"]: i["id"] for i in data if i["layer"] == "app" and not i["revoked"]}
+
+
+@pytest.fixture(scope="module")
+def spare(demo_deck: Path) -> list[str]:
+    """Two app images that neither dev nor the sandbox runs now (baked if the deck lacks them)."""
+    pins = {_pin(demo_deck, env) for env in ("dev", "sandbox")}
+    found = [image for image in _images(demo_deck).values() if image not in pins]
+    while len(found) < 2:
+        found.append(json.loads(opsdeck("bake", "--json", deck=demo_deck, check=True).stdout)["id"])
+    return found[:2]
+
+
+def _pin(deck: Path, env: str) -> str:
+    return json.loads((deck / "envs" / env / "image.auto.tfvars.json").read_text())["image_id"]
+
+
+def _spawn(deck: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "opsdeck", "--deck", str(deck), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(predicate: Any, timeout: float = 120.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _lock_held(deck: Path, env: str) -> bool:
+    path = deck / ".opsdeck" / "locks" / f"{env}.lock"
+    return path.is_file() and path.read_text().strip() != ""
+
+
+def _git(deck: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(deck), *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_same_environment_one_proceeds_other_fails_at_once(demo_deck: Path, spare: list[str]) -> None:
+    first = _spawn(demo_deck, "promote", spare[0], "dev", "--yes", "--reason", "concurrency A")
+    try:
+        _wait_for(lambda: _lock_held(demo_deck, "dev"), what="the first promote to take dev's lock")
+        second = opsdeck("promote", spare[1], "dev", "--yes", "--reason", "concurrency B", deck=demo_deck)
+        assert first.poll() is None  # the second failed while the first still ran: it did not wait
+        assert second.returncode == 1
+        line = second.stderr.strip().splitlines()[-1]
+        assert line.startswith("opsdeck: dev is locked: promote by ") and " since " in line and "lock id " in line
+    finally:
+        _out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert _status(demo_deck)["dev"]["image"]["id"] == spare[0]
+
+
+def test_different_environments_proceed_in_parallel(demo_deck: Path, spare: list[str]) -> None:
+    dev = _spawn(demo_deck, "promote", spare[1], "dev", "--yes", "--reason", "parallel")
+    sandbox = _spawn(demo_deck, "promote", spare[0], "sandbox", "--yes", "--reason", "parallel")
+    both = threading.Event()
+
+    def watch() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and dev.poll() is None and sandbox.poll() is None:
+            if _lock_held(demo_deck, "dev") and _lock_held(demo_deck, "sandbox"):
+                both.set()
+                return
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    results = [p.communicate(timeout=300) for p in (dev, sandbox)]
+    watcher.join()
+    assert dev.returncode == 0 and sandbox.returncode == 0, results
+    assert both.is_set(), "both locks were never held at the same time"
+    status = _status(demo_deck)
+    assert status["dev"]["image"]["id"] == spare[1] and status["sandbox"]["image"]["id"] == spare[0]
+
+
+def test_killed_mid_apply_shows_interrupted_and_loses_nothing(demo_deck: Path, spare: list[str]) -> None:
+    head = _git(demo_deck, "rev-parse", "HEAD")
+    target = spare[0]  # dev's previous pin
+    proc = _spawn(demo_deck, "rollback", "dev", "--yes", "--reason", "killed", "-v")
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "rollback dev: apply" in line:
+            break
+    time.sleep(1.5)  # inside terraform apply: the new launch template is being created
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+    status = _status(demo_deck)["dev"]
+    lock = status["lock"]
+    assert lock["state"] == "interrupted" and lock["operation"] == "rollback" and lock["id"]
+    refused = opsdeck("promote", "sandbox", "dev", "--yes", deck=demo_deck)
+    assert refused.returncode == 1
+    assert "dev has an interrupted operation: rollback by " in refused.stderr
+    assert "release it with `opsdeck unlock dev`" in refused.stderr
+    records = json.loads(opsdeck("audit", "--json", deck=demo_deck, check=True).stdout)
+    started = [r for r in records if r["environment"] == "dev" and r["action"] == "rollback"][-1]
+    assert started["result"] == "started"
+
+    # Terraform was not killed with opsdeck: unlock waits for it, then releases the lock.
+    def unlocked() -> bool:
+        result = opsdeck("unlock", "dev", "--yes", deck=demo_deck)
+        if result.returncode == 0:
+            assert "released dev's lock (rollback, lock id" in result.stdout
+            return True
+        assert "terraform is still running in dev" in result.stderr, result.stderr
+        return False
+
+    _wait_for(unlocked, timeout=180, what="unlock")
+    assert _status(demo_deck)["dev"]["lock"] is None
+    records = json.loads(opsdeck("audit", "--json", deck=demo_deck, check=True).stdout)
+    closing = [r for r in records if r.get("started") == started["seq"]]
+    assert closing and closing[0]["result"] == "interrupted"
+    assert records[-1]["action"] == "unlock" and records[-1]["interrupted"] == "rollback"
+    assert opsdeck("audit", "verify", deck=demo_deck).returncode == 0
+
+    # Nothing lost: git history as it was, the pin the operation wrote is kept (uncommitted), and the
+    # plan is correct: terraform finished the apply, so code and cloud agree.
+    assert _git(demo_deck, "rev-parse", "HEAD") == head
+    pin = demo_deck / "envs" / "dev" / "image.auto.tfvars.json"
+    assert json.loads(pin.read_text())["image_id"] == target
+    plan = opsdeck("plan", "dev", "--json", "--fresh", deck=demo_deck)
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    counts = _status(demo_deck)["dev"]["instances"]
+    assert counts["running"] == counts["desired"] == counts["on_pinned_image"] > 0
+    _git(
+        demo_deck,
+        "commit",
+        "-q",
+        "-m",
+        "rollback web dev (finished after an interrupted run)",
+        "--",
+        "envs/dev/image.auto.tfvars.json",
+    )
+
+
+def _cloud_pid() -> int:
+    return int(json.loads(opsdeck("cloud", "status", "--json", check=True).stdout)["pid"])
+
+
+def test_cloud_going_away_is_one_line_and_recovers(demo_deck: Path) -> None:
+    pid = _cloud_pid()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        for args in (["images"], ["plan", "dev"], ["promote", "sandbox", "dev", "--yes"], ["drift"]):
+            result = opsdeck(*args, deck=demo_deck, timeout=120)
+            assert result.returncode == 1, (args, result.stderr)
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1 and "Traceback" not in result.stderr
+            assert (
+                lines[0].startswith("opsdeck: the local cloud at http://127.0.0.1:") and "does not answer" in lines[0]
+            )
+        status = opsdeck("status", "--json", deck=demo_deck, timeout=120)
+        assert status.returncode == 0
+        data = json.loads(status.stdout)
+        assert data["cloud"] == "unreachable"
+        assert all(e["image"] is None and "does not answer" in e["error"] for e in data["environments"])
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    data = json.loads(opsdeck("status", "--json", deck=demo_deck, check=True).stdout)
+    assert data["cloud"] == "reachable" and all(e["image"] for e in data["environments"])
+
+
+def test_planted_secret_appears_nowhere(demo_deck: Path, spare: list[str]) -> None:
+    secret = SECRET["secret_access_key"]
+    if _pin(demo_deck, "staging") == _pin(demo_deck, "prod"):
+        if _pin(demo_deck, "dev") == _pin(demo_deck, "staging"):
+            opsdeck("promote", spare[1], "dev", "--yes", deck=demo_deck, check=True)
+        opsdeck("promote", "dev", "staging", "--yes", deck=demo_deck, check=True)
+    stored = opsdeck("secrets", "set", "prod", deck=demo_deck, input=json.dumps(SECRET))
+    assert stored.returncode == 0 and secret not in stored.stdout + stored.stderr
+    seen_in_argv: list[str] = []
+    stop = threading.Event()
+
+    def scan_process_table() -> None:
+        while not stop.is_set():
+            for entry in Path("/proc").glob("[0-9]*"):
+                try:
+                    cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+                except OSError:
+                    continue
+                if secret in cmdline or SECRET["access_key_id"] in cmdline:
+                    seen_in_argv.append(cmdline)
+            time.sleep(0.05)
+
+    scanner = threading.Thread(target=scan_process_table)
+    scanner.start()
+    try:
+        runs = [
+            opsdeck(
+                "promote",
+                "staging",
+                "prod",
+                "--yes",
+                "--break-glass",
+                "--reason",
+                "secret test",
+                "-v",
+                deck=demo_deck,
+                timeout=300,
+            ),
+            opsdeck(
+                "rollback",
+                "prod",
+                "--yes",
+                "--break-glass",
+                "--reason",
+                "secret test",
+                "-v",
+                "--json",
+                deck=demo_deck,
+                timeout=300,
+            ),
+            opsdeck("status", deck=demo_deck),
+            opsdeck("audit", deck=demo_deck),
+            opsdeck("secrets", "status", deck=demo_deck),
+        ]
+    finally:
+        stop.set()
+        scanner.join()
+    assert runs[0].returncode == 0 and runs[1].returncode == 0, runs[0].stderr + runs[1].stderr
+    assert seen_in_argv == []
+    for run in runs:
+        assert secret not in run.stdout + run.stderr
+    keyring_file = Path(os.environ["XDG_DATA_HOME"]) / "python_keyring"
+    searched = 0
+    for root in (demo_deck, Path(os.environ["OPSDECK_HOME"])):
+        for path in root.rglob("*"):
+            if not path.is_file() or keyring_file in path.parents or "/.terraform/providers/" in str(path):
+                continue
+            searched += 1
+            assert secret.encode() not in path.read_bytes(), path
+    assert searched > 20
+    log = _git(demo_deck, "log", "-p", "-5")
+    assert secret not in log
+
+
+def test_break_glass_expires_on_time(demo_deck: Path) -> None:
+    import asyncio
+
+    from opsdeck.core.breakglass import guard, open_break_glass
+    from opsdeck.core.deck import Deck
+    from opsdeck.core.events import Reporter
+    from opsdeck.core.release import rollback
+    from opsdeck.errors import RefusedError
+
+    opsdeck("secrets", "set", "prod", deck=demo_deck, input=json.dumps(SECRET), check=True)
+    deck = Deck.open(demo_deck)
+    glass = open_break_glass(deck, "prod", "short window", minutes=0.5 / 60)
+    guard(deck, "prod", glass, "rollback")  # open: allowed
+    head = _git(demo_deck, "rev-parse", "HEAD")
+    time.sleep(0.6)
+    with pytest.raises(
+        RefusedError, match=r"break-glass for prod expired at \d\d:\d\d:\d\d; open it again to rollback"
+    ):
+        asyncio.run(rollback(deck, "prod", Reporter("rollback", "prod"), reason="late", glass=glass))
+    assert _git(demo_deck, "rev-parse", "HEAD") == head
+    assert "prod" not in deck._credentials  # the elevated credentials were dropped
+    # A break-glass for one environment does not open another.
+    with pytest.raises(RefusedError, match="dev is not protected"):
+        open_break_glass(deck, "dev", "nope")
