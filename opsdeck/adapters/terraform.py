@@ -128,15 +128,18 @@ class Terraform:
             backend_config=[f"{key}={value}" for key, value in backend_config.items()],
         )
 
-    def plan_argv(self, out: Path, *, refresh_only: bool = False, destroy: bool = False) -> list[str]:
-        # Plans write no state, so they take no state lock (like HCP Terraform's speculative plans):
-        # a refresh never blocks, or is blocked by, an apply. Applying a saved plan does lock, and
-        # Terraform refuses it if the state moved on since the plan was made.
+    def plan_argv(
+        self, out: Path, *, refresh_only: bool = False, destroy: bool = False, lock: bool = False
+    ) -> list[str]:
+        # Plans write no state, so by default they take no state lock (like HCP Terraform's speculative
+        # plans): a refresh never blocks, or is blocked by, an apply. Applying a saved plan does lock,
+        # and Terraform refuses it if the state moved on since the plan was made.
         return self.argv(
             "plan",
             input=False,
             json=IsFlagged,
-            lock=False,
+            lock=IsNotFlagged if lock else False,
+            lock_timeout="0s" if lock else None,
             refresh_only=IsFlagged if refresh_only else IsNotFlagged,
             destroy=IsFlagged if destroy else IsNotFlagged,
             out=str(out),
@@ -204,11 +207,18 @@ class Terraform:
             raise ToolError(f"terraform init in {self.workdir.name}", RunOutcome(rc, [], err or out).message())
 
     async def plan(
-        self, out: Path, *, refresh_only: bool = False, destroy: bool = False, on_event: JsonSink | None = None
+        self,
+        out: Path,
+        *,
+        refresh_only: bool = False,
+        destroy: bool = False,
+        lock: bool = False,
+        on_event: JsonSink | None = None,
     ) -> None:
         kind = "plan -refresh-only" if refresh_only else "plan -destroy" if destroy else "plan"
         step = f"terraform {kind} in {self.workdir.name}"
-        outcome = await self.stream(self.plan_argv(out, refresh_only=refresh_only, destroy=destroy), step, on_event)
+        argv = self.plan_argv(out, refresh_only=refresh_only, destroy=destroy, lock=lock)
+        outcome = await self.stream(argv, step, on_event)
         if outcome.returncode != 0:
             self.raise_for(outcome, step)
 

@@ -68,6 +68,16 @@ def test_plan_argvs(tmp_path: Path) -> None:
         "-destroy",
         f"-out={out}",
     ]
+    # The one plan that takes the state lock: recovery's probe for a lock Terraform left behind.
+    assert tf.plan_argv(out, refresh_only=True, lock=True) == [
+        "terraform",
+        "plan",
+        "-input=false",
+        "-json",
+        "-lock-timeout=0s",
+        "-refresh-only",
+        f"-out={out}",
+    ]
     for argv in (tf.plan_argv(out), tf.plan_argv(out, refresh_only=True), tf.plan_argv(out, destroy=True)):
         _clean(argv)
 
