@@ -99,8 +99,8 @@ class Deck:
 
         return localcloud.running_endpoint()
 
-    def check_cloud(self) -> None:
-        """The cloud answers and still holds this deck's state bucket (moto forgets all on restart)."""
+    def check_endpoint(self) -> None:
+        """The local cloud runs and answers (a cheap check: no boto3); nothing to check for a real account."""
         if self.is_local:
             from opsdeck.adapters import localcloud
 
@@ -110,6 +110,10 @@ class Deck:
                     f"the local cloud at {endpoint} does not answer (stopped or overloaded); "
                     "try again, or restart the demo with `opsdeck demo --reset`"
                 )
+
+    def check_cloud(self) -> None:
+        """The cloud answers and still holds this deck's state bucket (moto forgets all on restart)."""
+        self.check_endpoint()
         aws = self.aws()
         if not aws.bucket_exists(self.config.aws.state_bucket):
             if self.is_local:

@@ -8,11 +8,13 @@ serial). Refreshing an unchanged environment then costs a hash and one HEAD requ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import time
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from opsdeck.core.deck import Deck
 from opsdeck.core.events import Reporter
@@ -21,6 +23,7 @@ from opsdeck.core.plans import parse_plan
 from opsdeck.errors import OpsdeckError
 
 SKIP_DIRS = {".terraform", ".opsdeck", ".git"}
+T = TypeVar("T")
 
 
 def _hash_tree(digest: Any, root: Path) -> None:
@@ -131,7 +134,9 @@ async def plan(deck: Deck, env: str, rep: Reporter, *, reuse: bool = True) -> Pl
     planfile = plan_dir(deck) / f"{env}.tfplan"
     tmp = planfile.with_suffix(".tmp.tfplan")
     with rep.phase("plan"):
-        key_before = await asyncio.to_thread(inputs_key, deck, env)
+        # The key (file hashes, the state's ETag) is taken while Terraform starts, off its critical
+        # path. Should the state move in between, Terraform itself refuses to apply the stale plan.
+        key_task = asyncio.ensure_future(asyncio.to_thread(inputs_key, deck, env))
         refreshed = 0
         summary: dict[str, Any] = {}
 
@@ -146,7 +151,10 @@ async def plan(deck: Deck, env: str, rep: Reporter, *, reuse: bool = True) -> Pl
                 if kind == "change_summary":
                     summary.update(event.get("changes") or {})
 
-        await tf.plan(tmp, on_event=on_event)
+        try:
+            await tf.plan(tmp, on_event=on_event)
+        finally:
+            key_before = await key_task
     tmp.replace(planfile)
     extra: dict[str, Any] = {
         "key": key_before,
@@ -162,6 +170,20 @@ async def plan(deck: Deck, env: str, rep: Reporter, *, reuse: bool = True) -> Pl
         shown = await tf.show_json(planfile)
     result = parse_plan(env, shown, **extra)
     return _stored(deck, result)
+
+
+async def checked(deck: Deck, work: Awaitable[T]) -> T:
+    """Run ``work`` while checking, beside it, that the cloud still holds the deck's state."""
+    task = asyncio.ensure_future(work)
+    check = asyncio.ensure_future(asyncio.to_thread(deck.check_cloud))
+    try:
+        await check
+    except BaseException:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise
+    return await task
 
 
 def _pinned(deck: Deck, env: str) -> str | None:
