@@ -27,6 +27,7 @@ def register(sub: Any) -> None:
     plan.set_defaults(handler=plan_cmd)
 
     refresh = sub.add_parser("refresh", help="plan and drift-check every environment (what the deck's f and timer do)")
+    refresh.add_argument("envs", nargs="*", metavar="ENV", help="environments (default: all)")
     refresh.add_argument("--no-drift", action="store_true", help="plans only")
     refresh.add_argument("--fresh", action="store_true", help="plan again even where the saved plan is still fresh")
     refresh.add_argument("--json", action="store_true", help="print JSON (the status document)")
@@ -121,7 +122,9 @@ def refresh_cmd(args: argparse.Namespace) -> int:
     from opsdeck.core.refresh import refresh
 
     deck = open_deck(args)
-    result = run(refresh(deck, reporter(args, "refresh"), with_drift=not args.no_drift, reuse=not args.fresh))
+    result = run(
+        refresh(deck, reporter(args, "refresh"), with_drift=not args.no_drift, reuse=not args.fresh, envs=args.envs)
+    )
     if args.json:
         print_json({**status_json(result.state), "seconds": round(result.seconds, 3), "errors": result.errors})
     else:

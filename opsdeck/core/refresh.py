@@ -31,11 +31,15 @@ class RefreshResult:
     seconds: float
 
 
-async def refresh(deck: Deck, rep: Reporter, *, with_drift: bool = True, reuse: bool = True) -> RefreshResult:
-    """Plan (and drift-check) every environment, then build and store the snapshot."""
+async def refresh(
+    deck: Deck, rep: Reporter, *, with_drift: bool = True, reuse: bool = True, envs: list[str] | None = None
+) -> RefreshResult:
+    """Plan (and drift-check) every environment (or ``envs``), then build and store the snapshot."""
     started = time.monotonic()
+    names = envs or deck.config.env_names
+    for name in names:
+        deck.env(name)
     await asyncio.to_thread(deck.check_cloud)
-    names = deck.config.env_names
     gate = asyncio.Semaphore(concurrency())
     plans: dict[str, PlanResult] = {}
     reports: dict[str, DriftReport] = {}

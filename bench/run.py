@@ -1,0 +1,371 @@
+"""opsdeck's benchmarks: each figure is a ratio against the raw tool, measured in the same run.
+
+    python -m bench.run [--runs N] [--only NAME ...] [--deck DIR] [--no-write]
+
+Runs in its own OPSDECK_HOME with its own demo deck on the local cloud (built first, ~35 s), so it
+never touches yours. Every figure is the median of several runs, raw and opsdeck runs interleaved so
+that a slow moment of the machine hits both. Results go to bench/results/latest.json and into the
+results section of BENCHMARKS.md. Nothing here is a test: no figure is asserted anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+MARKDOWN = ROOT / "BENCHMARKS.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+# -- running and timing -----------------------------------------------------------------------------
+
+
+class Timed:
+    """Wall time and CPU time (this process's waited-for descendants) of one command."""
+
+    def __init__(self, wall: float, cpu: float, rc: int) -> None:
+        self.wall, self.cpu, self.rc = wall, cpu, rc
+
+
+def timed(argv: list[str], *, cwd: Path = ROOT, env: dict[str, str] | None = None, ok: tuple[int, ...] = (0,)) -> Timed:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode not in ok:
+        raise SystemExit(f"bench: {' '.join(argv[:4])}... failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Timed(wall, cpu, proc.returncode)
+
+
+def opsdeck(deck: Path, *args: str, ok: tuple[int, ...] = (0,)) -> Timed:
+    return timed([sys.executable, "-m", "opsdeck", "--deck", str(deck), *args], ok=ok)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def interleave(runs: int, *jobs: Callable[[], float]) -> list[list[float]]:
+    """Run the jobs in turn, ``runs`` times; returns each job's samples."""
+    samples: list[list[float]] = [[] for _ in jobs]
+    for _ in range(runs):
+        for i, job in enumerate(jobs):
+            samples[i].append(job())
+    return samples
+
+
+def tool_env(deck: Path, env: str) -> dict[str, str]:
+    """The environment opsdeck gives its tools, so raw runs see exactly the same cloud and mirror."""
+    from opsdeck.core.deck import Deck
+
+    return Deck.open(deck).tool_env(env)
+
+
+# -- the benchmarks ---------------------------------------------------------------------------------
+
+
+def bench_plan(deck: Path, runs: int) -> dict[str, Any]:
+    """`opsdeck plan dev --fresh` against raw `terraform plan` of the same environment."""
+    env = tool_env(deck, "dev")
+    envdir = deck / "envs" / "dev"
+    opsdeck(deck, "plan", "dev")  # init and warm caches once
+    ours, raw = interleave(
+        runs,
+        lambda: opsdeck(deck, "plan", "dev", "--fresh").wall,
+        lambda: timed(["terraform", "plan", "-input=false"], cwd=envdir, env=env).wall,
+    )
+    return {
+        "opsdeck_s": median(ours),
+        "raw_s": median(raw),
+        "ratio": median(ours) / median(raw),
+        "target": 1.05,
+        "command": "opsdeck plan dev --fresh  vs  terraform plan -input=false (in envs/dev)",
+    }
+
+
+def bench_refresh(deck: Path, runs: int) -> dict[str, Any]:
+    """Refresh of every environment (plan + drift) against one, and against CPU time over the cores."""
+    cores = os.cpu_count() or 1
+    alls, ones = [], []
+    for _ in range(runs):
+        alls.append(opsdeck(deck, "refresh", "--fresh"))
+        ones.append(opsdeck(deck, "refresh", "--fresh", "dev"))
+    wall_all = median([t.wall for t in alls])
+    cpu_all = median([t.cpu for t in alls])
+    # Unchanged: every saved plan is still fresh; in the deck (warm) and as a fresh process.
+    warm = _unchanged_in_process(deck, runs)
+    cold = [opsdeck(deck, "refresh", "--no-drift").wall for _ in range(runs)]
+    return {
+        "all_s": wall_all,
+        "one_s": median([t.wall for t in ones]),
+        "all_over_one": wall_all / median([t.wall for t in ones]),
+        "cpu_s": cpu_all,
+        "cores": cores,
+        "wall_over_cpu_per_core": wall_all / (cpu_all / cores),
+        "target_wall_over_cpu_per_core": 1.15,
+        "unchanged_in_deck_s": median(warm),
+        "unchanged_process_s": median(cold),
+        "target_unchanged_s": 0.5,
+        "command": "opsdeck refresh --fresh  vs  opsdeck refresh --fresh dev; opsdeck refresh --no-drift",
+    }
+
+
+def _unchanged_in_process(deck: Path, runs: int) -> list[float]:
+    import asyncio
+
+    from opsdeck.core.deck import Deck
+    from opsdeck.core.events import Reporter
+    from opsdeck.core.refresh import refresh
+
+    opened = Deck.open(deck)
+    asyncio.run(refresh(opened, Reporter("bench"), with_drift=False))  # warm: imports, clients, plans
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        asyncio.run(refresh(opened, Reporter("bench"), with_drift=False))
+        samples.append(time.perf_counter() - t0)
+    return samples
+
+
+def bench_bake(deck: Path, runs: int) -> dict[str, Any]:
+    """`opsdeck bake` against raw `packer build` of the same recipe with the same variables."""
+    from opsdeck.core.deck import Deck
+
+    opened = Deck.open(deck)
+    env = opened.tool_env()
+    recipe = deck / "packer" / "web.json"
+    endpoint = opened.endpoint() or ""
+    counter = iter(range(1000))
+
+    def raw() -> float:
+        n = next(counter)
+        argv = [
+            "packer",
+            "build",
+            "-machine-readable",
+            "-color=false",
+            "-var",
+            f"ec2_endpoint={endpoint}",
+            "-var",
+            "region=us-east-1",
+            "-var",
+            "app=web",
+            "-var",
+            f"version=9.{os.getpid() % 1000}.{n}",
+            "-var",
+            "git_sha=bench",
+            "-var",
+            "built_by=bench",
+            recipe.name,
+        ]
+        return timed(argv, cwd=recipe.parent, env=env).wall
+
+    ours, theirs = interleave(runs, lambda: opsdeck(deck, "bake", "--json").wall, raw)
+    return {
+        "opsdeck_s": median(ours),
+        "raw_s": median(theirs),
+        "ratio": median(ours) / median(theirs),
+        "command": "opsdeck bake  vs  packer build -machine-readable packer/web.json (same variables)",
+    }
+
+
+def bench_nuke(deck: Path, runs: int) -> dict[str, Any]:
+    """Nuke-and-rebuild of the sandbox against raw `terraform destroy` then `terraform apply`."""
+    env = tool_env(deck, "sandbox")
+    envdir = deck / "envs" / "sandbox"
+
+    def raw() -> float:
+        destroy = timed(["terraform", "destroy", "-auto-approve", "-input=false"], cwd=envdir, env=env)
+        apply = timed(["terraform", "apply", "-auto-approve", "-input=false"], cwd=envdir, env=env)
+        return destroy.wall + apply.wall
+
+    ours, theirs = interleave(runs, lambda: opsdeck(deck, "nuke-rebuild", "sandbox", "--yes").wall, raw)
+    return {
+        "opsdeck_s": median(ours),
+        "raw_s": median(theirs),
+        "ratio": median(ours) / median(theirs),
+        "command": "opsdeck nuke-rebuild sandbox --yes  vs  terraform destroy + terraform apply (envs/sandbox)",
+    }
+
+
+def bench_tui(deck: Path, runs: int) -> dict[str, Any]:
+    from bench import tui
+
+    return tui.measure(deck, runs)
+
+
+BENCHES: dict[str, Callable[[Path, int], dict[str, Any]]] = {
+    "plan": bench_plan,
+    "refresh": bench_refresh,
+    "bake": bench_bake,
+    "nuke": bench_nuke,
+    "tui": bench_tui,
+}
+
+
+# -- setup and report -------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    def first(cmd: list[str]) -> str:
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True).stdout.strip().splitlines()[0]
+        except (OSError, IndexError):
+            return "?"
+
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem = next(
+        (line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")), "0"
+    )
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "memory_gib": round(int(mem) / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "terraform": first(["terraform", "version"]),
+        "packer": first(["packer", "version"]),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+def ensure_demo(deck: Path | None) -> Path:
+    if deck is not None:
+        return deck
+    from opsdeck.core.settings import load_settings
+
+    mirror = load_settings().terraform.plugin_mirror  # the user's, before the private home hides it
+    if mirror:
+        os.environ["OPSDECK_TF_PLUGIN_MIRROR"] = mirror
+    home = Path(tempfile.mkdtemp(prefix="opsdeck-bench-"))
+    os.environ["OPSDECK_HOME"] = str(home)
+    target = home / "demo"
+    print(f"bench: building a demo deck in {target}", file=sys.stderr)
+    timed([sys.executable, "-m", "opsdeck", "demo", str(target), "--no-open"])
+    return target
+
+
+def render(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    lines = [
+        f"Measured {m['date']} on {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Python {m['python']}, "
+        f"{m['terraform']}, {m['packer']}; median of {results['runs']} runs each.",
+        "",
+        "| figure | opsdeck | raw | ratio | target |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    b = results["benches"]
+
+    def row(name: str, ours: str, raw: str, ratio: str, target: str) -> None:
+        lines.append(f"| {name} | {ours} | {raw} | {ratio} | {target} |")
+
+    if "plan" in b:
+        p = b["plan"]
+        row(
+            "`opsdeck plan` vs `terraform plan`",
+            f"{p['opsdeck_s']:.2f} s",
+            f"{p['raw_s']:.2f} s",
+            f"{p['ratio']:.3f}×",
+            "≤ 1.05×",
+        )
+    if "refresh" in b:
+        r = b["refresh"]
+        row(
+            "refresh all 4 (plan + drift) vs one",
+            f"{r['all_s']:.2f} s",
+            f"{r['one_s']:.2f} s",
+            f"{r['all_over_one']:.2f}×",
+            "-",
+        )
+        row(
+            "refresh all 4: wall vs CPU time / cores",
+            f"{r['all_s']:.2f} s",
+            f"{r['cpu_s']:.2f} s CPU / {r['cores']}",
+            f"{r['wall_over_cpu_per_core']:.3f}×",
+            "≤ 1.15×",
+        )
+        row("unchanged refresh, in the deck", f"{r['unchanged_in_deck_s'] * 1000:.0f} ms", "-", "-", "< 500 ms")
+        row("unchanged refresh, as a new process", f"{r['unchanged_process_s'] * 1000:.0f} ms", "-", "-", "-")
+    if "bake" in b:
+        k = b["bake"]
+        row(
+            "`opsdeck bake` vs `packer build`",
+            f"{k['opsdeck_s']:.2f} s",
+            f"{k['raw_s']:.2f} s",
+            f"{k['ratio']:.2f}×",
+            "-",
+        )
+    if "nuke" in b:
+        n = b["nuke"]
+        row(
+            "nuke-and-rebuild vs `terraform destroy` + `apply`",
+            f"{n['opsdeck_s']:.1f} s",
+            f"{n['raw_s']:.1f} s",
+            f"{n['ratio']:.2f}×",
+            "-",
+        )
+    if "tui" in b:
+        for line in b["tui"].get("rows", []):
+            row(*line)
+    return "\n".join(lines)
+
+
+def write_markdown(table: str) -> None:
+    text = MARKDOWN.read_text(encoding="utf-8")
+    if START not in text or END not in text:
+        raise SystemExit(f"bench: {MARKDOWN} has no {START} ... {END} section")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    MARKDOWN.write_text(f"{head}{START}\n{table}\n{END}{tail}", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--only", nargs="*", choices=sorted(BENCHES), default=None)
+    parser.add_argument("--deck", type=Path, default=None, help="an applied demo deck (default: build one)")
+    parser.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    for tool in ("terraform", "packer"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"bench: {tool} is not on PATH (run `make bench`)")
+    deck = ensure_demo(args.deck)
+    results: dict[str, Any] = {"machine": machine(), "runs": args.runs, "benches": {}}
+    for name in args.only or list(BENCHES):
+        runs = min(args.runs, 3) if name in ("nuke", "refresh") else args.runs
+        print(f"bench: {name} ({runs} runs)", file=sys.stderr)
+        results["benches"][name] = BENCHES[name](deck, runs)
+        print(json.dumps(results["benches"][name], indent=2), file=sys.stderr)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    table = render(results)
+    print(table)
+    if not args.no_write and not args.only:
+        write_markdown(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
