@@ -204,6 +204,64 @@ def bench_nuke(deck: Path, runs: int) -> dict[str, Any]:
     }
 
 
+def bench_promote(deck: Path, runs: int) -> dict[str, Any]:
+    """`opsdeck promote IMAGE dev` against the raw change: edit the pin, `terraform apply`, `git commit`."""
+    env = tool_env(deck, "dev")
+    envdir = deck / "envs" / "dev"
+    pin = envdir / "image.auto.tfvars.json"
+    images = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "opsdeck", "--deck", str(deck), "images", "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    apps = [i["id"] for i in images if i["layer"] == "app" and not i["revoked"]]
+    if len(apps) < 2:
+        opsdeck(deck, "bake")
+        return bench_promote(deck, runs)
+
+    def other() -> str:
+        current = json.loads(pin.read_text())["image_id"]
+        return next(i for i in apps if i != current)
+
+    def ours() -> float:
+        return opsdeck(deck, "promote", other(), "dev", "--yes", "--reason", "bench").wall
+
+    def raw() -> float:
+        t0 = time.perf_counter()
+        pin.write_text(json.dumps({"image_id": other()}, indent=2) + "\n")
+        timed(["terraform", "apply", "-auto-approve", "-input=false"], cwd=envdir, env=env)
+        timed(["git", "-C", str(deck), "commit", "-q", "-m", "bench: raw pin change", "--", str(pin)])
+        return time.perf_counter() - t0
+
+    mine, theirs = interleave(runs, ours, raw)
+    return {
+        "opsdeck_s": median(mine),
+        "raw_s": median(theirs),
+        "ratio": median(mine) / median(theirs),
+        "command": "opsdeck promote IMAGE dev --yes  vs  edit pin + terraform apply -auto-approve + git commit",
+    }
+
+
+def bench_drift(deck: Path, runs: int) -> dict[str, Any]:
+    """`opsdeck drift dev` against raw `terraform plan -refresh-only` of the same environment."""
+    env = tool_env(deck, "dev")
+    envdir = deck / "envs" / "dev"
+    mine, theirs = interleave(
+        runs,
+        lambda: opsdeck(deck, "drift", "dev", ok=(0, 2)).wall,
+        lambda: timed(["terraform", "plan", "-refresh-only", "-input=false", "-lock=false"], cwd=envdir, env=env).wall,
+    )
+    return {
+        "opsdeck_s": median(mine),
+        "raw_s": median(theirs),
+        "ratio": median(mine) / median(theirs),
+        "command": "opsdeck drift dev  vs  terraform plan -refresh-only (envs/dev)",
+    }
+
+
 def bench_tui(deck: Path, runs: int) -> dict[str, Any]:
     from bench import tui
 
@@ -214,6 +272,8 @@ BENCHES: dict[str, Callable[[Path, int], dict[str, Any]]] = {
     "plan": bench_plan,
     "refresh": bench_refresh,
     "bake": bench_bake,
+    "promote": bench_promote,
+    "drift": bench_drift,
     "nuke": bench_nuke,
     "tui": bench_tui,
 }
@@ -317,6 +377,24 @@ def render(results: dict[str, Any]) -> str:
             f"{k['ratio']:.2f}×",
             "-",
         )
+    if "promote" in b:
+        k = b["promote"]
+        row(
+            "`opsdeck promote` vs pin edit + `terraform apply` + `git commit`",
+            f"{k['opsdeck_s']:.1f} s",
+            f"{k['raw_s']:.1f} s",
+            f"{k['ratio']:.2f}×",
+            "-",
+        )
+    if "drift" in b:
+        k = b["drift"]
+        row(
+            "`opsdeck drift dev` vs `terraform plan -refresh-only`",
+            f"{k['opsdeck_s']:.2f} s",
+            f"{k['raw_s']:.2f} s",
+            f"{k['ratio']:.2f}×",
+            "-",
+        )
     if "nuke" in b:
         n = b["nuke"]
         row(
@@ -354,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     deck = ensure_demo(args.deck)
     results: dict[str, Any] = {"machine": machine(), "runs": args.runs, "benches": {}}
     for name in args.only or list(BENCHES):
-        runs = min(args.runs, 3) if name in ("nuke", "refresh") else args.runs
+        runs = min(args.runs, 3) if name in ("nuke", "refresh", "promote") else args.runs
         print(f"bench: {name} ({runs} runs)", file=sys.stderr)
         results["benches"][name] = BENCHES[name](deck, runs)
         print(json.dumps(results["benches"][name], indent=2), file=sys.stderr)
