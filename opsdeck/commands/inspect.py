@@ -10,7 +10,6 @@ from typing import Any
 from opsdeck.commands import open_deck, print_json, reporter, run, table
 from opsdeck.core.model import DeckState, EnvStatus, PlanResult
 from opsdeck.core.status import age
-from opsdeck.errors import OpsdeckError
 
 
 def register(sub: Any) -> None:
@@ -164,51 +163,12 @@ def plan_cmd(args: argparse.Namespace) -> int:
     return 2 if result.summary.has_changes else 0
 
 
-def images_json(deck: Any) -> list[dict[str, Any]]:
-    from opsdeck.core.images import app_images, base_images, is_revoked
-
-    apps, bases = app_images(deck), base_images(deck)
-    pins: dict[str, list[str]] = {}
-    for env in deck.config.env_names:
-        try:
-            pins.setdefault(deck.git.pin(deck.pin_rel(env)), []).append(env)
-        except OpsdeckError:  # a broken pin shows as no environment
-            continue
-    running: dict[str, set[str]] = {}
-    for env in deck.config.env_names:
-        for group in deck.aws().groups(env):
-            for inst in group.instances:
-                if inst.state == "running":
-                    running.setdefault(inst.image_id, set()).add(env)
-    newest_base = bases[-1].id if bases else None
-    out = []
-    for image in [*bases, *apps]:
-        layer = image.tags.get("role", "app")
-        base_id = image.tags.get("base_ami")
-        out.append(
-            {
-                "id": image.id,
-                "name": image.name,
-                "layer": layer,
-                "version": image.version,
-                "git_sha": image.tags.get("git_sha", ""),
-                "created": image.created,
-                "built_by": image.tags.get("built_by", ""),
-                "environments": pins.get(image.id, []),
-                "running_in": sorted(running.get(image.id, set())),
-                "revoked": is_revoked(image),
-                "revoked_reason": image.tags.get("revoked", "") or None,
-                "base": base_id if layer == "app" else None,
-                "base_outdated": bool(layer == "app" and base_id and newest_base and base_id != newest_base),
-            }
-        )
-    return out
-
-
 def images_cmd(args: argparse.Namespace) -> int:
     deck = open_deck(args)
     deck.check_cloud()
-    data = run(asyncio.to_thread(images_json, deck))
+    from opsdeck.core.images import catalog
+
+    data = run(asyncio.to_thread(catalog, deck))
     if args.json:
         print_json(data)
         return 0

@@ -168,3 +168,49 @@ async def _bake(deck: Deck, rep: Reporter, *, version: str | None, base: bool) -
         layer=layer,
         base_id=recorded_base or base_id,
     )
+
+
+def catalog(deck: Deck) -> list[dict[str, Any]]:
+    """Every image of the deck (base layer first): where it is pinned and runs, revoked, outdated base."""
+    pins: dict[str, str] = {}
+    for env in deck.config.env_names:
+        try:
+            pins[env] = deck.git.pin(deck.pin_rel(env))
+        except OpsdeckError:  # a broken pin shows as no environment
+            continue
+    running = {
+        env: {i.image_id for g in deck.aws().groups(env) for i in g.instances if i.state == "running"}
+        for env in deck.config.env_names
+    }
+    return describe_images(deck.aws().images(), deck.config.image.app, pins, running)
+
+
+def describe_images(
+    images: list[Image], app: str, pins: dict[str, str], running: dict[str, set[str]]
+) -> list[dict[str, Any]]:
+    """The catalog rows, from images and what each environment pins (env -> image) and runs (env -> images)."""
+    bases = [i for i in images if i.tags.get("role") == "base"]
+    apps = [i for i in images if i.tags.get("app") == app and i.tags.get("role", "app") != "base"]
+    newest_base = bases[-1].id if bases else None
+    out = []
+    for image in [*bases, *apps]:
+        layer = image.tags.get("role", "app")
+        base_id = image.tags.get("base_ami")
+        out.append(
+            {
+                "id": image.id,
+                "name": image.name,
+                "layer": layer,
+                "version": image.version,
+                "git_sha": image.tags.get("git_sha", ""),
+                "created": image.created,
+                "built_by": image.tags.get("built_by", ""),
+                "environments": [env for env, pin in pins.items() if pin == image.id],
+                "running_in": sorted(env for env, ids in running.items() if image.id in ids),
+                "revoked": is_revoked(image),
+                "revoked_reason": image.tags.get("revoked", "") or None,
+                "base": base_id if layer == "app" else None,
+                "base_outdated": bool(layer == "app" and base_id and newest_base and base_id != newest_base),
+            }
+        )
+    return out

@@ -178,6 +178,7 @@ class DeckState:
     environments: tuple[EnvStatus, ...]
     taken_at: float = field(default_factory=time.time)
     cloud: str = "unknown"  # reachable | unreachable | unknown
+    images: tuple[dict[str, Any], ...] = ()  # the image catalog (core.images.describe_images rows)
 
     def env(self, name: str) -> EnvStatus | None:
         return next((e for e in self.environments if e.name == name), None)
@@ -188,6 +189,7 @@ class DeckState:
             "taken_at": self.taken_at,
             "cloud": self.cloud,
             "environments": [e.to_json() for e in self.environments],
+            "images": list(self.images),
         }
 
     @classmethod
@@ -197,4 +199,5 @@ class DeckState:
             environments=tuple(EnvStatus.from_json(e) for e in data["environments"]),
             taken_at=data.get("taken_at", 0.0),
             cloud=data.get("cloud", "unknown"),
+            images=tuple(data.get("images", ())),
         )

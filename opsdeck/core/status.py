@@ -17,7 +17,7 @@ from opsdeck.adapters.aws import Image
 from opsdeck.core import drift_store, locks, planning
 from opsdeck.core.deck import Deck
 from opsdeck.core.events import Reporter
-from opsdeck.core.images import is_revoked
+from opsdeck.core.images import describe_images, is_revoked
 from opsdeck.core.model import DeckState, EnvStatus, ImageRef, InstanceCounts
 from opsdeck.core.rollout import rollout_state
 from opsdeck.errors import CloudUnavailableError, OpsdeckError
@@ -110,7 +110,12 @@ async def deck_status(
     from opsdeck.core.lag import with_lag
 
     rows = with_lag(deck, list(rows), images)
-    state = DeckState(deck=deck.name, environments=tuple(rows), cloud=cloud)
+    pins = {r.name: r.image.id for r in rows if r.image}
+    running = {r.name: set(r.instance_images.values()) for r in rows}
+    catalog = describe_images(
+        sorted(images.values(), key=lambda i: (i.created, i.id)), deck.config.image.app, pins, running
+    )
+    state = DeckState(deck=deck.name, environments=tuple(rows), cloud=cloud, images=tuple(catalog))
     if envs is None:
         store_snapshot(deck, state)
     return state

@@ -1,0 +1,45 @@
+"""The deck's header: deck name, cloud, and what mode it is in (READ-ONLY, BREAK-GLASS with a countdown)."""
+
+from __future__ import annotations
+
+from rich.style import Style
+from rich.text import Text
+from textual.widgets import Static
+
+from opsdeck.core.breakglass import BreakGlass
+
+
+class DeckHeader(Static):
+    DEFAULT_CSS = """
+    DeckHeader { height: 1; background: $panel; color: $foreground; padding: 0 1; }
+    DeckHeader.-break-glass { background: $breakglass-background; color: $breakglass-foreground; text-style: bold; }
+    """
+
+    def __init__(self, deck: str, **kwargs: object) -> None:
+        super().__init__("", **kwargs)  # type: ignore[arg-type]
+        self.deck = deck
+        self.cloud = "unknown"
+        self.read_only = False
+        self.glass: BreakGlass | None = None
+        self.envs = 0
+
+    def redraw(self, now: float) -> None:
+        text = Text()
+        text.append("opsdeck ", style=Style(bold=True))
+        text.append(f"· {self.deck} · {self.envs} environments · cloud ")
+        if self.cloud == "unreachable":
+            text.append("UNREACHABLE", style=Style(color=self.app.theme_variables.get("error", "red"), bold=True))
+        else:
+            text.append(self.cloud)
+        if self.read_only:
+            text.append("  [READ-ONLY]", style=Style(bold=True, reverse=True))
+        glass = self.glass
+        if glass is not None and glass.active(now):
+            left = int(glass.remaining(now))
+            text.append(
+                f"  BREAK-GLASS {glass.env} {left // 60:02d}:{left % 60:02d} · {glass.reason}", style=Style(bold=True)
+            )
+            self.add_class("-break-glass")
+        else:
+            self.remove_class("-break-glass")
+        self.update(text)

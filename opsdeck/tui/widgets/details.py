@@ -1,0 +1,149 @@
+"""The panes for the selected environment: plan diff, drift detail, and the deck's images."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Group
+from rich.style import Style
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from opsdeck.core.drift_store import DriftReport
+from opsdeck.core.model import PlanResult, ResourceChange
+
+ACTION_ORDER = ("delete", "replace", "update", "create")
+ACTION_LABEL = {"create": "+ create", "update": "~ update", "delete": "- destroy", "replace": "-/+ replace"}
+ACTION_VAR = {"create": "plan-create", "update": "plan-update", "delete": "plan-delete", "replace": "plan-replace"}
+VALUE_WIDTH = 40
+
+
+def short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= VALUE_WIDTH else text[: VALUE_WIDTH - 1] + "…"
+
+
+class Pane(VerticalScroll):
+    """A titled, scrollable pane holding one Static."""
+
+    ALLOW_MAXIMIZE = True
+    DEFAULT_CSS = """
+    Pane { border: round $secondary; height: 1fr; }
+    Pane:focus-within { border: round $primary; }
+    """
+
+    def __init__(self, title: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.border_title = title
+        self.body = Static("", markup=False)
+
+    def compose(self):  # type: ignore[no-untyped-def]
+        yield self.body
+
+    def var(self, name: str, fallback: str = "white") -> str:
+        return self.app.theme_variables.get(name, fallback)
+
+
+class PlanPane(Pane):
+    def show(self, env: str, plan: PlanResult | None) -> None:
+        self.border_title = f"Plan · {env}"
+        if plan is None:
+            self.body.update(Text("no plan yet: press f to refresh", style=Style(dim=True)))
+            return
+        if not plan.summary.has_changes:
+            self.body.update(
+                Text("no changes: the environment matches its code", style=Style(color=self.var("success")))
+            )
+            return
+        parts: list[Text] = [
+            Text(
+                f"{plan.summary.add} to add, {plan.summary.change} to change, {plan.summary.destroy} to destroy",
+                style=Style(bold=True),
+            )
+        ]
+        for action in ACTION_ORDER:
+            group = [r for r in plan.resources if r.action == action]
+            if not group:
+                continue
+            color = Style(color=self.var(ACTION_VAR[action]), bold=True)
+            parts.append(Text(f"{ACTION_LABEL[action]} ({len(group)})", style=color))
+            for res in group:
+                parts.extend(self._resource(res, color))
+        self.body.update(Group(*parts))
+
+    def _resource(self, res: ResourceChange, color: Style) -> list[Text]:
+        lines = [Text(f"  {res.address}", style=color)]
+        for change in res.changes:
+            line = Text(f"      {change.name}: ", style=Style(dim=True))
+            if res.action != "create":
+                line.append(short(change.before), style=Style(color=self.var("plan-delete")))
+                line.append(" → ")
+            after = "(known after apply)" if change.after_unknown else short(change.after)
+            line.append(after, style=Style(color=self.var("plan-create")))
+            if change.forces_replacement:
+                line.append("  forces replacement", style=Style(color=self.var("plan-replace"), italic=True))
+            lines.append(line)
+        if not res.changes and res.attributes:
+            lines.append(Text(f"      {', '.join(res.attributes)}", style=Style(dim=True)))
+        return lines
+
+
+class DriftPane(Pane):
+    def show(self, env: str, report: DriftReport | None) -> None:
+        self.border_title = f"Drift · {env}"
+        if report is None:
+            self.body.update(Text("not checked yet: press d", style=Style(dim=True)))
+            return
+        if report.status == "clean":
+            note = f" ({report.ignored} accepted in .driftignore)" if report.ignored else ""
+            self.body.update(Text(f"clean{note}", style=Style(color=self.var("drift-clean"))))
+            return
+        warn = Style(color=self.var("drift-drifted"), bold=True)
+        parts = []
+        if report.managed:
+            parts.append(Text(f"managed ({len(report.managed)})", style=warn))
+            parts += [Text(f"  ~ {m['address']}  [{', '.join(m['attributes'])}]") for m in report.managed]
+        if report.unmanaged:
+            parts.append(Text(f"unmanaged ({len(report.unmanaged)})", style=warn))
+            parts += [Text(f"  ? {u['type'].split(':')[-1]} {u['id']}") for u in report.unmanaged]
+        if report.image:
+            parts.append(Text(f"image ({len(report.image)})", style=warn))
+            parts += [Text(f"  ! {i['instance']}\n      runs {i['image_id']}") for i in report.image]
+        self.body.update(Group(*parts))
+
+
+class ImagesPane(Pane):
+    def show(self, images: list[dict[str, Any]] | None) -> None:
+        self.border_title = "Images"
+        if images is None:
+            self.body.update(Text("loading…", style=Style(dim=True)))
+            return
+        lines = []
+        for image in reversed([i for i in images if i["layer"] == "app"]):
+            line = Text(
+                f"{image['version']:<7} ",
+                style=Style(bold=bool(image["environments"])),
+                no_wrap=True,
+                overflow="ellipsis",
+            )
+            line.append(f"{','.join(image['environments']) or '-':<14}", style=Style(color=self.var("primary")))
+            if image["revoked"]:
+                line.append("REVOKED ", style=Style(color=self.var("error"), bold=True))
+            if image["base_outdated"]:
+                line.append("old base ", style=Style(color=self.var("warning")))
+            line.append(image["id"], style=Style(dim=True))
+            lines.append(line)
+        bases = [i for i in images if i["layer"] == "base"]
+        if bases:
+            newest = bases[-1]
+            lines.append(
+                Text(
+                    f"base {newest['version']} (newest of {len(bases)}) {newest['id']}",
+                    style=Style(dim=True),
+                    no_wrap=True,
+                    overflow="ellipsis",
+                )
+            )
+        self.body.update(Group(*lines) if lines else Text("no images yet: press b to bake one"))

@@ -1,0 +1,178 @@
+"""The environments table: one row per environment, production impossible to mistake."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from rich.style import Style
+from rich.text import Text
+from textual.widgets import DataTable
+
+from opsdeck.core.model import DeckState, EnvStatus
+from opsdeck.core.status import age
+
+# key, label, width at 120 columns, width at 80 (0: hidden)
+COLUMNS = (
+    ("env", "ENV", 11, 10),
+    ("image", "IMAGE", 27, 8),
+    ("inst", "PIN/RUN/WANT", 12, 7),
+    ("plan", "PLAN", 11, 10),
+    ("drift", "DRIFT", 12, 10),
+    ("lag", "LAG", 15, 0),
+    ("op", "STATE", 14, 10),
+)
+
+
+class EnvironmentsTable(DataTable[Text]):
+    """Environments of the deck; ``running`` maps an environment to the operation running on it."""
+
+    DEFAULT_CSS = """
+    EnvironmentsTable { height: auto; max-height: 50%; }
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time, **kwargs: object) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)  # type: ignore[arg-type]
+        self.clock = clock
+        self.state: DeckState | None = None
+        self.filter = ""
+        self.running: dict[str, str] = {}
+        self.narrow = False
+
+    def on_mount(self) -> None:
+        self._columns()
+
+    def _widths(self) -> dict[str, int]:
+        return {
+            key: (narrow if self.narrow else wide)
+            for key, _, wide, narrow in COLUMNS
+            if (narrow if self.narrow else wide)
+        }
+
+    def _columns(self) -> None:
+        self.clear(columns=True)
+        widths = self._widths()
+        for key, label, _, _ in COLUMNS:
+            if key in widths:
+                self.add_column("INST" if self.narrow and key == "inst" else label, key=key, width=widths[key])
+
+    def set_narrow(self, narrow: bool) -> None:
+        if narrow != self.narrow:
+            self.narrow = narrow
+            self._columns()
+            self.refresh_rows()
+
+    def show(self, state: DeckState) -> None:
+        self.state = state
+        self.refresh_rows()
+
+    def set_filter(self, text: str) -> None:
+        self.filter = text.strip().lower()
+        self.refresh_rows()
+
+    def visible(self) -> list[EnvStatus]:
+        if self.state is None:
+            return []
+        if not self.filter:
+            return list(self.state.environments)
+        return [e for e in self.state.environments if self.filter in self._haystack(e)]
+
+    @staticmethod
+    def _haystack(env: EnvStatus) -> str:
+        parts = [env.name, env.drift, env.image.id if env.image else "", env.image.version if env.image else ""]
+        if env.protected:
+            parts.append("protected prod")
+        if env.sandbox:
+            parts.append("sandbox")
+        return " ".join(parts).lower()
+
+    @property
+    def selected(self) -> str | None:
+        rows = self.visible()
+        if not rows or self.cursor_row < 0 or self.cursor_row >= len(rows):
+            return None
+        return rows[self.cursor_row].name
+
+    def refresh_rows(self) -> None:
+        keep = self.selected
+        self.clear()
+        widths = self._widths()
+        for env in self.visible():
+            cells = self._cells(env)
+            row = []
+            for key, width in widths.items():
+                cell = cells[key]
+                if env.protected:  # the production band runs across the whole row
+                    cell.truncate(width, overflow="ellipsis", pad=True)
+                row.append(cell)
+            self.add_row(*row, key=env.name)
+        names = [e.name for e in self.visible()]
+        if keep in names:
+            self.move_cursor(row=names.index(keep))
+
+    def _var(self, name: str, fallback: str) -> str:
+        return self.app.theme_variables.get(name, fallback)
+
+    def _cells(self, env: EnvStatus) -> dict[str, Text]:
+        now = self.clock()
+        prod = Style(
+            color=self._var("prod-foreground", "white"), bgcolor=self._var("prod-background", "red"), bold=True
+        )
+        row_style = prod if env.protected else Style()
+        label = env.name.upper() if env.protected else env.name
+        marks = " ⚠" if env.protected else " ◇" if env.sandbox else ""
+        cells = {"env": Text(label + marks, style=row_style + Style(bold=True))}
+        if env.image:
+            shown = env.image.version or "?" if self.narrow else f"{env.image.version or '?'} {env.image.id}"
+            image = Text(shown, style=row_style)
+            if env.image.revoked:
+                image.append(" REVOKED", style=Style(color=self._var("error", "red"), bold=True))
+        else:
+            image = Text("unknown", style=row_style + Style(dim=True))
+        cells["image"] = image
+        n = env.instances
+        healthy = n.desired > 0 and n.running == n.desired == n.on_pinned_image
+        inst_style = Style() if healthy else Style(color=self._var("warning", "yellow"))
+        cells["inst"] = Text(
+            f"{n.on_pinned_image}/{n.running}/{n.desired}" if env.image else "-", style=row_style + inst_style
+        )
+        if env.plan is None:
+            cells["plan"] = Text("unknown", style=row_style + Style(dim=True))
+        else:
+            plan = Text(style=row_style)
+            for sign, count, var in (
+                ("+", env.plan.add, "plan-create"),
+                ("~", env.plan.change, "plan-update"),
+                ("-", env.plan.destroy, "plan-delete"),
+            ):
+                plan.append(f"{sign}{count} ", style=Style(color=self._var(var, "white")) if count else Style(dim=True))
+            cells["plan"] = plan
+        drift_color = self._var(f"drift-{env.drift}", "white")
+        drift = Text(env.drift, style=row_style + Style(color=drift_color))
+        if env.drift_at:
+            drift.append(f" {age(env.drift_at, now)}", style=Style(dim=True))
+        cells["drift"] = drift
+        cells["lag"] = Text(self._lag(env, now), style=row_style)
+        cells["op"] = self._state_cell(env, row_style)
+        return cells
+
+    @staticmethod
+    def _lag(env: EnvStatus, now: float) -> str:
+        if env.lag is None:
+            return "-"
+        if env.lag.in_sync:
+            return f"= {env.lag.source}"
+        behind = f"-{env.lag.behind} {env.lag.source}" if env.lag.behind else f"≠ {env.lag.source}"
+        return f"{behind} {age(env.lag.since, now)}" if env.lag.since else behind
+
+    def _state_cell(self, env: EnvStatus, row_style: Style) -> Text:
+        if env.name in self.running:
+            return Text(f"▶ {self.running[env.name]}", style=row_style + Style(color=self._var("accent", "yellow")))
+        if env.lock:
+            state = "INTERRUPTED" if env.lock.get("state") == "interrupted" else "locked"
+            return Text(
+                f"{state} {env.lock.get('operation', '')}", style=row_style + Style(color=self._var("error", "red"))
+            )
+        if env.error:
+            return Text(f"✗ {env.error}", style=row_style + Style(color=self._var("error", "red")))
+        return Text("ready", style=row_style + Style(dim=True))

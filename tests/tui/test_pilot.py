@@ -1,0 +1,280 @@
+"""The deck driven key by key (Textual's pilot) against the real demo deck on the local cloud.
+
+Every flow runs the real core operation (Terraform, Packer, boto3, git) in the deck's workers; the
+assertions read the results from outside (the headless status, git, the audit log), not from mocks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opsdeck.core.deck import Deck
+from opsdeck.tui.app import OpsDeckApp
+from opsdeck.tui.header import DeckHeader
+from opsdeck.tui.screens import ConfirmScreen, ReasonScreen
+from tests.helpers import opsdeck
+
+pytestmark = pytest.mark.integration
+SIZE = (120, 40)
+SECRET = {"access_key_id": "AKIATUIBREAKGLASS01", "secret_access_key": "tui-break-glass-secret-91c2"}
+
+
+async def until(pilot: Any, predicate: Callable[[], bool], timeout: float = 240.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.1)
+
+
+def status(deck: Path) -> dict[str, Any]:
+    data = json.loads(opsdeck("status", "--json", deck=deck, check=True).stdout)
+    return {e["name"]: e for e in data["environments"]}
+
+
+def git(deck: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(deck), *args], capture_output=True, text=True, check=True).stdout
+
+
+def make_app(deck: Path, **kw: Any) -> OpsDeckApp:
+    return OpsDeckApp(Deck.open(deck), theme="opsdeck-dark", **kw)
+
+
+async def confirm_dialog(pilot: Any, app: OpsDeckApp, typed: str | None = None) -> ConfirmScreen:
+    """Wait for the confirmation modal, let it finish mounting, and confirm it."""
+    await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation")
+    screen = app.screen
+    assert isinstance(screen, ConfirmScreen)
+    await pilot.pause(0.3)
+    assert screen.typed == typed
+    if typed:
+        await pilot.press(*typed, "enter")
+    else:
+        await pilot.click("#ok")
+    await until(pilot, lambda: app.screen is not screen, timeout=10, what="the modal to close")
+    return screen
+
+
+async def select(pilot: Any, app: OpsDeckApp, env: str) -> None:
+    names = [e.name for e in app.table.visible()]
+    app.table.move_cursor(row=names.index(env))
+    await pilot.pause()
+    assert app.table.selected == env
+
+
+async def done(pilot: Any, app: OpsDeckApp, count: int) -> Any:
+    await until(
+        pilot,
+        lambda: app.last_done is not None and app.last_done.key.endswith(f"#{count}") and not app.running_envs,
+        what=f"operation #{count} to end",
+    )
+    return app.last_done
+
+
+def notices(app: OpsDeckApp) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+async def test_first_frame_is_the_stored_snapshot_then_live(demo_deck: Path) -> None:
+    opsdeck("status", deck=demo_deck, check=True)  # a stored snapshot
+    snapshot = json.loads((demo_deck / ".opsdeck" / "snapshot.json").read_text())
+    app = make_app(demo_deck)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.state is not None and app.state.taken_at == snapshot["taken_at"]  # before any worker ran
+        assert app.table.row_count == 4
+        await until(pilot, lambda: app.state is not None and app.state.taken_at > snapshot["taken_at"], what="live")
+        assert app.state.cloud == "reachable"
+
+
+async def test_filter_theme_and_help(demo_deck: Path) -> None:
+    app = make_app(demo_deck, live=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("slash", *"prod")
+        assert [e.name for e in app.table.visible()] == ["prod"]
+        app.query_one("#filter").value = ""  # type: ignore[attr-defined]
+        await pilot.pause()
+        assert app.table.row_count == 4
+        await pilot.press("escape")
+        app.table.focus()
+        before = app.theme
+        await pilot.press("t")
+        assert app.theme != before
+        config = Path(os.environ["OPSDECK_HOME"]) / "config" / "config.toml"
+        assert f'theme = "{app.theme}"' in config.read_text()
+        await pilot.press("question_mark")
+        assert app.screen.__class__.__name__ == "HelpScreen"
+        await pilot.press("escape")
+        app.theme = "opsdeck-dark"
+
+
+async def test_read_only_disables_every_mutating_key(demo_deck: Path) -> None:
+    head = git(demo_deck, "rev-parse", "HEAD")
+    app = make_app(demo_deck, live=False, read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await select(pilot, app, "sandbox")
+        for key in ("b", "p", "r", "n", "exclamation_mark"):
+            await pilot.press(key)
+        await pilot.pause()
+        assert app.op_count == 0 and len(app.screen_stack) == 1
+        for action in ("bake", "promote", "rollback", "nuke", "break_glass"):
+            assert app.check_action(action, ()) is None  # shown, visibly disabled
+        app.action_promote()  # what the command palette would call
+        await pilot.pause()
+        assert app.op_count == 0 and "the deck is read-only (--read-only)" in notices(app)
+        assert "READ-ONLY" in str(app.query_one(DeckHeader).render())
+    assert git(demo_deck, "rev-parse", "HEAD") == head
+
+
+async def test_protected_environment_is_refused_without_break_glass(demo_deck: Path) -> None:
+    head = git(demo_deck, "rev-parse", "HEAD")
+    app = make_app(demo_deck, live=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await select(pilot, app, "prod")
+        await pilot.press("r")
+        await pilot.pause()
+        assert app.op_count == 0
+        assert "prod is protected: rollback needs break-glass (press !)" in notices(app)
+        await select(pilot, app, "staging")
+        await pilot.press("p")  # staging -> prod
+        await pilot.pause()
+        assert app.op_count == 0
+        await select(pilot, app, "dev")
+        await pilot.press("n")
+        await pilot.pause()
+        assert "nuke-and-rebuild is only for sandbox environments; dev is not one" in notices(app)
+        assert app.op_count == 0
+    assert git(demo_deck, "rev-parse", "HEAD") == head
+
+
+async def test_bake_promote_rollback_keys(demo_deck: Path) -> None:
+    app = make_app(demo_deck, live=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b")
+        result = await done(pilot, app, 1)
+        assert result.ok, result.summary
+        assert result.summary.startswith("baked app image ")
+        baked = result.summary.rsplit(": ", 1)[-1]
+        # the newest image to dev (the palette's "Deploy newest image"), then p: dev -> staging
+        opsdeck("promote", baked, "dev", "--yes", "--reason", "tui test", deck=demo_deck, check=True)
+        app.load_state()
+        await until(pilot, lambda: app.state is not None and app.state.env("dev").image.id == baked, what="dev")
+        before_staging = status(demo_deck)["staging"]["image"]["id"]
+        await select(pilot, app, "dev")
+        await pilot.press("p")
+        screen = await confirm_dialog(pilot, app)
+        assert "promote staging" in screen.title_text
+        result = await done(pilot, app, 2)
+        assert result.ok, result.summary
+        assert status(demo_deck)["staging"]["image"]["id"] == baked
+        assert git(demo_deck, "log", "-1", "--format=%s").startswith("promote web ")
+        await select(pilot, app, "staging")
+        await pilot.press("r")
+        await confirm_dialog(pilot, app)
+        result = await done(pilot, app, 3)
+        assert result.ok, result.summary
+        assert status(demo_deck)["staging"]["image"]["id"] == before_staging
+        assert git(demo_deck, "log", "-1", "--format=%s").startswith("rollback web staging")
+
+
+async def test_break_glass_opens_for_its_time_box_then_closes(demo_deck: Path) -> None:
+    opsdeck("secrets", "set", "prod", deck=demo_deck, input=json.dumps(SECRET), check=True)
+    if status(demo_deck)["prod"]["image"]["id"] == status(demo_deck)["staging"]["image"]["id"]:
+        opsdeck("promote", "dev", "staging", "--yes", deck=demo_deck, check=True)
+    app = make_app(demo_deck, live=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await select(pilot, app, "prod")
+        await pilot.press("exclamation_mark")
+        await until(pilot, lambda: isinstance(app.screen, ReasonScreen), what="the reason prompt")
+        await pilot.press(*"incident 42", "enter")
+        await until(pilot, lambda: app.glass is not None, what="break-glass")
+        await pilot.pause(1.1)
+        header = str(app.query_one(DeckHeader).render())
+        assert "BREAK-GLASS prod" in header and "incident 42" in header
+        assert app.query_one(DeckHeader).has_class("-break-glass")
+        before = status(demo_deck)["prod"]["image"]["id"]
+        await select(pilot, app, "staging")
+        await pilot.press("p")  # staging -> prod, typed confirmation
+        await confirm_dialog(pilot, app, typed="prod")
+        result = await done(pilot, app, 1)
+        assert result.ok, result.summary
+        assert status(demo_deck)["prod"]["image"]["id"] != before
+        assert SECRET["secret_access_key"] not in app.export_screenshot()
+        # The time box ends: the deck closes break-glass, says so, and prod is read-only again.
+        app.glass = dataclasses.replace(app.glass, expires_at=time.time() - 1)  # type: ignore[type-var]
+        await pilot.pause(1.2)
+        assert app.glass is None and not app.query_one(DeckHeader).has_class("-break-glass")
+        assert any("break-glass for prod expired" in n for n in notices(app))
+        await select(pilot, app, "prod")
+        await pilot.press("r")
+        await pilot.pause()
+        assert app.op_count == 1
+    records = json.loads(opsdeck("audit", "--json", deck=demo_deck, check=True).stdout)
+    glass = [r for r in records if r["action"] == "break-glass" and r["environment"] == "prod"]
+    assert [r["result"] for r in glass[-2:]] == ["opened", "expired"]
+    promote = [r for r in records if r["action"] == "promote" and r["environment"] == "prod"][-1]
+    assert promote["result"] == "ok" and promote["reason"] == "incident 42" and promote["break_glass"]
+
+
+async def test_nuke_and_rebuild_key(demo_deck: Path) -> None:
+    app = make_app(demo_deck, live=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await select(pilot, app, "sandbox")
+        await pilot.press("n")
+        await confirm_dialog(pilot, app, typed="sandbox")
+        result = await done(pilot, app, 1)
+        assert result.ok, result.summary
+        assert result.summary.startswith("nuked and rebuilt sandbox")
+    counts = status(demo_deck)["sandbox"]["instances"]
+    assert counts["running"] == counts["desired"] == counts["on_pinned_image"] > 0
+
+
+async def test_drift_and_refresh_keys(demo_deck: Path) -> None:
+    app = make_app(demo_deck, live=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("d")
+        result = await done(pilot, app, 1)
+        assert result.ok and result.summary.startswith("drift: ")
+        app.live = True
+        await pilot.press("f")
+        result = await done(pilot, app, 2)
+        assert result.ok and result.summary.startswith("refreshed 4 plans")
+        await until(
+            pilot,
+            lambda: app.state is not None and all(e.drift != "unknown" for e in app.state.environments),
+            what="drift in the table",
+        )
+
+
+async def test_unreachable_cloud_shows_unknown_and_recovers(demo_deck: Path) -> None:
+    pid = int(json.loads(opsdeck("cloud", "status", "--json", check=True).stdout)["pid"])
+    app = make_app(demo_deck, live=False)
+    async with app.run_test(size=SIZE) as pilot:
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            app.load_state()
+            await until(
+                pilot,
+                lambda: app.state is not None and app.state.cloud == "unreachable",
+                timeout=60,
+                what="unreachable",
+            )
+            assert "UNREACHABLE" in str(app.query_one(DeckHeader).render())
+            assert all(e.image is None for e in app.state.environments)
+            assert app.is_running
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        app.load_state()
+        await until(
+            pilot, lambda: app.state is not None and app.state.cloud == "reachable", timeout=60, what="recovery"
+        )
+        assert all(e.image is not None for e in app.state.environments)

@@ -1,0 +1,115 @@
+"""SVG snapshots of the deck: main screen in each theme at 120x40 and 80x24, plan diff, drift, each modal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opsdeck.core.deck import Deck
+from opsdeck.core.release import Preview
+from opsdeck.tui.app import OpsDeckApp
+from opsdeck.tui.screens import ConfirmScreen, HelpScreen, ReasonScreen, preview_body
+from tests.tui import fixture
+
+THEMES = ("opsdeck-dark", "opsdeck-light", "opsdeck-high-contrast")
+SIZES = ((120, 40), (80, 24))
+
+
+@pytest.fixture()
+def deck(tmp_path: Path) -> Deck:
+    return Deck.open(fixture.build(tmp_path / "deck"))
+
+
+def app(deck: Deck, theme: str = "opsdeck-dark", **kw: Any) -> OpsDeckApp:
+    return OpsDeckApp(deck, theme=theme, live=False, clock=lambda: fixture.NOW, **kw)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("theme", THEMES)
+def test_main_screen(snap_compare: Any, deck: Deck, theme: str, size: tuple[int, int]) -> None:
+    assert snap_compare(app(deck, theme), terminal_size=size)
+
+
+def test_plan_diff(snap_compare: Any, deck: Deck) -> None:
+    assert snap_compare(app(deck), terminal_size=(120, 40), press=["down", "enter"])
+
+
+def test_drift_view(snap_compare: Any, deck: Deck) -> None:
+    assert snap_compare(app(deck), terminal_size=(120, 40), press=["down", "down"])
+
+
+def test_read_only(snap_compare: Any, deck: Deck) -> None:
+    assert snap_compare(app(deck, read_only=True), terminal_size=(120, 40))
+
+
+def _preview(deck: Deck, env: str, action: str = "promote") -> Preview:
+    from opsdeck.core.model import ImageRef
+
+    plan = fixture.dev_plan(deck.root / ".opsdeck" / "plans" / "dev.tfplan")
+    return Preview(
+        action,
+        env,
+        deck.env(env).confirmation,
+        ImageRef(fixture.NEW, "1.4.2"),
+        ImageRef(fixture.NEWER, "1.5.0"),
+        plan,
+        "release 1.5.0",
+    )
+
+
+def _modal(deck: Deck, screen: Any) -> OpsDeckApp:
+    the_app = app(deck)
+
+    async def show(pilot: Any) -> None:
+        the_app.push_screen(screen)
+        await pilot.pause()
+
+    the_app.snapshot_before = show  # type: ignore[attr-defined]
+    return the_app
+
+
+COLORS = {"add": "#5FD38D", "del": "#F25F5C"}
+
+
+def test_confirm_modal(snap_compare: Any, deck: Deck) -> None:
+    screen = ConfirmScreen("promote staging", preview_body(_preview(deck, "staging"), COLORS))
+    the_app = _modal(deck, screen)
+    assert snap_compare(the_app, terminal_size=(120, 40), run_before=the_app.snapshot_before)  # type: ignore[attr-defined]
+
+
+def test_typed_confirm_modal_for_production(snap_compare: Any, deck: Deck) -> None:
+    screen = ConfirmScreen(
+        "rollback prod  (PRODUCTION)",
+        preview_body(_preview(deck, "prod", "rollback"), COLORS),
+        typed="prod",
+        danger=True,
+    )
+    the_app = _modal(deck, screen)
+    assert snap_compare(the_app, terminal_size=(120, 40), run_before=the_app.snapshot_before)  # type: ignore[attr-defined]
+
+
+def test_break_glass_modal(snap_compare: Any, deck: Deck) -> None:
+    screen = ReasonScreen("BREAK-GLASS · prod", "Elevated credentials for prod from your keyring, for 30 minutes. Why?")
+    the_app = _modal(deck, screen)
+    assert snap_compare(the_app, terminal_size=(120, 40), run_before=the_app.snapshot_before)  # type: ignore[attr-defined]
+
+
+def test_nuke_modal(snap_compare: Any, deck: Deck) -> None:
+    from rich.text import Text
+
+    body = Text(
+        "sandbox (account 123456789012): destroy 7 managed resources and delete 2 unmanaged\n\n"
+        "  destroy  module.web.aws_vpc.this\n  delete   ec2:instance i-0f00dfeedbeef0002"
+    )
+    screen = ConfirmScreen(
+        "nuke and rebuild sandbox", body, typed="sandbox", danger=True, confirm_label="Nuke and rebuild"
+    )
+    the_app = _modal(deck, screen)
+    assert snap_compare(the_app, terminal_size=(120, 40), run_before=the_app.snapshot_before)  # type: ignore[attr-defined]
+
+
+def test_help_modal(snap_compare: Any, deck: Deck) -> None:
+    the_app = _modal(deck, HelpScreen({}, read_only=False))
+    assert snap_compare(the_app, terminal_size=(120, 40), run_before=the_app.snapshot_before)  # type: ignore[attr-defined]
