@@ -11,7 +11,7 @@ import argparse
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from opsdeck import __version__
 from opsdeck.errors import OpsdeckError
@@ -40,6 +40,16 @@ def build_parser() -> Parser:
     parser.add_argument("--theme", help="theme of the deck (saved as your choice)")
     parser.add_argument("--read-only", action="store_true", help="open the deck with every mutating key disabled")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    # `opsdeck status --deck DIR` works as well as `opsdeck --deck DIR status`.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--deck", metavar="DIR", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    original = sub.add_parser
+
+    def add_parser(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        kwargs.setdefault("parents", [common])
+        return original(name, **kwargs)
+
+    sub.add_parser = add_parser  # type: ignore[method-assign]
     for name in COMMAND_MODULES:
         importlib.import_module(f"opsdeck.commands.{name}").register(sub)
     return parser

@@ -9,7 +9,7 @@ from typing import Any
 
 from opsdeck.commands import open_deck, print_json, reporter, run, table
 from opsdeck.core.model import DeckState, EnvStatus, PlanResult
-from opsdeck.core.status import age
+from opsdeck.core.snapshot import age
 
 
 def register(sub: Any) -> None:

@@ -7,11 +7,8 @@ error in its row instead of failing the whole deck. The result is stored as the 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import time
 from collections.abc import Callable
-from pathlib import Path
 
 from opsdeck.adapters.aws import Image
 from opsdeck.core import drift_store, locks, planning
@@ -20,9 +17,8 @@ from opsdeck.core.events import Reporter
 from opsdeck.core.images import describe_images, is_revoked
 from opsdeck.core.model import DeckState, EnvStatus, ImageRef, InstanceCounts
 from opsdeck.core.rollout import rollout_state
+from opsdeck.core.snapshot import store_snapshot
 from opsdeck.errors import CloudUnavailableError, OpsdeckError
-
-SNAPSHOT = "snapshot.json"
 
 
 def concurrency() -> int:
@@ -119,34 +115,3 @@ async def deck_status(
     if envs is None:
         store_snapshot(deck, state)
     return state
-
-
-def snapshot_path(deck_root: Path) -> Path:
-    return deck_root / ".opsdeck" / SNAPSHOT
-
-
-def store_snapshot(deck: Deck, state: DeckState) -> None:
-    path = snapshot_path(deck.root)
-    path.parent.mkdir(exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state.to_json()), encoding="utf-8")
-    tmp.replace(path)
-
-
-def load_snapshot(deck_root: Path) -> DeckState | None:
-    """The last stored snapshot, without touching git, AWS or Terraform (the fast start path)."""
-    try:
-        return DeckState.from_json(json.loads(snapshot_path(deck_root).read_text("utf-8")))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def age(seconds_since_epoch: float | None, now: float | None = None) -> str:
-    """'42s', '5m', '3h', '2d' ago."""
-    if seconds_since_epoch is None:
-        return "-"
-    delta = max(0, (now or time.time()) - seconds_since_epoch)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if delta >= size:
-            return f"{int(delta // size)}{unit}"
-    return f"{int(delta)}s"

@@ -15,11 +15,12 @@ from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input
 
 from opsdeck.core.deck import Deck
 from opsdeck.core.model import DeckState
-from opsdeck.core.status import load_snapshot
+from opsdeck.core.snapshot import load_snapshot
 from opsdeck.tui import keys
 from opsdeck.tui.header import DeckHeader
 from opsdeck.tui.messages import DetailsLoaded, OpDone, OpEvent, StateLoaded
@@ -31,6 +32,7 @@ from opsdeck.tui.widgets.envtable import EnvironmentsTable
 from opsdeck.tui.widgets.ops import OperationsPane
 
 NARROW_WIDTH = 100
+DETAILS_DELAY = 0.12  # seconds the cursor rests on a row before its details load
 
 
 class OpsDeckApp(Operations, App[int]):
@@ -58,6 +60,8 @@ class OpsDeckApp(Operations, App[int]):
         self.on_first_frame = on_first_frame
         self.state: DeckState | None = None
         self.last_done: OpDone | None = None
+        self.details: DetailsLoaded | None = None
+        self._details_timer: Timer | None = None
         self.themes = load_themes()
         for item in self.themes.values():
             self.register_theme(item)
@@ -70,7 +74,6 @@ class OpsDeckApp(Operations, App[int]):
 
     def compose(self) -> ComposeResult:
         yield DeckHeader(self.deck.name, id="header")
-        yield Input(placeholder="filter: name, image, version, drift, protected, sandbox", id="filter")
         yield EnvironmentsTable(clock=self.clock, id="envs")
         with Horizontal(id="details"):
             yield PlanPane("Plan", id="plan")
@@ -79,9 +82,14 @@ class OpsDeckApp(Operations, App[int]):
         yield OperationsPane(id="ops")
         yield Footer(compact=True)
 
+    @property
+    def main_screen(self) -> Screen[Any]:
+        """The deck's own screen, whatever modal is on top of it."""
+        return self.screen_stack[0] if self.screen_stack else self.screen
+
     def main(self, selector: Any, expect: Any = None) -> Any:
-        """A widget of the deck's own screen, whatever modal is on top of it."""
-        screen = self.screen_stack[0] if self.screen_stack else self.screen
+        """A widget of the deck's own screen."""
+        screen = self.main_screen
         return screen.query_one(selector, expect) if expect is not None else screen.query_one(selector)
 
     @property
@@ -95,7 +103,6 @@ class OpsDeckApp(Operations, App[int]):
     def on_mount(self) -> None:
         self.header.read_only = self.read_only
         self.header.envs = len(self.deck.config.environments)
-        self.main("#filter").display = False
         snapshot = load_snapshot(self.deck.root)
         if snapshot is not None:
             self.show_state(snapshot)
@@ -150,12 +157,17 @@ class OpsDeckApp(Operations, App[int]):
             self.post_message(StateLoaded(result.state))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self.load_details()
+        # Debounced: scrolling or filtering through many rows loads only where the cursor rests.
+        if self._details_timer is not None:
+            self._details_timer.stop()
+        self._details_timer = self.set_timer(DETAILS_DELAY, self.load_details)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_details()  # enter on a row: the table keeps the key, so its event opens the details
 
     def load_details(self) -> None:
+        if not self.screen_stack:  # a timer firing while the deck closes
+            return
         env = self.table.selected
         if env is not None:
             self._details(env)
@@ -169,7 +181,11 @@ class OpsDeckApp(Operations, App[int]):
         )
 
     def on_details_loaded(self, message: DetailsLoaded) -> None:
-        self.main(PlanPane).show(message.env, message.plan)
+        if not self.screen_stack:
+            return
+        self.details = message
+        pane = self.main(PlanPane)
+        pane.show(message.env, message.plan, full=self.screen.maximized is pane)
         self.main(DriftPane).show(message.env, message.drift)
 
     # -- operations feedback ------------------------------------------------------------------
@@ -203,7 +219,14 @@ class OpsDeckApp(Operations, App[int]):
         return True
 
     def action_filter(self) -> None:
-        box = self.main("#filter", Input)
+        from textual.widgets import Input  # made on first use: not on the start path
+
+        boxes = self.main_screen.query("#filter")
+        if boxes:
+            box = boxes.first(Input)
+        else:
+            box = Input(placeholder="filter: name, image, version, drift, protected, sandbox", id="filter")
+            self.main_screen.mount(box, before=self.table)
         box.display = True
         box.focus()
 
@@ -227,11 +250,19 @@ class OpsDeckApp(Operations, App[int]):
         self.notify(f"theme: {self.theme}", timeout=2)
 
     def action_details(self) -> None:
+        if self._details_timer is not None:
+            self._details_timer.stop()
+            self.load_details()  # the row under the cursor, not the one the debounce was waiting on
         pane = self.main(PlanPane)
+        details = self.details
         if self.screen.maximized is pane:
             self.screen.minimize()
+            full = False
         else:
             self.screen.maximize(pane, container=False)
+            full = True
+        if details is not None:
+            pane.show(details.env, details.plan, full=full)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(dict(self.deck.settings.keys or {}), self.read_only))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.style import Style
 from rich.text import Text
 from textual.widgets import Static
 
-from opsdeck.core.breakglass import BreakGlass
+if TYPE_CHECKING:
+    from opsdeck.core.breakglass import BreakGlass
 
 
 class DeckHeader(Static):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Group, RenderableType
 from rich.style import Style
 from rich.text import Text
@@ -11,8 +13,10 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from opsdeck.core.release import Preview
 from opsdeck.tui.keys import ACTIONS
+
+if TYPE_CHECKING:
+    from opsdeck.core.release import Preview
 
 MAX_LINES = 14
 

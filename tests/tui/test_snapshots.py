@@ -32,12 +32,23 @@ def test_main_screen(snap_compare: Any, deck: Deck, theme: str, size: tuple[int,
     assert snap_compare(app(deck, theme), terminal_size=size)
 
 
+def _keys(*keys: str) -> Any:
+    """Press keys, letting the debounced details of the row under the cursor load."""
+
+    async def run(pilot: Any) -> None:
+        for key in keys:
+            await pilot.press(key)
+            await pilot.pause(0.3)
+
+    return run
+
+
 def test_plan_diff(snap_compare: Any, deck: Deck) -> None:
-    assert snap_compare(app(deck), terminal_size=(120, 40), press=["down", "enter"])
+    assert snap_compare(app(deck), terminal_size=(120, 40), run_before=_keys("down", "enter"))
 
 
 def test_drift_view(snap_compare: Any, deck: Deck) -> None:
-    assert snap_compare(app(deck), terminal_size=(120, 40), press=["down", "down"])
+    assert snap_compare(app(deck), terminal_size=(120, 40), run_before=_keys("down", "down"))
 
 
 def test_read_only(snap_compare: Any, deck: Deck) -> None:

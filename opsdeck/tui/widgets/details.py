@@ -47,7 +47,11 @@ class Pane(VerticalScroll):
 
 
 class PlanPane(Pane):
-    def show(self, env: str, plan: PlanResult | None) -> None:
+    """The plan diff, grouped by action. Beside the table it shows the first resources; maximized, all."""
+
+    SIDE_LIMIT = 30
+
+    def show(self, env: str, plan: PlanResult | None, *, full: bool = False) -> None:
         self.border_title = f"Plan · {env}"
         if plan is None:
             self.body.update(Text("no plan yet: press f to refresh", style=Style(dim=True)))
@@ -57,37 +61,38 @@ class PlanPane(Pane):
                 Text("no changes: the environment matches its code", style=Style(color=self.var("success")))
             )
             return
-        parts: list[Text] = [
-            Text(
-                f"{plan.summary.add} to add, {plan.summary.change} to change, {plan.summary.destroy} to destroy",
-                style=Style(bold=True),
-            )
-        ]
+        s = plan.summary
+        out = Text(f"{s.add} to add, {s.change} to change, {s.destroy} to destroy", style=Style(bold=True))
+        shown = 0
+        limit = None if full else self.SIDE_LIMIT
         for action in ACTION_ORDER:
             group = [r for r in plan.resources if r.action == action]
             if not group:
                 continue
             color = Style(color=self.var(ACTION_VAR[action]), bold=True)
-            parts.append(Text(f"{ACTION_LABEL[action]} ({len(group)})", style=color))
+            out.append(f"\n{ACTION_LABEL[action]} ({len(group)})", style=color)
             for res in group:
-                parts.extend(self._resource(res, color))
-        self.body.update(Group(*parts))
+                if limit is not None and shown >= limit:
+                    break
+                self._resource(out, res, color)
+                shown += 1
+        if limit is not None and len(plan.resources) > shown:
+            out.append(f"\n… {len(plan.resources) - shown} more: enter shows the whole plan", style=Style(dim=True))
+        self.body.update(out)  # one Text, not one renderable per line: 200-resource plans stay fast
 
-    def _resource(self, res: ResourceChange, color: Style) -> list[Text]:
-        lines = [Text(f"  {res.address}", style=color)]
+    def _resource(self, out: Text, res: ResourceChange, color: Style) -> None:
+        out.append(f"\n  {res.address}", style=color)
         for change in res.changes:
-            line = Text(f"      {change.name}: ", style=Style(dim=True))
+            out.append(f"\n      {change.name}: ", style=Style(dim=True))
             if res.action != "create":
-                line.append(short(change.before), style=Style(color=self.var("plan-delete")))
-                line.append(" → ")
+                out.append(short(change.before), style=Style(color=self.var("plan-delete")))
+                out.append(" → ")
             after = "(known after apply)" if change.after_unknown else short(change.after)
-            line.append(after, style=Style(color=self.var("plan-create")))
+            out.append(after, style=Style(color=self.var("plan-create")))
             if change.forces_replacement:
-                line.append("  forces replacement", style=Style(color=self.var("plan-replace"), italic=True))
-            lines.append(line)
+                out.append("  forces replacement", style=Style(color=self.var("plan-replace"), italic=True))
         if not res.changes and res.attributes:
-            lines.append(Text(f"      {', '.join(res.attributes)}", style=Style(dim=True)))
-        return lines
+            out.append(f"\n      {', '.join(res.attributes)}", style=Style(dim=True))
 
 
 class DriftPane(Pane):

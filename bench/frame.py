@@ -1,0 +1,46 @@
+"""One process that starts a Textual app, shows its first frame, and exits: `opsdeck DECK` or `bare`.
+
+Run by bench/tui.py under a wall clock; headless, so it measures the app, not a terminal.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def bare() -> None:
+    from textual.app import App, ComposeResult
+    from textual.widgets import DataTable, Footer, Header
+
+    class Bare(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Header()
+            yield DataTable()
+            yield Footer()
+
+        def on_mount(self) -> None:
+            table = self.query_one(DataTable)
+            table.add_columns("ENV", "IMAGE", "INSTANCES", "PLAN", "DRIFT")
+            for env in ("sandbox", "dev", "staging", "prod"):
+                table.add_row(env, "1.0.0 ami-0123456789abcdef0", "2/2/2", "+0 ~0 -0", "clean")
+            self.call_after_refresh(self.exit)
+
+    Bare().run(headless=True, size=(120, 40))
+
+
+def opsdeck(deck: str) -> None:
+    from opsdeck.core.deck import Deck
+    from opsdeck.tui.app import OpsDeckApp
+
+    app = OpsDeckApp(Deck.open(Path(deck)), live=False, on_first_frame=lambda a: a.exit())
+    app.run(headless=True, size=(120, 40))
+    if app.state is None:
+        raise SystemExit("bench: the deck had no stored snapshot to show")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "bare":
+        bare()
+    else:
+        opsdeck(sys.argv[2])
