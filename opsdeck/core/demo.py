@@ -20,7 +20,7 @@ from opsdeck.core import images, planning, rollout
 from opsdeck.core.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.status import concurrency
-from opsdeck.errors import OpsdeckError, RefusedError
+from opsdeck.errors import OpsdeckError, RefusedError, ToolError
 
 MARKER = "demo.json"
 FIRST_VERSION = "1.0.0"
@@ -96,6 +96,17 @@ async def prepare(target: Path, rep: Reporter, *, reset: bool = False) -> Deck:
     if not reset and is_ready(target):
         rep.log(f"the demo deck at {target} is ready; reusing it (--reset rebuilds it from nothing)", "notice")
         return Deck.open(target)
+    try:
+        return await _build(target, rep)
+    except ToolError as exc:
+        # The emulator now and then loses a response under Terraform's parallel calls, and the
+        # SDK's retry of a create then meets the object the first call made (seen once in ~40 runs:
+        # InvalidGroup.Duplicate). The demo is built from nothing, so one rebuild is always safe.
+        rep.log(f"building the demo failed on the local cloud ({exc}); rebuilding it once from nothing", "warning")
+        return await _build(target, rep)
+
+
+async def _build(target: Path, rep: Reporter) -> Deck:
     if target.exists() and any(target.iterdir()) and not is_demo_deck(target):
         raise RefusedError(f"{target} exists and is not an opsdeck demo deck; pick an empty or new directory")
     if target.exists():

@@ -239,14 +239,22 @@ async def test_nuke_and_rebuild_key(demo_deck: Path) -> None:
 
 
 async def test_drift_and_refresh_keys(demo_deck: Path) -> None:
+    from opsdeck.tui.widgets.ops import OperationsPane
+
     app = make_app(demo_deck, live=False)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("d")
-        result = await done(pilot, app, 1)
-        assert result.ok and result.summary.startswith("drift: ")
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Bake", "Promote", "Rollback", "Nuke", "Drift", "Break-glass", "Deploy newest image"} <= titles
+        await pilot.press("d", "b")  # two operations at once, each with its own row and progress
+        pane = app.main(OperationsPane)
+        assert len(pane.rows) == 2 and not pane.finished
+        await until(pilot, lambda: len(pane.finished) == 2 and not app.running_envs, what="both operations")
+        assert all(pane.rows[key].has_class("-done") for key in pane.finished), [
+            pane.rows[key].status_text for key in pane.finished
+        ]
         app.live = True
         await pilot.press("f")
-        result = await done(pilot, app, 2)
+        result = await done(pilot, app, 3)
         assert result.ok and result.summary.startswith("refreshed 4 plans")
         await until(
             pilot,
