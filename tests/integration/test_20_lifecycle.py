@@ -295,3 +295,17 @@ def test_failed_apply_leaves_pin_and_environment_agreeing(demo_deck: Path, baked
     last = _audit(demo_deck)[records:]
     assert last[-1]["action"] == "promote" and last[-1]["result"] == "failed"
     assert last[-1]["error"].startswith("apply: ")
+
+
+def test_a_new_base_marks_older_app_images_outdated(demo_deck: Path) -> None:
+    base = json.loads(opsdeck("bake", "--base", "--json", deck=demo_deck, check=True).stdout)
+    assert base["layer"] == "base"
+    images = json.loads(opsdeck("images", "--json", deck=demo_deck, check=True).stdout)
+    apps = [i for i in images if i["layer"] == "app"]
+    assert apps and all(i["base_outdated"] for i in apps)  # built on a base that is no longer the newest
+    fresh = json.loads(opsdeck("bake", "--json", deck=demo_deck, check=True).stdout)
+    assert fresh["base_id"] == base["id"]
+    images = {i["id"]: i for i in json.loads(opsdeck("images", "--json", deck=demo_deck, check=True).stdout)}
+    assert images[fresh["id"]]["base"] == base["id"] and images[fresh["id"]]["base_outdated"] is False
+    text = opsdeck("images", deck=demo_deck, check=True).stdout
+    assert "base outdated" in text
