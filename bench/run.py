@@ -167,7 +167,7 @@ def bench_bake(deck: Path, runs: int) -> dict[str, Any]:
             "-var",
             "app=web",
             "-var",
-            f"version=9.{os.getpid() % 1000}.{n}",
+            f"version=0.{os.getpid() % 1000}.{n}",  # below opsdeck's own versions: never the same AMI name
             "-var",
             "git_sha=bench",
             "-var",
@@ -431,11 +431,15 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"bench: {tool} is not on PATH (run `make bench`)")
     deck = ensure_demo(args.deck)
     results: dict[str, Any] = {"machine": machine(), "runs": args.runs, "benches": {}}
-    for name in args.only or list(BENCHES):
-        runs = min(args.runs, 3) if name in ("nuke", "refresh", "promote") else args.runs
-        print(f"bench: {name} ({runs} runs)", file=sys.stderr)
-        results["benches"][name] = BENCHES[name](deck, runs)
-        print(json.dumps(results["benches"][name], indent=2), file=sys.stderr)
+    try:
+        for name in args.only or list(BENCHES):
+            runs = min(args.runs, 3) if name in ("nuke", "refresh", "promote") else args.runs
+            print(f"bench: {name} ({runs} runs)", file=sys.stderr)
+            results["benches"][name] = BENCHES[name](deck, runs)
+            print(json.dumps(results["benches"][name], indent=2), file=sys.stderr)
+    finally:
+        if args.deck is None:  # the private demo's local cloud goes with it
+            subprocess.run([sys.executable, "-m", "opsdeck", "cloud", "stop"], capture_output=True, check=False)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     table = render(results)
