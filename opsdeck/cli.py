@@ -19,8 +19,29 @@ from opsdeck.errors import OpsdeckError
 COMMAND_MODULES = ("cloud", "demo", "inspect", "lifecycle", "drift", "admin", "config")
 
 
+def _common() -> argparse.ArgumentParser:
+    """Options every subcommand takes too: `opsdeck secrets status --deck DIR` works as well as
+    `opsdeck --deck DIR secrets status`."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--deck", metavar="DIR", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return common
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one line and exit code 1 like every other error."""
+    """argparse, but a usage mistake is one line and exit code 1 like every other error, and every
+    subcommand (at any depth) takes the common options."""
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        kwargs.setdefault("parser_class", Parser)
+        action = super().add_subparsers(**kwargs)
+        original = action.add_parser
+
+        def add_parser(name: str, **options: Any) -> argparse.ArgumentParser:
+            options.setdefault("parents", [_common()])
+            return original(name, **options)
+
+        action.add_parser = add_parser  # type: ignore[method-assign]
+        return action
 
     def error(self, message: str) -> NoReturn:
         sub = self.prog.removeprefix("opsdeck").strip()
@@ -39,17 +60,7 @@ def build_parser() -> Parser:
     parser.add_argument("--deck", metavar="DIR", help="the deck (default: $OPSDECK_DECK, then the current directory)")
     parser.add_argument("--theme", help="theme of the deck (saved as your choice)")
     parser.add_argument("--read-only", action="store_true", help="open the deck with every mutating key disabled")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    # `opsdeck status --deck DIR` works as well as `opsdeck --deck DIR status`.
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--deck", metavar="DIR", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    original = sub.add_parser
-
-    def add_parser(name: str, **kwargs: Any) -> argparse.ArgumentParser:
-        kwargs.setdefault("parents", [common])
-        return original(name, **kwargs)
-
-    sub.add_parser = add_parser  # type: ignore[method-assign]
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"opsdeck.commands.{name}").register(sub)
     return parser

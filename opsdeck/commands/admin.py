@@ -79,6 +79,25 @@ def audit_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+CREDENTIALS_JSON = (
+    '{"access_key_id", "secret_access_key", "session_token"}, or the output of '
+    "`aws sts assume-role` or `aws configure export-credentials`"
+)
+
+
+def parse_credentials_json(text: str) -> tuple[str, str, str | None]:
+    """Credentials from opsdeck's own JSON shape or from what the AWS CLI prints."""
+    try:
+        data = json.loads(text)
+        if isinstance(data.get("Credentials"), dict):  # aws sts assume-role / get-session-token
+            data = data["Credentials"]
+        if "AccessKeyId" in data:  # the AWS CLI's names
+            return str(data["AccessKeyId"]), str(data["SecretAccessKey"]), data.get("SessionToken")
+        return str(data["access_key_id"]), str(data["secret_access_key"]), data.get("session_token")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise OpsdeckError(f"stdin: expected JSON {CREDENTIALS_JSON}") from None
+
+
 def _read_credentials() -> Any:
     from opsdeck.adapters.aws import Credentials
 
@@ -87,14 +106,7 @@ def _read_credentials() -> Any:
         secret = getpass.getpass("AWS secret access key: ").strip()
         token = getpass.getpass("AWS session token (empty if none): ").strip() or None
     else:
-        try:
-            data = json.loads(sys.stdin.read())
-            access, secret = data["access_key_id"], data["secret_access_key"]
-            token = data.get("session_token")
-        except (ValueError, KeyError, TypeError):
-            raise OpsdeckError(
-                'stdin: expected JSON {"access_key_id": ..., "secret_access_key": ..., "session_token": ...}'
-            ) from None
+        access, secret, token = parse_credentials_json(sys.stdin.read())
     if not access or not secret:
         raise OpsdeckError("both an access key id and a secret access key are needed")
     return Credentials(str(access), str(secret), str(token) if token else None)

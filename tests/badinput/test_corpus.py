@@ -162,6 +162,7 @@ CASES = [
     ),
     Case("unknown setting", ("config", "set", "colour", "red"), r"argument key: invalid choice: 'colour'", base="none"),
     Case("secrets for an unprotected env", ("secrets", "set", "dev"), r"dev is not protected; break-glass credentials"),
+    Case("credentials that are not JSON", ("secrets", "set", "prod"), r"stdin: expected JSON \{\"access_key_id\""),
     Case("damaged audit log", ("audit",), r"audit\.jsonl: line 2 is not a JSON record", setup=_damaged_audit),
     Case(
         "no keyring backend",
