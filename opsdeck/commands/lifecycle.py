@@ -153,7 +153,7 @@ def rollback_cmd(args: argparse.Namespace) -> int:
 
 
 def revoke_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.release import revoke
+    from opsdeck.core.images import revoke
 
     deck = open_deck(args)
     deck.check_cloud()
@@ -166,7 +166,7 @@ def revoke_cmd(args: argparse.Namespace) -> int:
 
 
 def history_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.release import history
+    from opsdeck.core.ledger import history
 
     deck = open_deck(args)
     deck.check_cloud()

@@ -214,3 +214,35 @@ def describe_images(
             }
         )
     return out
+
+
+def revoke(deck: Deck, ref: str, reason: str) -> Image:
+    """Mark an image revoked (AMI tags); promote and rollback refuse it from then on."""
+    from opsdeck.core import audit
+
+    if not reason.strip():
+        raise RefusedError("revoke needs a reason (--reason TEXT)")
+    images = app_images(deck)
+    image = find_image(images, ref)
+    if image is None:
+        raise RefusedError(f"{ref!r} is not an image id or version of this deck")
+    who = audit.who(deck)
+    deck.aws().tag_image(
+        image.id,
+        {
+            "revoked": reason.strip(),
+            "revoked_by": who.get("git") or who["user"],
+            "revoked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+    )
+    audit.append(
+        deck,
+        action="revoke",
+        environment=None,
+        result="ok",
+        to=image.id,
+        version=image.version,
+        reason=reason.strip(),
+        who=who,
+    )
+    return image

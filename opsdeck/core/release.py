@@ -22,6 +22,7 @@ from opsdeck.core.breakglass import BreakGlass, guard
 from opsdeck.core.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.images import app_images, find_image, is_revoked
+from opsdeck.core.ledger import pinned_history, previous_pin
 from opsdeck.core.locks import env_lock
 from opsdeck.core.model import ImageRef, PlanResult
 from opsdeck.errors import OpsdeckError, RefusedError
@@ -96,15 +97,6 @@ async def _audit_refusals(
 
 def _ref(image: Image | None, image_id: str) -> ImageRef:
     return ImageRef(image_id, image.version if image else "", is_revoked(image))
-
-
-def pinned_history(deck: Deck, env: str) -> list[str]:
-    """Images ``env`` has pinned in git, newest first (each once)."""
-    seen: list[str] = []
-    for change in deck.git.pin_history(deck.pin_rel(env)):
-        if change.image_id and change.image_id not in seen:
-            seen.append(change.image_id)
-    return seen
 
 
 def resolve_source(deck: Deck, src: str, images: list[Image]) -> tuple[Image, str | None]:
@@ -295,18 +287,6 @@ async def _promote(
     )
 
 
-def previous_pin(deck: Deck, env: str) -> str:
-    """The image ``env`` pinned before its current one, from the pin file's git history."""
-    history = deck.git.pin_history(deck.pin_rel(env))
-    if not history:
-        raise RefusedError(f"{env}'s pin file has no git history")
-    current = history[0].image_id
-    for change in history[1:]:
-        if change.image_id and change.image_id != current:
-            return change.image_id
-    raise RefusedError(f"{env} has pinned only {current} so far; there is nothing to roll back to")
-
-
 async def rollback(
     deck: Deck,
     env: str,
@@ -354,60 +334,3 @@ async def _rollback(
     return await _change_pin(
         deck, env, target, rep, action="rollback", reason=reason, message=message, confirm=confirm, glass=glass
     )
-
-
-def revoke(deck: Deck, ref: str, reason: str) -> Image:
-    """Mark an image revoked (AMI tags); promote and rollback refuse it from then on."""
-    if not reason.strip():
-        raise RefusedError("revoke needs a reason (--reason TEXT)")
-    images = app_images(deck)
-    image = find_image(images, ref)
-    if image is None:
-        raise RefusedError(f"{ref!r} is not an image id or version of this deck")
-    who = audit.who(deck)
-    deck.aws().tag_image(
-        image.id,
-        {
-            "revoked": reason.strip(),
-            "revoked_by": who.get("git") or who["user"],
-            "revoked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        },
-    )
-    audit.append(
-        deck,
-        action="revoke",
-        environment=None,
-        result="ok",
-        to=image.id,
-        version=image.version,
-        reason=reason.strip(),
-        who=who,
-    )
-    return image
-
-
-@dataclass(frozen=True)
-class Release:
-    commit: str
-    when: float
-    author: str
-    image_id: str | None
-    version: str
-    message: str
-
-
-def history(deck: Deck, env: str) -> list[Release]:
-    """The environment's releases: every commit of its pin file, newest first."""
-    deck.env(env)
-    versions = {i.id: i.version for i in app_images(deck)}
-    return [
-        Release(
-            commit=c.commit,
-            when=c.when.timestamp(),
-            author=c.author,
-            image_id=c.image_id,
-            version=versions.get(c.image_id or "", ""),
-            message=c.message.splitlines()[0] if c.message else "",
-        )
-        for c in deck.git.pin_history(deck.pin_rel(env))
-    ]
