@@ -76,7 +76,10 @@ class DeckConfig:
     image: ImageSettings = setting(doc="The image recipes.")
     environments: tuple[EnvSettings, ...] = setting(factory=tuple, doc="Environments, in file order.")
     safety: SafetySettings = setting(factory=SafetySettings, doc="Safety settings.")
-    refresh_minutes: float = setting(5.0, doc="How often the deck refreshes plans and drift on its own.")
+    refresh_minutes: float = setting(5.0, doc="How often the open deck refreshes plans and instances on its own.")
+    drift_minutes: float = setting(
+        60.0, doc="How old a drift check may get before the open deck runs another on its own (0: only on d)."
+    )
     description: str = setting("", doc="One line about the deck.")
 
     def env(self, name: str) -> EnvSettings:
@@ -161,3 +164,5 @@ def _check(config: DeckConfig, root: Path, where: Where) -> None:
         raise where.child("safety").child("break_glass_minutes").error("expected a positive number of minutes")
     if config.refresh_minutes <= 0:
         raise where.child("refresh_minutes").error("expected a positive number of minutes")
+    if config.drift_minutes < 0:
+        raise where.child("drift_minutes").error("expected a number of minutes, 0 or more")

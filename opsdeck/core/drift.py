@@ -44,11 +44,13 @@ async def managed_drift(deck: Deck, env: str, rep: Reporter) -> list[ResourceCha
     """`terraform plan -refresh-only`, read back with `show -json`."""
     await planning.ensure_init(deck, env, rep)
     tf = deck.terraform(env)
-    planfile = planning.plan_dir(deck) / f"{env}.refresh.tfplan"
-    with rep.phase("refresh"):
-        await tf.plan(planfile, refresh_only=True, on_event=lambda e: _progress(rep, e))
-        shown = await tf.show_json(planfile)
-    planfile.unlink(missing_ok=True)
+    planfile = planning.scratch_planfile(deck, env, "refresh")
+    try:
+        with rep.phase("refresh"):
+            await tf.plan(planfile, refresh_only=True, on_event=lambda e: _progress(rep, e))
+            shown = await tf.show_json(planfile)
+    finally:
+        planfile.unlink(missing_ok=True)
     return parse_drift(shown)
 
 

@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import os
 import time
+import uuid
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -97,6 +99,12 @@ def plan_dir(deck: Deck) -> Path:
     return path
 
 
+def scratch_planfile(deck: Deck, env: str, label: str) -> Path:
+    """A plan file of this run only: two Terraform runs in one environment (a refresh beside an
+    explicit plan, two processes) must never write the same -out path at once."""
+    return plan_dir(deck) / f"{env}.{label}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tfplan"
+
+
 def stored_plan(deck: Deck, env: str) -> PlanResult | None:
     """The last plan saved for ``env`` (fresh or not)."""
     try:
@@ -132,7 +140,7 @@ async def plan(deck: Deck, env: str, rep: Reporter, *, reuse: bool = True) -> Pl
             return cached
     tf = deck.terraform(env)
     planfile = plan_dir(deck) / f"{env}.tfplan"
-    tmp = planfile.with_suffix(".tmp.tfplan")
+    tmp = scratch_planfile(deck, env, "new")
     with rep.phase("plan"):
         # The key (file hashes, the state's ETag) is taken while Terraform starts, off its critical
         # path. Should the state move in between, Terraform itself refuses to apply the stale plan.
@@ -153,6 +161,9 @@ async def plan(deck: Deck, env: str, rep: Reporter, *, reuse: bool = True) -> Pl
 
         try:
             await tf.plan(tmp, on_event=on_event)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         finally:
             key_before = await key_task
     tmp.replace(planfile)

@@ -77,7 +77,7 @@ async def unlock(deck: Deck, env: str, rep: Reporter) -> Interrupted | None:
         pid, cmd = running[0]
         raise RefusedError(f"terraform is still running in {env} (pid {pid}: {cmd[:60]}); wait for it to finish")
     await planning.ensure_init(deck, env, rep)
-    probe = planning.plan_dir(deck) / f"{env}.unlock.tfplan"
+    probe = planning.scratch_planfile(deck, env, "unlock")
     try:
         # A refresh-only plan that takes the state lock: the way to find a lock Terraform left behind.
         await deck.terraform(env).plan(probe, refresh_only=True, lock=True)

@@ -11,7 +11,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from opsdeck.core import drift, planning
+from opsdeck.core import drift, drift_store, locks, planning
 from opsdeck.core.deck import Deck
 from opsdeck.core.drift_store import DriftReport
 from opsdeck.core.driftignore import load_ignore
@@ -31,23 +31,56 @@ class RefreshResult:
     seconds: float
 
 
+def stale_drift(deck: Deck, now: float | None = None) -> list[str]:
+    """Environments whose last drift check is missing or older than the deck's ``drift_minutes``."""
+    limit = deck.config.drift_minutes * 60
+    if limit <= 0:
+        return []
+    now = now or time.time()
+    stale = []
+    for name in deck.config.env_names:
+        report = drift_store.load(deck, name)
+        if report is None or now - report.checked_at > limit:
+            stale.append(name)
+    return stale
+
+
 async def refresh(
-    deck: Deck, rep: Reporter, *, with_drift: bool = True, reuse: bool = True, envs: list[str] | None = None
+    deck: Deck,
+    rep: Reporter,
+    *,
+    with_drift: bool = True,
+    reuse: bool = True,
+    envs: list[str] | None = None,
+    drift_envs: list[str] | None = None,
 ) -> RefreshResult:
-    """Plan (and drift-check) every environment (or ``envs``), then build and store the snapshot."""
+    """Plan every environment (or ``envs``) and drift-check them (or only ``drift_envs``), then store
+    the snapshot."""
     started = time.monotonic()
     names = envs or deck.config.env_names
     for name in names:
         deck.env(name)
+    drift_names = [n for n in names if drift_envs is None or n in drift_envs] if with_drift else []
     await asyncio.to_thread(deck.check_cloud)
     gate = asyncio.Semaphore(concurrency())
     plans: dict[str, PlanResult] = {}
     reports: dict[str, DriftReport] = {}
     errors: dict[str, str] = {}
-    ignore = load_ignore(deck.root) if with_drift else None
-    owners = await ownerships(deck, rep) if with_drift else {}
+    ignore = load_ignore(deck.root) if drift_names else None
+    owners = await ownerships(deck, rep) if drift_names else {}
+
+    async def busy(env: str, what: str) -> bool:
+        """An operation runs in ``env``: it plans and applies for itself, and a plan or drift check
+        beside it would replace its saved plan or report its half-done work as drift."""
+        record, alive = await asyncio.to_thread(locks.holder, deck, env)
+        if record is not None and alive:
+            rep.child(env=env).log(f"{env}: {what} skipped, {record.operation} is running", level="notice")
+            return True
+        return False
 
     async def plan_one(env: str) -> None:
+        if await busy(env, "plan"):
+            return
         async with gate:
             try:
                 plans[env] = await planning.plan(deck, env, rep.child(op="plan", env=env), reuse=reuse)
@@ -56,6 +89,8 @@ async def refresh(
 
     async def drift_one(env: str) -> None:
         assert ignore is not None
+        if await busy(env, "drift check"):
+            return
         async with gate:
             try:
                 reports[env] = await drift.check_env(deck, env, owners, ignore, rep.child(op="drift", env=env))
@@ -63,8 +98,7 @@ async def refresh(
                 errors.setdefault(env, str(exc))
 
     jobs = [plan_one(env) for env in names]
-    if with_drift:
-        jobs += [drift_one(env) for env in names]
+    jobs += [drift_one(env) for env in drift_names]
     await asyncio.gather(*jobs)
     state = await deck_status(deck, rep)
     return RefreshResult(state, plans, reports, errors, time.monotonic() - started)
