@@ -114,8 +114,8 @@ class OpsDeckApp(Operations, App[int]):
             self.call_after_refresh(self.on_first_frame, self)
         self.set_interval(1.0, self.tick)
         if self.live:
-            self.load_state(plans=True)
-            self.set_interval(self.deck.config.refresh_minutes * 60, self.action_refresh)
+            self.load_state(plans=True, drift=True)
+            self.set_interval(self.deck.config.refresh_minutes * 60, self.scheduled_refresh)
 
     def on_resize(self) -> None:
         narrow = self.size.width < NARROW_WIDTH
@@ -141,8 +141,9 @@ class OpsDeckApp(Operations, App[int]):
             self.notify(first or "", title="cloud unreachable", severity="error", timeout=8)
 
     @work(thread=True, exclusive=True, group="state", exit_on_error=False)
-    def load_state(self, plans: bool = False) -> None:
-        """Status from the cloud (and, with ``plans``, a refresh of stale plans); never on the UI loop."""
+    def load_state(self, plans: bool = False, drift: bool = False) -> None:
+        """Status from the cloud, then (``plans``) a refresh of plans that went stale and (``drift``)
+        a drift check where the last one is older than the deck's drift_minutes; never on the UI loop."""
         import asyncio
 
         from opsdeck.core.events import Reporter
@@ -150,11 +151,16 @@ class OpsDeckApp(Operations, App[int]):
 
         state = asyncio.run(deck_status(self.deck, Reporter("status")))
         self.post_message(StateLoaded(state))
-        if plans and state.cloud == "reachable":
-            from opsdeck.core.refresh import refresh
+        if (plans or drift) and state.cloud == "reachable":
+            from opsdeck.core.refresh import refresh, stale_drift
 
-            result = asyncio.run(refresh(self.deck, Reporter("refresh"), with_drift=False))
+            drift_envs = stale_drift(self.deck, self.clock()) if drift else []
+            result = asyncio.run(refresh(self.deck, Reporter("refresh"), drift_envs=drift_envs))
             self.post_message(StateLoaded(result.state))
+
+    def scheduled_refresh(self) -> None:
+        """The deck's own refresh (every refresh_minutes): plans, instances and drift that went stale."""
+        self.load_state(plans=True, drift=True)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         # Debounced: scrolling or filtering through many rows loads only where the cursor rests.
@@ -201,7 +207,7 @@ class OpsDeckApp(Operations, App[int]):
         self.table.running = dict(self.running_envs)
         self.table.refresh_rows()
         if message.refresh and self.live:
-            self.load_state()
+            self.load_state(plans=True)  # what the operation changed is planned again
 
     def tick(self) -> None:
         now = self.clock()
@@ -280,9 +286,3 @@ class OpsDeckApp(Operations, App[int]):
             if action.name == "quit" or (self.read_only and action.mutating):
                 continue
             yield SystemCommand(action.description, action.help, getattr(self, f"action_{action.name}"))
-        if not self.read_only:
-            yield SystemCommand(
-                "Deploy newest image",
-                "promote the newest image to the selected environment (one without promote_from: sandbox, dev)",
-                self.action_deploy_newest,
-            )

@@ -25,6 +25,13 @@ class Action:
 ACTIONS = (
     Action("bake", "b", "Bake", "bake a new image with the deck's Packer recipe", mutating=True),
     Action("promote", "p", "Promote", "promote the selected environment's image to the next one", mutating=True),
+    Action(
+        "deploy_newest",
+        "u",
+        "Deploy",
+        "deploy the newest image to the selected environment (one without promote_from: sandbox, dev)",
+        mutating=True,
+    ),
     Action("rollback", "r", "Rollback", "point the selected environment at the image it ran before", mutating=True),
     Action("nuke", "n", "Nuke", "nuke and rebuild the selected sandbox from code", mutating=True),
     Action("refresh", "f", "Refresh", "refresh plans, images and instances"),

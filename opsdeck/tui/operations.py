@@ -60,7 +60,7 @@ class Operations:
             app.table.refresh_rows()
         from opsdeck.tui.widgets.ops import OperationsPane
 
-        app.main(OperationsPane).start(key, title)
+        app.main(OperationsPane).start(key, title, env)
         self._run(key, title, env, factory, summarize)
         return key
 
@@ -162,7 +162,8 @@ class Operations:
         if self._app.deck.env(env).promote_from:
             self._app.notify(f"{env} takes images from {self._app.deck.env(env).promote_from} only", severity="warning")
             return
-        images = [i for i in (self._app.state.images if self._app.state else ()) if i["layer"] == "app"]
+        state = self._app.state
+        images = [i for i in (state.images if state else ()) if i["layer"] == "app" and not i["revoked"]]
         if not images:
             self._app.notify("no image to deploy yet: bake one (b)", severity="warning")
             return
@@ -174,7 +175,7 @@ class Operations:
         from opsdeck.core.release import promote
 
         glass = self._glass_for(dst)
-        reason = glass.reason if glass else "from the deck"
+        reason = glass.reason if glass else ""
         self.start(
             f"promote → {dst}",
             dst,
@@ -191,7 +192,7 @@ class Operations:
         from opsdeck.core.release import rollback
 
         glass = self._glass_for(env)
-        reason = glass.reason if glass else "from the deck"
+        reason = glass.reason if glass else ""
         self.start(
             f"rollback {env}",
             env,

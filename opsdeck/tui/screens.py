@@ -22,9 +22,12 @@ MAX_LINES = 14
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    """What will change, and a confirmation; ``typed`` asks for a word (the environment's name)."""
+    """What will change, and a confirmation; ``typed`` asks for a word (the environment's name).
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    Cancel has the focus, so a stray enter never applies; ``y`` applies where no word is asked for.
+    """
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("y", "confirm", "Apply", show=False)]
     DEFAULT_CSS = """
     ConfirmScreen { align: center middle; }
     ConfirmScreen > Vertical { width: 90; max-width: 95%; height: auto; max-height: 90%;
@@ -65,6 +68,12 @@ class ConfirmScreen(ModalScreen[bool]):
                     self.confirm_label, variant="error" if self.typed else "warning", id="ok", disabled=bool(self.typed)
                 )
                 yield Button("Cancel", variant="default", id="cancel")
+            hint = (
+                f"type {self.typed} and press enter · esc cancels"
+                if self.typed
+                else f"y: {self.confirm_label.lower()} · esc: cancel"
+            )
+            yield Label(hint, classes="hint", markup=False)
 
     def on_mount(self) -> None:
         self.query_one("#typed" if self.typed else "#cancel").focus()
@@ -78,6 +87,10 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "ok")
+
+    def action_confirm(self) -> None:
+        if not self.typed:
+            self.dismiss(True)
 
     def action_cancel(self) -> None:
         self.dismiss(False)

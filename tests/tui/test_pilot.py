@@ -164,23 +164,30 @@ async def test_bake_promote_rollback_keys(demo_deck: Path) -> None:
         assert result.ok, result.summary
         assert result.summary.startswith("baked app image ")
         baked = result.summary.rsplit(": ", 1)[-1]
-        # the newest image to dev (the palette's "Deploy newest image"), then p: dev -> staging
-        opsdeck("promote", baked, "dev", "--yes", "--reason", "tui test", deck=demo_deck, check=True)
-        app.load_state()
-        await until(pilot, lambda: app.state is not None and app.state.env("dev").image.id == baked, what="dev")
+        app.load_state()  # live=False: the deck learns of the new image when told to load
+        await until(pilot, lambda: app.state is not None and baked in {i["id"] for i in app.state.images}, what="image")
+        # u: the newest image to dev, confirmed with y; then p: dev -> staging
+        await select(pilot, app, "dev")
+        await pilot.press("u")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation")
+        await pilot.pause(0.3)
+        await pilot.press("y")
+        result = await done(pilot, app, 2)
+        assert result.ok, result.summary
+        assert status(demo_deck)["dev"]["image"]["id"] == baked
         before_staging = status(demo_deck)["staging"]["image"]["id"]
         await select(pilot, app, "dev")
         await pilot.press("p")
         screen = await confirm_dialog(pilot, app)
         assert "promote staging" in screen.title_text
-        result = await done(pilot, app, 2)
+        result = await done(pilot, app, 3)
         assert result.ok, result.summary
         assert status(demo_deck)["staging"]["image"]["id"] == baked
         assert git(demo_deck, "log", "-1", "--format=%s").startswith("promote web ")
         await select(pilot, app, "staging")
         await pilot.press("r")
         await confirm_dialog(pilot, app)
-        result = await done(pilot, app, 3)
+        result = await done(pilot, app, 4)
         assert result.ok, result.summary
         assert status(demo_deck)["staging"]["image"]["id"] == before_staging
         assert git(demo_deck, "log", "-1", "--format=%s").startswith("rollback web staging")
@@ -244,7 +251,7 @@ async def test_drift_and_refresh_keys(demo_deck: Path) -> None:
     app = make_app(demo_deck, live=False)
     async with app.run_test(size=SIZE) as pilot:
         titles = {c.title for c in app.get_system_commands(app.screen)}
-        assert {"Bake", "Promote", "Rollback", "Nuke", "Drift", "Break-glass", "Deploy newest image"} <= titles
+        assert {"Bake", "Promote", "Rollback", "Nuke", "Drift", "Break-glass", "Deploy"} <= titles
         await pilot.press("d", "b")  # two operations at once, each with its own row and progress
         pane = app.main(OperationsPane)
         assert len(pane.rows) == 2 and not pane.finished

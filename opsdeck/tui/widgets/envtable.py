@@ -113,6 +113,13 @@ class EnvironmentsTable(DataTable[Text]):
     def _var(self, name: str, fallback: str) -> str:
         return self.app.theme_variables.get(name, fallback)
 
+    def _tint(self, env: EnvStatus, var: str, fallback: str, **extra: bool) -> Style:
+        """A cell's colour; inside the production band every cell keeps the band's own foreground
+        (a theme colour on the band's red is unreadable in some themes) and the word says it."""
+        if env.protected:
+            return Style(**extra)
+        return Style(color=self._var(var, fallback), **extra)
+
     def _cells(self, env: EnvStatus) -> dict[str, Text]:
         now = self.clock()
         prod = Style(
@@ -126,13 +133,13 @@ class EnvironmentsTable(DataTable[Text]):
             shown = env.image.version or "?" if self.narrow else f"{env.image.version or '?'} {env.image.id}"
             image = Text(shown, style=row_style)
             if env.image.revoked:
-                image.append(" REVOKED", style=Style(color=self._var("error", "red"), bold=True))
+                image.append(" REVOKED", style=row_style + self._tint(env, "error", "red", bold=True))
         else:
             image = Text("unknown", style=row_style + Style(dim=True))
         cells["image"] = image
         n = env.instances
         healthy = n.desired > 0 and n.running == n.desired == n.on_pinned_image
-        inst_style = Style() if healthy else Style(color=self._var("warning", "yellow"))
+        inst_style = Style() if healthy else self._tint(env, "warning", "yellow")
         cells["inst"] = Text(
             f"{n.on_pinned_image}/{n.running}/{n.desired}" if env.image else "-", style=row_style + inst_style
         )
@@ -145,10 +152,9 @@ class EnvironmentsTable(DataTable[Text]):
                 ("~", env.plan.change, "plan-update"),
                 ("-", env.plan.destroy, "plan-delete"),
             ):
-                plan.append(f"{sign}{count} ", style=Style(color=self._var(var, "white")) if count else Style(dim=True))
+                plan.append(f"{sign}{count} ", style=self._tint(env, var, "white") if count else Style(dim=True))
             cells["plan"] = plan
-        drift_color = self._var(f"drift-{env.drift}", "white")
-        drift = Text(env.drift, style=row_style + Style(color=drift_color))
+        drift = Text(env.drift, style=row_style + self._tint(env, f"drift-{env.drift}", "white"))
         if env.drift_at:
             drift.append(f" {age(env.drift_at, now)}", style=Style(dim=True))
         cells["drift"] = drift
@@ -167,12 +173,10 @@ class EnvironmentsTable(DataTable[Text]):
 
     def _state_cell(self, env: EnvStatus, row_style: Style) -> Text:
         if env.name in self.running:
-            return Text(f"▶ {self.running[env.name]}", style=row_style + Style(color=self._var("accent", "yellow")))
+            return Text(f"▶ {self.running[env.name]}", style=row_style + self._tint(env, "accent", "yellow"))
         if env.lock:
             state = "INTERRUPTED" if env.lock.get("state") == "interrupted" else "locked"
-            return Text(
-                f"{state} {env.lock.get('operation', '')}", style=row_style + Style(color=self._var("error", "red"))
-            )
+            return Text(f"{state} {env.lock.get('operation', '')}", style=row_style + self._tint(env, "error", "red"))
         if env.error:
-            return Text(f"✗ {env.error}", style=row_style + Style(color=self._var("error", "red")))
+            return Text(f"✗ {env.error}", style=row_style + self._tint(env, "error", "red"))
         return Text("ready", style=row_style + Style(dim=True))

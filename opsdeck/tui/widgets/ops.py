@@ -29,53 +29,62 @@ class OpRow(Static):
     OpRow.-done .op-title { color: $success; }
     """
 
-    def __init__(self, key: str, title: str, **kwargs: Any) -> None:
+    def __init__(self, key: str, title: str, env: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.key = key
         self.title = title
+        self.env = env
         self.started = time.monotonic()
         self.phases: list[tuple[str, float | None, bool]] = []
         self.status_text = "starting"
+        self.bar: tuple[float | None, float] = (None, 0)  # total, progress
 
     def compose(self):  # type: ignore[no-untyped-def]
+        # Built from the recorded state: events may arrive before the row is mounted.
         with Horizontal():
             yield Label(self.title, classes="op-title")
-            yield ProgressBar(total=None, show_eta=False, show_percentage=False)
-            yield Label(self.status_text, classes="op-status", markup=False)
-        yield Static("", classes="op-phases", markup=False)
+            yield ProgressBar(total=self.bar[0], show_eta=False, show_percentage=False)
+            yield Label(self._status_line(), classes="op-status", markup=False)
+        yield Static(self._timeline(), classes="op-phases", markup=False)
 
     def feed(self, event: Event) -> None:
-        bar = self.query_one(ProgressBar)
+        # A deck-wide operation (refresh, drift) runs phases in several environments: name them.
+        phase = getattr(event, "phase", "")
+        if phase and event.env and event.env != self.env:
+            phase = f"{event.env} {phase}"
         if isinstance(event, PhaseStarted):
-            self.phases.append((event.phase, None, True))
-            self._status(event.phase + "…")
+            self.phases.append((phase, None, True))
+            self.status_text = phase + "…"
         elif isinstance(event, PhaseFinished):
             for i in range(len(self.phases) - 1, -1, -1):
-                if self.phases[i][0] == event.phase and self.phases[i][1] is None:
-                    self.phases[i] = (event.phase, event.seconds, event.ok)
+                if self.phases[i][0] == phase and self.phases[i][1] is None:
+                    self.phases[i] = (phase, event.seconds, event.ok)
                     break
             else:
-                self.phases.append((event.phase, event.seconds, event.ok))
+                self.phases.append((phase, event.seconds, event.ok))
         elif isinstance(event, Progress):
             if event.total:
-                bar.update(total=event.total, progress=event.done or 0)
-            self._status(event.message)
+                self.bar = (event.total, event.done or 0)
+            self.status_text = event.message
         elif isinstance(event, LogLine) and event.level in ("warning", "error", "notice"):
-            self._status(event.text)
-        self._timeline()
+            self.status_text = event.text
+        self._render_state()
 
     def finish(self, ok: bool, summary: str) -> None:
-        bar = self.query_one(ProgressBar)
-        bar.update(total=1, progress=1)
+        self.bar = (1, 1)
         self.add_class("-done" if ok else "-failed")
         elapsed = time.monotonic() - self.started
-        self._status(f"{'✓' if ok else '✗'} {summary} ({elapsed:.1f}s)")
+        self.status_text = f"{'✓' if ok else '✗'} {summary} ({elapsed:.1f}s)"
+        self._render_state()
 
-    def _status(self, text: str) -> None:
-        self.status_text = " ".join(text.split())
-        self.query_one(".op-status", Label).update(self.status_text)
+    def on_mount(self) -> None:
+        if self.bar[0]:
+            self.call_after_refresh(self._render_state)  # progress that arrived before the bar existed
 
-    def _timeline(self) -> None:
+    def _status_line(self) -> str:
+        return " ".join(self.status_text.split())
+
+    def _timeline(self) -> Text:
         line = Text()
         for name, seconds, ok in self.phases:
             mark = "…" if seconds is None else ("✓" if ok else "✗")
@@ -84,7 +93,16 @@ class OpRow(Static):
                 style=Style() if ok else Style(color="red"),
             )
             line.append(" · ")
-        self.query_one(".op-phases", Static).update(line[:-3] if len(line) > 3 else line)
+        return line[:-3] if len(line) > 3 else line
+
+    def _render_state(self) -> None:
+        if not self.is_mounted or not self.children:
+            return  # compose draws the recorded state
+        total, progress = self.bar
+        if total:
+            self.query_one(ProgressBar).update(total=total, progress=progress)
+        self.query_one(".op-status", Label).update(self._status_line())
+        self.query_one(".op-phases", Static).update(self._timeline())
 
 
 class OperationsPane(VerticalScroll):
@@ -98,10 +116,11 @@ class OperationsPane(VerticalScroll):
         self.rows: dict[str, OpRow] = {}
         self.finished: list[str] = []
 
-    def start(self, key: str, title: str) -> None:
-        row = OpRow(key, title)
+    def start(self, key: str, title: str, env: str | None = None) -> None:
+        row = OpRow(key, title, env)
         self.rows[key] = row
         self.mount(row, before=0)
+        self.scroll_home(animate=False)  # the newest operation is the one to watch
 
     def feed(self, key: str, event: Event) -> None:
         if key in self.rows:
