@@ -125,10 +125,19 @@ def refresh_cmd(args: argparse.Namespace) -> int:
         refresh(deck, reporter(args, "refresh"), with_drift=not args.no_drift, reuse=not args.fresh, envs=args.envs)
     )
     if args.json:
-        print_json({**status_json(result.state), "seconds": round(result.seconds, 3), "errors": result.errors})
+        print_json(
+            {
+                **status_json(result.state),
+                "seconds": round(result.seconds, 3),
+                "errors": result.errors,
+                "skipped": result.skipped,
+            }
+        )
     else:
         for env, error in result.errors.items():
             print(f"{env}: {error}", file=sys.stderr)
+        for env, operation in result.skipped.items():
+            print(f"{env}: skipped, {operation} is running there", file=sys.stderr)
         print(f"refreshed {len(result.plans)} plans and {len(result.drift)} drift checks in {result.seconds:.1f}s")
     return 1 if result.errors else 0
 

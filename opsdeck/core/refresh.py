@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from opsdeck.core import drift, drift_store, locks, planning
 from opsdeck.core.deck import Deck
@@ -29,6 +29,7 @@ class RefreshResult:
     drift: dict[str, DriftReport]
     errors: dict[str, str]
     seconds: float
+    skipped: dict[str, str] = field(default_factory=dict)  # env -> the operation running there
 
 
 def stale_drift(deck: Deck, now: float | None = None) -> list[str]:
@@ -66,6 +67,7 @@ async def refresh(
     plans: dict[str, PlanResult] = {}
     reports: dict[str, DriftReport] = {}
     errors: dict[str, str] = {}
+    skipped: dict[str, str] = {}
     ignore = load_ignore(deck.root) if drift_names else None
     owners = await ownerships(deck, rep) if drift_names else {}
 
@@ -75,6 +77,7 @@ async def refresh(
         record, alive = await asyncio.to_thread(locks.holder, deck, env)
         if record is not None and alive:
             rep.child(env=env).log(f"{env}: {what} skipped, {record.operation} is running", level="notice")
+            skipped[env] = record.operation
             return True
         return False
 
@@ -101,4 +104,4 @@ async def refresh(
     jobs += [drift_one(env) for env in drift_names]
     await asyncio.gather(*jobs)
     state = await deck_status(deck, rep)
-    return RefreshResult(state, plans, reports, errors, time.monotonic() - started)
+    return RefreshResult(state, plans, reports, errors, time.monotonic() - started, skipped)

@@ -113,9 +113,28 @@ def test_different_environments_proceed_in_parallel(demo_deck: Path, spare: list
     assert status["dev"]["image"]["id"] == spare[1] and status["sandbox"]["image"]["id"] == spare[0]
 
 
+def test_refresh_leaves_an_environment_with_a_running_operation_alone(demo_deck: Path, spare: list[str]) -> None:
+    target = next(image for image in spare if image != _pin(demo_deck, "dev"))
+    promote = _spawn(demo_deck, "promote", target, "dev", "--yes", "--reason", "refresh beside it")
+    try:
+        _wait_for(lambda: _lock_held(demo_deck, "dev"), what="the promote to take dev's lock")
+        refresh = opsdeck("refresh", "dev", "sandbox", "--json", deck=demo_deck)
+    finally:
+        _out, err = promote.communicate(timeout=300)
+    assert promote.returncode == 0, err  # it applied its own saved plan, untouched by the refresh
+    assert refresh.returncode == 0, refresh.stderr
+    data = json.loads(refresh.stdout)
+    assert data["skipped"] == {"dev": "promote"}
+    assert _status(demo_deck)["dev"]["image"]["id"] == target
+    scratch = [p.name for p in (demo_deck / ".opsdeck" / "plans").iterdir() if p.name.count(".") > 1]
+    assert scratch == []  # every run's own plan file was moved into place or removed
+
+
 def test_killed_mid_apply_shows_interrupted_and_loses_nothing(demo_deck: Path, spare: list[str]) -> None:
     head = _git(demo_deck, "rev-parse", "HEAD")
-    target = spare[0]  # dev's previous pin
+    releases = json.loads(opsdeck("history", "dev", "--json", deck=demo_deck, check=True).stdout)
+    pins = [r["image_id"] for r in releases]
+    target = next(image for image in pins if image != pins[0])  # dev's previous pin, as rollback finds it
     proc = _spawn(demo_deck, "rollback", "dev", "--yes", "--reason", "killed", "-v")
     assert proc.stderr is not None
     for line in proc.stderr:

@@ -48,6 +48,12 @@ CASES = [
         r"opsdeck\.toml: refresh_minute: unknown key",
     ),
     (
+        "negative drift_minutes",
+        "drift_minutes = 60",
+        "drift_minutes = -1",
+        r"opsdeck\.toml: drift_minutes: expected a number of minutes, 0 or more",
+    ),
+    (
         "wrong type bool",
         "local = true",
         'local = "yes"',
@@ -171,3 +177,20 @@ def test_deck_directory_missing(tmp_path: Path) -> None:
     result = opsdeck("status", deck=tmp_path / "nope")
     assert result.returncode == 1
     assert result.stderr.strip() == f"opsdeck: deck directory {tmp_path / 'nope'} does not exist"
+
+
+def test_stale_drift_is_missing_or_older_than_drift_minutes(sample_copy: Path) -> None:
+    import time
+
+    from opsdeck.core import drift_store
+    from opsdeck.core.deck import Deck
+    from opsdeck.core.refresh import stale_drift
+
+    deck = Deck.open(sample_copy)
+    now = time.time()
+    assert stale_drift(deck, now) == ["sandbox", "dev", "staging", "prod"]  # never checked
+    drift_store.save(deck, drift_store.DriftReport("dev", "clean", checked_at=now - 59 * 60))
+    drift_store.save(deck, drift_store.DriftReport("prod", "drifted", checked_at=now - 61 * 60))
+    assert stale_drift(deck, now) == ["sandbox", "staging", "prod"]
+    _edit(sample_copy, "drift_minutes = 60", "drift_minutes = 0")
+    assert stale_drift(Deck.open(sample_copy), now) == []  # 0: only on d
