@@ -83,6 +83,22 @@ def aws_errors(step: str, endpoint: str | None) -> Iterator[None]:
         raise ToolError(step, str(exc)) from None
 
 
+_LOADER: Any = None
+_LOADER_LOCK = threading.Lock()
+
+
+def _shared_loader() -> Any:
+    """One botocore data loader for the process: each service model and the endpoint data are parsed
+    once (the EC2 model alone is 4 MB of JSON) instead of once per session, and are kept once in memory."""
+    global _LOADER
+    with _LOADER_LOCK:
+        if _LOADER is None:
+            import botocore.session
+
+            _LOADER = botocore.session.get_session().get_component("data_loader")
+        return _LOADER
+
+
 class Aws:
     """One AWS account and region, through an explicit boto3 session."""
 
@@ -105,10 +121,14 @@ class Aws:
         with self._lock:
             if service not in self._clients:
                 import boto3
+                import botocore.session
                 from botocore.config import Config
 
                 creds = self.credentials
+                core = botocore.session.get_session()  # a new session, sharing the parsed models
+                core.register_component("data_loader", _shared_loader())
                 session = boto3.session.Session(
+                    botocore_session=core,
                     region_name=self.region,
                     profile_name=None if creds else self.profile,
                     aws_access_key_id=creds.access_key if creds else None,
