@@ -1,12 +1,22 @@
 """One process that starts a Textual app, shows its first frame, and exits: `opsdeck DECK` or `bare`.
 
-Run by bench/tui.py under a wall clock; headless, so it measures the app, not a terminal.
+Run by bench/tui.py; headless, so it measures the app, not a terminal. The parent puts its clock at
+spawn in BENCH_SPAWNED; at the first frame this prints the seconds since then (teardown not counted).
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from pathlib import Path
+from typing import Any
+
+
+def first_frame(app: Any) -> None:
+    spawned = float(os.environ.get("BENCH_SPAWNED", "nan"))
+    print(f"{time.time() - spawned:.6f}", flush=True)
+    app.exit()
 
 
 def bare() -> None:
@@ -24,7 +34,7 @@ def bare() -> None:
             table.add_columns("ENV", "IMAGE", "INSTANCES", "PLAN", "DRIFT")
             for env in ("sandbox", "dev", "staging", "prod"):
                 table.add_row(env, "1.0.0 ami-0123456789abcdef0", "2/2/2", "+0 ~0 -0", "clean")
-            self.call_after_refresh(self.exit)
+            self.call_after_refresh(first_frame, self)
 
     Bare().run(headless=True, size=(120, 40))
 
@@ -33,7 +43,7 @@ def opsdeck(deck: str) -> None:
     from opsdeck.core.deck import Deck
     from opsdeck.tui.app import OpsDeckApp
 
-    app = OpsDeckApp(Deck.open(Path(deck)), live=False, on_first_frame=lambda a: a.exit())
+    app = OpsDeckApp(Deck.open(Path(deck)), live=False, on_first_frame=first_frame)
     app.run(headless=True, size=(120, 40))
     if app.state is None:
         raise SystemExit("bench: the deck had no stored snapshot to show")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
-from opsdeck.core.events import Event
-from opsdeck.core.model import DeckState
+if TYPE_CHECKING:  # annotations only: core's event classes stay off the deck's start path
+    from opsdeck.core.events import Event
+    from opsdeck.core.model import DeckState
 
 
 @dataclass

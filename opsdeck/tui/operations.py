@@ -17,16 +17,16 @@ from typing import TYPE_CHECKING, Any
 from textual import work
 from textual.screen import ModalScreen
 
-from opsdeck.core.events import Reporter
 from opsdeck.errors import OpsdeckError
 from opsdeck.tui.messages import OpDone, OpEvent
 
 if TYPE_CHECKING:
     from opsdeck.core.breakglass import BreakGlass
+    from opsdeck.core.events import Reporter
     from opsdeck.core.release import Preview
     from opsdeck.tui.app import OpsDeckApp
 
-Factory = Callable[[Reporter], Awaitable[Any]]
+Factory = Callable[["Reporter"], Awaitable[Any]]
 
 
 class Operations:
@@ -66,6 +66,8 @@ class Operations:
 
     @work(thread=True, exit_on_error=False, group="operations")
     def _run(self, key: str, title: str, env: str | None, factory: Factory, summarize: Callable[[Any], str]) -> None:
+        from opsdeck.core.events import Reporter
+
         app = self._app
         rep = Reporter(title, env, lambda event: app.post_message(OpEvent(key, event)))
         try:

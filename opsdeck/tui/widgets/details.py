@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.style import Style
@@ -11,8 +11,9 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from opsdeck.core.drift_store import DriftReport
-from opsdeck.core.model import PlanResult, ResourceChange
+if TYPE_CHECKING:
+    from opsdeck.core.drift_store import DriftReport
+    from opsdeck.core.model import PlanResult, ResourceChange
 
 ACTION_ORDER = ("delete", "replace", "update", "create")
 ACTION_LABEL = {"create": "+ create", "update": "~ update", "delete": "- destroy", "replace": "-/+ replace"}

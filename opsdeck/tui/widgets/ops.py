@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.style import Style
 from rich.text import Text
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Label, ProgressBar, Static
 
-from opsdeck.core.events import Event, LogLine, PhaseFinished, PhaseStarted, Progress
+if TYPE_CHECKING:
+    from opsdeck.core.events import Event
 
 KEEP_FINISHED = 6
 
@@ -48,6 +49,9 @@ class OpRow(Static):
         yield Static(self._timeline(), classes="op-phases", markup=False)
 
     def feed(self, event: Event) -> None:
+        # Imported here, not at the top: no operation runs before the first frame.
+        from opsdeck.core.events import LogLine, PhaseFinished, PhaseStarted, Progress
+
         # A deck-wide operation (refresh, drift) runs phases in several environments: name them.
         phase = getattr(event, "phase", "")
         if phase and event.env and event.env != self.env:
