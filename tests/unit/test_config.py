@@ -48,12 +48,6 @@ CASES = [
         r"opsdeck\.toml: refresh_minute: unknown key",
     ),
     (
-        "negative drift_minutes",
-        "drift_minutes = 60",
-        "drift_minutes = -1",
-        r"opsdeck\.toml: drift_minutes: expected a number of minutes, 0 or more",
-    ),
-    (
         "wrong type bool",
         "local = true",
         'local = "yes"',
@@ -137,6 +131,12 @@ CASES = [
         "protected = true",
         "protected = true\nsandbox = true",
         r"environments\.prod: an environment cannot be both sandbox and protected",
+    ),
+    (
+        "negative drift_minutes",
+        "drift_minutes = 60",
+        "drift_minutes = -1",
+        r"opsdeck\.toml: drift_minutes: expected a number of minutes, 0 or more",
     ),
 ]
 
