@@ -25,10 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.report import render, write_markdown
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-MARKDOWN = ROOT / "BENCHMARKS.md"
-START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 # -- running and timing -----------------------------------------------------------------------------
@@ -37,8 +37,8 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 class Timed:
     """Wall time and CPU time (this process's waited-for descendants) of one command."""
 
-    def __init__(self, wall: float, cpu: float, rc: int) -> None:
-        self.wall, self.cpu, self.rc = wall, cpu, rc
+    def __init__(self, wall: float, cpu: float, rc: int, stdout: str = "") -> None:
+        self.wall, self.cpu, self.rc, self.stdout = wall, cpu, rc, stdout
 
 
 def timed(argv: list[str], *, cwd: Path = ROOT, env: dict[str, str] | None = None, ok: tuple[int, ...] = (0,)) -> Timed:
@@ -50,7 +50,7 @@ def timed(argv: list[str], *, cwd: Path = ROOT, env: dict[str, str] | None = Non
     if proc.returncode not in ok:
         raise SystemExit(f"bench: {' '.join(argv[:4])}... failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return Timed(wall, cpu, proc.returncode)
+    return Timed(wall, cpu, proc.returncode, proc.stdout)
 
 
 def opsdeck(deck: Path, *args: str, ok: tuple[int, ...] = (0,)) -> Timed:
@@ -190,14 +190,25 @@ def bench_nuke(deck: Path, runs: int) -> dict[str, Any]:
     env = tool_env(deck, "sandbox")
     envdir = deck / "envs" / "sandbox"
 
+    applies: list[float] = []
+    phases: list[dict[str, float]] = []
+
     def raw() -> float:
         destroy = timed(["terraform", "destroy", "-auto-approve", "-input=false"], cwd=envdir, env=env)
         apply = timed(["terraform", "apply", "-auto-approve", "-input=false"], cwd=envdir, env=env)
+        applies.append(apply.wall)
         return destroy.wall + apply.wall
 
-    ours, theirs = interleave(runs, lambda: opsdeck(deck, "nuke-rebuild", "sandbox", "--yes").wall, raw)
+    def ours() -> float:
+        run = opsdeck(deck, "nuke-rebuild", "sandbox", "--yes", "--json")
+        phases.append({p["name"]: p["seconds"] for p in json.loads(run.stdout)["phases"]})
+        return run.wall
+
+    ours_s, theirs = interleave(runs, ours, raw)
     return {
-        "opsdeck_s": median(ours),
+        "raw_apply_s": median(applies),
+        "phases_s": {name: median([p.get(name, 0.0) for p in phases]) for name in phases[0]},
+        "opsdeck_s": median(ours_s),
         "raw_s": median(theirs),
         "ratio": median(ours) / median(theirs),
         "command": "opsdeck nuke-rebuild sandbox --yes  vs  terraform destroy + terraform apply (envs/sandbox)",
@@ -229,6 +240,9 @@ def bench_promote(deck: Path, runs: int) -> dict[str, Any]:
     def ours() -> float:
         return opsdeck(deck, "promote", other(), "dev", "--yes", "--reason", "bench").wall
 
+    def rollback() -> float:  # back to the pin before: each run flips dev between the two images
+        return opsdeck(deck, "rollback", "dev", "--yes", "--reason", "bench").wall
+
     def raw() -> float:
         t0 = time.perf_counter()
         pin.write_text(json.dumps({"image_id": other()}, indent=2) + "\n")
@@ -236,12 +250,15 @@ def bench_promote(deck: Path, runs: int) -> dict[str, Any]:
         timed(["git", "-C", str(deck), "commit", "-q", "-m", "bench: raw pin change", "--", str(pin)])
         return time.perf_counter() - t0
 
-    mine, theirs = interleave(runs, ours, raw)
+    mine, back, theirs = interleave(runs, ours, rollback, raw)
     return {
         "opsdeck_s": median(mine),
+        "rollback_s": median(back),
         "raw_s": median(theirs),
         "ratio": median(mine) / median(theirs),
-        "command": "opsdeck promote IMAGE dev --yes  vs  edit pin + terraform apply -auto-approve + git commit",
+        "rollback_ratio": median(back) / median(theirs),
+        "command": "opsdeck promote IMAGE dev --yes / opsdeck rollback dev --yes  vs  edit pin + "
+        "terraform apply -auto-approve + git commit",
     }
 
 
@@ -323,100 +340,12 @@ def ensure_demo(deck: Path | None) -> Path:
     os.environ["OPSDECK_HOME"] = str(home)
     target = home / "demo"
     print(f"bench: building a demo deck in {target}", file=sys.stderr)
-    timed([sys.executable, "-m", "opsdeck", "demo", str(target), "--no-open"])
+    built = timed([sys.executable, "-m", "opsdeck", "demo", str(target), "--no-open"])
+    DEMO_BUILD["seconds"] = built.wall
     return target
 
 
-def render(results: dict[str, Any]) -> str:
-    m = results["machine"]
-    lines = [
-        f"Measured {m['date']} on {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Python {m['python']}, "
-        f"{m['terraform']}, {m['packer']}; median of {results['runs']} runs each.",
-        "",
-        "| figure | opsdeck | raw | ratio | target |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    b = results["benches"]
-
-    def row(name: str, ours: str, raw: str, ratio: str, target: str) -> None:
-        lines.append(f"| {name} | {ours} | {raw} | {ratio} | {target} |")
-
-    if "plan" in b:
-        p = b["plan"]
-        row(
-            "`opsdeck plan` vs `terraform plan`",
-            f"{p['opsdeck_s']:.2f} s",
-            f"{p['raw_s']:.2f} s",
-            f"{p['ratio']:.3f}×",
-            "≤ 1.05×",
-        )
-    if "refresh" in b:
-        r = b["refresh"]
-        row(
-            "refresh all 4 (plan + drift) vs one",
-            f"{r['all_s']:.2f} s",
-            f"{r['one_s']:.2f} s",
-            f"{r['all_over_one']:.2f}×",
-            "-",
-        )
-        row(
-            "refresh all 4: wall vs CPU time / cores",
-            f"{r['all_s']:.2f} s",
-            f"{r['cpu_s']:.2f} s CPU / {r['cores']}",
-            f"{r['wall_over_cpu_per_core']:.3f}×",
-            "≤ 1.15×",
-        )
-        row("unchanged refresh, in the deck", f"{r['unchanged_in_deck_s'] * 1000:.0f} ms", "-", "-", "< 500 ms")
-        row("unchanged refresh, as a new process", f"{r['unchanged_process_s'] * 1000:.0f} ms", "-", "-", "-")
-    if "bake" in b:
-        k = b["bake"]
-        row(
-            "`opsdeck bake` vs `packer build`",
-            f"{k['opsdeck_s']:.2f} s",
-            f"{k['raw_s']:.2f} s",
-            f"{k['ratio']:.2f}×",
-            "-",
-        )
-    if "promote" in b:
-        k = b["promote"]
-        row(
-            "`opsdeck promote` vs pin edit + `terraform apply` + `git commit`",
-            f"{k['opsdeck_s']:.1f} s",
-            f"{k['raw_s']:.1f} s",
-            f"{k['ratio']:.2f}×",
-            "-",
-        )
-    if "drift" in b:
-        k = b["drift"]
-        row(
-            "`opsdeck drift dev` vs `terraform plan -refresh-only`",
-            f"{k['opsdeck_s']:.2f} s",
-            f"{k['raw_s']:.2f} s",
-            f"{k['ratio']:.2f}×",
-            "-",
-        )
-    if "nuke" in b:
-        n = b["nuke"]
-        row(
-            "nuke-and-rebuild vs `terraform destroy` + `apply`",
-            f"{n['opsdeck_s']:.1f} s",
-            f"{n['raw_s']:.1f} s",
-            f"{n['ratio']:.2f}×",
-            "-",
-        )
-    if "tui" in b:
-        for line in b["tui"].get("rows", []):
-            row(*line)
-    return "\n".join(lines)
-
-
-def write_markdown(table: str) -> None:
-    text = MARKDOWN.read_text(encoding="utf-8")
-    if START not in text or END not in text:
-        raise SystemExit(f"bench: {MARKDOWN} has no {START} ... {END} section")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    MARKDOWN.write_text(f"{head}{START}\n{table}\n{END}{tail}", encoding="utf-8")
+DEMO_BUILD: dict[str, float] = {}  # how long the private demo deck took to build from nothing
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -431,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"bench: {tool} is not on PATH (run `make bench`)")
     deck = ensure_demo(args.deck)
     results: dict[str, Any] = {"machine": machine(), "runs": args.runs, "benches": {}}
+    if DEMO_BUILD:
+        results["demo"] = dict(DEMO_BUILD)
     try:
         for name in args.only or list(BENCHES):
             runs = min(args.runs, 3) if name in ("nuke", "refresh", "promote") else args.runs

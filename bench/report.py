@@ -1,0 +1,120 @@
+"""BENCHMARKS.md's results table, from a benchmark run's results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+MARKDOWN = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def render(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    lines = [
+        f"Measured {m['date']} on {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Python {m['python']}, "
+        f"{m['terraform']}, {m['packer']}; median of {results['runs']} runs each.",
+        "",
+        "| figure | opsdeck | raw | ratio | target |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    b = results["benches"]
+
+    def row(name: str, ours: str, raw: str, ratio: str, target: str) -> None:
+        lines.append(f"| {name} | {ours} | {raw} | {ratio} | {target} |")
+
+    if "plan" in b:
+        p = b["plan"]
+        row(
+            "`opsdeck plan` vs `terraform plan`",
+            f"{p['opsdeck_s']:.2f} s",
+            f"{p['raw_s']:.2f} s",
+            f"{p['ratio']:.3f}×",
+            "≤ 1.05×",
+        )
+    if "refresh" in b:
+        r = b["refresh"]
+        row(
+            "refresh all 4 (plan + drift) vs one",
+            f"{r['all_s']:.2f} s",
+            f"{r['one_s']:.2f} s",
+            f"{r['all_over_one']:.2f}×",
+            "-",
+        )
+        row(
+            "refresh all 4: wall vs CPU time / cores",
+            f"{r['all_s']:.2f} s",
+            f"{r['cpu_s']:.2f} s CPU / {r['cores']}",
+            f"{r['wall_over_cpu_per_core']:.3f}×",
+            "≤ 1.15×",
+        )
+        row("unchanged refresh, in the deck", f"{r['unchanged_in_deck_s'] * 1000:.0f} ms", "-", "-", "< 500 ms")
+        row("unchanged refresh, as a new process", f"{r['unchanged_process_s'] * 1000:.0f} ms", "-", "-", "-")
+    if "bake" in b:
+        k = b["bake"]
+        row(
+            "`opsdeck bake` vs `packer build`",
+            f"{k['opsdeck_s']:.2f} s",
+            f"{k['raw_s']:.2f} s",
+            f"{k['ratio']:.2f}×",
+            "-",
+        )
+    if "promote" in b:
+        k = b["promote"]
+        row(
+            "`opsdeck promote` vs pin edit + `terraform apply` + `git commit`",
+            f"{k['opsdeck_s']:.1f} s",
+            f"{k['raw_s']:.1f} s",
+            f"{k['ratio']:.2f}×",
+            "-",
+        )
+        row(
+            "`opsdeck rollback` vs pin edit + `terraform apply` + `git commit`",
+            f"{k['rollback_s']:.1f} s",
+            f"{k['raw_s']:.1f} s",
+            f"{k['rollback_ratio']:.2f}×",
+            "-",
+        )
+    if "drift" in b:
+        k = b["drift"]
+        row(
+            "`opsdeck drift dev` vs `terraform plan -refresh-only`",
+            f"{k['opsdeck_s']:.2f} s",
+            f"{k['raw_s']:.2f} s",
+            f"{k['ratio']:.2f}×",
+            "-",
+        )
+    if "nuke" in b:
+        n = b["nuke"]
+        row(
+            "nuke-and-rebuild vs `terraform destroy` + `apply`",
+            f"{n['opsdeck_s']:.1f} s",
+            f"{n['raw_s']:.1f} s",
+            f"{n['ratio']:.2f}×",
+            "-",
+        )
+        phases = " · ".join(f"{name} {sec:.1f} s" for name, sec in n["phases_s"].items())
+        row("nuke-and-rebuild by phase", phases, "-", "-", "-")
+    if "demo" in results:
+        d = results["demo"]
+        raw = f"{b['nuke']['raw_apply_s']:.1f} s (sandbox)" if "nuke" in b else "-"
+        row(
+            "`opsdeck demo` from nothing (cloud, 2 bakes, 4 × init + apply) vs one raw `terraform apply`",
+            f"{d['seconds']:.1f} s",
+            raw,
+            "-",
+            "-",
+        )
+    if "tui" in b:
+        for line in b["tui"].get("rows", []):
+            row(*line)
+    return "\n".join(lines)
+
+
+def write_markdown(table: str) -> None:
+    text = MARKDOWN.read_text(encoding="utf-8")
+    if START not in text or END not in text:
+        raise SystemExit(f"bench: {MARKDOWN} has no {START} ... {END} section")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    MARKDOWN.write_text(f"{head}{START}\n{table}\n{END}{tail}", encoding="utf-8")

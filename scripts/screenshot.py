@@ -1,0 +1,41 @@
+"""The README's screenshot (docs/deck.svg): the real demo deck, live, at 120x40.
+
+    .venv/bin/python scripts/screenshot.py [DECK]      (default: the demo deck `opsdeck demo` made)
+
+Opens the deck as a person would (live: status, plans, drift from the local cloud), waits until the
+live state is in, selects an environment with a pending change if there is one, and saves the screen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+from opsdeck.core.deck import Deck
+from opsdeck.core.demo import last_demo_deck
+from opsdeck.tui.app import OpsDeckApp
+
+OUT = Path(__file__).resolve().parents[1] / "docs" / "deck.svg"
+
+
+async def shoot(root: Path) -> None:
+    app = OpsDeckApp(Deck.open(root), live=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not (app.state and all(e.plan for e in app.state.environments)):
+            await pilot.pause(0.5)
+        rows = [e.name for e in app.table.visible()]
+        busy = next((e.name for e in app.state.environments if e.plan and e.plan.has_changes), rows[1])
+        app.table.move_cursor(row=rows.index(busy))
+        await pilot.pause(1.0)
+        app.save_screenshot(filename=OUT.name, path=str(OUT.parent))
+    print(f"saved {OUT}")
+
+
+if __name__ == "__main__":
+    deck = Path(sys.argv[1]) if len(sys.argv) > 1 else last_demo_deck()
+    if deck is None:
+        raise SystemExit("no demo deck yet: run `opsdeck demo` first")
+    asyncio.run(shoot(deck))
