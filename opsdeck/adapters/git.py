@@ -6,11 +6,14 @@ of that file is the environment's release history.
 
 from __future__ import annotations
 
+import functools
 import json
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from opsdeck.errors import OpsdeckError, ToolError
 
@@ -44,12 +47,29 @@ def pin_text(image_id: str) -> str:
     return json.dumps({"image_id": image_id}, indent=2) + "\n"
 
 
+T = TypeVar("T")
+
+
+def _serialized(method: Callable[..., T]) -> Callable[..., T]:
+    """One call at a time per repository: GitPython keeps persistent `git cat-file` processes per
+    Repo, and two threads talking to one of them at once mix their answers or hang for good (the
+    deck's state loader, its operations and its details worker all share the deck's repository)."""
+
+    @functools.wraps(method)
+    def locked(self: Git, *args: Any, **kwargs: Any) -> T:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 class Git:
     """A deck's repository."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self._repo: Any = None
+        self._lock = threading.RLock()
 
     @property
     def repo(self) -> Any:
@@ -78,6 +98,7 @@ class Git:
                 writer.set_value("user", "email", email or "opsdeck-demo@localhost")
         return Git(root)
 
+    @_serialized
     def head(self) -> str:
         """The head commit's sha; errors on an empty repository."""
         try:
@@ -88,9 +109,11 @@ class Git:
     def short_head(self) -> str:
         return self.head()[:12]
 
+    @_serialized
     def is_detached(self) -> bool:
         return bool(self.repo.head.is_detached)
 
+    @_serialized
     def identity(self) -> str:
         """ "Name <email>" from git config, or an error naming the setting to fix."""
         with self.repo.config_reader() as reader:
@@ -100,6 +123,7 @@ class Git:
             raise OpsdeckError("git has no user.name / user.email: set them with `git config user.name ...`")
         return f"{name} <{email}>"
 
+    @_serialized
     def is_dirty(self, rel: str) -> bool:
         """The path has uncommitted changes (staged, unstaged or untracked)."""
         return bool(self.repo.git.status("--porcelain", "--", rel).strip())
@@ -112,6 +136,7 @@ class Git:
         except FileNotFoundError:
             raise OpsdeckError(f"{rel}: the pin file is missing") from None
 
+    @_serialized
     def pin_history(self, rel: str, limit: int = 200) -> list[PinChange]:
         """Commits that changed the pin file, newest first, with the image each one pinned."""
         changes = []
@@ -132,6 +157,24 @@ class Git:
             )
         return changes
 
+    @_serialized
+    def trailers(self, key: str) -> list[tuple[str, str]]:
+        """(commit, value) of every commit on HEAD's history carrying the trailer ``key``, newest
+        first; empty when there is no history to read."""
+        import git
+
+        try:
+            log = self.repo.git.log(f"--format=%H %(trailers:key={key},valueonly,separator=%x20)")
+        except (OpsdeckError, git.GitCommandError):
+            return []
+        found = []
+        for line in log.splitlines():
+            parts = line.split()
+            if len(parts) >= 2:
+                found.append((parts[0], parts[1]))
+        return found
+
+    @_serialized
     def commit(self, paths: list[str], message: str) -> str:
         """Commit exactly these paths (nothing else that is staged) and return the sha."""
         import git
@@ -144,10 +187,12 @@ class Git:
             raise ToolError("git commit", (exc.stderr or str(exc)).strip().splitlines()[-1]) from None
         return str(repo.head.commit.hexsha)
 
+    @_serialized
     def restore(self, rel: str) -> None:
         """Put a file back as it is at HEAD."""
         self.repo.git.checkout("HEAD", "--", rel)
 
+    @_serialized
     def add_all_and_commit(self, message: str) -> str:
         repo = self.repo
         repo.git.add("-A")

@@ -186,14 +186,7 @@ TRAILER = "Opsdeck-Audit"
 
 def _anchors_missing(deck: Deck, hashes: set[str]) -> tuple[str, str] | None:
     """A commit whose audit trailer names a record the log no longer has (records cut off the end)."""
-    import git
-
-    try:
-        log = deck.git.repo.git.log(f"--format=%H %(trailers:key={TRAILER},valueonly,separator=%x20)")
-    except (OpsdeckError, git.GitCommandError):
-        return None  # no history to cross-check is not a broken log
-    for line in log.splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[1] not in hashes:
-            return parts[0], parts[1]
+    for commit, value in deck.git.trailers(TRAILER):  # no history to cross-check is not a broken log
+        if value not in hashes:
+            return commit, value
     return None

@@ -1,0 +1,56 @@
+"""The deck's git adapter is shared by the deck's workers: concurrent calls must neither hang nor mix
+answers (GitPython's persistent `git cat-file` pipes are not safe to use from several threads)."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from opsdeck.adapters.git import Git, pin_text
+
+IMAGES = [f"ami-{n:017x}" for n in range(1, 13)]
+
+
+def _repo(root: Path) -> Git:
+    git = Git.init(root)
+    for env in ("dev", "staging"):
+        pin = root / "envs" / env / "image.auto.tfvars.json"
+        pin.parent.mkdir(parents=True)
+        for image in IMAGES:
+            pin.write_text(pin_text(image))
+            subprocess.run(["git", "-C", str(root), "add", "-A"], check=True)
+            subprocess.run(["git", "-C", str(root), "commit", "-qm", f"{env} {image}"], check=True)
+    return git
+
+
+def test_concurrent_history_reads_neither_hang_nor_mix(tmp_path: Path) -> None:
+    git = _repo(tmp_path)
+    expected = {
+        env: [c.image_id for c in git.pin_history(f"envs/{env}/image.auto.tfvars.json")] for env in ("dev", "staging")
+    }
+    assert expected["dev"] == IMAGES[::-1]
+    errors: list[BaseException] = []
+    wrong: list[str] = []
+
+    def reader(env: str) -> None:
+        try:
+            for _ in range(25):
+                got = [c.image_id for c in git.pin_history(f"envs/{env}/image.auto.tfvars.json")]
+                if got != expected[env]:
+                    wrong.append(env)
+                git.is_dirty(f"envs/{env}")
+                git.head()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader, args=(env,), daemon=True) for env in ("dev", "staging") * 3]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 60
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    assert not any(t.is_alive() for t in threads), "a git call hung"
+    assert not errors, errors[:1]
+    assert not wrong
