@@ -38,7 +38,8 @@ class Parser(argparse.ArgumentParser):
 
         def add_parser(name: str, **options: Any) -> argparse.ArgumentParser:
             options.setdefault("parents", [_common()])
-            return original(name, **options)
+            parser: argparse.ArgumentParser = original(name, **options)
+            return parser
 
         action.add_parser = add_parser  # type: ignore[method-assign]
         return action

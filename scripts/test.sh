@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test run of `make test`: lint, then every test (unit, integration on the local cloud, TUI).
+# The test run of `make test`: lint, types, then every test (install, unit, integration on the local cloud, TUI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${OPSDECK_VENV:-.venv}
@@ -8,4 +8,5 @@ export PATH="$PWD/$VENV/bin:$PATH"
 export OPSDECK_TF_PLUGIN_MIRROR="${OPSDECK_TF_PLUGIN_MIRROR:-$("$VENV/bin/opsdeck" config get terraform.plugin_mirror)}"
 "$VENV/bin/ruff" check opsdeck tests bench
 "$VENV/bin/ruff" format --check --quiet opsdeck tests bench
+"$VENV/bin/mypy"  # strict, on the whole package (pyproject.toml [tool.mypy])
 exec "$VENV/bin/python" -m pytest "$@"

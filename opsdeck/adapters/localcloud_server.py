@@ -33,7 +33,7 @@ def apply_fidelity_fixes() -> None:
         return ami
 
     create_image._opsdeck_fixed = True  # type: ignore[attr-defined]
-    amis.AmiBackend.create_image = create_image
+    setattr(amis.AmiBackend, "create_image", create_image)  # noqa: B010 - patching moto's class
 
 
 class Serialized:

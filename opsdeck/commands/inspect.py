@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from typing import Any
 
 from opsdeck.commands import open_deck, print_json, reporter, run, table
@@ -21,7 +22,13 @@ def register(sub: Any) -> None:
     plan = sub.add_parser("plan", help="plan one environment (exit 0: no changes, 2: changes, 1: error)")
     plan.add_argument("env", help="environment name")
     plan.add_argument("--json", action="store_true", help="print JSON")
-    plan.add_argument("--fresh", action="store_true", help="plan again even if the saved plan is still fresh")
+    plan.add_argument(
+        "--cached",
+        action="store_true",
+        help="answer from the saved plan while the code and the state it was made from are unchanged "
+        "(it cannot see changes made in the cloud outside Terraform; its age is printed)",
+    )
+    plan.add_argument("--fresh", action="store_true", help=argparse.SUPPRESS)  # the default since --cached
     plan.add_argument("-v", "--verbose", action="store_true", help="print progress")
     plan.set_defaults(handler=plan_cmd)
 
@@ -91,7 +98,7 @@ def _lag_text(e: EnvStatus) -> str:
     if e.lag.in_sync:
         return f"= {e.lag.source}"
     behind = f"{e.lag.behind} behind" if e.lag.behind else "differs"
-    return f"{behind} {e.lag.source} ({age(e.lag.since)})" if e.lag.since else f"{behind} {e.lag.source}"
+    return f"{behind} {e.lag.source} (for {age(e.lag.since)})" if e.lag.since else f"{behind} {e.lag.source}"
 
 
 def status_cmd(args: argparse.Namespace) -> int:
@@ -109,10 +116,11 @@ def status_cmd(args: argparse.Namespace) -> int:
         if e.image and e.image.revoked:
             image += " REVOKED"
         inst = f"{e.instances.on_pinned_image}/{e.instances.running}/{e.instances.desired}"
-        plan = f"{e.plan} ({age(e.plan_at)})" if e.plan else "unknown"
-        drift = f"{e.drift} ({age(e.drift_at)})" if e.drift_at else e.drift
+        plan = f"{e.plan} ({age(e.plan_at)} ago)" if e.plan else "unknown"
+        drift = f"{e.drift} ({age(e.drift_at)} ago)" if e.drift_at else e.drift
         rows.append([e.name, flags or "-", image, inst, plan, drift, _lag_text(e), e.error or ""])
-    print(f"{state.deck}   cloud: {state.cloud}")
+    read = time.strftime("%H:%M:%S", time.localtime(state.taken_at))
+    print(f"{state.deck}   cloud: {state.cloud}   images and instances read at {read} ({age(state.taken_at)} ago)")
     print(table(["ENV", "FLAGS", "IMAGE", "ON-PIN/RUN/WANT", "PLAN", "DRIFT", "LAG", "ERROR"], rows))
     return 0
 
@@ -142,16 +150,25 @@ def refresh_cmd(args: argparse.Namespace) -> int:
     return 1 if result.errors else 0
 
 
+SYMBOL = {"create": "+", "update": "~", "delete": "-", "replace": "-/+"}
+
+
 def plan_text(result: PlanResult) -> str:
+    """The plan for a person: each resource, then each changed attribute's before → after."""
+    from opsdeck.core.plans import change_line
+
     if not result.summary.has_changes:
         return f"{result.environment}: no changes"
     lines = [
         f"{result.environment}: {result.summary.add} to add, {result.summary.change} to change, "
         f"{result.summary.destroy} to destroy"
     ]
-    symbol = {"create": "+", "update": "~", "delete": "-", "replace": "-/+"}
     for r in result.resources:
-        lines.append(f"  {symbol.get(r.action, '?'):>3} {r.address}  [{', '.join(r.attributes)}]")
+        lines.append(f"  {SYMBOL.get(r.action, '?'):>3} {r.address}")
+        if r.changes:
+            lines += [f"        {change_line(c, r.action)}" for c in r.changes]
+        elif r.attributes:
+            lines.append(f"        {', '.join(r.attributes)}")
     return "\n".join(lines)
 
 
@@ -161,14 +178,24 @@ def plan_cmd(args: argparse.Namespace) -> int:
     deck = open_deck(args)
     deck.env(args.env)
     deck.check_endpoint()
-    # The state bucket check (boto3's import alone is ~0.25 s) runs beside Terraform, not before it.
+    # A real plan (refresh included) unless --cached: only a plan that reads the cloud sees a change made
+    # there outside Terraform. The state bucket check runs beside Terraform, not before it.
+    started = time.time()
     result = run(
-        planning.checked(deck, planning.plan(deck, args.env, reporter(args, "plan", args.env), reuse=not args.fresh))
+        planning.checked(deck, planning.plan(deck, args.env, reporter(args, "plan", args.env), reuse=args.cached))
     )
+    cached = result.created_at < started
     if args.json:
-        print_json(result.to_json(detail=False))
+        print_json({**result.to_json(detail=False), "planned_at": result.created_at, "cached": cached})
     else:
         print(plan_text(result))
+        if args.cached and not cached:
+            print("(no saved plan was still valid: planned just now)")
+        elif cached:
+            print(
+                f"(saved plan from {age(result.created_at)} ago: code and state unchanged since, but changes made "
+                "in the cloud outside Terraform are not in it; run without --cached to plan again)"
+            )
     return 2 if result.summary.has_changes else 0
 
 

@@ -103,6 +103,19 @@ def append(deck: Deck, **fields: Any) -> dict[str, Any]:
     return record
 
 
+def outcome(exc: BaseException) -> str:
+    """How an operation that raised ``exc`` ended, the same everywhere: a safety rule said no
+    (refused), it was stopped from outside (interrupted: cancelled, Ctrl-C, exit), or it broke (failed,
+    whatever the error's class: a TypeError is a failure, not an interruption)."""
+    from opsdeck.errors import RefusedError
+
+    if isinstance(exc, RefusedError):
+        return "refused"
+    if isinstance(exc, Exception):
+        return "failed"
+    return "interrupted"
+
+
 @dataclass
 class AuditedRun:
     """An operation's pair of records: 'started' now, the closing one from ``close``."""

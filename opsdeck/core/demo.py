@@ -11,6 +11,7 @@ import asyncio
 import json
 import shutil
 import time
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from opsdeck import paths
@@ -21,16 +22,20 @@ from opsdeck.core.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.status import concurrency
 from opsdeck.errors import OpsdeckError, RefusedError, ToolError
+from opsdeck.shipped import copy_tree, shipped
 
 MARKER = "demo.json"
 FIRST_VERSION = "1.0.0"
 
 
-def sample_deck() -> Path:
-    """The sample deck shipped with opsdeck (sample_envs/ beside the package)."""
-    here = Path(__file__).resolve().parents[2] / "sample_envs"
+SAMPLE_SKIP = {".terraform", ".opsdeck", ".terraform.lock.hcl", "__pycache__"}
+
+
+def sample_deck() -> Traversable:
+    """The sample deck shipped with opsdeck (package data)."""
+    here = shipped("sample_envs")
     if not (here / "opsdeck.toml").is_file():
-        raise OpsdeckError(f"the sample deck is missing (looked in {here}); reinstall opsdeck from its repository")
+        raise OpsdeckError(f"the sample deck is missing from opsdeck's installation ({here}); reinstall opsdeck")
     return here
 
 
@@ -74,12 +79,7 @@ def is_ready(root: Path) -> bool:
 
 
 def _copy_sample(target: Path) -> None:
-    shutil.copytree(
-        sample_deck(),
-        target,
-        ignore=shutil.ignore_patterns(".terraform", ".opsdeck", "*.tfplan", ".terraform.lock.hcl"),
-        dirs_exist_ok=True,
-    )
+    copy_tree(sample_deck(), target, skip=lambda name: name in SAMPLE_SKIP or name.endswith(".tfplan"))
 
 
 async def _apply_env(deck: Deck, env: str, image_id: str, rep: Reporter) -> None:
@@ -88,6 +88,25 @@ async def _apply_env(deck: Deck, env: str, image_id: str, rep: Reporter) -> None
         await rollout.apply_plan(deck, env, plan, rep)
         planning.forget_plan(deck, env)
     await rollout.wait_for_image(deck, env, image_id, rep)
+
+
+def _store_break_glass(deck: Deck, rep: Reporter) -> None:
+    """Credentials for the protected environments, so break-glass (`!`) works in the demo as it would
+    with a team's own stored credentials. On the local cloud any key is accepted."""
+    import secrets as random
+
+    from opsdeck.adapters.aws import Credentials
+    from opsdeck.core.breakglass import DEMO_SOURCE, store_demo_credentials
+
+    for env in (e.name for e in deck.config.environments if e.protected):
+        key = "ASIA" + "".join(random.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") for _ in range(16))
+        where = store_demo_credentials(deck, env, Credentials(key, random.token_urlsafe(30)))
+        if where == DEMO_SOURCE:
+            rep.log(
+                f"no keyring backend on this machine: {env}'s demo break-glass credentials are in {where}; "
+                "for a keyring, `pip install keyrings.alt` or run a Secret Service (see README, Secrets)",
+                "notice",
+            )
 
 
 async def prepare(target: Path, rep: Reporter, *, reset: bool = False) -> Deck:
@@ -149,6 +168,8 @@ async def _build(target: Path, rep: Reporter) -> Deck:
                 await _apply_env(deck, env, app.id, child)
 
     await asyncio.gather(*(one(env) for env in deck.config.env_names))
+    with rep.phase("break-glass credentials"):
+        _store_break_glass(deck, rep)
     with rep.phase("commit provider locks"):
         locks = [
             f"{deck.env(env).path}/.terraform.lock.hcl"

@@ -100,8 +100,7 @@ async def bake(deck: Deck, rep: Reporter, *, version: str | None = None, base: b
     try:
         result = await _bake(deck, rep, version=version, base=base)
     except BaseException as exc:
-        result_kind = "failed" if isinstance(exc, OpsdeckError) else "interrupted"
-        run.close(result_kind, error=str(exc), phases=rep.phase_list())
+        run.close(audit.outcome(exc), error=str(exc), phases=rep.phase_list())
         raise
     run.close("ok", phases=rep.phase_list(), to=result.id, version=result.version, git_sha=result.git_sha)
     return result

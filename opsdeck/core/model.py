@@ -76,6 +76,10 @@ class PlanResult:
     image_id: str | None = None  # the pin the plan was made with
 
     def to_json(self, detail: bool = True) -> dict[str, Any]:
+        """``detail``: the stored form (every field); otherwise the `plan --json` form, whose resources
+        list each changed attribute as ``{"attribute", "before", "after"}``."""
+        from opsdeck.core.plans import changes_json
+
         data: dict[str, Any] = {
             "environment": self.environment,
             "add": self.summary.add,
@@ -83,7 +87,11 @@ class PlanResult:
             "destroy": self.summary.destroy,
             "resources": [
                 {"address": r.address, "actions": list(r.actions), "attributes": list(r.attributes)}
-                | ({"type": r.type, "reason": r.reason, "changes": [asdict(c) for c in r.changes]} if detail else {})
+                | (
+                    {"type": r.type, "reason": r.reason, "changes": [asdict(c) for c in r.changes]}
+                    if detail
+                    else {"changes": changes_json(r)}
+                )
                 for r in self.resources
             ],
         }

@@ -117,8 +117,10 @@ async def _delete_all(deck: Deck, env: str, resources: tuple[CloudResource, ...]
                 *(asyncio.to_thread(_delete_one, inv, r) for r in batch), return_exceptions=True
             )
             for res, outcome in zip(batch, results, strict=True):
-                if isinstance(outcome, BaseException):
-                    failed.append((res, outcome))  # type: ignore[arg-type]
+                if isinstance(outcome, Exception):
+                    failed.append((res, outcome))
+                elif isinstance(outcome, BaseException):
+                    raise outcome
                 else:
                     deleted.append(res)
                     rep.progress(f"deleted {res.type} {res.id}", len(deleted), len(resources))
@@ -152,14 +154,7 @@ async def nuke_rebuild(deck: Deck, env: str, rep: Reporter, *, confirm: Any = No
         try:
             result = await _run(deck, env, rep, confirm, started)
         except BaseException as exc:
-            kind = (
-                "refused"
-                if isinstance(exc, RefusedError)
-                else "failed"
-                if isinstance(exc, OpsdeckError)
-                else "interrupted"
-            )
-            run.close(kind, error=str(exc), phases=rep.phase_list())
+            run.close(audit.outcome(exc), error=str(exc), phases=rep.phase_list())
             raise
         run.close(
             "ok",

@@ -13,7 +13,9 @@ from typing import Any
 
 from opsdeck.core.model import AttributeChange, PlanResult, PlanSummary, ResourceChange
 
-SENSITIVE = "(sensitive)"
+SENSITIVE = "(sensitive value)"  # as Terraform prints a masked value
+UNKNOWN = "(known after apply)"
+VALUE_WIDTH = 48
 IGNORED_ACTIONS = {("no-op",), ("read",)}
 
 
@@ -178,3 +180,49 @@ def parse_drift(plan: dict[str, Any]) -> list[ResourceChange]:
             )
         )
     return drifted
+
+
+# -- showing a change to a person -------------------------------------------------------------
+
+
+def elide(text: str, width: int = VALUE_WIDTH) -> str:
+    """``text`` cut in the middle to ``width`` characters: both ends of an id or an ARN stay readable."""
+    if len(text) <= width:
+        return text
+    keep = width - 1
+    head = (keep + 1) // 2
+    return text[:head] + "…" + text[len(text) - (keep - head) :]
+
+
+def show_value(value: Any, width: int = VALUE_WIDTH) -> str:
+    """One attribute value on one line: strings as they are, the rest as compact JSON, elided."""
+    import json
+
+    if isinstance(value, str):
+        text = value if value in (SENSITIVE, UNKNOWN) else json.dumps(value)
+    else:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return elide(" ".join(text.split()), width)
+
+
+def change_line(change: AttributeChange, action: str, width: int = VALUE_WIDTH) -> str:
+    """``name: before → after`` (``name: after`` for a resource being created)."""
+    after = UNKNOWN if change.after_unknown else show_value(change.after, width)
+    forced = "  (forces replacement)" if change.forces_replacement else ""
+    if action == "create":
+        return f"{change.name}: {after}{forced}"
+    return f"{change.name}: {show_value(change.before, width)} → {after}{forced}"
+
+
+def changes_json(resource: ResourceChange) -> list[dict[str, Any]]:
+    """Each changed attribute's before and after (masked as Terraform masks sensitive values)."""
+    return [
+        {
+            "attribute": c.name,
+            "before": c.before,
+            "after": None if c.after_unknown else c.after,
+            "after_unknown": c.after_unknown,
+            "forces_replacement": c.forces_replacement,
+        }
+        for c in resource.changes
+    ]

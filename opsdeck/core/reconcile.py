@@ -19,7 +19,7 @@ from opsdeck.core.events import Reporter
 from opsdeck.core.locks import env_lock
 from opsdeck.core.model import ImageRef, PlanResult
 from opsdeck.core.release import Confirm, NotConfirmedError, Preview, confirmed
-from opsdeck.errors import OpsdeckError, RefusedError, ToolError
+from opsdeck.errors import RefusedError, ToolError
 
 
 @dataclass(frozen=True)
@@ -92,14 +92,7 @@ async def apply_env(
             await rollout.wait_for_image(deck, env, pin, rep)
         except BaseException as exc:
             planning.forget_plan(deck, env)
-            kind = (
-                "refused"
-                if isinstance(exc, RefusedError)
-                else "failed"
-                if isinstance(exc, OpsdeckError)
-                else "interrupted"
-            )
-            run.close(kind, error=str(exc), phases=rep.phase_list())
+            run.close(audit.outcome(exc), error=str(exc), phases=rep.phase_list())
             raise
         planning.forget_plan(deck, env)
         drift_store.forget(deck, env)  # the last drift report described the cloud before this apply

@@ -207,10 +207,7 @@ async def _change_pin(
             if not applied:
                 pin_path.write_text(original, encoding="utf-8")
             planning.forget_plan(deck, env)
-            result = "refused" if isinstance(exc, RefusedError) else "failed"
-            if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
-                result = "interrupted"
-            run.close(result, error=f"{step}: {exc}", phases=rep.phase_list())
+            run.close(audit.outcome(exc), error=f"{step}: {exc}", phases=rep.phase_list())
             if isinstance(exc, OpsdeckError) and not isinstance(exc, RefusedError):
                 kept = f"applied, pin left uncommitted in {rel}" if applied else f"pin restored to {current_id}"
                 wrapped = copy.copy(exc)

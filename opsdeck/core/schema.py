@@ -67,7 +67,7 @@ def _convert(tp: Any, value: Any, where: Where) -> Any:
         if not isinstance(value, list):
             raise where.error(f"expected {_expected(tp)}, got {describe(value)}")
         return tuple(_convert(get_args(tp)[0], item, where.child(str(i))) for i, item in enumerate(value))
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise where.error(f"expected a table, got {describe(value)}")
         return build(tp, value, where)

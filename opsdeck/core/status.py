@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
+from typing import Any
 
 from opsdeck.adapters.aws import Image
 from opsdeck.core import drift_store, locks, planning
@@ -65,7 +66,7 @@ async def env_status(
     return row
 
 
-def _replace(status: EnvStatus, **changes: object) -> EnvStatus:
+def _replace(status: EnvStatus, **changes: Any) -> EnvStatus:
     from dataclasses import replace
 
     return replace(status, **changes)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import BindingType
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.timer import Timer
@@ -51,7 +52,7 @@ class OpsDeckApp(Operations, App[int]):
 
     CSS_PATH = "deck.tcss"
     TITLE = "opsdeck"
-    BINDINGS = keys.BINDINGS
+    BINDINGS: ClassVar[list[BindingType]] = list(keys.BINDINGS)
 
     def __init__(
         self,
@@ -105,11 +106,11 @@ class OpsDeckApp(Operations, App[int]):
 
     @property
     def table(self) -> EnvironmentsTable:
-        return self.main(EnvironmentsTable)
+        return self.main_screen.query_one(EnvironmentsTable)
 
     @property
     def header(self) -> DeckHeader:
-        return self.main(DeckHeader)
+        return self.main_screen.query_one(DeckHeader)
 
     def on_mount(self) -> None:
         self.header.read_only = self.read_only
@@ -139,6 +140,7 @@ class OpsDeckApp(Operations, App[int]):
     def show_state(self, state: DeckState) -> None:
         self.state = state
         self.header.cloud = state.cloud
+        self.header.taken_at = state.taken_at
         self.header.envs = len(state.environments)
         self.header.redraw(self.clock())
         self.table.running = dict(self.running_envs)
@@ -227,6 +229,7 @@ class OpsDeckApp(Operations, App[int]):
         glass = self.glass
         self.header.glass = glass
         self.header.redraw(now)
+        self.table.tick_ages()
         if glass is not None and not glass.active(now):
             self.expire_break_glass()
 
@@ -291,7 +294,7 @@ class OpsDeckApp(Operations, App[int]):
     def on_unmount(self) -> None:
         self.closing.set()  # a worker waiting for a modal's answer gives up: nothing is confirmed
 
-    def action_quit(self) -> None:
+    async def action_quit(self) -> None:
         self.closing.set()
         self.exit(0)
 

@@ -8,6 +8,8 @@ from rich.style import Style
 from rich.text import Text
 from textual.widgets import Static
 
+from opsdeck.core.snapshot import age
+
 if TYPE_CHECKING:
     from opsdeck.core.breakglass import BreakGlass
 
@@ -25,6 +27,7 @@ class DeckHeader(Static):
         self.read_only = False
         self.glass: BreakGlass | None = None
         self.envs = 0
+        self.taken_at: float | None = None  # when the shown state was read from the cloud
 
     def redraw(self, now: float) -> None:
         text = Text()
@@ -34,6 +37,8 @@ class DeckHeader(Static):
             text.append("UNREACHABLE", style=Style(color=self.app.theme_variables.get("error", "red"), bold=True))
         else:
             text.append(self.cloud)
+        if self.taken_at:
+            text.append(f" · read {age(self.taken_at, now)} ago", style=Style(dim=True))
         if self.read_only:
             text.append("  [READ-ONLY]", style=Style(bold=True, reverse=True))
         glass = self.glass
@@ -42,6 +47,8 @@ class DeckHeader(Static):
             text.append(
                 f"  BREAK-GLASS {glass.env} {left // 60:02d}:{left % 60:02d} · {glass.reason}", style=Style(bold=True)
             )
+            if glass.source.startswith("the demo"):
+                text.append(" · demo credentials (local cloud only)")
             self.add_class("-break-glass")
         else:
             self.remove_class("-break-glass")

@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 Factory = Callable[["Reporter"], Awaitable[Any]]
 
 
+async def _awaited(work: Awaitable[Any]) -> Any:
+    """``asyncio.run`` takes a coroutine; core operations are awaitables."""
+    return await work
+
+
 class Operations:
     """Mixed into OpsDeckApp: starting operations, confirming them, break-glass."""
 
@@ -66,12 +71,16 @@ class Operations:
 
     @work(thread=True, exit_on_error=False, group="operations")
     def _run(self, key: str, title: str, env: str | None, factory: Factory, summarize: Callable[[Any], str]) -> None:
-        from opsdeck.core.events import Reporter
+        from opsdeck.core.events import Event, Reporter
 
         app = self._app
-        rep = Reporter(title, env, lambda event: app.post_message(OpEvent(key, event)))
+
+        def sink(event: Event) -> None:
+            app.post_message(OpEvent(key, event))
+
+        rep = Reporter(title, env, sink)
         try:
-            result = asyncio.run(factory(rep))
+            result: Any = asyncio.run(_awaited(factory(rep)))
         except OpsdeckError as exc:
             app.post_message(OpDone(key, False, str(exc)))
         except Exception as exc:
@@ -296,7 +305,10 @@ class Operations:
         self.glass = glass
         self._app.tick()
         self._app.notify(
-            f"break-glass open for {glass.env}; every action is audited with your reason", severity="warning", timeout=8
+            f"break-glass open for {glass.env} with credentials from {glass.source}; every action is audited with "
+            "your reason",
+            severity="warning",
+            timeout=8,
         )
 
     def expire_break_glass(self) -> None:

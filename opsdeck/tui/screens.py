@@ -13,12 +13,13 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from opsdeck.tui.diff import change_text
 from opsdeck.tui.keys import ACTIONS
 
 if TYPE_CHECKING:
     from opsdeck.core.release import Preview
 
-MAX_LINES = 14
+MAX_LINES = 24
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -108,11 +109,20 @@ def preview_body(preview: Preview, colors: dict[str, str]) -> RenderableType:
     s = preview.plan.summary
     lines.append(Text(f"plan   +{s.add} ~{s.change} -{s.destroy}", style=Style(bold=True)))
     symbol = {"create": "+", "update": "~", "delete": "-", "replace": "-/+"}
-    for res in preview.plan.resources[:MAX_LINES]:
-        attrs = f"  [{', '.join(res.attributes)}]" if res.attributes else ""
-        lines.append(Text(f"  {symbol.get(res.action, '?'):>3} {res.address}{attrs}"))
-    if len(preview.plan.resources) > MAX_LINES:
-        lines.append(Text(f"  … and {len(preview.plan.resources) - MAX_LINES} more", style=Style(dim=True)))
+    body: list[Text] = []
+    for res in preview.plan.resources:
+        body.append(Text(f"  {symbol.get(res.action, '?'):>3} {res.address}", style=Style(bold=True)))
+        for change in res.changes:
+            body.append(change_text(change, res.action, colors, indent="        "))
+        if not res.changes and res.attributes:
+            body.append(Text(f"        {', '.join(res.attributes)}", style=Style(dim=True)))
+    lines += body[:MAX_LINES]
+    if len(body) > MAX_LINES:
+        lines.append(
+            Text(
+                f"  … {len(body) - MAX_LINES} more lines (enter on the row shows the whole plan)", style=Style(dim=True)
+            )
+        )
     if preview.reason:
         lines.append(Text(f"reason {preview.reason}", style=Style(italic=True)))
     return Group(*lines)
@@ -155,7 +165,7 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > Vertical { width: 76; max-width: 95%; height: auto; border: thick $primary;
+    HelpScreen > Vertical { width: 96; max-width: 95%; height: auto; border: thick $primary;
                             background: $surface; padding: 1 2; }
     """
 
@@ -169,7 +179,9 @@ class HelpScreen(ModalScreen[None]):
         for action in ACTIONS:
             key = self.keys.get(action.name, action.key)
             shown = {"slash": "/", "exclamation_mark": "!", "question_mark": "?"}.get(key, key)
-            line = Text(f"  {shown:<7} {action.help}")
+            line = Text(f"  {shown:<7} ")
+            line.append(f"{action.description:<12}", style=Style(bold=True))  # the footer's name for it
+            line.append(action.help)
             if action.mutating and self.read_only:
                 line.append("  (disabled: read-only)", style=Style(dim=True))
             lines.append(line)

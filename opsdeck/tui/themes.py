@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
+from importlib.resources.abc import Traversable
+from typing import Any
 
 from textual.theme import Theme
 
 from opsdeck import paths
 from opsdeck.errors import ConfigError
+from opsdeck.shipped import shipped
 
 DEFAULT = "opsdeck-dark"
 REQUIRED_VARIABLES = ("prod-background", "prod-foreground", "breakglass-background", "breakglass-foreground")
@@ -27,12 +29,12 @@ FIELDS = (
 )
 
 
-def theme_dirs() -> list[Path]:
+def theme_dirs() -> list[Traversable]:
     """The themes shipped with opsdeck, then the user's own (which may override them by name)."""
-    return [Path(__file__).resolve().parents[2] / "themes", paths.config_dir() / "themes"]
+    return [shipped("themes"), paths.config_dir() / "themes"]
 
 
-def load_theme(path: Path) -> Theme:
+def load_theme(path: Traversable) -> Theme:
     """One theme file; a mistake names the file and what is wrong."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -42,11 +44,12 @@ def load_theme(path: Path) -> Theme:
     missing = [v for v in REQUIRED_VARIABLES if v not in variables]
     if "name" not in data or "primary" not in data or missing:
         raise ConfigError(f"{path.name}: a theme needs name, primary and variables {', '.join(REQUIRED_VARIABLES)}")
+    colors: dict[str, Any] = {field: str(data[field]) for field in FIELDS if field in data}
     return Theme(
         name=str(data["name"]),
         dark=bool(data.get("dark", True)),
         variables={str(k): str(v) for k, v in variables.items()},
-        **{field: str(data[field]) for field in FIELDS if field in data},
+        **colors,
     )
 
 
@@ -54,7 +57,7 @@ def load_themes() -> dict[str, Theme]:
     themes: dict[str, Theme] = {}
     for folder in theme_dirs():
         if folder.is_dir():
-            for path in sorted(folder.glob("*.toml")):
+            for path in sorted((p for p in folder.iterdir() if p.name.endswith(".toml")), key=lambda p: p.name):
                 theme = load_theme(path)
                 themes[theme.name] = theme
     if DEFAULT not in themes:

@@ -57,9 +57,10 @@ def test_demo_brings_up_four_environments_on_one_pinned_image(demo_deck: Path) -
 
 
 def test_plan_of_an_applied_environment_has_no_changes(demo_deck: Path) -> None:
-    result = opsdeck("plan", "dev", "--json", "--fresh", deck=demo_deck)
+    result = opsdeck("plan", "dev", "--json", deck=demo_deck)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
+    assert data.pop("planned_at") > 0 and data.pop("cached") is False
     assert data == {"environment": "dev", "add": 0, "change": 0, "destroy": 0, "resources": []}
 
 
@@ -80,8 +81,12 @@ def test_changing_a_pin_by_hand_plans_a_new_template_and_group(demo_deck: Path) 
         assert sorted(lt["actions"]) == ["create", "delete"] and "image_id" in lt["attributes"]
         assert sorted(asg["actions"]) == ["create", "delete"]
         assert {"launch_template", "name"} <= set(asg["attributes"])
+        was = json.loads(original)["image_id"]
+        image_change = next(c for c in lt["changes"] if c["attribute"] == "image_id")
+        assert (image_change["before"], image_change["after"]) == (was, other)
         text = opsdeck("plan", "dev", deck=demo_deck)
         assert text.returncode == 2 and "2 to add, 1 to change, 2 to destroy" in text.stdout
+        assert f'image_id: "{was}" → "{other}"' in text.stdout
     finally:
         pin.write_text(original)
     again = opsdeck("plan", "dev", "--json", deck=demo_deck)

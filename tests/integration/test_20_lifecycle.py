@@ -105,9 +105,7 @@ def test_promote_through_the_chain_with_break_glass_then_roll_back(demo_deck: Pa
     _on_image(demo_deck, "staging", new)
     _on_image(demo_deck, "prod", old)
 
-    # prod: break-glass, with credentials from the keyring, given on stdin (never argv).
-    stored = opsdeck("secrets", "set", "prod", deck=demo_deck, input=json.dumps(BREAK_GLASS))
-    assert stored.returncode == 0, stored.stderr
+    # prod: break-glass with no other step: the demo stored prod's credentials in the keyring.
     out = json.loads(
         opsdeck(
             "promote",
@@ -124,7 +122,12 @@ def test_promote_through_the_chain_with_break_glass_then_roll_back(demo_deck: Pa
     )
     assert out["to_image"] == new
     _on_image(demo_deck, "prod", new)
+    opened = [r for r in _audit(demo_deck) if r["action"] == "break-glass" and r["result"] == "opened"]
+    assert opened[-1]["credentials_from"].startswith("keyring")
 
+    # A team's own credentials, stored in the keyring from stdin (never argv), take over.
+    stored = opsdeck("secrets", "set", "prod", deck=demo_deck, input=json.dumps(BREAK_GLASS))
+    assert stored.returncode == 0, stored.stderr
     rolled = opsdeck(
         "rollback", "prod", "--yes", "--break-glass", "--reason", "error rate up", "--json", deck=demo_deck, check=True
     )

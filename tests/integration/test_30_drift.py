@@ -56,6 +56,39 @@ def _drift(deck: Path, *envs: str) -> tuple[int, dict[str, dict[str, Any]]]:
     return result.returncode, {e["name"]: e for e in json.loads(result.stdout)["environments"]}
 
 
+def test_plan_sees_a_change_made_outside_terraform(demo_deck: Path) -> None:
+    """`plan` is a real plan by default: a saved plan cannot see a change made in the cloud, and only
+    --cached answers from one, saying how old it is."""
+    assert opsdeck("plan", "dev", deck=demo_deck).returncode == 0
+    aws = _deck(demo_deck).aws()
+    group = aws.groups("dev")[0]
+    asg = aws.client("autoscaling")
+    asg.set_desired_capacity(AutoScalingGroupName=group.name, DesiredCapacity=group.desired + 1)
+    try:
+        cached = opsdeck("plan", "dev", "--cached", deck=demo_deck)
+        assert cached.returncode == 0 and "saved plan from" in cached.stdout and "ago" in cached.stdout
+        result = opsdeck("plan", "dev", "--json", deck=demo_deck)
+        assert result.returncode == 2, result.stderr
+        data = json.loads(result.stdout)
+        assert data["cached"] is False and data["change"] == 1
+        changed = {r["address"]: r for r in data["resources"]}["module.web.aws_autoscaling_group.web"]
+        assert changed["attributes"] == ["desired_capacity"]
+        assert changed["changes"] == [
+            {
+                "attribute": "desired_capacity",
+                "before": group.desired + 1,
+                "after": group.desired,
+                "after_unknown": False,
+                "forces_replacement": False,
+            }
+        ]
+        text = opsdeck("plan", "dev", deck=demo_deck)
+        assert text.returncode == 2 and f"desired_capacity: {group.desired + 1} → {group.desired}" in text.stdout
+    finally:
+        asg.set_desired_capacity(AutoScalingGroupName=group.name, DesiredCapacity=group.desired)
+    assert opsdeck("plan", "dev", deck=demo_deck).returncode == 0
+
+
 @pytest.fixture(scope="module")
 def out_of_band(demo_deck: Path) -> Iterator[dict[str, str]]:
     """The done-when changes: staging's group resized, a tagged stray in dev, prod running another AMI."""

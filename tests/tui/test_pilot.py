@@ -66,7 +66,7 @@ async def confirm_dialog(pilot: Any, app: OpsDeckApp, typed: str | None = None) 
 
 
 async def select(pilot: Any, app: OpsDeckApp, env: str) -> None:
-    names = [e.name for e in app.table.visible()]
+    names = [e.name for e in app.table.visible_rows()]
     app.table.move_cursor(row=names.index(env))
     await pilot.pause()
     assert app.table.selected == env
@@ -100,7 +100,7 @@ async def test_filter_theme_and_help(demo_deck: Path) -> None:
     app = make_app(demo_deck, live=False)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("slash", *"prod")
-        assert [e.name for e in app.table.visible()] == ["prod"]
+        assert [e.name for e in app.table.visible_rows()] == ["prod"]
         app.query_one("#filter").value = ""  # type: ignore[attr-defined]
         await pilot.pause()
         assert app.table.row_count == 4

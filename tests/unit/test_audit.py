@@ -129,3 +129,15 @@ def test_held_secrets_are_redacted_in_records(deck: Deck) -> None:
     text = audit.audit_path(deck).read_text()
     assert "planted-secret-value-42" not in text and "AKIAPLANTED" not in text
     assert audit.verify(deck).ok
+
+
+def test_every_operation_classifies_an_error_the_same_way() -> None:
+    import asyncio
+
+    from opsdeck.errors import OpsdeckError, RefusedError
+
+    assert audit.outcome(RefusedError("no")) == "refused"
+    assert audit.outcome(OpsdeckError("broke")) == "failed"
+    assert audit.outcome(TypeError("bug")) == "failed"  # a bug is a failure, not an interruption
+    assert audit.outcome(asyncio.CancelledError()) == "interrupted"
+    assert audit.outcome(KeyboardInterrupt()) == "interrupted"

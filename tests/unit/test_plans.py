@@ -56,7 +56,7 @@ def test_update_lists_every_known_difference_and_masks_secrets() -> None:
     rc = result.resources[0]
     assert rc.attributes == ("instance_type", "password")
     secret = next(c for c in rc.changes if c.name == "password")
-    assert secret.before == "(sensitive)" and secret.after == "(sensitive)"
+    assert secret.before == "(sensitive value)" and secret.after == "(sensitive value)"
     assert "secret" not in json.dumps(result.to_json())
     assert (result.summary.add, result.summary.change, result.summary.destroy) == (0, 1, 0)
 
@@ -98,3 +98,36 @@ def test_refresh_only_drift_lists_attributes_changed_outside_terraform() -> None
     drift = parse_drift(plan)
     assert drift[0].attributes == ("desired_capacity",)
     assert drift[1].action == "delete" and drift[1].reason == "deleted outside terraform"
+
+
+def test_a_change_reads_before_to_after_with_long_values_cut_in_the_middle() -> None:
+    from opsdeck.core.model import AttributeChange
+    from opsdeck.core.plans import SENSITIVE, change_line, elide
+
+    assert change_line(AttributeChange("image_id", "ami-0aaa", "ami-0bbb"), "replace") == (
+        'image_id: "ami-0aaa" → "ami-0bbb"'
+    )
+    assert change_line(AttributeChange("desired_capacity", 3, 2), "update") == "desired_capacity: 3 → 2"
+    assert change_line(AttributeChange("name", "a", None, after_unknown=True, forces_replacement=True), "replace") == (
+        'name: "a" → (known after apply)  (forces replacement)'
+    )
+    assert change_line(AttributeChange("password", SENSITIVE, SENSITIVE), "update") == (
+        "password: (sensitive value) → (sensitive value)"
+    )
+    assert change_line(AttributeChange("tags", None, {"env": "dev"}), "create") == 'tags: {"env":"dev"}'
+    arn = "arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:0f3c9a:autoScalingGroupName/web-dev-lt-0a1b2c3d"
+    short = elide(arn, 40)
+    assert len(short) == 40 and short.startswith("arn:aws:autoscaling") and short.endswith("web-dev-lt-0a1b2c3d")
+    assert "…" in short and elide("short", 40) == "short"
+
+
+def test_plan_json_lists_each_change_before_and_after() -> None:
+    plan = json.loads((FIXTURES / "plan_pin_change.json").read_text())
+    data = parse_plan("dev", plan).to_json(detail=False)
+    lt = next(r for r in data["resources"] if r["address"] == "module.web.aws_launch_template.web")
+    assert "image_id" in lt["attributes"]
+    image = next(c for c in lt["changes"] if c["attribute"] == "image_id")
+    assert set(image) == {"attribute", "before", "after", "after_unknown", "forces_replacement"}
+    assert (
+        image["before"].startswith("ami-") and image["after"].startswith("ami-") and image["before"] != image["after"]
+    )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.style import Style
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
@@ -18,12 +18,6 @@ if TYPE_CHECKING:
 ACTION_ORDER = ("delete", "replace", "update", "create")
 ACTION_LABEL = {"create": "+ create", "update": "~ update", "delete": "- destroy", "replace": "-/+ replace"}
 ACTION_VAR = {"create": "plan-create", "update": "plan-update", "delete": "plan-delete", "replace": "plan-replace"}
-VALUE_WIDTH = 40
-
-
-def short(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-    return text if len(text) <= VALUE_WIDTH else text[: VALUE_WIDTH - 1] + "…"
 
 
 class Pane(VerticalScroll):
@@ -40,7 +34,7 @@ class Pane(VerticalScroll):
         self.border_title = title
         self.body = Static("", markup=False)
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self) -> ComposeResult:
         yield self.body
 
     def var(self, name: str, fallback: str = "white") -> str:
@@ -82,16 +76,13 @@ class PlanPane(Pane):
         self.body.update(out)  # one Text, not one renderable per line: 200-resource plans stay fast
 
     def _resource(self, out: Text, res: ResourceChange, color: Style) -> None:
+        from opsdeck.tui.diff import change_text
+
+        colors = {"add": self.var("plan-create"), "del": self.var("plan-delete")}
         out.append(f"\n  {res.address}", style=color)
         for change in res.changes:
-            out.append(f"\n      {change.name}: ", style=Style(dim=True))
-            if res.action != "create":
-                out.append(short(change.before), style=Style(color=self.var("plan-delete")))
-                out.append(" → ")
-            after = "(known after apply)" if change.after_unknown else short(change.after)
-            out.append(after, style=Style(color=self.var("plan-create")))
-            if change.forces_replacement:
-                out.append("  forces replacement", style=Style(color=self.var("plan-replace"), italic=True))
+            out.append("\n")
+            out.append_text(change_text(change, res.action, colors, indent="      "))
         if not res.changes and res.attributes:
             out.append(f"\n      {', '.join(res.attributes)}", style=Style(dim=True))
 

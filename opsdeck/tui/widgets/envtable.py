@@ -17,11 +17,12 @@ COLUMNS = (
     ("env", "ENV", 11, 10),
     ("image", "IMAGE", 27, 8),
     ("inst", "PIN/RUN/WANT", 12, 7),
-    ("plan", "PLAN", 11, 10),
+    ("plan", "PLAN", 15, 10),
     ("drift", "DRIFT", 12, 10),
     ("lag", "LAG", 15, 0),
     ("op", "STATE", 14, 10),
 )
+AGED = ("plan", "drift", "lag")  # cells that carry an age, redrawn as it ticks
 
 
 class EnvironmentsTable(DataTable[Text]):
@@ -38,6 +39,7 @@ class EnvironmentsTable(DataTable[Text]):
         self.filter = ""
         self.running: dict[str, str] = {}
         self.narrow = False
+        self._shown: dict[tuple[str, str], str] = {}  # (env, column) -> the text drawn there
 
     def on_mount(self) -> None:
         self._columns()
@@ -70,7 +72,7 @@ class EnvironmentsTable(DataTable[Text]):
         self.filter = text.strip().lower()
         self.refresh_rows()
 
-    def visible(self) -> list[EnvStatus]:
+    def visible_rows(self) -> list[EnvStatus]:
         if self.state is None:
             return []
         if not self.filter:
@@ -88,7 +90,7 @@ class EnvironmentsTable(DataTable[Text]):
 
     @property
     def selected(self) -> str | None:
-        rows = self.visible()
+        rows = self.visible_rows()
         if not rows or self.cursor_row < 0 or self.cursor_row >= len(rows):
             return None
         return rows[self.cursor_row].name
@@ -96,29 +98,48 @@ class EnvironmentsTable(DataTable[Text]):
     def refresh_rows(self) -> None:
         keep = self.selected
         self.clear()
+        self._shown.clear()
         widths = self._widths()
-        for env in self.visible():
+        for env in self.visible_rows():
             cells = self._cells(env)
             row = []
             for key, width in widths.items():
-                cell = cells[key]
-                if env.protected:  # the production band runs across the whole row
-                    cell.truncate(width, overflow="ellipsis", pad=True)
+                cell = self._fit(env, cells[key], width)
+                self._shown[(env.name, key)] = cell.plain
                 row.append(cell)
             self.add_row(*row, key=env.name)
-        names = [e.name for e in self.visible()]
+        names = [e.name for e in self.visible_rows()]
         if keep in names:
             self.move_cursor(row=names.index(keep))
+
+    @staticmethod
+    def _fit(env: EnvStatus, cell: Text, width: int) -> Text:
+        if env.protected:  # the production band runs across the whole row
+            cell.truncate(width, overflow="ellipsis", pad=True)
+        return cell
+
+    def tick_ages(self) -> None:
+        """Redraw the cells whose age moved on ("clean 9s" a minute later reads "clean 1m")."""
+        widths = self._widths()
+        for env in self.visible_rows():
+            cells = self._cells(env)
+            for key in AGED:
+                if key not in widths:
+                    continue
+                cell = self._fit(env, cells[key], widths[key])
+                if self._shown.get((env.name, key)) != cell.plain:
+                    self._shown[(env.name, key)] = cell.plain
+                    self.update_cell(env.name, key, cell)
 
     def _var(self, name: str, fallback: str) -> str:
         return self.app.theme_variables.get(name, fallback)
 
-    def _tint(self, env: EnvStatus, var: str, fallback: str, **extra: bool) -> Style:
+    def _tint(self, env: EnvStatus, var: str, fallback: str, *, bold: bool | None = None) -> Style:
         """A cell's colour; inside the production band every cell keeps the band's own foreground
         (a theme colour on the band's red is unreadable in some themes) and the word says it."""
         if env.protected:
-            return Style(**extra)
-        return Style(color=self._var(var, fallback), **extra)
+            return Style(bold=bold)
+        return Style(color=self._var(var, fallback), bold=bold)
 
     def _cells(self, env: EnvStatus) -> dict[str, Text]:
         now = self.clock()
@@ -153,6 +174,8 @@ class EnvironmentsTable(DataTable[Text]):
                 ("-", env.plan.destroy, "plan-delete"),
             ):
                 plan.append(f"{sign}{count} ", style=self._tint(env, var, "white") if count else Style(dim=True))
+            if env.plan_at and not self.narrow:
+                plan.append(age(env.plan_at, now), style=Style(dim=True))
             cells["plan"] = plan
         drift = Text(env.drift, style=row_style + self._tint(env, f"drift-{env.drift}", "white"))
         if env.drift_at:

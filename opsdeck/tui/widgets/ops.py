@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.style import Style
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Label, ProgressBar, Static
 
@@ -40,7 +41,7 @@ class OpRow(Static):
         self.status_text = "starting"
         self.bar: tuple[float | None, float] = (None, 0)  # total, progress
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self) -> ComposeResult:
         # Built from the recorded state: events may arrive before the row is mounted.
         with Horizontal():
             yield Label(self.title, classes="op-title")
