@@ -40,7 +40,7 @@ def bare() -> None:
 
 
 def opsdeck(deck: str) -> None:
-    from opsdeck.core.deck import Deck
+    from opsdeck.core.estate.deck import Deck
     from opsdeck.tui.app import OpsDeckApp
 
     app = OpsDeckApp(Deck.open(Path(deck)), live=False, on_first_frame=first_frame)

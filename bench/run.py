@@ -72,7 +72,7 @@ def interleave(runs: int, *jobs: Callable[[], float]) -> list[list[float]]:
 
 def tool_env(deck: Path, env: str) -> dict[str, str]:
     """The environment opsdeck gives its tools, so raw runs see exactly the same cloud and mirror."""
-    from opsdeck.core.deck import Deck
+    from opsdeck.core.estate.deck import Deck
 
     return Deck.open(deck).tool_env(env)
 
@@ -129,9 +129,9 @@ def bench_refresh(deck: Path, runs: int) -> dict[str, Any]:
 def _unchanged_in_process(deck: Path, runs: int) -> list[float]:
     import asyncio
 
-    from opsdeck.core.deck import Deck
+    from opsdeck.core.estate.deck import Deck
     from opsdeck.core.events import Reporter
-    from opsdeck.core.refresh import refresh
+    from opsdeck.core.observe.refresh import refresh
 
     opened = Deck.open(deck)
     asyncio.run(refresh(opened, Reporter("bench"), with_drift=False))  # warm: imports, clients, plans
@@ -145,7 +145,7 @@ def _unchanged_in_process(deck: Path, runs: int) -> list[float]:
 
 def bench_bake(deck: Path, runs: int) -> dict[str, Any]:
     """`opsdeck bake` against raw `packer build` of the same recipe with the same variables."""
-    from opsdeck.core.deck import Deck
+    from opsdeck.core.estate.deck import Deck
 
     opened = Deck.open(deck)
     env = opened.tool_env()
@@ -331,7 +331,7 @@ def machine() -> dict[str, Any]:
 def ensure_demo(deck: Path | None) -> Path:
     if deck is not None:
         return deck
-    from opsdeck.core.settings import load_settings
+    from opsdeck.core.estate.settings import load_settings
 
     mirror = load_settings().terraform.plugin_mirror  # the user's, before the private home hides it
     if mirror:

@@ -96,9 +96,9 @@ def peak_rss_mb() -> float:
 async def measure(root: Path, runs: int) -> dict[str, float]:
     """CPU time (this process) of each step, and wall time: the CPU figure is the deck's own work,
     the wall figure adds Textual's frame pacing and the pilot's idle waits."""
-    from opsdeck.core.deck import Deck
-    from opsdeck.core.planning import stored_plan
-    from opsdeck.core.snapshot import load_snapshot
+    from opsdeck.core.estate.deck import Deck
+    from opsdeck.core.observe.planning import stored_plan
+    from opsdeck.core.observe.snapshot import load_snapshot
     from opsdeck.tui.app import OpsDeckApp
     from opsdeck.tui.widgets.details import PlanPane
 

@@ -43,7 +43,7 @@ def first_frame(deck: Path, runs: int) -> dict[str, Any]:
 
 
 async def _stall(deck: Path) -> float:
-    from opsdeck.core.deck import Deck
+    from opsdeck.core.estate.deck import Deck
     from opsdeck.tui.app import OpsDeckApp
     from opsdeck.tui.widgets.ops import OperationsPane
 

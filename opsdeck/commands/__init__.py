@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TextIO, TypeVar
 
-from opsdeck.core.deck import Deck, find_deck_root
+from opsdeck.core.estate.deck import Deck, find_deck_root
 from opsdeck.core.events import Event, LogLine, PhaseFinished, PhaseStarted, Reporter
 
 T = TypeVar("T")

@@ -38,7 +38,7 @@ def register(sub: Any) -> None:
 
 
 def audit_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core import audit
+    from opsdeck.core.safety import audit
 
     deck = open_deck(args)
     if args.last is not None and args.last < 0:
@@ -155,8 +155,8 @@ def secrets_status_cmd(args: argparse.Namespace) -> int:
 
 
 def unlock_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core import recovery
     from opsdeck.core.events import Reporter
+    from opsdeck.core.safety import recovery
 
     deck = open_deck(args)
     deck.env(args.env)

@@ -25,7 +25,7 @@ def register(sub: Any) -> None:
 
 
 def _value(key: str) -> Any:
-    from opsdeck.core.settings import load_settings
+    from opsdeck.core.estate.settings import load_settings
 
     value: Any = load_settings()
     for part in key.split("."):
@@ -40,7 +40,7 @@ def get_cmd(args: argparse.Namespace) -> int:
 
 
 def set_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.settings import load_settings, save_setting
+    from opsdeck.core.estate.settings import load_settings, save_setting
 
     if not args.value.strip():
         raise ConfigError(f"{args.key}: expected a value, got an empty string")
@@ -50,7 +50,7 @@ def set_cmd(args: argparse.Namespace) -> int:
 
 
 def path_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.settings import settings_file
+    from opsdeck.core.estate.settings import settings_file
 
     print(settings_file())
     return 0

@@ -35,7 +35,7 @@ def register(sub: Any) -> None:
 
 
 def drift_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.drift import check
+    from opsdeck.core.drift.check import check
 
     deck = open_deck(args)
     for env in args.envs:
@@ -72,8 +72,8 @@ def drift_cmd(args: argparse.Namespace) -> int:
 
 
 def apply_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.breakglass import close_break_glass, open_break_glass
-    from opsdeck.core.reconcile import apply_env
+    from opsdeck.core.drift.reconcile import apply_env
+    from opsdeck.core.safety.breakglass import close_break_glass, open_break_glass
 
     deck = open_deck(args)
     deck.env(args.env)
@@ -96,7 +96,7 @@ def apply_cmd(args: argparse.Namespace) -> int:
 
 
 def nuke_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core import nuke
+    from opsdeck.core.sandbox import nuke
 
     deck = open_deck(args)
     deck.env(args.env)

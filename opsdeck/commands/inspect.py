@@ -10,7 +10,7 @@ from typing import Any
 
 from opsdeck.commands import open_deck, print_json, reporter, run, table
 from opsdeck.core.model import DeckState, EnvStatus, PlanResult
-from opsdeck.core.snapshot import age
+from opsdeck.core.observe.snapshot import age
 
 
 def register(sub: Any) -> None:
@@ -102,7 +102,7 @@ def _lag_text(e: EnvStatus) -> str:
 
 
 def status_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.status import deck_status
+    from opsdeck.core.observe.status import deck_status
 
     deck = open_deck(args)
     state = run(deck_status(deck, reporter(args, "status"), refresh_plan=args.refresh))
@@ -126,7 +126,7 @@ def status_cmd(args: argparse.Namespace) -> int:
 
 
 def refresh_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.refresh import refresh
+    from opsdeck.core.observe.refresh import refresh
 
     deck = open_deck(args)
     result = run(
@@ -155,7 +155,7 @@ SYMBOL = {"create": "+", "update": "~", "delete": "-", "replace": "-/+"}
 
 def plan_text(result: PlanResult) -> str:
     """The plan for a person: each resource, then each changed attribute's before → after."""
-    from opsdeck.core.plans import change_line
+    from opsdeck.core.observe.plans import change_line
 
     if not result.summary.has_changes:
         return f"{result.environment}: no changes"
@@ -173,7 +173,7 @@ def plan_text(result: PlanResult) -> str:
 
 
 def plan_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core import planning
+    from opsdeck.core.observe import planning
 
     deck = open_deck(args)
     deck.env(args.env)
@@ -202,7 +202,7 @@ def plan_cmd(args: argparse.Namespace) -> int:
 def images_cmd(args: argparse.Namespace) -> int:
     deck = open_deck(args)
     deck.check_cloud()
-    from opsdeck.core.images import catalog
+    from opsdeck.core.release.images import catalog
 
     data = run(asyncio.to_thread(catalog, deck))
     if args.json:

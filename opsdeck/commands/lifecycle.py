@@ -9,7 +9,7 @@ from typing import Any
 
 from opsdeck.commands import open_deck, print_json, reporter, run, table, when
 from opsdeck.commands.inspect import plan_text
-from opsdeck.core.deck import Deck
+from opsdeck.core.estate.deck import Deck
 
 
 def _mutating(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +53,7 @@ def register(sub: Any) -> None:
 
 
 def bake_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.images import bake
+    from opsdeck.core.release.images import bake
 
     deck = open_deck(args)
     deck.check_cloud()
@@ -67,7 +67,7 @@ def bake_cmd(args: argparse.Namespace) -> int:
 
 def cli_confirm(args: argparse.Namespace) -> Any:
     """Show the plan, then confirm as the environment's approval setting says (headless: --yes)."""
-    from opsdeck.core.release import NotConfirmedError, Preview
+    from opsdeck.core.release.promote import NotConfirmedError, Preview
 
     async def ask(preview: Preview) -> bool:
         out = sys.stderr
@@ -99,13 +99,13 @@ def cli_confirm(args: argparse.Namespace) -> Any:
 def _glass(deck: Deck, args: argparse.Namespace, env: str) -> Any:
     if not args.break_glass:
         return None
-    from opsdeck.core.breakglass import open_break_glass
+    from opsdeck.core.safety.breakglass import open_break_glass
 
     return open_break_glass(deck, env, args.reason)
 
 
 def _release(args: argparse.Namespace, env: str, action: str, call: Any) -> int:
-    from opsdeck.core.breakglass import close_break_glass
+    from opsdeck.core.safety.breakglass import close_break_glass
 
     deck = open_deck(args)
     deck.env(env)
@@ -127,7 +127,7 @@ def _release(args: argparse.Namespace, env: str, action: str, call: Any) -> int:
 
 
 def promote_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.release import promote
+    from opsdeck.core.release.promote import promote
 
     return _release(
         args,
@@ -140,7 +140,7 @@ def promote_cmd(args: argparse.Namespace) -> int:
 
 
 def rollback_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.release import rollback
+    from opsdeck.core.release.promote import rollback
 
     return _release(
         args,
@@ -153,7 +153,7 @@ def rollback_cmd(args: argparse.Namespace) -> int:
 
 
 def revoke_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.images import revoke
+    from opsdeck.core.release.images import revoke
 
     deck = open_deck(args)
     deck.check_cloud()
@@ -166,7 +166,7 @@ def revoke_cmd(args: argparse.Namespace) -> int:
 
 
 def history_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.ledger import history
+    from opsdeck.core.release.ledger import history
 
     deck = open_deck(args)
     deck.check_cloud()

@@ -17,10 +17,11 @@ from pathlib import Path
 from opsdeck import paths
 from opsdeck.adapters import localcloud
 from opsdeck.adapters.git import Git, pin_text
-from opsdeck.core import images, planning, rollout
-from opsdeck.core.deck import Deck
+from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
-from opsdeck.core.status import concurrency
+from opsdeck.core.observe import planning
+from opsdeck.core.observe.status import concurrency
+from opsdeck.core.release import images, rollout
 from opsdeck.errors import OpsdeckError, RefusedError, ToolError
 from opsdeck.shipped import copy_tree, shipped
 
@@ -96,7 +97,7 @@ def _store_break_glass(deck: Deck, rep: Reporter) -> None:
     import secrets as random
 
     from opsdeck.adapters.aws import Credentials
-    from opsdeck.core.breakglass import DEMO_SOURCE, store_demo_credentials
+    from opsdeck.core.safety.breakglass import DEMO_SOURCE, store_demo_credentials
 
     for env in (e.name for e in deck.config.environments if e.protected):
         key = "ASIA" + "".join(random.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") for _ in range(16))

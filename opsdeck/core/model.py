@@ -78,7 +78,7 @@ class PlanResult:
     def to_json(self, detail: bool = True) -> dict[str, Any]:
         """``detail``: the stored form (every field); otherwise the `plan --json` form, whose resources
         list each changed attribute as ``{"attribute", "before", "after"}``."""
-        from opsdeck.core.plans import changes_json
+        from opsdeck.core.observe.plans import changes_json
 
         data: dict[str, Any] = {
             "environment": self.environment,

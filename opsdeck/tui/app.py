@@ -20,9 +20,9 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input
 
-from opsdeck.core.deck import Deck
+from opsdeck.core.estate.deck import Deck
 from opsdeck.core.model import DeckState
-from opsdeck.core.snapshot import load_snapshot
+from opsdeck.core.observe.snapshot import load_snapshot
 from opsdeck.tui import keys
 from opsdeck.tui.header import DeckHeader
 from opsdeck.tui.messages import DetailsLoaded, OpDone, OpEvent, StateLoaded
@@ -162,12 +162,12 @@ class OpsDeckApp(Operations, App[int]):
         import asyncio
 
         from opsdeck.core.events import Reporter
-        from opsdeck.core.status import deck_status
+        from opsdeck.core.observe.status import deck_status
 
         state = asyncio.run(deck_status(self.deck, Reporter("status")))
         self.post_message(StateLoaded(state))
         if (plans or drift) and state.cloud == "reachable":
-            from opsdeck.core.refresh import refresh, stale_drift
+            from opsdeck.core.observe.refresh import refresh, stale_drift
 
             drift_envs = stale_drift(self.deck, self.clock()) if drift else []
             result = asyncio.run(refresh(self.deck, Reporter("refresh"), drift_envs=drift_envs))
@@ -195,7 +195,8 @@ class OpsDeckApp(Operations, App[int]):
 
     @work(thread=True, exclusive=True, group="details", exit_on_error=False)
     def _details(self, env: str) -> None:
-        from opsdeck.core import drift_store, planning
+        from opsdeck.core.drift import store as drift_store
+        from opsdeck.core.observe import planning
 
         self.post_message(
             DetailsLoaded(env, planning.stored_plan(self.deck, env), drift_store.load(self.deck, env), None)
@@ -262,7 +263,7 @@ class OpsDeckApp(Operations, App[int]):
             self.table.focus()
 
     def action_theme(self) -> None:
-        from opsdeck.core.settings import save_setting
+        from opsdeck.core.estate.settings import save_setting
 
         names = sorted(self.themes)
         self.theme = names[(names.index(self.theme) + 1) % len(names)] if self.theme in names else DEFAULT

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 def change_text(change: AttributeChange, action: str, colors: dict[str, str], indent: str = "") -> Text:
     """One attribute's ``before → after``, coloured, long values elided in the middle."""
-    from opsdeck.core.plans import UNKNOWN, show_value
+    from opsdeck.core.observe.plans import UNKNOWN, show_value
 
     line = Text(f"{indent}{change.name}: ", style=Style(dim=True))
     if action != "create":

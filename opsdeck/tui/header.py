@@ -8,10 +8,10 @@ from rich.style import Style
 from rich.text import Text
 from textual.widgets import Static
 
-from opsdeck.core.snapshot import age
+from opsdeck.core.observe.snapshot import age
 
 if TYPE_CHECKING:
-    from opsdeck.core.breakglass import BreakGlass
+    from opsdeck.core.safety.breakglass import BreakGlass
 
 
 class DeckHeader(Static):

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from opsdeck.core.config import CONFIG_FILE
+from opsdeck.core.estate.config import CONFIG_FILE
 
 
 def _choose_root(args: Any) -> Path | None:
@@ -34,13 +34,13 @@ def open_default(args: Any) -> int:
 
 
 def open_deck_tui(root: Path, args: Any) -> int:
-    from opsdeck.core.deck import Deck, find_deck_root
+    from opsdeck.core.estate.deck import Deck, find_deck_root
     from opsdeck.errors import ConfigError
 
     deck = Deck.open(find_deck_root(str(root)))
     theme = getattr(args, "theme", None)
     if theme:
-        from opsdeck.core.settings import save_setting
+        from opsdeck.core.estate.settings import save_setting
         from opsdeck.tui.themes import load_themes
 
         known = load_themes()

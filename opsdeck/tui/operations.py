@@ -21,9 +21,9 @@ from opsdeck.errors import OpsdeckError
 from opsdeck.tui.messages import OpDone, OpEvent
 
 if TYPE_CHECKING:
-    from opsdeck.core.breakglass import BreakGlass
     from opsdeck.core.events import Reporter
-    from opsdeck.core.release import Preview
+    from opsdeck.core.release.promote import Preview
+    from opsdeck.core.safety.breakglass import BreakGlass
     from opsdeck.tui.app import OpsDeckApp
 
 Factory = Callable[["Reporter"], Awaitable[Any]]
@@ -150,7 +150,7 @@ class Operations:
     def action_bake(self) -> None:
         if self._refuse_if_read_only():
             return
-        from opsdeck.core.images import bake
+        from opsdeck.core.release.images import bake
 
         self.start(
             "bake", None, lambda rep: bake(self._app.deck, rep), lambda r: f"baked {r.layer} image {r.version}: {r.id}"
@@ -183,7 +183,7 @@ class Operations:
     def _promote(self, src: str, dst: str) -> None:
         if not self._allowed(dst, "promote"):
             return
-        from opsdeck.core.release import promote
+        from opsdeck.core.release.promote import promote
 
         glass = self._glass_for(dst)
         reason = glass.reason if glass else ""
@@ -200,7 +200,7 @@ class Operations:
         env = self._selected()
         if env is None or self._refuse_if_read_only() or not self._allowed(env, "rollback"):
             return
-        from opsdeck.core.release import rollback
+        from opsdeck.core.release.promote import rollback
 
         glass = self._glass_for(env)
         reason = glass.reason if glass else ""
@@ -220,7 +220,7 @@ class Operations:
                 f"nuke-and-rebuild is only for sandbox environments; {env} is not one", severity="error", timeout=8
             )
             return
-        from opsdeck.core.nuke import nuke_rebuild
+        from opsdeck.core.sandbox.nuke import nuke_rebuild
 
         self.start(
             f"nuke {env}",
@@ -251,7 +251,7 @@ class Operations:
     def action_refresh(self) -> None:
         if not self._app.live:
             return
-        from opsdeck.core.refresh import refresh
+        from opsdeck.core.observe.refresh import refresh
 
         self.start(
             "refresh",
@@ -261,7 +261,7 @@ class Operations:
         )
 
     def action_drift(self) -> None:
-        from opsdeck.core.drift import check
+        from opsdeck.core.drift.check import check
 
         def summary(reports: list[Any]) -> str:
             drifted = [r.name for r in reports if r.status == "drifted"]
@@ -291,7 +291,7 @@ class Operations:
 
     @work(thread=True, exit_on_error=False, group="break-glass")
     def _open_glass(self, env: str, reason: str) -> None:
-        from opsdeck.core.breakglass import open_break_glass
+        from opsdeck.core.safety.breakglass import open_break_glass
 
         app = self._app
         try:
@@ -321,6 +321,6 @@ class Operations:
 
     @work(thread=True, exit_on_error=False, group="break-glass")
     def _close_glass(self, glass: BreakGlass) -> None:
-        from opsdeck.core.breakglass import close_break_glass
+        from opsdeck.core.safety.breakglass import close_break_glass
 
         close_break_glass(self._app.deck, glass, "expired")

@@ -17,7 +17,7 @@ from opsdeck.tui.diff import change_text
 from opsdeck.tui.keys import ACTIONS
 
 if TYPE_CHECKING:
-    from opsdeck.core.release import Preview
+    from opsdeck.core.release.promote import Preview
 
 MAX_LINES = 24
 

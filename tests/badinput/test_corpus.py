@@ -339,7 +339,7 @@ def _files(deck: Path) -> dict[str, str]:
 
 
 def _cloud(demo: Path) -> dict[str, Any]:
-    from opsdeck.core.deck import Deck
+    from opsdeck.core.estate.deck import Deck
 
     deck = Deck.open(demo)
     aws = deck.aws()

@@ -25,7 +25,7 @@ import asyncio, sys
 from pathlib import Path
 
 import opsdeck
-from opsdeck.core.deck import Deck
+from opsdeck.core.estate.deck import Deck
 from opsdeck.tui.app import OpsDeckApp
 from opsdeck.tui.themes import load_themes
 

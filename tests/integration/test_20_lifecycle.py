@@ -248,9 +248,9 @@ def test_revoked_image_is_refused_and_flagged(demo_deck: Path) -> None:
 
 def test_failed_apply_leaves_pin_and_environment_agreeing(demo_deck: Path, baked: dict[str, Any]) -> None:
     """Someone takes the Terraform state lock between plan and apply: apply fails, nothing is lost."""
-    from opsdeck.core.deck import Deck
+    from opsdeck.core.estate.deck import Deck
     from opsdeck.core.events import Reporter
-    from opsdeck.core.release import promote
+    from opsdeck.core.release.promote import promote
     from opsdeck.errors import LockedError
 
     deck = Deck.open(demo_deck)
@@ -259,7 +259,7 @@ def test_failed_apply_leaves_pin_and_environment_agreeing(demo_deck: Path, baked
     before = fingerprint(demo_deck)
     records = len(_audit(demo_deck))
     opsdeck("secrets", "set", "prod", deck=demo_deck, input=json.dumps(BREAK_GLASS), check=True)
-    from opsdeck.core.breakglass import open_break_glass
+    from opsdeck.core.safety.breakglass import open_break_glass
 
     glass = open_break_glass(deck, "prod", "lock test")
 

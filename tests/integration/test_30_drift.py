@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 def _deck(demo_deck: Path) -> Any:
-    from opsdeck.core.deck import Deck
+    from opsdeck.core.estate.deck import Deck
 
     return Deck.open(demo_deck)
 

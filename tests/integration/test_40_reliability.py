@@ -299,10 +299,10 @@ def test_planted_secret_appears_nowhere(demo_deck: Path, spare: list[str]) -> No
 def test_break_glass_expires_on_time(demo_deck: Path) -> None:
     import asyncio
 
-    from opsdeck.core.breakglass import guard, open_break_glass
-    from opsdeck.core.deck import Deck
+    from opsdeck.core.estate.deck import Deck
     from opsdeck.core.events import Reporter
-    from opsdeck.core.release import rollback
+    from opsdeck.core.release.promote import rollback
+    from opsdeck.core.safety.breakglass import guard, open_break_glass
     from opsdeck.errors import RefusedError
 
     opsdeck("secrets", "set", "prod", deck=demo_deck, input=json.dumps(SECRET), check=True)

@@ -10,7 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
-from opsdeck.core.drift_store import DriftReport
+from opsdeck.core.drift.store import DriftReport
 from opsdeck.core.model import (
     AttributeChange,
     DeckState,

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from opsdeck.core.deck import Deck
+from opsdeck.core.estate.deck import Deck
 from opsdeck.tui.app import OpsDeckApp
 from opsdeck.tui.header import DeckHeader
 from opsdeck.tui.screens import ConfirmScreen, ReasonScreen

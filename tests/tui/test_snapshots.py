@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from opsdeck.core.deck import Deck
-from opsdeck.core.release import Preview
+from opsdeck.core.estate.deck import Deck
+from opsdeck.core.release.promote import Preview
 from opsdeck.tui.app import OpsDeckApp
 from opsdeck.tui.screens import ConfirmScreen, HelpScreen, ReasonScreen, preview_body
 from tests.tui import fixture

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from opsdeck.core.deck import Deck
+from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import LogLine, PhaseFinished, PhaseStarted, Progress
 from opsdeck.tui.app import OpsDeckApp
 from opsdeck.tui.screens import ConfirmScreen

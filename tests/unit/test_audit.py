@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from opsdeck.core import audit
-from opsdeck.core.deck import Deck
+from opsdeck.core.estate.deck import Deck
+from opsdeck.core.safety import audit
 
 
 @pytest.fixture()

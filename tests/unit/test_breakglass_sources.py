@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from opsdeck.adapters.aws import Credentials
-from opsdeck.core import breakglass
-from opsdeck.core.deck import Deck
+from opsdeck.core.estate.deck import Deck
+from opsdeck.core.safety import breakglass
 from opsdeck.errors import RefusedError
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from opsdeck.core.config import load_config
+from opsdeck.core.estate.config import load_config
 from opsdeck.errors import ConfigError
 from tests.helpers import ROOT, opsdeck
 
@@ -182,9 +182,9 @@ def test_deck_directory_missing(tmp_path: Path) -> None:
 def test_stale_drift_is_missing_or_older_than_drift_minutes(sample_copy: Path) -> None:
     import time
 
-    from opsdeck.core import drift_store
-    from opsdeck.core.deck import Deck
-    from opsdeck.core.refresh import stale_drift
+    from opsdeck.core.drift import store as drift_store
+    from opsdeck.core.estate.deck import Deck
+    from opsdeck.core.observe.refresh import stale_drift
 
     deck = Deck.open(sample_copy)
     now = time.time()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from opsdeck.adapters.aws import Credentials
 from opsdeck.adapters.process import run_streaming
-from opsdeck.core.deck import Deck
+from opsdeck.core.estate.deck import Deck
 
 
 def test_lines_are_streamed_and_secrets_redacted(sample_copy: Path, tmp_path: Path) -> None:

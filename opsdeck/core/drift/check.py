@@ -14,15 +14,16 @@ import time
 from dataclasses import replace
 
 from opsdeck.adapters.inventory import CloudResource, Inventory
-from opsdeck.core import drift_store, planning
-from opsdeck.core.deck import Deck
-from opsdeck.core.drift_store import DriftReport
-from opsdeck.core.driftignore import DriftIgnore, load_ignore
+from opsdeck.core.drift import store as drift_store
+from opsdeck.core.drift.ignore import DriftIgnore, load_ignore
+from opsdeck.core.drift.ownership import Ownership, ownerships, unmanaged
+from opsdeck.core.drift.store import DriftReport
+from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import ResourceChange
-from opsdeck.core.ownership import Ownership, ownerships, unmanaged
-from opsdeck.core.plans import parse_drift
-from opsdeck.core.status import concurrency
+from opsdeck.core.observe import planning
+from opsdeck.core.observe.plans import parse_drift
+from opsdeck.core.observe.status import concurrency
 
 
 def filter_managed(changes: list[ResourceChange], ignore: DriftIgnore) -> tuple[list[ResourceChange], int]:
@@ -79,7 +80,7 @@ async def check_env(
         ignored += len(found) - len(mine)
         strays = unmanaged(env, mine, owners)
         pin = await asyncio.to_thread(deck.git.pin, deck.pin_rel(env))
-        from opsdeck.core.ownership import owner
+        from opsdeck.core.drift.ownership import owner
 
         images = image_drift([r for r in mine if owner(r, owners) == env], pin)
     drifted = bool(managed or strays or images)

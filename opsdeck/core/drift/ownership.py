@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opsdeck.adapters.inventory import CloudResource
-from opsdeck.core import planning
-from opsdeck.core.deck import Deck
+from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
+from opsdeck.core.observe import planning
 
 
 @dataclass(frozen=True)

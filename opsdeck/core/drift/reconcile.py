@@ -12,13 +12,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from opsdeck.core import audit, drift_store, planning, rollout
-from opsdeck.core.breakglass import BreakGlass, guard
-from opsdeck.core.deck import Deck
+from opsdeck.core.drift import store as drift_store
+from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
-from opsdeck.core.locks import env_lock
 from opsdeck.core.model import ImageRef, PlanResult
-from opsdeck.core.release import Confirm, NotConfirmedError, Preview, confirmed
+from opsdeck.core.observe import planning
+from opsdeck.core.release import rollout
+from opsdeck.core.release.promote import Confirm, NotConfirmedError, Preview, confirmed
+from opsdeck.core.safety import audit
+from opsdeck.core.safety.breakglass import BreakGlass, guard
+from opsdeck.core.safety.locks import env_lock
 from opsdeck.errors import RefusedError, ToolError
 
 

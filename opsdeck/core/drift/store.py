@@ -7,7 +7,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from opsdeck.core.deck import Deck
+from opsdeck.core.estate.deck import Deck
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from opsdeck.core.schema import Where, build, describe, read_toml, setting
+from opsdeck.core.estate.schema import Where, build, describe, read_toml, setting
 from opsdeck.errors import ConfigError
 
 CONFIG_FILE = "opsdeck.toml"

@@ -13,8 +13,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from opsdeck.core.config import DeckConfig, EnvSettings, load_config
-from opsdeck.core.settings import UserSettings, load_settings
+from opsdeck.core.estate.config import DeckConfig, EnvSettings, load_config
+from opsdeck.core.estate.settings import UserSettings, load_settings
 from opsdeck.errors import CloudUnavailableError, ConfigError
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from opsdeck import paths
-from opsdeck.core.schema import Where, build, read_toml, setting
+from opsdeck.core.estate.schema import Where, build, read_toml, setting
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from opsdeck.adapters.aws import Image
-from opsdeck.core.deck import Deck
-from opsdeck.core.images import version_key
+from opsdeck.core.estate.deck import Deck
 from opsdeck.core.model import EnvStatus, Lag
+from opsdeck.core.release.images import version_key
 from opsdeck.errors import OpsdeckError
 
 

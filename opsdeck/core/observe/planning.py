@@ -18,10 +18,10 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from opsdeck.core.deck import Deck
+from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import PlanResult, PlanSummary
-from opsdeck.core.plans import parse_plan
+from opsdeck.core.observe.plans import parse_plan
 from opsdeck.errors import OpsdeckError
 
 SKIP_DIRS = {".terraform", ".opsdeck", ".git"}

@@ -11,14 +11,17 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from opsdeck.core import drift, drift_store, locks, planning
-from opsdeck.core.deck import Deck
-from opsdeck.core.drift_store import DriftReport
-from opsdeck.core.driftignore import load_ignore
+from opsdeck.core.drift import check as drift
+from opsdeck.core.drift import store as drift_store
+from opsdeck.core.drift.ignore import load_ignore
+from opsdeck.core.drift.ownership import ownerships
+from opsdeck.core.drift.store import DriftReport
+from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import DeckState, PlanResult
-from opsdeck.core.ownership import ownerships
-from opsdeck.core.status import concurrency, deck_status
+from opsdeck.core.observe import planning
+from opsdeck.core.observe.status import concurrency, deck_status
+from opsdeck.core.safety import locks
 from opsdeck.errors import OpsdeckError
 
 

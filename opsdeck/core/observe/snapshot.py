@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from opsdeck.core.model import DeckState
 
 if TYPE_CHECKING:
-    from opsdeck.core.deck import Deck
+    from opsdeck.core.estate.deck import Deck
 
 SNAPSHOT = "snapshot.json"
 

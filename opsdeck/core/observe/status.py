@@ -12,13 +12,15 @@ from collections.abc import Callable
 from typing import Any
 
 from opsdeck.adapters.aws import Image
-from opsdeck.core import drift_store, locks, planning
-from opsdeck.core.deck import Deck
+from opsdeck.core.drift import store as drift_store
+from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
-from opsdeck.core.images import describe_images, is_revoked
 from opsdeck.core.model import DeckState, EnvStatus, ImageRef, InstanceCounts
-from opsdeck.core.rollout import rollout_state
-from opsdeck.core.snapshot import store_snapshot
+from opsdeck.core.observe import planning
+from opsdeck.core.observe.snapshot import store_snapshot
+from opsdeck.core.release.images import describe_images, is_revoked
+from opsdeck.core.release.rollout import rollout_state
+from opsdeck.core.safety import locks
 from opsdeck.errors import CloudUnavailableError, OpsdeckError
 
 
@@ -104,7 +106,7 @@ async def deck_status(
         return row
 
     rows = await asyncio.gather(*(one(n) for n in names))
-    from opsdeck.core.lag import with_lag
+    from opsdeck.core.observe.lag import with_lag
 
     rows = with_lag(deck, list(rows), images)
     pins = {r.name: r.image.id for r in rows if r.image}

@@ -13,7 +13,7 @@ from typing import Any
 
 from opsdeck.adapters.aws import Image
 from opsdeck.adapters.packer import PackerLine
-from opsdeck.core.deck import Deck
+from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.errors import ConfigError, OpsdeckError, RefusedError
 
@@ -94,7 +94,7 @@ def _builder(deck: Deck) -> str:
 
 async def bake(deck: Deck, rep: Reporter, *, version: str | None = None, base: bool = False) -> BakeResult:
     """Run the deck's Packer recipe (or its base recipe) and return the new image; audited."""
-    from opsdeck.core import audit
+    from opsdeck.core.safety import audit
 
     run = audit.AuditedRun(deck, "bake", None, {"layer": "base" if base else "app", "version": version or ""}).open()
     try:
@@ -217,7 +217,7 @@ def describe_images(
 
 def revoke(deck: Deck, ref: str, reason: str) -> Image:
     """Mark an image revoked (AMI tags); promote and rollback refuse it from then on."""
-    from opsdeck.core import audit
+    from opsdeck.core.safety import audit
 
     if not reason.strip():
         raise RefusedError("revoke needs a reason (--reason TEXT)")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from opsdeck.core.deck import Deck
-from opsdeck.core.images import app_images
+from opsdeck.core.estate.deck import Deck
+from opsdeck.core.release.images import app_images
 from opsdeck.errors import RefusedError
 
 

@@ -17,14 +17,16 @@ from typing import Any
 
 from opsdeck.adapters.aws import Image
 from opsdeck.adapters.git import pin_text
-from opsdeck.core import audit, planning, rollout
-from opsdeck.core.breakglass import BreakGlass, guard
-from opsdeck.core.deck import Deck
+from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
-from opsdeck.core.images import app_images, find_image, is_revoked
-from opsdeck.core.ledger import pinned_history, previous_pin
-from opsdeck.core.locks import env_lock
 from opsdeck.core.model import ImageRef, PlanResult
+from opsdeck.core.observe import planning
+from opsdeck.core.release import rollout
+from opsdeck.core.release.images import app_images, find_image, is_revoked
+from opsdeck.core.release.ledger import pinned_history, previous_pin
+from opsdeck.core.safety import audit
+from opsdeck.core.safety.breakglass import BreakGlass, guard
+from opsdeck.core.safety.locks import env_lock
 from opsdeck.errors import OpsdeckError, RefusedError
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from opsdeck.adapters.aws import Group
-from opsdeck.core.deck import Deck
+from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import PlanResult
 from opsdeck.errors import OpsdeckError

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 
 from opsdeck.adapters import secrets
 from opsdeck.adapters.aws import Credentials
-from opsdeck.core import audit
-from opsdeck.core.deck import Deck
+from opsdeck.core.estate.deck import Deck
+from opsdeck.core.safety import audit
 from opsdeck.errors import RefusedError
 
 DEMO_STORE = "demo-break-glass.json"

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from opsdeck.core.deck import Deck
+from opsdeck.core.estate.deck import Deck
 from opsdeck.errors import LockedError
 
 

@@ -6,10 +6,11 @@ import asyncio
 from dataclasses import dataclass
 
 from opsdeck.adapters.process import processes_in
-from opsdeck.core import audit, locks, planning
-from opsdeck.core.deck import Deck
+from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
-from opsdeck.core.locks import LockRecord
+from opsdeck.core.observe import planning
+from opsdeck.core.safety import audit, locks
+from opsdeck.core.safety.locks import LockRecord
 from opsdeck.errors import LockedError, OpsdeckError, RefusedError
 
 

@@ -17,11 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opsdeck.adapters.inventory import DELETE_ORDER, CloudResource, Inventory
-from opsdeck.core import audit, drift_store, planning, rollout
-from opsdeck.core.deck import Deck
+from opsdeck.core.drift import store as drift_store
+from opsdeck.core.drift.ownership import Ownership, owner, ownerships, unmanaged
+from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
-from opsdeck.core.locks import env_lock
-from opsdeck.core.ownership import Ownership, owner, ownerships, unmanaged
+from opsdeck.core.observe import planning
+from opsdeck.core.release import rollout
+from opsdeck.core.safety import audit
+from opsdeck.core.safety.locks import env_lock
 from opsdeck.errors import OpsdeckError, RefusedError
 
 DELETE_ATTEMPTS = 6

@@ -12,7 +12,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 if TYPE_CHECKING:
-    from opsdeck.core.drift_store import DriftReport
+    from opsdeck.core.drift.store import DriftReport
     from opsdeck.core.model import PlanResult, ResourceChange
 
 ACTION_ORDER = ("delete", "replace", "update", "create")

@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from opsdeck.core.model import DeckState, EnvStatus
-from opsdeck.core.snapshot import age
+from opsdeck.core.observe.snapshot import age
 
 # key, label, width at 120 columns, width at 80 (0: hidden)
 COLUMNS = (
