@@ -8,18 +8,26 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsdeck.errors import CloudUnavailableError, ToolError
+
+if TYPE_CHECKING:
+    from opsdeck.adapters.inventory import CloudResource
 
 
 @dataclass(frozen=True)
 class Credentials:
     access_key: str
-    secret_key: str
-    session_token: str | None = None
+    secret_key: str = field(repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    expires_at: float | None = None  # epoch seconds; None: does not expire
+
+    def secrets(self) -> tuple[str, ...]:
+        """What must never be printed."""
+        return tuple(s for s in (self.secret_key, self.session_token) if s)
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,7 @@ class Image:
     name: str
     created: str
     tags: dict[str, str] = field(default_factory=dict)
+    state: str = ""  # pending | available | failed ...
 
     @property
     def version(self) -> str:
@@ -38,7 +47,13 @@ class Image:
     @classmethod
     def from_api(cls, raw: dict[str, Any]) -> Image:
         tags = {t["Key"]: t["Value"] for t in raw.get("Tags", [])}
-        return cls(id=raw["ImageId"], name=raw.get("Name", ""), created=raw.get("CreationDate", ""), tags=tags)
+        return cls(
+            id=raw["ImageId"],
+            name=raw.get("Name", ""),
+            created=raw.get("CreationDate", ""),
+            tags=tags,
+            state=raw.get("State", ""),
+        )
 
 
 @dataclass(frozen=True)
@@ -154,6 +169,32 @@ class Aws:
             raw = self.client("sts").get_caller_identity()
         return {"account": raw.get("Account", ""), "arn": raw.get("Arn", "")}
 
+    def assume_role(self, role_arn: str, session_name: str, seconds: int = 3600) -> Credentials:
+        """Temporary credentials for ``role_arn`` (the session name says who opsdeck acts for)."""
+        with self.errors(f"aws sts assume-role {role_arn}"):
+            raw = self.client("sts").assume_role(
+                RoleArn=role_arn, RoleSessionName=session_name, DurationSeconds=seconds
+            )["Credentials"]
+        expiry = raw.get("Expiration")
+        return Credentials(
+            raw["AccessKeyId"],
+            raw["SecretAccessKey"],
+            raw.get("SessionToken"),
+            expires_at=expiry.timestamp() if hasattr(expiry, "timestamp") else None,
+        )
+
+    def read_object(self, bucket: str, key: str) -> bytes | None:
+        """An S3 object's body (a Terraform state), None when it does not exist."""
+        from botocore.exceptions import ClientError
+
+        with self.errors(f"aws s3 get-object s3://{bucket}/{key}"):
+            try:
+                return bytes(self.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NoSuchBucket"):
+                    return None
+                raise
+
     def bucket_exists(self, bucket: str) -> bool:
         from botocore.exceptions import ClientError
 
@@ -216,14 +257,33 @@ class Aws:
         with self.errors(f"aws ec2 create-tags {image_id}"):
             self.client("ec2").create_tags(Resources=[image_id], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
 
+    def launch_permissions(self, image_id: str) -> list[str]:
+        """The accounts (besides its owner) allowed to launch the image."""
+        with self.errors(f"aws ec2 describe-image-attribute {image_id}"):
+            raw = self.client("ec2").describe_image_attribute(ImageId=image_id, Attribute="launchPermission")
+        return sorted(p["UserId"] for p in raw.get("LaunchPermissions", []) if p.get("UserId"))
+
+    def share_image(self, image_id: str, account: str) -> None:
+        """Let ``account`` launch the image (launch permission)."""
+        with self.errors(f"aws ec2 modify-image-attribute {image_id} (launch permission for {account})"):
+            self.client("ec2").modify_image_attribute(ImageId=image_id, LaunchPermission={"Add": [{"UserId": account}]})
+
+    def copy_image(self, image_id: str, source_region: str, name: str, description: str = "") -> str:
+        """Copy an image from ``source_region`` into this client's region; the new image's id."""
+        with self.errors(f"aws ec2 copy-image {image_id} from {source_region} to {self.region}"):
+            raw = self.client("ec2").copy_image(
+                SourceImageId=image_id, SourceRegion=source_region, Name=name, Description=description
+            )
+        return str(raw["ImageId"])
+
     # -- groups and instances -----------------------------------------------------------------
 
-    def groups(self, env: str) -> list[Group]:
-        """Auto scaling groups tagged env = <env>, with the image each of their instances runs."""
+    def groups(self, tag_key: str, value: str) -> list[Group]:
+        """Auto scaling groups tagged ``tag_key = value``, with the image each of their instances runs."""
         asg = self.client("autoscaling")
         with self.errors("aws autoscaling describe-auto-scaling-groups"):
             pages = asg.get_paginator("describe_auto_scaling_groups").paginate(
-                Filters=[{"Name": "tag:env", "Values": [env]}]
+                Filters=[{"Name": f"tag:{tag_key}", "Values": [value]}]
             )
             raw_groups = [g for page in pages for g in page["AutoScalingGroups"]]
         ids = [i["InstanceId"] for g in raw_groups for i in g.get("Instances", [])]
@@ -257,6 +317,19 @@ class Aws:
             )
         return groups
 
+    # -- inventory ----------------------------------------------------------------------------
+
+    def find(self, env: str, vpc_ids: Iterable[str], tag_key: str) -> list[CloudResource]:
+        """Everything tagged ``tag_key = env`` or inside one of ``vpc_ids``."""
+        from opsdeck.adapters.inventory import Inventory
+
+        return Inventory(self).find(env, vpc_ids, tag_key)
+
+    def delete(self, resource: CloudResource) -> None:
+        from opsdeck.adapters.inventory import Inventory
+
+        Inventory(self).delete(resource)
+
     def instances(self, ids: list[str]) -> dict[str, Instance]:
         if not ids:
             return {}
@@ -270,17 +343,6 @@ class Aws:
                         for raw in reservation["Instances"]:
                             found[raw["InstanceId"]] = _instance(raw)
         return found
-
-    def env_instances(self, env: str) -> list[Instance]:
-        """Every live instance tagged env = <env>, in or out of a group."""
-        ec2 = self.client("ec2")
-        filters = [
-            {"Name": "tag:env", "Values": [env]},
-            {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
-        ]
-        with self.errors("aws ec2 describe-instances"):
-            pages = ec2.get_paginator("describe_instances").paginate(Filters=filters)
-            return [_instance(raw) for page in pages for r in page["Reservations"] for raw in r["Instances"]]
 
 
 def _instance(raw: dict[str, Any]) -> Instance:

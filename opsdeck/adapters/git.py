@@ -1,13 +1,12 @@
-"""The deck's git repository through GitPython: pins, their history, the head commit, pin commits.
+"""The deck's git repository through GitPython: files as each commit left them, the head, commits.
 
-Git is the ledger: ``envs/<env>/image.auto.tfvars.json`` holds an environment's image, so the history
-of that file is the environment's release history.
+Git is the ledger: the pin files hold which image each service runs in each environment, so the
+history of a pin file is the release history (core/release/ledger.py reads it).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,34 +16,16 @@ from typing import Any, TypeVar
 
 from opsdeck.errors import OpsdeckError, ToolError
 
-PIN_FILE = "image.auto.tfvars.json"
-
 
 @dataclass(frozen=True)
-class PinChange:
-    """One commit that changed a pin file."""
+class FileVersion:
+    """A file as one commit left it (``text`` None: deleted there)."""
 
     commit: str
-    image_id: str | None
     when: datetime
     author: str
     message: str
-
-
-def read_pin_text(text: str, where: str) -> str:
-    """The image id in a pin file's text."""
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise OpsdeckError(f"{where}: invalid JSON ({exc})") from None
-    image = data.get("image_id") if isinstance(data, dict) else None
-    if not isinstance(image, str) or not image:
-        raise OpsdeckError(f'{where}: expected {{"image_id": "ami-..."}}')
-    return image
-
-
-def pin_text(image_id: str) -> str:
-    return json.dumps({"image_id": image_id}, indent=2) + "\n"
+    text: str | None
 
 
 T = TypeVar("T")
@@ -128,34 +109,30 @@ class Git:
         """The path has uncommitted changes (staged, unstaged or untracked)."""
         return bool(self.repo.git.status("--porcelain", "--", rel).strip())
 
-    def pin(self, rel: str) -> str:
-        """The image pinned in the working tree."""
-        path = self.root / rel
-        try:
-            return read_pin_text(path.read_text(encoding="utf-8"), rel)
-        except FileNotFoundError:
-            raise OpsdeckError(f"{rel}: the pin file is missing") from None
-
     @_serialized
-    def pin_history(self, rel: str, limit: int = 200) -> list[PinChange]:
-        """Commits that changed the pin file, newest first, with the image each one pinned."""
-        changes = []
+    def history(self, rel: str, limit: int = 200) -> list[FileVersion]:
+        """Commits that changed ``rel``, newest first, with the file's text in each."""
+        versions = []
         for commit in self.repo.iter_commits(paths=rel, max_count=limit):
             try:
-                blob = commit.tree / rel
-                image: str | None = read_pin_text(blob.data_stream.read().decode("utf-8"), rel)
-            except (KeyError, OpsdeckError):
-                image = None  # the file was deleted or broken in that commit
-            changes.append(
-                PinChange(
+                text: str | None = (commit.tree / rel).data_stream.read().decode("utf-8")
+            except KeyError:
+                text = None  # deleted in that commit
+            versions.append(
+                FileVersion(
                     commit=commit.hexsha,
-                    image_id=image,
                     when=datetime.fromtimestamp(commit.committed_date, tz=UTC),
                     author=f"{commit.author.name} <{commit.author.email}>",
                     message=commit.message.strip(),
+                    text=text,
                 )
             )
-        return changes
+        return versions
+
+    @_serialized
+    def commits(self, paths: list[str], limit: int = 400) -> list[str]:
+        """Commits that changed any of ``paths``, newest first (git's own order, not timestamps)."""
+        return [c.hexsha for c in self.repo.iter_commits(paths=paths, max_count=limit)]
 
     @_serialized
     def trailers(self, key: str) -> list[tuple[str, str]]:
@@ -193,8 +170,11 @@ class Git:
         self.repo.git.checkout("HEAD", "--", rel)
 
     @_serialized
-    def add_all_and_commit(self, message: str) -> str:
+    def add_all_and_commit(self, message: str, leave: list[str] | None = None) -> str:
+        """Commit everything in the working tree but the paths in ``leave``."""
         repo = self.repo
         repo.git.add("-A")
+        if leave:
+            repo.git.reset("-q", "--", *leave)
         repo.git.commit("-m", message)
         return str(repo.head.commit.hexsha)

@@ -77,18 +77,19 @@ class Inventory:
 
     # -- finding ------------------------------------------------------------------------------
 
-    def find(self, env: str, vpc_ids: Iterable[str]) -> list[CloudResource]:
-        """Everything tagged env = <env> or inside one of ``vpc_ids``, found in parallel."""
+    def find(self, env: str, vpc_ids: Iterable[str], tag_key: str = "env") -> list[CloudResource]:
+        """Everything tagged ``tag_key = env`` or inside one of ``vpc_ids``, found in parallel."""
         vpcs = sorted(set(vpc_ids))
+        by_tag = [{"Name": f"tag:{tag_key}", "Values": [env]}]
         jobs: list[Callable[[], list[CloudResource]]] = [
-            lambda: self._instances([{"Name": "tag:env", "Values": [env]}]),
-            lambda: self._volumes([{"Name": "tag:env", "Values": [env]}]),
-            lambda: self._security_groups([{"Name": "tag:env", "Values": [env]}]),
-            lambda: self._subnets([{"Name": "tag:env", "Values": [env]}]),
-            lambda: self._vpcs([{"Name": "tag:env", "Values": [env]}]),
-            lambda: self._launch_templates(env),
-            lambda: self._groups(env),
-            lambda: self._tagged_other(env),
+            lambda: self._instances(by_tag),
+            lambda: self._volumes(by_tag),
+            lambda: self._security_groups(by_tag),
+            lambda: self._subnets(by_tag),
+            lambda: self._vpcs(by_tag),
+            lambda: self._launch_templates(by_tag),
+            lambda: self._groups(by_tag),
+            lambda: self._tagged_other(tag_key, env),
         ]
         if vpcs:
             jobs += [
@@ -158,18 +159,16 @@ class Inventory:
             for v in self._paginate("ec2", "describe_vpcs", "Vpcs", Filters=filters)
         ]
 
-    def _launch_templates(self, env: str) -> list[CloudResource]:
-        raw = self._paginate(
-            "ec2", "describe_launch_templates", "LaunchTemplates", Filters=[{"Name": "tag:env", "Values": [env]}]
-        )
+    def _launch_templates(self, filters: list[dict[str, Any]]) -> list[CloudResource]:
+        raw = self._paginate("ec2", "describe_launch_templates", "LaunchTemplates", Filters=filters)
         return [CloudResource("ec2:launch-template", t["LaunchTemplateId"], None, _tags(t.get("Tags"))) for t in raw]
 
-    def _groups(self, env: str) -> list[CloudResource]:
+    def _groups(self, filters: list[dict[str, Any]]) -> list[CloudResource]:
         raw = self._paginate(
             "autoscaling",
             "describe_auto_scaling_groups",
             "AutoScalingGroups",
-            Filters=[{"Name": "tag:env", "Values": [env]}],
+            Filters=filters,
         )
         return [
             CloudResource(
@@ -182,13 +181,13 @@ class Inventory:
             for g in raw
         ]
 
-    def _tagged_other(self, env: str) -> list[CloudResource]:
+    def _tagged_other(self, tag_key: str, env: str) -> list[CloudResource]:
         """Tagged resources of types without their own describe here (S3 buckets, load balancers...)."""
         raw = self._paginate(
             "resourcegroupstaggingapi",
             "get_resources",
             "ResourceTagMappingList",
-            TagFilters=[{"Key": "env", "Values": [env]}],
+            TagFilters=[{"Key": tag_key, "Values": [env]}],
         )
         out = []
         for item in raw:
@@ -201,7 +200,11 @@ class Inventory:
     # -- deleting -----------------------------------------------------------------------------
 
     def delete(self, res: CloudResource) -> None:
-        """Delete one resource (waiting where later deletions depend on it)."""
+        """Delete one resource (waiting where later deletions depend on it); one-line errors."""
+        with self.aws.errors(f"delete {res.type} {res.id}"):
+            self._delete(res)
+
+    def _delete(self, res: CloudResource) -> None:
         ec2 = self.aws.client("ec2")
         kind = res.type
         if kind == "autoscaling:group":

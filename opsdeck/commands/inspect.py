@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from opsdeck.commands import open_deck, print_json, reporter, run, table
-from opsdeck.core.model import DeckState, EnvStatus, PlanResult
+from opsdeck.core.model import DeckState, EnvStatus, ImageRef, InstanceCounts, Lag, PlanResult
 from opsdeck.core.observe.snapshot import age
 
 
@@ -45,18 +45,42 @@ def register(sub: Any) -> None:
     images.set_defaults(handler=images_cmd)
 
 
+def _image_json(image: ImageRef | None) -> dict[str, Any] | None:
+    return {"id": image.id, "version": image.version, "revoked": image.revoked} if image else None
+
+
+def _counts_json(counts: InstanceCounts) -> dict[str, int]:
+    return {"desired": counts.desired, "running": counts.running, "on_pinned_image": counts.on_pinned_image}
+
+
+def _lag_json(lag: Lag | None) -> dict[str, Any] | None:
+    if lag is None:
+        return None
+    return {
+        "source": lag.source,
+        "source_image": lag.source_image.id if lag.source_image else None,
+        "in_sync": lag.in_sync,
+        "behind": lag.behind,
+        "since": lag.since,
+    }
+
+
 def status_json(state: DeckState) -> dict[str, Any]:
     def env_json(e: EnvStatus) -> dict[str, Any]:
         data: dict[str, Any] = {
             "name": e.name,
+            "account": e.account,
+            "region": e.region,
             "sandbox": e.sandbox,
             "protected": e.protected,
-            "image": {"id": e.image.id, "version": e.image.version, "revoked": e.image.revoked} if e.image else None,
-            "instances": {
-                "desired": e.instances.desired,
-                "running": e.instances.running,
-                "on_pinned_image": e.instances.on_pinned_image,
-            },
+            "services": [
+                {"name": s.name, "image": _image_json(s.image), "instances": _counts_json(s.instances)}
+                | ({"lag": _lag_json(s.lag)} if e.promote_from else {})
+                for s in e.services
+            ],
+            "image": _image_json(e.image),  # the image every service runs, when they run one (else null)
+            "instances": _counts_json(e.instances),  # the sum over its services
+            "instances_at": state.taken_at,
             "instance_images": e.instance_images,
             "plan": (
                 {"add": e.plan.add, "change": e.plan.change, "destroy": e.plan.destroy, "at": e.plan_at}
@@ -68,17 +92,7 @@ def status_json(state: DeckState) -> dict[str, Any]:
         }
         if e.promote_from:
             data["promote_from"] = e.promote_from
-            data["lag"] = (
-                {
-                    "source": e.lag.source,
-                    "source_image": e.lag.source_image.id if e.lag.source_image else None,
-                    "in_sync": e.lag.in_sync,
-                    "behind": e.lag.behind,
-                    "since": e.lag.since,
-                }
-                if e.lag
-                else None
-            )
+            data["lag"] = _lag_json(e.lag)
         data["lock"] = e.lock  # None, or {"state": "running" | "interrupted", "operation", "id", "since", ...}
         if e.error:
             data["error"] = e.error
@@ -112,16 +126,28 @@ def status_cmd(args: argparse.Namespace) -> int:
     rows = []
     for e in state.environments:
         flags = ",".join(f for f, on in (("sandbox", e.sandbox), ("protected", e.protected)) if on)
-        image = f"{e.image.version or '?'} {e.image.id}" if e.image else "-"
-        if e.image and e.image.revoked:
-            image += " REVOKED"
-        inst = f"{e.instances.on_pinned_image}/{e.instances.running}/{e.instances.desired}"
+        where = f"{e.account or '?'} {e.region}"
         plan = f"{e.plan} ({age(e.plan_at)} ago)" if e.plan else "unknown"
         drift = f"{e.drift} ({age(e.drift_at)} ago)" if e.drift_at else e.drift
-        rows.append([e.name, flags or "-", image, inst, plan, drift, _lag_text(e), e.error or ""])
+        services = e.services or ()
+        first = True
+        for s in services or [None]:
+            if s is None:
+                image, inst, name = "-", "-", "-"
+            else:
+                image = f"{s.image.version or '?'} {s.image.id}" if s.image else "-"
+                if s.image and s.image.revoked:
+                    image += " REVOKED"
+                n = s.instances
+                inst, name = f"{n.on_pinned_image}/{n.running}/{n.desired}", s.name
+            head = [e.name, where, flags or "-"] if first else ["", "", ""]
+            tail = [plan, drift, _lag_text(e), e.error or ""] if first else ["", "", "", ""]
+            rows.append([*head, name, image, inst, *tail])
+            first = False
     read = time.strftime("%H:%M:%S", time.localtime(state.taken_at))
     print(f"{state.deck}   cloud: {state.cloud}   images and instances read at {read} ({age(state.taken_at)} ago)")
-    print(table(["ENV", "FLAGS", "IMAGE", "ON-PIN/RUN/WANT", "PLAN", "DRIFT", "LAG", "ERROR"], rows))
+    headers = ["ENV", "ACCOUNT/REGION", "FLAGS", "SERVICE", "IMAGE", "ON-PIN/RUN/WANT", "PLAN", "DRIFT", "LAG", "ERROR"]
+    print(table(headers, rows))
     return 0
 
 
@@ -166,7 +192,7 @@ def plan_text(result: PlanResult) -> str:
     for r in result.resources:
         lines.append(f"  {SYMBOL.get(r.action, '?'):>3} {r.address}")
         if r.changes:
-            lines += [f"        {change_line(c, r.action)}" for c in r.changes]
+            lines += [f"        {line}" for c in r.changes for line in change_line(c, r.action).splitlines()]
         elif r.attributes:
             lines.append(f"        {', '.join(r.attributes)}")
     return "\n".join(lines)
@@ -202,9 +228,9 @@ def plan_cmd(args: argparse.Namespace) -> int:
 def images_cmd(args: argparse.Namespace) -> int:
     deck = open_deck(args)
     deck.check_cloud()
-    from opsdeck.core.release.images import catalog
+    from opsdeck.core.release.images import catalog_rows
 
-    data = run(asyncio.to_thread(catalog, deck))
+    data = run(asyncio.to_thread(catalog_rows, deck))
     if args.json:
         print_json(data)
         return 0
@@ -217,15 +243,16 @@ def images_cmd(args: argparse.Namespace) -> int:
             notes.append("base outdated")
         rows.append(
             [
-                i["layer"],
+                i["service"] or "(base)",
                 i["version"],
                 i["id"],
                 i["git_sha"],
                 i["created"][:19],
                 ",".join(i["environments"]) or "-",
-                i["base"] or "-",
+                ",".join(i["regions"]),
+                ",".join(i.get("accounts", [])) or "-",
                 "; ".join(notes),
             ]
         )
-    print(table(["LAYER", "VERSION", "ID", "GIT", "CREATED", "PINNED IN", "BASE", "NOTES"], rows))
+    print(table(["SERVICE", "VERSION", "ID", "GIT", "CREATED", "PINNED IN", "REGIONS", "ACCOUNTS", "NOTES"], rows))
     return 0

@@ -16,12 +16,17 @@ from pathlib import Path
 
 from opsdeck import paths
 from opsdeck.adapters import localcloud
-from opsdeck.adapters.git import Git, pin_text
+from opsdeck.adapters.git import Git
 from opsdeck.core.estate.deck import Deck
+from opsdeck.core.estate.pins import write_pins
 from opsdeck.core.events import Reporter
 from opsdeck.core.observe import planning
 from opsdeck.core.observe.status import concurrency
-from opsdeck.core.release import images, rollout
+from opsdeck.core.release import rollout
+from opsdeck.core.release.bake import bake
+from opsdeck.core.release.distribute import make_usable
+from opsdeck.core.release.images import load_catalog
+from opsdeck.core.tasks import all_or_nothing
 from opsdeck.errors import OpsdeckError, RefusedError, ToolError
 from opsdeck.shipped import copy_tree, shipped
 
@@ -64,7 +69,7 @@ def last_demo_deck() -> Path | None:
 
 
 def is_ready(root: Path) -> bool:
-    """Built on the local cloud that runs now, and the cloud still holds its state bucket."""
+    """Built on the local cloud that runs now, and the cloud still holds its state."""
     try:
         marker = json.loads(_marker(root).read_text("utf-8"))
     except (OSError, ValueError):
@@ -73,22 +78,34 @@ def is_ready(root: Path) -> bool:
     if not cloud.running or marker.get("cloud_started_at") != cloud.started_at or not marker.get("complete"):
         return False
     try:
-        deck = Deck.open(root)
-        return deck.aws().bucket_exists(deck.config.aws.state_bucket)
+        Deck.open(root).check_cloud()
     except OpsdeckError:
         return False
+    return True
 
 
 def _copy_sample(target: Path) -> None:
     copy_tree(sample_deck(), target, skip=lambda name: name in SAMPLE_SKIP or name.endswith(".tfplan"))
 
 
-async def _apply_env(deck: Deck, env: str, image_id: str, rep: Reporter) -> None:
+async def _apply_env(deck: Deck, env: str, pins: dict[str, str], rep: Reporter) -> None:
     plan = await planning.plan(deck, env, rep, reuse=False)
     if plan.summary.has_changes:
         await rollout.apply_plan(deck, env, plan, rep)
         planning.forget_plan(deck, env)
-    await rollout.wait_for_image(deck, env, image_id, rep)
+    await rollout.wait_for_images(deck, env, pins, rep)
+
+
+async def _state_buckets(deck: Deck) -> None:
+    """Each environment's state bucket, made in its own account and region (once per bucket)."""
+    made: set[str] = set()
+    for env in deck.config.env_names:
+        backend = deck.backend(env)
+        if backend is None or backend.bucket in made:
+            continue
+        cloud = (await asyncio.to_thread(deck.tools.env, env)).cloud
+        await asyncio.to_thread(cloud.ensure_bucket, backend.bucket)
+        made.add(backend.bucket)
 
 
 def _store_break_glass(deck: Deck, rep: Reporter) -> None:
@@ -96,15 +113,26 @@ def _store_break_glass(deck: Deck, rep: Reporter) -> None:
     with a team's own stored credentials. On the local cloud any key is accepted."""
     import secrets as random
 
-    from opsdeck.adapters.aws import Credentials
+    from opsdeck.adapters.aws import Aws, Credentials
+    from opsdeck.core.estate.tools import LOCAL_KEY
     from opsdeck.core.safety.breakglass import DEMO_SOURCE, store_demo_credentials
 
-    for env in (e.name for e in deck.config.environments if e.protected):
-        key = "ASIA" + "".join(random.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") for _ in range(16))
-        where = store_demo_credentials(deck, env, Credentials(key, random.token_urlsafe(30)))
+    for env in (e for e in deck.config.environments if e.protected):
+        if env.break_glass_role:  # credentials of the environment's break-glass role, in its own account
+            local = Aws(
+                deck.config.region_of(env.name),
+                endpoint=deck.tools.endpoint(),
+                credentials=Credentials(LOCAL_KEY, LOCAL_KEY),
+            )
+            creds = local.assume_role(env.break_glass_role, "opsdeck-demo-break-glass", seconds=43200)
+            creds = Credentials(creds.access_key, creds.secret_key, creds.session_token)  # kept past the hour
+        else:
+            key = "ASIA" + "".join(random.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") for _ in range(16))
+            creds = Credentials(key, random.token_urlsafe(30))
+        where = store_demo_credentials(deck, env.name, creds)
         if where == DEMO_SOURCE:
             rep.log(
-                f"no keyring backend on this machine: {env}'s demo break-glass credentials are in {where}; "
+                f"no keyring backend on this machine: {env.name}'s demo break-glass credentials are in {where}; "
                 "for a keyring, `pip install keyrings.alt` or run a Secret Service (see README, Secrets)",
                 "notice",
             )
@@ -142,33 +170,46 @@ async def _build(target: Path, rep: Reporter) -> Deck:
         _copy_sample(target)
     with rep.phase("git init"):
         git = Git.init(target)
-        git.add_all_and_commit("opsdeck demo deck: the web service in four environments")
+        # The sample's pins are placeholders: the first commit of a pin is the first real release.
+        placeholders = [str(p.relative_to(target)) for p in target.glob("envs/*/*.auto.tfvars.json")]
+        git.add_all_and_commit("opsdeck demo deck: an estate of services in four environments", leave=placeholders)
     with rep.phase("local cloud"):
         cloud = await asyncio.to_thread(localcloud.start)
         rep.log(f"local cloud at {cloud.endpoint}", "notice")
     deck = Deck.open(target)
     _write_marker(target, cloud_started_at=cloud.started_at, complete=False)
-    with rep.phase("state bucket"):
-        await asyncio.to_thread(deck.aws().ensure_bucket, deck.config.aws.state_bucket)
-    if deck.config.image.base_recipe:
-        base = await images.bake(deck, rep.child(op="bake base image"), version=FIRST_VERSION, base=True)
+    with rep.phase("state buckets"):
+        await _state_buckets(deck)
+    if deck.config.base_recipe:
+        (base,) = await bake(deck, rep.child(op="bake base image"), version=FIRST_VERSION, base=True)
         rep.log(f"base image {base.version}: {base.id}")
-    app = await images.bake(deck, rep.child(op="bake image"), version=FIRST_VERSION)
-    rep.log(f"{deck.config.image.app} image {app.version}: {app.id}")
-    with rep.phase("pin image"):
-        pins = [deck.pin_rel(env) for env in deck.config.env_names]
-        for rel in pins:
-            (target / rel).write_text(pin_text(app.id), encoding="utf-8")
-        deck.git.commit(pins, f"pin {deck.config.image.app} {app.version} ({app.id}) in every environment")
+    baked = await bake(deck, rep.child(op="bake images"), version=FIRST_VERSION)
+    for image in baked:
+        rep.log(f"{image.service} image {image.version}: {image.id}")
+    catalog = await asyncio.to_thread(load_catalog, deck)
+    pins: dict[str, dict[str, str]] = {}
+    with rep.phase("distribute images"):
+        for env in deck.config.env_names:
+            pins[env] = {}
+            for image in baked:
+                assert image.service is not None
+                original = catalog.by_id[image.id]
+                made = await make_usable(deck, catalog, original, env, rep.child(op="distribute", env=env))
+                pins[env][image.service] = made.usable_id
+            catalog = await asyncio.to_thread(load_catalog, deck)  # copies made for this env are reused
+    with rep.phase("pin images"):
+        written = [rel for env in deck.config.env_names for rel in write_pins(deck, env, pins[env])]
+        what = ", ".join(f"{i.service} {i.version}" for i in baked)
+        deck.tools.git.commit(written, f"pin {what} in every environment")
     gate = asyncio.Semaphore(concurrency())
 
     async def one(env: str) -> None:
         async with gate:
             child = rep.child(op=f"apply {env}", env=env)
             with rep.phase(f"apply {env}"):
-                await _apply_env(deck, env, app.id, child)
+                await _apply_env(deck, env, pins[env], child)
 
-    await asyncio.gather(*(one(env) for env in deck.config.env_names))
+    await all_or_nothing(*(one(env) for env in deck.config.env_names))
     with rep.phase("break-glass credentials"):
         _store_break_glass(deck, rep)
     with rep.phase("commit provider locks"):
@@ -178,7 +219,7 @@ async def _build(target: Path, rep: Reporter) -> Deck:
             if (deck.env_dir(env) / ".terraform.lock.hcl").is_file()
         ]
         if locks:
-            deck.git.commit(locks, "terraform provider lock files")
+            deck.tools.git.commit(locks, "terraform provider lock files")
     _write_marker(target, cloud_started_at=cloud.started_at, complete=True, built_at=time.time())
     state = paths.state_dir()
     state.mkdir(parents=True, exist_ok=True)

@@ -73,7 +73,7 @@ class PlanResult:
     created_at: float = field(default_factory=time.time)
     key: str = ""
     planfile: str = ""
-    image_id: str | None = None  # the pin the plan was made with
+    pins: dict[str, str] = field(default_factory=dict)  # service -> the pin the plan was made with
 
     def to_json(self, detail: bool = True) -> dict[str, Any]:
         """``detail``: the stored form (every field); otherwise the `plan --json` form, whose resources
@@ -96,7 +96,7 @@ class PlanResult:
             ],
         }
         if detail:
-            data.update(created_at=self.created_at, key=self.key, planfile=self.planfile, image_id=self.image_id)
+            data.update(created_at=self.created_at, key=self.key, planfile=self.planfile, pins=self.pins)
         return data
 
     @classmethod
@@ -108,7 +108,7 @@ class PlanResult:
             created_at=data.get("created_at", 0.0),
             key=data.get("key", ""),
             planfile=data.get("planfile", ""),
-            image_id=data.get("image_id"),
+            pins=dict(data.get("pins") or {}),
         )
 
 
@@ -125,6 +125,15 @@ class InstanceCounts:
     running: int = 0
     on_pinned_image: int = 0
 
+    def __add__(self, other: InstanceCounts) -> InstanceCounts:
+        return InstanceCounts(
+            self.desired + other.desired, self.running + other.running, self.on_pinned_image + other.on_pinned_image
+        )
+
+    @property
+    def healthy(self) -> bool:
+        return self.desired > 0 and self.running == self.desired == self.on_pinned_image
+
 
 @dataclass(frozen=True)
 class Lag:
@@ -138,6 +147,30 @@ class Lag:
 
 
 @dataclass(frozen=True)
+class ServiceStatus:
+    """One service in one environment: the image it pins, and the instances that run it."""
+
+    name: str
+    image: ImageRef | None = None
+    instances: InstanceCounts = field(default_factory=InstanceCounts)
+    lag: Lag | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ServiceStatus:
+        image, lag = data.get("image"), data.get("lag")
+        if lag is not None:
+            lag = dict(lag)
+            src = lag.pop("source_image", None)
+            lag = Lag(source_image=ImageRef(**src) if src else None, **lag)
+        return cls(
+            name=data["name"],
+            image=ImageRef(**image) if image else None,
+            instances=InstanceCounts(**(data.get("instances") or {})),
+            lag=lag,
+        )
+
+
+@dataclass(frozen=True)
 class EnvStatus:
     """One row of the deck."""
 
@@ -145,8 +178,11 @@ class EnvStatus:
     sandbox: bool = False
     protected: bool = False
     promote_from: str | None = None
-    image: ImageRef | None = None
-    instances: InstanceCounts = field(default_factory=InstanceCounts)
+    account: str | None = None
+    region: str = ""
+    services: tuple[ServiceStatus, ...] = ()
+    image: ImageRef | None = None  # the image, when every service runs the same one (a one-service deck)
+    instances: InstanceCounts = field(default_factory=InstanceCounts)  # the sum over its services
     instance_images: dict[str, str] = field(default_factory=dict)  # instance id -> image id
     plan: PlanSummary | None = None
     plan_at: float | None = None
@@ -155,6 +191,9 @@ class EnvStatus:
     lag: Lag | None = None
     lock: dict[str, Any] | None = None  # who holds the environment's lock, or an interrupted run
     error: str | None = None
+
+    def service(self, name: str) -> ServiceStatus | None:
+        return next((s for s in self.services if s.name == name), None)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -166,7 +205,9 @@ class EnvStatus:
         plan = data.pop("plan", None)
         lag = data.pop("lag", None)
         counts = data.pop("instances", None) or {}
+        services = tuple(ServiceStatus.from_json(s) for s in data.pop("services", None) or ())
         if lag is not None:
+            lag = dict(lag)
             src = lag.pop("source_image", None)
             lag = Lag(source_image=ImageRef(**src) if src else None, **lag)
         return cls(
@@ -174,6 +215,7 @@ class EnvStatus:
             plan=PlanSummary(**plan) if plan else None,
             lag=lag,
             instances=InstanceCounts(**counts),
+            services=services,
             **data,
         )
 

@@ -71,6 +71,7 @@ class OpsDeckApp(Operations, App[int]):
         self.clock = clock
         self.on_first_frame = on_first_frame
         self.state: DeckState | None = None
+        self.service_filter: str | None = None  # the one service the deck shows and acts on (None: all)
         self.last_done: OpDone | None = None
         self.details: DetailsLoaded | None = None
         self._details_timer: Timer | None = None

@@ -12,15 +12,16 @@ if TYPE_CHECKING:
 
 
 def change_text(change: AttributeChange, action: str, colors: dict[str, str], indent: str = "") -> Text:
-    """One attribute's ``before → after``, coloured, long values elided in the middle."""
-    from opsdeck.core.observe.plans import UNKNOWN, show_value
+    """An attribute's ``before → after`` (one line per changed part), coloured, long values elided."""
+    from opsdeck.core.observe.plans import change_lines
 
-    line = Text(f"{indent}{change.name}: ", style=Style(dim=True))
-    if action != "create":
-        line.append(show_value(change.before), style=Style(color=colors["del"]))
-        line.append(" → ")
-    after = UNKNOWN if change.after_unknown else show_value(change.after)
-    line.append(after, style=Style(color=colors["add"], dim=change.after_unknown))
-    if change.forces_replacement:
-        line.append("  forces replacement", style=Style(italic=True, dim=True))
-    return line
+    out = Text()
+    for index, (name, before, after) in enumerate(change_lines(change, action)):
+        if index:
+            out.append("\n")
+        out.append(f"{indent}{name}: ", style=Style(dim=True))
+        if action != "create":
+            out.append(before, style=Style(color=colors["del"]))
+            out.append(" → ")
+        out.append(after, style=Style(color=colors["add"], dim=change.after_unknown))
+    return out

@@ -22,8 +22,8 @@ from opsdeck.tui.messages import OpDone, OpEvent
 
 if TYPE_CHECKING:
     from opsdeck.core.events import Reporter
-    from opsdeck.core.release.promote import Preview
     from opsdeck.core.safety.breakglass import BreakGlass
+    from opsdeck.core.safety.confirm import Preview
     from opsdeck.tui.app import OpsDeckApp
 
 Factory = Callable[["Reporter"], Awaitable[Any]]
@@ -147,14 +147,25 @@ class Operations:
             self._app.notify("the deck is read-only (--read-only)", severity="error")
         return self._app.read_only
 
+    def _services(self) -> list[str] | None:
+        """The services an operation acts on: the one the deck is filtered to, else all of them."""
+        chosen = self._app.service_filter
+        return [chosen] if chosen else None
+
+    def _named(self) -> str:
+        return f" {self._app.service_filter}" if self._app.service_filter else ""
+
     def action_bake(self) -> None:
         if self._refuse_if_read_only():
             return
-        from opsdeck.core.release.images import bake
+        from opsdeck.core.release.bake import bake
 
-        self.start(
-            "bake", None, lambda rep: bake(self._app.deck, rep), lambda r: f"baked {r.layer} image {r.version}: {r.id}"
-        )
+        services = self._services()
+
+        def summary(results: list[Any]) -> str:
+            return "baked " + ", ".join(f"{r.service or 'base'} {r.version}" for r in results)
+
+        self.start(f"bake{self._named()}", None, lambda rep: bake(self._app.deck, rep, services=services), summary)
 
     def action_promote(self) -> None:
         env = self._selected()
@@ -173,12 +184,21 @@ class Operations:
         if self._app.deck.env(env).promote_from:
             self._app.notify(f"{env} takes images from {self._app.deck.env(env).promote_from} only", severity="warning")
             return
-        state = self._app.state
-        images = [i for i in (state.images if state else ()) if i["layer"] == "app" and not i["revoked"]]
-        if not images:
-            self._app.notify("no image to deploy yet: bake one (b)", severity="warning")
+        if not self._allowed(env, "deploy"):
             return
-        self._promote(images[-1]["id"], env)
+        from opsdeck.core.release.promote import deploy_newest
+
+        glass = self._glass_for(env)
+        reason = glass.reason if glass else ""
+        services = self._services()
+        self.start(
+            f"deploy{self._named()} → {env}",
+            env,
+            lambda rep: deploy_newest(
+                self._app.deck, env, rep, services=services, reason=reason, confirm=self.confirm_preview, glass=glass
+            ),
+            lambda r: f"deployed {r.summary()} to {env}, commit {r.commit[:10]}",
+        )
 
     def _promote(self, src: str, dst: str) -> None:
         if not self._allowed(dst, "promote"):
@@ -187,13 +207,21 @@ class Operations:
 
         glass = self._glass_for(dst)
         reason = glass.reason if glass else ""
+        services = self._services()
         self.start(
-            f"promote → {dst}",
+            f"promote{self._named()} → {dst}",
             dst,
             lambda rep: promote(
-                self._app.deck, src, dst, rep, reason=reason, confirm=self.confirm_preview, glass=glass
+                self._app.deck,
+                src,
+                dst,
+                rep,
+                services=services,
+                reason=reason,
+                confirm=self.confirm_preview,
+                glass=glass,
             ),
-            lambda r: f"promoted {dst} to {r.version} ({r.to_image}), commit {r.commit[:10]}",
+            lambda r: f"promoted {dst}: {r.summary()}, commit {r.commit[:10]}",
         )
 
     def action_rollback(self) -> None:
@@ -204,11 +232,14 @@ class Operations:
 
         glass = self._glass_for(env)
         reason = glass.reason if glass else ""
+        services = self._services()
         self.start(
-            f"rollback {env}",
+            f"rollback{self._named()} {env}",
             env,
-            lambda rep: rollback(self._app.deck, env, rep, reason=reason, confirm=self.confirm_preview, glass=glass),
-            lambda r: f"rolled {env} back to {r.version} ({r.to_image}), commit {r.commit[:10]}",
+            lambda rep: rollback(
+                self._app.deck, env, rep, services=services, reason=reason, confirm=self.confirm_preview, glass=glass
+            ),
+            lambda r: f"rolled {env} back: {r.summary()}, commit {r.commit[:10]}",
         )
 
     def action_nuke(self) -> None:

@@ -17,7 +17,7 @@ from opsdeck.tui.diff import change_text
 from opsdeck.tui.keys import ACTIONS
 
 if TYPE_CHECKING:
-    from opsdeck.core.release.promote import Preview
+    from opsdeck.core.safety.confirm import Preview
 
 MAX_LINES = 24
 
@@ -100,20 +100,24 @@ class ConfirmScreen(ModalScreen[bool]):
 def preview_body(preview: Preview, colors: dict[str, str]) -> RenderableType:
     """The plan summary and from -> to of a promote, rollback or apply."""
     lines = []
-    if preview.from_image.id != preview.to_image.id:
-        line = Text("image  ")
-        line.append(f"{preview.from_image.version or '?'} {preview.from_image.id}", style=Style(color=colors["del"]))
+    for change in preview.changes:
+        if change.from_image.id == change.to_image.id:
+            continue
+        line = Text(f"{change.service:<8} ", style=Style(bold=True))
+        line.append(f"{change.from_image.version or '?'} {change.from_image.id}", style=Style(color=colors["del"]))
         line.append("  →  ")
-        line.append(f"{preview.to_image.version or '?'} {preview.to_image.id}", style=Style(color=colors["add"]))
+        line.append(f"{change.to_image.version or '?'} {change.to_image.id}", style=Style(color=colors["add"]))
         lines.append(line)
+    if preview.note:
+        lines.append(Text(preview.note, style=Style(dim=True)))
     s = preview.plan.summary
     lines.append(Text(f"plan   +{s.add} ~{s.change} -{s.destroy}", style=Style(bold=True)))
     symbol = {"create": "+", "update": "~", "delete": "-", "replace": "-/+"}
     body: list[Text] = []
     for res in preview.plan.resources:
         body.append(Text(f"  {symbol.get(res.action, '?'):>3} {res.address}", style=Style(bold=True)))
-        for change in res.changes:
-            body.append(change_text(change, res.action, colors, indent="        "))
+        for attribute in res.changes:
+            body.append(change_text(attribute, res.action, colors, indent="        "))
         if not res.changes and res.attributes:
             body.append(Text(f"        {', '.join(res.attributes)}", style=Style(dim=True)))
     lines += body[:MAX_LINES]

@@ -72,16 +72,14 @@ def test_plan_sees_a_change_made_outside_terraform(demo_deck: Path) -> None:
         data = json.loads(result.stdout)
         assert data["cached"] is False and data["change"] == 1
         changed = {r["address"]: r for r in data["resources"]}["module.web.aws_autoscaling_group.web"]
-        assert changed["attributes"] == ["desired_capacity"]
-        assert changed["changes"] == [
-            {
-                "attribute": "desired_capacity",
-                "before": group.desired + 1,
-                "after": group.desired,
-                "after_unknown": False,
-                "forces_replacement": False,
-            }
-        ]
+        assert "desired_capacity" in changed["attributes"]
+        assert {
+            "attribute": "desired_capacity",
+            "before": group.desired + 1,
+            "after": group.desired,
+            "after_unknown": False,
+            "forces_replacement": False,
+        } in changed["changes"]
         text = opsdeck("plan", "dev", deck=demo_deck)
         assert text.returncode == 2 and f"desired_capacity: {group.desired + 1} → {group.desired}" in text.stdout
     finally:

@@ -3,12 +3,13 @@ answers (GitPython's persistent `git cat-file` pipes are not safe to use from se
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 import time
 from pathlib import Path
 
-from opsdeck.adapters.git import Git, pin_text
+from opsdeck.adapters.git import Git
 
 IMAGES = [f"ami-{n:017x}" for n in range(1, 13)]
 
@@ -19,17 +20,19 @@ def _repo(root: Path) -> Git:
         pin = root / "envs" / env / "image.auto.tfvars.json"
         pin.parent.mkdir(parents=True)
         for image in IMAGES:
-            pin.write_text(pin_text(image))
+            pin.write_text(json.dumps({"image_id": image}))
             subprocess.run(["git", "-C", str(root), "add", "-A"], check=True)
             subprocess.run(["git", "-C", str(root), "commit", "-qm", f"{env} {image}"], check=True)
     return git
 
 
+def _pins(git: Git, env: str) -> list[str]:
+    return [json.loads(v.text or "{}")["image_id"] for v in git.history(f"envs/{env}/image.auto.tfvars.json")]
+
+
 def test_concurrent_history_reads_neither_hang_nor_mix(tmp_path: Path) -> None:
     git = _repo(tmp_path)
-    expected = {
-        env: [c.image_id for c in git.pin_history(f"envs/{env}/image.auto.tfvars.json")] for env in ("dev", "staging")
-    }
+    expected = {env: _pins(git, env) for env in ("dev", "staging")}
     assert expected["dev"] == IMAGES[::-1]
     errors: list[BaseException] = []
     wrong: list[str] = []
@@ -37,7 +40,9 @@ def test_concurrent_history_reads_neither_hang_nor_mix(tmp_path: Path) -> None:
     def reader(env: str) -> None:
         try:
             for _ in range(25):
-                got = [c.image_id for c in git.pin_history(f"envs/{env}/image.auto.tfvars.json")]
+                got = [
+                    json.loads(v.text or "{}")["image_id"] for v in git.history(f"envs/{env}/image.auto.tfvars.json")
+                ]
                 if got != expected[env]:
                     wrong.append(env)
                 git.is_dirty(f"envs/{env}")

@@ -51,7 +51,9 @@ def _imports(path: Path) -> set[str]:
 
 def test_the_walk_sees_every_spelling_of_an_import(tmp_path: Path) -> None:
     sample = tmp_path / "m.py"
-    sample.write_text("from opsdeck import tui\ndef f():\n    import textual.app\n    from opsdeck.adapters import aws\n")
+    sample.write_text(
+        "from opsdeck import tui\ndef f():\n    import textual.app\n    from opsdeck.adapters import aws\n"
+    )
     found = _imports(sample)
     assert {"opsdeck.tui", "textual.app", "opsdeck.adapters.aws"} <= found
     assert len(CORE_MODULES) > 20 and "opsdeck.core.estate.config" in CORE_MODULES

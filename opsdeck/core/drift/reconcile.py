@@ -12,17 +12,18 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from opsdeck.adapters.aws import Credentials
 from opsdeck.core.drift import store as drift_store
 from opsdeck.core.estate.deck import Deck
+from opsdeck.core.estate.pins import read_pins
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import ImageRef, PlanResult
 from opsdeck.core.observe import planning
 from opsdeck.core.release import rollout
-from opsdeck.core.release.promote import Confirm, NotConfirmedError, Preview, confirmed
-from opsdeck.core.safety import audit
-from opsdeck.core.safety.breakglass import BreakGlass, guard
-from opsdeck.core.safety.locks import env_lock
-from opsdeck.errors import RefusedError, ToolError
+from opsdeck.core.safety.breakglass import BreakGlass
+from opsdeck.core.safety.confirm import Confirm, NotConfirmedError, Preview, ServiceChange, confirmed
+from opsdeck.core.safety.operation import audited
+from opsdeck.errors import ToolError
 
 
 @dataclass(frozen=True)
@@ -47,13 +48,15 @@ class ApplyResult:
         }
 
 
-async def _current_plan(deck: Deck, env: str, rep: Reporter) -> tuple[PlanResult, bool]:
+async def _current_plan(
+    deck: Deck, env: str, rep: Reporter, credentials: Credentials | None
+) -> tuple[PlanResult, bool]:
     fresh = await planning.fresh_plan(deck, env)
     if fresh is not None:
         return fresh, False
     if planning.stored_plan(deck, env) is not None:
         rep.log(f"the saved plan of {env} is stale: planning again", "notice")
-    return await planning.plan(deck, env, rep, reuse=False), True
+    return await planning.plan(deck, env, rep, reuse=False, credentials=credentials), True
 
 
 async def apply_env(
@@ -62,49 +65,34 @@ async def apply_env(
     """Apply ``env``'s pending plan after it was shown and confirmed; audited, locked."""
     started = time.monotonic()
     deck.env(env)
-    try:
-        guard(deck, env, glass, "apply")
-    except RefusedError as exc:
-        audit.append(deck, action="apply", environment=env, result="refused", error=str(exc), who=audit.who(deck, env))
-        raise
-    await planning.ensure_init(deck, env, rep)
-    pin = await asyncio.to_thread(deck.git.pin, deck.pin_rel(env))
-    with env_lock(deck, env, "apply"):
-        run = audit.AuditedRun(
-            deck, "apply", env, {"break_glass": bool(glass), "reason": glass.reason if glass else ""}
-        )
-        run.open()
+    credentials = glass.credentials if glass is not None and glass.env == env else None
+    fields = {"reason": glass.reason if glass else ""}
+    async with audited(deck, "apply", env, rep, glass=glass, fields=fields) as run:
+        await planning.ensure_init(deck, env, rep, credentials)
+        pins = await asyncio.to_thread(read_pins, deck, env)
         replanned = False
         try:
-            plan, replanned = await _current_plan(deck, env, rep)
+            plan, replanned = await _current_plan(deck, env, rep, credentials)
             for attempt in range(2):
                 if not plan.summary.has_changes:
-                    run.close("ok", phases=rep.phase_list(), note="nothing to apply")
+                    run.note(note="nothing to apply")
                     return ApplyResult(env, False, 0, 0, 0, replanned, time.monotonic() - started)
-                here = ImageRef(pin)
-                if not await confirm(Preview("apply", env, deck.env(env).confirmation, here, here, plan)):
+                unchanged = tuple(ServiceChange(s, ImageRef(i), ImageRef(i)) for s, i in pins.items())
+                if not await confirm(Preview("apply", env, deck.env(env).confirmation, unchanged, plan)):
                     raise NotConfirmedError(f"apply of {env} was not confirmed; nothing changed")
                 try:
-                    await rollout.apply_plan(deck, env, plan, rep)
+                    await rollout.apply_plan(deck, env, plan, rep, credentials)
                     break
                 except ToolError as exc:
                     if "stale" not in str(exc).lower() or attempt:
                         raise
                     rep.log(f"terraform found the saved plan of {env} stale: planning again", "notice")
-                    plan, replanned = await planning.plan(deck, env, rep, reuse=False), True
-            await rollout.wait_for_image(deck, env, pin, rep)
-        except BaseException as exc:
+                    plan = await planning.plan(deck, env, rep, reuse=False, credentials=credentials)
+                    replanned = True
+            await rollout.wait_for_images(deck, env, pins, rep, credentials=credentials)
+        finally:
             planning.forget_plan(deck, env)
-            run.close(audit.outcome(exc), error=str(exc), phases=rep.phase_list())
-            raise
-        planning.forget_plan(deck, env)
         drift_store.forget(deck, env)  # the last drift report described the cloud before this apply
-        run.close(
-            "ok",
-            phases=rep.phase_list(),
-            add=plan.summary.add,
-            change=plan.summary.change,
-            destroy=plan.summary.destroy,
-        )
-    s = plan.summary
+        s = plan.summary
+        run.note(add=s.add, change=s.change, destroy=s.destroy)
     return ApplyResult(env, True, s.add, s.change, s.destroy, replanned, time.monotonic() - started)

@@ -18,10 +18,13 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from opsdeck.adapters.aws import Credentials
 from opsdeck.core.estate.deck import Deck
+from opsdeck.core.estate.pins import read_pin
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import PlanResult, PlanSummary
 from opsdeck.core.observe.plans import parse_plan
+from opsdeck.core.ports import TerraformPort
 from opsdeck.errors import OpsdeckError
 
 SKIP_DIRS = {".terraform", ".opsdeck", ".git"}
@@ -52,29 +55,30 @@ def _module_dirs(env_dir: Path) -> list[Path]:
     return sorted(set(dirs))
 
 
-def _init_key(deck: Deck, env: str) -> str:
+def _init_key(deck: Deck, env: str, terraform: TerraformPort) -> str:
     digest = hashlib.sha256()
     env_dir = deck.env_dir(env)
     for path in sorted(env_dir.glob("*.tf")):
         digest.update(path.name.encode() + path.read_bytes())
-    tool_env = deck.terraform(env).env
-    for key in ("AWS_ENDPOINT_URL", "TF_CLI_CONFIG_FILE"):
-        digest.update(f"{key}={tool_env.get(key, '')}".encode())
-    digest.update(json.dumps(deck.backend_config(), sort_keys=True).encode())
+    for key in ("AWS_ENDPOINT_URL", "TF_CLI_CONFIG_FILE", "AWS_REGION"):
+        digest.update(f"{key}={terraform.env.get(key, '')}".encode())
+    digest.update(json.dumps(deck.tools.backend_config(), sort_keys=True).encode())
     return digest.hexdigest()
 
 
-async def ensure_init(deck: Deck, env: str, rep: Reporter) -> None:
+async def ensure_init(deck: Deck, env: str, rep: Reporter, credentials: Credentials | None = None) -> None:
     """Run `terraform init` when the environment was never initialised here or its setup changed."""
     marker = deck.env_dir(env) / ".terraform" / "opsdeck-init.json"
-    key = _init_key(deck, env)
+    terraform = (await asyncio.to_thread(deck.tools.env, env, credentials)).terraform
+    key = _init_key(deck, env, terraform)
     try:
         if json.loads(marker.read_text("utf-8")).get("key") == key:
             return
     except (OSError, ValueError):
         pass
     with rep.phase("init"):
-        await deck.terraform(env).init(deck.backend_config(), reconfigure=True)
+        await terraform.init(deck.tools.backend_config(), reconfigure=True)
+    marker.parent.mkdir(exist_ok=True)
     marker.write_text(json.dumps({"key": key, "at": time.time()}), encoding="utf-8")
 
 
@@ -87,9 +91,9 @@ def inputs_key(deck: Deck, env: str) -> str:
         digest.update(str(module_dir).encode())
         _hash_tree(digest, module_dir)
     location = deck.state_location(env)
-    etag = deck.aws().object_etag(*location) if location else None
+    etag = deck.tools.env(env).cloud.object_etag(*location) if location else None
     digest.update(f"state={etag}".encode())
-    digest.update(f"endpoint={deck.endpoint() or ''}".encode())
+    digest.update(f"endpoint={deck.tools.endpoint() or ''}".encode())
     return digest.hexdigest()
 
 
@@ -129,16 +133,19 @@ async def fresh_plan(deck: Deck, env: str) -> PlanResult | None:
     return stored if key == stored.key else None
 
 
-async def plan(deck: Deck, env: str, rep: Reporter, *, reuse: bool = True) -> PlanResult:
-    """Plan ``env`` (reusing the saved plan when it is still fresh) and store the result."""
+async def plan(
+    deck: Deck, env: str, rep: Reporter, *, reuse: bool = True, credentials: Credentials | None = None
+) -> PlanResult:
+    """Plan ``env`` (reusing the saved plan when it is still fresh) and store the result; with the
+    environment's own credentials, or ``credentials`` (break-glass) instead."""
     deck.env(env)  # unknown environment: a clear error before anything runs
-    await ensure_init(deck, env, rep)
+    await ensure_init(deck, env, rep, credentials)
     if reuse:
         cached = await fresh_plan(deck, env)
         if cached is not None:
             rep.log(f"plan of {env} unchanged since {time.strftime('%H:%M:%S', time.localtime(cached.created_at))}")
             return cached
-    tf = deck.terraform(env)
+    tf = (await asyncio.to_thread(deck.tools.env, env, credentials)).terraform
     planfile = plan_dir(deck) / f"{env}.tfplan"
     tmp = scratch_planfile(deck, env, "new")
     with rep.phase("plan"):
@@ -170,7 +177,7 @@ async def plan(deck: Deck, env: str, rep: Reporter, *, reuse: bool = True) -> Pl
     extra: dict[str, Any] = {
         "key": key_before,
         "planfile": str(planfile),
-        "image_id": _pinned(deck, env),
+        "pins": _pinned(deck, env),
         "created_at": time.time(),
     }
     if summary and not any(summary.get(k) for k in ("add", "change", "remove", "import")):
@@ -197,11 +204,14 @@ async def checked(deck: Deck, work: Awaitable[T]) -> T:
     return await task
 
 
-def _pinned(deck: Deck, env: str) -> str | None:
-    try:
-        return deck.git.pin(deck.pin_rel(env))
-    except OpsdeckError:
-        return None
+def _pinned(deck: Deck, env: str) -> dict[str, str]:
+    pins = {}
+    for service in deck.config.service_names:
+        try:
+            pins[service] = read_pin(deck, env, service)
+        except OpsdeckError:
+            continue
+    return pins
 
 
 def _stored(deck: Deck, result: PlanResult) -> PlanResult:

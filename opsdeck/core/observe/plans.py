@@ -205,13 +205,58 @@ def show_value(value: Any, width: int = VALUE_WIDTH) -> str:
     return elide(" ".join(text.split()), width)
 
 
-def change_line(change: AttributeChange, action: str, width: int = VALUE_WIDTH) -> str:
-    """``name: before → after`` (``name: after`` for a resource being created)."""
-    after = UNKNOWN if change.after_unknown else show_value(change.after, width)
+MAX_LEAVES = 4
+
+
+def leaf_changes(before: Any, after: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """Where two values differ, down to the parts that changed: keys of objects, elements of lists of
+    the same length, and blocks that carry a ``key`` (tags) matched by it."""
+    if before == after:
+        return []
+    if isinstance(before, dict) and isinstance(after, dict):
+        return [
+            leaf
+            for key in sorted(set(before) | set(after), key=str)
+            for leaf in leaf_changes(before.get(key), after.get(key), f"{path}.{key}")
+        ]
+    if isinstance(before, list) and isinstance(after, list):
+        if before and after and all(isinstance(x, dict) and "key" in x for x in [*before, *after]):
+            old = {str(x["key"]): x for x in before}
+            new = {str(x["key"]): x for x in after}
+            return [
+                leaf
+                for key in sorted(set(old) | set(new))
+                for leaf in leaf_changes(old.get(key), new.get(key), f"{path}[{key}]")
+            ]
+        if len(before) == len(after):
+            return [
+                leaf
+                for i, (x, y) in enumerate(zip(before, after, strict=True))
+                for leaf in leaf_changes(x, y, f"{path}[{i}]")
+            ]
+    return [(path, before, after)]
+
+
+def change_lines(change: AttributeChange, action: str, width: int = VALUE_WIDTH) -> list[tuple[str, str, str]]:
+    """What changed in an attribute as (name, before, after) texts, narrowed to the parts that differ
+    when there are few of them (a tag's value, not the whole tag list); before is "" on create."""
     forced = "  (forces replacement)" if change.forces_replacement else ""
-    if action == "create":
-        return f"{change.name}: {after}{forced}"
-    return f"{change.name}: {show_value(change.before, width)} → {after}{forced}"
+    if action == "create" or change.after_unknown or SENSITIVE in (change.before, change.after):
+        after = UNKNOWN if change.after_unknown else show_value(change.after, width)
+        before = "" if action == "create" else show_value(change.before, width)
+        return [(change.name, before, after + forced)]
+    leaves = leaf_changes(change.before, change.after)
+    if not 0 < len(leaves) <= MAX_LEAVES or leaves == [("", change.before, change.after)]:
+        return [(change.name, show_value(change.before, width), show_value(change.after, width) + forced)]
+    return [(change.name + path, show_value(b, width), show_value(a, width) + forced) for path, b, a in leaves]
+
+
+def change_line(change: AttributeChange, action: str, width: int = VALUE_WIDTH) -> str:
+    """``name: before → after`` (``name: after`` for a resource being created), one line per part."""
+    return "\n".join(
+        f"{name}: {after}" if action == "create" else f"{name}: {before} → {after}"
+        for name, before, after in change_lines(change, action, width)
+    )
 
 
 def changes_json(resource: ResourceChange) -> list[dict[str, Any]]:

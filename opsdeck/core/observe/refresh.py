@@ -22,6 +22,7 @@ from opsdeck.core.model import DeckState, PlanResult
 from opsdeck.core.observe import planning
 from opsdeck.core.observe.status import concurrency, deck_status
 from opsdeck.core.safety import locks
+from opsdeck.core.tasks import all_or_nothing
 from opsdeck.errors import OpsdeckError
 
 
@@ -105,6 +106,6 @@ async def refresh(
 
     jobs = [plan_one(env) for env in names]
     jobs += [drift_one(env) for env in drift_names]
-    await asyncio.gather(*jobs)
+    await all_or_nothing(*jobs)
     state = await deck_status(deck, rep)
     return RefreshResult(state, plans, reports, errors, time.monotonic() - started, skipped)

@@ -1,7 +1,9 @@
-"""Build the deck's snapshot: per environment its pin, image, instances, plan and drift.
+"""Build the deck's snapshot: per environment its account and region, each service's pin, image and
+instances, the pending plan and drift.
 
-Environments are read concurrently; an environment that fails (cloud gone, broken pin) gets an
-error in its row instead of failing the whole deck. The result is stored as the deck's snapshot.
+Environments are read concurrently, each in its own account and region; an environment that fails
+(cloud gone, broken pin, a role that cannot be assumed) gets an error in its row instead of failing
+the whole deck. The result is stored as the deck's snapshot.
 """
 
 from __future__ import annotations
@@ -9,18 +11,20 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from opsdeck.adapters.aws import Image
 from opsdeck.core.drift import store as drift_store
 from opsdeck.core.estate.deck import Deck
+from opsdeck.core.estate.pins import read_pins
 from opsdeck.core.events import Reporter
-from opsdeck.core.model import DeckState, EnvStatus, ImageRef, InstanceCounts
+from opsdeck.core.model import DeckState, EnvStatus, ImageRef, InstanceCounts, ServiceStatus
 from opsdeck.core.observe import planning
 from opsdeck.core.observe.snapshot import store_snapshot
-from opsdeck.core.release.images import describe_images, is_revoked
-from opsdeck.core.release.rollout import rollout_state
+from opsdeck.core.release.images import Catalog, describe_images, is_revoked, load_catalog
+from opsdeck.core.release.rollout import env_groups, rollout_state, service_groups
 from opsdeck.core.safety import locks
+from opsdeck.core.tasks import all_or_nothing
 from opsdeck.errors import CloudUnavailableError, OpsdeckError
 
 
@@ -28,50 +32,68 @@ def concurrency() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def _ref(catalog: Catalog | None, image_id: str) -> ImageRef:
+    image = catalog.by_id.get(image_id) if catalog is not None else None
+    return ImageRef(image_id, image.version if image else "", is_revoked(image))
+
+
+def _base(deck: Deck, name: str) -> EnvStatus:
+    env = deck.env(name)
+    return EnvStatus(
+        name=name,
+        sandbox=env.sandbox,
+        protected=env.protected,
+        promote_from=env.promote_from,
+        account=env.account,
+        region=deck.config.region_of(name),
+    )
+
+
 async def env_status(
-    deck: Deck, name: str, rep: Reporter, *, refresh_plan: bool = False, images: dict[str, Image] | None = None
+    deck: Deck, name: str, rep: Reporter, *, refresh_plan: bool = False, catalog: Catalog | None = None
 ) -> EnvStatus:
     """One environment's row; errors are kept in the row."""
-    env = deck.env(name)
-    base = EnvStatus(name=name, sandbox=env.sandbox, protected=env.protected, promote_from=env.promote_from)
+    row = _base(deck, name)
     drift = drift_store.load(deck, name)
     if drift is not None:
-        base = _replace(base, drift=drift.status, drift_at=drift.checked_at)
+        row = replace(row, drift=drift.status, drift_at=drift.checked_at)
     lock = locks.status(deck, name)
     if lock is not None:
-        base = _replace(base, lock=lock)
+        row = replace(row, lock=lock)
     try:
-        pin = await asyncio.to_thread(deck.git.pin, deck.pin_rel(name))
+        pins = await asyncio.to_thread(read_pins, deck, name)
     except OpsdeckError as exc:
-        return _replace(base, error=str(exc))
+        return replace(row, error=str(exc))
+    images = {s: _ref(catalog, pin) for s, pin in pins.items()}
+    same = set(pins.values())
+    row = replace(row, image=images[next(iter(pins))] if len(same) == 1 else None)
     try:
-        image = images.get(pin) if images is not None else None
-        if image is None:
-            image = await asyncio.to_thread(deck.aws().image, pin)
-        groups = await asyncio.to_thread(deck.aws().groups, name)
+        if row.account is None:
+            tools = await asyncio.to_thread(deck.tools.env, name)
+            row = replace(row, account=(await asyncio.to_thread(tools.cloud.caller_identity)).get("account"))
+        groups = await asyncio.to_thread(env_groups, deck, name)
     except OpsdeckError as exc:
-        return _replace(base, image=ImageRef(pin), error=str(exc))
-    state = rollout_state(groups, pin)
-    ref = ImageRef(pin, image.version if image else "", is_revoked(image))
-    row = _replace(
-        base,
-        image=ref,
-        instances=InstanceCounts(state.desired, state.running, state.on_image),
+        return replace(row, services=tuple(ServiceStatus(s, images[s]) for s in pins), error=str(exc))
+    services: list[ServiceStatus] = []
+    for service, pin in pins.items():
+        state = rollout_state(service_groups(deck, groups, service), pin)
+        services.append(ServiceStatus(service, images[service], state.counts))
+    total = InstanceCounts()
+    for item in services:
+        total = total + item.instances
+    row = replace(
+        row,
+        services=tuple(services),
+        instances=total,
         instance_images={i.id: i.image_id for g in groups for i in g.instances if i.state == "running"},
     )
     try:
         plan = await (planning.plan(deck, name, rep) if refresh_plan else planning.fresh_plan(deck, name))
     except OpsdeckError as exc:
-        return _replace(row, error=str(exc))
+        return replace(row, error=str(exc))
     if plan is not None:
-        row = _replace(row, plan=plan.summary, plan_at=plan.created_at)
+        row = replace(row, plan=plan.summary, plan_at=plan.created_at)
     return row
-
-
-def _replace(status: EnvStatus, **changes: Any) -> EnvStatus:
-    from dataclasses import replace
-
-    return replace(status, **changes)
 
 
 async def deck_status(
@@ -84,37 +106,34 @@ async def deck_status(
 ) -> DeckState:
     """The snapshot of the whole deck, built concurrently (bounded by the cores) and stored."""
     names = envs or deck.config.env_names
-    cloud = "reachable"
-    images: dict[str, Image] = {}
     try:
-        deck.check_cloud()
-        images = {i.id: i for i in await asyncio.to_thread(deck.aws().images)}
+        await asyncio.to_thread(deck.check_cloud)
+        catalog = await asyncio.to_thread(load_catalog, deck)
     except CloudUnavailableError as exc:
-        rows = [
-            EnvStatus(name=n, sandbox=deck.env(n).sandbox, protected=deck.env(n).protected, error=str(exc))
-            for n in names
-        ]
-        state = DeckState(deck=deck.name, environments=tuple(rows), cloud="unreachable")
-        return state
+        rows = [replace(_base(deck, n), error=str(exc)) for n in names]
+        return DeckState(deck=deck.name, environments=tuple(rows), cloud="unreachable")
+    except OpsdeckError as exc:  # the build account cannot be read: rows still come, without versions
+        rep.log(f"images: {exc}", "warning")
+        catalog = None
     gate = asyncio.Semaphore(concurrency())
 
     async def one(name: str) -> EnvStatus:
         async with gate:
-            row = await env_status(deck, name, rep.child(env=name), refresh_plan=refresh_plan, images=images)
+            row = await env_status(deck, name, rep.child(env=name), refresh_plan=refresh_plan, catalog=catalog)
         if on_env is not None:
             on_env(row)
         return row
 
-    rows = await asyncio.gather(*(one(n) for n in names))
+    rows = await all_or_nothing(*(one(n) for n in names))
     from opsdeck.core.observe.lag import with_lag
 
-    rows = with_lag(deck, list(rows), images)
-    pins = {r.name: r.image.id for r in rows if r.image}
-    running = {r.name: set(r.instance_images.values()) for r in rows}
-    catalog = describe_images(
-        sorted(images.values(), key=lambda i: (i.created, i.id)), deck.config.image.app, pins, running
-    )
-    state = DeckState(deck=deck.name, environments=tuple(rows), cloud=cloud, images=tuple(catalog))
+    rows = await asyncio.to_thread(with_lag, deck, rows, catalog)
+    images: tuple[dict[str, Any], ...] = ()
+    if catalog is not None:
+        pins = {r.name: {s.name: s.image.id for s in r.services if s.image} for r in rows}
+        running = {r.name: set(r.instance_images.values()) for r in rows}
+        images = tuple(describe_images(catalog, pins, running))
+    state = DeckState(deck=deck.name, environments=tuple(rows), cloud="reachable", images=images)
     if envs is None:
         store_snapshot(deck, state)
     return state

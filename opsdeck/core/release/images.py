@@ -1,24 +1,26 @@
-"""Images: the deck's AMIs (app and base layers), their versions, and baking new ones with Packer."""
+"""The deck's images: each service's AMIs and the shared base layer, kept in the build account.
+
+An image is baked in the build account's region. Where an environment runs in another region it
+runs a copy, made by promote and tagged like its original plus ``source_image``; the catalog knows
+every copy by its original, so "the same image" means the same original wherever it runs.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import getpass
-import json
 import re
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from opsdeck.adapters.aws import Image
-from opsdeck.adapters.packer import PackerLine
 from opsdeck.core.estate.deck import Deck
-from opsdeck.core.events import Reporter
-from opsdeck.errors import ConfigError, OpsdeckError, RefusedError
+from opsdeck.errors import RefusedError
 
 VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 REVOKED_TAG = "revoked"
+SOURCE_TAG = "source_image"  # on a copy: the original's id
+SOURCE_REGION_TAG = "source_region"
 
 
 def version_key(version: str) -> tuple[int, ...]:
@@ -34,17 +36,17 @@ def next_patch(versions: list[str], first: str = "1.0.0") -> str:
     return f"{major}.{minor}.{patch + 1}"
 
 
-def app_images(deck: Deck) -> list[Image]:
-    """The deck's application images, oldest first."""
-    return [i for i in deck.aws().images(app=deck.config.image.app) if i.tags.get("role", "app") != "base"]
-
-
-def base_images(deck: Deck) -> list[Image]:
-    return deck.aws().images(role="base")
-
-
 def is_revoked(image: Image | None) -> bool:
     return bool(image and image.tags.get(REVOKED_TAG))
+
+
+def layer_of(image: Image) -> str:
+    return "base" if image.tags.get("role") == "base" else "app"
+
+
+def service_of(image: Image) -> str | None:
+    """The service an image belongs to (its app tag); None for a base image."""
+    return None if layer_of(image) == "base" else image.tags.get("app")
 
 
 def find_image(images: list[Image], ref: str) -> Image | None:
@@ -56,189 +58,175 @@ def find_image(images: list[Image], ref: str) -> Image | None:
 
 
 @dataclass(frozen=True)
-class BakeResult:
-    id: str
-    version: str
-    git_sha: str
-    seconds: float
-    layer: str = "app"
-    base_id: str | None = None
+class Catalog:
+    """Every image of the deck in the build account, across the regions the deck uses."""
 
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"id": self.id, "version": self.version, "git_sha": self.git_sha}
-        data["seconds"] = round(self.seconds, 3)
-        data["layer"] = self.layer
-        if self.base_id:
-            data["base_id"] = self.base_id
-        return data
+    originals: tuple[Image, ...]  # baked here, oldest first (base and service images)
+    copies: dict[str, dict[str, str]] = field(default_factory=dict)  # original -> region -> copy
+    by_id: dict[str, Image] = field(default_factory=dict)  # every id, copies too
+    build_region: str = ""
 
+    def canonical(self, image_id: str) -> str:
+        """The original of a copy (an original is its own)."""
+        image = self.by_id.get(image_id)
+        source = image.tags.get(SOURCE_TAG) if image else None
+        return source or image_id
 
-def _declared_variables(template: Path) -> set[str] | None:
-    """Variables a JSON template declares (Packer refuses -var for undeclared ones); None for HCL."""
-    if template.suffix != ".json":
-        return None
-    try:
-        data = json.loads(template.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{template.name}: not a readable Packer JSON template ({exc})") from None
-    variables = data.get("variables") if isinstance(data, dict) else None
-    return set(variables) if isinstance(variables, dict) else set()
+    def original(self, image_id: str) -> Image | None:
+        return self.by_id.get(self.canonical(image_id))
 
+    def in_region(self, image_id: str, region: str) -> str | None:
+        """The id of ``image_id``'s original (or its copy) in ``region``, if there is one."""
+        original = self.canonical(image_id)
+        if region == self.build_region:
+            return original if original in self.by_id else None
+        return self.copies.get(original, {}).get(region)
 
-def _builder(deck: Deck) -> str:
-    try:
-        return deck.git.identity()
-    except OpsdeckError:
-        return getpass.getuser()
+    def regions(self, image_id: str) -> list[str]:
+        original = self.canonical(image_id)
+        return [self.build_region, *sorted(self.copies.get(original, {}))]
 
+    def service_images(self, service: str) -> list[Image]:
+        return [i for i in self.originals if service_of(i) == service]
 
-async def bake(deck: Deck, rep: Reporter, *, version: str | None = None, base: bool = False) -> BakeResult:
-    """Run the deck's Packer recipe (or its base recipe) and return the new image; audited."""
-    from opsdeck.core.safety import audit
+    def bases(self) -> list[Image]:
+        return [i for i in self.originals if layer_of(i) == "base"]
 
-    run = audit.AuditedRun(deck, "bake", None, {"layer": "base" if base else "app", "version": version or ""}).open()
-    try:
-        result = await _bake(deck, rep, version=version, base=base)
-    except BaseException as exc:
-        run.close(audit.outcome(exc), error=str(exc), phases=rep.phase_list())
-        raise
-    run.close("ok", phases=rep.phase_list(), to=result.id, version=result.version, git_sha=result.git_sha)
-    return result
+    def find(self, ref: str, services: list[str]) -> Image | None:
+        """An image of one of ``services`` by id (a copy's id finds its original) or by version."""
+        found = self.original(ref)
+        if found is not None and service_of(found) is not None:
+            return found
+        matches = [i for s in services for i in self.service_images(s) if i.version == ref]
+        if len(matches) > 1:
+            names = ", ".join(sorted({service_of(i) or "" for i in matches}))
+            raise RefusedError(f"version {ref} exists for several services ({names}): name one with --service")
+        return matches[0] if matches else None
 
 
-async def _bake(deck: Deck, rep: Reporter, *, version: str | None, base: bool) -> BakeResult:
-    started = time.monotonic()
-    recipe = deck.config.image.base_recipe if base else deck.config.image.recipe
-    layer = "base" if base else "app"
-    if recipe is None:
-        raise ConfigError("opsdeck.toml: image.base_recipe: not set, so there is no base layer to bake")
-    template = deck.root / recipe
-    with rep.phase("prepare"):
-        existing = await asyncio.to_thread(base_images if base else app_images, deck)
-        if version is None:
-            version = next_patch([i.version for i in existing])
-        elif not VERSION.match(version):
-            raise ConfigError(f"--version: expected MAJOR.MINOR.PATCH such as 1.4.2, got {version!r}")
-        clash = find_image(existing, version)
-        if clash is not None:
-            raise RefusedError(f"{layer} image version {version} already exists ({clash.id}); pick another --version")
-        base_id = None
-        if not base and deck.config.image.base_recipe:
-            bases = await asyncio.to_thread(base_images, deck)
-            if not bases:
-                raise RefusedError("there is no base image yet: bake one first with `opsdeck bake --base`")
-            base_id = bases[-1].id
-        sha = await asyncio.to_thread(deck.git.head)
-        offered = {
-            "region": deck.config.aws.region,
-            "ec2_endpoint": deck.endpoint() or "",
-            "app": deck.config.image.app,
-            "version": version,
-            "git_sha": sha[:12],
-            "built_by": await asyncio.to_thread(_builder, deck),
-        }
-        declared = _declared_variables(template)
-        variables = {k: v for k, v in offered.items() if declared is None or k in declared}
-    with rep.phase("packer build"):
-        steps = 0
-
-        def on_line(line: PackerLine) -> None:
-            nonlocal steps
-            if line.type == "ui" and line.data and line.data[0] == "say":
-                steps += 1
-                rep.progress(line.text.strip().lstrip("=> ").strip(), steps)
-            elif line.type == "ui" and line.data and line.data[0] in ("message", "error"):
-                rep.log(line.text.strip(), "error" if line.data[0] == "error" else "info")
-
-        result = await deck.packer().build(template, variables, on_line)
-    image_id = result.image_ids[0]
-    with rep.phase("verify"):
-        image = await asyncio.to_thread(deck.aws().image, image_id)
-        if image is None:
-            raise OpsdeckError(f"packer reported {image_id} but the cloud does not know it")
-        recorded_base = image.tags.get("base_ami")
-        if base_id and recorded_base and recorded_base != base_id:
-            rep.log(f"recipe built on {recorded_base}, not the newest base {base_id}", "warning")
-    return BakeResult(
-        id=image_id,
-        version=version,
-        git_sha=sha[:12],
-        seconds=time.monotonic() - started,
-        layer=layer,
-        base_id=recorded_base or base_id,
+def load_catalog(deck: Deck, regions: list[str] | None = None) -> Catalog:
+    """Read the build account's images in every region the deck uses (in parallel)."""
+    build_region = deck.config.build_region
+    wanted = list(dict.fromkeys([build_region, *(regions or deck.config.regions)]))
+    with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
+        found = dict(zip(wanted, pool.map(lambda r: deck.tools.build(r).images(), wanted), strict=True))
+    services = set(deck.config.service_names)
+    originals = tuple(
+        i
+        for i in found[build_region]
+        if SOURCE_TAG not in i.tags and (layer_of(i) == "base" or service_of(i) in services)
     )
-
-
-def catalog(deck: Deck) -> list[dict[str, Any]]:
-    """Every image of the deck (base layer first): where it is pinned and runs, revoked, outdated base."""
-    pins: dict[str, str] = {}
-    for env in deck.config.env_names:
-        try:
-            pins[env] = deck.git.pin(deck.pin_rel(env))
-        except OpsdeckError:  # a broken pin shows as no environment
-            continue
-    running = {
-        env: {i.image_id for g in deck.aws().groups(env) for i in g.instances if i.state == "running"}
-        for env in deck.config.env_names
-    }
-    return describe_images(deck.aws().images(), deck.config.image.app, pins, running)
+    by_id = {i.id: i for i in originals}
+    copies: dict[str, dict[str, str]] = {}
+    for region, images in found.items():
+        for image in images:
+            source = image.tags.get(SOURCE_TAG)
+            if source and source in by_id:
+                copies.setdefault(source, {})[region] = image.id
+                by_id[image.id] = image
+    return Catalog(originals, copies, by_id, build_region)
 
 
 def describe_images(
-    images: list[Image], app: str, pins: dict[str, str], running: dict[str, set[str]]
+    catalog: Catalog,
+    pins: dict[str, dict[str, str]],
+    running: dict[str, set[str]],
+    accounts: dict[str, list[str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """The catalog rows, from images and what each environment pins (env -> image) and runs (env -> images)."""
-    bases = [i for i in images if i.tags.get("role") == "base"]
-    apps = [i for i in images if i.tags.get("app") == app and i.tags.get("role", "app") != "base"]
+    """The catalog's rows (base layer first, then each service's images, oldest first): which
+    environments pin each image (env -> service -> image) and run it (env -> image ids), whether it is
+    revoked, whether its base is outdated, and where it may run (``accounts``: original -> accounts)."""
+    bases = catalog.bases()
     newest_base = bases[-1].id if bases else None
     out = []
-    for image in [*bases, *apps]:
-        layer = image.tags.get("role", "app")
+    for image in [*bases, *(i for i in catalog.originals if layer_of(i) == "app")]:
+        layer = layer_of(image)
         base_id = image.tags.get("base_ami")
-        out.append(
-            {
-                "id": image.id,
-                "name": image.name,
-                "layer": layer,
-                "version": image.version,
-                "git_sha": image.tags.get("git_sha", ""),
-                "created": image.created,
-                "built_by": image.tags.get("built_by", ""),
-                "environments": [env for env, pin in pins.items() if pin == image.id],
-                "running_in": sorted(env for env, ids in running.items() if image.id in ids),
-                "revoked": is_revoked(image),
-                "revoked_reason": image.tags.get("revoked", "") or None,
-                "base": base_id if layer == "app" else None,
-                "base_outdated": bool(layer == "app" and base_id and newest_base and base_id != newest_base),
-            }
-        )
+        ids = {image.id, *catalog.copies.get(image.id, {}).values()}
+        row: dict[str, Any] = {
+            "id": image.id,
+            "name": image.name,
+            "service": service_of(image),
+            "layer": layer,
+            "version": image.version,
+            "git_sha": image.tags.get("git_sha", ""),
+            "created": image.created,
+            "built_by": image.tags.get("built_by", ""),
+            "environments": [env for env, by_service in pins.items() if ids & set(by_service.values())],
+            "running_in": sorted(env for env, running_ids in running.items() if ids & running_ids),
+            "revoked": is_revoked(image),
+            "revoked_reason": image.tags.get("revoked", "") or None,
+            "base": base_id if layer == "app" else None,
+            "base_outdated": bool(layer == "app" and base_id and newest_base and base_id != newest_base),
+            "regions": catalog.regions(image.id),
+            "copies": dict(catalog.copies.get(image.id, {})),
+        }
+        if accounts is not None:
+            row["accounts"] = accounts.get(image.id, [])
+        out.append(row)
     return out
 
 
+def launch_accounts(deck: Deck, catalog: Catalog, owner: str) -> dict[str, list[str]]:
+    """Per original image: the accounts that may launch it or one of its copies (the owner included)."""
+
+    def one(image: Image) -> tuple[str, list[str]]:
+        found = {owner, *deck.tools.build().launch_permissions(image.id)}
+        for region, copy in catalog.copies.get(image.id, {}).items():
+            found.update(deck.tools.build(region).launch_permissions(copy))
+        return image.id, sorted(a for a in found if a)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return dict(pool.map(one, catalog.originals))
+
+
+def catalog_rows(deck: Deck, *, with_accounts: bool = True) -> list[dict[str, Any]]:
+    """`opsdeck images`: every image, where it is pinned, where it runs, where it may run."""
+    from opsdeck.core.estate.pins import read_pins
+    from opsdeck.core.release.rollout import env_groups
+    from opsdeck.errors import OpsdeckError
+
+    catalog = load_catalog(deck)
+    pins: dict[str, dict[str, str]] = {}
+    running: dict[str, set[str]] = {}
+    for env in deck.config.env_names:
+        try:
+            pins[env] = read_pins(deck, env)
+        except OpsdeckError:  # a broken pin shows as no environment
+            pins[env] = {}
+        running[env] = {i.image_id for g in env_groups(deck, env) for i in g.instances if i.state == "running"}
+    accounts = None
+    if with_accounts:
+        owner = deck.config.build.account or deck.tools.build().caller_identity().get("account", "")
+        accounts = launch_accounts(deck, catalog, owner)
+    return describe_images(catalog, pins, running, accounts)
+
+
 def revoke(deck: Deck, ref: str, reason: str) -> Image:
-    """Mark an image revoked (AMI tags); promote and rollback refuse it from then on."""
+    """Mark an image revoked (AMI tags, on its copies too); promote and rollback refuse it from then on."""
     from opsdeck.core.safety import audit
 
     if not reason.strip():
         raise RefusedError("revoke needs a reason (--reason TEXT)")
-    images = app_images(deck)
-    image = find_image(images, ref)
+    catalog = load_catalog(deck)
+    image = catalog.find(ref, deck.config.service_names)
     if image is None:
         raise RefusedError(f"{ref!r} is not an image id or version of this deck")
     who = audit.who(deck)
-    deck.aws().tag_image(
-        image.id,
-        {
-            "revoked": reason.strip(),
-            "revoked_by": who.get("git") or who["user"],
-            "revoked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        },
-    )
+    tags = {
+        "revoked": reason.strip(),
+        "revoked_by": who.get("git") or who["user"],
+        "revoked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    deck.tools.build().tag_image(image.id, tags)
+    for region, copy in catalog.copies.get(image.id, {}).items():
+        deck.tools.build(region).tag_image(copy, tags)
     audit.append(
         deck,
         action="revoke",
         environment=None,
         result="ok",
+        service=service_of(image),
         to=image.id,
         version=image.version,
         reason=reason.strip(),

@@ -1,9 +1,12 @@
-"""Promote and roll back: change an environment's pinned image, apply it, verify it, commit it.
+"""Promote and roll back: change services' pinned images in an environment, apply, verify, commit.
 
-The order keeps git true. The pin is written, planned and shown; only a confirmed plan is applied,
-and exactly that saved plan. Once every desired instance runs the new image (new group in service,
-old group gone) the pin is committed, naming app, version, image, source, target and reason. If
-planning or applying fails, the pin file is put back as it was, so the pin and what runs still agree.
+The order keeps git true. Images are made usable where the environment runs (a copy in its region,
+launch permission for its account); the pins are written, planned and shown; only a confirmed plan
+is applied, and exactly that saved plan. Once every desired instance of each moved service runs its
+new image, the pins are committed in one commit naming each service's from -> to, the source, the
+target and the reason. If planning or applying fails, the pin files are put back as they were, so
+the pins and what runs still agree. Without --service, promote moves every service that differs, as
+one release train: one plan, one apply, one commit.
 """
 
 from __future__ import annotations
@@ -11,230 +14,313 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from opsdeck.adapters.aws import Image
-from opsdeck.adapters.git import pin_text
 from opsdeck.core.estate.deck import Deck
+from opsdeck.core.estate.pins import pin_files, read_pin, write_pins
 from opsdeck.core.events import Reporter
-from opsdeck.core.model import ImageRef, PlanResult
+from opsdeck.core.model import ImageRef
 from opsdeck.core.observe import planning
 from opsdeck.core.release import rollout
-from opsdeck.core.release.images import app_images, find_image, is_revoked
-from opsdeck.core.release.ledger import pinned_history, previous_pin
-from opsdeck.core.safety import audit
-from opsdeck.core.safety.breakglass import BreakGlass, guard
-from opsdeck.core.safety.locks import env_lock
+from opsdeck.core.release.distribute import Distribution, make_usable
+from opsdeck.core.release.images import Catalog, is_revoked, load_catalog, service_of
+from opsdeck.core.release.ledger import last_release, pinned_history, previous_pin
+from opsdeck.core.safety.audit import TRAILER
+from opsdeck.core.safety.breakglass import BreakGlass
+from opsdeck.core.safety.confirm import Confirm, NotConfirmedError, Preview, ServiceChange, confirmed
+from opsdeck.core.safety.operation import audited
 from opsdeck.errors import OpsdeckError, RefusedError
 
 
 @dataclass(frozen=True)
-class Preview:
-    """What a confirmation shows: the environment, its approval level, from -> to, and the plan."""
+class Moved:
+    """One service's move in a release."""
 
-    action: str
-    environment: str
-    approval: str
-    from_image: ImageRef
-    to_image: ImageRef
-    plan: PlanResult
-    reason: str = ""
-
-
-Confirm = Callable[[Preview], Awaitable[bool]]
-
-
-async def confirmed(_: Preview) -> bool:
-    """The --yes confirmation."""
-    return True
+    service: str
+    from_image: str
+    to_image: str
+    version: str = ""
+    from_version: str = ""
 
 
 @dataclass(frozen=True)
 class ReleaseResult:
     action: str
     environment: str
-    from_image: str
-    to_image: str
+    moved: tuple[Moved, ...]
     commit: str
     seconds: float
-    version: str = ""
     phases: tuple[tuple[str, float], ...] = ()
+    distributions: tuple[Distribution, ...] = ()
+
+    @property
+    def version(self) -> str:
+        return ", ".join(m.version for m in self.moved if m.version)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "environment": self.environment,
-            "from_image": self.from_image,
-            "to_image": self.to_image,
+            "services": [
+                {"name": m.service, "from_image": m.from_image, "to_image": m.to_image, "version": m.version}
+                for m in self.moved
+            ],
             "commit": self.commit,
             "seconds": round(self.seconds, 3),
         }
+        if len(self.moved) == 1:  # one service: its from -> to at the top as well
+            data["from_image"], data["to_image"] = self.moved[0].from_image, self.moved[0].to_image
+        distributed = [d.to_json() for d in self.distributions if d.copied or d.shared]
+        if distributed:
+            data["distributed"] = distributed
+        return data
+
+    def summary(self) -> str:
+        return ", ".join(
+            f"{m.service} {m.from_version or m.from_image} → {m.version or m.to_image}" for m in self.moved
+        )
 
 
-class NotConfirmedError(RefusedError):
-    """The person (or the missing --yes) did not confirm; nothing was changed."""
+@dataclass
+class _Target:
+    """Where a service is going: the original image, and the id to pin (the original or its copy)."""
+
+    service: str
+    image: Image
+    pin_id: str | None = None  # None: made usable in the environment first (promote)
+    extras: dict[str, str] = field(default_factory=dict)
 
 
-async def _audit_refusals(
-    deck: Deck, action: str, env: str, reason: str, work: Awaitable[ReleaseResult]
-) -> ReleaseResult:
-    """Run ``work``; a refusal before its own audit record opened is audited here (attempts count too)."""
-    before = len(audit.read(deck))
-    try:
-        return await work
-    except RefusedError as exc:
-        if len(audit.read(deck)) == before:
-            audit.append(
-                deck,
-                action=action,
-                environment=env,
-                result="refused",
-                reason=reason,
-                error=str(exc),
-                who=audit.who(deck, env),
-            )
-        raise
-
-
-def _ref(image: Image | None, image_id: str) -> ImageRef:
+def _ref(catalog: Catalog, image_id: str) -> ImageRef:
+    image = catalog.by_id.get(image_id) or catalog.original(image_id)
     return ImageRef(image_id, image.version if image else "", is_revoked(image))
 
 
-def resolve_source(deck: Deck, src: str, images: list[Image]) -> tuple[Image, str | None]:
-    """SRC is an environment (the image it pins) or an image id or version."""
+def _describe(ref: ImageRef) -> str:
+    return f"{ref.version} ({ref.id})" if ref.version else ref.id
+
+
+async def _change_pins(
+    deck: Deck,
+    env: str,
+    targets: list[_Target],
+    catalog: Catalog,
+    rep: Reporter,
+    *,
+    action: str,
+    reason: str,
+    head: Callable[[list[Moved]], str],
+    details: list[str],
+    confirm: Confirm,
+    glass: BreakGlass | None,
+) -> ReleaseResult:
+    started = time.monotonic()
+    git = deck.tools.git
+    if await asyncio.to_thread(git.is_detached):
+        raise RefusedError(
+            f"the deck's git HEAD is detached; check out a branch before {action} (the commit would be lost)"
+        )
+    services = [t.service for t in targets]
+    files = pin_files(deck, env, services)
+    credentials = glass.credentials if glass is not None and glass.env == env else None
+    fields = {
+        "services": services,
+        "to": {t.service: t.image.id for t in targets},
+        "version": ", ".join(t.image.version for t in targets),
+        "reason": reason,
+    }
+    if len(targets) == 1:
+        fields["to"] = targets[0].image.id
+    detail = {"services": ",".join(services), "to": ",".join(t.image.id for t in targets), "pin": ",".join(files)}
+    async with audited(deck, action, env, rep, glass=glass, fields=fields, lock_detail=detail) as run:
+        # Under the lock: while another operation runs here, its half-written pins are its business.
+        for rel in files:
+            if await asyncio.to_thread(git.is_dirty, rel):
+                raise RefusedError(f"{rel} has uncommitted changes; commit or discard them before {action}")
+        current = {s: read_pin(deck, env, s) for s in services}
+        run.note(**{"from": current[services[0]] if len(services) == 1 else current})
+        distributions: list[Distribution] = []
+        if any(t.pin_id is None for t in targets):
+            with rep.phase("distribute"):
+                for target in targets:
+                    if target.pin_id is None:
+                        made = await make_usable(deck, catalog, target.image, env, rep)
+                        target.pin_id = made.usable_id
+                        distributions.append(made)
+            shared = [d.to_json() for d in distributions if d.copied or d.shared]
+            if shared:
+                run.note(distributed=shared)
+        moving = [t for t in targets if t.pin_id != current[t.service]]
+        if not moving:
+            names = ", ".join(f"{t.service} {t.image.version or t.image.id}" for t in targets)
+            raise RefusedError(f"{env} already runs {names}")
+        moved = [
+            Moved(
+                t.service,
+                current[t.service],
+                t.pin_id or "",
+                t.image.version,
+                _ref(catalog, current[t.service]).version,
+            )
+            for t in moving
+        ]
+        originals = {rel: (deck.root / rel).read_text(encoding="utf-8") for rel in files}
+        step = "pin"
+        applied = False
+        try:
+            with rep.phase("pin"):
+                write_pins(deck, env, {m.service: m.to_image for m in moved})
+            step = "plan"
+            plan = await planning.plan(deck, env, rep, reuse=False, credentials=credentials)
+            preview = Preview(
+                action,
+                env,
+                deck.env(env).confirmation,
+                tuple(ServiceChange(m.service, _ref(catalog, m.from_image), _ref(catalog, m.to_image)) for m in moved),
+                plan,
+                reason,
+                _distribution_note(distributions),
+            )
+            step = "confirm"
+            if not await confirm(preview):
+                raise NotConfirmedError(f"{action} of {env} was not confirmed; nothing changed")
+            step = "apply"
+            await rollout.apply_plan(deck, env, plan, rep, credentials)
+            applied = True
+            # From here the code must follow what was applied: the pins are committed even if the
+            # instances are slow to come up, and that is reported as a failure to look at.
+            step = "verify instances"
+            unverified: OpsdeckError | None = None
+            try:
+                await rollout.wait_for_images(
+                    deck, env, {m.service: m.to_image for m in moved}, rep, credentials=credentials
+                )
+            except OpsdeckError as exc:
+                unverified = exc
+            step = "commit"
+            with rep.phase("commit"):
+                text = _message(head(moved), moved, catalog, details, reason, glass, distributions)
+                if unverified is not None:
+                    text += f"\n\nunverified: {unverified}"
+                text += f"\n\n{TRAILER}: {run.hash}\n"
+                sha = await asyncio.to_thread(git.commit, files, text)
+        except BaseException as exc:
+            if not applied:
+                for rel, text in originals.items():
+                    (deck.root / rel).write_text(text, encoding="utf-8")
+            planning.forget_plan(deck, env)
+            if isinstance(exc, OpsdeckError) and not isinstance(exc, RefusedError):
+                kept = f"applied, pins left uncommitted in {', '.join(files)}" if applied else "pins restored"
+                wrapped = copy.copy(exc)
+                wrapped.args = (f"{action} of {env} failed at {step} ({kept}): {exc}",)
+                raise wrapped from exc
+            raise
+        planning.forget_plan(deck, env)
+        run.note(commit=sha)
+        if unverified is not None:
+            run.end_as("failed", f"verify instances: {unverified}")
+    if unverified is not None:
+        raise OpsdeckError(f"{action} of {env} applied and committed ({sha[:12]}), but {unverified}")
+    return ReleaseResult(
+        action=action,
+        environment=env,
+        moved=tuple(moved),
+        commit=sha,
+        seconds=time.monotonic() - started,
+        phases=tuple(rep.phases),
+        distributions=tuple(distributions),
+    )
+
+
+def _distribution_note(distributions: list[Distribution]) -> str:
+    parts = []
+    for d in distributions:
+        if d.copied:
+            parts.append(f"{d.image} copied to {d.region} as {d.usable_id}")
+        if d.shared:
+            parts.append(f"{d.usable_id} shared with account {d.account}")
+    return "; ".join(parts)
+
+
+def _message(
+    head: str,
+    moved: list[Moved],
+    catalog: Catalog,
+    details: list[str],
+    reason: str,
+    glass: BreakGlass | None,
+    distributions: list[Distribution],
+) -> str:
+    body = [
+        f"{m.service}: {_describe(_ref(catalog, m.from_image))} -> {_describe(_ref(catalog, m.to_image))}"
+        for m in moved
+    ]
+    body += details
+    if reason:
+        body.append(f"reason: {reason}")
+    if glass is not None:
+        body.append(f"break-glass: {glass.reason}")
+    note = _distribution_note(distributions)
+    if note:
+        body.append(f"distributed: {note}")
+    return head + "\n\n" + "\n".join(body)
+
+
+# -- promote ------------------------------------------------------------------------------------
+
+
+def resolve_promotion(
+    deck: Deck, catalog: Catalog, src: str, dst: str, services: list[str] | None
+) -> tuple[list[_Target], str | None]:
+    """What a promote moves: each service's image from SRC (an environment: every service that
+    differs, or those named; an image id or version: that image's service)."""
+    names = deck.config.services_named(services)
     if src in deck.config.env_names:
-        image_id = deck.git.pin(deck.pin_rel(src))
-        image = next((i for i in images if i.id == image_id), None)
-        if image is None:
-            raise RefusedError(f"{src} pins {image_id}, which is not one of this deck's images")
-        return image, src
-    image = find_image(images, src)
+        if src == dst:
+            raise RefusedError(f"cannot promote {dst} to itself")
+        targets = []
+        for service in names:
+            pin = read_pin(deck, src, service)
+            image = catalog.original(pin)
+            if image is None or service_of(image) != service:
+                raise RefusedError(f"{src} pins {pin} for {service}, which is not one of {service}'s images")
+            if catalog.canonical(read_pin(deck, dst, service)) != image.id:
+                targets.append(_Target(service, image))
+        if not targets:
+            which = ", ".join(names)
+            raise RefusedError(f"{dst} already runs what {src} runs ({which}): nothing to promote")
+        return targets, src
+    image = catalog.find(src, names)
     if image is None:
+        other = catalog.find(src, deck.config.service_names) if services else None
+        if other is not None:
+            raise RefusedError(
+                f"{src} is an image of {service_of(other)}, not of {', '.join(names)}: "
+                "an image is only ever promoted as its own service's"
+            )
         known = ", ".join(deck.config.env_names)
         raise RefusedError(f"{src!r} is neither an environment ({known}) nor an image id or version of this deck")
-    return image, None
+    own = service_of(image)
+    assert own is not None
+    return [_Target(own, image)], None
 
 
-def check_chain(deck: Deck, image: Image, source_env: str | None, dst: str) -> None:
+def check_chain(deck: Deck, catalog: Catalog, targets: list[_Target], source_env: str | None, dst: str) -> None:
     """Only an image that has run in DST's source environment may be promoted to DST."""
     wanted = deck.env(dst).promote_from
     if wanted is None:
         return
     if source_env is not None and source_env != wanted:
         raise RefusedError(f"{dst} promotes from {wanted}, not from {source_env}")
-    if image.id not in pinned_history(deck, wanted):
-        raise RefusedError(
-            f"{image.version or image.id} ({image.id}) has not run in {wanted}, and {dst} only takes images "
-            f"that have: promote it to {wanted} first"
-        )
-
-
-async def _change_pin(
-    deck: Deck,
-    env: str,
-    target: Image,
-    rep: Reporter,
-    *,
-    action: str,
-    reason: str,
-    message: Callable[[ImageRef, ImageRef, str], str],
-    confirm: Confirm,
-    glass: BreakGlass | None,
-) -> ReleaseResult:
-    started = time.monotonic()
-    guard(deck, env, glass, action)
-    if await asyncio.to_thread(deck.git.is_detached):
-        raise RefusedError(
-            f"the deck's git HEAD is detached; check out a branch before {action} (the commit would be lost)"
-        )
-    rel = deck.pin_rel(env)
-    # The lock comes first: while another operation runs here, its half-written pin is its business.
-    try:
-        was = await asyncio.to_thread(deck.git.pin, rel)  # for the lock's record only
-    except OpsdeckError:
-        was = "?"
-    with env_lock(deck, env, action, {"from": was, "to": target.id, "pin": rel}):
-        if await asyncio.to_thread(deck.git.is_dirty, rel):
-            raise RefusedError(f"{rel} has uncommitted changes; commit or discard them before {action}")
-        current_id = await asyncio.to_thread(deck.git.pin, rel)
-        if current_id == target.id:
-            raise RefusedError(f"{env} already runs {target.version or ''} {target.id}".replace("  ", " "))
-        current = await asyncio.to_thread(deck.aws(env).image, current_id)
-        from_ref, to_ref = _ref(current, current_id), _ref(target, target.id)
-        run = audit.AuditedRun(
-            deck,
-            action,
-            env,
-            {
-                "from": current_id,
-                "to": target.id,
-                "version": target.version,
-                "reason": reason,
-                "break_glass": bool(glass),
-            },
-        ).open()
-        pin_path = deck.root / rel
-        original = pin_path.read_text(encoding="utf-8")
-        step = "pin"
-        applied = False
-        try:
-            with rep.phase("pin"):
-                pin_path.write_text(pin_text(target.id), encoding="utf-8")
-            step = "plan"
-            plan = await planning.plan(deck, env, rep, reuse=False)
-            preview = Preview(action, env, deck.env(env).confirmation, from_ref, to_ref, plan, reason)
-            step = "confirm"
-            if not await confirm(preview):
-                raise NotConfirmedError(f"{action} of {env} was not confirmed; nothing changed")
-            step = "apply"
-            await rollout.apply_plan(deck, env, plan, rep)
-            applied = True
-            # From here the code must follow what was applied: the pin is committed even if the
-            # instances are slow to come up, and that is reported as a failure to look at.
-            step = "verify instances"
-            unverified: OpsdeckError | None = None
-            try:
-                await rollout.wait_for_image(deck, env, target.id, rep)
-            except OpsdeckError as exc:
-                unverified = exc
-            step = "commit"
-            with rep.phase("commit"):
-                text = message(from_ref, to_ref, reason)
-                if unverified is not None:
-                    text += f"\n\nunverified: {unverified}"
-                text += f"\n\n{audit.TRAILER}: {run.hash}\n"
-                sha = await asyncio.to_thread(deck.git.commit, [rel], text)
-        except BaseException as exc:
-            if not applied:
-                pin_path.write_text(original, encoding="utf-8")
-            planning.forget_plan(deck, env)
-            run.close(audit.outcome(exc), error=f"{step}: {exc}", phases=rep.phase_list())
-            if isinstance(exc, OpsdeckError) and not isinstance(exc, RefusedError):
-                kept = f"applied, pin left uncommitted in {rel}" if applied else f"pin restored to {current_id}"
-                wrapped = copy.copy(exc)
-                wrapped.args = (f"{action} of {env} failed at {step} ({kept}): {exc}",)
-                raise wrapped from exc
-            raise
-        planning.forget_plan(deck, env)
-        if unverified is not None:
-            run.close("failed", error=f"verify instances: {unverified}", phases=rep.phase_list(), commit=sha)
-            raise OpsdeckError(f"{action} of {env} applied and committed ({sha[:12]}), but {unverified}")
-        run.close("ok", phases=rep.phase_list(), commit=sha)
-    return ReleaseResult(
-        action=action,
-        environment=env,
-        from_image=current_id,
-        to_image=target.id,
-        commit=sha,
-        seconds=time.monotonic() - started,
-        version=target.version,
-        phases=tuple(rep.phases),
-    )
-
-
-def _describe(ref: ImageRef) -> str:
-    return f"{ref.version} ({ref.id})" if ref.version else ref.id
+    for target in targets:
+        ran = {catalog.canonical(i) for i in pinned_history(deck, wanted, target.service)}
+        if target.image.id not in ran:
+            raise RefusedError(
+                f"{target.service} {target.image.version or target.image.id} ({target.image.id}) has not run in "
+                f"{wanted}, and {dst} only takes images that have: promote it to {wanted} first"
+            )
 
 
 async def promote(
@@ -243,47 +329,139 @@ async def promote(
     dst: str,
     rep: Reporter,
     *,
+    services: list[str] | None = None,
     reason: str = "",
     confirm: Confirm = confirmed,
     glass: BreakGlass | None = None,
 ) -> ReleaseResult:
-    """Promote the image SRC runs (or the image SRC names) to DST."""
+    """Promote the images SRC runs (or the image SRC names) to DST: one release, audited."""
     deck.env(dst)
-    return await _audit_refusals(deck, "promote", dst, reason, _promote(deck, src, dst, rep, reason, confirm, glass))
-
-
-async def _promote(
-    deck: Deck, src: str, dst: str, rep: Reporter, reason: str, confirm: Confirm, glass: BreakGlass | None
-) -> ReleaseResult:
-    images = await asyncio.to_thread(app_images, deck)
-    image, source_env = resolve_source(deck, src, images)
-    if source_env == dst:
-        raise RefusedError(f"cannot promote {dst} to itself")
-    if is_revoked(image):
-        raise RefusedError(f"{image.version} ({image.id}) is revoked: {image.tags.get('revoked')}")
-    await asyncio.to_thread(check_chain, deck, image, source_env, dst)
-    app = deck.config.image.app
+    deck.config.services_named(services)
+    try:
+        catalog = await asyncio.to_thread(load_catalog, deck)
+        targets, source_env = await asyncio.to_thread(resolve_promotion, deck, catalog, src, dst, services)
+        for target in targets:
+            if is_revoked(target.image):
+                raise RefusedError(
+                    f"{target.service} {target.image.version} ({target.image.id}) is revoked: "
+                    f"{target.image.tags.get('revoked')}"
+                )
+        await asyncio.to_thread(check_chain, deck, catalog, targets, source_env, dst)
+    except RefusedError as exc:
+        await _refused(deck, "promote", dst, reason, exc, glass)
+        raise
     origin = source_env or "image"
 
-    def message(old: ImageRef, new: ImageRef, why: str) -> str:
-        head = f"promote {app} {new.version or new.id} to {dst}"
-        body = [
-            f"app: {app}",
-            f"version: {new.version}",
-            f"image: {new.id}",
-            f"from: {origin}",
-            f"to: {dst}",
-            f"previous image: {_describe(old)}",
-        ]
-        if why:
-            body.append(f"reason: {why}")
-        if glass is not None:
-            body.append(f"break-glass: {glass.reason}")
-        return head + (f": {why}" if why else "") + "\n\n" + "\n".join(body)
+    def head(moved: list[Moved]) -> str:
+        what = ", ".join(f"{m.service} {m.version or m.to_image}" for m in moved)
+        return f"promote {what} to {dst}" + (f": {reason}" if reason else "")
 
-    return await _change_pin(
-        deck, dst, image, rep, action="promote", reason=reason, message=message, confirm=confirm, glass=glass
+    return await _change_pins(
+        deck,
+        dst,
+        targets,
+        catalog,
+        rep,
+        action="promote",
+        reason=reason,
+        head=head,
+        details=[f"from: {origin}", f"to: {dst}"],
+        confirm=confirm,
+        glass=glass,
     )
+
+
+async def deploy_newest(
+    deck: Deck,
+    env: str,
+    rep: Reporter,
+    *,
+    services: list[str] | None = None,
+    reason: str = "",
+    confirm: Confirm = confirmed,
+    glass: BreakGlass | None = None,
+) -> ReleaseResult:
+    """Deploy each service's newest image (not revoked) to ``env``, which takes no promotions."""
+    settings = deck.env(env)
+    names = deck.config.services_named(services)
+    try:
+        if settings.promote_from is not None:
+            raise RefusedError(f"{env} takes images from {settings.promote_from} only (promote them from there)")
+        catalog = await asyncio.to_thread(load_catalog, deck)
+        targets = []
+        for service in names:
+            candidates = [i for i in catalog.service_images(service) if not is_revoked(i)]
+            if not candidates:
+                raise RefusedError(
+                    f"{service} has no image to deploy yet: bake one (`opsdeck bake --service {service}`)"
+                )
+            newest = candidates[-1]
+            if catalog.canonical(await asyncio.to_thread(read_pin, deck, env, service)) != newest.id:
+                targets.append(_Target(service, newest))
+        if not targets:
+            raise RefusedError(f"{env} already runs the newest image of {', '.join(names)}")
+    except RefusedError as exc:
+        await _refused(deck, "deploy", env, reason, exc, glass)
+        raise
+
+    def head(moved: list[Moved]) -> str:
+        what = ", ".join(f"{m.service} {m.version or m.to_image}" for m in moved)
+        return f"deploy {what} to {env}" + (f": {reason}" if reason else "")
+
+    return await _change_pins(
+        deck,
+        env,
+        targets,
+        catalog,
+        rep,
+        action="deploy",
+        reason=reason,
+        head=head,
+        details=["from: newest images", f"to: {env}"],
+        confirm=confirm,
+        glass=glass,
+    )
+
+
+async def _refused(deck: Deck, action: str, env: str, reason: str, exc: RefusedError, glass: BreakGlass | None) -> None:
+    """A release refused before it started is audited as an attempt."""
+    from opsdeck.core.safety import audit
+
+    credentials = glass.credentials if glass is not None and glass.env == env else None
+    who = await asyncio.to_thread(audit.who, deck, env, credentials)
+    audit.append(deck, action=action, environment=env, result="refused", reason=reason, error=str(exc), who=who)
+
+
+# -- rollback -----------------------------------------------------------------------------------
+
+
+def resolve_rollback(
+    deck: Deck, catalog: Catalog, env: str, services: list[str] | None, to: str | None
+) -> list[_Target]:
+    """What a rollback returns to: the services of the last release (or those named) to their previous
+    images, or one service to an image it ran before (``to``)."""
+    names = deck.config.services_named(services)
+    if to is not None:
+        image = catalog.find(to, names)
+        if image is None:
+            raise RefusedError(f"--to {to}: not an image id or version of {', '.join(names)}")
+        service = service_of(image)
+        assert service is not None
+        ran = pinned_history(deck, env, service)
+        found = next((i for i in ran if catalog.canonical(i) == image.id), None)
+        if found is None:
+            raise RefusedError(f"{env} never ran {service} {to}; rollback only returns to images it ran (use promote)")
+        return [_Target(service, image, found)]
+    wanted: dict[str, str] = (
+        {s: previous_pin(deck, env, s) for s in names} if services else last_release(deck, env, names)
+    )
+    targets = []
+    for service, image_id in wanted.items():
+        original = catalog.original(image_id)
+        if original is None:
+            raise RefusedError(f"{env}'s previous {service} image {image_id} no longer exists (deregistered?)")
+        targets.append(_Target(service, original, image_id))
+    return targets
 
 
 async def rollback(
@@ -291,45 +469,42 @@ async def rollback(
     env: str,
     rep: Reporter,
     *,
+    services: list[str] | None = None,
     to: str | None = None,
     reason: str = "",
     confirm: Confirm = confirmed,
     glass: BreakGlass | None = None,
 ) -> ReleaseResult:
-    """Point ``env`` back at its previous image (or at ``to``, an image it ran before)."""
+    """Point ``env``'s services back at their previous images (or at ``to``, an image it ran before)."""
     deck.env(env)
-    return await _audit_refusals(deck, "rollback", env, reason, _rollback(deck, env, rep, to, reason, confirm, glass))
+    deck.config.services_named(services)
+    try:
+        catalog = await asyncio.to_thread(load_catalog, deck)
+        targets = await asyncio.to_thread(resolve_rollback, deck, catalog, env, services, to)
+        for target in targets:
+            if is_revoked(target.image):
+                raise RefusedError(
+                    f"{target.service} {target.image.version} ({target.image.id}) is revoked: "
+                    f"{target.image.tags.get('revoked')}"
+                )
+    except RefusedError as exc:
+        await _refused(deck, "rollback", env, reason, exc, glass)
+        raise
 
+    def head(moved: list[Moved]) -> str:
+        what = ", ".join(f"{m.service} {m.from_version or m.from_image} -> {m.version or m.to_image}" for m in moved)
+        return f"rollback {env}: {what}" + (f" ({reason})" if reason else "")
 
-async def _rollback(
-    deck: Deck, env: str, rep: Reporter, to: str | None, reason: str, confirm: Confirm, glass: BreakGlass | None
-) -> ReleaseResult:
-    images = await asyncio.to_thread(app_images, deck)
-    if to is None:
-        target_id = await asyncio.to_thread(previous_pin, deck, env)
-        target = next((i for i in images if i.id == target_id), None)
-        if target is None:
-            raise RefusedError(f"{env}'s previous image {target_id} no longer exists (deregistered?)")
-    else:
-        found = find_image(images, to)
-        if found is None:
-            raise RefusedError(f"--to {to}: not an image id or version of this deck")
-        target = found
-        if target.id not in await asyncio.to_thread(pinned_history, deck, env):
-            raise RefusedError(f"{env} never ran {to}; rollback only returns to images it ran (use promote)")
-    if is_revoked(target):
-        raise RefusedError(f"{target.version} ({target.id}) is revoked: {target.tags.get('revoked')}")
-    app = deck.config.image.app
-
-    def message(old: ImageRef, new: ImageRef, why: str) -> str:
-        head = f"rollback {app} {env}: {old.version or old.id} -> {new.version or new.id}"
-        body = [f"app: {app}", f"version: {new.version}", f"image: {new.id}", f"from: {_describe(old)}", f"to: {env}"]
-        if why:
-            body.append(f"reason: {why}")
-        if glass is not None:
-            body.append(f"break-glass: {glass.reason}")
-        return head + (f" ({why})" if why else "") + "\n\n" + "\n".join(body)
-
-    return await _change_pin(
-        deck, env, target, rep, action="rollback", reason=reason, message=message, confirm=confirm, glass=glass
+    return await _change_pins(
+        deck,
+        env,
+        targets,
+        catalog,
+        rep,
+        action="rollback",
+        reason=reason,
+        head=head,
+        details=[f"to: {env}"],
+        confirm=confirm,
+        glass=glass,
     )

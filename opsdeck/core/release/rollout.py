@@ -1,7 +1,8 @@
-"""Apply a saved plan with progress, then wait until the environment runs the pinned image.
+"""Apply a saved plan with progress, then wait until each service runs its pinned image.
 
-"Runs the image" means what a red/black rollout promises: the environment's groups are in service
-with every desired instance running the image, and no group of an older image is left.
+"Runs the image" means what a red/black rollout promises: the service's groups are in service with
+every desired instance running the image, and no group of an older image is left. A service's groups
+are the environment's groups that carry the deck's service tag with the service's name.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from opsdeck.adapters.aws import Group
+from opsdeck.adapters.aws import Credentials, Group
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
-from opsdeck.core.model import PlanResult
+from opsdeck.core.model import InstanceCounts, PlanResult
 from opsdeck.errors import OpsdeckError
 
 
@@ -30,6 +31,10 @@ class Rollout:
     def complete(self) -> bool:
         return self.desired > 0 and self.running == self.desired == self.on_image and len(self.groups) == 1
 
+    @property
+    def counts(self) -> InstanceCounts:
+        return InstanceCounts(self.desired, self.running, self.on_image)
+
 
 def rollout_state(groups: list[Group], image_id: str) -> Rollout:
     managed = [g for g in groups if g.tags.get("managed_by") == "terraform"] or groups
@@ -43,7 +48,24 @@ def rollout_state(groups: list[Group], image_id: str) -> Rollout:
     )
 
 
-async def apply_plan(deck: Deck, env: str, plan: PlanResult, rep: Reporter) -> None:
+def service_groups(deck: Deck, groups: list[Group], service: str) -> list[Group]:
+    """The groups of ``service`` among an environment's groups (by the deck's service tag). In a deck
+    of one service, groups without the tag are that service's too."""
+    tag = deck.config.conventions.service_tag
+    mine = [g for g in groups if g.tags.get(tag) == service]
+    if not mine and len(deck.config.services) == 1:
+        mine = [g for g in groups if tag not in g.tags]
+    return mine
+
+
+def env_groups(deck: Deck, env: str, credentials: Credentials | None = None) -> list[Group]:
+    """Every auto scaling group of ``env`` (found by the deck's environment tag, in its own account)."""
+    return deck.tools.env(env, credentials).cloud.groups(deck.config.conventions.env_tag, env)
+
+
+async def apply_plan(
+    deck: Deck, env: str, plan: PlanResult, rep: Reporter, credentials: Credentials | None = None
+) -> None:
     """Apply exactly this saved plan, reporting each resource as it completes."""
     total = max(1, plan.summary.add + plan.summary.change + plan.summary.destroy)
     done = 0
@@ -59,29 +81,43 @@ async def apply_plan(deck: Deck, env: str, plan: PlanResult, rep: Reporter) -> N
         elif kind == "apply_errored":
             rep.log(event.get("@message", ""), "error")
 
+    terraform = (await asyncio.to_thread(deck.tools.env, env, credentials)).terraform
     with rep.phase("apply"):
-        await deck.terraform(env).apply(Path(plan.planfile), on_event=on_event)
+        await terraform.apply(Path(plan.planfile), on_event=on_event)
 
 
-async def wait_for_image(
-    deck: Deck, env: str, image_id: str, rep: Reporter, *, timeout: float = 600.0, interval: float = 1.0
-) -> Rollout:
-    """Poll the environment's groups until every desired instance runs ``image_id`` and old groups are gone."""
+async def wait_for_images(
+    deck: Deck,
+    env: str,
+    images: dict[str, str],
+    rep: Reporter,
+    *,
+    credentials: Credentials | None = None,
+    timeout: float = 600.0,
+    interval: float = 1.0,
+) -> dict[str, Rollout]:
+    """Poll until each service in ``images`` (service -> image) runs its image on every desired
+    instance, its older groups gone."""
     with rep.phase("verify instances"):
         deadline = time.monotonic() + timeout
         while True:
-            groups = await asyncio.to_thread(deck.aws(env).groups, env)
-            state = rollout_state(groups, image_id)
+            groups = await asyncio.to_thread(env_groups, deck, env, credentials)
+            states = {s: rollout_state(service_groups(deck, groups, s), image) for s, image in images.items()}
+            on_image = sum(st.on_image for st in states.values())
+            desired = sum(st.desired for st in states.values())
+            pending = [s for s, st in states.items() if not st.complete]
             rep.progress(
-                f"{state.on_image}/{state.desired} instances on {image_id}, {len(state.groups)} group(s)",
-                state.on_image,
-                state.desired or None,
+                f"{on_image}/{desired} instances on their pinned images"
+                + (f"; waiting for {', '.join(pending)}" if pending else ""),
+                on_image,
+                desired or None,
             )
-            if state.complete:
-                return state
+            if not pending:
+                return states
             if time.monotonic() > deadline:
-                raise OpsdeckError(
-                    f"{env}: after {timeout:.0f}s only {state.on_image} of {state.desired} instances run "
-                    f"{image_id} ({len(state.groups)} groups)"
+                detail = "; ".join(
+                    f"{s}: {states[s].on_image} of {states[s].desired} on {images[s]} ({len(states[s].groups)} groups)"
+                    for s in pending
                 )
+                raise OpsdeckError(f"{env}: after {timeout:.0f}s not every instance runs its pinned image ({detail})")
             await asyncio.sleep(interval)

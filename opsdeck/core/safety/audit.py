@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opsdeck.adapters.aws import Credentials
 from opsdeck.core.estate.deck import Deck
 from opsdeck.errors import OpsdeckError
 
@@ -62,20 +63,22 @@ def read(deck: Deck) -> list[dict[str, Any]]:
     return records
 
 
-_identity_cache: dict[str, dict[str, str]] = {}
+_identity_cache: dict[tuple[str, str | None, str], dict[str, str]] = {}
 
 
-def who(deck: Deck, env: str | None = None) -> dict[str, str]:
-    """The git identity, the AWS caller and the OS user behind an operation."""
-    key = f"{deck.root}:{env}"
+def who(deck: Deck, env: str | None = None, credentials: Credentials | None = None) -> dict[str, str]:
+    """The git identity, the OS user, and the AWS caller (STS) of the credentials the operation uses:
+    the environment's own, break-glass ``credentials``, or the build account's for deck-wide work."""
+    key = (str(deck.root), env, credentials.access_key if credentials else "")
     if key not in _identity_cache:
         ident = {"user": f"{getpass.getuser()}@{socket.gethostname()}"}
         try:
-            ident["git"] = deck.git.identity()
+            ident["git"] = deck.tools.git.identity()
         except OpsdeckError:
             ident["git"] = ""
         try:
-            ident["aws"] = deck.aws(env).caller_identity()["arn"]
+            cloud = deck.tools.env(env, credentials).cloud if env else deck.tools.build()
+            ident["aws"] = cloud.caller_identity()["arn"]
         except OpsdeckError:
             ident["aws"] = ""
         _identity_cache[key] = ident
@@ -124,16 +127,19 @@ class AuditedRun:
     action: str
     environment: str | None
     fields: dict[str, Any] = field(default_factory=dict)
+    who: dict[str, str] | None = None
     started: dict[str, Any] = field(default_factory=dict)
     t0: float = field(default_factory=time.monotonic)
 
     def open(self) -> AuditedRun:
+        if self.who is None:
+            self.who = who(self.deck, self.environment)
         self.started = append(
             self.deck,
             action=self.action,
             environment=self.environment,
             result="started",
-            who=who(self.deck, self.environment),
+            who=self.who,
             **self.fields,
         )
         return self
@@ -152,7 +158,7 @@ class AuditedRun:
             error=error,
             seconds=round(time.monotonic() - self.t0, 3),
             phases=phases or [],
-            who=who(self.deck, self.environment),
+            who=self.who or who(self.deck, self.environment),
             **{**self.fields, **more},
         )
 
@@ -199,7 +205,7 @@ TRAILER = "Opsdeck-Audit"
 
 def _anchors_missing(deck: Deck, hashes: set[str]) -> tuple[str, str] | None:
     """A commit whose audit trailer names a record the log no longer has (records cut off the end)."""
-    for commit, value in deck.git.trailers(TRAILER):  # no history to cross-check is not a broken log
+    for commit, value in deck.tools.git.trailers(TRAILER):  # no history to cross-check is not a broken log
         if value not in hashes:
             return commit, value
     return None

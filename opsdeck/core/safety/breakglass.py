@@ -1,15 +1,16 @@
 """Break-glass: elevated credentials for a protected environment, for a reason and a time box.
 
 Protected environments are read-only. Break-glass loads the environment's credentials from the
-keyring (stored with `opsdeck secrets set ENV`), hands them to that environment's tools only, and
-lasts until it expires; every action taken under it is audited with its reason.
+keyring (stored with `opsdeck secrets set ENV`) into the break-glass value itself: the operation
+that holds it hands them to that environment's tools only. It lasts until it expires; every action
+taken under it is audited with its reason.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from opsdeck.adapters import secrets
 from opsdeck.adapters.aws import Credentials
@@ -27,6 +28,7 @@ class BreakGlass:
     reason: str
     opened_at: float
     expires_at: float
+    credentials: Credentials | None = field(default=None, repr=False, compare=False)
     source: str = "keyring"  # where the credentials came from, shown wherever break-glass is
 
     def active(self, now: float | None = None) -> bool:
@@ -60,10 +62,12 @@ def _open(deck: Deck, env: str, reason: str, minutes: float | None) -> BreakGlas
     if not reason.strip():
         raise RefusedError("break-glass needs a reason (--reason TEXT)")
     creds, source = load_credentials(deck, env)
-    deck.use_credentials(env, creds)
+    deck.tools.env(env, creds)  # its tools redact these credentials from here on
     now = time.time()
     span = 60.0 * (minutes if minutes is not None else deck.config.safety.break_glass_minutes)
-    glass = BreakGlass(env=env, reason=reason.strip(), opened_at=now, expires_at=now + span, source=source)
+    glass = BreakGlass(
+        env=env, reason=reason.strip(), opened_at=now, expires_at=now + span, credentials=creds, source=source
+    )
     audit.append(
         deck,
         action="break-glass",
@@ -72,7 +76,7 @@ def _open(deck: Deck, env: str, reason: str, minutes: float | None) -> BreakGlas
         reason=glass.reason,
         expires_at=glass.expires_at,
         credentials_from=source,
-        who=audit.who(deck, env),
+        who=audit.who(deck, env, creds),
     )
     return glass
 
@@ -132,7 +136,6 @@ def store_demo_credentials(deck: Deck, env: str, creds: Credentials) -> str:
 
 
 def close_break_glass(deck: Deck, glass: BreakGlass, why: str = "closed") -> None:
-    deck.drop_credentials(glass.env)
     audit.append(deck, action="break-glass", environment=glass.env, result=why, reason=glass.reason)
 
 
@@ -145,6 +148,5 @@ def guard(deck: Deck, env: str, glass: BreakGlass | None, action: str) -> None:
             f"{env} is protected: {action} needs break-glass (--break-glass --reason TEXT, or ! in the deck)"
         )
     if not glass.active():
-        deck.drop_credentials(env)
         ended = time.strftime("%H:%M:%S", time.localtime(glass.expires_at))
         raise RefusedError(f"break-glass for {env} expired at {ended}; open it again to {action}")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from opsdeck.adapters.process import processes_in
 from opsdeck.core.estate.deck import Deck
+from opsdeck.core.estate.pins import pin_files, read_pins
 from opsdeck.core.events import Reporter
 from opsdeck.core.observe import planning
 from opsdeck.core.safety import audit, locks
@@ -19,17 +20,22 @@ class Interrupted:
     """An interrupted operation and what it left in the working tree."""
 
     record: LockRecord
-    pin_dirty: bool
-    pin_now: str | None
+    dirty: tuple[str, ...]  # pin files with uncommitted changes
+    pins_now: dict[str, str]  # service -> what the working tree pins
+
+    @property
+    def pin_dirty(self) -> bool:
+        return bool(self.dirty)
 
     def advice(self) -> str:
         detail = self.record.detail or {}
-        if not self.pin_dirty:
-            return "the pin file is as committed"
+        if not self.dirty:
+            return "the pin files are as committed"
+        pins = ", ".join(f"{s} {i}" for s, i in self.pins_now.items())
         return (
-            f"{detail.get('pin', 'the pin file')} holds {self.pin_now} uncommitted (the {self.record.operation} "
-            f"was moving {detail.get('from', '?')} -> {detail.get('to', '?')}): run `opsdeck plan` to see what the "
-            "cloud runs, then commit the pin or restore it with `git checkout -- <pin file>`"
+            f"{', '.join(self.dirty)} holds {pins} uncommitted (the {self.record.operation} was moving "
+            f"{detail.get('services', '?')} to {detail.get('to', '?')}): run `opsdeck plan` to see what the "
+            "cloud runs, then commit the pins or restore them with `git checkout -- <pin file>`"
         )
 
 
@@ -39,13 +45,18 @@ def inspect(deck: Deck, env: str) -> Interrupted | None:
         return None
     if alive:
         raise LockedError(f"{env} is locked by a running operation: {record.describe()}")
-    rel = deck.pin_rel(env)
+    dirty = []
+    for rel in pin_files(deck, env):
+        try:
+            if deck.tools.git.is_dirty(rel):
+                dirty.append(rel)
+        except OpsdeckError:
+            continue
     try:
-        pin_now: str | None = deck.git.pin(rel)
-        dirty = deck.git.is_dirty(rel)
+        pins_now = read_pins(deck, env)
     except OpsdeckError:
-        pin_now, dirty = None, False
-    return Interrupted(record, dirty, pin_now)
+        pins_now = {}
+    return Interrupted(record, tuple(dirty), pins_now)
 
 
 def _close_orphans(deck: Deck, env: str, lock_id: str) -> int:
@@ -79,13 +90,14 @@ async def unlock(deck: Deck, env: str, rep: Reporter) -> Interrupted | None:
         raise RefusedError(f"terraform is still running in {env} (pid {pid}: {cmd[:60]}); wait for it to finish")
     await planning.ensure_init(deck, env, rep)
     probe = planning.scratch_planfile(deck, env, "unlock")
+    terraform = deck.tools.env(env).terraform
     try:
         # A refresh-only plan that takes the state lock: the way to find a lock Terraform left behind.
-        await deck.terraform(env).plan(probe, refresh_only=True, lock=True)
+        await terraform.plan(probe, refresh_only=True, lock=True)
     except LockedError as exc:
         lock_id = str(exc).rsplit("lock id ", 1)[-1].rstrip(")")
         rep.log(f"releasing Terraform's state lock {lock_id} left in {env}", "notice")
-        await deck.terraform(env).force_unlock(lock_id)
+        await terraform.force_unlock(lock_id)
     finally:
         probe.unlink(missing_ok=True)
     cleared = await asyncio.to_thread(locks.clear_stale, deck, env)

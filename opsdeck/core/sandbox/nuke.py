@@ -16,15 +16,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from opsdeck.adapters.inventory import DELETE_ORDER, CloudResource, Inventory
+from opsdeck.adapters.inventory import DELETE_ORDER, CloudResource
 from opsdeck.core.drift import store as drift_store
-from opsdeck.core.drift.ownership import Ownership, owner, ownerships, unmanaged
+from opsdeck.core.drift.ownership import Ownership, among_peers, owner, ownerships, unmanaged
 from opsdeck.core.estate.deck import Deck
+from opsdeck.core.estate.pins import read_pins
 from opsdeck.core.events import Reporter
 from opsdeck.core.observe import planning
 from opsdeck.core.release import rollout
-from opsdeck.core.safety import audit
-from opsdeck.core.safety.locks import env_lock
+from opsdeck.core.safety.operation import audited
 from opsdeck.errors import OpsdeckError, RefusedError
 
 DELETE_ATTEMPTS = 6
@@ -38,21 +38,24 @@ class NukePlan:
     account: str
     managed: tuple[str, ...]
     unmanaged: tuple[CloudResource, ...]
-    image_id: str
+    pins: dict[str, str]
+    region: str = ""
 
     def summary(self) -> str:
+        images = ", ".join(f"{s} {i}" for s, i in self.pins.items())
         return (
-            f"{self.environment} (account {self.account}): destroy {len(self.managed)} managed resources and "
-            f"delete {len(self.unmanaged)} unmanaged, then rebuild from code on {self.image_id}"
+            f"{self.environment} (account {self.account}, {self.region}): destroy {len(self.managed)} managed "
+            f"resources and delete {len(self.unmanaged)} unmanaged, then rebuild from code on {images}"
         )
 
     def to_json(self) -> dict[str, Any]:
         return {
             "environment": self.environment,
             "account": self.account,
+            "region": self.region,
             "managed": list(self.managed),
             "unmanaged": [r.to_json() for r in self.unmanaged],
-            "image_id": self.image_id,
+            "pins": self.pins,
         }
 
 
@@ -84,7 +87,7 @@ def check_allowed(deck: Deck, env: str) -> str:
         raise RefusedError(
             f"nuke-and-rebuild is only for sandbox environments; {env} is not one (sandbox = true in opsdeck.toml)"
         )
-    account = deck.aws(env).caller_identity()["account"]
+    account = deck.tools.env(env).cloud.caller_identity()["account"]  # the real one, whatever the config says
     if account in deck.config.aws.protected_accounts:
         raise RefusedError(f"account {account} is listed in aws.protected_accounts: nuke-and-rebuild is refused there")
     return account
@@ -92,11 +95,14 @@ def check_allowed(deck: Deck, env: str) -> str:
 
 async def _inventory(deck: Deck, env: str, rep: Reporter) -> tuple[NukePlan, dict[str, Ownership]]:
     account = await asyncio.to_thread(check_allowed, deck, env)
-    owners = await ownerships(deck, rep)
-    found = await asyncio.to_thread(Inventory(deck.aws(env)).find, env, owners[env].vpc_ids)
-    strays = unmanaged(env, found, owners)
-    pin = await asyncio.to_thread(deck.git.pin, deck.pin_rel(env))
-    return NukePlan(env, account, owners[env].addresses, tuple(strays), pin), owners
+    owners = among_peers(deck, env, await ownerships(deck, rep, [env]))
+    tag = deck.config.conventions.env_tag
+    cloud = deck.tools.env(env).cloud
+    found = await asyncio.to_thread(cloud.find, env, owners[env].vpc_ids, tag)
+    strays = unmanaged(env, found, owners, tag)
+    pins = await asyncio.to_thread(read_pins, deck, env)
+    plan = NukePlan(env, account, owners[env].addresses, tuple(strays), pins, deck.config.region_of(env))
+    return plan, owners
 
 
 async def inventory(deck: Deck, env: str, rep: Reporter | None = None) -> NukePlan:
@@ -107,7 +113,7 @@ async def inventory(deck: Deck, env: str, rep: Reporter | None = None) -> NukePl
 
 async def _delete_all(deck: Deck, env: str, resources: tuple[CloudResource, ...], rep: Reporter) -> list[CloudResource]:
     """Delete in dependency order; each type in parallel; a failure is retried after the rest went."""
-    inv = Inventory(deck.aws(env))
+    cloud = deck.tools.env(env).cloud
     pending = sorted(resources, key=lambda r: DELETE_ORDER.index(r.type) if r.type in DELETE_ORDER else 99)
     deleted: list[CloudResource] = []
     for attempt in range(DELETE_ATTEMPTS):
@@ -116,9 +122,7 @@ async def _delete_all(deck: Deck, env: str, resources: tuple[CloudResource, ...]
             batch = [r for r in pending if r.type == kind]
             if not batch:
                 continue
-            results = await asyncio.gather(
-                *(asyncio.to_thread(_delete_one, inv, r) for r in batch), return_exceptions=True
-            )
+            results = await asyncio.gather(*(asyncio.to_thread(cloud.delete, r) for r in batch), return_exceptions=True)
             for res, outcome in zip(batch, results, strict=True):
                 if isinstance(outcome, Exception):
                     failed.append((res, outcome))
@@ -136,32 +140,14 @@ async def _delete_all(deck: Deck, env: str, resources: tuple[CloudResource, ...]
     raise OpsdeckError(f"could not delete {names} after {DELETE_ATTEMPTS} attempts")
 
 
-def _delete_one(inv: Inventory, res: CloudResource) -> None:
-    with inv.aws.errors(f"delete {res.type} {res.id}"):
-        inv.delete(res)
-
-
 async def nuke_rebuild(deck: Deck, env: str, rep: Reporter, *, confirm: Any = None) -> NukeResult:
     """Destroy everything of the sandbox ``env`` and rebuild it from code; audited, locked."""
     started = time.monotonic()
     deck.env(env)
-    try:
+    async with audited(deck, "nuke-rebuild", env, rep) as run:
         await asyncio.to_thread(check_allowed, deck, env)
-    except RefusedError as exc:
-        audit.append(
-            deck, action="nuke-rebuild", environment=env, result="refused", error=str(exc), who=audit.who(deck, env)
-        )
-        raise
-    with env_lock(deck, env, "nuke-rebuild"):
-        run = audit.AuditedRun(deck, "nuke-rebuild", env).open()
-        try:
-            result = await _run(deck, env, rep, confirm, started)
-        except BaseException as exc:
-            run.close(audit.outcome(exc), error=str(exc), phases=rep.phase_list())
-            raise
-        run.close(
-            "ok",
-            phases=rep.phase_list(),
+        result = await _run(deck, env, rep, confirm, started)
+        run.note(
             destroyed=result.destroyed,
             unmanaged_deleted=result.unmanaged_deleted,
             created=result.created,
@@ -187,7 +173,7 @@ async def _run(deck: Deck, env: str, rep: Reporter, confirm: Any, started: float
             rep.progress(str(event.get("@message", "")), destroyed, max(destroyed, len(plan.managed)))
 
     with rep.phase("terraform destroy"):
-        await deck.terraform(env).destroy(on_event=on_destroy)
+        await deck.tools.env(env).terraform.destroy(on_event=on_destroy)
     with rep.phase("verify empty"):
         left = await _leftovers(deck, env, owners)
         if left:
@@ -201,7 +187,7 @@ async def _run(deck: Deck, env: str, rep: Reporter, confirm: Any, started: float
         created = fresh.summary.add
         await rollout.apply_plan(deck, env, fresh, inner)
     planning.forget_plan(deck, env)
-    await rollout.wait_for_image(deck, env, plan.image_id, rep)
+    await rollout.wait_for_images(deck, env, plan.pins, rep)
     drift_store.forget(deck, env)
     return NukeResult(
         environment=env,
@@ -216,10 +202,11 @@ async def _run(deck: Deck, env: str, rep: Reporter, confirm: Any, started: float
 
 async def _leftovers(deck: Deck, env: str, before: dict[str, Ownership]) -> list[CloudResource]:
     """Anything the ownership rules (as they stood before the destroy) still give to ``env``."""
-    found = await asyncio.to_thread(Inventory(deck.aws(env)).find, env, before[env].vpc_ids)
+    tag = deck.config.conventions.env_tag
+    found = await asyncio.to_thread(deck.tools.env(env).cloud.find, env, before[env].vpc_ids, tag)
     return [
         res
         for res in found
-        if owner(res, before) == env
+        if owner(res, before, tag) == env
         and not (res.type == "ec2:instance" and res.state not in ("pending", "running", "stopping", "stopped"))
     ]

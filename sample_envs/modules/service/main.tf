@@ -1,51 +1,30 @@
-# The web service of one environment: network, security group, launch template and auto scaling group.
+# One service of one environment: its security group, launch template and auto scaling group.
 #
 # Images roll out the immutable way (red/black): every change to what an instance boots
 # (image, type, user data) replaces the launch template and the auto scaling group, and the new
 # group is in service before the old one is destroyed. Nothing is patched in place.
 
 locals {
-  name = "${var.app}-${var.env}"
-  tags = {
-    app        = var.app
-    env        = var.env
-    managed_by = "terraform"
-  }
+  name = "${var.prefix}-${var.service}"
+  tags = merge(var.tags, { app = var.service })
   user_data = templatefile("${path.module}/user_data.sh.tftpl", {
-    app      = var.app
-    env      = var.env
+    service  = var.service
+    env      = var.tags["env"]
     settings = var.settings
   })
 }
 
-data "aws_availability_zones" "available" {
-  state = "available"
-}
-
-resource "aws_vpc" "this" {
-  cidr_block = var.vpc_cidr
-  tags       = merge(local.tags, { Name = local.name })
-}
-
-resource "aws_subnet" "private" {
-  count             = var.subnet_count
-  vpc_id            = aws_vpc.this.id
-  cidr_block        = cidrsubnet(var.vpc_cidr, 4, count.index)
-  availability_zone = data.aws_availability_zones.available.names[count.index]
-  tags              = merge(local.tags, { Name = "${local.name}-private-${count.index}" })
-}
-
-resource "aws_security_group" "web" {
-  name        = "${local.name}-web"
-  description = "web servers of ${local.name}"
-  vpc_id      = aws_vpc.this.id
+resource "aws_security_group" "this" {
+  name        = local.name
+  description = "${var.service} servers of ${var.prefix}"
+  vpc_id      = var.vpc_id
 
   ingress {
-    description = "http"
-    from_port   = 80
-    to_port     = 80
+    description = "the service port, from inside the environment"
+    from_port   = var.port
+    to_port     = var.port
     protocol    = "tcp"
-    cidr_blocks = concat([var.vpc_cidr], var.allowed_cidrs)
+    cidr_blocks = [var.vpc_cidr]
   }
 
   egress {
@@ -55,7 +34,7 @@ resource "aws_security_group" "web" {
     cidr_blocks = ["0.0.0.0/0"]
   }
 
-  tags = merge(local.tags, { Name = "${local.name}-web" })
+  tags = merge(local.tags, { Name = local.name })
 }
 
 # Changes whenever what an instance boots changes; replacing the launch template on it
@@ -68,11 +47,11 @@ resource "terraform_data" "rollout" {
   }
 }
 
-resource "aws_launch_template" "web" {
+resource "aws_launch_template" "this" {
   name_prefix            = "${local.name}-"
   image_id               = var.image_id
   instance_type          = var.instance_type
-  vpc_security_group_ids = [aws_security_group.web.id]
+  vpc_security_group_ids = [aws_security_group.this.id]
   user_data              = base64encode(local.user_data)
 
   metadata_options {
@@ -89,20 +68,20 @@ resource "aws_launch_template" "web" {
   }
 }
 
-resource "aws_autoscaling_group" "web" {
+resource "aws_autoscaling_group" "this" {
   # Named after its launch template, so a new template means a new group (red/black).
-  name                      = "${local.name}-${aws_launch_template.web.id}"
+  name                      = "${local.name}-${aws_launch_template.this.id}"
   min_size                  = var.min_size
   max_size                  = var.max_size
   desired_capacity          = var.desired_capacity
-  vpc_zone_identifier       = aws_subnet.private[*].id
+  vpc_zone_identifier       = var.subnet_ids
   health_check_type         = "EC2"
   health_check_grace_period = 60
   wait_for_capacity_timeout = "10m"
 
   launch_template {
-    id      = aws_launch_template.web.id
-    version = aws_launch_template.web.latest_version
+    id      = aws_launch_template.this.id
+    version = aws_launch_template.this.latest_version
   }
 
   dynamic "tag" {
