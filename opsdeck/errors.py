@@ -39,3 +39,11 @@ class CloudUnavailableError(OpsdeckError):
 
 class LockedError(OpsdeckError):
     """Another operation holds the environment's lock."""
+
+
+def reworded(exc: OpsdeckError, message: str) -> OpsdeckError:
+    """The same error (its class, so its exit code and how it is classified), saying ``message``."""
+    new = type(exc).__new__(type(exc))
+    new.__dict__.update(exc.__dict__)
+    new.args = (message,)
+    return new

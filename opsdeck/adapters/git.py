@@ -80,6 +80,13 @@ class Git:
         return Git(root)
 
     @_serialized
+    def close(self) -> None:
+        """End GitPython's persistent `git cat-file` processes (they are started again when needed)."""
+        if self._repo is not None:
+            self._repo.close()
+            self._repo = None
+
+    @_serialized
     def head(self) -> str:
         """The head commit's sha; errors on an empty repository."""
         try:

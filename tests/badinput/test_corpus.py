@@ -9,6 +9,7 @@ Broken input files live in tests/badinput/corpus/.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -37,11 +38,33 @@ class Case:
     git: str = "commit"  # commit | none | empty | detach
     env: dict[str, str] = field(default_factory=dict)
     setup: Callable[[Path], None] | None = None
+    args_for: Callable[[Path], tuple[str, ...]] | None = None  # arguments that depend on the deck
+
+
+PIN = "envs/dev/images.auto.tfvars.json"
 
 
 def _dirty_pin(deck: Path) -> None:
-    pin = deck / "envs" / "dev" / "image.auto.tfvars.json"
+    pin = deck / PIN
     pin.write_text(pin.read_text() + "\n")
+
+
+def _edit(rel: str, old: str, new: str) -> Callable[[Path], None]:
+    """A setup that edits one file of the deck (committed, so the deck is broken rather than dirty)."""
+
+    def edit(deck: Path) -> None:
+        path = deck / rel
+        text = path.read_text()
+        assert old in text, (rel, old)
+        path.write_text(text.replace(old, new))
+        _git(deck, "commit", "-q", "-am", f"edit {rel}")
+
+    return edit
+
+
+def _web_image_as_api(deck: Path) -> tuple[str, ...]:
+    web = json.loads((deck / PIN).read_text())["images"]["web"]
+    return ("promote", web, "dev", "--service", "api", "--yes")
 
 
 def _user_config(deck: Path) -> None:
@@ -119,10 +142,49 @@ CASES = [
         remove=("envs/staging",),
     ),
     Case(
-        "missing recipe",
+        "a service recipe that does not exist",
         ("status",),
-        r"image\.recipe: expected a Packer template, packer/web\.json does not exist",
-        remove=("packer/web.json",),
+        r"services\.api\.recipe: expected a Packer template, packer/api\.json does not exist",
+        remove=("packer/api.json",),
+    ),
+    Case(
+        "two environments sharing one state key",
+        ("status",),
+        r"environments dev and staging share one Terraform state \(s3://opsdeck-demo-tfstate-\d+/shop/dev/",
+        setup=_edit(
+            "envs/staging/main.tf",
+            'bucket       = "opsdeck-demo-tfstate-222222222222"\n    key          = "shop/staging/',
+            'bucket       = "opsdeck-demo-tfstate-111111111111"\n    key          = "shop/dev/',
+        ),
+    ),
+    Case(
+        "a role in another account than its environment",
+        ("status",),
+        r"environments\.staging\.role: the role is in account 333333333333, but the account is 222222222222",
+        setup=_edit("opsdeck.toml", "iam::222222222222:role/opsdeck-deploy", "iam::333333333333:role/opsdeck-deploy"),
+    ),
+    Case(
+        "an account id that is not one",
+        ("status",),
+        r"environments\.prod\.account: expected a 12-digit account id, got '33333'",
+        setup=_edit("opsdeck.toml", 'account = "333333333333"', 'account = "33333"'),
+    ),
+    Case(
+        "an unknown region",
+        ("status",),
+        r"environments\.prod\.region: expected an AWS region such as us-west-2, got 'mars-north-1'",
+        setup=_edit("opsdeck.toml", 'region = "us-west-2"', 'region = "mars-north-1"'),
+    ),
+    Case(
+        "two services sharing one pin",
+        ("status",),
+        r"services\.api\.pin_variable: api and web would share the pin images\.web",
+        setup=_edit("opsdeck.toml", "[services.api]\n", '[services.api]\npin_variable = "images.web"\n'),
+    ),
+    Case(
+        "unknown service",
+        ("promote", "sandbox", "dev", "--service", "db", "--yes"),
+        r"unknown service 'db' \(this deck has: web, api, worker\)",
     ),
     Case("broken user config", ("status",), r"config\.toml: invalid TOML", setup=_user_config),
     Case(
@@ -180,8 +242,31 @@ CASES = [
     Case(
         "bake an existing version",
         ("bake", "--version", "1.0.0"),
-        r"app image version 1\.0\.0 already exists",
+        r"web image version 1\.0\.0 already exists",
         base="demo",
+    ),
+    Case("bake an unknown service", ("bake", "--service", "db"), r"unknown service 'db'", base="demo"),
+    Case(
+        "an image of one service promoted as another's",
+        (),
+        r"ami-\w+ is an image of web, not of api: an image is only ever promoted as its own service's",
+        base="demo",
+        args_for=_web_image_as_api,
+    ),
+    Case(
+        "a role that cannot be assumed",
+        ("apply", "staging", "--yes"),
+        r"staging: cannot assume arn:aws:iam::222222222222:role/x{70} in account 222222222222: ",
+        base="demo",
+        setup=_edit("opsdeck.toml", "222222222222:role/opsdeck-deploy", "222222222222:role/" + "x" * 70),
+    ),
+    Case(
+        "the caller's real account is not the configured one",
+        ("apply", "staging", "--yes"),
+        r"staging: staging \(account 222222222222, us-east-1\)'s credentials reach account 123456789012, "
+        r"but opsdeck\.toml says staging is in account 222222222222; nothing was changed",
+        base="demo",
+        setup=_edit("opsdeck.toml", 'role = "arn:aws:iam::222222222222:role/opsdeck-deploy"\n', ""),
     ),
     Case("promote to itself", ("promote", "dev", "dev", "--yes"), r"cannot promote dev to itself", base="demo"),
     Case(
@@ -205,23 +290,23 @@ CASES = [
     Case(
         "dirty pin file",
         ("promote", "sandbox", "dev", "--yes"),
-        r"envs/dev/image\.auto\.tfvars\.json has uncommitted changes",
+        r"envs/dev/images\.auto\.tfvars\.json has uncommitted changes",
         base="demo",
         setup=_dirty_pin,
     ),
     Case(
         "pin file not JSON",
         ("promote", "sandbox", "dev", "--yes"),
-        r"envs/dev/image\.auto\.tfvars\.json: invalid JSON",
+        r"envs/dev/images\.auto\.tfvars\.json: invalid JSON",
         base="demo",
-        files={"envs/dev/image.auto.tfvars.json": "pin-invalid-json.json"},
+        files={PIN: "pin-invalid-json.json"},
     ),
     Case(
-        "pin file without image_id",
+        "a service with no pin in an environment",
         ("promote", "sandbox", "dev", "--yes"),
-        r'envs/dev/image\.auto\.tfvars\.json: expected \{"image_id": "ami-\.\.\."\}',
+        r"envs/dev/images\.auto\.tfvars\.json: expected images\.web to hold an image id",
         base="demo",
-        files={"envs/dev/image.auto.tfvars.json": "pin-wrong-key.json"},
+        files={PIN: "pin-wrong-key.json"},
     ),
     Case(
         "detached HEAD",
@@ -238,60 +323,64 @@ CASES = [
         git="none",
     ),
     Case(
-        "git repository without commits", ("bake",), r"the git repository has no commit yet", base="demo", git="empty"
+        "git repository without commits",
+        ("bake", "--service", "web"),
+        r"the git repository has no commit yet",
+        base="demo",
+        git="empty",
     ),
     Case(
         "recipe that is not JSON",
-        ("bake",),
+        ("bake", "--service", "web"),
         r"web\.json: not a readable Packer JSON template",
         base="demo",
         files={"packer/web.json": "recipe-syntax.json"},
     ),
     Case(
         "recipe with an unknown builder",
-        ("bake",),
+        ("bake", "--service", "web"),
         r"packer build web\.json: .*amazon-ebss",
         base="demo",
         files={"packer/web.json": "recipe-unknown-builder.json"},
     ),
     Case(
         "recipe from an AMI that does not exist",
-        ("bake",),
+        ("bake", "--service", "web"),
         r"packer build web\.json: .*(InvalidAMIID|ami-0badc0ffee0ddf00d)",
         base="demo",
         files={"packer/web.json": "recipe-missing-ami.json"},
     ),
     Case(
         "terraform that does not parse",
-        ("plan", "dev", "--fresh"),
+        ("plan", "dev"),
         r"terraform (init|plan) in dev: .*",
         base="demo",
         files={"envs/dev/broken.tf": "invalid.tf"},
     ),
     Case(
         "terraform that does not validate",
-        ("plan", "dev", "--fresh"),
+        ("plan", "dev"),
         r"terraform (init|plan) in dev: .*Invalid default value for variable",
         base="demo",
         files={"envs/dev/types.tf": "type-error.tf"},
     ),
     Case(
         "terraform missing",
-        ("plan", "dev", "--fresh"),
+        ("plan", "dev"),
         r"terraform is not installed or not on PATH \(looked for '/nonexistent/terraform'\)",
         base="demo",
         env={"OPSDECK_TERRAFORM": "/nonexistent/terraform"},
     ),
     Case(
         "packer missing",
-        ("bake",),
+        ("bake", "--service", "web"),
         r"packer is not installed or not on PATH \(looked for '/nonexistent/packer'\)",
         base="demo",
         env={"OPSDECK_PACKER": "/nonexistent/packer"},
     ),
     Case(
         "plugin mirror that is not one",
-        ("plan", "dev", "--fresh"),
+        ("plan", "dev"),
         r"terraform\.plugin_mirror: /tmp is not a provider mirror",
         base="demo",
         env={"OPSDECK_TF_PLUGIN_MIRROR": "/tmp"},
@@ -339,17 +428,22 @@ def _files(deck: Path) -> dict[str, str]:
 
 
 def _cloud(demo: Path) -> dict[str, Any]:
+    """What the estate holds: the build account's images in every region, each environment's instances
+    (in its own account and region) and each account's buckets."""
     from opsdeck.core.estate.deck import Deck
+    from opsdeck.core.release.rollout import env_groups
 
     deck = Deck.open(demo)
-    aws = deck.aws()
     return {
-        "images": sorted(i.id for i in aws.images()),
+        "images": {r: sorted(i.id for i in deck.tools.build(r).images()) for r in deck.config.regions},
         "instances": {
-            env: sorted((i.id, i.image_id) for g in aws.groups(env) for i in g.instances)
+            env: sorted((i.id, i.image_id) for g in env_groups(deck, env) for i in g.instances)
             for env in deck.config.env_names
         },
-        "buckets": sorted(b["Name"] for b in aws.client("s3").list_buckets()["Buckets"]),
+        "buckets": {
+            env: sorted(b["Name"] for b in deck.tools.env(env).cloud.client("s3").list_buckets()["Buckets"])
+            for env in deck.config.env_names
+        },
     }
 
 
@@ -409,7 +503,7 @@ def test_bad_input(case: Case, tmp_path: Path, demo_if_needed: Path | None, monk
     if case.setup is _user_config:
         env["OPSDECK_HOME"] = str(home)
     env.update({k: v.format(home=home) for k, v in case.env.items()})
-    args = list(case.args)
+    args = list(case.args_for(deck) if case.args_for is not None and deck is not None else case.args)
     if deck is not None and "--deck" not in args:
         args = ["--deck", str(deck), *args]
     before = _fingerprint(deck, demo)

@@ -31,29 +31,56 @@ def test_cloud_status_json(demo_deck: Path) -> None:
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", data["endpoint"])
 
 
-def test_demo_brings_up_four_environments_on_one_pinned_image(demo_deck: Path) -> None:
+PIN = "images.auto.tfvars.json"
+SERVICES = ["web", "api", "worker"]
+
+
+def _pins(deck: Path, env: str) -> dict[str, str]:
+    return json.loads((deck / "envs" / env / PIN).read_text())["images"]
+
+
+def test_demo_brings_up_the_estate_every_service_on_its_pinned_image(demo_deck: Path) -> None:
     status = _status(demo_deck)
-    assert status["deck"] == "web-platform" and status["cloud"] == "reachable"
+    assert status["deck"] == "shop" and status["cloud"] == "reachable"
     envs = {e["name"]: e for e in status["environments"]}
     assert list(envs) == ["sandbox", "dev", "staging", "prod"]
-    pins = {
-        name: json.loads((demo_deck / "envs" / name / "image.auto.tfvars.json").read_text())["image_id"]
-        for name in envs
-    }
-    assert len(set(pins.values())) == 1
+    assert len({e["account"] for e in envs.values()}) >= 3 and len({e["region"] for e in envs.values()}) >= 2
+    assert (envs["prod"]["account"], envs["prod"]["region"]) == ("333333333333", "us-west-2")
     for name, env in envs.items():
-        assert env["image"]["id"] == pins[name] and env["image"]["version"] == "1.0.0"
-        counts = env["instances"]
-        assert counts["desired"] > 0
-        assert counts["running"] == counts["desired"] == counts["on_pinned_image"], (name, counts)
-        assert set(env["instance_images"].values()) == {pins[name]}
+        pins = _pins(demo_deck, name)
+        assert [s["name"] for s in env["services"]] == SERVICES
+        total = {"desired": 0, "running": 0, "on_pinned_image": 0}
+        for service in env["services"]:
+            assert service["image"]["id"] == pins[service["name"]] and service["image"]["version"] == "1.0.0"
+            counts = service["instances"]
+            assert counts["desired"] > 0
+            assert counts["running"] == counts["desired"] == counts["on_pinned_image"], (name, service)
+            total = {k: total[k] + counts[k] for k in total}
+        assert env["instances"] == total  # the environment's own figure is the sum over its services
+        assert set(env["instance_images"].values()) == set(pins.values())
         assert env["drift"] in ("clean", "drifted", "unknown")
     assert envs["prod"]["instances"]["desired"] > envs["dev"]["instances"]["desired"]
     assert envs["sandbox"]["sandbox"] and envs["prod"]["protected"]
+    # prod runs copies in its own region; the same originals as staging.
+    assert set(_pins(demo_deck, "prod").values()).isdisjoint(_pins(demo_deck, "staging").values())
     # The deck is a git repository whose history says how it came to be.
     log = _git(demo_deck, "log", "--format=%s")
-    assert "pin web 1.0.0" in log and "opsdeck demo deck" in log
+    assert "pin web 1.0.0, api 1.0.0, worker 1.0.0 in every environment" in log and "opsdeck demo deck" in log
     assert _git(demo_deck, "status", "--porcelain") == ""
+
+
+def test_each_account_reads_only_its_own_resources(demo_deck: Path) -> None:
+    from opsdeck.core.estate.deck import Deck
+
+    deck = Deck.open(demo_deck)
+    tag = deck.config.conventions.env_tag
+    prod = deck.tools.env("prod").cloud
+    assert prod.caller_identity()["account"] == "333333333333"
+    assert len(prod.groups(tag, "prod")) == 3
+    build = deck.tools.build("us-west-2")
+    assert build.caller_identity()["account"] == "111111111111"
+    assert build.groups(tag, "prod") == []  # the build account finds none of production's groups
+    assert deck.tools.env("staging").cloud.groups(tag, "dev") == []
 
 
 def test_plan_of_an_applied_environment_has_no_changes(demo_deck: Path) -> None:
@@ -65,45 +92,49 @@ def test_plan_of_an_applied_environment_has_no_changes(demo_deck: Path) -> None:
 
 
 def test_changing_a_pin_by_hand_plans_a_new_template_and_group(demo_deck: Path) -> None:
-    pin = demo_deck / "envs" / "dev" / "image.auto.tfvars.json"
+    pin = demo_deck / "envs" / "dev" / PIN
     original = pin.read_text()
     images = json.loads(opsdeck("images", "--json", deck=demo_deck, check=True).stdout)
-    other = next(i["id"] for i in images if i["id"] != json.loads(original)["image_id"])
-    pin.write_text(json.dumps({"image_id": other}))
+    was = json.loads(original)["images"]["api"]
+    other = next(i["id"] for i in images if i["service"] == "web")  # any other image will do for a plan
+    pin.write_text(original.replace(was, other))
     try:
         result = opsdeck("plan", "dev", "--json", deck=demo_deck)
         assert result.returncode == 2, result.stderr
         data = json.loads(result.stdout)
         assert (data["add"], data["change"], data["destroy"]) == (2, 1, 2)
         by_address = {r["address"]: r for r in data["resources"]}
-        lt = by_address["module.web.aws_launch_template.web"]
-        asg = by_address["module.web.aws_autoscaling_group.web"]
+        lt = by_address["module.api.aws_launch_template.this"]
+        asg = by_address["module.api.aws_autoscaling_group.this"]
         assert sorted(lt["actions"]) == ["create", "delete"] and "image_id" in lt["attributes"]
         assert sorted(asg["actions"]) == ["create", "delete"]
         assert {"launch_template", "name"} <= set(asg["attributes"])
-        was = json.loads(original)["image_id"]
         image_change = next(c for c in lt["changes"] if c["attribute"] == "image_id")
         assert (image_change["before"], image_change["after"]) == (was, other)
         text = opsdeck("plan", "dev", deck=demo_deck)
         assert text.returncode == 2 and "2 to add, 1 to change, 2 to destroy" in text.stdout
         assert f'image_id: "{was}" → "{other}"' in text.stdout
+        assert f'tag[image_id].value: "{was}" → "{other}"' in text.stdout  # narrowed to the part that changed
     finally:
         pin.write_text(original)
     again = opsdeck("plan", "dev", "--json", deck=demo_deck)
     assert again.returncode == 0, again.stderr
 
 
-def test_images_lists_the_baked_layers(demo_deck: Path) -> None:
+def test_images_lists_each_services_images_where_they_may_run(demo_deck: Path) -> None:
     images = json.loads(opsdeck("images", "--json", deck=demo_deck, check=True).stdout)
     head = _git(demo_deck, "rev-list", "--max-parents=0", "HEAD").strip()
-    app = [i for i in images if i["layer"] == "app"]
     base = [i for i in images if i["layer"] == "base"]
-    assert base and app
-    first = app[0]
-    assert {"id", "name", "version", "git_sha", "created", "environments"} <= set(first)
-    assert first["version"] == "1.0.0" and first["git_sha"] == head[:12]
-    assert first["environments"] == ["sandbox", "dev", "staging", "prod"]
-    assert first["base"] == base[0]["id"] and first["base_outdated"] is False
+    assert len(base) == 1 and base[0]["service"] is None
+    for service in SERVICES:
+        (first,) = [i for i in images if i["service"] == service and i["version"] == "1.0.0"]
+        assert {"id", "name", "version", "git_sha", "created", "environments", "accounts", "regions"} <= set(first)
+        assert first["git_sha"] == head[:12]
+        assert first["environments"] == ["sandbox", "dev", "staging", "prod"]
+        assert first["base"] == base[0]["id"] and first["base_outdated"] is False
+        assert first["accounts"] == ["111111111111", "222222222222", "333333333333"]
+        assert first["regions"] == ["us-east-1", "us-west-2"]
+        assert first["copies"]["us-west-2"] == _pins(demo_deck, "prod")[service]
 
 
 def test_demo_again_reuses_the_ready_deck(demo_deck: Path) -> None:
@@ -115,8 +146,8 @@ def test_demo_again_reuses_the_ready_deck(demo_deck: Path) -> None:
 
 def test_text_status_is_a_table(demo_deck: Path) -> None:
     out = opsdeck("status", deck=demo_deck, check=True).stdout
-    assert out.splitlines()[0].startswith("web-platform")
-    assert re.search(r"^prod\s+protected\s+1\.0\.0 ami-\w+\s+3/3/3", out, re.MULTILINE), out
+    assert out.splitlines()[0].startswith("shop") and "read at" in out.splitlines()[0]
+    assert re.search(r"^prod\s+333333333333 us-west-2\s+protected\s+web\s+1\.0\.0 ami-\w+\s+3/3/3", out, re.M), out
 
 
 def test_a_deck_whose_local_cloud_is_gone_says_how_to_recreate_it(demo_deck: Path, tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
-"""Image lifecycle on the demo deck: bake, promote through the chain, break-glass, roll back, revoke.
+"""Image lifecycle on the demo estate: bake per service, promote one service and release trains through
+the chain and across accounts and regions, break-glass, roll back, revoke.
 
 Every refusal also asserts that nothing changed: git head and working tree, pin files, what runs.
-Runs after test_10_foundation (it moves dev and staging to a new image and leaves prod rolled back).
+Runs after test_10_foundation (it moves dev and staging to new images and leaves prod rolled back).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from tests.helpers import opsdeck
 pytestmark = pytest.mark.integration
 
 ENVS = ("sandbox", "dev", "staging", "prod")
+SERVICES = ("web", "api", "worker")
+PIN = "images.auto.tfvars.json"
 BREAK_GLASS = {"access_key_id": "AKIAOPSDECKTESTPROD", "secret_access_key": "prod-break-glass-secret-7f3a9c"}
 
 
@@ -31,8 +34,8 @@ def _status(deck: Path) -> dict[str, Any]:
     return {e["name"]: e for e in data["environments"]}
 
 
-def _pin(deck: Path, env: str) -> str:
-    return json.loads((deck / "envs" / env / "image.auto.tfvars.json").read_text())["image_id"]
+def _pins(deck: Path, env: str) -> dict[str, str]:
+    return json.loads((deck / "envs" / env / PIN).read_text())["images"]
 
 
 def fingerprint(deck: Path) -> dict[str, Any]:
@@ -41,8 +44,8 @@ def fingerprint(deck: Path) -> dict[str, Any]:
     return {
         "head": _git(deck, "rev-parse", "HEAD"),
         "worktree": _git(deck, "status", "--porcelain"),
-        "pins": {env: (deck / "envs" / env / "image.auto.tfvars.json").read_text() for env in ENVS},
-        "running": {env: sorted(set(status[env]["instance_images"].values())) for env in ENVS},
+        "pins": {env: (deck / "envs" / env / PIN).read_text() for env in ENVS},
+        "running": {env: sorted(status[env]["instance_images"].items()) for env in ENVS},
         "counts": {env: status[env]["instances"] for env in ENVS},
     }
 
@@ -64,105 +67,160 @@ def _refused(deck: Path, *args: str, match: str) -> None:
     assert new and new[-1]["result"] == "refused", new
 
 
-def _on_image(deck: Path, env: str, image: str) -> None:
-    status = _status(deck)[env]
-    assert status["image"]["id"] == image
-    counts = status["instances"]
-    assert counts["running"] == counts["desired"] == counts["on_pinned_image"] > 0, counts
-    assert set(status["instance_images"].values()) == {image}
+def _on_images(deck: Path, env: str, images: dict[str, str]) -> None:
+    """Each named service of ``env`` pins its image and runs it on every desired instance."""
+    row = _status(deck)[env]
+    services = {s["name"]: s for s in row["services"]}
+    for service, image in images.items():
+        assert services[service]["image"]["id"] == image, (env, service)
+        counts = services[service]["instances"]
+        assert counts["running"] == counts["desired"] == counts["on_pinned_image"] > 0, (env, service, counts)
+
+
+def _assume(deck: Path, role: str) -> dict[str, Any]:
+    """What `aws sts assume-role` prints, from the local cloud."""
+    import boto3
+
+    endpoint = json.loads(opsdeck("cloud", "status", "--json", check=True).stdout)["endpoint"]
+    sts = boto3.client(
+        "sts", endpoint_url=endpoint, region_name="us-west-2", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    return dict(sts.assume_role(RoleArn=role, RoleSessionName="alice-break-glass"))
+
+
+def _instances(deck: Path, env: str, service: str) -> set[str]:
+    from opsdeck.core.estate.deck import Deck
+    from opsdeck.core.release.rollout import env_groups, service_groups
+
+    opened = Deck.open(deck)
+    return {i.id for g in service_groups(opened, env_groups(opened, env), service) for i in g.instances}
 
 
 @pytest.fixture(scope="module")
-def baked(demo_deck: Path) -> dict[str, Any]:
+def baked(demo_deck: Path) -> dict[str, dict[str, Any]]:
     result = opsdeck("bake", "--json", deck=demo_deck, check=True)
-    return json.loads(result.stdout)
+    return {image["service"]: image for image in json.loads(result.stdout)}
 
 
-def test_bake_prints_the_new_image(demo_deck: Path, baked: dict[str, Any]) -> None:
-    assert set(baked) >= {"id", "version", "git_sha", "seconds"}
-    assert baked["version"] == "1.0.1"  # next patch after the demo's 1.0.0
-    assert baked["git_sha"] == _git(demo_deck, "rev-parse", "HEAD")[:12]
-    images = {i["id"]: i for i in json.loads(opsdeck("images", "--json", deck=demo_deck, check=True).stdout)}
-    image = images[baked["id"]]
-    assert image["version"] == "1.0.1" and image["environments"] == []
-    assert image["built_by"] and image["base"]  # tagged with who built it and which base it builds on
+def test_bake_makes_one_image_per_service(demo_deck: Path, baked: dict[str, dict[str, Any]]) -> None:
+    assert sorted(baked) == sorted(SERVICES)
+    for image in baked.values():
+        assert set(image) >= {"id", "service", "version", "git_sha", "seconds"}
+        assert image["version"] == "1.0.1"  # next patch after the demo's 1.0.0, per service
+        assert image["git_sha"] == _git(demo_deck, "rev-parse", "HEAD")[:12]
+    status = _status(demo_deck)
+    assert status["staging"]["lag"]["in_sync"] is True and status["staging"]["lag"]["source"] == "dev"
 
 
-def test_promote_through_the_chain_with_break_glass_then_roll_back(demo_deck: Path, baked: dict[str, Any]) -> None:
-    new, old = baked["id"], _pin(demo_deck, "prod")
+def test_one_service_promoted_alone_changes_only_its_pin_and_its_instances(
+    demo_deck: Path, baked: dict[str, dict[str, Any]]
+) -> None:
+    api = json.loads(opsdeck("bake", "--service", "api", "--json", deck=demo_deck, check=True).stdout)
+    assert [i["service"] for i in api] == ["api"] and api[0]["version"] == "1.0.2"
+    others = {s: _instances(demo_deck, "dev", s) for s in ("web", "worker")}
+    pins = _pins(demo_deck, "dev")
+    out = json.loads(
+        opsdeck(
+            "promote", api[0]["id"], "dev", "--service", "api", "--yes", "--json", deck=demo_deck, check=True
+        ).stdout
+    )
+    assert out["services"] == [{"name": "api", "from_image": pins["api"], "to_image": api[0]["id"], "version": "1.0.2"}]
+    assert _git(demo_deck, "show", "--name-only", "--format=", "HEAD").split() == [f"envs/dev/{PIN}"]
+    assert _pins(demo_deck, "dev") == {**pins, "api": api[0]["id"]}
+    _on_images(demo_deck, "dev", {"api": api[0]["id"]})
+    assert {s: _instances(demo_deck, "dev", s) for s in ("web", "worker")} == others  # not one instance moved
+    # Put dev's api back where the rest of this module expects it.
+    opsdeck("rollback", "dev", "--service", "api", "--yes", deck=demo_deck, check=True)
+
+
+def test_a_release_train_through_the_chain_with_break_glass_then_back(
+    demo_deck: Path, baked: dict[str, dict[str, Any]]
+) -> None:
+    images = json.loads(opsdeck("images", "--json", deck=demo_deck, check=True).stdout)
+    newest = {s: [i for i in images if i["service"] == s][-1] for s in SERVICES}  # api has a 1.0.2 by now
+    new = {s: newest[s]["id"] for s in SERVICES}
+    train = ", ".join(f"{s} {newest[s]['version']}" for s in SERVICES)
+    old = {env: _pins(demo_deck, env) for env in ENVS}
     commits = int(_git(demo_deck, "rev-list", "--count", "HEAD"))
 
-    out = json.loads(
-        opsdeck(
-            "promote", new, "dev", "--yes", "--reason", "release 1.0.1", "--json", deck=demo_deck, check=True
-        ).stdout
-    )
-    assert out["environment"] == "dev" and out["from_image"] == old and out["to_image"] == new
+    out = json.loads(opsdeck("deploy", "dev", "--yes", "--reason", "release 1.0.1", "--json", deck=demo_deck).stdout)
+    assert sorted(s["name"] for s in out["services"]) == sorted(SERVICES)
     assert out["commit"] == _git(demo_deck, "rev-parse", "HEAD").strip()
-    _on_image(demo_deck, "dev", new)
+    _on_images(demo_deck, "dev", new)
 
     opsdeck("promote", "dev", "staging", "--yes", "--reason", "soak passed", deck=demo_deck, check=True)
-    _on_image(demo_deck, "staging", new)
-    _on_image(demo_deck, "prod", old)
+    _on_images(demo_deck, "staging", new)
+    _on_images(demo_deck, "prod", old["prod"])
 
-    # prod: break-glass with no other step: the demo stored prod's credentials in the keyring.
-    out = json.loads(
-        opsdeck(
-            "promote",
-            "staging",
-            "prod",
-            "--yes",
-            "--break-glass",
-            "--reason",
-            "CVE-2026-1234",
-            "--json",
-            deck=demo_deck,
-            check=True,
-        ).stdout
+    # prod: break-glass with no other step (the demo stored prod's credentials in the keyring); another
+    # account and region: each image is copied to us-west-2 and shared with production's account.
+    promoted = opsdeck(
+        "promote", "staging", "prod", "--yes", "--break-glass", "--reason", "CVE-2026-1234", "--json", deck=demo_deck
     )
-    assert out["to_image"] == new
-    _on_image(demo_deck, "prod", new)
+    assert promoted.returncode == 0, promoted.stderr
+    out = json.loads(promoted.stdout)
+    copies = {d["image"]: d["image_in_region"] for d in out["distributed"]}
+    assert set(copies) == set(new.values()) and all(d["copied"] and d["shared"] for d in out["distributed"])
+    _on_images(demo_deck, "prod", {s: copies[new[s]] for s in SERVICES})
     opened = [r for r in _audit(demo_deck) if r["action"] == "break-glass" and r["result"] == "opened"]
     assert opened[-1]["credentials_from"].startswith("keyring")
 
-    # A team's own credentials, stored in the keyring from stdin (never argv), take over.
+    # A team's own credentials, stored in the keyring from stdin (never argv), take over. Ones that reach
+    # another account than production's are refused before anything is locked or changed.
     stored = opsdeck("secrets", "set", "prod", deck=demo_deck, input=json.dumps(BREAK_GLASS))
     assert stored.returncode == 0, stored.stderr
-    rolled = opsdeck(
-        "rollback", "prod", "--yes", "--break-glass", "--reason", "error rate up", "--json", deck=demo_deck, check=True
+    _refused(
+        demo_deck,
+        "rollback",
+        "prod",
+        "--yes",
+        "--break-glass",
+        "--reason",
+        "wrong key",
+        match="the break-glass credentials reach account 123456789012, but opsdeck.toml says prod is in account",
     )
-    assert json.loads(rolled.stdout)["to_image"] == old
-    _on_image(demo_deck, "prod", old)
-    assert BREAK_GLASS["secret_access_key"] not in rolled.stdout + rolled.stderr
+    assumed = _assume(demo_deck, "arn:aws:iam::333333333333:role/opsdeck-break-glass")  # `aws sts assume-role`
+    opsdeck("secrets", "set", "prod", deck=demo_deck, input=json.dumps(assumed, default=str), check=True)
+    rolled = opsdeck(
+        "rollback", "prod", "--yes", "--break-glass", "--reason", "error rate up", "--json", deck=demo_deck
+    )
+    assert rolled.returncode == 0, rolled.stderr
+    assert {s["name"]: s["to_image"] for s in json.loads(rolled.stdout)["services"]} == old["prod"]
+    _on_images(demo_deck, "prod", old["prod"])
+    secret = assumed["Credentials"]["SecretAccessKey"]
+    assert secret not in rolled.stdout + rolled.stderr
 
     log = _git(demo_deck, "log", "--format=%s", f"-{int(_git(demo_deck, 'rev-list', '--count', 'HEAD')) - commits}")
     subjects = log.strip().splitlines()
-    assert len(subjects) == 4  # one commit per promote and rollback
-    assert subjects[0].startswith("rollback web prod: 1.0.1 -> 1.0.0")
-    assert subjects[1] == "promote web 1.0.1 to prod: CVE-2026-1234"
-    assert subjects[2] == "promote web 1.0.1 to staging: soak passed"
-    assert subjects[3] == "promote web 1.0.1 to dev: release 1.0.1"
+    assert len(subjects) == 4  # one commit per release, however many services it moved
+    back = ", ".join(f"{s} {newest[s]['version']} -> 1.0.0" for s in SERVICES)
+    assert subjects[0] == f"rollback prod: {back} (error rate up)"
+    assert subjects[1] == f"promote {train} to prod: CVE-2026-1234"
+    assert subjects[2] == f"promote {train} to staging: soak passed"
+    assert subjects[3] == f"deploy {train} to dev: release 1.0.1"
     body = _git(demo_deck, "log", "-1", "--format=%B", "HEAD~1")
+    lines = body.splitlines()
+    for service in SERVICES:
+        expected = f"-> {newest[service]['version']} ({copies[new[service]]})"
+        assert any(line.startswith(f"{service}: 1.0.0 (") and line.endswith(expected) for line in lines), body
     for needle in (
-        "app: web",
-        "version: 1.0.1",
-        f"image: {new}",
         "from: staging",
         "to: prod",
         "reason: CVE-2026-1234",
         "break-glass: CVE-2026-1234",
+        f"{new['web']} copied to us-west-2 as {copies[new['web']]}",
         "Opsdeck-Audit: ",
     ):
         assert needle in body, body
 
-    history = json.loads(opsdeck("history", "prod", "--json", deck=demo_deck, check=True).stdout)
-    assert [h["version"] for h in history[:3]] == ["1.0.0", "1.0.1", "1.0.0"]
+    history = json.loads(opsdeck("history", "prod", "--service", "web", "--json", deck=demo_deck, check=True).stdout)
+    assert [h["services"][0]["version"] for h in history[:3]] == ["1.0.0", newest["web"]["version"], "1.0.0"]
 
     records = _audit(demo_deck)
     done = [(r["action"], r["environment"], r["result"]) for r in records if r["result"] != "started"]
     for expected in [
         ("bake", None, "ok"),
-        ("promote", "dev", "ok"),
+        ("deploy", "dev", "ok"),
         ("promote", "staging", "ok"),
         ("promote", "prod", "ok"),
         ("rollback", "prod", "ok"),
@@ -173,20 +231,13 @@ def test_promote_through_the_chain_with_break_glass_then_roll_back(demo_deck: Pa
         r for r in records if r["action"] == "promote" and r["environment"] == "prod" and r["result"] == "ok"
     )
     assert promote_prod["reason"] == "CVE-2026-1234" and promote_prod["break_glass"] is True
-    assert promote_prod["who"]["git"] and promote_prod["who"]["aws"].startswith("arn:aws:")
-    assert promote_prod["from"] == old and promote_prod["to"] == new and promote_prod["seconds"] > 0
+    assert promote_prod["who"]["git"] and promote_prod["who"]["aws"].startswith("arn:aws:sts::333333333333:")
+    assert promote_prod["to"] == new and promote_prod["seconds"] > 0
+    assert {d["image"] for d in promote_prod["distributed"]} == set(new.values())
     verified = opsdeck("audit", "verify", deck=demo_deck)
     assert verified.returncode == 0 and "hash chain verified" in verified.stdout
     audit_text = (demo_deck / ".opsdeck" / "audit.jsonl").read_text()
-    assert BREAK_GLASS["secret_access_key"] not in audit_text
-
-
-def test_status_shows_lag_behind_the_source(demo_deck: Path, baked: dict[str, Any]) -> None:
-    status = _status(demo_deck)
-    assert status["staging"]["lag"]["in_sync"] is True and status["staging"]["lag"]["source"] == "dev"
-    prod = status["prod"]["lag"]
-    assert prod["in_sync"] is False and prod["behind"] == 1 and prod["source_image"] == baked["id"]
-    assert prod["since"] is not None
+    assert BREAK_GLASS["secret_access_key"] not in audit_text and secret not in audit_text
 
 
 def test_refused_wrong_chain(demo_deck: Path) -> None:
@@ -194,14 +245,30 @@ def test_refused_wrong_chain(demo_deck: Path) -> None:
 
 
 def test_refused_image_that_never_ran_in_the_source(demo_deck: Path) -> None:
-    fresh = json.loads(opsdeck("bake", "--json", deck=demo_deck, check=True).stdout)
+    (fresh,) = json.loads(opsdeck("bake", "--service", "web", "--json", deck=demo_deck, check=True).stdout)
     _refused(
         demo_deck,
         "promote",
         fresh["version"],
         "staging",
+        "--service",
+        "web",
         "--yes",
         match=f"({fresh['id']}) has not run in dev, and staging only takes images that have",
+    )
+
+
+def test_refused_image_of_another_service(demo_deck: Path, baked: dict[str, dict[str, Any]]) -> None:
+    web = baked["web"]["id"]
+    _refused(
+        demo_deck,
+        "promote",
+        web,
+        "sandbox",
+        "--service",
+        "api",
+        "--yes",
+        match=f"{web} is an image of web, not of api",
     )
 
 
@@ -211,56 +278,49 @@ def test_refused_protected_without_break_glass(demo_deck: Path) -> None:
 
 
 def test_refused_dirty_pin_file(demo_deck: Path) -> None:
-    pin = demo_deck / "envs" / "dev" / "image.auto.tfvars.json"
+    pin = demo_deck / "envs" / "dev" / PIN
     original = pin.read_text()
     pin.write_text(original.replace("\n}", "\n}\n"))
     try:
-        _refused(
-            demo_deck,
-            "promote",
-            "sandbox",
-            "dev",
-            "--yes",
-            match="envs/dev/image.auto.tfvars.json has uncommitted changes",
-        )
+        _refused(demo_deck, "deploy", "dev", "--yes", match=f"envs/dev/{PIN} has uncommitted changes")
         assert pin.read_text() != original  # the person's edit is kept, not thrown away
     finally:
         pin.write_text(original)
 
 
 def test_revoked_image_is_refused_and_flagged(demo_deck: Path) -> None:
-    bad = json.loads(opsdeck("bake", "--json", deck=demo_deck, check=True).stdout)
+    (bad,) = json.loads(opsdeck("bake", "--service", "worker", "--json", deck=demo_deck, check=True).stdout)
     opsdeck("promote", bad["id"], "sandbox", "--yes", "--reason", "try it", deck=demo_deck, check=True)
-    revoked = opsdeck("revoke", bad["version"], "--reason", "leaks memory", deck=demo_deck)
+    revoked = opsdeck("revoke", bad["id"], "--reason", "leaks memory", deck=demo_deck)
     assert revoked.returncode == 0, revoked.stderr
-    _refused(demo_deck, "promote", "sandbox", "dev", "--yes", match="is revoked: leaks memory")
-    status = _status(demo_deck)
-    assert status["sandbox"]["image"] == {"id": bad["id"], "version": bad["version"], "revoked": True}
+    _refused(demo_deck, "promote", bad["id"], "dev", "--yes", match="is revoked: leaks memory")
+    worker = next(s for s in _status(demo_deck)["sandbox"]["services"] if s["name"] == "worker")
+    assert worker["image"] == {"id": bad["id"], "version": bad["version"], "revoked": True}
     images = {i["id"]: i for i in json.loads(opsdeck("images", "--json", deck=demo_deck, check=True).stdout)}
     assert images[bad["id"]]["revoked"] and images[bad["id"]]["revoked_reason"] == "leaks memory"
     assert images[bad["id"]]["environments"] == ["sandbox"]
     text = opsdeck("status", deck=demo_deck, check=True).stdout
-    assert "REVOKED" in next(line for line in text.splitlines() if line.startswith("sandbox"))
+    assert "REVOKED" in next(line for line in text.splitlines() if bad["id"] in line)
     # Rolling the sandbox back off the revoked image is allowed (and puts it back as it was).
-    opsdeck("rollback", "sandbox", "--yes", "--reason", "revoked", deck=demo_deck, check=True)
-    assert _status(demo_deck)["sandbox"]["image"]["revoked"] is False
+    opsdeck("rollback", "sandbox", "--service", "worker", "--yes", "--reason", "revoked", deck=demo_deck, check=True)
+    worker = next(s for s in _status(demo_deck)["sandbox"]["services"] if s["name"] == "worker")
+    assert worker["image"]["revoked"] is False
 
 
-def test_failed_apply_leaves_pin_and_environment_agreeing(demo_deck: Path, baked: dict[str, Any]) -> None:
+def test_failed_apply_leaves_pins_and_environment_agreeing(demo_deck: Path) -> None:
     """Someone takes the Terraform state lock between plan and apply: apply fails, nothing is lost."""
     from opsdeck.core.estate.deck import Deck
     from opsdeck.core.events import Reporter
     from opsdeck.core.release.promote import promote
+    from opsdeck.core.safety.breakglass import open_break_glass
     from opsdeck.errors import LockedError
 
     deck = Deck.open(demo_deck)
-    bucket, key = deck.state_location("prod") or ("", "")
-    s3 = deck.aws().client("s3")
+    backend = deck.backend("prod")
+    assert backend is not None
+    s3 = deck.tools.env("prod").cloud.client("s3")  # type: ignore[attr-defined]
     before = fingerprint(demo_deck)
     records = len(_audit(demo_deck))
-    opsdeck("secrets", "set", "prod", deck=demo_deck, input=json.dumps(BREAK_GLASS), check=True)
-    from opsdeck.core.safety.breakglass import open_break_glass
-
     glass = open_break_glass(deck, "prod", "lock test")
 
     async def grab_lock_then_confirm(preview: Any) -> bool:
@@ -270,9 +330,9 @@ def test_failed_apply_leaves_pin_and_environment_agreeing(demo_deck: Path, baked
             "Who": "mallory@elsewhere",
             "Version": "1.11.4",
             "Created": "2026-11-22T09:00:00Z",
-            "Path": key,
+            "Path": backend.key,
         }
-        s3.put_object(Bucket=bucket, Key=f"{key}.tflock", Body=json.dumps(lock).encode())
+        s3.put_object(Bucket=backend.bucket, Key=f"{backend.key}.tflock", Body=json.dumps(lock).encode())
         return True
 
     try:
@@ -283,30 +343,30 @@ def test_failed_apply_leaves_pin_and_environment_agreeing(demo_deck: Path, baked
                     "staging",
                     "prod",
                     Reporter("promote", "prod"),
+                    services=["web"],
                     reason="x",
                     confirm=grab_lock_then_confirm,
                     glass=glass,
                 )
             )
     finally:
-        s3.delete_object(Bucket=bucket, Key=f"{key}.tflock")
+        s3.delete_object(Bucket=backend.bucket, Key=f"{backend.key}.tflock")
     message = str(err.value)
-    assert message.startswith("promote of prod failed at apply (pin restored to ")
+    assert message.startswith("promote of prod failed at apply (pins restored): ")
     assert "mallory@elsewhere" in message
-    after = fingerprint(demo_deck)
-    assert after == before
+    assert fingerprint(demo_deck) == before
     last = _audit(demo_deck)[records:]
     assert last[-1]["action"] == "promote" and last[-1]["result"] == "failed"
-    assert last[-1]["error"].startswith("apply: ")
+    assert last[-1]["error"].startswith("promote of prod failed at apply")
 
 
-def test_a_new_base_marks_older_app_images_outdated(demo_deck: Path) -> None:
-    base = json.loads(opsdeck("bake", "--base", "--json", deck=demo_deck, check=True).stdout)
-    assert base["layer"] == "base"
+def test_a_new_base_marks_older_service_images_outdated(demo_deck: Path) -> None:
+    (base,) = json.loads(opsdeck("bake", "--base", "--json", deck=demo_deck, check=True).stdout)
+    assert base["layer"] == "base" and base["service"] is None
     images = json.loads(opsdeck("images", "--json", deck=demo_deck, check=True).stdout)
     apps = [i for i in images if i["layer"] == "app"]
     assert apps and all(i["base_outdated"] for i in apps)  # built on a base that is no longer the newest
-    fresh = json.loads(opsdeck("bake", "--json", deck=demo_deck, check=True).stdout)
+    (fresh,) = json.loads(opsdeck("bake", "--service", "web", "--json", deck=demo_deck, check=True).stdout)
     assert fresh["base_id"] == base["id"]
     images = {i["id"]: i for i in json.loads(opsdeck("images", "--json", deck=demo_deck, check=True).stdout)}
     assert images[fresh["id"]]["base"] == base["id"] and images[fresh["id"]]["base_outdated"] is False

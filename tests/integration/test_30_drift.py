@@ -24,6 +24,23 @@ def _deck(demo_deck: Path) -> Any:
     return Deck.open(demo_deck)
 
 
+def _aws(deck: Any, env: str) -> Any:
+    """boto3 in ``env``'s own account and region (its role assumed), as opsdeck reaches it."""
+    return deck.tools.env(env).cloud
+
+
+def _group(deck: Any, env: str, service: str) -> Any:
+    from opsdeck.core.release.rollout import env_groups, service_groups
+
+    return service_groups(deck, env_groups(deck, env), service)[0]
+
+
+def _pin(deck: Any, env: str, service: str) -> str:
+    from opsdeck.core.estate.pins import read_pin
+
+    return read_pin(deck, env, service)
+
+
 def _subnet(ec2: Any, env: str) -> dict[str, Any]:
     return ec2.describe_subnets(Filters=[{"Name": "tag:env", "Values": [env]}])["Subnets"][0]
 
@@ -60,9 +77,9 @@ def test_plan_sees_a_change_made_outside_terraform(demo_deck: Path) -> None:
     """`plan` is a real plan by default: a saved plan cannot see a change made in the cloud, and only
     --cached answers from one, saying how old it is."""
     assert opsdeck("plan", "dev", deck=demo_deck).returncode == 0
-    aws = _deck(demo_deck).aws()
-    group = aws.groups("dev")[0]
-    asg = aws.client("autoscaling")
+    deck = _deck(demo_deck)
+    group = _group(deck, "dev", "web")
+    asg = _aws(deck, "dev").client("autoscaling")
     asg.set_desired_capacity(AutoScalingGroupName=group.name, DesiredCapacity=group.desired + 1)
     try:
         cached = opsdeck("plan", "dev", "--cached", deck=demo_deck)
@@ -71,7 +88,7 @@ def test_plan_sees_a_change_made_outside_terraform(demo_deck: Path) -> None:
         assert result.returncode == 2, result.stderr
         data = json.loads(result.stdout)
         assert data["cached"] is False and data["change"] == 1
-        changed = {r["address"]: r for r in data["resources"]}["module.web.aws_autoscaling_group.web"]
+        changed = {r["address"]: r for r in data["resources"]}["module.web.aws_autoscaling_group.this"]
         assert "desired_capacity" in changed["attributes"]
         assert {
             "attribute": "desired_capacity",
@@ -89,19 +106,21 @@ def test_plan_sees_a_change_made_outside_terraform(demo_deck: Path) -> None:
 
 @pytest.fixture(scope="module")
 def out_of_band(demo_deck: Path) -> Iterator[dict[str, str]]:
-    """The done-when changes: staging's group resized, a tagged stray in dev, prod running another AMI."""
+    """The done-when changes, each in its environment's own account: staging's api group resized, a tagged
+    stray in dev, prod (us-west-2) running an AMI that is no pin of it."""
     deck = _deck(demo_deck)
-    aws = deck.aws()
-    ec2, asg = aws.client("ec2"), aws.client("autoscaling")
-    group = aws.groups("staging")[0]
-    asg.set_desired_capacity(AutoScalingGroupName=group.name, DesiredCapacity=group.desired + 1)
-    dev_stray = _run(ec2, deck.git.pin(deck.pin_rel("dev")), Name="redis-debug", env="dev")
-    other_ami = aws.images(role="base")[0].id
-    prod_odd = _run(ec2, other_ami, _subnet(ec2, "prod")["SubnetId"], Name="miner", env="prod")
+    group = _group(deck, "staging", "api")
+    _aws(deck, "staging").client("autoscaling").set_desired_capacity(
+        AutoScalingGroupName=group.name, DesiredCapacity=group.desired + 1
+    )
+    dev_ec2, prod_ec2 = _aws(deck, "dev").client("ec2"), _aws(deck, "prod").client("ec2")
+    dev_stray = _run(dev_ec2, _pin(deck, "dev", "web"), Name="redis-debug", env="dev")
+    other_ami = prod_ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    prod_odd = _run(prod_ec2, other_ami, _subnet(prod_ec2, "prod")["SubnetId"], Name="miner", env="prod")
     made = {"group": group.name, "dev_stray": dev_stray, "prod_odd": prod_odd, "other_ami": other_ami}
     yield made
-    for instance in (dev_stray, prod_odd):
-        ec2.terminate_instances(InstanceIds=[instance])
+    dev_ec2.terminate_instances(InstanceIds=[dev_stray])
+    prod_ec2.terminate_instances(InstanceIds=[prod_odd])
 
 
 def test_drift_reports_each_change_in_its_environment(demo_deck: Path, out_of_band: dict[str, str]) -> None:
@@ -112,13 +131,13 @@ def test_drift_reports_each_change_in_its_environment(demo_deck: Path, out_of_ba
     staging = envs["staging"]
     assert staging["status"] == "drifted" and staging["unmanaged"] == [] and staging["image"] == []
     assert staging["managed"] == [
-        {"address": "module.web.aws_autoscaling_group.web", "attributes": ["desired_capacity"]}
+        {"address": "module.api.aws_autoscaling_group.this", "attributes": ["desired_capacity"]}
     ]
     dev = envs["dev"]
     assert dev["status"] == "drifted" and dev["managed"] == []
     assert {"type": "ec2:instance", "id": out_of_band["dev_stray"]} in dev["unmanaged"]
     prod = envs["prod"]
-    assert {"instance": out_of_band["prod_odd"], "image_id": out_of_band["other_ami"]} in prod["image"]
+    assert {"instance": out_of_band["prod_odd"], "image_id": out_of_band["other_ami"], "service": ""} in prod["image"]
     assert {"type": "ec2:instance", "id": out_of_band["prod_odd"]} in prod["unmanaged"]
     # The local cloud's known false drift is in sample_envs/.driftignore, not in code.
     assert all(e["ignored"] > 0 for e in envs.values())
@@ -167,8 +186,8 @@ def test_apply_puts_code_back_over_managed_drift(demo_deck: Path, out_of_band: d
     status = {
         e["name"]: e for e in json.loads(opsdeck("status", "--json", deck=demo_deck, check=True).stdout)["environments"]
     }
-    counts = status["staging"]["instances"]
-    assert counts["desired"] == counts["running"] == counts["on_pinned_image"] == 2
+    api = next(s for s in status["staging"]["services"] if s["name"] == "api")["instances"]
+    assert api["desired"] == api["running"] == api["on_pinned_image"] == 2
 
 
 def test_apply_on_protected_needs_break_glass(demo_deck: Path) -> None:
@@ -183,9 +202,9 @@ def test_apply_on_protected_needs_break_glass(demo_deck: Path) -> None:
 def strays(demo_deck: Path) -> dict[str, Any]:
     """Strays in the sandbox, and look-alikes that belong to dev."""
     deck = _deck(demo_deck)
-    aws = deck.aws()
+    aws = _aws(deck, "sandbox")  # dev shares the sandbox's account: its look-alikes are the danger
     ec2, s3 = aws.client("ec2"), aws.client("s3")
-    image = deck.git.pin(deck.pin_rel("sandbox"))
+    image = _pin(deck, "sandbox", "web")
     sandbox, dev = _subnet(ec2, "sandbox"), _subnet(ec2, "dev")
     made: dict[str, Any] = {
         "sandbox_instance": _run(ec2, image, sandbox["SubnetId"], Name="crypto-miner", env="sandbox"),
@@ -213,7 +232,7 @@ def strays(demo_deck: Path) -> dict[str, Any]:
 
 def test_nuke_rebuild_leaves_no_stray_and_spares_other_environments(demo_deck: Path, strays: dict[str, Any]) -> None:
     deck = _deck(demo_deck)
-    ec2 = deck.aws().client("ec2")
+    ec2 = _aws(deck, "sandbox").client("ec2")
     dry = opsdeck("nuke-rebuild", "sandbox", "--json", deck=demo_deck)
     assert dry.returncode == 0, dry.stderr
     plan = json.loads(dry.stdout)
@@ -223,7 +242,8 @@ def test_nuke_rebuild_leaves_no_stray_and_spares_other_environments(demo_deck: P
         assert strays[key] in listed, key
     for key in ("lookalike_tag_in_dev_vpc", "lookalike_name", "lookalike_sg"):
         assert strays[key] not in listed, key
-    assert "module.web.aws_vpc.this" in plan["managed"]
+    assert "module.network.aws_vpc.this" in plan["managed"]
+    assert plan["account"] == "111111111111" and plan["region"] == "us-east-1"
     assert _alive(ec2, strays["sandbox_instance"])  # a dry run deletes nothing
 
     result = opsdeck("nuke-rebuild", "sandbox", "--yes", "--json", deck=demo_deck, timeout=900)
@@ -242,8 +262,8 @@ def test_nuke_rebuild_leaves_no_stray_and_spares_other_environments(demo_deck: P
     assert data["seconds"] >= sum(p["seconds"] for p in data["phases"]) * 0.9
 
     assert not _alive(ec2, strays["sandbox_instance"]) and not _alive(ec2, strays["sandbox_untagged"])
-    buckets = {b["Name"] for b in deck.aws().client("s3").list_buckets()["Buckets"]}
-    assert strays["sandbox_bucket"] not in buckets and deck.config.aws.state_bucket in buckets
+    buckets = {b["Name"] for b in _aws(deck, "sandbox").client("s3").list_buckets()["Buckets"]}
+    assert strays["sandbox_bucket"] not in buckets and deck.backend("sandbox").bucket in buckets
     code, envs = _drift(demo_deck, "sandbox")
     assert code == 0 and envs["sandbox"]["status"] == "clean"
     status = {
@@ -290,7 +310,7 @@ def test_nuke_refused_in_a_protected_account(demo_deck: Path) -> None:
     original = config.read_text()
     config.write_text(
         original.replace(
-            'protected_accounts = ["210987654321"]', 'protected_accounts = ["210987654321", "123456789012"]'
+            'protected_accounts = ["333333333333"]', 'protected_accounts = ["333333333333", "111111111111"]'
         )
     )
     try:
@@ -298,7 +318,7 @@ def test_nuke_refused_in_a_protected_account(demo_deck: Path) -> None:
             result = opsdeck("nuke-rebuild", "sandbox", *extra, deck=demo_deck)
             assert result.returncode == 1
             assert result.stderr.strip() == (
-                "opsdeck: account 123456789012 is listed in aws.protected_accounts: nuke-and-rebuild is refused there"
+                "opsdeck: account 111111111111 is listed in aws.protected_accounts: nuke-and-rebuild is refused there"
             )
     finally:
         config.write_text(original)

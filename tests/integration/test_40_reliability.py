@@ -20,7 +20,7 @@ from tests.helpers import ROOT, opsdeck
 
 pytestmark = pytest.mark.integration
 
-SECRET = {"access_key_id": "AKIAPLANTEDSECRET01", "secret_access_key": "planted-s3cret-do-not-leak-5d1e"}
+PIN = "images.auto.tfvars.json"
 
 
 def _status(deck: Path) -> dict[str, Any]:
@@ -29,23 +29,39 @@ def _status(deck: Path) -> dict[str, Any]:
 
 
 def _images(deck: Path) -> dict[str, str]:
-    """version -> id of the app images."""
+    """version -> id of the web service's images (the service these faults are played on)."""
     data = json.loads(opsdeck("images", "--json", deck=deck, check=True).stdout)
-    return {i["version"]: i["id"] for i in data if i["layer"] == "app" and not i["revoked"]}
+    return {i["version"]: i["id"] for i in data if i["service"] == "web" and not i["revoked"]}
 
 
 @pytest.fixture(scope="module")
 def spare(demo_deck: Path) -> list[str]:
-    """Two app images that neither dev nor the sandbox runs now (baked if the deck lacks them)."""
+    """Two web images that neither dev nor the sandbox runs now (baked if the deck lacks them)."""
     pins = {_pin(demo_deck, env) for env in ("dev", "sandbox")}
     found = [image for image in _images(demo_deck).values() if image not in pins]
     while len(found) < 2:
-        found.append(json.loads(opsdeck("bake", "--json", deck=demo_deck, check=True).stdout)["id"])
+        baked = json.loads(opsdeck("bake", "--service", "web", "--json", deck=demo_deck, check=True).stdout)
+        found.append(baked[0]["id"])
     return found[:2]
 
 
-def _pin(deck: Path, env: str) -> str:
-    return json.loads((deck / "envs" / env / "image.auto.tfvars.json").read_text())["image_id"]
+def _pin(deck: Path, env: str, service: str = "web") -> str:
+    return json.loads((deck / "envs" / env / PIN).read_text())["images"][service]
+
+
+def _web(row: dict[str, Any]) -> dict[str, Any]:
+    return next(s for s in row["services"] if s["name"] == "web")
+
+
+def _assume(role: str) -> dict[str, Any]:
+    """What `aws sts assume-role` prints, from the local cloud."""
+    import boto3
+
+    endpoint = json.loads(opsdeck("cloud", "status", "--json", check=True).stdout)["endpoint"]
+    sts = boto3.client(
+        "sts", endpoint_url=endpoint, region_name="us-west-2", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    return dict(sts.assume_role(RoleArn=role, RoleSessionName="planted"))
 
 
 def _spawn(deck: Path, *args: str) -> subprocess.Popen[str]:
@@ -76,10 +92,12 @@ def _git(deck: Path, *args: str) -> str:
 
 
 def test_same_environment_one_proceeds_other_fails_at_once(demo_deck: Path, spare: list[str]) -> None:
-    first = _spawn(demo_deck, "promote", spare[0], "dev", "--yes", "--reason", "concurrency A")
+    first = _spawn(demo_deck, "promote", spare[0], "dev", "--service", "web", "--yes", "--reason", "concurrency A")
     try:
         _wait_for(lambda: _lock_held(demo_deck, "dev"), what="the first promote to take dev's lock")
-        second = opsdeck("promote", spare[1], "dev", "--yes", "--reason", "concurrency B", deck=demo_deck)
+        second = opsdeck(
+            "promote", spare[1], "dev", "--service", "web", "--yes", "--reason", "concurrency B", deck=demo_deck
+        )
         assert first.poll() is None  # the second failed while the first still ran: it did not wait
         assert second.returncode == 1
         line = second.stderr.strip().splitlines()[-1]
@@ -87,12 +105,12 @@ def test_same_environment_one_proceeds_other_fails_at_once(demo_deck: Path, spar
     finally:
         _out, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
-    assert _status(demo_deck)["dev"]["image"]["id"] == spare[0]
+    assert _web(_status(demo_deck)["dev"])["image"]["id"] == spare[0]
 
 
 def test_different_environments_proceed_in_parallel(demo_deck: Path, spare: list[str]) -> None:
-    dev = _spawn(demo_deck, "promote", spare[1], "dev", "--yes", "--reason", "parallel")
-    sandbox = _spawn(demo_deck, "promote", spare[0], "sandbox", "--yes", "--reason", "parallel")
+    dev = _spawn(demo_deck, "promote", spare[1], "dev", "--service", "web", "--yes", "--reason", "parallel")
+    sandbox = _spawn(demo_deck, "promote", spare[0], "sandbox", "--service", "web", "--yes", "--reason", "parallel")
     both = threading.Event()
 
     def watch() -> None:
@@ -110,12 +128,12 @@ def test_different_environments_proceed_in_parallel(demo_deck: Path, spare: list
     assert dev.returncode == 0 and sandbox.returncode == 0, results
     assert both.is_set(), "both locks were never held at the same time"
     status = _status(demo_deck)
-    assert status["dev"]["image"]["id"] == spare[1] and status["sandbox"]["image"]["id"] == spare[0]
+    assert _web(status["dev"])["image"]["id"] == spare[1] and _web(status["sandbox"])["image"]["id"] == spare[0]
 
 
 def test_refresh_leaves_an_environment_with_a_running_operation_alone(demo_deck: Path, spare: list[str]) -> None:
     target = next(image for image in spare if image != _pin(demo_deck, "dev"))
-    promote = _spawn(demo_deck, "promote", target, "dev", "--yes", "--reason", "refresh beside it")
+    promote = _spawn(demo_deck, "promote", target, "dev", "--service", "web", "--yes", "--reason", "refresh beside it")
     try:
         _wait_for(lambda: _lock_held(demo_deck, "dev"), what="the promote to take dev's lock")
         refresh = opsdeck("refresh", "dev", "sandbox", "--json", deck=demo_deck)
@@ -125,17 +143,17 @@ def test_refresh_leaves_an_environment_with_a_running_operation_alone(demo_deck:
     assert refresh.returncode == 0, refresh.stderr
     data = json.loads(refresh.stdout)
     assert data["skipped"] == {"dev": "promote"}
-    assert _status(demo_deck)["dev"]["image"]["id"] == target
+    assert _web(_status(demo_deck)["dev"])["image"]["id"] == target
     scratch = [p.name for p in (demo_deck / ".opsdeck" / "plans").iterdir() if p.name.count(".") > 1]
     assert scratch == []  # every run's own plan file was moved into place or removed
 
 
 def test_killed_mid_apply_shows_interrupted_and_loses_nothing(demo_deck: Path, spare: list[str]) -> None:
     head = _git(demo_deck, "rev-parse", "HEAD")
-    releases = json.loads(opsdeck("history", "dev", "--json", deck=demo_deck, check=True).stdout)
-    pins = [r["image_id"] for r in releases]
+    releases = json.loads(opsdeck("history", "dev", "--service", "web", "--json", deck=demo_deck, check=True).stdout)
+    pins = [r["services"][0]["image_id"] for r in releases]
     target = next(image for image in pins if image != pins[0])  # dev's previous pin, as rollback finds it
-    proc = _spawn(demo_deck, "rollback", "dev", "--yes", "--reason", "killed", "-v")
+    proc = _spawn(demo_deck, "rollback", "dev", "--service", "web", "--yes", "--reason", "killed", "-v")
     assert proc.stderr is not None
     for line in proc.stderr:
         if "rollback dev: apply" in line:
@@ -150,7 +168,7 @@ def test_killed_mid_apply_shows_interrupted_and_loses_nothing(demo_deck: Path, s
     status = _status(demo_deck)["dev"]
     lock = status["lock"]
     assert lock["state"] == "interrupted" and lock["operation"] == "rollback" and lock["id"]
-    refused = opsdeck("promote", "sandbox", "dev", "--yes", deck=demo_deck)
+    refused = opsdeck("deploy", "dev", "--yes", deck=demo_deck)
     assert refused.returncode == 1
     assert "dev has an interrupted operation: rollback by " in refused.stderr
     assert "release it with `opsdeck unlock dev`" in refused.stderr
@@ -178,9 +196,8 @@ def test_killed_mid_apply_shows_interrupted_and_loses_nothing(demo_deck: Path, s
     # Nothing lost: git history as it was, the pin the operation wrote is kept (uncommitted), and the
     # plan is correct: terraform finished the apply, so code and cloud agree.
     assert _git(demo_deck, "rev-parse", "HEAD") == head
-    pin = demo_deck / "envs" / "dev" / "image.auto.tfvars.json"
-    assert json.loads(pin.read_text())["image_id"] == target
-    plan = opsdeck("plan", "dev", "--json", "--fresh", deck=demo_deck)
+    assert _pin(demo_deck, "dev") == target
+    plan = opsdeck("plan", "dev", "--json", deck=demo_deck)
     assert plan.returncode == 0, plan.stdout + plan.stderr
     counts = _status(demo_deck)["dev"]["instances"]
     assert counts["running"] == counts["desired"] == counts["on_pinned_image"] > 0
@@ -191,7 +208,7 @@ def test_killed_mid_apply_shows_interrupted_and_loses_nothing(demo_deck: Path, s
         "-m",
         "rollback web dev (finished after an interrupted run)",
         "--",
-        "envs/dev/image.auto.tfvars.json",
+        f"envs/dev/{PIN}",
     )
 
 
@@ -203,7 +220,7 @@ def test_cloud_going_away_is_one_line_and_recovers(demo_deck: Path) -> None:
     pid = _cloud_pid()
     os.kill(pid, signal.SIGSTOP)
     try:
-        for args in (["images"], ["plan", "dev"], ["promote", "sandbox", "dev", "--yes"], ["drift"]):
+        for args in (["images"], ["plan", "dev"], ["deploy", "dev", "--yes"], ["drift"]):
             result = opsdeck(*args, deck=demo_deck, timeout=120)
             assert result.returncode == 1, (args, result.stderr)
             lines = result.stderr.strip().splitlines()
@@ -215,20 +232,21 @@ def test_cloud_going_away_is_one_line_and_recovers(demo_deck: Path) -> None:
         assert status.returncode == 0
         data = json.loads(status.stdout)
         assert data["cloud"] == "unreachable"
-        assert all(e["image"] is None and "does not answer" in e["error"] for e in data["environments"])
+        assert all(e["services"] == [] and "does not answer" in e["error"] for e in data["environments"])
     finally:
         os.kill(pid, signal.SIGCONT)
     data = json.loads(opsdeck("status", "--json", deck=demo_deck, check=True).stdout)
-    assert data["cloud"] == "reachable" and all(e["image"] for e in data["environments"])
+    assert data["cloud"] == "reachable" and all(e["services"] for e in data["environments"])
 
 
 def test_planted_secret_appears_nowhere(demo_deck: Path, spare: list[str]) -> None:
-    secret = SECRET["secret_access_key"]
-    if _pin(demo_deck, "staging") == _pin(demo_deck, "prod"):
-        if _pin(demo_deck, "dev") == _pin(demo_deck, "staging"):
-            opsdeck("promote", spare[1], "dev", "--yes", deck=demo_deck, check=True)
-        opsdeck("promote", "dev", "staging", "--yes", deck=demo_deck, check=True)
-    stored = opsdeck("secrets", "set", "prod", deck=demo_deck, input=json.dumps(SECRET))
+    planted = _assume("arn:aws:iam::333333333333:role/opsdeck-break-glass")
+    secret, key = planted["Credentials"]["SecretAccessKey"], planted["Credentials"]["AccessKeyId"]
+    if _web(_status(demo_deck)["prod"])["lag"]["in_sync"]:
+        if _web(_status(demo_deck)["staging"])["lag"]["in_sync"]:
+            opsdeck("promote", spare[1], "dev", "--service", "web", "--yes", deck=demo_deck, check=True)
+        opsdeck("promote", "dev", "staging", "--service", "web", "--yes", deck=demo_deck, check=True)
+    stored = opsdeck("secrets", "set", "prod", deck=demo_deck, input=json.dumps(planted, default=str))
     assert stored.returncode == 0 and secret not in stored.stdout + stored.stderr
     seen_in_argv: list[str] = []
     stop = threading.Event()
@@ -240,7 +258,7 @@ def test_planted_secret_appears_nowhere(demo_deck: Path, spare: list[str]) -> No
                     cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
                 except OSError:
                     continue
-                if secret in cmdline or SECRET["access_key_id"] in cmdline:
+                if secret in cmdline or key in cmdline:
                     seen_in_argv.append(cmdline)
             time.sleep(0.05)
 
@@ -252,6 +270,8 @@ def test_planted_secret_appears_nowhere(demo_deck: Path, spare: list[str]) -> No
                 "promote",
                 "staging",
                 "prod",
+                "--service",
+                "web",
                 "--yes",
                 "--break-glass",
                 "--reason",
@@ -263,6 +283,8 @@ def test_planted_secret_appears_nowhere(demo_deck: Path, spare: list[str]) -> No
             opsdeck(
                 "rollback",
                 "prod",
+                "--service",
+                "web",
                 "--yes",
                 "--break-glass",
                 "--reason",
@@ -305,7 +327,6 @@ def test_break_glass_expires_on_time(demo_deck: Path) -> None:
     from opsdeck.core.safety.breakglass import guard, open_break_glass
     from opsdeck.errors import RefusedError
 
-    opsdeck("secrets", "set", "prod", deck=demo_deck, input=json.dumps(SECRET), check=True)
     deck = Deck.open(demo_deck)
     glass = open_break_glass(deck, "prod", "short window", minutes=0.5 / 60)
     guard(deck, "prod", glass, "rollback")  # open: allowed
@@ -316,7 +337,8 @@ def test_break_glass_expires_on_time(demo_deck: Path) -> None:
     ):
         asyncio.run(rollback(deck, "prod", Reporter("rollback", "prod"), reason="late", glass=glass))
     assert _git(demo_deck, "rev-parse", "HEAD") == head
-    assert "prod" not in deck._credentials  # the elevated credentials were dropped
+    assert not hasattr(deck, "_credentials")  # the deck holds no credentials: the break-glass value does
+    assert glass.credentials is not None and "secret" not in repr(glass).lower()
     # A break-glass for one environment does not open another.
     with pytest.raises(RefusedError, match="dev is not protected"):
         open_break_glass(deck, "dev", "nope")

@@ -14,15 +14,46 @@ from tests.helpers import ROOT, opsdeck
 
 def test_sample_deck_parses() -> None:
     config = load_config(ROOT / "sample_envs")
-    assert config.name == "web-platform"
+    assert config.name == "shop"
     assert config.env_names == ["sandbox", "dev", "staging", "prod"]
+    assert config.service_names == ["web", "api", "worker"]
     assert config.env("sandbox").sandbox and not config.env("sandbox").protected
     assert config.env("staging").promote_from == "dev"
     prod = config.env("prod")
     assert prod.promote_from == "staging" and prod.protected and prod.confirmation == "typed"
+    assert (prod.account, config.region_of("prod")) == ("333333333333", "us-west-2")
+    assert prod.role == "arn:aws:iam::333333333333:role/opsdeck-deploy"
     assert config.aws.local and config.aws.region == "us-east-1"
+    assert config.build.account == "111111111111" and config.build_region == "us-east-1"
+    assert config.regions == ["us-east-1", "us-west-2"]
+    assert config.base_recipe == "packer/base.json"
     assert config.env("dev").path == "envs/dev"
     assert config.next_env("dev") is not None and config.next_env("dev").name == "staging"  # type: ignore[union-attr]
+    from opsdeck.core.estate.pins import pin_spec
+
+    assert pin_spec(config, "api").file == "images.auto.tfvars.json"
+    assert pin_spec(config, "api").variable == ("images", "api")
+
+
+def test_a_deck_in_the_single_image_format_reads_as_one_service(tmp_path: Path) -> None:
+    """Earlier decks have an [image] table (one application): they keep working, as one service."""
+    from opsdeck.core.estate.pins import pin_spec
+
+    deck = tmp_path / "old"
+    for env in ("sandbox", "dev", "staging", "prod"):
+        (deck / "envs" / env).mkdir(parents=True)
+    (deck / "packer").mkdir()
+    (deck / "packer" / "web.json").write_text("{}")
+    (deck / "packer" / "base.json").write_text("{}")
+    (deck / "opsdeck.toml").write_text((ROOT / "tests" / "fixtures" / "single-image-opsdeck.toml").read_text())
+    config = load_config(deck)
+    assert config.service_names == ["web"] and config.services[0].recipe == "packer/web.json"
+    assert config.base_recipe == "packer/base.json"
+    assert pin_spec(config, "web").file == "image.auto.tfvars.json" and pin_spec(config, "web").variable == (
+        "image_id",
+    )
+    assert config.conventions.env_tag == "env" and config.conventions.service_tag == "app"
+    assert config.env("prod").account is None and config.region_of("prod") == "us-east-1"
 
 
 def _edit(deck: Path, old: str, new: str) -> None:
@@ -34,7 +65,7 @@ def _edit(deck: Path, old: str, new: str) -> None:
 
 CASES = [
     # (what, old text, new text, expected message pattern)
-    ("syntax", 'name = "web-platform"', 'name = "web-platform', r"opsdeck\.toml: invalid TOML: .*line 2"),
+    ("syntax", 'name = "shop"', 'name = "shop', r"opsdeck\.toml: invalid TOML: .*line 9"),
     (
         "unknown key",
         "[environments.dev]\n",
@@ -98,19 +129,19 @@ CASES = [
     ),
     (
         "missing section",
-        '[image]\napp = "web"',
-        '[imaging]\napp = "web"',
-        r"opsdeck\.toml: (imaging: unknown key|image: missing)",
+        "[services.web]",
+        "[servics.web]",
+        r"opsdeck\.toml: servics: unknown key",
     ),
     (
         "missing required key",
-        'state_bucket = "opsdeck-demo-tfstate"\n',
+        'region = "us-east-1"\n',
         "",
-        r"opsdeck\.toml: aws\.state_bucket: missing \(expected a string\)",
+        r"opsdeck\.toml: aws\.region: missing \(expected a string\)",
     ),
     (
         "bad account id",
-        'protected_accounts = ["210987654321"]',
+        'protected_accounts = ["333333333333"]',
         'protected_accounts = ["12"]',
         r"opsdeck\.toml: aws\.protected_accounts: expected 12-digit account ids, got '12'",
     ),
@@ -118,7 +149,44 @@ CASES = [
         "missing recipe",
         'recipe = "packer/web.json"',
         'recipe = "packer/nope.json"',
-        r"opsdeck\.toml: image\.recipe: expected a Packer template, packer/nope\.json does not exist",
+        r"opsdeck\.toml: services\.web\.recipe: expected a Packer template, packer/nope\.json does not exist",
+    ),
+    (
+        "both formats",
+        "[services.web]",
+        '[image]\napp = "web"\nrecipe = "packer/web.json"\n\n[services.web]',
+        r"opsdeck\.toml: image: a deck has either \[image\] \(one service\) or \[services\.<name>\], not both",
+    ),
+    (
+        "no services",
+        '[services.web]\nrecipe = "packer/web.json"\n\n[services.api]\nrecipe = "packer/api.json"\n\n'
+        '[services.worker]\nrecipe = "packer/worker.json"\n',
+        "",
+        r"opsdeck\.toml: services: expected at least one \[services\.<name>\] table \(or an \[image\] table\)",
+    ),
+    (
+        "role and profile",
+        'role = "arn:aws:iam::222222222222:role/opsdeck-deploy"',
+        'role = "arn:aws:iam::222222222222:role/opsdeck-deploy"\nprofile = "staging"',
+        r"opsdeck\.toml: environments\.staging: give a role to assume or a profile, not both",
+    ),
+    (
+        "not a role arn",
+        'role = "arn:aws:iam::111111111111:role/opsdeck-build"',
+        'role = "opsdeck-build"',
+        r"opsdeck\.toml: build\.role: expected a role ARN such as arn:aws:iam::123456789012:role/deploy, got",
+    ),
+    (
+        "tag key",
+        'env_tag = "env"',
+        'env_tag = "aws:env"',
+        r"opsdeck\.toml: conventions\.env_tag: expected a tag key, got 'aws:env'",
+    ),
+    (
+        "pin file outside the module",
+        'pin_file = "images.auto.tfvars.json"',
+        'pin_file = "../shared.auto.tfvars.json"',
+        r"services\.web\.pin_file: expected a path inside the environment's root module",
     ),
     (
         "bad env name",

@@ -17,11 +17,13 @@ from opsdeck.core.estate.deck import Deck
 
 
 def test_lines_are_streamed_and_secrets_redacted(sample_copy: Path, tmp_path: Path) -> None:
-    deck = Deck.open(sample_copy)
-    deck.use_credentials("prod", Credentials("AKIAPLANTED000", "planted-secret-9f8e7d"))
+    from tests.fakes import World, fake_tools
+
+    deck = Deck.open(sample_copy, tools=fake_tools(World()))
+    deck.tools.env("prod", Credentials("AKIAPLANTED000", "planted-secret-9f8e7d"))
     out: list[str] = []
     err: list[str] = []
-    script = 'echo "one"; echo "key=$S" >&2; echo "AKIAPLANTED000 again"; printf "no newline"'
+    script = 'echo "one"; echo "key=$S" >&2; echo "$S again"; printf "no newline"'
     finished = asyncio.run(
         run_streaming(
             ["sh", "-c", script],

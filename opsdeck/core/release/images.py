@@ -49,6 +49,11 @@ def service_of(image: Image) -> str | None:
     return None if layer_of(image) == "base" else image.tags.get("app")
 
 
+def _age(image: Image) -> tuple[tuple[int, ...], str, str]:
+    """Versions order images (two bakes in one second share a creation time), then creation."""
+    return version_key(image.version), image.created, image.id
+
+
 def find_image(images: list[Image], ref: str) -> Image | None:
     """An image by id or by version."""
     for image in images:
@@ -87,10 +92,12 @@ class Catalog:
         return [self.build_region, *sorted(self.copies.get(original, {}))]
 
     def service_images(self, service: str) -> list[Image]:
-        return [i for i in self.originals if service_of(i) == service]
+        """A service's images, oldest version first (the last is the newest)."""
+        return sorted((i for i in self.originals if service_of(i) == service), key=_age)
 
     def bases(self) -> list[Image]:
-        return [i for i in self.originals if layer_of(i) == "base"]
+        """The base images, oldest version first (the last is the newest)."""
+        return sorted((i for i in self.originals if layer_of(i) == "base"), key=_age)
 
     def find(self, ref: str, services: list[str]) -> Image | None:
         """An image of one of ``services`` by id (a copy's id finds its original) or by version."""
@@ -139,7 +146,8 @@ def describe_images(
     bases = catalog.bases()
     newest_base = bases[-1].id if bases else None
     out = []
-    for image in [*bases, *(i for i in catalog.originals if layer_of(i) == "app")]:
+    apps = sorted((i for i in catalog.originals if layer_of(i) == "app"), key=lambda i: (service_of(i) or "", _age(i)))
+    for image in [*bases, *apps]:
         layer = layer_of(image)
         base_id = image.tags.get("base_ami")
         ids = {image.id, *catalog.copies.get(image.id, {}).values()}

@@ -12,7 +12,6 @@ one release train: one plan, one apply, one commit.
 from __future__ import annotations
 
 import asyncio
-import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from opsdeck.core.safety.audit import TRAILER
 from opsdeck.core.safety.breakglass import BreakGlass
 from opsdeck.core.safety.confirm import Confirm, NotConfirmedError, Preview, ServiceChange, confirmed
 from opsdeck.core.safety.operation import audited
-from opsdeck.errors import OpsdeckError, RefusedError
+from opsdeck.errors import LockedError, OpsdeckError, RefusedError, reworded
 
 
 @dataclass(frozen=True)
@@ -213,9 +212,7 @@ async def _change_pins(
             planning.forget_plan(deck, env)
             if isinstance(exc, OpsdeckError) and not isinstance(exc, RefusedError):
                 kept = f"applied, pins left uncommitted in {', '.join(files)}" if applied else "pins restored"
-                wrapped = copy.copy(exc)
-                wrapped.args = (f"{action} of {env} failed at {step} ({kept}): {exc}",)
-                raise wrapped from exc
+                raise reworded(exc, f"{action} of {env} failed at {step} ({kept}): {exc}") from exc
             raise
         planning.forget_plan(deck, env)
         run.note(commit=sha)
@@ -268,6 +265,30 @@ def _message(
     return head + "\n\n" + "\n".join(body)
 
 
+def preflight(deck: Deck, env: str, action: str) -> None:
+    """What refuses a release before anything is read from the cloud: a detached HEAD, an operation
+    running in (or interrupted in) ``env``, uncommitted changes to its pin files. Checked again under
+    the lock; here so the first refusal names the real reason."""
+    from opsdeck.core.safety import locks
+
+    git = deck.tools.git
+    if git.is_detached():
+        raise RefusedError(
+            f"the deck's git HEAD is detached; check out a branch before {action} (the commit would be lost)"
+        )
+    record, alive = locks.holder(deck, env)
+    if record is not None and alive:
+        raise LockedError(f"{env} is locked: {record.describe()}")
+    if record is not None:
+        raise LockedError(
+            f"{env} has an interrupted operation: {record.describe()}; "
+            f"check the environment, then release it with `opsdeck unlock {env}`"
+        )
+    for rel in pin_files(deck, env):
+        if git.is_dirty(rel):
+            raise RefusedError(f"{rel} has uncommitted changes; commit or discard them before {action}")
+
+
 # -- promote ------------------------------------------------------------------------------------
 
 
@@ -280,6 +301,9 @@ def resolve_promotion(
     if src in deck.config.env_names:
         if src == dst:
             raise RefusedError(f"cannot promote {dst} to itself")
+        wanted = deck.env(dst).promote_from
+        if wanted is not None and src != wanted:
+            raise RefusedError(f"{dst} promotes from {wanted}, not from {src}")
         targets = []
         for service in names:
             pin = read_pin(deck, src, service)
@@ -292,18 +316,16 @@ def resolve_promotion(
             which = ", ".join(names)
             raise RefusedError(f"{dst} already runs what {src} runs ({which}): nothing to promote")
         return targets, src
-    image = catalog.find(src, names)
+    image = catalog.find(src, names) or (catalog.find(src, deck.config.service_names) if services else None)
     if image is None:
-        other = catalog.find(src, deck.config.service_names) if services else None
-        if other is not None:
-            raise RefusedError(
-                f"{src} is an image of {service_of(other)}, not of {', '.join(names)}: "
-                "an image is only ever promoted as its own service's"
-            )
         known = ", ".join(deck.config.env_names)
         raise RefusedError(f"{src!r} is neither an environment ({known}) nor an image id or version of this deck")
     own = service_of(image)
-    assert own is not None
+    if own is None or own not in names:
+        raise RefusedError(
+            f"{src} is an image of {own or 'the base layer'}, not of {', '.join(names)}: "
+            "an image is only ever promoted as its own service's"
+        )
     return [_Target(own, image)], None
 
 
@@ -338,6 +360,7 @@ async def promote(
     deck.env(dst)
     deck.config.services_named(services)
     try:
+        await asyncio.to_thread(preflight, deck, dst, "promote")
         catalog = await asyncio.to_thread(load_catalog, deck)
         targets, source_env = await asyncio.to_thread(resolve_promotion, deck, catalog, src, dst, services)
         for target in targets:
@@ -347,7 +370,7 @@ async def promote(
                     f"{target.image.tags.get('revoked')}"
                 )
         await asyncio.to_thread(check_chain, deck, catalog, targets, source_env, dst)
-    except RefusedError as exc:
+    except (RefusedError, LockedError) as exc:
         await _refused(deck, "promote", dst, reason, exc, glass)
         raise
     origin = source_env or "image"
@@ -387,6 +410,7 @@ async def deploy_newest(
     try:
         if settings.promote_from is not None:
             raise RefusedError(f"{env} takes images from {settings.promote_from} only (promote them from there)")
+        await asyncio.to_thread(preflight, deck, env, "deploy")
         catalog = await asyncio.to_thread(load_catalog, deck)
         targets = []
         for service in names:
@@ -400,7 +424,7 @@ async def deploy_newest(
                 targets.append(_Target(service, newest))
         if not targets:
             raise RefusedError(f"{env} already runs the newest image of {', '.join(names)}")
-    except RefusedError as exc:
+    except (RefusedError, LockedError) as exc:
         await _refused(deck, "deploy", env, reason, exc, glass)
         raise
 
@@ -423,7 +447,7 @@ async def deploy_newest(
     )
 
 
-async def _refused(deck: Deck, action: str, env: str, reason: str, exc: RefusedError, glass: BreakGlass | None) -> None:
+async def _refused(deck: Deck, action: str, env: str, reason: str, exc: OpsdeckError, glass: BreakGlass | None) -> None:
     """A release refused before it started is audited as an attempt."""
     from opsdeck.core.safety import audit
 
@@ -479,6 +503,7 @@ async def rollback(
     deck.env(env)
     deck.config.services_named(services)
     try:
+        await asyncio.to_thread(preflight, deck, env, "rollback")
         catalog = await asyncio.to_thread(load_catalog, deck)
         targets = await asyncio.to_thread(resolve_rollback, deck, catalog, env, services, to)
         for target in targets:
@@ -487,7 +512,7 @@ async def rollback(
                     f"{target.service} {target.image.version} ({target.image.id}) is revoked: "
                     f"{target.image.tags.get('revoked')}"
                 )
-    except RefusedError as exc:
+    except (RefusedError, LockedError) as exc:
         await _refused(deck, "rollback", env, reason, exc, glass)
         raise
 

@@ -62,7 +62,6 @@ def _open(deck: Deck, env: str, reason: str, minutes: float | None) -> BreakGlas
     if not reason.strip():
         raise RefusedError("break-glass needs a reason (--reason TEXT)")
     creds, source = load_credentials(deck, env)
-    deck.tools.env(env, creds)  # its tools redact these credentials from here on
     now = time.time()
     span = 60.0 * (minutes if minutes is not None else deck.config.safety.break_glass_minutes)
     glass = BreakGlass(

@@ -1,0 +1,473 @@
+"""In-memory fakes of the tools core works with (Terraform, the cloud, Packer), for fast unit tests.
+
+A ``World`` holds what the cloud holds, per account and region: images (with launch permissions),
+auto scaling groups and their instances, S3 objects (Terraform state). ``FakeTools`` hands core the
+same kinds of objects the real factory does, bound to each environment's account and region:
+
+- ``FakeTerraform`` simulates an environment's root module: one auto scaling group per service, running
+  the image its pin file pins, plus a VPC. A plan compares the pins with the applied state (saved in the
+  world's S3, with a serial, so a stale saved plan is refused on apply as Terraform refuses it); apply
+  replaces a changed service's group red/black; a refresh-only plan reports a group resized outside.
+- ``FakePacker`` reads a JSON template's tags and makes the image in the build account.
+- git is real (a repository in a temporary directory costs milliseconds).
+Faults can be injected: a role that cannot be assumed, an apply that fails, a cloud that is gone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from opsdeck.adapters.aws import Credentials, Group, Image, Instance
+from opsdeck.adapters.git import Git
+from opsdeck.adapters.inventory import CloudResource
+from opsdeck.adapters.packer import BuildResult, PackerLine
+from opsdeck.core.estate.backend import backend_of
+from opsdeck.core.estate.config import DeckConfig
+from opsdeck.core.estate.pins import pin_or_none, pin_spec
+from opsdeck.core.estate.settings import UserSettings
+from opsdeck.core.ports import EnvTools, Target
+from opsdeck.errors import CloudUnavailableError, RefusedError, ToolError
+
+DEFAULT_ACCOUNT = "123456789012"
+_ids = itertools.count(1)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{next(_ids):017x}"
+
+
+@dataclass
+class FakeGroup:
+    name: str
+    desired: int
+    tags: dict[str, str]
+    instances: list[Instance] = field(default_factory=list)
+
+
+@dataclass
+class Place:
+    """One account and region of the world."""
+
+    images: dict[str, Image] = field(default_factory=dict)
+    permissions: dict[str, set[str]] = field(default_factory=dict)  # image -> accounts allowed to launch
+    groups: dict[str, FakeGroup] = field(default_factory=dict)
+    strays: list[CloudResource] = field(default_factory=list)  # made by hand, outside Terraform
+
+
+@dataclass
+class World:
+    """Everything the fake cloud holds."""
+
+    places: dict[tuple[str, str], Place] = field(default_factory=dict)
+    objects: dict[tuple[str, str], bytes] = field(default_factory=dict)  # (bucket, key) -> body
+    buckets: set[str] = field(default_factory=set)
+    keys: dict[str, str] = field(default_factory=dict)  # access key -> account
+    unassumable: set[str] = field(default_factory=set)  # roles that cannot be assumed
+    down: bool = False  # the cloud does not answer
+    fail_apply: set[str] = field(default_factory=set)  # environments whose next apply fails
+    calls: list[str] = field(default_factory=list)  # what the tools were asked to do, in order
+    sizes: dict[str, int] = field(default_factory=dict)  # "env/service" -> desired instances (default 2)
+
+    def place(self, account: str, region: str) -> Place:
+        return self.places.setdefault((account, region), Place())
+
+    def account_of(self, creds: Credentials | None, fallback: str) -> str:
+        if creds is None:
+            return fallback
+        return self.keys.get(creds.access_key, DEFAULT_ACCOUNT)
+
+    def check(self) -> None:
+        if self.down:
+            raise CloudUnavailableError("fake cloud: cannot reach it (down)")
+
+
+class FakeCloud:
+    """The CloudPort of one account and region."""
+
+    def __init__(self, world: World, account: str, region: str) -> None:
+        self.world, self.account, self._region = world, account, region
+
+    @property
+    def region(self) -> str:
+        return self._region
+
+    @property
+    def here(self) -> Place:
+        return self.world.place(self.account, self.region)
+
+    def caller_identity(self) -> dict[str, str]:
+        self.world.check()
+        return {"account": self.account, "arn": f"arn:aws:sts::{self.account}:assumed-role/fake/opsdeck"}
+
+    def bucket_exists(self, bucket: str) -> bool:
+        self.world.check()
+        return bucket in self.world.buckets
+
+    def ensure_bucket(self, bucket: str) -> None:
+        self.world.buckets.add(bucket)
+
+    def object_etag(self, bucket: str, key: str) -> str | None:
+        self.world.check()
+        body = self.world.objects.get((bucket, key))
+        return None if body is None else str(hash(body))
+
+    def read_object(self, bucket: str, key: str) -> bytes | None:
+        self.world.check()
+        return self.world.objects.get((bucket, key))
+
+    def images(self, **tags: str) -> list[Image]:
+        self.world.check()
+        found = [i for i in self.here.images.values() if all(i.tags.get(k) == v for k, v in tags.items())]
+        return sorted(found, key=lambda i: (i.created, i.id))
+
+    def image(self, image_id: str) -> Image | None:
+        self.world.check()
+        return self.here.images.get(image_id)
+
+    def tag_image(self, image_id: str, tags: dict[str, str]) -> None:
+        image = self.here.images[image_id]
+        self.here.images[image_id] = replace(image, tags={**image.tags, **tags})
+
+    def launch_permissions(self, image_id: str) -> list[str]:
+        return sorted(self.here.permissions.get(image_id, set()))
+
+    def share_image(self, image_id: str, account: str) -> None:
+        self.world.calls.append(f"share {image_id} {account}")
+        self.here.permissions.setdefault(image_id, set()).add(account)
+
+    def copy_image(self, image_id: str, source_region: str, name: str, description: str = "") -> str:
+        source = self.world.place(self.account, source_region).images[image_id]
+        copy = new_id("ami")
+        self.world.calls.append(f"copy {image_id} {source_region}->{self.region} {copy}")
+        self.here.images[copy] = Image(copy, name, f"2026-11-25T10:00:{next(_ids) % 60:02d}", {}, "available")
+        assert source
+        return copy
+
+    def groups(self, tag_key: str, value: str) -> list[Group]:
+        self.world.check()
+        return [
+            Group(g.name, g.desired, g.desired, g.desired, None, dict(g.tags), tuple(g.instances))
+            for g in self.here.groups.values()
+            if g.tags.get(tag_key) == value
+        ]
+
+    def find(self, env: str, vpc_ids: Iterable[str], tag_key: str) -> list[CloudResource]:
+        self.world.check()
+        vpcs = set(vpc_ids)
+        found = []
+        for group in self.here.groups.values():
+            if group.tags.get(tag_key) == env:
+                found.append(CloudResource("autoscaling:group", group.name, None, dict(group.tags)))
+                for i in group.instances:
+                    found.append(
+                        CloudResource("ec2:instance", i.id, None, dict(i.tags), i.image_id, group.name, i.state)
+                    )
+        for stray in self.here.strays:
+            if stray.tags.get(tag_key) == env or (stray.vpc_id and stray.vpc_id in vpcs):
+                found.append(stray)
+        return found
+
+    def delete(self, resource: CloudResource) -> None:
+        self.world.calls.append(f"delete {resource.type} {resource.id}")
+        self.here.strays = [s for s in self.here.strays if s.id != resource.id]
+        self.here.groups.pop(resource.id, None)
+
+
+class FakeTerraform:
+    """An environment's root module: a VPC and one auto scaling group per service."""
+
+    def __init__(self, world: World, tools: FakeTools, env: str, cloud: FakeCloud) -> None:
+        self.world, self.tools, self.name, self.cloud = world, tools, env, cloud
+        self.workdir = tools.root / tools.config.env(env).path
+        self.env: dict[str, str] = {"AWS_REGION": cloud.region}
+
+    # -- the module's state, in the world's S3 --------------------------------------------------
+
+    def _location(self) -> tuple[str, str]:
+        backend = backend_of(self.workdir)
+        assert backend is not None, f"{self.workdir} has no backend block"
+        return backend.bucket, backend.key
+
+    def _state(self) -> dict[str, Any]:
+        body = self.world.objects.get(self._location())
+        return json.loads(body) if body else {"serial": 0, "pins": {}, "vpc": None, "resources": []}
+
+    def _save(self, pins: dict[str, str], vpc: str | None) -> None:
+        state = self._state()
+        groups = [g for g in self.cloud.here.groups.values() if g.tags.get(self._env_tag) == self.name]
+        resources = []
+        if vpc:
+            resources.append(
+                {"mode": "managed", "type": "aws_vpc", "name": "this", "instances": [{"attributes": {"id": vpc}}]}
+            )
+        for g in groups:
+            service = g.tags[self._service_tag]
+            resources.append(
+                {
+                    "module": f"module.{service}",
+                    "mode": "managed",
+                    "type": "aws_autoscaling_group",
+                    "name": "this",
+                    "instances": [{"attributes": {"id": g.name, "name": g.name}}],
+                }
+            )
+        body = {"serial": state["serial"] + 1, "pins": pins, "vpc": vpc, "resources": resources}
+        self.world.objects[self._location()] = json.dumps(body).encode()
+
+    @property
+    def _env_tag(self) -> str:
+        return self.tools.config.conventions.env_tag
+
+    @property
+    def _service_tag(self) -> str:
+        return self.tools.config.conventions.service_tag
+
+    def _wanted(self) -> dict[str, str]:
+        config = self.tools.config
+        pins = {}
+        for service in config.service_names:
+            spec = pin_spec(config, service)
+            path = self.workdir / spec.file
+            pin = pin_or_none(path.read_text() if path.is_file() else None, spec)
+            if pin is None:
+                raise ToolError(f"terraform plan in {self.name}", f"variable {spec.label}: no value for {service}")
+            pins[service] = pin
+        return pins
+
+    # -- the port -------------------------------------------------------------------------------
+
+    async def init(self, backend_config: Mapping[str, str], *, reconfigure: bool = False) -> None:
+        self.world.check()
+        self.world.calls.append(f"init {self.name}")
+        bucket, key = self._location()
+        (self.workdir / ".terraform").mkdir(exist_ok=True)
+        recorded = {"backend": {"config": {"bucket": bucket, "key": key, "region": self.cloud.region}}}
+        (self.workdir / ".terraform" / "terraform.tfstate").write_text(json.dumps(recorded))
+
+    async def plan(
+        self,
+        out: Path,
+        *,
+        refresh_only: bool = False,
+        destroy: bool = False,
+        lock: bool = False,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.world.check()
+        self.world.calls.append(f"plan {self.name}" + (" -refresh-only" if refresh_only else ""))
+        state = self._state()
+        wanted = {} if refresh_only else self._wanted()
+        changed = sorted(s for s, image in wanted.items() if state["pins"].get(s) != image)
+        drifted = []
+        if refresh_only:
+            for group in self.cloud.here.groups.values():
+                if group.tags.get(self._env_tag) == self.name:
+                    want = self.world.sizes.get(f"{self.name}/{group.tags[self._service_tag]}", 2)
+                    if group.desired != want:
+                        drifted.append((group.tags[self._service_tag], want, group.desired))
+        fresh = state["vpc"] is None and not refresh_only
+        out.write_text(
+            json.dumps(
+                {"serial": state["serial"], "pins": wanted, "changed": changed, "drifted": drifted, "new": fresh}
+            )
+        )
+        add = 2 * len(changed) + (1 if fresh else 0)
+        if on_event is not None:
+            on_event({"type": "change_summary", "changes": {"add": add, "change": len(changed), "remove": 0}})
+
+    async def show_json(self, planfile: Path) -> dict[str, Any]:
+        plan = json.loads(planfile.read_text())
+        state = self._state()
+        changes = []
+        for service in plan["changed"]:
+            before = state["pins"].get(service)
+            changes.append(
+                {
+                    "address": f"module.{service}.aws_launch_template.this",
+                    "module_address": f"module.{service}",
+                    "mode": "managed",
+                    "type": "aws_launch_template",
+                    "name": "this",
+                    "change": {
+                        "actions": ["create", "delete"] if before else ["create"],
+                        "before": {"image_id": before} if before else None,
+                        "after": {"image_id": plan["pins"][service]},
+                        "after_unknown": {},
+                    },
+                }
+            )
+        drift = [
+            {
+                "address": f"module.{service}.aws_autoscaling_group.this",
+                "module_address": f"module.{service}",
+                "mode": "managed",
+                "type": "aws_autoscaling_group",
+                "name": "this",
+                "change": {
+                    "actions": ["update"],
+                    "before": {"desired_capacity": want},
+                    "after": {"desired_capacity": now},
+                    "after_unknown": {},
+                },
+            }
+            for service, want, now in plan["drifted"]
+        ]
+        return {"resource_changes": changes, "resource_drift": drift, "configuration": {}}
+
+    async def apply(self, planfile: Path, *, on_event: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.world.check()
+        plan = json.loads(planfile.read_text())
+        state = self._state()
+        if plan["serial"] != state["serial"]:
+            raise ToolError(f"terraform apply in {self.name}", "Saved plan is stale")
+        if self.name in self.world.fail_apply:
+            self.world.fail_apply.discard(self.name)
+            raise ToolError(f"terraform apply in {self.name}", "Error: creating Auto Scaling Group: fake failure")
+        self.world.calls.append(f"apply {self.name} {' '.join(plan['changed'])}".rstrip())
+        here = self.cloud.here
+        vpc = state["vpc"] or new_id("vpc")
+        for service in plan["changed"]:
+            for name in [n for n, g in here.groups.items() if g.tags.get(self._env_tag) == self.name]:
+                if here.groups[name].tags.get(self._service_tag) == service:
+                    del here.groups[name]
+            self._launch(service, plan["pins"][service])
+            if on_event is not None:
+                on_event({"type": "apply_complete", "@message": f"module.{service}: replaced"})
+        self._save({**state["pins"], **plan["pins"]}, vpc)
+
+    def _launch(self, service: str, image: str) -> None:
+        desired = self.world.sizes.get(f"{self.name}/{service}", 2)
+        tags = {self._env_tag: self.name, self._service_tag: service, "managed_by": "terraform"}
+        name = f"{self.name}-{service}-{new_id('lt')}"
+        instances = [
+            Instance(new_id("i"), image, "running", name, "InService", {**tags, "aws:autoscaling:groupName": name})
+            for _ in range(desired)
+        ]
+        self.cloud.here.groups[name] = FakeGroup(name, desired, tags, instances)
+
+    async def destroy(self, *, on_event: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.world.check()
+        self.world.calls.append(f"destroy {self.name}")
+        here = self.cloud.here
+        for name in [n for n, g in here.groups.items() if g.tags.get(self._env_tag) == self.name]:
+            del here.groups[name]
+            if on_event is not None:
+                on_event({"type": "apply_complete", "hook": {"action": "delete"}, "@message": f"{name}: destroyed"})
+        self.world.objects[self._location()] = json.dumps(
+            {"serial": self._state()["serial"] + 1, "pins": {}, "vpc": None, "resources": []}
+        ).encode()
+
+    async def force_unlock(self, lock_id: str) -> None:
+        self.world.calls.append(f"force-unlock {self.name} {lock_id}")
+
+
+class FakePacker:
+    """Packer: the template's tags, with its variables and source image filled in, on a new image."""
+
+    def __init__(self, world: World, account: str, region: str) -> None:
+        self.world, self.account, self.region = world, account, region
+
+    async def build(
+        self, template: Path, variables: Mapping[str, str], on_line: Callable[[PackerLine], None] | None = None
+    ) -> BuildResult:
+        self.world.check()
+        data = json.loads(template.read_text())
+        builder = data["builders"][0]
+        values = {**data.get("variables", {}), **variables}
+        place = self.world.place(self.account, self.region)
+        bases = sorted((i for i in place.images.values() if i.tags.get("role") == "base"), key=lambda i: i.created)
+        source = bases[-1].id if bases and "tag:role" in json.dumps(builder.get("source_ami_filter", {})) else ""
+
+        def fill(text: str) -> str:
+            text = re.sub(r"\{\{\s*user `(\w+)`\s*\}\}", lambda m: str(values.get(m.group(1), "")), text)
+            text = re.sub(r"\{\{\s*\.SourceAMI\s*\}\}", source, text)
+            return re.sub(r"\{\{[^}]*\}\}", "", text)
+
+        image_id = new_id("ami")
+        tags = {k: fill(v) for k, v in builder.get("tags", {}).items()}
+        created = f"2026-11-25T09:00:00.{next(_ids):06d}Z"
+        place.images[image_id] = Image(image_id, fill(builder.get("ami_name", image_id)), created, tags, "available")
+        self.world.calls.append(f"bake {tags.get('app')} {tags.get('version')}")
+        if on_line is not None:
+            on_line(PackerLine("1", "", "ui", ("say", "==> fake: built")))
+        return BuildResult(artifacts=[f"{self.region}:{image_id}"])
+
+
+class FakeTools:
+    """The Tools a unit test hands a deck: fakes bound to each environment's account and region."""
+
+    def __init__(self, world: World, root: Path, config: DeckConfig, settings: UserSettings) -> None:
+        self.world, self.root, self.config, self.settings = world, root, config, settings
+        self._git = Git(root)
+        self.secrets: list[str] = []
+
+    @property
+    def git(self) -> Git:
+        return self._git
+
+    @property
+    def is_local(self) -> bool:
+        return True
+
+    def endpoint(self) -> str | None:
+        return "http://fake.invalid"
+
+    def check_endpoint(self) -> None:
+        self.world.check()
+
+    def backend_config(self) -> dict[str, str]:
+        return {}
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "********")
+        return text
+
+    def _target(self, name: str) -> Target:
+        env = self.config.env(name)
+        return Target(name, env.region or self.config.aws.region, env.account, env.role, env.profile)
+
+    def build_target(self) -> Target:
+        build = self.config.build
+        return Target("build", self.config.build_region, build.account, build.role, build.profile)
+
+    def _reach(self, target: Target, credentials: Credentials | None) -> str:
+        """The account the target's credentials reach (a role is assumed into its own account)."""
+        if credentials is not None:
+            self.secrets.extend(credentials.secrets())
+            return self.world.account_of(credentials, DEFAULT_ACCOUNT)
+        if target.role is not None:
+            if target.role in self.world.unassumable:
+                raise RefusedError(
+                    f"{target.name}: cannot assume {target.role} in account {target.account or '?'}: AccessDenied"
+                )
+            return target.role.split(":")[4]
+        return DEFAULT_ACCOUNT
+
+    def env(self, name: str, credentials: Credentials | None = None) -> EnvTools:
+        target = self._target(name)
+        cloud = FakeCloud(self.world, self._reach(target, credentials), target.region)
+        return EnvTools(target, FakeTerraform(self.world, self, name, cloud), cloud)
+
+    def build(self, region: str | None = None) -> FakeCloud:
+        target = self.build_target()
+        return FakeCloud(self.world, self._reach(target, None), region or target.region)
+
+    def packer(self) -> FakePacker:
+        target = self.build_target()
+        return FakePacker(self.world, self._reach(target, None), target.region)
+
+
+def fake_tools(world: World) -> Callable[[Path, DeckConfig, UserSettings], FakeTools]:
+    """A ``Deck.open(root, tools=...)`` factory that binds the deck to ``world``."""
+
+    def make(root: Path, config: DeckConfig, settings: UserSettings) -> FakeTools:
+        return FakeTools(world, root, config, settings)
+
+    return make
