@@ -14,7 +14,43 @@ from typing import Any
 
 
 def apply_fidelity_fixes() -> None:
-    """Make moto answer like AWS where opsdeck's real code paths depend on it.
+    """Make moto answer like AWS where opsdeck's real code paths depend on it."""
+    _ebs_backed_images()
+    _roles_must_exist()
+
+
+def _roles_must_exist() -> None:
+    """AWS refuses AssumeRole of a role its account does not have; moto assumes any ARN at all, so a
+    typo in a deck's role would reach the account anyway. Refuse an unknown role in an account that
+    has roles. An account with none yet is one being set up (the demo creates its roles that way)."""
+    from moto.iam.models import iam_backends
+    from moto.sts import models as sts_models
+    from moto.sts.exceptions import STSClientError
+
+    original = sts_models.STSBackend.assume_role
+    if getattr(original, "_opsdeck_fixed", False):
+        return
+
+    class AccessDeniedError(STSClientError):
+        code = "AccessDenied"
+
+    def assume_role(self: Any, region_name: str, role_session_name: str, role_arn: str, *args: Any, **kw: Any) -> Any:
+        parts = role_arn.split(":")
+        if len(parts) == 6 and parts[5].startswith("role/"):
+            account, name = parts[4], parts[5].rsplit("/", 1)[-1]
+            known = {role.name for role in iam_backends[account]["aws"].roles.values()}
+            if known and name not in known:
+                raise AccessDeniedError(
+                    f"User: {self.account_id} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
+                )
+        return original(self, region_name, role_session_name, role_arn, *args, **kw)
+
+    assume_role._opsdeck_fixed = True  # type: ignore[attr-defined]
+    setattr(sts_models.STSBackend, "assume_role", assume_role)  # noqa: B010 - patching moto's class
+
+
+def _ebs_backed_images() -> None:
+    """An image made from an EBS-backed instance is EBS-backed.
 
     AWS gives an image made from an EBS-backed instance the root device type "ebs"; moto 5.2 leaves
     "standard", and Packer's amazon-ebs builder then refuses that image as a source, which breaks the

@@ -96,6 +96,40 @@ async def _apply_env(deck: Deck, env: str, pins: dict[str, str], rep: Reporter) 
     await rollout.wait_for_images(deck, env, pins, rep)
 
 
+def _accounts(deck: Deck) -> None:
+    """Each account's roles (deploy, build, break-glass), as a team's account set-up would have made them:
+    from then on the local cloud, like AWS, refuses a role its account does not have."""
+    import json as _json
+    from collections import defaultdict
+
+    from opsdeck.adapters.aws import Aws, Credentials
+    from opsdeck.core.estate.tools import LOCAL_KEY
+
+    wanted = [deck.config.build.role]
+    for env in deck.config.environments:
+        wanted += [env.role, env.break_glass_role]
+    by_account: dict[str, list[str]] = defaultdict(list)
+    for arn in dict.fromkeys(r for r in wanted if r):
+        by_account[arn.split(":")[4]].append(arn)
+    trust = _json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "sts:AssumeRole"}
+            ],
+        }
+    )
+    endpoint = deck.tools.endpoint()
+    for arns in by_account.values():
+        setup = Aws(deck.config.aws.region, endpoint=endpoint, credentials=Credentials(LOCAL_KEY, LOCAL_KEY))
+        creds = setup.assume_role(arns[0], "opsdeck-demo-setup")  # the account has no role yet: set it up
+        iam = Aws(deck.config.aws.region, endpoint=endpoint, credentials=creds).client("iam")
+        for arn in arns:
+            path, _, name = arn.split(":", 5)[5].removeprefix("role").rpartition("/")
+            with setup.errors(f"aws iam create-role {name}"):
+                iam.create_role(RoleName=name, Path=f"{path}/", AssumeRolePolicyDocument=trust)
+
+
 async def _state_buckets(deck: Deck) -> None:
     """Each environment's state bucket, made in its own account and region (once per bucket)."""
     made: set[str] = set()
@@ -178,6 +212,8 @@ async def _build(target: Path, rep: Reporter) -> Deck:
         rep.log(f"local cloud at {cloud.endpoint}", "notice")
     deck = Deck.open(target)
     _write_marker(target, cloud_started_at=cloud.started_at, complete=False)
+    with rep.phase("accounts and roles"):
+        await asyncio.to_thread(_accounts, deck)
     with rep.phase("state buckets"):
         await _state_buckets(deck)
     if deck.config.base_recipe:

@@ -28,7 +28,7 @@ from opsdeck.tui.header import DeckHeader
 from opsdeck.tui.messages import DetailsLoaded, OpDone, OpEvent, StateLoaded
 from opsdeck.tui.operations import Operations
 from opsdeck.tui.themes import DEFAULT, load_themes
-from opsdeck.tui.widgets.details import DriftPane, ImagesPane, PlanPane
+from opsdeck.tui.widgets.details import EnvPane, ImagesPane, PlanPane
 from opsdeck.tui.widgets.envtable import EnvironmentsTable
 from opsdeck.tui.widgets.ops import OperationsPane
 
@@ -90,7 +90,7 @@ class OpsDeckApp(Operations, App[int]):
         yield EnvironmentsTable(clock=self.clock, id="envs")
         with Horizontal(id="details"):
             yield PlanPane("Plan", id="plan")
-            yield DriftPane("Drift", id="drift")
+            yield EnvPane("Environment", id="env")
             yield ImagesPane("Images", id="images")
         yield OperationsPane(id="ops")
         yield Footer(compact=True)
@@ -134,7 +134,7 @@ class OpsDeckApp(Operations, App[int]):
     def on_resize(self) -> None:
         narrow = self.size.width < NARROW_WIDTH
         (self.screen_stack[0] if self.screen_stack else self.screen).set_class(narrow, "-narrow")
-        self.table.set_narrow(narrow)
+        self.table.set_width(self.size.width, narrow)
 
     # -- state --------------------------------------------------------------------------------
 
@@ -143,6 +143,8 @@ class OpsDeckApp(Operations, App[int]):
         self.header.cloud = state.cloud
         self.header.taken_at = state.taken_at
         self.header.envs = len(state.environments)
+        self.header.services = len(self.deck.config.services)
+        self.header.accounts = len({e.account for e in state.environments if e.account})
         self.header.redraw(self.clock())
         self.table.running = dict(self.running_envs)
         self.table.show(state)
@@ -209,7 +211,7 @@ class OpsDeckApp(Operations, App[int]):
         self.details = message
         pane = self.main(PlanPane)
         pane.show(message.env, message.plan, full=self.screen.maximized is pane)
-        self.main(DriftPane).show(message.env, message.drift)
+        self.main(EnvPane).show(self.state.env(message.env) if self.state else None, message.drift)
 
     # -- operations feedback ------------------------------------------------------------------
 
@@ -249,7 +251,9 @@ class OpsDeckApp(Operations, App[int]):
         if boxes:
             box = boxes.first(Input)
         else:
-            box = Input(placeholder="filter: name, image, version, drift, protected, sandbox", id="filter")
+            box = Input(
+                placeholder="filter: name, account, region, service, image, version, drift, protected", id="filter"
+            )
             self.main_screen.mount(box, before=self.table)
         box.display = True
         box.focus()
@@ -262,6 +266,20 @@ class OpsDeckApp(Operations, App[int]):
         if event.input.id == "filter":
             event.input.display = bool(event.value.strip())
             self.table.focus()
+
+    def action_service(self) -> None:
+        """Show and act on one service at a time: each in turn, then all of them again."""
+        names = self.deck.config.service_names
+        if len(names) < 2:
+            self.notify("this deck has one service", timeout=2)
+            return
+        order: list[str | None] = [None, *names]
+        self.service_filter = order[(order.index(self.service_filter) + 1) % len(order)]
+        self.table.set_service(self.service_filter)
+        self.header.service = self.service_filter
+        self.header.redraw(self.clock())
+        shown = self.service_filter or "every service"
+        self.notify(f"showing and acting on {shown}", timeout=2)
 
     def action_theme(self) -> None:
         from opsdeck.core.estate.settings import save_setting

@@ -28,17 +28,28 @@ class DeckHeader(Static):
         self.glass: BreakGlass | None = None
         self.envs = 0
         self.taken_at: float | None = None  # when the shown state was read from the cloud
+        self.services = 0
+        self.accounts = 0
+        self.service: str | None = None  # the service filter
 
     def redraw(self, now: float) -> None:
         text = Text()
         text.append("opsdeck ", style=Style(bold=True))
-        text.append(f"· {self.deck} · {self.envs} environments · cloud ")
+        short = self.size.width and self.size.width < 100
+        text.append(f"· {self.deck} · {self.envs} {'envs' if short else 'environments'}")
+        if self.services > 1:
+            text.append(f" · {self.services} {'svc' if short else 'services'}")
+        if self.accounts > 1:
+            text.append(f" · {self.accounts} {'accts' if short else 'accounts'}")
+        text.append(" · " if short else " · cloud ")
         if self.cloud == "unreachable":
             text.append("UNREACHABLE", style=Style(color=self.app.theme_variables.get("error", "red"), bold=True))
         else:
             text.append(self.cloud)
         if self.taken_at:
             text.append(f" · read {age(self.taken_at, now)} ago", style=Style(dim=True))
+        if self.service:
+            text.append(f"  [service: {self.service}]", style=Style(bold=True))
         if self.read_only:
             text.append("  [READ-ONLY]", style=Style(bold=True, reverse=True))
         glass = self.glass

@@ -37,8 +37,9 @@ ACTIONS = (
     Action("refresh", "f", "Refresh", "refresh plans, images and instances"),
     Action("drift", "d", "Drift", "check every environment for drift"),
     Action("details", "enter", "Details", "the selected environment's plan, full screen", show=False),
-    Action("filter", "slash", "Filter", "filter environments by name, image, version or drift"),
-    Action("theme", "t", "Theme", "switch to the next theme (your choice is saved)"),
+    Action("filter", "slash", "Filter", "filter environments by name, account, region, image, version or drift"),
+    Action("service", "s", "Service", "show and act on one service (each in turn, then all again)"),
+    Action("theme", "t", "Theme", "switch to the next theme (your choice is saved)", show=False),
     Action(
         "break_glass", "exclamation_mark", "Break-glass", "elevated access to a protected environment", mutating=True
     ),

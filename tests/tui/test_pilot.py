@@ -26,7 +26,17 @@ from tests.helpers import opsdeck
 
 pytestmark = pytest.mark.integration
 SIZE = (120, 40)
-SECRET = {"access_key_id": "AKIATUIBREAKGLASS01", "secret_access_key": "tui-break-glass-secret-91c2"}
+
+
+def assumed(role: str) -> dict[str, Any]:
+    """What `aws sts assume-role` prints, from the local cloud (credentials a team would store)."""
+    import boto3
+
+    endpoint = json.loads(opsdeck("cloud", "status", "--json", check=True).stdout)["endpoint"]
+    sts = boto3.client(
+        "sts", endpoint_url=endpoint, region_name="us-west-2", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    return dict(sts.assume_role(RoleArn=role, RoleSessionName="tui-break-glass"))
 
 
 async def until(pilot: Any, predicate: Callable[[], bool], timeout: float = 240.0, what: str = "condition") -> None:
@@ -83,6 +93,14 @@ async def done(pilot: Any, app: OpsDeckApp, count: int) -> Any:
 
 def notices(app: OpsDeckApp) -> list[str]:
     return [str(n.message) for n in app._notifications]
+
+
+def image_of(row: dict[str, Any], service: str) -> str:
+    return str(next(s for s in row["services"] if s["name"] == service)["image"]["id"])
+
+
+def lag_of(row: dict[str, Any], service: str) -> dict[str, Any]:
+    return dict(next(s for s in row["services"] if s["name"] == service)["lag"])
 
 
 async def test_first_frame_is_the_stored_snapshot_then_live(demo_deck: Path) -> None:
@@ -156,47 +174,63 @@ async def test_protected_environment_is_refused_without_break_glass(demo_deck: P
     assert git(demo_deck, "rev-parse", "HEAD") == head
 
 
-async def test_bake_promote_rollback_keys(demo_deck: Path) -> None:
+async def test_bake_promote_rollback_keys_on_one_service(demo_deck: Path) -> None:
     app = make_app(demo_deck, live=False)
     async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("s", "s")  # every service -> web -> api: the deck shows and acts on api only
+        assert app.service_filter == "api" and "[service: api]" in str(app.query_one(DeckHeader).render())
+        assert [c.label.plain for c in app.table.columns.values()][2] == "API"
         await pilot.press("b")
         result = await done(pilot, app, 1)
         assert result.ok, result.summary
-        assert result.summary.startswith("baked app image ")
-        baked = result.summary.rsplit(": ", 1)[-1]
+        assert result.summary.startswith("baked api ")
         app.load_state()  # live=False: the deck learns of the new image when told to load
-        await until(pilot, lambda: app.state is not None and baked in {i["id"] for i in app.state.images}, what="image")
-        # u: the newest image to dev, confirmed with y; then p: dev -> staging
+        await until(
+            pilot,
+            lambda: app.state is not None and any(i["service"] == "api" for i in app.state.images),
+            what="image",
+        )
+        baked = [
+            i
+            for i in json.loads(opsdeck("images", "--json", deck=demo_deck, check=True).stdout)
+            if i["service"] == "api"
+        ][-1]["id"]
+        before = {s: image_of(status(demo_deck)["dev"], s) for s in ("web", "worker")}
+        # u: api's newest image to dev, confirmed with y; then p: dev -> staging
         await select(pilot, app, "dev")
         await pilot.press("u")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation")
-        await pilot.pause(0.3)
-        await pilot.press("y")
+        screen = await confirm_dialog(pilot, app)
+        assert screen.title_text.startswith("deploy dev")
         result = await done(pilot, app, 2)
         assert result.ok, result.summary
-        assert status(demo_deck)["dev"]["image"]["id"] == baked
-        before_staging = status(demo_deck)["staging"]["image"]["id"]
+        assert image_of(status(demo_deck)["dev"], "api") == baked
+        assert {s: image_of(status(demo_deck)["dev"], s) for s in ("web", "worker")} == before  # untouched
+        before_staging = image_of(status(demo_deck)["staging"], "api")
         await select(pilot, app, "dev")
         await pilot.press("p")
         screen = await confirm_dialog(pilot, app)
         assert "promote staging" in screen.title_text
         result = await done(pilot, app, 3)
         assert result.ok, result.summary
-        assert status(demo_deck)["staging"]["image"]["id"] == baked
-        assert git(demo_deck, "log", "-1", "--format=%s").startswith("promote web ")
+        assert image_of(status(demo_deck)["staging"], "api") == baked
+        assert git(demo_deck, "log", "-1", "--format=%s").startswith("promote api ")
         await select(pilot, app, "staging")
         await pilot.press("r")
         await confirm_dialog(pilot, app)
         result = await done(pilot, app, 4)
         assert result.ok, result.summary
-        assert status(demo_deck)["staging"]["image"]["id"] == before_staging
-        assert git(demo_deck, "log", "-1", "--format=%s").startswith("rollback web staging")
+        assert image_of(status(demo_deck)["staging"], "api") == before_staging
+        assert git(demo_deck, "log", "-1", "--format=%s").startswith("rollback staging: api ")
 
 
 async def test_break_glass_opens_for_its_time_box_then_closes(demo_deck: Path) -> None:
-    opsdeck("secrets", "set", "prod", deck=demo_deck, input=json.dumps(SECRET), check=True)
-    if status(demo_deck)["prod"]["image"]["id"] == status(demo_deck)["staging"]["image"]["id"]:
-        opsdeck("promote", "dev", "staging", "--yes", deck=demo_deck, check=True)
+    stored = assumed("arn:aws:iam::333333333333:role/opsdeck-break-glass")
+    secret = stored["Credentials"]["SecretAccessKey"]
+    opsdeck("secrets", "set", "prod", deck=demo_deck, input=json.dumps(stored, default=str), check=True)
+    if lag_of(status(demo_deck)["prod"], "api")["in_sync"]:
+        if lag_of(status(demo_deck)["staging"], "api")["in_sync"]:
+            opsdeck("deploy", "dev", "--service", "api", "--yes", deck=demo_deck)
+        opsdeck("promote", "dev", "staging", "--service", "api", "--yes", deck=demo_deck, check=True)
     app = make_app(demo_deck, live=False)
     async with app.run_test(size=SIZE) as pilot:
         await select(pilot, app, "prod")
@@ -208,14 +242,14 @@ async def test_break_glass_opens_for_its_time_box_then_closes(demo_deck: Path) -
         header = str(app.query_one(DeckHeader).render())
         assert "BREAK-GLASS prod" in header and "incident 42" in header
         assert app.query_one(DeckHeader).has_class("-break-glass")
-        before = status(demo_deck)["prod"]["image"]["id"]
+        before = image_of(status(demo_deck)["prod"], "api")
         await select(pilot, app, "staging")
-        await pilot.press("p")  # staging -> prod, typed confirmation
+        await pilot.press("p")  # staging -> prod: the train (api differs), typed confirmation
         await confirm_dialog(pilot, app, typed="prod")
         result = await done(pilot, app, 1)
         assert result.ok, result.summary
-        assert status(demo_deck)["prod"]["image"]["id"] != before
-        assert SECRET["secret_access_key"] not in app.export_screenshot()
+        assert image_of(status(demo_deck)["prod"], "api") != before
+        assert secret not in app.export_screenshot()
         # The time box ends: the deck closes break-glass, says so, and prod is read-only again.
         app.glass = dataclasses.replace(app.glass, expires_at=time.time() - 1)  # type: ignore[type-var]
         await pilot.pause(1.2)
@@ -284,7 +318,7 @@ async def test_unreachable_cloud_shows_unknown_and_recovers(demo_deck: Path) -> 
                 what="unreachable",
             )
             assert "UNREACHABLE" in str(app.query_one(DeckHeader).render())
-            assert all(e.image is None for e in app.state.environments)
+            assert all(not e.services for e in app.state.environments)
             assert app.is_running
         finally:
             os.kill(pid, signal.SIGCONT)
@@ -292,4 +326,4 @@ async def test_unreachable_cloud_shows_unknown_and_recovers(demo_deck: Path) -> 
         await until(
             pilot, lambda: app.state is not None and app.state.cloud == "reachable", timeout=60, what="recovery"
         )
-        assert all(e.image is not None for e in app.state.environments)
+        assert all(e.services for e in app.state.environments)

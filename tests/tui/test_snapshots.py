@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from opsdeck.core.estate.deck import Deck
-from opsdeck.core.release.promote import Preview
+from opsdeck.core.safety.confirm import Preview
 from opsdeck.tui.app import OpsDeckApp
 from opsdeck.tui.screens import ConfirmScreen, HelpScreen, ReasonScreen, preview_body
 from tests.tui import fixture
@@ -59,12 +59,13 @@ def _preview(deck: Deck, env: str, action: str = "promote") -> Preview:
     from opsdeck.core.model import ImageRef
 
     plan = fixture.dev_plan(deck.root / ".opsdeck" / "plans" / "dev.tfplan")
+    from opsdeck.core.safety.confirm import ServiceChange
+
     return Preview(
         action,
         env,
         deck.env(env).confirmation,
-        ImageRef(fixture.NEW, "1.4.2"),
-        ImageRef(fixture.NEWER, "1.5.0"),
+        (ServiceChange("web", ImageRef(fixture.NEW, "1.4.2"), ImageRef(fixture.NEWER, "1.5.0")),),
         plan,
         "release 1.5.0",
     )

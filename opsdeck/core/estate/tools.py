@@ -171,8 +171,9 @@ class LiveTools:
         try:
             creds = base.assume_role(target.role, session_name(self.operator()))
         except ToolError as exc:
+            detail = str(exc).removeprefix(f"{exc.step}: ")
             raise RefusedError(
-                f"{target.name}: cannot assume {target.role} in account {target.account or '?'}: {exc}"
+                f"{target.name}: cannot assume {target.role} in account {target.account or '?'}: {detail}"
             ) from None
         with self._lock:
             self._assumed[target.role] = creds

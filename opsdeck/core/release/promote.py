@@ -265,12 +265,15 @@ def _message(
     return head + "\n\n" + "\n".join(body)
 
 
-def preflight(deck: Deck, env: str, action: str) -> None:
-    """What refuses a release before anything is read from the cloud: a detached HEAD, an operation
-    running in (or interrupted in) ``env``, uncommitted changes to its pin files. Checked again under
-    the lock; here so the first refusal names the real reason."""
+def preflight(deck: Deck, env: str, action: str, glass: BreakGlass | None) -> None:
+    """What refuses a release before anything is read from the cloud: a protected environment without
+    break-glass, a detached HEAD, an operation running in (or interrupted in) ``env``, uncommitted
+    changes to its pin files. Checked again under the lock; here so the first refusal names the real
+    reason."""
     from opsdeck.core.safety import locks
+    from opsdeck.core.safety.breakglass import guard
 
+    guard(deck, env, glass, action)
     git = deck.tools.git
     if git.is_detached():
         raise RefusedError(
@@ -360,7 +363,7 @@ async def promote(
     deck.env(dst)
     deck.config.services_named(services)
     try:
-        await asyncio.to_thread(preflight, deck, dst, "promote")
+        await asyncio.to_thread(preflight, deck, dst, "promote", glass)
         catalog = await asyncio.to_thread(load_catalog, deck)
         targets, source_env = await asyncio.to_thread(resolve_promotion, deck, catalog, src, dst, services)
         for target in targets:
@@ -410,7 +413,7 @@ async def deploy_newest(
     try:
         if settings.promote_from is not None:
             raise RefusedError(f"{env} takes images from {settings.promote_from} only (promote them from there)")
-        await asyncio.to_thread(preflight, deck, env, "deploy")
+        await asyncio.to_thread(preflight, deck, env, "deploy", glass)
         catalog = await asyncio.to_thread(load_catalog, deck)
         targets = []
         for service in names:
@@ -449,11 +452,9 @@ async def deploy_newest(
 
 async def _refused(deck: Deck, action: str, env: str, reason: str, exc: OpsdeckError, glass: BreakGlass | None) -> None:
     """A release refused before it started is audited as an attempt."""
-    from opsdeck.core.safety import audit
+    from opsdeck.core.safety.operation import refuse
 
-    credentials = glass.credentials if glass is not None and glass.env == env else None
-    who = await asyncio.to_thread(audit.who, deck, env, credentials)
-    audit.append(deck, action=action, environment=env, result="refused", reason=reason, error=str(exc), who=who)
+    await asyncio.to_thread(refuse, deck, action, env, exc, reason=reason)
 
 
 # -- rollback -----------------------------------------------------------------------------------
@@ -503,7 +504,7 @@ async def rollback(
     deck.env(env)
     deck.config.services_named(services)
     try:
-        await asyncio.to_thread(preflight, deck, env, "rollback")
+        await asyncio.to_thread(preflight, deck, env, "rollback", glass)
         catalog = await asyncio.to_thread(load_catalog, deck)
         targets = await asyncio.to_thread(resolve_rollback, deck, catalog, env, services, to)
         for target in targets:

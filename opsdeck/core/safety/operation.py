@@ -69,6 +69,12 @@ def verify_account(deck: Deck, env: str, credentials: Credentials | None = None)
     return actual
 
 
+def refuse(deck: Deck, action: str, env: str | None, exc: Exception, **fields: Any) -> None:
+    """Audit an attempt refused before its operation started (attempts count too)."""
+    who = audit.who(deck, env)
+    audit.append(deck, action=action, environment=env, result="refused", error=str(exc), who=who, **fields)
+
+
 @contextlib.asynccontextmanager
 async def audited(
     deck: Deck,

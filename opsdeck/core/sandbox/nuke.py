@@ -24,7 +24,7 @@ from opsdeck.core.estate.pins import read_pins
 from opsdeck.core.events import Reporter
 from opsdeck.core.observe import planning
 from opsdeck.core.release import rollout
-from opsdeck.core.safety.operation import audited
+from opsdeck.core.safety.operation import audited, refuse
 from opsdeck.errors import OpsdeckError, RefusedError
 
 DELETE_ATTEMPTS = 6
@@ -143,7 +143,12 @@ async def _delete_all(deck: Deck, env: str, resources: tuple[CloudResource, ...]
 async def nuke_rebuild(deck: Deck, env: str, rep: Reporter, *, confirm: Any = None) -> NukeResult:
     """Destroy everything of the sandbox ``env`` and rebuild it from code; audited, locked."""
     started = time.monotonic()
-    deck.env(env)
+    if not deck.env(env).sandbox:  # before anything else: not even break-glass makes this a sandbox
+        exc = RefusedError(
+            f"nuke-and-rebuild is only for sandbox environments; {env} is not one (sandbox = true in opsdeck.toml)"
+        )
+        await asyncio.to_thread(refuse, deck, "nuke-rebuild", env, exc)
+        raise exc
     async with audited(deck, "nuke-rebuild", env, rep) as run:
         await asyncio.to_thread(check_allowed, deck, env)
         result = await _run(deck, env, rep, confirm, started)

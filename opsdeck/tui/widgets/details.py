@@ -13,7 +13,7 @@ from textual.widgets import Static
 
 if TYPE_CHECKING:
     from opsdeck.core.drift.store import DriftReport
-    from opsdeck.core.model import PlanResult, ResourceChange
+    from opsdeck.core.model import EnvStatus, PlanResult, ResourceChange
 
 ACTION_ORDER = ("delete", "replace", "update", "create")
 ACTION_LABEL = {"create": "+ create", "update": "~ update", "delete": "- destroy", "replace": "-/+ replace"}
@@ -87,28 +87,55 @@ class PlanPane(Pane):
             out.append(f"\n      {', '.join(res.attributes)}", style=Style(dim=True))
 
 
-class DriftPane(Pane):
-    def show(self, env: str, report: DriftReport | None) -> None:
-        self.border_title = f"Drift · {env}"
-        if report is None:
-            self.body.update(Text("not checked yet: press d", style=Style(dim=True)))
+class EnvPane(Pane):
+    """The selected environment: where it runs, each service's image and instances, and its drift."""
+
+    def show(self, env: EnvStatus | None, report: DriftReport | None) -> None:
+        if env is None:
+            self.body.update(Text("", style=Style(dim=True)))
             return
-        if report.status == "clean":
-            note = f" ({report.ignored} accepted in .driftignore)" if report.ignored else ""
-            self.body.update(Text(f"clean{note}", style=Style(color=self.var("drift-clean"))))
-            return
+        self.border_title = f"Environment · {env.name}"
         warn = Style(color=self.var("drift-drifted"), bold=True)
-        parts = []
-        if report.managed:
-            parts.append(Text(f"managed ({len(report.managed)})", style=warn))
-            parts += [Text(f"  ~ {m['address']}  [{', '.join(m['attributes'])}]") for m in report.managed]
-        if report.unmanaged:
-            parts.append(Text(f"unmanaged ({len(report.unmanaged)})", style=warn))
-            parts += [Text(f"  ? {u['type'].split(':')[-1]} {u['id']}") for u in report.unmanaged]
-        if report.image:
-            parts.append(Text(f"image ({len(report.image)})", style=warn))
-            parts += [Text(f"  ! {i['instance']}\n      runs {i['image_id']}") for i in report.image]
-        self.body.update(Group(*parts))
+        out = Text(f"{env.account or '?'} · {env.region}", style=Style(bold=True))
+        if env.promote_from:
+            out.append(f"  ← {env.promote_from}", style=Style(dim=True))
+        for service in env.services:
+            out.append(f"\n{service.name:<8}", style=Style(bold=True))
+            if service.image is None:
+                out.append("no pin", style=Style(dim=True))
+                continue
+            out.append(f"{service.image.version or '?':<8}", style=Style(color=self.var("primary")))
+            n = service.instances
+            counts = Style(color=self.var("success" if n.healthy else "warning"))
+            out.append(f"{n.on_pinned_image}/{n.running}/{n.desired} ", style=counts)
+            if service.image.revoked:
+                out.append("REVOKED ", style=Style(color=self.var("error"), bold=True))
+            if service.lag is not None and not service.lag.in_sync:
+                behind = f"{service.lag.behind} behind" if service.lag.behind else "differs from"
+                out.append(f"{behind} {service.lag.source} ", style=Style(color=self.var("warning")))
+            out.append(service.image.id, style=Style(dim=True))
+        if env.error:
+            out.append(f"\n✗ {env.error}", style=Style(color=self.var("error")))
+        out.append("\n")
+        if report is None:
+            out.append("\ndrift: not checked yet: press d", style=Style(dim=True))
+        elif report.status == "clean":
+            note = f" ({report.ignored} accepted in .driftignore)" if report.ignored else ""
+            out.append(f"\ndrift: clean{note}", style=Style(color=self.var("drift-clean")))
+        else:
+            if report.managed:
+                out.append(f"\nmanaged drift ({len(report.managed)})", style=warn)
+                for m in report.managed:
+                    out.append(f"\n  ~ {m['address']}  [{', '.join(m['attributes'])}]")
+            if report.unmanaged:
+                out.append(f"\nunmanaged ({len(report.unmanaged)})", style=warn)
+                for u in report.unmanaged:
+                    out.append(f"\n  ? {u['type'].split(':')[-1]} {u['id']}")
+            if report.image:
+                out.append(f"\nimage drift ({len(report.image)})", style=warn)
+                for i in report.image:
+                    out.append(f"\n  ! {i['instance']} runs {i['image_id']}")
+        self.body.update(out)
 
 
 class ImagesPane(Pane):
@@ -120,7 +147,7 @@ class ImagesPane(Pane):
         lines = []
         for image in reversed([i for i in images if i["layer"] == "app"]):
             line = Text(
-                f"{image['version']:<7} ",
+                f"{image.get('service') or '':<7} {image['version']:<7} ",
                 style=Style(bold=bool(image["environments"])),
                 no_wrap=True,
                 overflow="ellipsis",
