@@ -31,9 +31,11 @@ def bare() -> None:
 
         def on_mount(self) -> None:
             table = self.query_one(DataTable)
-            table.add_columns("ENV", "IMAGE", "INSTANCES", "PLAN", "DRIFT")
+            # the deck's columns at 120 wide: where, a column per service, plan, drift, state
+            table.add_columns("ENV", "ACCOUNT/REGION", "WEB", "API", "WORKER", "PLAN", "DRIFT", "STATE")
             for env in ("sandbox", "dev", "staging", "prod"):
-                table.add_row(env, "1.0.0 ami-0123456789abcdef0", "2/2/2", "+0 ~0 -0", "clean")
+                services = ("1.0.1 2/2/2", "1.0.1 2/2/2", "1.0.1 1/1/1")
+                table.add_row(env, "111111111111 us-east-1", *services, "+0 ~0 -0", "clean", "idle")
             self.call_after_refresh(first_frame, self)
 
     Bare().run(headless=True, size=(120, 40))

@@ -177,7 +177,10 @@ async def _change_pins(
                 action,
                 env,
                 deck.env(env).confirmation,
-                tuple(ServiceChange(m.service, _ref(catalog, m.from_image), _ref(catalog, m.to_image)) for m in moved),
+                tuple(
+                    ServiceChange(m.service, _ref(catalog, m.from_image), ImageRef(m.to_image, m.version))
+                    for m in moved
+                ),
                 plan,
                 reason,
                 _distribution_note(distributions),
@@ -251,7 +254,7 @@ def _message(
     distributions: list[Distribution],
 ) -> str:
     body = [
-        f"{m.service}: {_describe(_ref(catalog, m.from_image))} -> {_describe(_ref(catalog, m.to_image))}"
+        f"{m.service}: {_describe(_ref(catalog, m.from_image))} -> {_describe(ImageRef(m.to_image, m.version))}"
         for m in moved
     ]
     body += details

@@ -1,0 +1,5 @@
+"""`python -m opsdeck` runs the command line."""
+
+from opsdeck.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""One module per outside system: Terraform, Packer, AWS, git, keyring and the local cloud."""

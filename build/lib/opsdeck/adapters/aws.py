@@ -1,0 +1,356 @@
+"""AWS through boto3: images by tag, auto scaling groups and the image each running instance has.
+
+Blocking calls: core runs them in threads. Clients are made from an explicit session and endpoint,
+never from whatever the process environment says, so a deck on the local cloud cannot reach AWS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from opsdeck.errors import CloudUnavailableError, ToolError
+
+if TYPE_CHECKING:
+    from opsdeck.adapters.inventory import CloudResource
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key: str
+    secret_key: str = field(repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    expires_at: float | None = None  # epoch seconds; None: does not expire
+
+    def secrets(self) -> tuple[str, ...]:
+        """What must never be printed."""
+        return tuple(s for s in (self.secret_key, self.session_token) if s)
+
+
+@dataclass(frozen=True)
+class Image:
+    """An AMI with its opsdeck tags."""
+
+    id: str
+    name: str
+    created: str
+    tags: dict[str, str] = field(default_factory=dict)
+    state: str = ""  # pending | available | failed ...
+
+    @property
+    def version(self) -> str:
+        return self.tags.get("version", "")
+
+    @classmethod
+    def from_api(cls, raw: dict[str, Any]) -> Image:
+        tags = {t["Key"]: t["Value"] for t in raw.get("Tags", [])}
+        return cls(
+            id=raw["ImageId"],
+            name=raw.get("Name", ""),
+            created=raw.get("CreationDate", ""),
+            tags=tags,
+            state=raw.get("State", ""),
+        )
+
+
+@dataclass(frozen=True)
+class Instance:
+    id: str
+    image_id: str
+    state: str  # pending | running | stopping | stopped | shutting-down | terminated
+    group: str | None = None
+    lifecycle: str | None = None  # the group's view: InService, Pending, Terminating...
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Group:
+    """An auto scaling group and its instances."""
+
+    name: str
+    desired: int
+    min_size: int
+    max_size: int
+    launch_template_id: str | None
+    tags: dict[str, str]
+    instances: tuple[Instance, ...]
+
+
+@contextlib.contextmanager
+def aws_errors(step: str, endpoint: str | None) -> Iterator[None]:
+    """Turn botocore failures into one-line opsdeck errors."""
+    from botocore import exceptions as bx
+
+    try:
+        yield
+    except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError) as exc:
+        where = endpoint or "AWS"
+        raise CloudUnavailableError(f"{step}: cannot reach {where} ({type(exc).__name__})") from None
+    except bx.NoCredentialsError:
+        raise ToolError(step, "no AWS credentials (set a profile in opsdeck.toml or AWS_PROFILE)") from None
+    except bx.ClientError as exc:
+        err = exc.response.get("Error", {})
+        raise ToolError(step, f"{err.get('Code', 'error')}: {err.get('Message', str(exc))}") from None
+    except bx.BotoCoreError as exc:
+        raise ToolError(step, str(exc)) from None
+
+
+_LOADER: Any = None
+_LOADER_LOCK = threading.Lock()
+
+
+def _shared_loader() -> Any:
+    """One botocore data loader for the process: each service model and the endpoint data are parsed
+    once (the EC2 model alone is 4 MB of JSON) instead of once per session, and are kept once in memory."""
+    global _LOADER
+    with _LOADER_LOCK:
+        if _LOADER is None:
+            import botocore.session
+
+            _LOADER = botocore.session.get_session().get_component("data_loader")
+        return _LOADER
+
+
+class Aws:
+    """One AWS account and region, through an explicit boto3 session."""
+
+    def __init__(
+        self,
+        region: str,
+        *,
+        endpoint: str | None = None,
+        profile: str | None = None,
+        credentials: Credentials | None = None,
+    ) -> None:
+        self.region = region
+        self.endpoint = endpoint
+        self.profile = profile
+        self.credentials = credentials
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def client(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._clients:
+                import boto3
+                import botocore.session
+                from botocore.config import Config
+
+                creds = self.credentials
+                core = botocore.session.get_session()  # a new session, sharing the parsed models
+                core.register_component("data_loader", _shared_loader())
+                session = boto3.session.Session(
+                    botocore_session=core,
+                    region_name=self.region,
+                    profile_name=None if creds else self.profile,
+                    aws_access_key_id=creds.access_key if creds else None,
+                    aws_secret_access_key=creds.secret_key if creds else None,
+                    aws_session_token=creds.session_token if creds else None,
+                )
+                config = Config(
+                    retries={"mode": "adaptive", "max_attempts": 8},
+                    connect_timeout=3,
+                    read_timeout=30,
+                    max_pool_connections=20,
+                )
+                self._clients[service] = session.client(service, endpoint_url=self.endpoint, config=config)
+            return self._clients[service]
+
+    def errors(self, step: str) -> contextlib.AbstractContextManager[None]:
+        return aws_errors(step, self.endpoint)
+
+    # -- identity and state bucket ------------------------------------------------------------
+
+    def caller_identity(self) -> dict[str, str]:
+        with self.errors("aws sts get-caller-identity"):
+            raw = self.client("sts").get_caller_identity()
+        return {"account": raw.get("Account", ""), "arn": raw.get("Arn", "")}
+
+    def assume_role(self, role_arn: str, session_name: str, seconds: int = 3600) -> Credentials:
+        """Temporary credentials for ``role_arn`` (the session name says who opsdeck acts for)."""
+        with self.errors(f"aws sts assume-role {role_arn}"):
+            raw = self.client("sts").assume_role(
+                RoleArn=role_arn, RoleSessionName=session_name, DurationSeconds=seconds
+            )["Credentials"]
+        expiry = raw.get("Expiration")
+        return Credentials(
+            raw["AccessKeyId"],
+            raw["SecretAccessKey"],
+            raw.get("SessionToken"),
+            expires_at=expiry.timestamp() if hasattr(expiry, "timestamp") else None,
+        )
+
+    def read_object(self, bucket: str, key: str) -> bytes | None:
+        """An S3 object's body (a Terraform state), None when it does not exist."""
+        from botocore.exceptions import ClientError
+
+        with self.errors(f"aws s3 get-object s3://{bucket}/{key}"):
+            try:
+                return bytes(self.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NoSuchBucket"):
+                    return None
+                raise
+
+    def bucket_exists(self, bucket: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        with self.errors(f"aws s3 head-bucket {bucket}"):
+            try:
+                self.client("s3").head_bucket(Bucket=bucket)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket", "NotFound"):
+                    return False
+                raise
+        return True
+
+    def ensure_bucket(self, bucket: str) -> None:
+        """Create the state bucket (versioned, as Terraform state buckets should be) if it is missing."""
+        if self.bucket_exists(bucket):
+            return
+        s3 = self.client("s3")
+        with self.errors(f"aws s3 create-bucket {bucket}"):
+            if self.region == "us-east-1":
+                s3.create_bucket(Bucket=bucket)
+            else:
+                s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": self.region})
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+
+    def object_etag(self, bucket: str, key: str) -> str | None:
+        """The ETag of an S3 object (a Terraform state), None when it does not exist."""
+        from botocore.exceptions import ClientError
+
+        with self.errors(f"aws s3 head-object s3://{bucket}/{key}"):
+            try:
+                return str(self.client("s3").head_object(Bucket=bucket, Key=key).get("ETag", ""))
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    return None
+                raise
+
+    # -- images -------------------------------------------------------------------------------
+
+    def images(self, **tags: str) -> list[Image]:
+        """This account's images carrying all the given tags, oldest first."""
+        filters = [{"Name": f"tag:{key}", "Values": [value]} for key, value in tags.items()]
+        with self.errors("aws ec2 describe-images"):
+            raw = self.client("ec2").describe_images(Owners=["self"], Filters=filters)["Images"]
+        images = [Image.from_api(item) for item in raw]
+        return sorted(images, key=lambda i: (i.created, i.id))
+
+    def image(self, image_id: str) -> Image | None:
+        from botocore.exceptions import ClientError
+
+        with self.errors(f"aws ec2 describe-images {image_id}"):
+            try:
+                raw = self.client("ec2").describe_images(ImageIds=[image_id])["Images"]
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code", "").startswith("InvalidAMIID"):
+                    return None
+                raise
+        return Image.from_api(raw[0]) if raw else None
+
+    def tag_image(self, image_id: str, tags: dict[str, str]) -> None:
+        with self.errors(f"aws ec2 create-tags {image_id}"):
+            self.client("ec2").create_tags(Resources=[image_id], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+
+    def launch_permissions(self, image_id: str) -> list[str]:
+        """The accounts (besides its owner) allowed to launch the image."""
+        with self.errors(f"aws ec2 describe-image-attribute {image_id}"):
+            raw = self.client("ec2").describe_image_attribute(ImageId=image_id, Attribute="launchPermission")
+        return sorted(p["UserId"] for p in raw.get("LaunchPermissions", []) if p.get("UserId"))
+
+    def share_image(self, image_id: str, account: str) -> None:
+        """Let ``account`` launch the image (launch permission)."""
+        with self.errors(f"aws ec2 modify-image-attribute {image_id} (launch permission for {account})"):
+            self.client("ec2").modify_image_attribute(ImageId=image_id, LaunchPermission={"Add": [{"UserId": account}]})
+
+    def copy_image(self, image_id: str, source_region: str, name: str, description: str = "") -> str:
+        """Copy an image from ``source_region`` into this client's region; the new image's id."""
+        with self.errors(f"aws ec2 copy-image {image_id} from {source_region} to {self.region}"):
+            raw = self.client("ec2").copy_image(
+                SourceImageId=image_id, SourceRegion=source_region, Name=name, Description=description
+            )
+        return str(raw["ImageId"])
+
+    # -- groups and instances -----------------------------------------------------------------
+
+    def groups(self, tag_key: str, value: str) -> list[Group]:
+        """Auto scaling groups tagged ``tag_key = value``, with the image each of their instances runs."""
+        asg = self.client("autoscaling")
+        with self.errors("aws autoscaling describe-auto-scaling-groups"):
+            pages = asg.get_paginator("describe_auto_scaling_groups").paginate(
+                Filters=[{"Name": f"tag:{tag_key}", "Values": [value]}]
+            )
+            raw_groups = [g for page in pages for g in page["AutoScalingGroups"]]
+        ids = [i["InstanceId"] for g in raw_groups for i in g.get("Instances", [])]
+        details = self.instances(ids)
+        groups = []
+        for g in raw_groups:
+            members = []
+            for member in g.get("Instances", []):
+                detail = details.get(member["InstanceId"])
+                members.append(
+                    Instance(
+                        id=member["InstanceId"],
+                        image_id=detail.image_id if detail else "",
+                        state=detail.state if detail else "unknown",
+                        group=g["AutoScalingGroupName"],
+                        lifecycle=member.get("LifecycleState"),
+                        tags=detail.tags if detail else {},
+                    )
+                )
+            lt = g.get("LaunchTemplate") or {}
+            groups.append(
+                Group(
+                    name=g["AutoScalingGroupName"],
+                    desired=int(g.get("DesiredCapacity", 0)),
+                    min_size=int(g.get("MinSize", 0)),
+                    max_size=int(g.get("MaxSize", 0)),
+                    launch_template_id=lt.get("LaunchTemplateId"),
+                    tags={t["Key"]: t["Value"] for t in g.get("Tags", [])},
+                    instances=tuple(members),
+                )
+            )
+        return groups
+
+    # -- inventory ----------------------------------------------------------------------------
+
+    def find(self, env: str, vpc_ids: Iterable[str], tag_key: str) -> list[CloudResource]:
+        """Everything tagged ``tag_key = env`` or inside one of ``vpc_ids``."""
+        from opsdeck.adapters.inventory import Inventory
+
+        return Inventory(self).find(env, vpc_ids, tag_key)
+
+    def delete(self, resource: CloudResource) -> None:
+        from opsdeck.adapters.inventory import Inventory
+
+        Inventory(self).delete(resource)
+
+    def instances(self, ids: list[str]) -> dict[str, Instance]:
+        if not ids:
+            return {}
+        ec2 = self.client("ec2")
+        found: dict[str, Instance] = {}
+        with self.errors("aws ec2 describe-instances"):
+            for start in range(0, len(ids), 200):
+                pages = ec2.get_paginator("describe_instances").paginate(InstanceIds=ids[start : start + 200])
+                for page in pages:
+                    for reservation in page["Reservations"]:
+                        for raw in reservation["Instances"]:
+                            found[raw["InstanceId"]] = _instance(raw)
+        return found
+
+
+def _instance(raw: dict[str, Any]) -> Instance:
+    tags = {t["Key"]: t["Value"] for t in raw.get("Tags", [])}
+    return Instance(
+        id=raw["InstanceId"],
+        image_id=raw.get("ImageId", ""),
+        state=(raw.get("State") or {}).get("Name", "unknown"),
+        group=tags.get("aws:autoscaling:groupName"),
+        tags=tags,
+    )

@@ -1,0 +1,187 @@
+"""The deck's git repository through GitPython: files as each commit left them, the head, commits.
+
+Git is the ledger: the pin files hold which image each service runs in each environment, so the
+history of a pin file is the release history (core/release/ledger.py reads it).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from opsdeck.errors import OpsdeckError, ToolError
+
+
+@dataclass(frozen=True)
+class FileVersion:
+    """A file as one commit left it (``text`` None: deleted there)."""
+
+    commit: str
+    when: datetime
+    author: str
+    message: str
+    text: str | None
+
+
+T = TypeVar("T")
+
+
+def _serialized(method: Callable[..., T]) -> Callable[..., T]:
+    """One call at a time per repository: GitPython keeps persistent `git cat-file` processes per
+    Repo, and two threads talking to one of them at once mix their answers or hang for good (the
+    deck's state loader, its operations and its details worker all share the deck's repository)."""
+
+    @functools.wraps(method)
+    def locked(self: Git, *args: Any, **kwargs: Any) -> T:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
+class Git:
+    """A deck's repository."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._repo: Any = None
+        self._lock = threading.RLock()
+
+    @property
+    def repo(self) -> Any:
+        if self._repo is None:
+            import git
+
+            try:
+                self._repo = git.Repo(self.root)
+            except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+                raise OpsdeckError(
+                    f"{self.root} is not a git repository (a deck is one: run `git init` and commit it)"
+                ) from None
+        return self._repo
+
+    @staticmethod
+    def init(root: Path, name: str | None = None, email: str | None = None) -> Git:
+        import git
+
+        repo = git.Repo.init(root, initial_branch="main")
+        with repo.config_reader() as reader:
+            has_name = reader.get_value("user", "name", default="")
+            has_email = reader.get_value("user", "email", default="")
+        if not (has_name and has_email):
+            with repo.config_writer() as writer:
+                writer.set_value("user", "name", name or "opsdeck demo")
+                writer.set_value("user", "email", email or "opsdeck-demo@localhost")
+        return Git(root)
+
+    @_serialized
+    def close(self) -> None:
+        """End GitPython's persistent `git cat-file` processes (they are started again when needed)."""
+        if self._repo is not None:
+            self._repo.close()
+            self._repo = None
+
+    @_serialized
+    def head(self) -> str:
+        """The head commit's sha; errors on an empty repository."""
+        try:
+            return str(self.repo.head.commit.hexsha)
+        except ValueError:
+            raise OpsdeckError(f"{self.root}: the git repository has no commit yet") from None
+
+    def short_head(self) -> str:
+        return self.head()[:12]
+
+    @_serialized
+    def is_detached(self) -> bool:
+        return bool(self.repo.head.is_detached)
+
+    @_serialized
+    def identity(self) -> str:
+        """ "Name <email>" from git config, or an error naming the setting to fix."""
+        with self.repo.config_reader() as reader:
+            name = reader.get_value("user", "name", default="")
+            email = reader.get_value("user", "email", default="")
+        if not name or not email:
+            raise OpsdeckError("git has no user.name / user.email: set them with `git config user.name ...`")
+        return f"{name} <{email}>"
+
+    @_serialized
+    def is_dirty(self, rel: str) -> bool:
+        """The path has uncommitted changes (staged, unstaged or untracked)."""
+        return bool(self.repo.git.status("--porcelain", "--", rel).strip())
+
+    @_serialized
+    def history(self, rel: str, limit: int = 200) -> list[FileVersion]:
+        """Commits that changed ``rel``, newest first, with the file's text in each."""
+        versions = []
+        for commit in self.repo.iter_commits(paths=rel, max_count=limit):
+            try:
+                text: str | None = (commit.tree / rel).data_stream.read().decode("utf-8")
+            except KeyError:
+                text = None  # deleted in that commit
+            versions.append(
+                FileVersion(
+                    commit=commit.hexsha,
+                    when=datetime.fromtimestamp(commit.committed_date, tz=UTC),
+                    author=f"{commit.author.name} <{commit.author.email}>",
+                    message=commit.message.strip(),
+                    text=text,
+                )
+            )
+        return versions
+
+    @_serialized
+    def commits(self, paths: list[str], limit: int = 400) -> list[str]:
+        """Commits that changed any of ``paths``, newest first (git's own order, not timestamps)."""
+        return [c.hexsha for c in self.repo.iter_commits(paths=paths, max_count=limit)]
+
+    @_serialized
+    def trailers(self, key: str) -> list[tuple[str, str]]:
+        """(commit, value) of every commit on HEAD's history carrying the trailer ``key``, newest
+        first; empty when there is no history to read."""
+        import git
+
+        try:
+            log = self.repo.git.log(f"--format=%H %(trailers:key={key},valueonly,separator=%x20)")
+        except (OpsdeckError, git.GitCommandError):
+            return []
+        found = []
+        for line in log.splitlines():
+            parts = line.split()
+            if len(parts) >= 2:
+                found.append((parts[0], parts[1]))
+        return found
+
+    @_serialized
+    def commit(self, paths: list[str], message: str) -> str:
+        """Commit exactly these paths (nothing else that is staged) and return the sha."""
+        import git
+
+        repo = self.repo
+        try:
+            repo.git.add("--", *paths)
+            repo.git.commit("-m", message, "--only", "--", *paths)
+        except git.GitCommandError as exc:
+            raise ToolError("git commit", (exc.stderr or str(exc)).strip().splitlines()[-1]) from None
+        return str(repo.head.commit.hexsha)
+
+    @_serialized
+    def restore(self, rel: str) -> None:
+        """Put a file back as it is at HEAD."""
+        self.repo.git.checkout("HEAD", "--", rel)
+
+    @_serialized
+    def add_all_and_commit(self, message: str, leave: list[str] | None = None) -> str:
+        """Commit everything in the working tree but the paths in ``leave``."""
+        repo = self.repo
+        repo.git.add("-A")
+        if leave:
+            repo.git.reset("-q", "--", *leave)
+        repo.git.commit("-m", message)
+        return str(repo.head.commit.hexsha)

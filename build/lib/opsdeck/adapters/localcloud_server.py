@@ -1,0 +1,130 @@
+"""The local cloud process: moto's server on 127.0.0.1, with fixes that make it answer as AWS does.
+
+Run as ``python -m opsdeck.adapters.localcloud_server --port N --ready FILE``; it writes FILE once it
+answers, and serves until SIGTERM or SIGINT. State is in memory only, as with any moto server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+
+def apply_fidelity_fixes() -> None:
+    """Make moto answer like AWS where opsdeck's real code paths depend on it."""
+    _ebs_backed_images()
+    _roles_must_exist()
+
+
+def _roles_must_exist() -> None:
+    """AWS refuses AssumeRole of a role its account does not have; moto assumes any ARN at all, so a
+    typo in a deck's role would reach the account anyway. Refuse an unknown role in an account that
+    has roles. An account with none yet is one being set up (the demo creates its roles that way)."""
+    from moto.iam.models import iam_backends
+    from moto.sts import models as sts_models
+    from moto.sts.exceptions import STSClientError
+
+    original = sts_models.STSBackend.assume_role
+    if getattr(original, "_opsdeck_fixed", False):
+        return
+
+    class AccessDeniedError(STSClientError):
+        code = "AccessDenied"
+
+    def assume_role(self: Any, region_name: str, role_session_name: str, role_arn: str, *args: Any, **kw: Any) -> Any:
+        parts = role_arn.split(":")
+        if len(parts) == 6 and parts[5].startswith("role/"):
+            account, name = parts[4], parts[5].rsplit("/", 1)[-1]
+            known = {role.name for role in iam_backends[account]["aws"].roles.values()}
+            if known and name not in known:
+                raise AccessDeniedError(
+                    f"User: {self.account_id} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
+                )
+        return original(self, region_name, role_session_name, role_arn, *args, **kw)
+
+    assume_role._opsdeck_fixed = True  # type: ignore[attr-defined]
+    setattr(sts_models.STSBackend, "assume_role", assume_role)  # noqa: B010 - patching moto's class
+
+
+def _ebs_backed_images() -> None:
+    """An image made from an EBS-backed instance is EBS-backed.
+
+    AWS gives an image made from an EBS-backed instance the root device type "ebs"; moto 5.2 leaves
+    "standard", and Packer's amazon-ebs builder then refuses that image as a source, which breaks the
+    two-layer bake (the app image is built on the base image). Copy the instance's root device type.
+    """
+    from moto.ec2.models import amis
+
+    original = amis.AmiBackend.create_image
+    if getattr(original, "_opsdeck_fixed", False):
+        return
+
+    def create_image(self: Any, instance_id: str, *args: Any, **kwargs: Any) -> Any:
+        ami = original(self, instance_id, *args, **kwargs)
+        instance = getattr(ami, "instance", None)
+        ami.root_device_type = getattr(instance, "root_device_type", None) or "ebs"
+        return ami
+
+    create_image._opsdeck_fixed = True  # type: ignore[attr-defined]
+    setattr(amis.AmiBackend, "create_image", create_image)  # noqa: B010 - patching moto's class
+
+
+class Serialized:
+    """A WSGI app that handles one request at a time.
+
+    moto's backends are not thread-safe: with Terraform applying several environments at once,
+    concurrent requests race (seen: a security group's default egress rule vanishing between create
+    and revoke, so the provider's RevokeSecurityGroupEgress failed with InvalidPermission.NotFound).
+    AWS is consistent there, so requests are serialised; connections stay concurrent (threads), and
+    moto answers each request in milliseconds.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        with self.lock:
+            body = self.app(environ, start_response)
+            try:
+                return [bytes(chunk) for chunk in body]
+            finally:
+                close = getattr(body, "close", None)
+                if close is not None:
+                    close()
+
+
+def serve(port: int) -> Any:
+    """Start serving on 127.0.0.1:port in a thread; returns the server (call .shutdown() to stop)."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    app = Serialized(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
+    threading.Thread(target=server.serve_forever, name="localcloud", daemon=True).start()
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="opsdeck-localcloud")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--ready", type=Path, required=True, help="file written once the server answers")
+    args = parser.parse_args(argv)
+
+    apply_fidelity_fixes()
+    server = serve(args.port)
+    args.ready.write_text(f"http://127.0.0.1:{args.port}\n", encoding="utf-8")
+
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+    server.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

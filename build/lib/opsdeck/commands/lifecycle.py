@@ -1,0 +1,263 @@
+"""`opsdeck bake | promote | rollback | revoke | history`: the image lifecycle, headless."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from opsdeck.commands import open_deck, print_json, reporter, run, table, when
+from opsdeck.commands.inspect import plan_text
+from opsdeck.core.estate.deck import Deck
+
+
+def _mutating(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--yes", action="store_true", help="confirm without asking (needed without a terminal)")
+    parser.add_argument("--reason", default="", help="why (recorded in the commit and the audit log)")
+    parser.add_argument("--break-glass", action="store_true", help="use the environment's elevated credentials")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print progress")
+
+
+def _services(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--service", dest="services", action="append", metavar="NAME", help=f"{what} (repeatable; default: all)"
+    )
+
+
+def register(sub: Any) -> None:
+    bake = sub.add_parser("bake", help="bake new images with the deck's Packer recipes (one per service)")
+    _services(bake, "the service to bake")
+    bake.add_argument("--version", help="MAJOR.MINOR.PATCH (default: the next patch after the service's newest)")
+    bake.add_argument("--base", action="store_true", help="bake the shared base layer instead")
+    bake.add_argument("--json", action="store_true", help="print JSON")
+    bake.add_argument("-v", "--verbose", action="store_true", help="print Packer's progress")
+    bake.set_defaults(handler=bake_cmd)
+
+    promote = sub.add_parser("promote", help="promote an environment's images (or one image) to an environment")
+    promote.add_argument("src", help="source environment, or an image id or version")
+    promote.add_argument("dst", help="target environment")
+    _services(promote, "only this service")
+    _mutating(promote)
+    promote.set_defaults(handler=promote_cmd)
+
+    deploy = sub.add_parser("deploy", help="deploy each service's newest image to an environment (sandbox, dev)")
+    deploy.add_argument("env", help="environment")
+    _services(deploy, "only this service")
+    _mutating(deploy)
+    deploy.set_defaults(handler=deploy_cmd)
+
+    rollback = sub.add_parser("rollback", help="point an environment back at the images it ran before")
+    rollback.add_argument("env", help="environment")
+    rollback.add_argument("--to", help="an image id or version the environment ran before")
+    _services(rollback, "only this service")
+    _mutating(rollback)
+    rollback.set_defaults(handler=rollback_cmd)
+
+    revoke = sub.add_parser("revoke", help="mark an image revoked: promote refuses it, status flags it")
+    revoke.add_argument("image", help="image id or version")
+    revoke.add_argument("--reason", required=True, help="why (recorded on the image and in the audit log)")
+    revoke.add_argument("--json", action="store_true", help="print JSON")
+    revoke.set_defaults(handler=revoke_cmd)
+
+    history = sub.add_parser("history", help="an environment's releases, from git")
+    history.add_argument("env", help="environment")
+    _services(history, "only this service's releases")
+    history.add_argument("--json", action="store_true", help="print JSON")
+    history.set_defaults(handler=history_cmd)
+
+
+def bake_cmd(args: argparse.Namespace) -> int:
+    from opsdeck.core.release.bake import bake
+
+    deck = open_deck(args)
+    deck.check_cloud()
+    results = run(bake(deck, reporter(args, "bake"), services=args.services, version=args.version, base=args.base))
+    if args.json:
+        print_json([r.to_json() for r in results])
+    else:
+        for r in results:
+            what = "base image" if r.service is None else f"{r.service} image"
+            print(f"baked {what} {r.version}: {r.id} (git {r.git_sha}, {r.seconds:.1f}s)")
+    return 0
+
+
+def cli_confirm(args: argparse.Namespace) -> Any:
+    """Show the plan, then confirm as the environment's approval setting says (headless: --yes)."""
+    from opsdeck.core.safety.confirm import NotConfirmedError, Preview
+
+    async def ask(preview: Preview) -> bool:
+        out = sys.stderr
+        moving = [c for c in preview.changes if c.from_image.id != c.to_image.id]
+        if not moving:
+            print(f"{preview.action} {preview.environment}", file=out)
+        for change in moving:
+            print(
+                f"{preview.action} {preview.environment} {change.service}: {change.from_image.version} "
+                f"({change.from_image.id}) -> {change.to_image.version} ({change.to_image.id})",
+                file=out,
+            )
+        if preview.note:
+            print(preview.note, file=out)
+        print(plan_text(preview.plan), file=out)
+        if args.yes or preview.approval == "none":
+            return True
+        if not sys.stdin.isatty():
+            raise NotConfirmedError(
+                f"{preview.action} of {preview.environment} needs confirmation "
+                f"(approval = {preview.approval}): re-run with --yes; nothing changed"
+            )
+        if preview.approval == "typed":
+            answer = await asyncio.to_thread(input, f"Type {preview.environment} to apply: ")
+            return answer.strip() == preview.environment
+        answer = await asyncio.to_thread(input, "Apply this plan? [y/N] ")
+        return answer.strip().lower() in ("y", "yes")
+
+    return ask
+
+
+def _glass(deck: Deck, args: argparse.Namespace, env: str) -> Any:
+    if not args.break_glass:
+        return None
+    from opsdeck.core.safety.breakglass import open_break_glass
+
+    return open_break_glass(deck, env, args.reason)
+
+
+def _release(args: argparse.Namespace, env: str, action: str, call: Any) -> int:
+    from opsdeck.core.safety.breakglass import close_break_glass
+
+    deck = open_deck(args)
+    deck.env(env)
+    deck.config.services_named(args.services)
+    deck.check_cloud()
+    glass = _glass(deck, args, env)
+    try:
+        result = run(call(deck, reporter(args, action, env), glass))
+    finally:
+        if glass is not None:
+            close_break_glass(deck, glass)
+    if args.json:
+        print_json(result.to_json())
+    else:
+        print(f"{action} {env}: {result.summary()}, commit {result.commit[:12]} ({result.seconds:.1f}s)")
+    return 0
+
+
+def promote_cmd(args: argparse.Namespace) -> int:
+    from opsdeck.core.release.promote import promote
+
+    return _release(
+        args,
+        args.dst,
+        "promote",
+        lambda deck, rep, glass: promote(
+            deck,
+            args.src,
+            args.dst,
+            rep,
+            services=args.services,
+            reason=args.reason,
+            confirm=cli_confirm(args),
+            glass=glass,
+        ),
+    )
+
+
+def deploy_cmd(args: argparse.Namespace) -> int:
+    from opsdeck.core.release.promote import deploy_newest
+
+    return _release(
+        args,
+        args.env,
+        "deploy",
+        lambda deck, rep, glass: deploy_newest(
+            deck, args.env, rep, services=args.services, reason=args.reason, confirm=cli_confirm(args), glass=glass
+        ),
+    )
+
+
+def rollback_cmd(args: argparse.Namespace) -> int:
+    from opsdeck.core.release.promote import rollback
+
+    return _release(
+        args,
+        args.env,
+        "rollback",
+        lambda deck, rep, glass: rollback(
+            deck,
+            args.env,
+            rep,
+            services=args.services,
+            to=args.to,
+            reason=args.reason,
+            confirm=cli_confirm(args),
+            glass=glass,
+        ),
+    )
+
+
+def revoke_cmd(args: argparse.Namespace) -> int:
+    from opsdeck.core.release.images import revoke
+
+    deck = open_deck(args)
+    deck.check_cloud()
+    image = revoke(deck, args.image, args.reason)
+    if args.json:
+        print_json(
+            {
+                "id": image.id,
+                "service": image.tags.get("app"),
+                "version": image.version,
+                "revoked": True,
+                "reason": args.reason,
+            }
+        )
+    else:
+        print(f"revoked {image.tags.get('app', '')} {image.version} ({image.id}): {args.reason}")
+    return 0
+
+
+def history_cmd(args: argparse.Namespace) -> int:
+    from opsdeck.core.release.images import load_catalog
+    from opsdeck.core.release.ledger import history
+
+    deck = open_deck(args)
+    deck.check_cloud()
+    releases = history(deck, args.env, args.services)
+    catalog = load_catalog(deck)
+
+    def version(image_id: str | None) -> str:
+        found = catalog.by_id.get(image_id or "")
+        return found.version if found else ""
+
+    if args.json:
+        print_json(
+            [
+                {
+                    "commit": r.commit,
+                    "when": r.when,
+                    "author": r.author,
+                    "message": r.message,
+                    "services": [
+                        {
+                            "name": c.service,
+                            "image_id": c.image_id,
+                            "version": version(c.image_id),
+                            "from_image": c.before,
+                            "from_version": version(c.before),
+                        }
+                        for c in r.changes
+                    ],
+                }
+                for r in releases
+            ]
+        )
+        return 0
+    rows = []
+    for r in releases:
+        moved = ", ".join(f"{c.service} {version(c.image_id) or c.image_id or '-'}" for c in r.changes)
+        rows.append([r.commit[:12], when(r.when), moved, r.author, r.message])
+    print(table(["COMMIT", "WHEN", "SERVICES", "AUTHOR", "MESSAGE"], rows))
+    return 0

@@ -1,0 +1,1 @@
+"""What a deck is: its config, its user settings, and the tools bound to each environment."""

@@ -1,0 +1,376 @@
+"""A deck's `opsdeck.toml`, parsed into typed settings and checked as a whole.
+
+A deck is an estate: services (each with its Packer recipe, built on a shared base layer), and
+environments (each a Terraform root module with its account, region and how to reach them). The
+single-image format of earlier decks (an ``[image]`` table) reads as one service.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from opsdeck.core.estate.schema import Where, build, describe, read_toml, setting
+from opsdeck.errors import ConfigError
+
+CONFIG_FILE = "opsdeck.toml"
+ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]+$")
+REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
+TAG_KEY = re.compile(r"^[\w .:/=+@-]{1,128}$")
+
+Approval = Literal["none", "confirm", "typed"]
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    """The AWS side every environment shares unless it says otherwise."""
+
+    region: str = setting(doc="Default AWS region of the environments and the build account, e.g. us-east-1.")
+    local: bool = setting(False, doc="Run on the embedded local cloud (moto) instead of real accounts.")
+    profile: str | None = setting(
+        None, doc="Default AWS profile for real accounts (an environment's own role or profile wins)."
+    )
+    protected_accounts: tuple[str, ...] = setting(
+        (), doc="Account ids where nuke-and-rebuild is refused, whatever the environment says."
+    )
+    state_bucket: str | None = setting(
+        None, doc="Kept for older decks: each environment's backend block names its own state bucket."
+    )
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    """The single-image format of earlier decks: one application, read as one service."""
+
+    app: str = setting(doc="Application name; the AMI tag app = <app> finds its images.")
+    recipe: str = setting(doc="Packer template of the application image.")
+    base_recipe: str | None = setting(None, doc="Packer template of the base image the app image builds on.")
+
+
+@dataclass(frozen=True)
+class BaseSettings:
+    """The shared base layer every service's image builds on."""
+
+    recipe: str = setting(doc="Packer template of the base image (OS and agents).")
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """One service: its image recipe, and where each environment pins its image."""
+
+    name: str = setting(doc="The service's name (the table's key); its images carry the tag app = <name>.")
+    recipe: str = setting(doc="Packer template of the service's image, relative to the deck.")
+    pin_file: str | None = setting(None, doc="Pin file, relative to each environment's root module.")
+    pin_variable: str | None = setting(
+        None, doc='Terraform variable the pin sets; "a.b" is key b of map variable a ({service} is this name).'
+    )
+
+
+@dataclass(frozen=True)
+class Conventions:
+    """The names a team's Terraform already uses (today's defaults suit the sample decks)."""
+
+    env_tag: str = setting("env", doc="Tag key whose value names the environment, on every resource.")
+    service_tag: str = setting("app", doc="Tag key whose value names the service, on its groups and instances.")
+    pin_file: str = setting(
+        "image.auto.tfvars.json", doc="Where a service's pin lives, relative to each environment's root module."
+    )
+    pin_variable: str = setting(
+        "image_id", doc='The Terraform variable a pin sets; "images.{service}" is a key of a map variable.'
+    )
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """The build account: where images are baked and kept, and shared from."""
+
+    account: str | None = setting(None, doc="Its account id (checked against STS before a bake).")
+    region: str | None = setting(None, doc="Its region (default aws.region).")
+    role: str | None = setting(None, doc="A role to assume in it.")
+    profile: str | None = setting(None, doc="Or an AWS profile for it.")
+
+
+@dataclass(frozen=True)
+class SafetySettings:
+    """How hard it is to change things."""
+
+    break_glass_minutes: int = setting(30, doc="How long break-glass lasts once opened.")
+
+
+@dataclass(frozen=True)
+class EnvSettings:
+    """One environment: a Terraform root module, where it runs, and what may be done to it."""
+
+    name: str = setting(doc="The environment's name (the table's key).")
+    path: str = setting("", doc="Its root module, relative to the deck (default envs/<name>).")
+    account: str | None = setting(None, doc="Its AWS account id; checked against STS before any change.")
+    region: str | None = setting(None, doc="Its AWS region (default aws.region).")
+    role: str | None = setting(None, doc="The role opsdeck assumes to reach it (its deploy role).")
+    profile: str | None = setting(None, doc="Or the AWS profile that reaches it.")
+    break_glass_role: str | None = setting(
+        None, doc="The role behind its break-glass credentials (the demo mints them from it; the trail knows it)."
+    )
+    sandbox: bool = setting(False, doc="Nuke-and-rebuild is allowed.")
+    protected: bool = setting(False, doc="Read-only unless break-glass.")
+    promote_from: str | None = setting(None, doc="The environment whose images may be promoted here.")
+    approval: Approval | None = setting(
+        None, doc='How hard the confirmation is: "none", "confirm" or "typed" (the default when protected).'
+    )
+
+    @property
+    def confirmation(self) -> Approval:
+        if self.approval is not None:
+            return self.approval
+        return "typed" if self.protected else "confirm"
+
+
+@dataclass(frozen=True)
+class DeckConfig:
+    """The whole of opsdeck.toml."""
+
+    name: str = setting(doc="The deck's name, shown in the header.")
+    aws: AwsSettings = setting(doc="The AWS side.")
+    services: tuple[ServiceSettings, ...] = setting(factory=tuple, doc="Services, in file order.")
+    base: BaseSettings | None = setting(None, doc="The shared base layer.")
+    build: BuildSettings = setting(factory=BuildSettings, doc="The build account.")
+    conventions: Conventions = setting(factory=Conventions, doc="Tag and pin names of the deck's Terraform.")
+    environments: tuple[EnvSettings, ...] = setting(factory=tuple, doc="Environments, in file order.")
+    safety: SafetySettings = setting(factory=SafetySettings, doc="Safety settings.")
+    image: ImageSettings | None = setting(None, doc="The single-image format of earlier decks (one service).")
+    refresh_minutes: float = setting(5.0, doc="How often the open deck refreshes plans and instances on its own.")
+    drift_minutes: float = setting(
+        60.0, doc="How old a drift check may get before the open deck runs another on its own (0: only on d)."
+    )
+    description: str = setting("", doc="One line about the deck.")
+
+    def env(self, name: str) -> EnvSettings:
+        for env in self.environments:
+            if env.name == name:
+                return env
+        known = ", ".join(e.name for e in self.environments)
+        raise ConfigError(f"unknown environment {name!r} (this deck has: {known})")
+
+    @property
+    def env_names(self) -> list[str]:
+        return [e.name for e in self.environments]
+
+    def next_env(self, name: str) -> EnvSettings | None:
+        """The environment that promotes from ``name``, if any."""
+        return next((e for e in self.environments if e.promote_from == name), None)
+
+    def service(self, name: str) -> ServiceSettings:
+        for service in self.services:
+            if service.name == name:
+                return service
+        known = ", ".join(s.name for s in self.services)
+        raise ConfigError(f"unknown service {name!r} (this deck has: {known})")
+
+    @property
+    def service_names(self) -> list[str]:
+        return [s.name for s in self.services]
+
+    def services_named(self, names: list[str] | tuple[str, ...] | None) -> list[str]:
+        """``names`` checked (each must be a service of the deck), or every service when empty."""
+        if not names:
+            return self.service_names
+        for name in names:
+            self.service(name)
+        return list(dict.fromkeys(names))
+
+    @property
+    def base_recipe(self) -> str | None:
+        return self.base.recipe if self.base else None
+
+    def region_of(self, env: str) -> str:
+        return self.env(env).region or self.aws.region
+
+    @property
+    def build_region(self) -> str:
+        return self.build.region or self.aws.region
+
+    @property
+    def regions(self) -> list[str]:
+        """Every region the deck uses, the build region first."""
+        return list(dict.fromkeys([self.build_region, *(self.region_of(e.name) for e in self.environments)]))
+
+
+def load_config(root: Path) -> DeckConfig:
+    """Read and check ``root/opsdeck.toml``; every mistake is one ConfigError line."""
+    path = root / CONFIG_FILE
+    label = str(path) if os.environ.get("OPSDECK_FULL_PATHS") else CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(f"no {CONFIG_FILE} in {root} (pass --deck DIR or set OPSDECK_DECK)")
+    data = read_toml(path, label)
+    where = Where(label)
+    envs = _named_tables(data.get("environments"), where.child("environments"), "environment", ENV_NAME)
+    services = _named_tables(data.get("services"), where.child("services"), "service", SERVICE_NAME, required=False)
+    built_envs = tuple(
+        build(EnvSettings, {"path": f"envs/{name}", **table, "name": name}, where.child("environments").child(name))
+        for name, table in envs.items()
+    )
+    built_services = tuple(
+        build(ServiceSettings, {**table, "name": name}, where.child("services").child(name))
+        for name, table in services.items()
+    )
+    rest = {k: v for k, v in data.items() if k not in ("environments", "services")}
+    config = build(DeckConfig, rest, where)
+    config = replace(config, environments=built_envs, services=built_services)
+    config = _single_image_as_service(config, where)
+    _check(config, root, where)
+    return config
+
+
+def _named_tables(
+    value: Any, where: Where, kind: str, pattern: re.Pattern[str], *, required: bool = True
+) -> dict[str, dict[str, Any]]:
+    if value is None and not required:
+        return {}
+    if not isinstance(value, dict) or (required and not value):
+        raise where.error(f"expected at least one [{where.key}.<name>] table")
+    for name, table in value.items():
+        child = where.child(name)
+        if not pattern.match(name):
+            raise child.error(f"{kind} names are lower-case letters, digits and dashes")
+        if not isinstance(table, dict):
+            raise child.error(f"expected a table, got {describe(table)}")
+        if "name" in table:
+            raise child.child("name").error("unknown key (the table's key is the name)")
+    return value
+
+
+def _single_image_as_service(config: DeckConfig, where: Where) -> DeckConfig:
+    """An ``[image]`` table (the single-image format) is one service named after its app."""
+    if config.image is None:
+        if not config.services:
+            raise where.child("services").error("expected at least one [services.<name>] table (or an [image] table)")
+        return config
+    if config.services:
+        raise where.child("image").error("a deck has either [image] (one service) or [services.<name>], not both")
+    if config.base is not None and config.image.base_recipe:
+        raise where.child("image").child("base_recipe").error("the base layer is already [base]: drop one")
+    service = ServiceSettings(name=config.image.app, recipe=config.image.recipe)
+    base = config.base or (BaseSettings(recipe=config.image.base_recipe) if config.image.base_recipe else None)
+    return replace(config, services=(service,), base=base)
+
+
+def _check(config: DeckConfig, root: Path, where: Where) -> None:
+    names = config.env_names
+    envs_where = where.child("environments")
+    for env in config.environments:
+        ew = envs_where.child(env.name)
+        if env.promote_from is not None and env.promote_from not in names:
+            others = ", ".join(n for n in names if n != env.name)
+            raise ew.child("promote_from").error(
+                f"expected the name of another environment ({others}), got {env.promote_from!r}"
+            )
+        if env.promote_from == env.name:
+            raise ew.child("promote_from").error("an environment cannot promote from itself")
+        if not (root / env.path).is_dir():
+            raise ew.child("path").error(f"expected a directory with the root module, {env.path} does not exist")
+        if env.sandbox and env.protected:
+            raise ew.error("an environment cannot be both sandbox and protected")
+        _check_target(ew, env.account, env.region, env.role, env.profile)
+        if env.break_glass_role is not None:
+            _check_role(ew.child("break_glass_role"), env.break_glass_role, env.account)
+    for env in config.environments:
+        seen = [env.name]
+        current = env
+        while current.promote_from is not None:
+            current = config.env(current.promote_from)
+            if current.name in seen:
+                chain = " -> ".join([*seen, current.name])
+                raise envs_where.child(env.name).child("promote_from").error(f"promote chain has a cycle: {chain}")
+            seen.append(current.name)
+    for account in config.aws.protected_accounts:
+        if not ACCOUNT_ID.match(account):
+            raise (
+                where.child("aws").child("protected_accounts").error(f"expected 12-digit account ids, got {account!r}")
+            )
+    if not REGION.match(config.aws.region):
+        raise (
+            where.child("aws")
+            .child("region")
+            .error(f"expected an AWS region such as us-east-1, got {config.aws.region!r}")
+        )
+    _check_target(
+        where.child("build"), config.build.account, config.build.region, config.build.role, config.build.profile
+    )
+    services_where = where.child("image") if config.image is not None else where.child("services")
+    for service in config.services:
+        sw = services_where if config.image is not None else services_where.child(service.name)
+        recipe_where = sw.child("recipe")
+        if not (root / service.recipe).is_file():
+            raise recipe_where.error(f"expected a Packer template, {service.recipe} does not exist")
+    if config.base is not None and not (root / config.base.recipe).is_file():
+        legacy = config.image is not None and config.image.base_recipe is not None
+        base_where = where.child("image").child("base_recipe") if legacy else where.child("base").child("recipe")
+        raise base_where.error(f"expected a Packer template, {config.base.recipe} does not exist")
+    conventions = where.child("conventions")
+    for name in ("env_tag", "service_tag"):
+        value = getattr(config.conventions, name)
+        if not TAG_KEY.match(value) or value.startswith("aws:"):
+            raise conventions.child(name).error(f"expected a tag key, got {value!r}")
+    _check_pins(config, where)
+    if config.safety.break_glass_minutes <= 0:
+        raise where.child("safety").child("break_glass_minutes").error("expected a positive number of minutes")
+    if config.refresh_minutes <= 0:
+        raise where.child("refresh_minutes").error("expected a positive number of minutes")
+    if config.drift_minutes < 0:
+        raise where.child("drift_minutes").error("expected a number of minutes, 0 or more")
+
+
+def _check_target(where: Where, account: str | None, region: str | None, role: str | None, profile: str | None) -> None:
+    if account is not None and not ACCOUNT_ID.match(account):
+        raise where.child("account").error(f"expected a 12-digit account id, got {account!r}")
+    if region is not None and not REGION.match(region):
+        raise where.child("region").error(f"expected an AWS region such as us-west-2, got {region!r}")
+    if role is not None:
+        _check_role(where.child("role"), role, account)
+    if role is not None and profile is not None:
+        raise where.error("give a role to assume or a profile, not both")
+
+
+def _check_role(where: Where, role: str, account: str | None) -> None:
+    match = ROLE_ARN.match(role)
+    if match is None:
+        raise where.error(f"expected a role ARN such as arn:aws:iam::123456789012:role/deploy, got {role!r}")
+    if account is not None and match.group(1) != account:
+        raise where.error(f"the role is in account {match.group(1)}, but the account is {account}")
+
+
+def _check_pins(config: DeckConfig, where: Where) -> None:
+    """Two services may share a pin file, never a pin variable."""
+    from opsdeck.core.estate.pins import pin_spec
+
+    seen: dict[tuple[str, tuple[str, ...]], str] = {}
+    for service in config.services:
+        spec = pin_spec(config, service.name)
+        if not spec.file or spec.file.startswith("/") or ".." in Path(spec.file).parts:
+            raise (
+                where.child("services")
+                .child(service.name)
+                .child("pin_file")
+                .error(f"expected a path inside the environment's root module, got {spec.file!r}")
+            )
+        if not all(spec.variable) or not re.match(r"^[A-Za-z_][\w-]*$", spec.variable[0]):
+            raise (
+                where.child("services")
+                .child(service.name)
+                .child("pin_variable")
+                .error(f"expected a Terraform variable name (or name.key), got {'.'.join(spec.variable)!r}")
+            )
+        key = (spec.file, spec.variable)
+        if key in seen:
+            raise (
+                where.child("services")
+                .child(service.name)
+                .child("pin_variable")
+                .error(f"{service.name} and {seen[key]} would share the pin {'.'.join(spec.variable)} in {spec.file}")
+            )
+        seen[key] = service.name

@@ -1,0 +1,1 @@
+"""Observing the deck: plans, refresh, status, the stored snapshot and lag."""

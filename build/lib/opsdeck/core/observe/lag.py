@@ -1,0 +1,79 @@
+"""Lag: whether each service of an environment runs what the environment it promotes from runs, and
+how far behind it is. Images are compared by their originals (a copy in another region is the same
+image)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from opsdeck.core.estate.deck import Deck
+from opsdeck.core.model import EnvStatus, Lag, ServiceStatus
+from opsdeck.core.release.images import Catalog, version_key
+from opsdeck.core.release.ledger import service_history
+from opsdeck.errors import OpsdeckError
+
+
+def _since(deck: Deck, env: str, service: str, image_id: str, catalog: Catalog | None) -> float | None:
+    """When ``env`` started pinning ``image_id`` for ``service`` (from git)."""
+    canonical = catalog.canonical if catalog is not None else (lambda i: i)
+    try:
+        history = service_history(deck, env, service, limit=50)
+    except OpsdeckError:
+        return None
+    since = None
+    for change in history:  # newest first: walk back while the pin is the same image
+        if change.image_id is None or canonical(change.image_id) != canonical(image_id):
+            break
+        since = change.when.timestamp()
+    return since
+
+
+def _service_lag(
+    deck: Deck, mine: ServiceStatus, theirs: ServiceStatus, source: str, catalog: Catalog | None
+) -> Lag | None:
+    if mine.image is None or theirs.image is None:
+        return None
+    canonical = catalog.canonical if catalog is not None else (lambda i: i)
+    if canonical(mine.image.id) == canonical(theirs.image.id):
+        return Lag(source, theirs.image, 0, None, in_sync=True)
+    low, high = version_key(mine.image.version), version_key(theirs.image.version)
+    between = set()
+    if catalog is not None:
+        between = {i.version for i in catalog.service_images(mine.name) if low < version_key(i.version) <= high}
+    # When the source runs an older image this one is not behind, but not in sync either.
+    behind = len(between) if high > low else 0
+    return Lag(source, theirs.image, behind, _since(deck, source, mine.name, theirs.image.id, catalog))
+
+
+def with_lag(deck: Deck, rows: list[EnvStatus], catalog: Catalog | None) -> list[EnvStatus]:
+    """The rows, each with a promote_from given its services' Lag behind the source environment, and
+    the row's own Lag summing them up (in sync when every service is; as far behind as the furthest)."""
+    by_name = {row.name: row for row in rows}
+    out = []
+    for row in rows:
+        source = by_name.get(row.promote_from or "")
+        if source is None or not row.services or not source.services:
+            out.append(row)
+            continue
+        services = []
+        lags = []
+        for mine in row.services:
+            theirs = source.service(mine.name)
+            lag = _service_lag(deck, mine, theirs, source.name, catalog) if theirs else None
+            services.append(replace(mine, lag=lag))
+            if lag is not None:
+                lags.append(lag)
+        summary = None
+        if lags:
+            in_sync = all(lag.in_sync for lag in lags)
+            furthest = max(lags, key=lambda lag: lag.behind)
+            sinces = [lag.since for lag in lags if lag.since is not None and not lag.in_sync]
+            summary = Lag(
+                source.name,
+                furthest.source_image if len(lags) == 1 else None,
+                furthest.behind,
+                min(sinces) if sinces else None,
+                in_sync=in_sync,
+            )
+        out.append(replace(row, services=tuple(services), lag=summary))
+    return out

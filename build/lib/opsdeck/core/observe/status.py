@@ -1,0 +1,139 @@
+"""Build the deck's snapshot: per environment its account and region, each service's pin, image and
+instances, the pending plan and drift.
+
+Environments are read concurrently, each in its own account and region; an environment that fails
+(cloud gone, broken pin, a role that cannot be assumed) gets an error in its row instead of failing
+the whole deck. The result is stored as the deck's snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from opsdeck.core.drift import store as drift_store
+from opsdeck.core.estate.deck import Deck
+from opsdeck.core.estate.pins import read_pins
+from opsdeck.core.events import Reporter
+from opsdeck.core.model import DeckState, EnvStatus, ImageRef, InstanceCounts, ServiceStatus
+from opsdeck.core.observe import planning
+from opsdeck.core.observe.snapshot import store_snapshot
+from opsdeck.core.release.images import Catalog, describe_images, is_revoked, load_catalog
+from opsdeck.core.release.rollout import env_groups, rollout_state, service_groups
+from opsdeck.core.safety import locks
+from opsdeck.core.tasks import all_or_nothing
+from opsdeck.errors import CloudUnavailableError, OpsdeckError
+
+
+def concurrency() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def _ref(catalog: Catalog | None, image_id: str) -> ImageRef:
+    image = catalog.by_id.get(image_id) if catalog is not None else None
+    return ImageRef(image_id, image.version if image else "", is_revoked(image))
+
+
+def _base(deck: Deck, name: str) -> EnvStatus:
+    env = deck.env(name)
+    return EnvStatus(
+        name=name,
+        sandbox=env.sandbox,
+        protected=env.protected,
+        promote_from=env.promote_from,
+        account=env.account,
+        region=deck.config.region_of(name),
+    )
+
+
+async def env_status(
+    deck: Deck, name: str, rep: Reporter, *, refresh_plan: bool = False, catalog: Catalog | None = None
+) -> EnvStatus:
+    """One environment's row; errors are kept in the row."""
+    row = _base(deck, name)
+    drift = drift_store.load(deck, name)
+    if drift is not None:
+        row = replace(row, drift=drift.status, drift_at=drift.checked_at)
+    lock = locks.status(deck, name)
+    if lock is not None:
+        row = replace(row, lock=lock)
+    try:
+        pins = await asyncio.to_thread(read_pins, deck, name)
+    except OpsdeckError as exc:
+        return replace(row, error=str(exc))
+    images = {s: _ref(catalog, pin) for s, pin in pins.items()}
+    same = set(pins.values())
+    row = replace(row, image=images[next(iter(pins))] if len(same) == 1 else None)
+    try:
+        if row.account is None:
+            tools = await asyncio.to_thread(deck.tools.env, name)
+            row = replace(row, account=(await asyncio.to_thread(tools.cloud.caller_identity)).get("account"))
+        groups = await asyncio.to_thread(env_groups, deck, name)
+    except OpsdeckError as exc:
+        return replace(row, services=tuple(ServiceStatus(s, images[s]) for s in pins), error=str(exc))
+    services: list[ServiceStatus] = []
+    for service, pin in pins.items():
+        state = rollout_state(service_groups(deck, groups, service), pin)
+        services.append(ServiceStatus(service, images[service], state.counts))
+    total = InstanceCounts()
+    for item in services:
+        total = total + item.instances
+    row = replace(
+        row,
+        services=tuple(services),
+        instances=total,
+        instance_images={i.id: i.image_id for g in groups for i in g.instances if i.state == "running"},
+    )
+    try:
+        plan = await (planning.plan(deck, name, rep) if refresh_plan else planning.fresh_plan(deck, name))
+    except OpsdeckError as exc:
+        return replace(row, error=str(exc))
+    if plan is not None:
+        row = replace(row, plan=plan.summary, plan_at=plan.created_at)
+    return row
+
+
+async def deck_status(
+    deck: Deck,
+    rep: Reporter,
+    *,
+    refresh_plan: bool = False,
+    envs: list[str] | None = None,
+    on_env: Callable[[EnvStatus], None] | None = None,
+) -> DeckState:
+    """The snapshot of the whole deck, built concurrently (bounded by the cores) and stored."""
+    names = envs or deck.config.env_names
+    try:
+        await asyncio.to_thread(deck.check_cloud)
+        catalog = await asyncio.to_thread(load_catalog, deck)
+    except CloudUnavailableError as exc:
+        rows = [replace(_base(deck, n), error=str(exc)) for n in names]
+        return DeckState(deck=deck.name, environments=tuple(rows), cloud="unreachable")
+    except OpsdeckError as exc:  # the build account cannot be read: rows still come, without versions
+        rep.log(f"images: {exc}", "warning")
+        catalog = None
+    gate = asyncio.Semaphore(concurrency())
+
+    async def one(name: str) -> EnvStatus:
+        async with gate:
+            row = await env_status(deck, name, rep.child(env=name), refresh_plan=refresh_plan, catalog=catalog)
+        if on_env is not None:
+            on_env(row)
+        return row
+
+    rows = await all_or_nothing(*(one(n) for n in names))
+    from opsdeck.core.observe.lag import with_lag
+
+    rows = await asyncio.to_thread(with_lag, deck, rows, catalog)
+    images: tuple[dict[str, Any], ...] = ()
+    if catalog is not None:
+        pins = {r.name: {s.name: s.image.id for s in r.services if s.image} for r in rows}
+        running = {r.name: set(r.instance_images.values()) for r in rows}
+        images = tuple(describe_images(catalog, pins, running))
+    state = DeckState(deck=deck.name, environments=tuple(rows), cloud="reachable", images=images)
+    if envs is None:
+        store_snapshot(deck, state)
+    return state

@@ -1,0 +1,191 @@
+"""The tools core works with, as small typed interfaces: Terraform, the cloud, Packer and git.
+
+Core operations never build a tool themselves: they ask the deck's ``Tools`` (one factory) for the
+tools of one environment's target (its account, region and credentials) or of the build account.
+The real factory (core/estate/tools.py) hands out the adapters; unit tests hand out in-memory fakes
+(tests/fakes.py) of the same shape, so every operation runs headless and fast without a cloud.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from opsdeck.adapters.aws import Credentials, Group, Image
+from opsdeck.adapters.git import FileVersion
+from opsdeck.adapters.inventory import CloudResource
+from opsdeck.adapters.packer import BuildResult, PackerLine
+
+JsonSink = Callable[[dict[str, Any]], None]
+
+
+class TerraformPort(Protocol):
+    """Terraform in one environment's root module, with that environment's credentials."""
+
+    @property
+    def workdir(self) -> Path: ...
+
+    @property
+    def env(self) -> dict[str, str]: ...
+
+    async def init(self, backend_config: Mapping[str, str], *, reconfigure: bool = False) -> None: ...
+
+    async def plan(
+        self,
+        out: Path,
+        *,
+        refresh_only: bool = False,
+        destroy: bool = False,
+        lock: bool = False,
+        on_event: JsonSink | None = None,
+    ) -> None: ...
+
+    async def show_json(self, planfile: Path) -> dict[str, Any]: ...
+
+    async def apply(self, planfile: Path, *, on_event: JsonSink | None = None) -> None: ...
+
+    async def destroy(self, *, on_event: JsonSink | None = None) -> None: ...
+
+    async def force_unlock(self, lock_id: str) -> None: ...
+
+
+class CloudPort(Protocol):
+    """One account and region, reached with one set of credentials (blocking calls: run in threads)."""
+
+    @property
+    def region(self) -> str: ...
+
+    def caller_identity(self) -> dict[str, str]: ...
+
+    def bucket_exists(self, bucket: str) -> bool: ...
+
+    def ensure_bucket(self, bucket: str) -> None: ...
+
+    def object_etag(self, bucket: str, key: str) -> str | None: ...
+
+    def read_object(self, bucket: str, key: str) -> bytes | None: ...
+
+    def images(self, **tags: str) -> list[Image]: ...
+
+    def image(self, image_id: str) -> Image | None: ...
+
+    def tag_image(self, image_id: str, tags: dict[str, str]) -> None: ...
+
+    def launch_permissions(self, image_id: str) -> list[str]: ...
+
+    def share_image(self, image_id: str, account: str) -> None: ...
+
+    def copy_image(self, image_id: str, source_region: str, name: str, description: str = "") -> str: ...
+
+    def groups(self, tag_key: str, value: str) -> list[Group]: ...
+
+    def find(self, env: str, vpc_ids: Iterable[str], tag_key: str) -> list[CloudResource]:
+        """Everything tagged ``tag_key = env`` or inside one of ``vpc_ids`` (the inventory)."""
+        ...
+
+    def delete(self, resource: CloudResource) -> None: ...
+
+
+class PackerPort(Protocol):
+    """Packer, with the build account's credentials."""
+
+    async def build(
+        self, template: Path, variables: Mapping[str, str], on_line: Callable[[PackerLine], None] | None = None
+    ) -> BuildResult: ...
+
+
+class GitPort(Protocol):
+    """The deck's repository: the ledger of pins."""
+
+    @property
+    def root(self) -> Path: ...
+
+    def head(self) -> str: ...
+
+    def is_detached(self) -> bool: ...
+
+    def identity(self) -> str: ...
+
+    def is_dirty(self, rel: str) -> bool: ...
+
+    def history(self, rel: str, limit: int = 200) -> list[FileVersion]:
+        """Commits that changed ``rel``, newest first, with its text in each."""
+        ...
+
+    def commits(self, paths: list[str], limit: int = 400) -> list[str]:
+        """Commits that changed any of ``paths``, newest first (git's order, not timestamps)."""
+        ...
+
+    def trailers(self, key: str) -> list[tuple[str, str]]: ...
+
+    def commit(self, paths: list[str], message: str) -> str: ...
+
+    def restore(self, rel: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where something runs: an account and a region, and how opsdeck reaches them."""
+
+    name: str  # an environment's name, or "build"
+    region: str
+    account: str | None = None  # the configured account id (checked against STS before a change)
+    role: str | None = None  # a role to assume
+    profile: str | None = None  # or a profile of the AWS config
+
+    def describe(self) -> str:
+        where = f"account {self.account}" if self.account else "the default account"
+        how = f" as {self.role}" if self.role else f" with profile {self.profile}" if self.profile else ""
+        return f"{self.name} ({where}, {self.region}{how})"
+
+
+@dataclass(frozen=True)
+class EnvTools:
+    """One environment's tools, bound to its target and credentials."""
+
+    target: Target
+    terraform: TerraformPort
+    cloud: CloudPort
+
+
+class Tools(Protocol):
+    """The one factory of tools a deck's operations use."""
+
+    @property
+    def git(self) -> GitPort: ...
+
+    @property
+    def is_local(self) -> bool:
+        """On the embedded local cloud (dummy credentials, the local endpoint)."""
+        ...
+
+    def endpoint(self) -> str | None:
+        """The local cloud's endpoint; None for a real account."""
+        ...
+
+    def check_endpoint(self) -> None:
+        """The cloud answers (cheap; nothing to check for a real account)."""
+        ...
+
+    def env(self, name: str, credentials: Credentials | None = None) -> EnvTools:
+        """``name``'s tools, with its own credentials (its role or profile), or with ``credentials``
+        (break-glass) instead."""
+        ...
+
+    def build(self, region: str | None = None) -> CloudPort:
+        """The build account (where images are baked and kept), in its region or in ``region``."""
+        ...
+
+    def build_target(self) -> Target: ...
+
+    def packer(self) -> PackerPort: ...
+
+    def backend_config(self) -> dict[str, str]:
+        """Extra `-backend-config` settings for `terraform init` (the local cloud needs some)."""
+        ...
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret this factory handed out masked."""
+        ...

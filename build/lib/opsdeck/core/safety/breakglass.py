@@ -1,0 +1,151 @@
+"""Break-glass: elevated credentials for a protected environment, for a reason and a time box.
+
+Protected environments are read-only. Break-glass loads the environment's credentials from the
+keyring (stored with `opsdeck secrets set ENV`) into the break-glass value itself: the operation
+that holds it hands them to that environment's tools only. It lasts until it expires; every action
+taken under it is audited with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+
+from opsdeck.adapters import secrets
+from opsdeck.adapters.aws import Credentials
+from opsdeck.core.estate.deck import Deck
+from opsdeck.core.safety import audit
+from opsdeck.errors import RefusedError
+
+DEMO_STORE = "demo-break-glass.json"
+DEMO_SOURCE = "the demo's own credentials file (local cloud only, not a keyring)"
+
+
+@dataclass(frozen=True)
+class BreakGlass:
+    env: str
+    reason: str
+    opened_at: float
+    expires_at: float
+    credentials: Credentials | None = field(default=None, repr=False, compare=False)
+    source: str = "keyring"  # where the credentials came from, shown wherever break-glass is
+
+    def active(self, now: float | None = None) -> bool:
+        return (now or time.time()) < self.expires_at
+
+    def remaining(self, now: float | None = None) -> float:
+        return max(0.0, self.expires_at - (now or time.time()))
+
+
+def open_break_glass(deck: Deck, env: str, reason: str, minutes: float | None = None) -> BreakGlass:
+    """Load ``env``'s elevated credentials and start the time box; audited, refusals included."""
+    try:
+        return _open(deck, env, reason, minutes)
+    except RefusedError as exc:
+        audit.append(
+            deck,
+            action="break-glass",
+            environment=env,
+            result="refused",
+            reason=reason,
+            error=str(exc),
+            who=audit.who(deck, env),
+        )
+        raise
+
+
+def _open(deck: Deck, env: str, reason: str, minutes: float | None) -> BreakGlass:
+    settings = deck.env(env)
+    if not settings.protected:
+        raise RefusedError(f"{env} is not protected; break-glass is only for protected environments")
+    if not reason.strip():
+        raise RefusedError("break-glass needs a reason (--reason TEXT)")
+    creds, source = load_credentials(deck, env)
+    now = time.time()
+    span = 60.0 * (minutes if minutes is not None else deck.config.safety.break_glass_minutes)
+    glass = BreakGlass(
+        env=env, reason=reason.strip(), opened_at=now, expires_at=now + span, credentials=creds, source=source
+    )
+    audit.append(
+        deck,
+        action="break-glass",
+        environment=env,
+        result="opened",
+        reason=glass.reason,
+        expires_at=glass.expires_at,
+        credentials_from=source,
+        who=audit.who(deck, env, creds),
+    )
+    return glass
+
+
+def load_credentials(deck: Deck, env: str) -> tuple[Credentials, str]:
+    """``env``'s break-glass credentials and where they came from: the keyring, or (a demo deck on the
+    local cloud only) the demo's own credentials file when this machine has no keyring backend."""
+    try:
+        creds = secrets.load(deck.name, env)
+    except secrets.SecretsUnavailableError as exc:
+        demo = _demo_store(deck).get(env)
+        if demo is None:
+            raise RefusedError(str(exc)) from None
+        return demo, DEMO_SOURCE
+    if creds is None:
+        demo = _demo_store(deck).get(env)
+        if demo is not None:
+            return demo, DEMO_SOURCE
+        raise RefusedError(
+            f"no break-glass credentials for {env} in the keyring; store them with `opsdeck secrets set {env}`"
+        )
+    return creds, f"keyring ({secrets.backend_name()})"
+
+
+def _demo_store(deck: Deck) -> dict[str, Credentials]:
+    """The demo's credentials file; empty for any deck that is not a demo deck on the local cloud."""
+    from opsdeck.core.demo import is_demo_deck
+
+    if not (deck.is_local and is_demo_deck(deck.root)):
+        return {}
+    try:
+        data = json.loads((deck.local_dir / DEMO_STORE).read_text("utf-8"))
+        return {env: Credentials(**value) for env, value in data.items()}
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
+def store_demo_credentials(deck: Deck, env: str, creds: Credentials) -> str:
+    """Keep a demo deck's break-glass credentials: in the keyring when this machine has one, else in the
+    demo's own file (labelled as such wherever it is used). Returns where they went."""
+    if not deck.is_local:
+        raise RefusedError("demo break-glass credentials are only for a deck on the local cloud")
+    try:
+        secrets.store(deck.name, env, creds)
+        return f"keyring ({secrets.backend_name()})"
+    except secrets.SecretsUnavailableError:
+        pass
+    path = deck.local_dir / DEMO_STORE
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        data = {}
+    data[env] = asdict(creds)
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return DEMO_SOURCE
+
+
+def close_break_glass(deck: Deck, glass: BreakGlass, why: str = "closed") -> None:
+    audit.append(deck, action="break-glass", environment=glass.env, result=why, reason=glass.reason)
+
+
+def guard(deck: Deck, env: str, glass: BreakGlass | None, action: str) -> None:
+    """Refuse to change a protected environment without an active break-glass for it."""
+    if not deck.env(env).protected:
+        return
+    if glass is None or glass.env != env:
+        raise RefusedError(
+            f"{env} is protected: {action} needs break-glass (--break-glass --reason TEXT, or ! in the deck)"
+        )
+    if not glass.active():
+        ended = time.strftime("%H:%M:%S", time.localtime(glass.expires_at))
+        raise RefusedError(f"break-glass for {env} expired at {ended}; open it again to {action}")

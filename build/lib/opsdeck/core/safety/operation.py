@@ -1,0 +1,117 @@
+"""One audited operation: protection, the caller's real account, the environment's lock, the audit
+records, and how the operation ended, owned in one place for every mutating operation.
+
+    async with audited(deck, "promote", "dev", rep, glass=glass, fields={...}) as run:
+        ...                       # the work; run.note(commit=sha) adds to the closing record
+
+Before anything is locked or recorded, a protected environment needs break-glass, and the
+credentials the operation will use must reach the account the deck says the environment is in
+(STS); a refusal there is audited as an attempt. Then the lock is taken and a "started" record is
+written, so an operation killed midway stays visible; the closing record says ok, refused, failed or
+interrupted by one rule (``audit.outcome``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from opsdeck.core.safety import audit
+from opsdeck.core.safety.breakglass import guard
+from opsdeck.core.safety.locks import env_lock
+from opsdeck.errors import LockedError, RefusedError
+
+if TYPE_CHECKING:
+    from opsdeck.adapters.aws import Credentials
+    from opsdeck.core.estate.deck import Deck
+    from opsdeck.core.events import Reporter
+    from opsdeck.core.safety.breakglass import BreakGlass
+
+
+@dataclass
+class Run:
+    """What the operation's body adds to its closing record."""
+
+    record: audit.AuditedRun
+    closing: dict[str, Any] = field(default_factory=dict)
+    result: str = "ok"
+    error: str = ""
+
+    @property
+    def hash(self) -> str:
+        """The "started" record's hash (a git trailer anchors commits to it)."""
+        return self.record.hash
+
+    def note(self, **fields: Any) -> None:
+        self.closing.update(fields)
+
+    def end_as(self, result: str, error: str = "") -> None:
+        """Close as ``result`` although the body returns normally (an applied change left unverified)."""
+        self.result, self.error = result, error
+
+
+def verify_account(deck: Deck, env: str, credentials: Credentials | None = None) -> str | None:
+    """The account the credentials really reach (STS); refused when it is not the configured one."""
+    expected = deck.env(env).account
+    tools = deck.tools.env(env, credentials)
+    if expected is None:
+        return None
+    actual = tools.cloud.caller_identity().get("account", "")
+    if actual != expected:
+        how = "the break-glass credentials" if credentials is not None else f"{tools.target.describe()}'s credentials"
+        raise RefusedError(
+            f"{env}: {how} reach account {actual or '?'}, but opsdeck.toml says {env} is in account {expected}; "
+            "nothing was changed"
+        )
+    return actual
+
+
+def refuse(deck: Deck, action: str, env: str | None, exc: Exception, **fields: Any) -> None:
+    """Audit an attempt refused before its operation started (attempts count too)."""
+    who = audit.who(deck, env)
+    audit.append(deck, action=action, environment=env, result="refused", error=str(exc), who=who, **fields)
+
+
+@contextlib.asynccontextmanager
+async def audited(
+    deck: Deck,
+    action: str,
+    env: str | None,
+    rep: Reporter,
+    *,
+    glass: BreakGlass | None = None,
+    fields: dict[str, Any] | None = None,
+    lock: bool = True,
+    lock_detail: dict[str, str] | None = None,
+) -> AsyncIterator[Run]:
+    """Run one mutating operation under the deck's safety rules (see the module's docstring)."""
+    fields = dict(fields or {})
+    if env is not None:
+        fields.setdefault("break_glass", glass is not None and glass.env == env)
+    credentials = glass.credentials if glass is not None and glass.env == env else None
+    who = await asyncio.to_thread(audit.who, deck, env, credentials)
+    stack = contextlib.ExitStack()
+    run: Run | None = None
+    try:
+        if env is not None:
+            guard(deck, env, glass, action)
+            await asyncio.to_thread(verify_account, deck, env, credentials)
+            if lock:
+                stack.enter_context(env_lock(deck, env, action, lock_detail))
+        run = Run(audit.AuditedRun(deck, action, env, fields, who=who).open())
+        yield run
+    except BaseException as exc:
+        if run is None:
+            if isinstance(exc, RefusedError | LockedError):  # an attempt counts too
+                audit.append(deck, action=action, environment=env, result="refused", error=str(exc), who=who, **fields)
+        else:
+            run.record.close(audit.outcome(exc), error=str(exc), phases=rep.phase_list(), **run.closing)
+        raise
+    else:
+        assert run is not None
+        run.record.close(run.result, error=run.error, phases=rep.phase_list(), **run.closing)
+    finally:
+        stack.close()

@@ -1,0 +1,1 @@
+"""Sandboxes: nuke and rebuild from code."""

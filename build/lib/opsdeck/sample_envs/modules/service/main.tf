@@ -1,0 +1,99 @@
+# One service of one environment: its security group, launch template and auto scaling group.
+#
+# Images roll out the immutable way (red/black): every change to what an instance boots
+# (image, type, user data) replaces the launch template and the auto scaling group, and the new
+# group is in service before the old one is destroyed. Nothing is patched in place.
+
+locals {
+  name = "${var.prefix}-${var.service}"
+  tags = merge(var.tags, { app = var.service })
+  user_data = templatefile("${path.module}/user_data.sh.tftpl", {
+    service  = var.service
+    env      = var.tags["env"]
+    settings = var.settings
+  })
+}
+
+resource "aws_security_group" "this" {
+  name        = local.name
+  description = "${var.service} servers of ${var.prefix}"
+  vpc_id      = var.vpc_id
+
+  ingress {
+    description = "the service port, from inside the environment"
+    from_port   = var.port
+    to_port     = var.port
+    protocol    = "tcp"
+    cidr_blocks = [var.vpc_cidr]
+  }
+
+  egress {
+    from_port   = 0
+    to_port     = 0
+    protocol    = "-1"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+
+  tags = merge(local.tags, { Name = local.name })
+}
+
+# Changes whenever what an instance boots changes; replacing the launch template on it
+# (instead of adding a version) is what keeps the rollout immutable.
+resource "terraform_data" "rollout" {
+  input = {
+    image_id      = var.image_id
+    instance_type = var.instance_type
+    user_data     = sha256(local.user_data)
+  }
+}
+
+resource "aws_launch_template" "this" {
+  name_prefix            = "${local.name}-"
+  image_id               = var.image_id
+  instance_type          = var.instance_type
+  vpc_security_group_ids = [aws_security_group.this.id]
+  user_data              = base64encode(local.user_data)
+
+  metadata_options {
+    http_tokens = "required"
+  }
+
+  tags = merge(local.tags, { Name = local.name })
+
+  lifecycle {
+    create_before_destroy = true
+    replace_triggered_by  = [terraform_data.rollout]
+    # The group tags the instances (propagate_at_launch); template tags echo back in here.
+    ignore_changes = [tag_specifications]
+  }
+}
+
+resource "aws_autoscaling_group" "this" {
+  # Named after its launch template, so a new template means a new group (red/black).
+  name                      = "${local.name}-${aws_launch_template.this.id}"
+  min_size                  = var.min_size
+  max_size                  = var.max_size
+  desired_capacity          = var.desired_capacity
+  vpc_zone_identifier       = var.subnet_ids
+  health_check_type         = "EC2"
+  health_check_grace_period = 60
+  wait_for_capacity_timeout = "10m"
+
+  launch_template {
+    id      = aws_launch_template.this.id
+    version = aws_launch_template.this.latest_version
+  }
+
+  dynamic "tag" {
+    for_each = merge(local.tags, { Name = local.name, image_id = var.image_id })
+    content {
+      key                 = tag.key
+      value               = tag.value
+      propagate_at_launch = true
+    }
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}

@@ -1,0 +1,1 @@
+"""The deck's terminal UI (Textual only): renders core's state and sends intents to core."""

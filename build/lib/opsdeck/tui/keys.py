@@ -1,0 +1,66 @@
+"""The deck's key map: one binding (with an id) per action, remappable from the user's config.
+
+`[keys]` in config.toml maps an action to a key (`promote = "P"`); it becomes a Textual keymap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+
+from opsdeck.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    key: str
+    description: str
+    help: str
+    mutating: bool = False
+    show: bool = True
+
+
+ACTIONS = (
+    Action("bake", "b", "Bake", "bake a new image with the deck's Packer recipe", mutating=True),
+    Action("promote", "p", "Promote", "promote the selected environment's image to the next one", mutating=True),
+    Action(
+        "deploy_newest",
+        "u",
+        "Deploy",
+        "deploy the newest image to the selected environment (one without promote_from: sandbox, dev)",
+        mutating=True,
+    ),
+    Action("rollback", "r", "Rollback", "point the selected environment at the image it ran before", mutating=True),
+    Action("nuke", "n", "Nuke", "nuke and rebuild the selected sandbox from code", mutating=True),
+    Action("refresh", "f", "Refresh", "refresh plans, images and instances"),
+    Action("drift", "d", "Drift", "check every environment for drift"),
+    Action("details", "enter", "Details", "the selected environment's plan, full screen", show=False),
+    Action("filter", "slash", "Filter", "filter environments by name, account, region, image, version or drift"),
+    Action("service", "s", "Service", "show and act on one service (each in turn, then all again)"),
+    Action("theme", "t", "Theme", "switch to the next theme (your choice is saved)", show=False),
+    Action(
+        "break_glass", "exclamation_mark", "Break-glass", "elevated access to a protected environment", mutating=True
+    ),
+    Action("help", "question_mark", "Help", "the key map"),
+    Action("quit", "q", "Quit", "leave the deck"),
+)
+MUTATING = frozenset(a.name for a in ACTIONS if a.mutating)
+BINDINGS = [Binding(a.key, a.name, a.description, show=a.show, id=a.name) for a in ACTIONS]
+
+
+def keymap(remap: dict[str, str] | None) -> dict[str, str]:
+    """A validated Textual keymap (binding id -> keys) from the user's [keys] table."""
+    remap = dict(remap or {})
+    known = {a.name for a in ACTIONS}
+    for name in sorted(remap):
+        if name not in known:
+            raise ConfigError(f"config.toml: keys.{name}: unknown action (expected one of: {', '.join(sorted(known))})")
+    used: dict[str, str] = {}
+    for action in ACTIONS:
+        key = remap.get(action.name, action.key)
+        if key in used:
+            raise ConfigError(f"config.toml: keys.{action.name}: {key!r} is already the key of {used[key]}")
+        used[key] = action.name
+    return remap

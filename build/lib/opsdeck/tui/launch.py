@@ -1,0 +1,54 @@
+"""Opening the deck from the command line: which deck, which theme, read-only or not."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from opsdeck.core.estate.config import CONFIG_FILE
+
+
+def _choose_root(args: Any) -> Path | None:
+    explicit = getattr(args, "deck", None) or os.environ.get("OPSDECK_DECK")
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    if (Path.cwd() / CONFIG_FILE).is_file():
+        return Path.cwd()
+    from opsdeck.core.demo import last_demo_deck
+
+    return last_demo_deck()
+
+
+def open_default(args: Any) -> int:
+    """`opsdeck` with no command: the deck named, the one here, or the demo deck."""
+    root = _choose_root(args)
+    if root is None:
+        print(
+            "opsdeck: no deck here and no demo deck yet: run `opsdeck demo` to make one (or pass --deck DIR)",
+            file=sys.stderr,
+        )
+        return 1
+    return open_deck_tui(root, args)
+
+
+def open_deck_tui(root: Path, args: Any) -> int:
+    from opsdeck.core.estate.deck import Deck, find_deck_root
+    from opsdeck.errors import ConfigError
+
+    deck = Deck.open(find_deck_root(str(root)))
+    theme = getattr(args, "theme", None)
+    if theme:
+        from opsdeck.core.estate.settings import save_setting
+        from opsdeck.tui.themes import load_themes
+
+        known = load_themes()
+        if theme not in known:
+            raise ConfigError(f"--theme: unknown theme {theme!r} (expected one of: {', '.join(sorted(known))})")
+        save_setting("theme", theme)
+    from opsdeck.tui.app import OpsDeckApp
+
+    app = OpsDeckApp(deck, read_only=bool(getattr(args, "read_only", False)), theme=theme)
+    app.run()
+    return app.return_code or 0

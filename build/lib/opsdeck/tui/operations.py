@@ -1,0 +1,357 @@
+"""The deck's operations: each key starts one core operation in a worker, with its own progress.
+
+One worker style: a thread worker runs the core coroutine with `asyncio.run`, so neither Terraform and
+Packer subprocesses nor the blocking boto3 and git calls inside core ever run on the UI's loop. Core
+events come back as OpEvent messages; a core confirmation (the plan to apply) opens a modal and the
+worker waits for the answer. Protection is checked here for a clear notice, and again in core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from textual import work
+from textual.screen import ModalScreen
+
+from opsdeck.errors import OpsdeckError
+from opsdeck.tui.messages import OpDone, OpEvent
+
+if TYPE_CHECKING:
+    from opsdeck.core.events import Reporter
+    from opsdeck.core.safety.breakglass import BreakGlass
+    from opsdeck.core.safety.confirm import Preview
+    from opsdeck.tui.app import OpsDeckApp
+
+Factory = Callable[["Reporter"], Awaitable[Any]]
+
+
+async def _awaited(work: Awaitable[Any]) -> Any:
+    """``asyncio.run`` takes a coroutine; core operations are awaitables."""
+    return await work
+
+
+class Operations:
+    """Mixed into OpsDeckApp: starting operations, confirming them, break-glass."""
+
+    def init_operations(self) -> None:
+        self.glass: BreakGlass | None = None
+        self.running_envs: dict[str, str] = {}
+        self.op_envs: dict[str, str | None] = {}
+        self.closing = threading.Event()
+        self.op_count = 0
+
+    @property
+    def _app(self) -> OpsDeckApp:
+        return self  # type: ignore[return-value]
+
+    # -- running ------------------------------------------------------------------------------
+
+    def start(self, title: str, env: str | None, factory: Factory, summarize: Callable[[Any], str]) -> str | None:
+        """Start an operation unless one already runs on ``env``; returns its key."""
+        app = self._app
+        if env is not None and env in self.running_envs:
+            app.notify(f"{env} is busy: {self.running_envs[env]} is running", severity="warning")
+            return None
+        self.op_count += 1
+        key = f"{title}#{self.op_count}"
+        self.op_envs[key] = env
+        if env is not None:
+            self.running_envs[env] = title
+            app.table.running = dict(self.running_envs)
+            app.table.refresh_rows()
+        from opsdeck.tui.widgets.ops import OperationsPane
+
+        app.main(OperationsPane).start(key, title, env)
+        self._run(key, title, env, factory, summarize)
+        return key
+
+    @work(thread=True, exit_on_error=False, group="operations")
+    def _run(self, key: str, title: str, env: str | None, factory: Factory, summarize: Callable[[Any], str]) -> None:
+        from opsdeck.core.events import Event, Reporter
+
+        app = self._app
+
+        def sink(event: Event) -> None:
+            app.post_message(OpEvent(key, event))
+
+        rep = Reporter(title, env, sink)
+        try:
+            result: Any = asyncio.run(_awaited(factory(rep)))
+        except OpsdeckError as exc:
+            app.post_message(OpDone(key, False, str(exc)))
+        except Exception as exc:
+            app.post_message(OpDone(key, False, f"internal error: {type(exc).__name__}: {exc}"))
+        else:
+            app.post_message(OpDone(key, True, summarize(result)))
+
+    def finish_operation(self, message: OpDone) -> None:
+        env = self.op_envs.pop(message.key, None)
+        if env is not None:
+            self.running_envs.pop(env, None)
+
+    # -- confirmations: from a worker thread to a modal and back ------------------------------
+
+    def ask(self, screen: ModalScreen[Any]) -> Any:
+        """Show ``screen`` and block this worker thread until it is dismissed (or the deck closes)."""
+        answer: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._app.call_from_thread(self._app.push_screen, screen, answer.set_result)
+        while not self.closing.is_set() and self._app.is_running:
+            try:
+                return answer.result(timeout=0.25)
+            except concurrent.futures.TimeoutError:
+                continue
+        return None
+
+    async def confirm_preview(self, preview: Preview) -> bool:
+        from opsdeck.tui.screens import ConfirmScreen, preview_body
+
+        env = self._app.deck.env(preview.environment)
+        typed = preview.environment if (preview.approval == "typed" or env.protected) else None
+        colors = {"add": self._var("plan-create"), "del": self._var("plan-delete")}
+        title = f"{preview.action} {preview.environment}" + ("  (PRODUCTION)" if env.protected else "")
+        screen = ConfirmScreen(title, preview_body(preview, colors), typed=typed, danger=env.protected)
+        if preview.approval == "none" and not env.protected:
+            return True
+        return bool(await asyncio.to_thread(self.ask, screen))
+
+    def _var(self, name: str) -> str:
+        return self._app.theme_variables.get(name, "white")
+
+    # -- the keys -----------------------------------------------------------------------------
+
+    def _selected(self) -> str | None:
+        env = self._app.table.selected
+        if env is None:
+            self._app.notify("select an environment first", severity="warning")
+        return env
+
+    def _allowed(self, env: str, what: str) -> bool:
+        """The clear notice for a protected environment; core refuses on its own too."""
+        settings = self._app.deck.env(env)
+        glass = self.glass
+        if settings.protected and (glass is None or glass.env != env or not glass.active()):
+            self._app.notify(f"{env} is protected: {what} needs break-glass (press !)", severity="error", timeout=8)
+            return False
+        return True
+
+    def _glass_for(self, env: str) -> BreakGlass | None:
+        glass = self.glass
+        return glass if glass is not None and glass.env == env else None
+
+    def _refuse_if_read_only(self) -> bool:
+        if self._app.read_only:
+            self._app.notify("the deck is read-only (--read-only)", severity="error")
+        return self._app.read_only
+
+    def _services(self) -> list[str] | None:
+        """The services an operation acts on: the one the deck is filtered to, else all of them."""
+        chosen = self._app.service_filter
+        return [chosen] if chosen else None
+
+    def _named(self) -> str:
+        return f" {self._app.service_filter}" if self._app.service_filter else ""
+
+    def action_bake(self) -> None:
+        if self._refuse_if_read_only():
+            return
+        from opsdeck.core.release.bake import bake
+
+        services = self._services()
+
+        def summary(results: list[Any]) -> str:
+            return "baked " + ", ".join(f"{r.service or 'base'} {r.version}" for r in results)
+
+        self.start(f"bake{self._named()}", None, lambda rep: bake(self._app.deck, rep, services=services), summary)
+
+    def action_promote(self) -> None:
+        env = self._selected()
+        if env is None or self._refuse_if_read_only():
+            return
+        target = self._app.deck.config.next_env(env)
+        if target is None:
+            self._app.notify(f"no environment promotes from {env}", severity="warning")
+            return
+        self._promote(env, target.name)
+
+    def action_deploy_newest(self) -> None:
+        env = self._selected()
+        if env is None or self._refuse_if_read_only():
+            return
+        if self._app.deck.env(env).promote_from:
+            self._app.notify(f"{env} takes images from {self._app.deck.env(env).promote_from} only", severity="warning")
+            return
+        if not self._allowed(env, "deploy"):
+            return
+        from opsdeck.core.release.promote import deploy_newest
+
+        glass = self._glass_for(env)
+        reason = glass.reason if glass else ""
+        services = self._services()
+        self.start(
+            f"deploy{self._named()} → {env}",
+            env,
+            lambda rep: deploy_newest(
+                self._app.deck, env, rep, services=services, reason=reason, confirm=self.confirm_preview, glass=glass
+            ),
+            lambda r: f"deployed {r.summary()} to {env}, commit {r.commit[:10]}",
+        )
+
+    def _promote(self, src: str, dst: str) -> None:
+        if not self._allowed(dst, "promote"):
+            return
+        from opsdeck.core.release.promote import promote
+
+        glass = self._glass_for(dst)
+        reason = glass.reason if glass else ""
+        services = self._services()
+        self.start(
+            f"promote{self._named()} → {dst}",
+            dst,
+            lambda rep: promote(
+                self._app.deck,
+                src,
+                dst,
+                rep,
+                services=services,
+                reason=reason,
+                confirm=self.confirm_preview,
+                glass=glass,
+            ),
+            lambda r: f"promoted {dst}: {r.summary()}, commit {r.commit[:10]}",
+        )
+
+    def action_rollback(self) -> None:
+        env = self._selected()
+        if env is None or self._refuse_if_read_only() or not self._allowed(env, "rollback"):
+            return
+        from opsdeck.core.release.promote import rollback
+
+        glass = self._glass_for(env)
+        reason = glass.reason if glass else ""
+        services = self._services()
+        self.start(
+            f"rollback{self._named()} {env}",
+            env,
+            lambda rep: rollback(
+                self._app.deck, env, rep, services=services, reason=reason, confirm=self.confirm_preview, glass=glass
+            ),
+            lambda r: f"rolled {env} back: {r.summary()}, commit {r.commit[:10]}",
+        )
+
+    def action_nuke(self) -> None:
+        env = self._selected()
+        if env is None or self._refuse_if_read_only():
+            return
+        if not self._app.deck.env(env).sandbox:
+            self._app.notify(
+                f"nuke-and-rebuild is only for sandbox environments; {env} is not one", severity="error", timeout=8
+            )
+            return
+        from opsdeck.core.sandbox.nuke import nuke_rebuild
+
+        self.start(
+            f"nuke {env}",
+            env,
+            lambda rep: nuke_rebuild(self._app.deck, env, rep, confirm=self._confirm_nuke),
+            lambda r: (
+                f"nuked and rebuilt {env}: -{r.destroyed} managed, -{r.unmanaged_deleted} strays, "
+                f"+{r.created} ({r.seconds:.0f}s)"
+            ),
+        )
+
+    async def _confirm_nuke(self, plan: Any) -> bool:
+        from rich.text import Text
+
+        from opsdeck.tui.screens import ConfirmScreen
+
+        lines = [plan.summary(), ""] + [f"  destroy  {a}" for a in plan.managed]
+        lines += [f"  delete   {r.type} {r.id}" for r in plan.unmanaged]
+        screen = ConfirmScreen(
+            f"nuke and rebuild {plan.environment}",
+            Text("\n".join(lines)),
+            typed=plan.environment,
+            danger=True,
+            confirm_label="Nuke and rebuild",
+        )
+        return bool(await asyncio.to_thread(self.ask, screen))
+
+    def action_refresh(self) -> None:
+        if not self._app.live:
+            return
+        from opsdeck.core.observe.refresh import refresh
+
+        self.start(
+            "refresh",
+            None,
+            lambda rep: refresh(self._app.deck, rep, with_drift=False),
+            lambda r: f"refreshed {len(r.plans)} plans in {r.seconds:.1f}s",
+        )
+
+    def action_drift(self) -> None:
+        from opsdeck.core.drift.check import check
+
+        def summary(reports: list[Any]) -> str:
+            drifted = [r.name for r in reports if r.status == "drifted"]
+            return f"drift: {', '.join(drifted)} drifted" if drifted else "drift: every environment is clean"
+
+        self.start("drift", None, lambda rep: check(self._app.deck, None, rep), summary)
+
+    def action_break_glass(self) -> None:
+        env = self._selected()
+        if env is None or self._refuse_if_read_only():
+            return
+        if not self._app.deck.env(env).protected:
+            self._app.notify(
+                f"{env} is not protected; break-glass is only for protected environments", severity="warning"
+            )
+            return
+        from opsdeck.tui.screens import ReasonScreen
+
+        minutes = self._app.deck.config.safety.break_glass_minutes
+        prompt = f"Elevated credentials for {env} from your keyring, for {minutes} minutes. Why?"
+
+        def opened(reason: str | None) -> None:
+            if reason:
+                self._open_glass(env, reason)
+
+        self._app.push_screen(ReasonScreen(f"BREAK-GLASS · {env}", prompt), opened)
+
+    @work(thread=True, exit_on_error=False, group="break-glass")
+    def _open_glass(self, env: str, reason: str) -> None:
+        from opsdeck.core.safety.breakglass import open_break_glass
+
+        app = self._app
+        try:
+            glass = open_break_glass(app.deck, env, reason)
+        except OpsdeckError as exc:
+            app.call_from_thread(app.notify, str(exc), severity="error", timeout=10)
+            return
+        app.call_from_thread(self._glass_opened, glass)
+
+    def _glass_opened(self, glass: BreakGlass) -> None:
+        self.glass = glass
+        self._app.tick()
+        self._app.notify(
+            f"break-glass open for {glass.env} with credentials from {glass.source}; every action is audited with "
+            "your reason",
+            severity="warning",
+            timeout=8,
+        )
+
+    def expire_break_glass(self) -> None:
+        glass, self.glass = self.glass, None
+        if glass is None:
+            return
+        self._app.header.glass = None
+        self._close_glass(glass)
+        self._app.notify(f"break-glass for {glass.env} expired; {glass.env} is read-only again", severity="warning")
+
+    @work(thread=True, exit_on_error=False, group="break-glass")
+    def _close_glass(self, glass: BreakGlass) -> None:
+        from opsdeck.core.safety.breakglass import close_break_glass
+
+        close_break_glass(self._app.deck, glass, "expired")

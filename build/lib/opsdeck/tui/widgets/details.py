@@ -1,0 +1,173 @@
+"""The panes for the selected environment: plan diff, drift detail, and the deck's images."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Group
+from rich.style import Style
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+if TYPE_CHECKING:
+    from opsdeck.core.drift.store import DriftReport
+    from opsdeck.core.model import EnvStatus, PlanResult, ResourceChange
+
+ACTION_ORDER = ("delete", "replace", "update", "create")
+ACTION_LABEL = {"create": "+ create", "update": "~ update", "delete": "- destroy", "replace": "-/+ replace"}
+ACTION_VAR = {"create": "plan-create", "update": "plan-update", "delete": "plan-delete", "replace": "plan-replace"}
+
+
+class Pane(VerticalScroll):
+    """A titled, scrollable pane holding one Static."""
+
+    ALLOW_MAXIMIZE = True
+    DEFAULT_CSS = """
+    Pane { border: round $secondary; height: 1fr; }
+    Pane:focus-within { border: round $primary; }
+    """
+
+    def __init__(self, title: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.border_title = title
+        self.body = Static("", markup=False)
+
+    def compose(self) -> ComposeResult:
+        yield self.body
+
+    def var(self, name: str, fallback: str = "white") -> str:
+        return self.app.theme_variables.get(name, fallback)
+
+
+class PlanPane(Pane):
+    """The plan diff, grouped by action. Beside the table it shows the first resources; maximized, all."""
+
+    SIDE_LIMIT = 30
+
+    def show(self, env: str, plan: PlanResult | None, *, full: bool = False) -> None:
+        self.border_title = f"Plan · {env}"
+        if plan is None:
+            self.body.update(Text("no plan yet: press f to refresh", style=Style(dim=True)))
+            return
+        if not plan.summary.has_changes:
+            self.body.update(
+                Text("no changes: the environment matches its code", style=Style(color=self.var("success")))
+            )
+            return
+        s = plan.summary
+        out = Text(f"{s.add} to add, {s.change} to change, {s.destroy} to destroy", style=Style(bold=True))
+        shown = 0
+        limit = None if full else self.SIDE_LIMIT
+        for action in ACTION_ORDER:
+            group = [r for r in plan.resources if r.action == action]
+            if not group:
+                continue
+            color = Style(color=self.var(ACTION_VAR[action]), bold=True)
+            out.append(f"\n{ACTION_LABEL[action]} ({len(group)})", style=color)
+            for res in group:
+                if limit is not None and shown >= limit:
+                    break
+                self._resource(out, res, color)
+                shown += 1
+        if limit is not None and len(plan.resources) > shown:
+            out.append(f"\n… {len(plan.resources) - shown} more: enter shows the whole plan", style=Style(dim=True))
+        self.body.update(out)  # one Text, not one renderable per line: 200-resource plans stay fast
+
+    def _resource(self, out: Text, res: ResourceChange, color: Style) -> None:
+        from opsdeck.tui.diff import change_text
+
+        colors = {"add": self.var("plan-create"), "del": self.var("plan-delete")}
+        out.append(f"\n  {res.address}", style=color)
+        for change in res.changes:
+            out.append("\n")
+            out.append_text(change_text(change, res.action, colors, indent="      "))
+        if not res.changes and res.attributes:
+            out.append(f"\n      {', '.join(res.attributes)}", style=Style(dim=True))
+
+
+class EnvPane(Pane):
+    """The selected environment: where it runs, each service's image and instances, and its drift."""
+
+    def show(self, env: EnvStatus | None, report: DriftReport | None) -> None:
+        if env is None:
+            self.body.update(Text("", style=Style(dim=True)))
+            return
+        self.border_title = f"Environment · {env.name}"
+        warn = Style(color=self.var("drift-drifted"), bold=True)
+        out = Text(f"{env.account or '?'} · {env.region}", style=Style(bold=True))
+        if env.promote_from:
+            out.append(f"  ← {env.promote_from}", style=Style(dim=True))
+        for service in env.services:
+            out.append(f"\n{service.name:<8}", style=Style(bold=True))
+            if service.image is None:
+                out.append("no pin", style=Style(dim=True))
+                continue
+            out.append(f"{service.image.version or '?':<8}", style=Style(color=self.var("primary")))
+            n = service.instances
+            counts = Style(color=self.var("success" if n.healthy else "warning"))
+            out.append(f"{n.on_pinned_image}/{n.running}/{n.desired} ", style=counts)
+            if service.image.revoked:
+                out.append("REVOKED ", style=Style(color=self.var("error"), bold=True))
+            if service.lag is not None and not service.lag.in_sync:
+                behind = f"{service.lag.behind} behind" if service.lag.behind else "differs from"
+                out.append(f"{behind} {service.lag.source} ", style=Style(color=self.var("warning")))
+            out.append(service.image.id, style=Style(dim=True))
+        if env.error:
+            out.append(f"\n✗ {env.error}", style=Style(color=self.var("error")))
+        out.append("\n")
+        if report is None:
+            out.append("\ndrift: not checked yet: press d", style=Style(dim=True))
+        elif report.status == "clean":
+            note = f" ({report.ignored} accepted in .driftignore)" if report.ignored else ""
+            out.append(f"\ndrift: clean{note}", style=Style(color=self.var("drift-clean")))
+        else:
+            if report.managed:
+                out.append(f"\nmanaged drift ({len(report.managed)})", style=warn)
+                for m in report.managed:
+                    out.append(f"\n  ~ {m['address']}  [{', '.join(m['attributes'])}]")
+            if report.unmanaged:
+                out.append(f"\nunmanaged ({len(report.unmanaged)})", style=warn)
+                for u in report.unmanaged:
+                    out.append(f"\n  ? {u['type'].split(':')[-1]} {u['id']}")
+            if report.image:
+                out.append(f"\nimage drift ({len(report.image)})", style=warn)
+                for i in report.image:
+                    out.append(f"\n  ! {i['instance']} runs {i['image_id']}")
+        self.body.update(out)
+
+
+class ImagesPane(Pane):
+    def show(self, images: list[dict[str, Any]] | None) -> None:
+        self.border_title = "Images"
+        if images is None:
+            self.body.update(Text("loading…", style=Style(dim=True)))
+            return
+        lines = []
+        for image in reversed([i for i in images if i["layer"] == "app"]):
+            line = Text(
+                f"{image.get('service') or '':<7} {image['version']:<7} ",
+                style=Style(bold=bool(image["environments"])),
+                no_wrap=True,
+                overflow="ellipsis",
+            )
+            line.append(f"{','.join(image['environments']) or '-':<14}", style=Style(color=self.var("primary")))
+            if image["revoked"]:
+                line.append("REVOKED ", style=Style(color=self.var("error"), bold=True))
+            if image["base_outdated"]:
+                line.append("old base ", style=Style(color=self.var("warning")))
+            line.append(image["id"], style=Style(dim=True))
+            lines.append(line)
+        bases = [i for i in images if i["layer"] == "base"]
+        if bases:
+            newest = bases[-1]
+            lines.append(
+                Text(
+                    f"base {newest['version']} (newest of {len(bases)}) {newest['id']}",
+                    style=Style(dim=True),
+                    no_wrap=True,
+                    overflow="ellipsis",
+                )
+            )
+        self.body.update(Group(*lines) if lines else Text("no images yet: press b to bake one"))

@@ -1,0 +1,141 @@
+"""The operations pane: every running (and recently finished) operation, its progress and phase timeline."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from rich.style import Style
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Label, ProgressBar, Static
+
+if TYPE_CHECKING:
+    from opsdeck.core.events import Event
+
+KEEP_FINISHED = 6
+
+
+class OpRow(Static):
+    """One operation: what, a progress bar, and its phases as they start and finish."""
+
+    DEFAULT_CSS = """
+    OpRow { height: auto; layout: vertical; padding: 0 1; }
+    OpRow Horizontal { height: 1; }
+    OpRow .op-title { width: 26; text-style: bold; }
+    OpRow ProgressBar { width: 30; }
+    OpRow .op-status { width: 1fr; }
+    OpRow .op-phases { height: auto; color: $text-muted; }
+    OpRow.-failed .op-title { color: $error; }
+    OpRow.-done .op-title { color: $success; }
+    """
+
+    def __init__(self, key: str, title: str, env: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.key = key
+        self.title = title
+        self.env = env
+        self.started = time.monotonic()
+        self.phases: list[tuple[str, float | None, bool]] = []
+        self.status_text = "starting"
+        self.bar: tuple[float | None, float] = (None, 0)  # total, progress
+
+    def compose(self) -> ComposeResult:
+        # Built from the recorded state: events may arrive before the row is mounted.
+        with Horizontal():
+            yield Label(self.title, classes="op-title")
+            yield ProgressBar(total=self.bar[0], show_eta=False, show_percentage=False)
+            yield Label(self._status_line(), classes="op-status", markup=False)
+        yield Static(self._timeline(), classes="op-phases", markup=False)
+
+    def feed(self, event: Event) -> None:
+        # Imported here, not at the top: no operation runs before the first frame.
+        from opsdeck.core.events import LogLine, PhaseFinished, PhaseStarted, Progress
+
+        # A deck-wide operation (refresh, drift) runs phases in several environments: name them.
+        phase = getattr(event, "phase", "")
+        if phase and event.env and event.env != self.env:
+            phase = f"{event.env} {phase}"
+        if isinstance(event, PhaseStarted):
+            self.phases.append((phase, None, True))
+            self.status_text = phase + "…"
+        elif isinstance(event, PhaseFinished):
+            for i in range(len(self.phases) - 1, -1, -1):
+                if self.phases[i][0] == phase and self.phases[i][1] is None:
+                    self.phases[i] = (phase, event.seconds, event.ok)
+                    break
+            else:
+                self.phases.append((phase, event.seconds, event.ok))
+        elif isinstance(event, Progress):
+            if event.total:
+                self.bar = (event.total, event.done or 0)
+            self.status_text = event.message
+        elif isinstance(event, LogLine) and event.level in ("warning", "error", "notice"):
+            self.status_text = event.text
+        self._render_state()
+
+    def finish(self, ok: bool, summary: str) -> None:
+        self.bar = (1, 1)
+        self.add_class("-done" if ok else "-failed")
+        elapsed = time.monotonic() - self.started
+        self.status_text = f"{'✓' if ok else '✗'} {summary} ({elapsed:.1f}s)"
+        self._render_state()
+
+    def on_mount(self) -> None:
+        if self.bar[0]:
+            self.call_after_refresh(self._render_state)  # progress that arrived before the bar existed
+
+    def _status_line(self) -> str:
+        return " ".join(self.status_text.split())
+
+    def _timeline(self) -> Text:
+        line = Text()
+        for name, seconds, ok in self.phases:
+            mark = "…" if seconds is None else ("✓" if ok else "✗")
+            line.append(
+                f"{mark} {name}" + ("" if seconds is None else f" {seconds:.1f}s"),
+                style=Style() if ok else Style(color="red"),
+            )
+            line.append(" · ")
+        return line[:-3] if len(line) > 3 else line
+
+    def _render_state(self) -> None:
+        if not self.is_mounted or not self.children:
+            return  # compose draws the recorded state
+        total, progress = self.bar
+        if total:
+            self.query_one(ProgressBar).update(total=total, progress=progress)
+        self.query_one(".op-status", Label).update(self._status_line())
+        self.query_one(".op-phases", Static).update(self._timeline())
+
+
+class OperationsPane(VerticalScroll):
+    DEFAULT_CSS = """
+    OperationsPane { border: round $secondary; height: auto; max-height: 12; min-height: 3; }
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.border_title = "Operations"
+        self.rows: dict[str, OpRow] = {}
+        self.finished: list[str] = []
+
+    def start(self, key: str, title: str, env: str | None = None) -> None:
+        row = OpRow(key, title, env)
+        self.rows[key] = row
+        self.mount(row, before=0)
+        self.scroll_home(animate=False)  # the newest operation is the one to watch
+
+    def feed(self, key: str, event: Event) -> None:
+        if key in self.rows:
+            self.rows[key].feed(event)
+
+    def finish(self, key: str, ok: bool, summary: str) -> None:
+        if key not in self.rows:
+            self.start(key, key)
+        self.rows[key].finish(ok, summary)
+        self.finished.append(key)
+        while len(self.finished) > KEEP_FINISHED:
+            old = self.finished.pop(0)
+            self.rows.pop(old).remove()
