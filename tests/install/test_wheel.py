@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -54,8 +55,19 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     """A fresh venv with the wheel built from this checkout, and the environment to run it in."""
     work = tmp_path_factory.mktemp("wheel-install")
     dist = work / "dist"
+    # Built from a copy of the source tree: setuptools builds in place, and a build/ left over from an
+    # earlier build (with modules since removed) must not end up in this wheel.
+    source = work / "source"
+    shutil.copytree(
+        ROOT,
+        source,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".opsdeck", ".terraform", ".*_cache"
+        ),
+    )
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(source)],
         check=True,
         capture_output=True,
         timeout=600,

@@ -1,3 +1,0 @@
-"""opsdeck: a terminal deck for immutable infrastructure."""
-
-__version__ = "0.1.0"

@@ -1,5 +1,0 @@
-"""`python -m opsdeck` runs the command line."""
-
-from opsdeck.cli import main
-
-raise SystemExit(main())

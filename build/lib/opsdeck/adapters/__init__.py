@@ -1,1 +1,0 @@
-"""One module per outside system: Terraform, Packer, AWS, git, keyring and the local cloud."""

@@ -1,1 +1,0 @@
-"""The headless core of opsdeck: config, model, operations and audit. Never imports a UI library."""

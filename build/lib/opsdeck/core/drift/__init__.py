@@ -1,1 +1,0 @@
-"""Drift between code and cloud: the check, the ignore file, ownership of resources, reconcile."""

@@ -1,1 +1,0 @@
-"""What a deck is: its config, its user settings, and the tools bound to each environment."""

@@ -1,1 +1,0 @@
-"""Observing the deck: plans, refresh, status, the stored snapshot and lag."""

@@ -1,1 +1,0 @@
-"""Safety: locks, the audit log, break-glass, and recovery after an interrupted operation."""

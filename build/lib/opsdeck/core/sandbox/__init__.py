@@ -1,1 +1,0 @@
-"""Sandboxes: nuke and rebuild from code."""

@@ -1,1 +1,0 @@
-"""The deck's widgets."""
