@@ -13,7 +13,13 @@ def render(results: dict[str, Any]) -> str:
     m = results["machine"]
     lines = [
         f"Measured {m['date']} on {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Python {m['python']}, "
-        f"{m['terraform']}, {m['packer']}; median of {results['runs']} runs each.",
+        f"{m['terraform']}, {m['packer']}"
+        + (
+            f", opsdeck at {m['commit']}" + (" (opsdeck/ modified)" if m.get("tree") == "modified" else "")
+            if m.get("commit")
+            else ""
+        )
+        + f"; median of {results['runs']} runs each (refresh and nuke-and-rebuild: {min(results['runs'], 3)}).",
         "",
         "| figure | opsdeck | raw | ratio | target |",
         "| --- | --- | --- | --- | --- |",

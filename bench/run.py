@@ -4,8 +4,9 @@
 
 Runs in its own OPSDECK_HOME with its own demo estate on the local cloud (built first, timed), so it
 never touches yours. Every figure is the median of several runs, raw and opsdeck runs interleaved so
-that a slow moment of the machine hits both. Results go to bench/results/latest.json and into the
-results section of BENCHMARKS.md. Nothing here is a test: no figure is asserted anywhere.
+that a slow moment of the machine hits both. A full run's results go to bench/results/latest.json and
+into the results section of BENCHMARKS.md; a run of some figures (--only) to bench/results/partial.json
+only, so it never overwrites the full run's record. Nothing here is a test: no figure is asserted.
 """
 
 from __future__ import annotations
@@ -365,6 +366,10 @@ def machine() -> dict[str, Any]:
         "terraform": first(["terraform", "version"]),
         "packer": first(["packer", "version"]),
         "date": time.strftime("%Y-%m-%d %H:%M"),
+        "commit": first(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
+        "tree": "modified"
+        if first(["git", "-C", str(ROOT), "status", "--porcelain", "--", "opsdeck"]) != "?"
+        else "clean",
     }
 
 
@@ -414,7 +419,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.deck is None:  # the private demo's local cloud goes with it
             subprocess.run([sys.executable, "-m", "opsdeck", "cloud", "stop"], capture_output=True, check=False)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    if not args.only:  # a run of some figures stays in partial.json: latest.json is one full run
+        (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     table = render(results)
     print(table)
     if not args.no_write and not args.only:
