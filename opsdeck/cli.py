@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 from opsdeck import __version__
 from opsdeck.errors import OpsdeckError
 
-COMMAND_MODULES = ("cloud", "demo", "inspect", "lifecycle", "drift", "admin", "config")
+COMMAND_MODULES = ("cloud", "demo", "inspect", "lifecycle", "team", "drift", "admin", "config")
 
 
 def _common() -> argparse.ArgumentParser:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -73,6 +74,7 @@ class World:
     fail_apply: set[str] = field(default_factory=set)  # environments whose next apply fails
     calls: list[str] = field(default_factory=list)  # what the tools were asked to do, in order
     sizes: dict[str, int] = field(default_factory=dict)  # "env/service" -> desired instances (default 2)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def place(self, account: str, region: str) -> Place:
         return self.places.setdefault((account, region), Place())
@@ -120,6 +122,18 @@ class FakeCloud:
     def read_object(self, bucket: str, key: str) -> bytes | None:
         self.world.check()
         return self.world.objects.get((bucket, key))
+
+    def put_object(self, bucket: str, key: str, body: bytes, *, if_absent: bool = False) -> bool:
+        self.world.check()
+        with self.world.lock:  # one writer at a time, as S3's conditional writes are decided
+            if if_absent and (bucket, key) in self.world.objects:
+                return False
+            self.world.objects[(bucket, key)] = body
+        return True
+
+    def delete_object(self, bucket: str, key: str) -> None:
+        self.world.check()
+        self.world.objects.pop((bucket, key), None)
 
     def images(self, **tags: str) -> list[Image]:
         self.world.check()

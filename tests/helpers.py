@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,3 +24,44 @@ def opsdeck(*args: str, deck: Path | None = None, check: bool = False, **kw: Any
             f"opsdeck {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
         )
     return result
+
+
+def demo_key(name: str) -> Path:
+    """A demo team member's SSH key (alice runs the demo's deck; bob and carol approve)."""
+    return Path(os.environ["OPSDECK_HOME"]) / "data" / "demo-team" / name
+
+
+def approve_and_execute(deck: Path, request_id: str, *approvers: str) -> dict[str, Any]:
+    """Approve a request as each of ``approvers`` (bob by default), then run it; its JSON result."""
+    import json
+
+    for name in approvers or ("bob",):
+        opsdeck("approve", request_id, "--key", str(demo_key(name)), deck=deck, check=True)
+    return dict(json.loads(opsdeck("execute", request_id, "--yes", "--json", deck=deck, check=True).stdout))
+
+
+def released(deck: Path, *args: str) -> dict[str, Any]:
+    """Run a release command (promote, rollback, deploy, apply) with --yes --json; when the environment
+    takes approvals, approve the request it became (as bob, and carol when two are needed) and run it."""
+    import json
+
+    data = dict(json.loads(opsdeck(*args, "--yes", "--json", deck=deck, check=True).stdout))
+    if data.get("status") in ("pending", "approved"):
+        approvers = ("bob", "carol")[: int(data["needed"])]
+        return approve_and_execute(deck, str(data["id"]), *approvers)
+    return data
+
+
+@contextlib.contextmanager
+def edited(path: Path, old: str, new: str) -> Iterator[None]:
+    """``path`` with ``old`` replaced by ``new`` for the time of the block."""
+    original = path.read_text()
+    assert old in original, (path, old)
+    path.write_text(original.replace(old, new))
+    try:
+        yield
+    finally:
+        path.write_text(original)
+
+
+NO_PROD_APPROVALS = ("approvals = 2\n", "")  # prod as a deck without approvals has it: break-glass only

@@ -231,6 +231,26 @@ class Aws:
                     return None
                 raise
 
+    def put_object(self, bucket: str, key: str, body: bytes, *, if_absent: bool = False) -> bool:
+        """Write an S3 object, encrypted at rest; with ``if_absent`` only when no object has that key
+        (a conditional write, as Terraform's lock file is made): False when one already has it."""
+        from botocore.exceptions import ClientError
+
+        extra = {"IfNoneMatch": "*"} if if_absent else {}
+        with self.errors(f"aws s3 put-object s3://{bucket}/{key}"):
+            try:
+                self.client("s3").put_object(Bucket=bucket, Key=key, Body=body, ServerSideEncryption="AES256", **extra)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if if_absent and code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                    return False
+                raise
+        return True
+
+    def delete_object(self, bucket: str, key: str) -> None:
+        with self.errors(f"aws s3 delete-object s3://{bucket}/{key}"):
+            self.client("s3").delete_object(Bucket=bucket, Key=key)
+
     # -- images -------------------------------------------------------------------------------
 
     def images(self, **tags: str) -> list[Image]:

@@ -6,6 +6,7 @@ history of a pin file is the release history (core/release/ledger.py reads it).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from collections.abc import Callable
@@ -78,6 +79,35 @@ class Git:
                 writer.set_value("user", "name", name or "opsdeck demo")
                 writer.set_value("user", "email", email or "opsdeck-demo@localhost")
         return Git(root)
+
+    @staticmethod
+    def init_bare(path: Path) -> None:
+        """A bare repository (a team's remote on disk)."""
+        import git
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        git.Repo.init(path, bare=True, initial_branch="main")
+
+    @_serialized
+    def set_config(self, key: str, value: str) -> None:
+        """Set a value in this repository's own git config."""
+        section, _, name = key.rpartition(".")
+        with self.repo.config_writer() as writer:
+            writer.set_value(section, name, value)
+
+    @_serialized
+    def add_remote(self, name: str, url: str) -> None:
+        self.repo.create_remote(name, url)
+
+    @_serialized
+    def push_upstream(self, remote: str, branch: str) -> None:
+        """Push the current branch and make it track ``remote``'s ``branch``."""
+        import git
+
+        try:
+            self.repo.git.push("--quiet", "--set-upstream", remote, f"HEAD:refs/heads/{branch}")
+        except git.GitCommandError as exc:
+            raise ToolError(f"git push {remote}", _last_line(exc)) from None
 
     @_serialized
     def close(self) -> None:
@@ -185,3 +215,130 @@ class Git:
             repo.git.reset("-q", "--", *leave)
         repo.git.commit("-m", message)
         return str(repo.head.commit.hexsha)
+
+    # -- the team's remote ------------------------------------------------------------------------
+
+    @_serialized
+    def config_value(self, key: str) -> str | None:
+        """A git config value (user.signingkey, ...), None when unset."""
+        import git
+
+        try:
+            value = self.repo.git.config("--get", key)
+        except git.GitCommandError:
+            return None
+        return str(value).strip() or None
+
+    @_serialized
+    def upstream(self) -> tuple[str, str] | None:
+        """(remote, branch) the current branch tracks, None when it tracks nothing."""
+        try:
+            tracking = self.repo.active_branch.tracking_branch()
+        except (TypeError, ValueError):  # detached HEAD
+            return None
+        if tracking is None:
+            return None
+        return str(tracking.remote_name), str(tracking.remote_head)
+
+    @_serialized
+    def current_branch(self) -> str | None:
+        try:
+            return str(self.repo.active_branch.name)
+        except TypeError:
+            return None
+
+    @_serialized
+    def remote_url(self, remote: str) -> str | None:
+        try:
+            return str(self.repo.remote(remote).url)
+        except ValueError:
+            return None
+
+    @_serialized
+    def fetch(self, remote: str, branch: str, timeout: float = 30.0) -> None:
+        """Fetch ``branch`` of ``remote``; ToolError with git's own words when it cannot be reached."""
+        import git
+
+        try:
+            self.repo.git.fetch(
+                "--quiet",
+                "--no-tags",
+                remote,
+                f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}",
+                kill_after_timeout=timeout,
+            )
+        except git.GitCommandError as exc:
+            raise ToolError(f"git fetch {remote}", _last_line(exc)) from None
+
+    @_serialized
+    def ahead_behind(self, ref: str) -> tuple[int, int]:
+        """How many commits HEAD has that ``ref`` lacks, and the other way round."""
+        import git
+
+        try:
+            out = self.repo.git.rev_list("--left-right", "--count", f"HEAD...{ref}")
+        except git.GitCommandError as exc:
+            raise ToolError(f"git rev-list HEAD...{ref}", _last_line(exc)) from None
+        ahead, behind = (int(n) for n in str(out).split())
+        return ahead, behind
+
+    @_serialized
+    def fast_forward(self, ref: str) -> None:
+        import git
+
+        try:
+            self.repo.git.merge("--ff-only", "--quiet", ref)
+        except git.GitCommandError as exc:
+            raise ToolError(f"git merge --ff-only {ref}", _last_line(exc)) from None
+
+    @_serialized
+    def push(self, remote: str, branch: str, timeout: float = 30.0) -> bool:
+        """Push HEAD to ``remote``'s ``branch``, never forced; False when the remote has moved on
+        (rejected as not a fast-forward), ToolError when it cannot be reached."""
+        import git
+
+        try:
+            self.repo.git.push("--porcelain", remote, f"HEAD:refs/heads/{branch}", kill_after_timeout=timeout)
+        except git.GitCommandError as exc:
+            text = f"{exc.stdout or ''}\n{exc.stderr or ''}"
+            if "[rejected]" in text or "non-fast-forward" in text or "fetch first" in text:
+                return False
+            raise ToolError(f"git push {remote}", _last_line(exc)) from None
+        return True
+
+    @_serialized
+    def rebase(self, ref: str) -> None:
+        """Replay local commits on ``ref``; on a conflict the rebase is abandoned and nothing changes."""
+        import git
+
+        try:
+            self.repo.git.rebase("--quiet", ref)
+        except git.GitCommandError as exc:
+            with contextlib.suppress(git.GitCommandError):
+                self.repo.git.rebase("--abort")
+            raise ToolError(f"git rebase {ref}", _last_line(exc)) from None
+
+    @_serialized
+    def text_at(self, ref: str, rel: str) -> str | None:
+        """A file as ``ref`` has it (None when it has none)."""
+        try:
+            return str((self.repo.commit(ref).tree / rel).data_stream.read().decode("utf-8"))
+        except (KeyError, ValueError):
+            return None
+
+    @_serialized
+    def files_under(self, ref: str, folder: str) -> list[str]:
+        """Paths of the files under ``folder`` at ``ref`` (deck-relative)."""
+        import git
+
+        try:
+            out = self.repo.git.ls_tree("-r", "--name-only", ref, "--", folder)
+        except git.GitCommandError:
+            return []
+        return [line for line in str(out).splitlines() if line]
+
+
+def _last_line(exc: Any) -> str:
+    text = (getattr(exc, "stderr", "") or str(exc)).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("hint:")]
+    return (lines[-1] if lines else str(exc)).removeprefix("stderr: ").strip("'")

@@ -86,6 +86,16 @@ def apply_cmd(args: argparse.Namespace) -> int:
     finally:
         if glass is not None:
             close_break_glass(deck, glass)
+    from opsdeck.core.team.requests import Request
+
+    if isinstance(result, Request):
+        from opsdeck.commands.team import request_line
+
+        if args.json:
+            print_json(result.to_json())
+        else:
+            print(request_line(result.to_json()))
+        return 0
     if args.json:
         print_json(result.to_json())
     elif result.applied:

@@ -93,7 +93,8 @@ def status_json(state: DeckState) -> dict[str, Any]:
         if e.promote_from:
             data["promote_from"] = e.promote_from
             data["lag"] = _lag_json(e.lag)
-        data["lock"] = e.lock  # None, or {"state": "running" | "interrupted", "operation", "id", "since", ...}
+        data["lock"] = e.lock  # None, or {"state": "running" | "interrupted", "operation", "who", "host", ...}
+        data["request"] = e.request  # None, or the change waiting for approvals: {"id", "approvals", "needed"}
         if e.error:
             data["error"] = e.error
         return data
@@ -102,8 +103,19 @@ def status_json(state: DeckState) -> dict[str, Any]:
         "deck": state.deck,
         "cloud": state.cloud,
         "taken_at": state.taken_at,
+        "ledger": state.ledger,
         "environments": [env_json(e) for e in state.environments],
     }
+
+
+def ledger_text(ledger: dict[str, Any] | None) -> str:
+    from opsdeck.core.team.remote import Ledger
+
+    if not ledger:
+        return "unknown"
+    if ledger.get("error") and not ledger.get("remote"):
+        return f"unknown ({ledger['error']})"
+    return Ledger(**ledger).describe()
 
 
 def _lag_text(e: EnvStatus) -> str:
@@ -141,12 +153,19 @@ def status_cmd(args: argparse.Namespace) -> int:
                 n = s.instances
                 inst, name = f"{n.on_pinned_image}/{n.running}/{n.desired}", s.name
             head = [e.name, where, flags or "-"] if first else ["", "", ""]
-            tail = [plan, drift, _lag_text(e), e.error or ""] if first else ["", "", "", ""]
+            state_text = e.error or ""
+            if e.request:
+                state_text = f"awaiting {e.request['approvals']}/{e.request['needed']} approvals ({e.request['id']})"
+            if e.lock:
+                who = e.lock.get("who") or e.lock.get("user", "")
+                state_text = f"{e.lock.get('state')} {e.lock.get('operation')} by {who}@{e.lock.get('host', '')}"
+            tail = [plan, drift, _lag_text(e), state_text] if first else ["", "", "", ""]
             rows.append([*head, name, image, inst, *tail])
             first = False
     read = time.strftime("%H:%M:%S", time.localtime(state.taken_at))
     print(f"{state.deck}   cloud: {state.cloud}   images and instances read at {read} ({age(state.taken_at)} ago)")
-    headers = ["ENV", "ACCOUNT/REGION", "FLAGS", "SERVICE", "IMAGE", "ON-PIN/RUN/WANT", "PLAN", "DRIFT", "LAG", "ERROR"]
+    print(f"ledger: {ledger_text(state.ledger)}")
+    headers = ["ENV", "ACCOUNT/REGION", "FLAGS", "SERVICE", "IMAGE", "ON-PIN/RUN/WANT", "PLAN", "DRIFT", "LAG", "STATE"]
     print(table(headers, rows))
     return 0
 
@@ -176,26 +195,11 @@ def refresh_cmd(args: argparse.Namespace) -> int:
     return 1 if result.errors else 0
 
 
-SYMBOL = {"create": "+", "update": "~", "delete": "-", "replace": "-/+"}
-
-
 def plan_text(result: PlanResult) -> str:
     """The plan for a person: each resource, then each changed attribute's before → after."""
-    from opsdeck.core.observe.plans import change_line
+    from opsdeck.core.observe.plans import plan_lines
 
-    if not result.summary.has_changes:
-        return f"{result.environment}: no changes"
-    lines = [
-        f"{result.environment}: {result.summary.add} to add, {result.summary.change} to change, "
-        f"{result.summary.destroy} to destroy"
-    ]
-    for r in result.resources:
-        lines.append(f"  {SYMBOL.get(r.action, '?'):>3} {r.address}")
-        if r.changes:
-            lines += [f"        {line}" for c in r.changes for line in change_line(c, r.action).splitlines()]
-        elif r.attributes:
-            lines.append(f"        {', '.join(r.attributes)}")
-    return "\n".join(lines)
+    return "\n".join(plan_lines(result))
 
 
 def plan_cmd(args: argparse.Namespace) -> int:

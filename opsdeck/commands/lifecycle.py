@@ -138,6 +138,18 @@ def _release(args: argparse.Namespace, env: str, action: str, call: Any) -> int:
     finally:
         if glass is not None:
             close_break_glass(deck, glass)
+    from opsdeck.core.team.requests import Request
+
+    if isinstance(result, Request):  # the environment needs approvals: nothing was applied
+        data = result.to_json()
+        if args.json:
+            print_json(data)
+        else:
+            from opsdeck.commands.team import request_line
+
+            print(request_line(data))
+            print(f"approve it with `opsdeck approve {result.id}`; once approved, `opsdeck execute {result.id}`")
+        return 0
     if args.json:
         print_json(result.to_json())
     else:

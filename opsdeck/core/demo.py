@@ -31,6 +31,8 @@ from opsdeck.errors import OpsdeckError, RefusedError, ToolError
 from opsdeck.shipped import copy_tree, shipped
 
 MARKER = "demo.json"
+TEAM = (("alice", "Alice (on call)"), ("bob", "Bob"), ("carol", "Carol"))  # alice runs the demo's deck
+TEAM_DOMAIN = "shop.example"
 FIRST_VERSION = "1.0.0"
 
 
@@ -76,6 +78,8 @@ def is_ready(root: Path) -> bool:
         return False
     cloud = localcloud.status()
     if not cloud.running or marker.get("cloud_started_at") != cloud.started_at or not marker.get("complete"):
+        return False
+    if not demo_remote(root).is_dir():
         return False
     try:
         Deck.open(root).check_cloud()
@@ -172,6 +176,46 @@ def _store_break_glass(deck: Deck, rep: Reporter) -> None:
             )
 
 
+def demo_team_dir() -> Path:
+    """Where the demo team's SSH keys are (private keys: never in the deck or its git)."""
+    return paths.data_dir() / "demo-team"
+
+
+def demo_remote(target: Path) -> Path:
+    """The demo deck's team remote: a bare repository on disk, as a team's git server would be."""
+    import hashlib
+
+    digest = hashlib.sha256(str(target).encode()).hexdigest()[:12]
+    return paths.data_dir() / "demo-remote" / f"{target.name}-{digest}.git"
+
+
+def _team(target: Path, git: Git) -> None:
+    """The demo's team: an SSH key each (alice, who runs the deck; bob and carol, who approve), the deck's
+    allowed_signers file naming them, and alice's git identity and signing key in the deck's repository."""
+    from opsdeck.adapters import sshsig
+
+    keys = demo_team_dir()
+    lines = [
+        "# Who may approve changes to this deck's environments (git's SSH allowed-signers format).",
+        "# The demo's team; their private keys are in " + str(keys) + ".",
+    ]
+    for name, _ in TEAM:
+        key = keys / name
+        if not key.is_file():
+            sshsig.new_key(key, f"{name}@{TEAM_DOMAIN}")
+        lines.append(f'{name}@{TEAM_DOMAIN} namespaces="opsdeck-approval,git" {sshsig.public_key(str(key))}')
+    (target / "allowed_signers").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    name, full = TEAM[0]
+    for setting_key, value in (
+        ("user.name", full),
+        ("user.email", f"{name}@{TEAM_DOMAIN}"),
+        ("user.signingkey", str(keys / name)),
+        ("gpg.format", "ssh"),
+        ("gpg.ssh.allowedSignersFile", "allowed_signers"),
+    ):
+        git.set_config(setting_key, value)
+
+
 async def prepare(target: Path, rep: Reporter, *, reset: bool = False) -> Deck:
     """Build (or reuse) the demo deck at ``target`` and return it opened."""
     target = target.expanduser().resolve()
@@ -204,6 +248,7 @@ async def _build(target: Path, rep: Reporter) -> Deck:
         _copy_sample(target)
     with rep.phase("git init"):
         git = Git.init(target)
+        _team(target, git)
         # The sample's pins are placeholders: the first commit of a pin is the first real release.
         placeholders = [str(p.relative_to(target)) for p in target.glob("envs/*/*.auto.tfvars.json")]
         git.add_all_and_commit("opsdeck demo deck: an estate of services in four environments", leave=placeholders)
@@ -256,6 +301,15 @@ async def _build(target: Path, rep: Reporter) -> Deck:
         ]
         if locks:
             deck.tools.git.commit(locks, "terraform provider lock files")
+    with rep.phase("team remote"):
+        remote = demo_remote(target)
+        if remote.exists():
+            shutil.rmtree(remote)
+        Git.init_bare(remote)
+        repo = Git(target)
+        repo.add_remote("origin", str(remote))
+        repo.push_upstream("origin", "main")
+        repo.close()
     _write_marker(target, cloud_started_at=cloud.started_at, complete=True, built_at=time.time())
     state = paths.state_dir()
     state.mkdir(parents=True, exist_ok=True)

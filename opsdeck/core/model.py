@@ -190,6 +190,7 @@ class EnvStatus:
     drift_at: float | None = None
     lag: Lag | None = None
     lock: dict[str, Any] | None = None  # who holds the environment's lock, or an interrupted run
+    request: dict[str, Any] | None = None  # the change waiting for approvals: {"id", "approvals", "needed", ...}
     error: str | None = None
 
     def service(self, name: str) -> ServiceStatus | None:
@@ -229,6 +230,7 @@ class DeckState:
     taken_at: float = field(default_factory=time.time)
     cloud: str = "unknown"  # reachable | unreachable | unknown
     images: tuple[dict[str, Any], ...] = ()  # the image catalog (core.images.describe_images rows)
+    ledger: dict[str, Any] | None = None  # where the clone stands against the team's remote (team.remote.Ledger)
 
     def env(self, name: str) -> EnvStatus | None:
         return next((e for e in self.environments if e.name == name), None)
@@ -240,6 +242,7 @@ class DeckState:
             "cloud": self.cloud,
             "environments": [e.to_json() for e in self.environments],
             "images": list(self.images),
+            "ledger": self.ledger,
         }
 
     @classmethod
@@ -250,4 +253,5 @@ class DeckState:
             taken_at=data.get("taken_at", 0.0),
             cloud=data.get("cloud", "unknown"),
             images=tuple(data.get("images", ())),
+            ledger=data.get("ledger"),
         )

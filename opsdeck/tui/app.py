@@ -142,6 +142,7 @@ class OpsDeckApp(Operations, App[int]):
         self.state = state
         self.header.cloud = state.cloud
         self.header.taken_at = state.taken_at
+        self.header.ledger = state.ledger
         self.header.envs = len(state.environments)
         self.header.services = len(self.deck.config.services)
         self.header.accounts = len({e.account for e in state.environments if e.account})
@@ -222,6 +223,10 @@ class OpsDeckApp(Operations, App[int]):
         self.last_done = message
         self.finish_operation(message)
         self.main(OperationsPane).finish(message.key, message.ok, message.summary)
+        from opsdeck.tui.requests import RequestsScreen
+
+        if isinstance(self.screen, RequestsScreen):
+            self.open_requests(reload_only=True)
         self.notify(message.summary, severity="information" if message.ok else "error", timeout=6 if message.ok else 12)
         self.table.running = dict(self.running_envs)
         self.table.refresh_rows()

@@ -31,6 +31,7 @@ class DeckHeader(Static):
         self.services = 0
         self.accounts = 0
         self.service: str | None = None  # the service filter
+        self.ledger: dict[str, object] | None = None  # where the clone stands against the team's remote
 
     def redraw(self, now: float) -> None:
         text = Text()
@@ -48,6 +49,12 @@ class DeckHeader(Static):
             text.append(self.cloud)
         if self.taken_at:
             text.append(f" · read {age(self.taken_at, now)} ago", style=Style(dim=True))
+        ledger = self.ledger or {}
+        warn = Style(color=self.app.theme_variables.get("warning", "yellow"), bold=True)
+        if ledger.get("offline") and ledger.get("remote"):
+            text.append(" · ledger OFFLINE", style=warn)
+        elif ledger.get("behind"):
+            text.append(f" · behind the remote by {ledger['behind']}", style=warn)
         if self.service:
             text.append(f"  [service: {self.service}]", style=Style(bold=True))
         if self.read_only:

@@ -33,6 +33,7 @@ ACTIONS = (
         mutating=True,
     ),
     Action("rollback", "r", "Rollback", "point the selected environment at the image it ran before", mutating=True),
+    Action("requests", "a", "Requests", "changes waiting for approvals: approve, reject or run them"),
     Action("nuke", "n", "Nuke", "nuke and rebuild the selected sandbox from code", mutating=True),
     Action("refresh", "f", "Refresh", "refresh plans, images and instances"),
     Action("drift", "d", "Drift", "check every environment for drift"),

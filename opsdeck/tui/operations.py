@@ -29,6 +29,18 @@ if TYPE_CHECKING:
 Factory = Callable[["Reporter"], Awaitable[Any]]
 
 
+def released(result: Any, done: str) -> str:
+    """The one-line summary of a release, or of the request it became (the environment takes approvals)."""
+    from opsdeck.core.team.requests import Request
+
+    if isinstance(result, Request):
+        return (
+            f"request {result.id}: {result.describe()} awaits {result.needed} approvals "
+            f"(a to see it; approve it from another engineer's deck or `opsdeck approve {result.id}`)"
+        )
+    return f"{done}: {result.summary()}, commit {result.commit[:10]}"
+
+
 async def _awaited(work: Awaitable[Any]) -> Any:
     """``asyncio.run`` takes a coroutine; core operations are awaitables."""
     return await work
@@ -130,9 +142,12 @@ class Operations:
         return env
 
     def _allowed(self, env: str, what: str) -> bool:
-        """The clear notice for a protected environment; core refuses on its own too."""
+        """The clear notice for a protected environment; core refuses on its own too. One that takes
+        approvals turns the change into a request instead (break-glass bypasses)."""
         settings = self._app.deck.env(env)
         glass = self.glass
+        if settings.approvals:
+            return True
         if settings.protected and (glass is None or glass.env != env or not glass.active()):
             self._app.notify(f"{env} is protected: {what} needs break-glass (press !)", severity="error", timeout=8)
             return False
@@ -197,7 +212,7 @@ class Operations:
             lambda rep: deploy_newest(
                 self._app.deck, env, rep, services=services, reason=reason, confirm=self.confirm_preview, glass=glass
             ),
-            lambda r: f"deployed {r.summary()} to {env}, commit {r.commit[:10]}",
+            lambda r: released(r, f"deployed to {env}"),
         )
 
     def _promote(self, src: str, dst: str) -> None:
@@ -221,7 +236,7 @@ class Operations:
                 confirm=self.confirm_preview,
                 glass=glass,
             ),
-            lambda r: f"promoted {dst}: {r.summary()}, commit {r.commit[:10]}",
+            lambda r: released(r, f"promoted {dst}"),
         )
 
     def action_rollback(self) -> None:
@@ -239,7 +254,7 @@ class Operations:
             lambda rep: rollback(
                 self._app.deck, env, rep, services=services, reason=reason, confirm=self.confirm_preview, glass=glass
             ),
-            lambda r: f"rolled {env} back: {r.summary()}, commit {r.commit[:10]}",
+            lambda r: released(r, f"rolled {env} back"),
         )
 
     def action_nuke(self) -> None:
@@ -355,3 +370,67 @@ class Operations:
         from opsdeck.core.safety.breakglass import close_break_glass
 
         close_break_glass(self._app.deck, glass, "expired")
+
+    # -- requests: changes waiting for approvals ------------------------------------------------
+
+    def action_requests(self) -> None:
+        self.open_requests()
+
+    @work(thread=True, exclusive=True, group="requests", exit_on_error=False)
+    def open_requests(self, reload_only: bool = False) -> None:
+        """Read the ledger's requests (signatures checked) off the UI loop, then show them."""
+        from opsdeck.core.team.requests import all_requests
+
+        app = self._app
+        try:
+            rows = [r.to_json() for r in all_requests(app.deck)]
+        except OpsdeckError as exc:
+            app.call_from_thread(app.notify, str(exc), severity="error", timeout=10)
+            return
+        open_first = sorted(rows, key=lambda r: (r["status"] not in ("pending", "approved", "stale"), -r["created_at"]))
+        app.call_from_thread(self._show_requests, open_first, reload_only)
+
+    def _show_requests(self, rows: list[dict[str, Any]], reload_only: bool) -> None:
+        from opsdeck.tui.requests import RequestsScreen
+
+        screen = self._app.screen
+        if isinstance(screen, RequestsScreen):
+            screen.show(rows)
+        elif not reload_only:
+            self._app.push_screen(RequestsScreen(rows))
+
+    def approve_request(self, request_id: str) -> None:
+        if self._refuse_if_read_only():
+            return
+        from opsdeck.core.team.requests import approve
+
+        self.start(
+            f"approve {request_id}",
+            None,
+            lambda rep: approve(self._app.deck, request_id, rep),
+            lambda r: f"approved {r.id}: {len(r.valid_approvers)}/{r.needed} approvals, {r.status}",
+        )
+
+    def reject_request(self, request_id: str, reason: str) -> None:
+        if self._refuse_if_read_only():
+            return
+        from opsdeck.core.team.requests import reject
+
+        self.start(
+            f"reject {request_id}",
+            None,
+            lambda rep: reject(self._app.deck, request_id, reason, rep),
+            lambda r: f"rejected {r.id}: {reason}",
+        )
+
+    def execute_request(self, request_id: str) -> None:
+        if self._refuse_if_read_only():
+            return
+        from opsdeck.core.team.execute import execute
+
+        self.start(
+            f"execute {request_id}",
+            None,
+            lambda rep: execute(self._app.deck, request_id, rep, confirm=self.confirm_preview),
+            lambda r: f"executed {request_id}: {r.action} {r.environment} {r.summary()}, commit {r.commit[:10]}",
+        )

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import opsdeck
+from tests.helpers import NO_PROD_APPROVALS, approve_and_execute, edited, opsdeck
 
 pytestmark = pytest.mark.integration
 
@@ -148,7 +148,13 @@ def test_a_release_train_through_the_chain_with_break_glass_then_back(
     assert out["commit"] == _git(demo_deck, "rev-parse", "HEAD").strip()
     _on_images(demo_deck, "dev", new)
 
-    opsdeck("promote", "dev", "staging", "--yes", "--reason", "soak passed", deck=demo_deck, check=True)
+    # staging takes one approval: the promote is a request until bob signs it, then it runs as approved.
+    request = json.loads(
+        opsdeck("promote", "dev", "staging", "--yes", "--reason", "soak passed", "--json", deck=demo_deck).stdout
+    )
+    assert request["status"] == "pending" and request["needed"] == 1
+    _on_images(demo_deck, "staging", old["staging"])  # nothing applied yet
+    approve_and_execute(demo_deck, request["id"], "bob")
     _on_images(demo_deck, "staging", new)
     _on_images(demo_deck, "prod", old["prod"])
 
@@ -191,7 +197,7 @@ def test_a_release_train_through_the_chain_with_break_glass_then_back(
     assert secret not in rolled.stdout + rolled.stderr
 
     log = _git(demo_deck, "log", "--format=%s", f"-{int(_git(demo_deck, 'rev-list', '--count', 'HEAD')) - commits}")
-    subjects = log.strip().splitlines()
+    subjects = [s for s in log.strip().splitlines() if not s.startswith(("request ", "approve "))]
     assert len(subjects) == 4  # one commit per release, however many services it moved
     back = ", ".join(f"{s} {newest[s]['version']} -> 1.0.0" for s in SERVICES)
     assert subjects[0] == f"rollback prod: {back} (error rate up)"
@@ -273,8 +279,10 @@ def test_refused_image_of_another_service(demo_deck: Path, baked: dict[str, dict
 
 
 def test_refused_protected_without_break_glass(demo_deck: Path) -> None:
-    _refused(demo_deck, "rollback", "prod", "--yes", match="prod is protected: rollback needs break-glass")
-    _refused(demo_deck, "promote", "staging", "prod", "--yes", match="prod is protected: promote needs break-glass")
+    # Without approvals (the sample's prod takes two), a protected environment takes break-glass only.
+    with edited(demo_deck / "opsdeck.toml", *NO_PROD_APPROVALS):
+        _refused(demo_deck, "rollback", "prod", "--yes", match="prod is protected: rollback needs break-glass")
+        _refused(demo_deck, "promote", "staging", "prod", "--yes", match="prod is protected: promote needs break-glass")
 
 
 def test_refused_dirty_pin_file(demo_deck: Path) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import opsdeck
+from tests.helpers import NO_PROD_APPROVALS, edited, opsdeck
 
 pytestmark = pytest.mark.integration
 
@@ -174,7 +174,9 @@ def test_apply_puts_code_back_over_managed_drift(demo_deck: Path, out_of_band: d
     original = main_tf.read_text()
     main_tf.write_text(original + "\n# a comment: the saved plan is now stale\n")
     try:
-        result = opsdeck("apply", "staging", "--yes", "--json", deck=demo_deck)
+        # staging's approval would make this a request (test_60 runs those); here, the plan that goes stale
+        with edited(demo_deck / "opsdeck.toml", "approvals = 1\n", ""):
+            result = opsdeck("apply", "staging", "--yes", "--json", deck=demo_deck)
         assert result.returncode == 0, result.stderr
         data = json.loads(result.stdout)
         assert data["applied"] and data["replanned"] and data["change"] == 1
@@ -191,7 +193,8 @@ def test_apply_puts_code_back_over_managed_drift(demo_deck: Path, out_of_band: d
 
 
 def test_apply_on_protected_needs_break_glass(demo_deck: Path) -> None:
-    result = opsdeck("apply", "prod", "--yes", deck=demo_deck)
+    with edited(demo_deck / "opsdeck.toml", *NO_PROD_APPROVALS):  # approvals would make it a request
+        result = opsdeck("apply", "prod", "--yes", deck=demo_deck)
     assert result.returncode == 1
     assert result.stderr.strip().endswith(
         "prod is protected: apply needs break-glass (--break-glass --reason TEXT, or ! in the deck)"

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import ROOT, opsdeck
+from tests.helpers import ROOT, opsdeck, released
 
 pytestmark = pytest.mark.integration
 
@@ -245,7 +245,7 @@ def test_planted_secret_appears_nowhere(demo_deck: Path, spare: list[str]) -> No
     if _web(_status(demo_deck)["prod"])["lag"]["in_sync"]:
         if _web(_status(demo_deck)["staging"])["lag"]["in_sync"]:
             opsdeck("promote", spare[1], "dev", "--service", "web", "--yes", deck=demo_deck, check=True)
-        opsdeck("promote", "dev", "staging", "--service", "web", "--yes", deck=demo_deck, check=True)
+        released(demo_deck, "promote", "dev", "staging", "--service", "web")
     stored = opsdeck("secrets", "set", "prod", deck=demo_deck, input=json.dumps(planted, default=str))
     assert stored.returncode == 0 and secret not in stored.stdout + stored.stderr
     seen_in_argv: list[str] = []

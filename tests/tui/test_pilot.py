@@ -21,8 +21,9 @@ import pytest
 from opsdeck.core.estate.deck import Deck
 from opsdeck.tui.app import OpsDeckApp
 from opsdeck.tui.header import DeckHeader
+from opsdeck.tui.requests import RequestsScreen
 from opsdeck.tui.screens import ConfirmScreen, ReasonScreen
-from tests.helpers import opsdeck
+from tests.helpers import NO_PROD_APPROVALS, approve_and_execute, demo_key, edited, opsdeck, released
 
 pytestmark = pytest.mark.integration
 SIZE = (120, 40)
@@ -155,7 +156,8 @@ async def test_read_only_disables_every_mutating_key(demo_deck: Path) -> None:
 
 async def test_protected_environment_is_refused_without_break_glass(demo_deck: Path) -> None:
     head = git(demo_deck, "rev-parse", "HEAD")
-    app = make_app(demo_deck, live=False)
+    with edited(demo_deck / "opsdeck.toml", *NO_PROD_APPROVALS):  # with approvals, a change is a request
+        app = make_app(demo_deck, live=False)
     async with app.run_test(size=SIZE) as pilot:
         await select(pilot, app, "prod")
         await pilot.press("r")
@@ -206,19 +208,40 @@ async def test_bake_promote_rollback_keys_on_one_service(demo_deck: Path) -> Non
         assert image_of(status(demo_deck)["dev"], "api") == baked
         assert {s: image_of(status(demo_deck)["dev"], s) for s in ("web", "worker")} == before  # untouched
         before_staging = image_of(status(demo_deck)["staging"], "api")
+        # p: dev -> staging, which takes an approval: the change becomes a request, nothing is applied.
         await select(pilot, app, "dev")
         await pilot.press("p")
-        screen = await confirm_dialog(pilot, app)
-        assert "promote staging" in screen.title_text
         result = await done(pilot, app, 3)
-        assert result.ok, result.summary
-        assert image_of(status(demo_deck)["staging"], "api") == baked
-        assert git(demo_deck, "log", "-1", "--format=%s").startswith("promote api ")
-        await select(pilot, app, "staging")
-        await pilot.press("r")
+        assert result.ok and result.summary.startswith("request r") and "awaits 1 approvals" in result.summary
+        request = result.summary.split()[1].rstrip(":")
+        assert image_of(status(demo_deck)["staging"], "api") == before_staging
+        app.load_state()
+        await until(
+            pilot,
+            lambda: app.state is not None and app.state.env("staging").request is not None,
+            what="the row to show the request",
+        )
+        assert "awaiting 0/1" in app.table._shown[("staging", "op")]
+        opsdeck("approve", request, "--key", str(demo_key("bob")), deck=demo_deck, check=True)  # bob, elsewhere
+        # a: the requests view; e runs the approved request under the cursor.
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, RequestsScreen), what="the requests view")
+        screen = app.screen
+        assert isinstance(screen, RequestsScreen) and screen.selected is not None
+        assert screen.selected["id"] == request and screen.selected["status"] == "approved"
+        await pilot.press("e")
         await confirm_dialog(pilot, app)
         result = await done(pilot, app, 4)
         assert result.ok, result.summary
+        assert image_of(status(demo_deck)["staging"], "api") == baked
+        assert git(demo_deck, "log", "-1", "--format=%s").startswith("promote api ")
+        await pilot.press("escape")
+        # r on staging: a request again; carol approves it and it runs headless.
+        await select(pilot, app, "staging")
+        await pilot.press("r")
+        result = await done(pilot, app, 5)
+        assert result.ok and "awaits 1 approvals" in result.summary, result.summary
+        approve_and_execute(demo_deck, result.summary.split()[1].rstrip(":"), "carol")
         assert image_of(status(demo_deck)["staging"], "api") == before_staging
         assert git(demo_deck, "log", "-1", "--format=%s").startswith("rollback staging: api ")
 
@@ -230,7 +253,7 @@ async def test_break_glass_opens_for_its_time_box_then_closes(demo_deck: Path) -
     if lag_of(status(demo_deck)["prod"], "api")["in_sync"]:
         if lag_of(status(demo_deck)["staging"], "api")["in_sync"]:
             opsdeck("deploy", "dev", "--service", "api", "--yes", deck=demo_deck)
-        opsdeck("promote", "dev", "staging", "--service", "api", "--yes", deck=demo_deck, check=True)
+        released(demo_deck, "promote", "dev", "staging", "--service", "api")
     app = make_app(demo_deck, live=False)
     async with app.run_test(size=SIZE) as pilot:
         await select(pilot, app, "prod")

@@ -4,6 +4,7 @@ two regions), baked, distributed, pinned, committed and applied, in milliseconds
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 from pathlib import Path
 
@@ -30,10 +31,14 @@ def git(root: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True).stdout
 
 
-def make_estate(root: Path, world: World | None = None) -> tuple[Deck, World]:
-    """The shop deck at ``root`` on ``world``: every environment applied on its 1.0.0 images."""
+def make_estate(root: Path, world: World | None = None, *, approvals: bool = False) -> tuple[Deck, World]:
+    """The shop deck at ``root`` on ``world``: every environment applied on its 1.0.0 images. Without
+    ``approvals`` the sample's approvals are dropped (changes to staging and prod run at once)."""
     world = world or World()
     copy_tree(shipped("sample_envs"), root)
+    if not approvals:
+        toml = root / "opsdeck.toml"
+        toml.write_text(re.sub(r"^approvals = \d+\n", "", toml.read_text(), flags=re.M))
     git(root, "init", "-q", "-b", "main")
     git(root, "config", "user.name", "Unit Tester")
     git(root, "config", "user.email", "unit@example.com")

@@ -23,6 +23,7 @@ from opsdeck.core.release import rollout
 from opsdeck.core.safety.breakglass import BreakGlass
 from opsdeck.core.safety.confirm import Confirm, NotConfirmedError, Preview, ServiceChange, confirmed
 from opsdeck.core.safety.operation import audited
+from opsdeck.core.team.requests import Request
 from opsdeck.errors import ToolError
 
 
@@ -61,13 +62,21 @@ async def _current_plan(
 
 async def apply_env(
     deck: Deck, env: str, rep: Reporter, *, confirm: Confirm = confirmed, glass: BreakGlass | None = None
-) -> ApplyResult:
-    """Apply ``env``'s pending plan after it was shown and confirmed; audited, locked."""
+) -> ApplyResult | Request:
+    """Apply ``env``'s pending plan after it was shown and confirmed; audited, locked. An environment
+    that needs approvals gets a request for the plan instead (break-glass bypasses, audited)."""
+    from opsdeck.core.estate.pins import pin_files
+    from opsdeck.core.observe.plans import plan_lines
+    from opsdeck.core.team import requests
+
     started = time.monotonic()
     deck.env(env)
     credentials = glass.credentials if glass is not None and glass.env == env else None
     fields = {"reason": glass.reason if glass else ""}
-    async with audited(deck, "apply", env, rep, glass=glass, fields=fields) as run:
+    to_request = requests.needs_approval(deck, env, credentials is not None)
+    if deck.env(env).approvals and not to_request:
+        fields["approvals_bypassed"] = f"break-glass: {glass.reason if glass else ''}"
+    async with audited(deck, "apply", env, rep, glass=glass, fields=fields, approved=to_request) as run:
         await planning.ensure_init(deck, env, rep, credentials)
         pins = await asyncio.to_thread(read_pins, deck, env)
         replanned = False
@@ -77,6 +86,25 @@ async def apply_env(
                 if not plan.summary.has_changes:
                     run.note(note="nothing to apply")
                     return ApplyResult(env, False, 0, 0, 0, replanned, time.monotonic() - started)
+                if to_request:
+                    files = pin_files(deck, env)
+                    request = await requests.create(
+                        deck,
+                        env,
+                        "apply",
+                        plan,
+                        rep,
+                        services=[],
+                        pins={},
+                        base={rel: (deck.root / rel).read_text(encoding="utf-8") for rel in files},
+                        reason=fields["reason"],
+                        message=f"apply {env}: put code back over drift",
+                        diff=plan_lines(plan),
+                        credentials=credentials,
+                    )
+                    run.note(request=request.id, needed=request.needed)
+                    run.end_as("requested")
+                    return request
                 unchanged = tuple(ServiceChange(s, ImageRef(i), ImageRef(i)) for s, i in pins.items())
                 if not await confirm(Preview("apply", env, deck.env(env).confirmation, unchanged, plan)):
                     raise NotConfirmedError(f"apply of {env} was not confirmed; nothing changed")

@@ -97,6 +97,20 @@ class BuildSettings:
 
 
 @dataclass(frozen=True)
+class TeamSettings:
+    """The team's shared ledger (the deck's git remote) and who may approve changes."""
+
+    remote: str | None = setting(None, doc="The git remote that is the truth (default: the branch's upstream remote).")
+    branch: str | None = setting(None, doc="Its branch (default: the upstream branch of the current one).")
+    allowed_signers: str = setting(
+        "allowed_signers", doc="Who may approve: an SSH allowed-signers file (git's format), at the deck's root."
+    )
+    fetch_seconds: float = setting(
+        20.0, doc="How long a fetch or push may take before the remote counts as unreachable."
+    )
+
+
+@dataclass(frozen=True)
 class SafetySettings:
     """How hard it is to change things."""
 
@@ -122,6 +136,9 @@ class EnvSettings:
     approval: Approval | None = setting(
         None, doc='How hard the confirmation is: "none", "confirm" or "typed" (the default when protected).'
     )
+    approvals: int = setting(
+        0, doc="How many allowed signers other than the requester must approve a change before it runs."
+    )
 
     @property
     def confirmation(self) -> Approval:
@@ -142,6 +159,7 @@ class DeckConfig:
     conventions: Conventions = setting(factory=Conventions, doc="Tag and pin names of the deck's Terraform.")
     environments: tuple[EnvSettings, ...] = setting(factory=tuple, doc="Environments, in file order.")
     safety: SafetySettings = setting(factory=SafetySettings, doc="Safety settings.")
+    team: TeamSettings = setting(factory=TeamSettings, doc="The shared ledger and approvals.")
     image: ImageSettings | None = setting(None, doc="The single-image format of earlier decks (one service).")
     refresh_minutes: float = setting(5.0, doc="How often the open deck refreshes plans and instances on its own.")
     drift_minutes: float = setting(
@@ -278,6 +296,14 @@ def _check(config: DeckConfig, root: Path, where: Where) -> None:
         _check_target(ew, env.account, env.region, env.role, env.profile)
         if env.break_glass_role is not None:
             _check_role(ew.child("break_glass_role"), env.break_glass_role, env.account)
+        if env.approvals < 0:
+            raise ew.child("approvals").error(f"expected 0 or more approvals, got {env.approvals}")
+        signers = config.team.allowed_signers
+        if env.approvals and not (root / signers).is_file():
+            raise ew.child("approvals").error(
+                f"{env.approvals} approvals need an allowed signers file at the deck's root (team.allowed_signers), "
+                f"{signers} does not exist"
+            )
     for env in config.environments:
         seen = [env.name]
         current = env
@@ -319,6 +345,8 @@ def _check(config: DeckConfig, root: Path, where: Where) -> None:
     _check_pins(config, where)
     if config.safety.break_glass_minutes <= 0:
         raise where.child("safety").child("break_glass_minutes").error("expected a positive number of minutes")
+    if config.team.fetch_seconds <= 0:
+        raise where.child("team").child("fetch_seconds").error("expected a positive number of seconds")
     if config.refresh_minutes <= 0:
         raise where.child("refresh_minutes").error("expected a positive number of minutes")
     if config.drift_minutes < 0:

@@ -271,3 +271,23 @@ def changes_json(resource: ResourceChange) -> list[dict[str, Any]]:
         }
         for c in resource.changes
     ]
+
+
+SYMBOL = {"create": "+", "update": "~", "delete": "-", "replace": "-/+"}
+
+
+def plan_lines(result: PlanResult) -> list[str]:
+    """The plan for a person, line by line: each resource, then each changed attribute's before → after."""
+    if not result.summary.has_changes:
+        return [f"{result.environment}: no changes"]
+    lines = [
+        f"{result.environment}: {result.summary.add} to add, {result.summary.change} to change, "
+        f"{result.summary.destroy} to destroy"
+    ]
+    for r in result.resources:
+        lines.append(f"  {SYMBOL.get(r.action, '?'):>3} {r.address}")
+        if r.changes:
+            lines += [f"        {line}" for c in r.changes for line in change_line(c, r.action).splitlines()]
+        elif r.attributes:
+            lines.append(f"        {', '.join(r.attributes)}")
+    return lines

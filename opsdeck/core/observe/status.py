@@ -103,15 +103,19 @@ async def deck_status(
     refresh_plan: bool = False,
     envs: list[str] | None = None,
     on_env: Callable[[EnvStatus], None] | None = None,
+    fetch: bool = True,
 ) -> DeckState:
-    """The snapshot of the whole deck, built concurrently (bounded by the cores) and stored."""
+    """The snapshot of the whole deck, built concurrently (bounded by the cores) and stored. It first
+    looks at the team's remote (``fetch``): a clone that is behind and clean follows it, so what it
+    shows is the team's ledger; otherwise the snapshot says how far behind it is."""
     names = envs or deck.config.env_names
+    ledger = await asyncio.to_thread(_ledger, deck, fetch)
     try:
         await asyncio.to_thread(deck.check_cloud)
         catalog = await asyncio.to_thread(load_catalog, deck)
     except CloudUnavailableError as exc:
         rows = [replace(_base(deck, n), error=str(exc)) for n in names]
-        return DeckState(deck=deck.name, environments=tuple(rows), cloud="unreachable")
+        return DeckState(deck=deck.name, environments=tuple(rows), cloud="unreachable", ledger=ledger)
     except OpsdeckError as exc:  # the build account cannot be read: rows still come, without versions
         rep.log(f"images: {exc}", "warning")
         catalog = None
@@ -125,6 +129,8 @@ async def deck_status(
         return row
 
     rows = await all_or_nothing(*(one(n) for n in names))
+    waiting = await asyncio.to_thread(_waiting, deck)
+    rows = [replace(r, request=waiting.get(r.name)) for r in rows]
     from opsdeck.core.observe.lag import with_lag
 
     rows = await asyncio.to_thread(with_lag, deck, rows, catalog)
@@ -133,7 +139,30 @@ async def deck_status(
         pins = {r.name: {s.name: s.image.id for s in r.services if s.image} for r in rows}
         running = {r.name: set(r.instance_images.values()) for r in rows}
         images = tuple(describe_images(catalog, pins, running))
-    state = DeckState(deck=deck.name, environments=tuple(rows), cloud="reachable", images=images)
+    state = DeckState(deck=deck.name, environments=tuple(rows), cloud="reachable", images=images, ledger=ledger)
     if envs is None:
         store_snapshot(deck, state)
     return state
+
+
+def _ledger(deck: Deck, fetch: bool) -> dict[str, Any] | None:
+    from opsdeck.core.team.remote import check, follow
+
+    try:
+        return follow(deck, check(deck, fetch=fetch)).to_json()
+    except OpsdeckError as exc:
+        return {"remote": None, "error": str(exc), "offline": True}
+
+
+def _waiting(deck: Deck) -> dict[str, dict[str, Any]]:
+    """Per environment, the change waiting for approvals (checked signatures, not staleness)."""
+    from opsdeck.core.team.requests import pending_for
+
+    try:
+        found = pending_for(deck)
+    except OpsdeckError:
+        return {}
+    return {
+        env: {"id": r.id, "approvals": len(r.valid_approvers), "needed": r.needed, "status": r.status}
+        for env, r in found.items()
+    }

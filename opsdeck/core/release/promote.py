@@ -23,6 +23,7 @@ from opsdeck.core.estate.pins import pin_files, read_pin, write_pins
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import ImageRef
 from opsdeck.core.observe import planning
+from opsdeck.core.observe.plans import plan_lines
 from opsdeck.core.release import rollout
 from opsdeck.core.release.distribute import Distribution, make_usable
 from opsdeck.core.release.images import Catalog, is_revoked, load_catalog, service_of
@@ -31,6 +32,9 @@ from opsdeck.core.safety.audit import TRAILER
 from opsdeck.core.safety.breakglass import BreakGlass
 from opsdeck.core.safety.confirm import Confirm, NotConfirmedError, Preview, ServiceChange, confirmed
 from opsdeck.core.safety.operation import audited
+from opsdeck.core.team.identity import operator
+from opsdeck.core.team.remote import publish
+from opsdeck.core.team.requests import Request
 from opsdeck.errors import LockedError, OpsdeckError, RefusedError, reworded
 
 
@@ -114,7 +118,10 @@ async def _change_pins(
     details: list[str],
     confirm: Confirm,
     glass: BreakGlass | None,
-) -> ReleaseResult:
+    offline: bool = False,
+) -> ReleaseResult | Request:
+    from opsdeck.core.team import requests
+
     started = time.monotonic()
     git = deck.tools.git
     if await asyncio.to_thread(git.is_detached):
@@ -124,7 +131,7 @@ async def _change_pins(
     services = [t.service for t in targets]
     files = pin_files(deck, env, services)
     credentials = glass.credentials if glass is not None and glass.env == env else None
-    fields = {
+    fields: dict[str, Any] = {
         "services": services,
         "to": {t.service: t.image.id for t in targets},
         "version": ", ".join(t.image.version for t in targets),
@@ -132,8 +139,15 @@ async def _change_pins(
     }
     if len(targets) == 1:
         fields["to"] = targets[0].image.id
+    if offline:
+        fields["offline"] = True
+    to_request = requests.needs_approval(deck, env, credentials is not None)
+    if deck.env(env).approvals and not to_request:
+        fields["approvals_bypassed"] = f"break-glass: {glass.reason if glass else ''}"
     detail = {"services": ",".join(services), "to": ",".join(t.image.id for t in targets), "pin": ",".join(files)}
-    async with audited(deck, action, env, rep, glass=glass, fields=fields, lock_detail=detail) as run:
+    async with audited(
+        deck, action, env, rep, glass=glass, fields=fields, lock_detail=detail, approved=to_request, sync=False
+    ) as run:
         # Under the lock: while another operation runs here, its half-written pins are its business.
         for rel in files:
             if await asyncio.to_thread(git.is_dirty, rel):
@@ -185,6 +199,39 @@ async def _change_pins(
                 reason,
                 _distribution_note(distributions),
             )
+            if to_request:
+                # Approvals: the change stops here, as a request for this exact plan; nothing is applied.
+                step = "request"
+                after = {rel: (deck.root / rel).read_text(encoding="utf-8") for rel in files}
+                for rel, text in originals.items():
+                    (deck.root / rel).write_text(text, encoding="utf-8")
+                request = await requests.create(
+                    deck,
+                    env,
+                    action,
+                    plan,
+                    rep,
+                    services=[
+                        {
+                            "name": m.service,
+                            "from_image": m.from_image,
+                            "to_image": m.to_image,
+                            "version": m.version,
+                            "from_version": m.from_version,
+                        }
+                        for m in moved
+                    ],
+                    pins=after,
+                    base=originals,
+                    reason=reason,
+                    message=_message(head(moved), moved, catalog, details, reason, glass, distributions),
+                    diff=plan_lines(plan),
+                    credentials=credentials,
+                )
+                planning.forget_plan(deck, env)
+                run.note(request=request.id, needed=request.needed)
+                run.end_as("requested")
+                return request
             step = "confirm"
             if not await confirm(preview):
                 raise NotConfirmedError(f"{action} of {env} was not confirmed; nothing changed")
@@ -206,8 +253,12 @@ async def _change_pins(
                 text = _message(head(moved), moved, catalog, details, reason, glass, distributions)
                 if unverified is not None:
                     text += f"\n\nunverified: {unverified}"
-                text += f"\n\n{TRAILER}: {run.hash}\n"
+                who = await asyncio.to_thread(operator, deck)
+                caller = run.record.who.get("aws", "") if run.record.who else ""
+                text += f"\n\n{who.trailers(caller)}\n{TRAILER}: {run.hash}\n"
                 sha = await asyncio.to_thread(git.commit, files, text)
+            pushed, sha = await asyncio.to_thread(publish, deck, rep)
+            run.note(pushed=pushed)
         except BaseException as exc:
             if not applied:
                 for rel, text in originals.items():
@@ -268,15 +319,17 @@ def _message(
     return head + "\n\n" + "\n".join(body)
 
 
-def preflight(deck: Deck, env: str, action: str, glass: BreakGlass | None) -> None:
+def preflight(deck: Deck, env: str, action: str, glass: BreakGlass | None, rep: Reporter) -> bool:
     """What refuses a release before anything is read from the cloud: a protected environment without
     break-glass, a detached HEAD, an operation running in (or interrupted in) ``env``, uncommitted
     changes to its pin files. Checked again under the lock; here so the first refusal names the real
     reason."""
     from opsdeck.core.safety import locks
     from opsdeck.core.safety.breakglass import guard
+    from opsdeck.core.team.remote import sync_before_change
 
-    guard(deck, env, glass, action)
+    guard(deck, env, glass, action, approved=deck.env(env).approvals > 0)  # approvals: it becomes a request
+    ledger = sync_before_change(deck, rep, offline_ok=glass is not None and glass.env == env)
     git = deck.tools.git
     if git.is_detached():
         raise RefusedError(
@@ -293,6 +346,7 @@ def preflight(deck: Deck, env: str, action: str, glass: BreakGlass | None) -> No
     for rel in pin_files(deck, env):
         if git.is_dirty(rel):
             raise RefusedError(f"{rel} has uncommitted changes; commit or discard them before {action}")
+    return ledger.offline
 
 
 # -- promote ------------------------------------------------------------------------------------
@@ -361,12 +415,12 @@ async def promote(
     reason: str = "",
     confirm: Confirm = confirmed,
     glass: BreakGlass | None = None,
-) -> ReleaseResult:
+) -> ReleaseResult | Request:
     """Promote the images SRC runs (or the image SRC names) to DST: one release, audited."""
     deck.env(dst)
     deck.config.services_named(services)
     try:
-        await asyncio.to_thread(preflight, deck, dst, "promote", glass)
+        offline = await asyncio.to_thread(preflight, deck, dst, "promote", glass, rep)
         catalog = await asyncio.to_thread(load_catalog, deck)
         targets, source_env = await asyncio.to_thread(resolve_promotion, deck, catalog, src, dst, services)
         for target in targets:
@@ -397,6 +451,7 @@ async def promote(
         details=[f"from: {origin}", f"to: {dst}"],
         confirm=confirm,
         glass=glass,
+        offline=offline,
     )
 
 
@@ -409,14 +464,14 @@ async def deploy_newest(
     reason: str = "",
     confirm: Confirm = confirmed,
     glass: BreakGlass | None = None,
-) -> ReleaseResult:
+) -> ReleaseResult | Request:
     """Deploy each service's newest image (not revoked) to ``env``, which takes no promotions."""
     settings = deck.env(env)
     names = deck.config.services_named(services)
     try:
         if settings.promote_from is not None:
             raise RefusedError(f"{env} takes images from {settings.promote_from} only (promote them from there)")
-        await asyncio.to_thread(preflight, deck, env, "deploy", glass)
+        offline = await asyncio.to_thread(preflight, deck, env, "deploy", glass, rep)
         catalog = await asyncio.to_thread(load_catalog, deck)
         targets = []
         for service in names:
@@ -450,6 +505,7 @@ async def deploy_newest(
         details=["from: newest images", f"to: {env}"],
         confirm=confirm,
         glass=glass,
+        offline=offline,
     )
 
 
@@ -502,12 +558,12 @@ async def rollback(
     reason: str = "",
     confirm: Confirm = confirmed,
     glass: BreakGlass | None = None,
-) -> ReleaseResult:
+) -> ReleaseResult | Request:
     """Point ``env``'s services back at their previous images (or at ``to``, an image it ran before)."""
     deck.env(env)
     deck.config.services_named(services)
     try:
-        await asyncio.to_thread(preflight, deck, env, "rollback", glass)
+        offline = await asyncio.to_thread(preflight, deck, env, "rollback", glass, rep)
         catalog = await asyncio.to_thread(load_catalog, deck)
         targets = await asyncio.to_thread(resolve_rollback, deck, catalog, env, services, to)
         for target in targets:
@@ -536,4 +592,5 @@ async def rollback(
         details=[f"to: {env}"],
         confirm=confirm,
         glass=glass,
+        offline=offline,
     )

@@ -71,11 +71,12 @@ def who(deck: Deck, env: str | None = None, credentials: Credentials | None = No
     the environment's own, break-glass ``credentials``, or the build account's for deck-wide work."""
     key = (str(deck.root), env, credentials.access_key if credentials else "")
     if key not in _identity_cache:
-        ident = {"user": f"{getpass.getuser()}@{socket.gethostname()}"}
-        try:
-            ident["git"] = deck.tools.git.identity()
-        except OpsdeckError:
-            ident["git"] = ""
+        from opsdeck.core.team.identity import operator
+
+        me = operator(deck)
+        ident = {"user": f"{getpass.getuser()}@{socket.gethostname()}", "git": me.git}
+        if me.fingerprint:
+            ident["key"] = me.fingerprint
         try:
             cloud = deck.tools.env(env, credentials).cloud if env else deck.tools.build()
             ident["aws"] = cloud.caller_identity()["arn"]

@@ -1,10 +1,17 @@
-"""opsdeck's own lock per environment: one mutating operation at a time, across processes.
+"""An environment's lock: one mutating operation at a time, across processes and across the team.
 
-Terraform's state lock covers the apply; this lock covers the whole operation, the git pin commit
-included. It is an flock on ``.opsdeck/locks/<env>.lock`` whose content names the holder. A second
-operation fails at once, naming the holder and since when. A holder that dies (SIGKILL, power loss)
-loses the flock but leaves its record: the environment then shows as interrupted until
-``opsdeck unlock ENV`` clears it, so nobody proceeds over a half-finished operation unknowingly.
+Terraform's state lock covers the apply; this lock covers the whole operation, the git commit of the
+pins included. It has two parts:
+
+- **team-wide**: an object beside the environment's Terraform state, created with a conditional write
+  (``If-None-Match: *``, what Terraform's ``use_lockfile`` does), so every engineer's opsdeck sees it
+  and exactly one of two contenders gets it. It names who, where, what and since when, and its holder
+  refreshes a heartbeat while it works: a lock whose heartbeat stopped is an interrupted operation.
+- **on this machine**: an flock on ``.opsdeck/locks/<env>.lock``, which tells at once whether a holder
+  on this machine is still alive (and guards decks without an S3 backend).
+
+A second operation fails at once naming the holder. A holder that dies (SIGKILL, a laptop that
+sleeps) leaves its record: the environment shows as interrupted until ``opsdeck unlock ENV``.
 """
 
 from __future__ import annotations
@@ -15,14 +22,23 @@ import getpass
 import json
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from opsdeck.core.estate.deck import Deck
-from opsdeck.errors import LockedError
+from opsdeck.errors import LockedError, OpsdeckError
+
+if TYPE_CHECKING:
+    from opsdeck.adapters.aws import Credentials
+
+HEARTBEAT_SECONDS = 15.0
+STALE_SECONDS = 90.0  # a team-wide lock whose heartbeat is older is an interrupted operation
+LOCK_SUFFIX = ".opsdeck.lock"
 
 
 @dataclass(frozen=True)
@@ -36,11 +52,32 @@ class LockRecord:
     host: str
     user: str
     since: float
-    detail: dict[str, str] | None = None  # what the operation was changing (pin from/to)
+    detail: dict[str, str] | None = None  # what the operation was changing
+    who: str = ""  # the operator's git identity
+    heartbeat: float = 0.0
+    where: str = field(default="", compare=False)  # "team" (beside the state) or "local"
 
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.since))
-        return f"{self.operation} by {self.user}@{self.host} (pid {self.pid}) since {when}, lock id {self.id}"
+        by = f"{self.who}, " if self.who else ""
+        return f"{self.operation} by {by}{self.user}@{self.host} (pid {self.pid}) since {when}, lock id {self.id}"
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data.pop("where")
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str, where: str) -> LockRecord | None:
+        try:
+            data = json.loads(text)
+            data.pop("where", None)
+            return cls(**data, where=where) if isinstance(data, dict) else None
+        except (ValueError, TypeError):
+            return None
+
+
+# -- on this machine ---------------------------------------------------------------------------------
 
 
 def _path(deck: Deck, env: str) -> Path:
@@ -52,13 +89,12 @@ def _path(deck: Deck, env: str) -> Path:
 def _read(path: Path) -> LockRecord | None:
     try:
         text = path.read_text(encoding="utf-8").strip()
-        return LockRecord(**json.loads(text)) if text else None
-    except (OSError, ValueError, TypeError):
+    except OSError:
         return None
+    return LockRecord.from_json(text, "local") if text else None
 
 
-def holder(deck: Deck, env: str) -> tuple[LockRecord | None, bool]:
-    """The lock's record and whether its holder is alive (False: an interrupted operation)."""
+def _local_holder(deck: Deck, env: str) -> tuple[LockRecord | None, bool]:
     path = _path(deck, env)
     record = _read(path)
     if record is None:
@@ -72,9 +108,81 @@ def holder(deck: Deck, env: str) -> tuple[LockRecord | None, bool]:
     return record, False
 
 
+# -- team-wide, beside the state ----------------------------------------------------------------------
+
+
+def _location(deck: Deck, env: str) -> tuple[str, str] | None:
+    backend = deck.backend(env)
+    return (backend.bucket, backend.key + LOCK_SUFFIX) if backend else None
+
+
+def _remote_holder(deck: Deck, env: str, credentials: Credentials | None = None) -> LockRecord | None:
+    location = _location(deck, env)
+    if location is None:
+        return None
+    body = deck.tools.env(env, credentials).cloud.read_object(*location)
+    return LockRecord.from_json(body.decode("utf-8", errors="replace"), "team") if body else None
+
+
+def _alive(record: LockRecord, now: float | None = None) -> bool:
+    """A team-wide lock is alive while its heartbeat is fresh (its holder may be on another machine)."""
+    if record.host == socket.gethostname():
+        try:
+            os.kill(record.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+    return (now or time.time()) - (record.heartbeat or record.since) < STALE_SECONDS
+
+
+def holder(deck: Deck, env: str) -> tuple[LockRecord | None, bool]:
+    """The lock's record and whether its holder is alive (False: an interrupted operation), whichever
+    machine holds it. The team-wide record wins; a deck without a backend has the local one only."""
+    local, local_alive = _local_holder(deck, env)
+    if local is not None and local_alive:
+        return local, True
+    try:
+        remote = _remote_holder(deck, env)
+    except OpsdeckError:
+        remote = None  # the cloud cannot be read: what this machine knows is all there is
+    if remote is not None:
+        if local is not None and local.id == remote.id:
+            return remote, False  # held here by a process that is gone
+        return remote, _alive(remote)
+    return local, False
+
+
+class _Heartbeat:
+    """Refreshes the team-wide lock's heartbeat while its operation runs (a daemon thread)."""
+
+    def __init__(self, deck: Deck, env: str, record: LockRecord, credentials: Credentials | None) -> None:
+        self.deck, self.env, self.record, self.credentials = deck, env, record, credentials
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, name=f"lock-heartbeat-{env}", daemon=True)
+
+    def run(self) -> None:
+        location = _location(self.deck, self.env)
+        assert location is not None
+        while not self.stop.wait(HEARTBEAT_SECONDS):
+            with contextlib.suppress(OpsdeckError):
+                current = _remote_holder(self.deck, self.env, self.credentials)
+                if current is None or current.id != self.record.id:
+                    return  # released (or broken by `unlock`): nothing of ours to refresh
+                fresh = replace(self.record, heartbeat=time.time())
+                cloud = self.deck.tools.env(self.env, self.credentials).cloud
+                cloud.put_object(*location, fresh.to_json().encode())
+
+
 @contextlib.contextmanager
-def env_lock(deck: Deck, env: str, operation: str, detail: dict[str, str] | None = None) -> Iterator[LockRecord]:
-    """Hold ``env``'s lock for ``operation``; LockedError at once when someone else holds it."""
+def env_lock(
+    deck: Deck,
+    env: str,
+    operation: str,
+    detail: dict[str, str] | None = None,
+    credentials: Credentials | None = None,
+) -> Iterator[LockRecord]:
+    """Hold ``env``'s lock for ``operation``; LockedError at once when anyone anywhere holds it."""
     path = _path(deck, env)
     handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the whole operation
     try:
@@ -90,6 +198,7 @@ def env_lock(deck: Deck, env: str, operation: str, detail: dict[str, str] | None
                 f"{env} has an interrupted operation: {stale.describe()}; "
                 f"check the environment, then release it with `opsdeck unlock {env}`"
             )
+        now = time.time()
         record = LockRecord(
             id=str(uuid.uuid4()),
             env=env,
@@ -97,17 +206,39 @@ def env_lock(deck: Deck, env: str, operation: str, detail: dict[str, str] | None
             pid=os.getpid(),
             host=socket.gethostname(),
             user=getpass.getuser(),
-            since=time.time(),
+            since=now,
             detail=detail,
+            who=_identity(deck),
+            heartbeat=now,
         )
+        location = _location(deck, env)
+        beat: _Heartbeat | None = None
+        if location is not None:
+            cloud = deck.tools.env(env, credentials).cloud
+            if not cloud.put_object(*location, record.to_json().encode(), if_absent=True):
+                other = _remote_holder(deck, env, credentials)
+                if other is not None and not _alive(other):
+                    raise LockedError(
+                        f"{env} has an interrupted operation: {other.describe()}; "
+                        f"check the environment, then release it with `opsdeck unlock {env}`"
+                    )
+                raise LockedError(f"{env} is locked: {other.describe() if other else 'by a teammate'}")
+            beat = _Heartbeat(deck, env, record, credentials)
+            beat.thread.start()
         handle.seek(0)
         handle.truncate()
-        handle.write(json.dumps(asdict(record)))
+        handle.write(record.to_json())
         handle.flush()
         os.fsync(handle.fileno())
         try:
             yield record
         finally:
+            if beat is not None:
+                beat.stop.set()
+                with contextlib.suppress(OpsdeckError):
+                    current = _remote_holder(deck, env, credentials)
+                    if current is not None and current.id == record.id and location is not None:
+                        deck.tools.env(env, credentials).cloud.delete_object(*location)
             handle.seek(0)
             handle.truncate()
             handle.flush()
@@ -115,21 +246,36 @@ def env_lock(deck: Deck, env: str, operation: str, detail: dict[str, str] | None
         handle.close()
 
 
-def status(deck: Deck, env: str) -> dict[str, object] | None:
-    """The lock as the deck shows it: held by a live operation, or left by an interrupted one."""
+def _identity(deck: Deck) -> str:
+    try:
+        return deck.tools.git.identity()
+    except OpsdeckError:
+        return ""
+
+
+def status(deck: Deck, env: str) -> dict[str, Any] | None:
+    """The lock as the deck shows it: held by a live operation (here or on a teammate's machine), or
+    left by an interrupted one."""
     record, alive = holder(deck, env)
     if record is None:
         return None
-    return {**asdict(record), "state": "running" if alive else "interrupted"}
+    data = json.loads(record.to_json())
+    return {**data, "where": record.where, "state": "running" if alive else "interrupted"}
 
 
 def clear_stale(deck: Deck, env: str) -> LockRecord | None:
-    """Remove an interrupted operation's record; LockedError if its holder is still alive."""
+    """Remove an interrupted operation's records (team-wide and here); LockedError if it still runs."""
     record, alive = holder(deck, env)
     if record is None:
         return None
     if alive:
         raise LockedError(f"{env} is locked by a running operation: {record.describe()}")
+    if record.where == "team":
+        location = _location(deck, env)
+        if location is not None:
+            current = _remote_holder(deck, env)
+            if current is not None and current.id == record.id:
+                deck.tools.env(env).cloud.delete_object(*location)
     path = _path(deck, env)
     with open(path, "a+", encoding="utf-8") as handle:
         try:

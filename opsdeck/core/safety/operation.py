@@ -86,8 +86,12 @@ async def audited(
     fields: dict[str, Any] | None = None,
     lock: bool = True,
     lock_detail: dict[str, str] | None = None,
+    approved: bool = False,
+    sync: bool = True,
 ) -> AsyncIterator[Run]:
-    """Run one mutating operation under the deck's safety rules (see the module's docstring)."""
+    """Run one mutating operation under the deck's safety rules (see the module's docstring).
+    ``approved``: a request its approvers signed (a protected environment needs no break-glass for it);
+    ``sync``: bring the clone level with the team's remote first (unless the caller just did)."""
     fields = dict(fields or {})
     if env is not None:
         fields.setdefault("break_glass", glass is not None and glass.env == env)
@@ -97,10 +101,16 @@ async def audited(
     run: Run | None = None
     try:
         if env is not None:
-            guard(deck, env, glass, action)
+            guard(deck, env, glass, action, approved=approved)
+            if sync:
+                from opsdeck.core.team.remote import sync_before_change
+
+                ledger = await asyncio.to_thread(sync_before_change, deck, rep, offline_ok=credentials is not None)
+                if ledger.offline:
+                    fields["offline"] = True
             await asyncio.to_thread(verify_account, deck, env, credentials)
             if lock:
-                stack.enter_context(env_lock(deck, env, action, lock_detail))
+                stack.enter_context(env_lock(deck, env, action, lock_detail, credentials))
         run = Run(audit.AuditedRun(deck, action, env, fields, who=who).open())
         yield run
     except BaseException as exc:

@@ -253,7 +253,13 @@ class EnvironmentsTable(DataTable[Text]):
             return Text(f"▶ {self.running[env.name]}", style=row_style + self._tint(env, "accent", "yellow"))
         if env.lock:
             state = "INTERRUPTED" if env.lock.get("state") == "interrupted" else "locked"
-            return Text(f"{state} {env.lock.get('operation', '')}", style=row_style + self._tint(env, "error", "red"))
+            who = str(env.lock.get("who") or env.lock.get("user", "")).split(" <")[0]
+            by = f" by {who}" if who else ""
+            text = f"{state} {env.lock.get('operation', '')}{by}"
+            return Text(text, style=row_style + self._tint(env, "error", "red"))
         if env.error:
             return Text(f"✗ {env.error}", style=row_style + self._tint(env, "error", "red"))
+        if env.request:
+            waiting = f"awaiting {env.request['approvals']}/{env.request['needed']}"
+            return Text(waiting, style=row_style + self._tint(env, "warning", "yellow", bold=True))
         return Text("ready", style=row_style + Style(dim=True))
