@@ -303,6 +303,52 @@ def bench_promote(deck: Path, runs: int) -> dict[str, Any]:
     }
 
 
+def bench_team(deck: Path, runs: int) -> dict[str, Any]:
+    """What the team's remote adds to a promote: `opsdeck promote IMAGE dev --service web` with the
+    deck's branch tracking its remote (fetch before, push after) against the same promote with no
+    upstream (a lone engineer's local ledger), interleaved; beside it, a raw `git fetch` + `git push`."""
+    pin = deck / "envs" / "dev" / "images.auto.tfvars.json"
+    images = opsdeck_json(deck, "images")
+    webs = [i["id"] for i in images if i["service"] == "web" and not i["revoked"]]
+    git = ["git", "-C", str(deck)]
+    branch = subprocess.run(
+        [*git, "branch", "--show-current"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+    def other() -> str:
+        current = json.loads(pin.read_text())["images"]["web"]
+        return next(i for i in webs if i != current)
+
+    def promote() -> float:
+        return opsdeck(deck, "promote", other(), "dev", "--service", "web", "--yes", "--reason", "bench").wall
+
+    def with_remote() -> float:
+        return promote()
+
+    def without_remote() -> float:
+        subprocess.run([*git, "branch", "--unset-upstream"], check=True)
+        try:
+            return promote()
+        finally:
+            subprocess.run([*git, "push", "-q", "-u", "origin", branch], check=True, capture_output=True)
+
+    def raw_git() -> float:
+        t0 = time.perf_counter()
+        timed([*git, "fetch", "-q", "origin", branch])
+        timed([*git, "push", "-q", "origin", branch])
+        return time.perf_counter() - t0
+
+    ours, alone, plain = interleave(runs, with_remote, without_remote, raw_git)
+    return {
+        "with_remote_s": median(ours),
+        "local_ledger_s": median(alone),
+        "remote_adds_s": median(ours) - median(alone),
+        "ratio": median(ours) / median(alone),
+        "raw_fetch_push_s": median(plain),
+        "command": "opsdeck promote IMAGE dev --service web --yes, the branch tracking the deck's remote vs not",
+    }
+
+
 def bench_drift(deck: Path, runs: int) -> dict[str, Any]:
     """`opsdeck drift dev` against raw `terraform plan -refresh-only` of the same environment."""
     env = tool_env(deck, "dev")
@@ -331,6 +377,7 @@ BENCHES: dict[str, Callable[[Path, int], dict[str, Any]]] = {
     "refresh": bench_refresh,
     "bake": bench_bake,
     "promote": bench_promote,
+    "team": bench_team,
     "drift": bench_drift,
     "nuke": bench_nuke,
     "tui": bench_tui,

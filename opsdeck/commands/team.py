@@ -46,9 +46,13 @@ def request_line(data: dict[str, Any]) -> str:
 
 
 def requests_cmd(args: argparse.Namespace) -> int:
+    from opsdeck.core.team.remote import latest
     from opsdeck.core.team.requests import all_requests
 
     deck = open_deck(args)
+    ledger = latest(deck)  # what the team's remote says, not only this clone
+    if ledger.offline or ledger.behind:
+        print(f"warning: requests as this clone has them: {ledger.describe()}", file=sys.stderr)
     found = [r for r in all_requests(deck) if args.all or r.status in ("pending", "approved", "stale")]
     if args.json:
         print_json([r.to_json() for r in found])

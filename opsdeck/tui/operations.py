@@ -379,10 +379,16 @@ class Operations:
     @work(thread=True, exclusive=True, group="requests", exit_on_error=False)
     def open_requests(self, reload_only: bool = False) -> None:
         """Read the ledger's requests (signatures checked) off the UI loop, then show them."""
+        from opsdeck.core.team.remote import latest
         from opsdeck.core.team.requests import all_requests
 
         app = self._app
         try:
+            ledger = latest(app.deck)  # the team's requests, not only the ones this clone has
+            if ledger.offline or ledger.behind:
+                app.call_from_thread(
+                    app.notify, f"requests as this clone has them: {ledger.describe()}", severity="warning"
+                )
             rows = [r.to_json() for r in all_requests(app.deck)]
         except OpsdeckError as exc:
             app.call_from_thread(app.notify, str(exc), severity="error", timeout=10)

@@ -62,13 +62,13 @@ class RequestsScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         for key, label, width in (
-            ("id", "REQUEST", 18),
+            ("id", "REQUEST", 17),
             ("env", "ENV", 9),
             ("action", "ACTION", 9),
             ("status", "STATUS", 9),
-            ("approvals", "APPROVALS", 9),
-            ("by", "REQUESTED BY", 24),
-            ("what", "WHAT", 26),
+            ("approvals", "APPROVALS", 10),
+            ("by", "REQUESTED BY", 18),
+            ("what", "WHAT", 18),
         ):
             table.add_column(label, key=key, width=width)
         self.show(self.rows)
@@ -87,7 +87,7 @@ class RequestsScreen(ModalScreen[None]):
                 row["action"],
                 row["status"],
                 f"{valid}/{row['needed']}",
-                row["requested_by"],
+                row["requested_by"].split(" <")[0],  # the name; the detail below has the address
                 what or "-",
                 key=row["id"],
             )
@@ -112,7 +112,7 @@ class RequestsScreen(ModalScreen[None]):
             body.append(f"{row['action']} {row['environment']}", style=Style(bold=True))
             if row.get("reason"):
                 body.append(f" · {row['reason']}", style=Style(italic=True))
-            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.get("created_at", 0)))
+            when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(row.get("created_at", 0)))
             body.append(f"\nrequested by {row['requested_by']} at {when} · plan {row['plan_sha256'][:16]}…")
             for service in row.get("services", []):
                 body.append(f"\n{service['name']:<8} ", style=Style(bold=True))

@@ -255,6 +255,7 @@ def test_nuke_rebuild_leaves_no_stray_and_spares_other_environments(demo_deck: P
     assert data["environment"] == "sandbox" and data["unmanaged_deleted"] == 5
     assert data["destroyed"] >= 6 and data["created"] >= 6
     assert [p["name"] for p in data["phases"]] == [
+        "sync",  # level with the team's remote first
         "inventory",
         "delete unmanaged",
         "terraform destroy",

@@ -252,7 +252,8 @@ async def test_break_glass_opens_for_its_time_box_then_closes(demo_deck: Path) -
     opsdeck("secrets", "set", "prod", deck=demo_deck, input=json.dumps(stored, default=str), check=True)
     if lag_of(status(demo_deck)["prod"], "api")["in_sync"]:
         if lag_of(status(demo_deck)["staging"], "api")["in_sync"]:
-            opsdeck("deploy", "dev", "--service", "api", "--yes", deck=demo_deck)
+            opsdeck("bake", "--service", "api", deck=demo_deck, check=True)  # dev may run api's newest
+            opsdeck("deploy", "dev", "--service", "api", "--yes", deck=demo_deck, check=True)
         released(demo_deck, "promote", "dev", "staging", "--service", "api")
     app = make_app(demo_deck, live=False)
     async with app.run_test(size=SIZE) as pilot:
@@ -278,10 +279,13 @@ async def test_break_glass_opens_for_its_time_box_then_closes(demo_deck: Path) -
         await pilot.pause(1.2)
         assert app.glass is None and not app.query_one(DeckHeader).has_class("-break-glass")
         assert any("break-glass for prod expired" in n for n in notices(app))
+        # Without break-glass a change to prod is a request for two approvals, not a change.
+        after = image_of(status(demo_deck)["prod"], "api")
         await select(pilot, app, "prod")
         await pilot.press("r")
-        await pilot.pause()
-        assert app.op_count == 1
+        result = await done(pilot, app, 2)
+        assert result.ok and "awaits 2 approvals" in result.summary, result.summary
+        assert image_of(status(demo_deck)["prod"], "api") == after
     records = json.loads(opsdeck("audit", "--json", deck=demo_deck, check=True).stdout)
     glass = [r for r in records if r["action"] == "break-glass" and r["environment"] == "prod"]
     assert [r["result"] for r in glass[-2:]] == ["opened", "expired"]

@@ -125,3 +125,62 @@ def test_nuke_modal(snap_compare: Any, deck: Deck) -> None:
 def test_help_modal(snap_compare: Any, deck: Deck) -> None:
     the_app = _modal(deck, HelpScreen({}, read_only=False))
     assert snap_compare(the_app, terminal_size=(120, 40), run_before=the_app.snapshot_before)  # type: ignore[attr-defined]
+
+
+def test_requests_view(snap_compare: Any, deck: Deck) -> None:
+    from opsdeck.tui.requests import RequestsScreen
+
+    def row(rid: str, env: str, needed: int, approvals: list[dict[str, Any]], status: str) -> dict[str, Any]:
+        return {
+            "id": rid,
+            "environment": env,
+            "action": "promote",
+            "plan_sha256": "3f9a1c0d2b7e4f6a8c1d0e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b",
+            "requested_by": "Alice <alice@shop.example>",
+            "reason": "release 1.5.0",
+            "approvals": approvals,
+            "needed": needed,
+            "status": status,
+            "created_at": fixture.NOW - 600,
+            "services": [
+                {
+                    "name": "web",
+                    "from_image": fixture.NEW,
+                    "to_image": fixture.NEWER,
+                    "version": "1.5.0",
+                    "from_version": "1.4.2",
+                }
+            ],
+            "summary": {"add": 2, "change": 1, "destroy": 2},
+            "diff": [
+                "~ module.web.aws_launch_template.this  (replace)",
+                f"    image_id: {fixture.NEW} → {fixture.NEWER}",
+            ],
+        }
+
+    rows = [
+        row(
+            "r20261125-7f3a9c",
+            "prod",
+            2,
+            [{"by": "bob@shop.example", "key": "SHA256:bob", "at": fixture.NOW, "valid": True}],
+            "pending",
+        ),
+        row(
+            "r20261125-1c2d3e",
+            "staging",
+            1,
+            [
+                {
+                    "by": "carol@shop.example",
+                    "key": "SHA256:x",
+                    "at": fixture.NOW,
+                    "valid": False,
+                    "problem": "signed by bob@shop.example, not by carol",
+                }
+            ],
+            "pending",
+        ),
+    ]
+    the_app = _modal(deck, RequestsScreen(rows))
+    assert snap_compare(the_app, terminal_size=(120, 40), run_before=the_app.snapshot_before)  # type: ignore[attr-defined]

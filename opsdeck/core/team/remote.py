@@ -108,6 +108,12 @@ def follow(deck: Deck, ledger: Ledger) -> Ledger:
     return Ledger(**{**asdict(ledger), "behind": 0})
 
 
+def latest(deck: Deck) -> Ledger:
+    """The clone brought level with the remote for reading (fetch, then fast-forward when it can); the
+    ledger says what stands in the way when it could not (offline, or local changes)."""
+    return follow(deck, check(deck))
+
+
 def _dirty(deck: Deck) -> list[str]:
     from opsdeck.core.estate.pins import pin_files
 
