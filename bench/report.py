@@ -80,8 +80,8 @@ def render(results: dict[str, Any]) -> str:
             "promote with the team's remote (fetch + push) vs the same promote on a local ledger",
             f"{t['with_remote_s']:.2f} s",
             f"{t['local_ledger_s']:.2f} s",
-            f"{t['ratio']:.3f}× (+{t['remote_adds_s'] * 1000:.0f} ms; "
-            f"raw fetch + push {t['raw_fetch_push_s'] * 1000:.0f} ms)",
+            f"{t['ratio']:.3f}× (sync phase {t['sync_phase_s'] * 1000:.0f} ms + push phase "
+            f"{t['push_phase_s'] * 1000:.0f} ms; raw fetch + push {t['raw_fetch_push_s'] * 1000:.0f} ms)",
             "-",
         )
     if "promote" in b:

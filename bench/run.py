@@ -310,6 +310,9 @@ def bench_team(deck: Path, runs: int) -> dict[str, Any]:
     pin = deck / "envs" / "dev" / "images.auto.tfvars.json"
     images = opsdeck_json(deck, "images")
     webs = [i["id"] for i in images if i["service"] == "web" and not i["revoked"]]
+    if len(webs) < 2:
+        opsdeck(deck, "bake", "--service", "web")
+        return bench_team(deck, runs)
     git = ["git", "-C", str(deck)]
     branch = subprocess.run(
         [*git, "branch", "--show-current"], capture_output=True, text=True, check=True
@@ -319,11 +322,18 @@ def bench_team(deck: Path, runs: int) -> dict[str, Any]:
         current = json.loads(pin.read_text())["images"]["web"]
         return next(i for i in webs if i != current)
 
+    phases: dict[str, list[float]] = {"sync": [], "push": []}
+
     def promote() -> float:
-        return opsdeck(deck, "promote", other(), "dev", "--service", "web", "--yes", "--reason", "bench").wall
+        run = opsdeck(deck, "promote", other(), "dev", "--service", "web", "--yes", "--reason", "bench", "--json")
+        return run.wall
 
     def with_remote() -> float:
-        return promote()
+        run = opsdeck(deck, "promote", other(), "dev", "--service", "web", "--yes", "--reason", "bench", "--json")
+        for phase in json.loads(run.stdout)["phases"]:
+            if phase["name"] in phases:
+                phases[phase["name"]].append(phase["seconds"])
+        return run.wall
 
     def without_remote() -> float:
         subprocess.run([*git, "branch", "--unset-upstream"], check=True)
@@ -345,6 +355,8 @@ def bench_team(deck: Path, runs: int) -> dict[str, Any]:
         "remote_adds_s": median(ours) - median(alone),
         "ratio": median(ours) / median(alone),
         "raw_fetch_push_s": median(plain),
+        "sync_phase_s": median(phases["sync"]),
+        "push_phase_s": median(phases["push"]),
         "command": "opsdeck promote IMAGE dev --service web --yes, the branch tracking the deck's remote vs not",
     }
 

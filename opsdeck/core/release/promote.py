@@ -72,6 +72,7 @@ class ReleaseResult:
             ],
             "commit": self.commit,
             "seconds": round(self.seconds, 3),
+            "phases": [{"name": n, "seconds": round(s, 3)} for n, s in self.phases],
         }
         if len(self.moved) == 1:  # one service: its from -> to at the top as well
             data["from_image"], data["to_image"] = self.moved[0].from_image, self.moved[0].to_image
