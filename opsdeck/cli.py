@@ -79,9 +79,19 @@ def _log_internal_error() -> str:
     return f"details in {path}"
 
 
+def _stacks_on_sigusr1() -> None:
+    """`kill -USR1 PID` prints every thread's stack to stderr: what a stuck operation is waiting on."""
+    import faulthandler
+    import signal
+
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, all_threads=True, chain=False)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _stacks_on_sigusr1()
     try:
         if args.command is None:
             from opsdeck.tui.launch import open_default

@@ -26,6 +26,22 @@ def opsdeck(*args: str, deck: Path | None = None, check: bool = False, **kw: Any
     return result
 
 
+def finish(proc: subprocess.Popen[str], timeout: float = 300.0) -> tuple[str, str]:
+    """Wait for a spawned `opsdeck` and return (stdout, stderr); when it runs past ``timeout``, have it
+    print its threads' stacks (SIGUSR1), stop it, and fail with what it printed."""
+    import signal
+    import time
+
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(1.0)
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(f"{proc.args} still ran after {timeout:.0f}s; it printed:\n{out}\n{err}") from None
+
+
 def demo_key(name: str) -> Path:
     """A demo team member's SSH key (alice runs the demo's deck; bob and carol approve)."""
     return Path(os.environ["OPSDECK_HOME"]) / "data" / "demo-team" / name

@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +46,33 @@ def _serialized(method: Callable[..., T]) -> Callable[..., T]:
     return locked
 
 
+def _ledger_write(method: Callable[..., T]) -> Callable[..., T]:
+    """A call that writes the repository (index, refs, config): one at a time per repository across
+    every opsdeck process on this machine (two environments' operations commit at the same moment;
+    git itself would refuse the second with "index.lock exists" or "cannot lock ref"). A lock held by
+    someone else's git (an editor, a shell) is waited out briefly, then reported."""
+
+    @functools.wraps(method)
+    def locked(self: Git, *args: Any, **kwargs: Any) -> T:
+        import git
+
+        with self._lock, self._process_lock():
+            for attempt in range(_LOCK_RETRIES):
+                try:
+                    return method(self, *args, **kwargs)
+                except (ToolError, git.GitCommandError) as exc:
+                    if attempt + 1 == _LOCK_RETRIES or not any(m in str(exc) for m in _LOCK_MESSAGES):
+                        raise
+                time.sleep(0.1 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    return locked
+
+
+_LOCK_RETRIES = 8
+_LOCK_MESSAGES = ("index.lock", "cannot lock ref", "Unable to create", "could not lock config file")
+
+
 class Git:
     """A deck's repository."""
 
@@ -52,6 +80,7 @@ class Git:
         self.root = root
         self._repo: Any = None
         self._lock = threading.RLock()
+        self._writing = False
 
     @property
     def repo(self) -> Any:
@@ -64,7 +93,27 @@ class Git:
                 raise OpsdeckError(
                     f"{self.root} is not a git repository (a deck is one: run `git init` and commit it)"
                 ) from None
+            # Reads (status) never take the index lock to refresh it, which would make another
+            # process's commit fail at that moment.
+            self._repo.git.update_environment(GIT_OPTIONAL_LOCKS="0")
         return self._repo
+
+    @contextlib.contextmanager
+    def _process_lock(self) -> Iterator[None]:
+        import fcntl
+
+        if self._writing:  # already held by this thread (the thread lock is re-entrant)
+            yield
+            return
+        path = Path(self.repo.git_dir) / "opsdeck-ledger.lock"
+        with path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            self._writing = True
+            try:
+                yield
+            finally:
+                self._writing = False
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     @staticmethod
     def init(root: Path, name: str | None = None, email: str | None = None) -> Git:
@@ -88,18 +137,18 @@ class Git:
         path.parent.mkdir(parents=True, exist_ok=True)
         git.Repo.init(path, bare=True, initial_branch="main")
 
-    @_serialized
+    @_ledger_write
     def set_config(self, key: str, value: str) -> None:
         """Set a value in this repository's own git config."""
         section, _, name = key.rpartition(".")
         with self.repo.config_writer() as writer:
             writer.set_value(section, name, value)
 
-    @_serialized
+    @_ledger_write
     def add_remote(self, name: str, url: str) -> None:
         self.repo.create_remote(name, url)
 
-    @_serialized
+    @_ledger_write
     def push_upstream(self, remote: str, branch: str) -> None:
         """Push the current branch and make it track ``remote``'s ``branch``."""
         import git
@@ -188,7 +237,7 @@ class Git:
                 found.append((parts[0], parts[1]))
         return found
 
-    @_serialized
+    @_ledger_write
     def commit(self, paths: list[str], message: str) -> str:
         """Commit exactly these paths (nothing else that is staged) and return the sha."""
         import git
@@ -201,12 +250,12 @@ class Git:
             raise ToolError("git commit", (exc.stderr or str(exc)).strip().splitlines()[-1]) from None
         return str(repo.head.commit.hexsha)
 
-    @_serialized
+    @_ledger_write
     def restore(self, rel: str) -> None:
         """Put a file back as it is at HEAD."""
         self.repo.git.checkout("HEAD", "--", rel)
 
-    @_serialized
+    @_ledger_write
     def add_all_and_commit(self, message: str, leave: list[str] | None = None) -> str:
         """Commit everything in the working tree but the paths in ``leave``."""
         repo = self.repo
@@ -254,7 +303,7 @@ class Git:
         except ValueError:
             return None
 
-    @_serialized
+    @_ledger_write
     def fetch(self, remote: str, branch: str, timeout: float = 30.0) -> None:
         """Fetch ``branch`` of ``remote``; ToolError with git's own words when it cannot be reached."""
         import git
@@ -282,7 +331,7 @@ class Git:
         ahead, behind = (int(n) for n in str(out).split())
         return ahead, behind
 
-    @_serialized
+    @_ledger_write
     def fast_forward(self, ref: str) -> None:
         import git
 
@@ -291,7 +340,7 @@ class Git:
         except git.GitCommandError as exc:
             raise ToolError(f"git merge --ff-only {ref}", _last_line(exc)) from None
 
-    @_serialized
+    @_ledger_write
     def push(self, remote: str, branch: str, timeout: float = 30.0) -> bool:
         """Push HEAD to ``remote``'s ``branch``, never forced; False when the remote has moved on
         (rejected as not a fast-forward), ToolError when it cannot be reached."""
@@ -306,7 +355,7 @@ class Git:
             raise ToolError(f"git push {remote}", _last_line(exc)) from None
         return True
 
-    @_serialized
+    @_ledger_write
     def rebase(self, ref: str) -> None:
         """Replay local commits on ``ref``; on a conflict the rebase is abandoned and nothing changes."""
         import git

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import ROOT, opsdeck, released
+from tests.helpers import ROOT, finish, opsdeck, released
 
 pytestmark = pytest.mark.integration
 
@@ -103,7 +103,7 @@ def test_same_environment_one_proceeds_other_fails_at_once(demo_deck: Path, spar
         line = second.stderr.strip().splitlines()[-1]
         assert line.startswith("opsdeck: dev is locked: promote by ") and " since " in line and "lock id " in line
     finally:
-        _out, err = first.communicate(timeout=300)
+        _out, err = finish(first)
     assert first.returncode == 0, err
     assert _web(_status(demo_deck)["dev"])["image"]["id"] == spare[0]
 
@@ -123,9 +123,10 @@ def test_different_environments_proceed_in_parallel(demo_deck: Path, spare: list
 
     watcher = threading.Thread(target=watch)
     watcher.start()
-    results = [p.communicate(timeout=300) for p in (dev, sandbox)]
+    results = [finish(p) for p in (dev, sandbox)]
     watcher.join()
-    assert dev.returncode == 0 and sandbox.returncode == 0, results
+    assert dev.returncode == 0, results[0][1][-3000:]
+    assert sandbox.returncode == 0, results[1][1][-3000:]
     assert both.is_set(), "both locks were never held at the same time"
     status = _status(demo_deck)
     assert _web(status["dev"])["image"]["id"] == spare[1] and _web(status["sandbox"])["image"]["id"] == spare[0]
@@ -138,7 +139,7 @@ def test_refresh_leaves_an_environment_with_a_running_operation_alone(demo_deck:
         _wait_for(lambda: _lock_held(demo_deck, "dev"), what="the promote to take dev's lock")
         refresh = opsdeck("refresh", "dev", "sandbox", "--json", deck=demo_deck)
     finally:
-        _out, err = promote.communicate(timeout=300)
+        _out, err = finish(promote)
     assert promote.returncode == 0, err  # it applied its own saved plan, untouched by the refresh
     assert refresh.returncode == 0, refresh.stderr
     data = json.loads(refresh.stdout)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import ROOT, demo_key, opsdeck
+from tests.helpers import ROOT, demo_key, finish, opsdeck
 
 pytestmark = pytest.mark.integration
 
@@ -117,7 +117,7 @@ def test_two_clones_promoting_one_environment_at_once_one_runs_the_other_names_t
         )
         for deck, image in ((alice, first["id"]), (bob, second["id"]))
     ]
-    results = [p.communicate(timeout=600) for p in procs]
+    results = [finish(p, 600) for p in procs]
     codes = sorted(p.returncode for p in procs)
     assert codes == [0, 1], results
     loser = results[[p.returncode for p in procs].index(1)][1].strip().splitlines()[-1]
