@@ -62,3 +62,18 @@ if [ -z "$("$VENV/bin/opsdeck" config get terraform.plugin_mirror 2>/dev/null)" 
     "$VENV/bin/opsdeck" config set terraform.plugin_mirror "$mirror"
   fi
 fi
+
+# 5. Checkov, the policy gate's engine, in its own venv: it pins its own boto3 and brings numpy,
+#    aiohttp and networkx, so it is never installed beside opsdeck. Recorded as checkov.binary.
+CHECKOV_VERSION=3.3.30
+CHECKOV_VENV=${OPSDECK_CHECKOV_VENV:-$PWD/.tools/checkov}
+configured=$("$VENV/bin/opsdeck" config get checkov.binary 2>/dev/null || true)
+if [ -z "${OPSDECK_CHECKOV:-}" ] && { [ -z "$configured" ] || [ ! -x "$configured" ]; }; then
+  if [ ! -x "$CHECKOV_VENV/bin/checkov" ]; then
+    say "installing Checkov $CHECKOV_VERSION into $CHECKOV_VENV (the policy gate)"
+    "$PY" -m venv "$CHECKOV_VENV"
+    "$CHECKOV_VENV/bin/python" -m pip install --quiet "checkov==$CHECKOV_VERSION" >/dev/null 2>&1 \
+      || { say "pip install checkov failed: the policy gate refuses changes until Checkov is installed"; exit 1; }
+  fi
+  "$VENV/bin/opsdeck" config set checkov.binary "$CHECKOV_VENV/bin/checkov"
+fi

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from opsdeck.adapters.aws import Credentials, Group, Image, Instance
+from opsdeck.adapters.checkov import INSTALL_HINT, Failure, Report
 from opsdeck.adapters.git import Git
 from opsdeck.adapters.inventory import CloudResource
 from opsdeck.adapters.packer import BuildResult, PackerLine
@@ -33,7 +34,7 @@ from opsdeck.core.estate.config import DeckConfig
 from opsdeck.core.estate.pins import pin_or_none, pin_spec
 from opsdeck.core.estate.settings import UserSettings
 from opsdeck.core.ports import EnvTools, Target
-from opsdeck.errors import CloudUnavailableError, RefusedError, ToolError
+from opsdeck.errors import CloudUnavailableError, RefusedError, ToolError, ToolMissingError
 
 DEFAULT_ACCOUNT = "123456789012"
 _ids = itertools.count(1)
@@ -74,6 +75,8 @@ class World:
     fail_apply: set[str] = field(default_factory=set)  # environments whose next apply fails
     calls: list[str] = field(default_factory=list)  # what the tools were asked to do, in order
     sizes: dict[str, int] = field(default_factory=dict)  # "env/service" -> desired instances (default 2)
+    policy_failures: list[tuple[str, str]] = field(default_factory=list)  # (check id, resource) that fail
+    policy_missing: bool = False  # no policy engine installed
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def place(self, account: str, region: str) -> Place:
@@ -476,6 +479,27 @@ class FakeTools:
     def packer(self) -> FakePacker:
         target = self.build_target()
         return FakePacker(self.world, self._reach(target, None), target.region)
+
+    def policy(self) -> FakePolicy:
+        if self.world.policy_missing:
+            raise ToolMissingError(INSTALL_HINT)
+        return FakePolicy(self.world)
+
+
+class FakePolicy:
+    """Checkov's part: every resource the plan changes passes, but ``world.policy_failures``'s."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    async def scan(self, plan_json: Path, *, checks_dir: Path | None = None, skip: tuple[str, ...] = ()) -> Report:
+        shown = json.loads(plan_json.read_text())
+        changed = [c["address"] for c in shown.get("resource_changes", []) if c["change"]["actions"] != ["no-op"]]
+        failed = tuple(
+            Failure(cid, f"fake check {cid}", res) for cid, res in self.world.policy_failures if cid not in skip
+        )
+        self.world.calls.append(f"policy {plan_json.name} {len(changed)} resources")
+        return Report(len(changed), failed, 0, "fake")
 
 
 def fake_tools(world: World) -> Callable[[Path, DeckConfig, UserSettings], FakeTools]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from opsdeck.errors import ConfigError
 
-SETTABLE = ("theme", "demo_deck", "terraform.binary", "terraform.plugin_mirror", "packer.binary")
+SETTABLE = ("theme", "demo_deck", "terraform.binary", "terraform.plugin_mirror", "packer.binary", "checkov.binary")
 
 
 def register(sub: Any) -> None:

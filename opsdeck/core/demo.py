@@ -95,7 +95,7 @@ def _copy_sample(target: Path) -> None:
 async def _apply_env(deck: Deck, env: str, pins: dict[str, str], rep: Reporter) -> None:
     plan = await planning.plan(deck, env, rep, reuse=False)
     if plan.summary.has_changes:
-        await rollout.apply_plan(deck, env, plan, rep)
+        await rollout.apply_plan(deck, env, plan, rep, policy_missing_ok="the demo's first build")
         planning.forget_plan(deck, env)
     await rollout.wait_for_images(deck, env, pins, rep)
 

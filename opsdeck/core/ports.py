@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from opsdeck.adapters.aws import Credentials, Group, Image
+from opsdeck.adapters.checkov import Report
 from opsdeck.adapters.git import FileVersion
 from opsdeck.adapters.inventory import CloudResource
 from opsdeck.adapters.packer import BuildResult, PackerLine
@@ -100,6 +101,12 @@ class PackerPort(Protocol):
     async def build(
         self, template: Path, variables: Mapping[str, str], on_line: Callable[[PackerLine], None] | None = None
     ) -> BuildResult: ...
+
+
+class PolicyPort(Protocol):
+    """The policy engine (Checkov) that checks a plan before it is applied."""
+
+    async def scan(self, plan_json: Path, *, checks_dir: Path | None = None, skip: tuple[str, ...] = ()) -> Report: ...
 
 
 class GitPort(Protocol):
@@ -213,6 +220,10 @@ class Tools(Protocol):
     def build_target(self) -> Target: ...
 
     def packer(self) -> PackerPort: ...
+
+    def policy(self) -> PolicyPort:
+        """The policy engine; ToolMissingError (one line: how to install it) when there is none."""
+        ...
 
     def backend_config(self) -> dict[str, str]:
         """Extra `-backend-config` settings for `terraform init` (the local cloud needs some)."""

@@ -170,6 +170,24 @@ CASES = [
         setup=_edit("opsdeck.toml", 'account = "333333333333"', 'account = "33333"'),
     ),
     Case(
+        "a policy checks folder that is not there",
+        ("status",),
+        r"policy\.checks: expected a folder of Checkov checks, rules does not exist",
+        setup=_edit("opsdeck.toml", 'checks = "policy"', 'checks = "rules"'),
+    ),
+    Case(
+        "a skipped policy check that is no check id",
+        ("status",),
+        r"policy\.skip: expected Checkov check ids such as CKV_AWS_79, got 'flow logs'",
+        setup=_edit("opsdeck.toml", '"CKV2_AWS_11",', '"flow logs",'),
+    ),
+    Case(
+        "a negative soak",
+        ("status",),
+        r"environments\.prod\.soak_minutes: expected 0 or more minutes, got -5",
+        setup=_edit("opsdeck.toml", "soak_minutes = 30", "soak_minutes = -5"),
+    ),
+    Case(
         "an unknown region",
         ("status",),
         r"environments\.prod\.region: expected an AWS region such as us-west-2, got 'mars-north-1'",

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import ROOT, demo_key, finish, opsdeck
+from tests.helpers import ROOT, demo_key, edited, finish, opsdeck
 
 pytestmark = pytest.mark.integration
 
@@ -193,7 +193,10 @@ def test_a_change_to_prod_waits_for_two_approvals_then_applies_exactly_the_appro
     _json("execute", staging["id"], "--yes", deck=alice)
     assert _image(alice, "staging", "api") == baked["id"]
 
-    prod = _request(alice, "promote", "staging", "prod", "--service", "api", "--reason", "release 9")
+    too_soon = opsdeck("promote", "staging", "prod", "--service", "api", "--yes", deck=alice)
+    assert too_soon.returncode == 1 and "opsdeck: soak gate: api " in too_soon.stderr  # 30 min in staging first
+    with edited(alice / "opsdeck.toml", "soak_minutes = 30\n", "soak_minutes = 0\n"):
+        prod = _request(alice, "promote", "staging", "prod", "--service", "api", "--reason", "release 9")
     assert prod["needed"] == 2
     serial = _state_serial(alice, "prod")
     _json("approve", prod["id"], deck=bob)

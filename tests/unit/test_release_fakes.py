@@ -15,8 +15,9 @@ from opsdeck.core.estate.pins import read_pin, read_pins
 from opsdeck.core.events import Reporter
 from opsdeck.core.release.bake import bake
 from opsdeck.core.release.images import load_catalog, revoke
-from opsdeck.core.release.promote import deploy_newest, promote, rollback
+from opsdeck.core.release.promote import ReleaseResult, deploy_newest, promote, rollback
 from opsdeck.core.safety import audit
+from opsdeck.core.safety.breakglass import BreakGlass
 from opsdeck.errors import ConfigError, RefusedError
 from tests.fakes import World
 from tests.unit.estate import git, make_estate
@@ -131,7 +132,6 @@ def test_promote_to_another_account_and_region_shares_and_copies_once(estate: tu
 
 def open_glass(deck: Deck, world: World, account: str = "333333333333") -> object:
     from opsdeck.adapters.aws import Credentials
-    from opsdeck.core.safety.breakglass import BreakGlass
 
     creds = Credentials(f"ASIAFAKE{account}", "glass-secret-never-printed", "token-never-printed")
     world.keys[creds.access_key] = account
@@ -268,3 +268,62 @@ def test_history_names_each_service_of_each_release(estate: tuple[Deck, World]) 
         web,
         json.loads(git(deck.root, "show", f"{releases[1].commit}:envs/dev/images.auto.tfvars.json"))["images"]["web"],
     ]
+
+
+def test_the_soak_counts_how_long_an_image_ran_in_the_source_and_break_glass_may_skip_it(
+    estate: tuple[Deck, World],
+) -> None:
+    import os
+    import subprocess
+    import time
+    from dataclasses import replace
+
+    from opsdeck.adapters.aws import Credentials
+
+    deck, world = estate
+    deck.config = replace(  # staging takes only images that ran in dev for 30 minutes
+        deck.config,
+        environments=tuple(replace(e, soak_minutes=30 if e.name == "staging" else 0) for e in deck.config.environments),
+    )
+    web = bake_one(deck, "web")
+    asyncio.run(promote(deck, web, "dev", rep(), services=["web"]))
+    with pytest.raises(RefusedError, match=r"^soak gate: web .* has run in dev for 0 min; staging wants 30 min"):
+        asyncio.run(promote(deck, "dev", "staging", rep(), services=["web"]))
+    assert last_records(deck)[0]["result"] == "refused"
+    # dev took it 40 minutes ago (the pin's commit is what counts): staging takes it.
+    then = f"{int(time.time()) - 2400} +0000"
+    subprocess.run(
+        ["git", "-C", str(deck.root), "commit", "-q", "--amend", "--no-edit", "--date", then],
+        env={**os.environ, "GIT_COMMITTER_DATE": then},
+        check=True,
+    )
+    result = asyncio.run(promote(deck, "dev", "staging", rep(), services=["web"]))
+    assert isinstance(result, ReleaseResult) and read_pin(deck, "staging", "web") == result.moved[0].to_image
+    record = last_records(deck)[0]
+    assert record["soak"][0]["minutes"] >= 39 and "soak_bypassed" not in record
+    assert record["policy"]["ran"] is True and record["policy"]["failed"] == []
+    # A fresh image under break-glass: the soak is bypassed, and the audit says so.
+    newer = bake_one(deck, "web")
+    asyncio.run(promote(deck, newer, "dev", rep(), services=["web"]))
+    creds = Credentials("ASIAFAKESTAGING", "staging-glass-secret-never-printed", "staging-token-never-printed")
+    world.keys[creds.access_key] = "222222222222"
+    glass = BreakGlass("staging", "incident 9", 0.0, 1e12, credentials=creds, source="test")
+    asyncio.run(promote(deck, "dev", "staging", rep(), services=["web"], glass=glass))
+    assert last_records(deck)[0]["soak_bypassed"] == f"break-glass: web {newer}"
+
+
+def test_a_failed_policy_check_stops_the_release_before_anything_is_applied(estate: tuple[Deck, World]) -> None:
+    deck, world = estate
+    web = bake_one(deck, "web")
+    before = read_pins(deck, "dev")
+    world.policy_failures.append(("CKV_AWS_79", "module.web.aws_launch_template.this"))
+    applies = len([c for c in world.calls if c.startswith("apply")])
+    with pytest.raises(RefusedError, match=r"^policy gate: CKV_AWS_79 fails on module\.web\.aws_launch_template"):
+        asyncio.run(promote(deck, web, "dev", rep(), services=["web"]))
+    assert read_pins(deck, "dev") == before
+    assert len([c for c in world.calls if c.startswith("apply")]) == applies
+    world.policy_failures.clear()
+    world.policy_missing = True
+    with pytest.raises(RefusedError, match=r"^policy gate: Checkov is not installed"):
+        asyncio.run(promote(deck, web, "dev", rep(), services=["web"]))
+    assert read_pins(deck, "dev") == before

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -323,6 +323,11 @@ def test_production_waits_for_two_approvals_unless_break_glass_bypasses_it(team:
     staging = _request(team)
     asyncio.run(requests.approve(team.b, staging.id, rep()))
     asyncio.run(execute(team.a, staging.id, rep()))
+    with pytest.raises(RefusedError, match=r"^soak gate: web .* has run in staging for 0 min; prod wants 30 min"):
+        asyncio.run(promote(team.a, "staging", "prod", rep(), services=["web"]))
+    team.a.config = replace(
+        team.a.config, environments=tuple(replace(e, soak_minutes=0) for e in team.a.config.environments)
+    )
     prod = asyncio.run(promote(team.a, "staging", "prod", rep(), services=["web"]))
     assert isinstance(prod, requests.Request) and prod.needed == 2
     asyncio.run(requests.approve(team.b, prod.id, rep()))

@@ -67,6 +67,7 @@ async def apply_env(
     that needs approvals gets a request for the plan instead (break-glass bypasses, audited)."""
     from opsdeck.core.estate.pins import pin_files
     from opsdeck.core.observe.plans import plan_lines
+    from opsdeck.core.release import gates
     from opsdeck.core.team import requests
 
     started = time.monotonic()
@@ -86,6 +87,9 @@ async def apply_env(
                 if not plan.summary.has_changes:
                     run.note(note="nothing to apply")
                     return ApplyResult(env, False, 0, 0, 0, replanned, time.monotonic() - started)
+                verdict = await gates.policy(deck, env, plan, rep, break_glass=credentials is not None)
+                if verdict is not None:
+                    run.note(policy=verdict.to_json())
                 if to_request:
                     files = pin_files(deck, env)
                     request = await requests.create(

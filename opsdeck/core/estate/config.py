@@ -111,6 +111,17 @@ class TeamSettings:
 
 
 @dataclass(frozen=True)
+class PolicySettings:
+    """Policy on every plan before it is applied: Checkov's built-in checks, plus the deck's own."""
+
+    checks: str | None = setting(
+        None, doc="A folder of the deck's own Checkov checks (YAML or Python), relative to the deck."
+    )
+    skip: tuple[str, ...] = setting(factory=tuple, doc="Check ids not run (say why in a comment beside each).")
+    enabled: bool = setting(True, doc="false: plans are applied without the policy gate (audited as such).")
+
+
+@dataclass(frozen=True)
 class SafetySettings:
     """How hard it is to change things."""
 
@@ -139,6 +150,10 @@ class EnvSettings:
     approvals: int = setting(
         0, doc="How many allowed signers other than the requester must approve a change before it runs."
     )
+    soak_minutes: float = setting(
+        0.0,
+        doc="How long an image must have run in the environment this one promotes from before it may come here.",
+    )
 
     @property
     def confirmation(self) -> Approval:
@@ -160,6 +175,7 @@ class DeckConfig:
     environments: tuple[EnvSettings, ...] = setting(factory=tuple, doc="Environments, in file order.")
     safety: SafetySettings = setting(factory=SafetySettings, doc="Safety settings.")
     team: TeamSettings = setting(factory=TeamSettings, doc="The shared ledger and approvals.")
+    policy: PolicySettings | None = setting(None, doc="The policy gate on every plan (none: no policy gate).")
     image: ImageSettings | None = setting(None, doc="The single-image format of earlier decks (one service).")
     refresh_minutes: float = setting(5.0, doc="How often the open deck refreshes plans and instances on its own.")
     drift_minutes: float = setting(
@@ -296,6 +312,10 @@ def _check(config: DeckConfig, root: Path, where: Where) -> None:
         _check_target(ew, env.account, env.region, env.role, env.profile)
         if env.break_glass_role is not None:
             _check_role(ew.child("break_glass_role"), env.break_glass_role, env.account)
+        if env.soak_minutes < 0:
+            raise ew.child("soak_minutes").error(f"expected 0 or more minutes, got {env.soak_minutes}")
+        if env.soak_minutes and env.promote_from is None:
+            raise ew.child("soak_minutes").error("a soak needs promote_from: the environment images soak in first")
         if env.approvals < 0:
             raise ew.child("approvals").error(f"expected 0 or more approvals, got {env.approvals}")
         signers = config.team.allowed_signers
@@ -343,6 +363,15 @@ def _check(config: DeckConfig, root: Path, where: Where) -> None:
         if not TAG_KEY.match(value) or value.startswith("aws:"):
             raise conventions.child(name).error(f"expected a tag key, got {value!r}")
     _check_pins(config, where)
+    if config.policy is not None:
+        pw = where.child("policy")
+        if config.policy.checks is not None and not (root / config.policy.checks).is_dir():
+            raise pw.child("checks").error(
+                f"expected a folder of Checkov checks, {config.policy.checks} does not exist"
+            )
+        for check in config.policy.skip:
+            if not re.match(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$", check):
+                raise pw.child("skip").error(f"expected Checkov check ids such as CKV_AWS_79, got {check!r}")
     if config.safety.break_glass_minutes <= 0:
         raise where.child("safety").child("break_glass_minutes").error("expected a positive number of minutes")
     if config.team.fetch_seconds <= 0:

@@ -1,6 +1,7 @@
 """The user's own settings (`<config dir>/config.toml`): tools, provider mirror, theme and keys.
 
-Environment variables win over the file: OPSDECK_TF_PLUGIN_MIRROR, OPSDECK_TERRAFORM, OPSDECK_PACKER.
+Environment variables win over the file: OPSDECK_TF_PLUGIN_MIRROR, OPSDECK_TERRAFORM, OPSDECK_PACKER,
+OPSDECK_CHECKOV.
 """
 
 from __future__ import annotations
@@ -28,11 +29,19 @@ class PackerSettings:
 
 
 @dataclass(frozen=True)
+class CheckovSettings:
+    binary: str | None = setting(
+        None, doc="The checkov command (its own venv; scripts/bootstrap.sh installs one); unset: PATH."
+    )
+
+
+@dataclass(frozen=True)
 class UserSettings:
     theme: str = setting("opsdeck-dark", doc="The deck's theme (a file in themes/ or the user's themes dir).")
     keys: dict[str, str] | None = setting(None, doc="Key remaps: action name = key.")
     terraform: TerraformSettings = setting(factory=TerraformSettings, doc="Terraform.")
     packer: PackerSettings = setting(factory=PackerSettings, doc="Packer.")
+    checkov: CheckovSettings = setting(factory=CheckovSettings, doc="Checkov, the policy engine.")
     demo_deck: str | None = setting(None, doc="Where the demo deck is (default: under the data dir).")
 
 
@@ -57,7 +66,8 @@ def load_settings() -> UserSettings:
         binary=os.environ.get("OPSDECK_TERRAFORM") or tf.binary,
     )
     pk = replace(pk, binary=os.environ.get("OPSDECK_PACKER") or pk.binary)
-    return replace(settings, terraform=tf, packer=pk)
+    ck = replace(settings.checkov, binary=os.environ.get("OPSDECK_CHECKOV") or settings.checkov.binary)
+    return replace(settings, terraform=tf, packer=pk, checkov=ck)
 
 
 def save_setting(key: str, value: str) -> None:

@@ -25,6 +25,7 @@ from opsdeck.errors import CloudUnavailableError, ConfigError, RefusedError, Too
 
 if TYPE_CHECKING:
     from opsdeck.adapters.aws import Aws, Credentials
+    from opsdeck.adapters.checkov import Checkov
     from opsdeck.adapters.git import Git
     from opsdeck.adapters.packer import Packer
 
@@ -235,6 +236,11 @@ class LiveTools:
         return Packer(
             self.tool_env(target, self.credentials(target)), binary=self.settings.packer.binary, redact=self.redact
         )
+
+    def policy(self) -> Checkov:
+        from opsdeck.adapters.checkov import Checkov, find_binary
+
+        return Checkov(find_binary(self.settings.checkov.binary))
 
     def tool_env(self, target: Target, creds: Credentials | None) -> dict[str, str]:
         """The process environment of a tool opsdeck starts (Terraform, Packer) for ``target``."""

@@ -186,6 +186,9 @@ async def plan(
         return _stored(deck, PlanResult(env, PlanSummary(), (), **extra))
     with rep.phase("show"):
         shown = await tf.show_json(planfile)
+    from opsdeck.core.release.gates import keep_shown
+
+    await asyncio.to_thread(keep_shown, deck, planfile, shown)  # what the policy gate reads
     result = parse_plan(env, shown, **extra)
     return _stored(deck, result)
 

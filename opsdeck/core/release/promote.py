@@ -24,7 +24,7 @@ from opsdeck.core.events import Reporter
 from opsdeck.core.model import ImageRef
 from opsdeck.core.observe import planning
 from opsdeck.core.observe.plans import plan_lines
-from opsdeck.core.release import rollout
+from opsdeck.core.release import gates, rollout
 from opsdeck.core.release.distribute import Distribution, make_usable
 from opsdeck.core.release.images import Catalog, is_revoked, load_catalog, service_of
 from opsdeck.core.release.ledger import last_release, pinned_history, previous_pin
@@ -120,6 +120,7 @@ async def _change_pins(
     confirm: Confirm,
     glass: BreakGlass | None,
     offline: bool = False,
+    notes: dict[str, Any] | None = None,
 ) -> ReleaseResult | Request:
     from opsdeck.core.team import requests
 
@@ -142,6 +143,7 @@ async def _change_pins(
         fields["to"] = targets[0].image.id
     if offline:
         fields["offline"] = True
+    fields.update(notes or {})
     to_request = requests.needs_approval(deck, env, credentials is not None)
     if deck.env(env).approvals and not to_request:
         fields["approvals_bypassed"] = f"break-glass: {glass.reason if glass else ''}"
@@ -188,6 +190,10 @@ async def _change_pins(
                 write_pins(deck, env, {m.service: m.to_image for m in moved})
             step = "plan"
             plan = await planning.plan(deck, env, rep, reuse=False, credentials=credentials)
+            step = "policy"
+            verdict = await gates.policy(deck, env, plan, rep, break_glass=credentials is not None)
+            if verdict is not None:
+                run.note(policy=verdict.to_json())
             preview = Preview(
                 action,
                 env,
@@ -431,6 +437,10 @@ async def promote(
                     f"{target.image.tags.get('revoked')}"
                 )
         await asyncio.to_thread(check_chain, deck, catalog, targets, source_env, dst)
+        in_glass = glass is not None and glass.env == dst
+        soaks = await asyncio.to_thread(
+            gates.soak, deck, dst, {t.service: t.image.id for t in targets}, glass=in_glass, rep=rep
+        )
     except (RefusedError, LockedError) as exc:
         await _refused(deck, "promote", dst, reason, exc, glass)
         raise
@@ -453,7 +463,23 @@ async def promote(
         confirm=confirm,
         glass=glass,
         offline=offline,
+        notes=_soak_notes(soaks),
     )
+
+
+def _soak_notes(soaks: list[gates.Soak]) -> dict[str, Any]:
+    if not soaks:
+        return {}
+    notes: dict[str, Any] = {
+        "soak": [
+            {"service": s.service, "image": s.image, "minutes": round(s.minutes_live, 1), "needed": s.minutes_needed}
+            for s in soaks
+        ]
+    }
+    short = [s for s in soaks if not s.ok]
+    if short:
+        notes["soak_bypassed"] = "break-glass: " + ", ".join(f"{s.service} {s.image}" for s in short)
+    return notes
 
 
 async def deploy_newest(

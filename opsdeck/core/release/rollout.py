@@ -64,9 +64,19 @@ def env_groups(deck: Deck, env: str, credentials: Credentials | None = None) -> 
 
 
 async def apply_plan(
-    deck: Deck, env: str, plan: PlanResult, rep: Reporter, credentials: Credentials | None = None
+    deck: Deck,
+    env: str,
+    plan: PlanResult,
+    rep: Reporter,
+    credentials: Credentials | None = None,
+    *,
+    policy_missing_ok: str = "",
 ) -> None:
-    """Apply exactly this saved plan, reporting each resource as it completes."""
+    """Apply exactly this saved plan, once it passes the policy gate, reporting each resource as it
+    completes."""
+    from opsdeck.core.release import gates
+
+    await gates.policy(deck, env, plan, rep, break_glass=credentials is not None, missing_ok=policy_missing_ok)
     total = max(1, plan.summary.add + plan.summary.change + plan.summary.destroy)
     done = 0
 

@@ -9,6 +9,12 @@ resource "aws_vpc" "this" {
   tags       = merge(var.tags, { Name = var.name })
 }
 
+# The VPC's default security group admits nothing: every resource names its own group.
+resource "aws_default_security_group" "this" {
+  vpc_id = aws_vpc.this.id
+  tags   = merge(var.tags, { Name = "${var.name}-default-closed" })
+}
+
 resource "aws_subnet" "private" {
   count             = var.subnet_count
   vpc_id            = aws_vpc.this.id

@@ -1,0 +1,197 @@
+"""Gates a release passes before it reaches traffic, each a phase on the operation's timeline that can
+stop it with traffic left where it was.
+
+- **policy**: every plan, before it is applied, goes through Checkov (its built-in AWS checks and the
+  deck's own checks folder); a failed check names the check and the resource, and nothing is applied.
+- **soak**: an image must have run in the environment a target promotes from for that target's
+  ``soak_minutes`` before it may be promoted onward; break-glass may bypass it, audited.
+
+A policy verdict is kept per saved plan (by the plan file's SHA-256), so the plan that was shown and
+checked before a confirmation is not checked a second time when it is applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opsdeck.adapters import checkov
+from opsdeck.core.estate.deck import Deck
+from opsdeck.core.events import Reporter
+from opsdeck.core.model import PlanResult
+from opsdeck.errors import RefusedError, ToolMissingError
+
+
+class GateError(RefusedError):
+    """A gate stopped the release; nothing past the gate happened."""
+
+    def __init__(self, gate: str, message: str) -> None:
+        super().__init__(f"{gate} gate: {message}")
+        self.gate = gate
+
+
+@dataclass(frozen=True)
+class PolicyVerdict:
+    """The policy gate's answer for one saved plan."""
+
+    plan_sha256: str
+    passed: int
+    failed: tuple[checkov.Failure, ...]
+    ran: bool = True
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"ran": self.ran, "passed": self.passed, "failed": [f.to_json() for f in self.failed]}
+        if self.note:
+            data["note"] = self.note
+        return data
+
+
+_VERDICTS: dict[str, PolicyVerdict] = {}
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def shown_dir(deck: Deck) -> Path:
+    path = deck.local_dir / "plans" / "shown"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def keep_shown(deck: Deck, planfile: Path, shown: dict[str, Any]) -> None:
+    """Keep `terraform show -json` of a saved plan for the policy gate (named by the plan's hash)."""
+    target = shown_dir(deck) / f"{sha256_of(planfile)}.json"
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps(shown), encoding="utf-8")
+    tmp.replace(target)
+    cutoff = time.time() - 86400
+    for old in shown_dir(deck).glob("*.json"):
+        if old.stat().st_mtime < cutoff:
+            old.unlink(missing_ok=True)
+
+
+def _has_changes(plan: PlanResult) -> bool:
+    s = plan.summary
+    return bool(s.add or s.change or s.destroy)
+
+
+async def policy(
+    deck: Deck,
+    env: str,
+    plan: PlanResult,
+    rep: Reporter,
+    *,
+    break_glass: bool = False,
+    missing_ok: str = "",
+) -> PolicyVerdict | None:
+    """Check a saved plan against the deck's policy; GateError when a check fails. None when the deck
+    has no policy or the plan changes nothing. Checkov missing refuses the change, unless break-glass
+    (audited as a bypass) or ``missing_ok`` (why the caller may go on without it) says otherwise."""
+    settings = deck.config.policy
+    if settings is None or not _has_changes(plan) or not plan.planfile:
+        return None
+    planfile = Path(plan.planfile)
+    sha = await asyncio.to_thread(sha256_of, planfile)
+    if not settings.enabled:
+        rep.log(f"the deck's policy gate is off ([policy] enabled = false): {env}'s plan is not checked")
+        return PolicyVerdict(sha, 0, (), ran=False, note="policy.enabled = false")
+    if sha in _VERDICTS:
+        return _VERDICTS[sha]
+    with rep.phase("policy"):
+        try:
+            engine = deck.tools.policy()
+        except ToolMissingError as exc:
+            if break_glass or missing_ok:
+                why = "break-glass" if break_glass else missing_ok
+                rep.log(f"policy gate not run ({why}): {exc}", "warning")
+                return PolicyVerdict(sha, 0, (), ran=False, note=f"checkov missing; went on: {why}")
+            raise GateError("policy", f"{exc}; {env}'s plan was not applied") from None
+        shown = shown_dir(deck) / f"{sha}.json"
+        if not shown.is_file():
+            tf = (await asyncio.to_thread(deck.tools.env, env)).terraform
+            await asyncio.to_thread(keep_shown, deck, planfile, await tf.show_json(planfile))
+        checks = deck.root / settings.checks if settings.checks else None
+        rep.progress("checkov: checking the plan")
+        report = await engine.scan(shown, checks_dir=checks, skip=settings.skip)
+        verdict = PolicyVerdict(sha, report.passed, report.failed)
+        rep.log(
+            f"policy: {report.passed} checks passed, {len(report.failed)} failed (checkov {report.version})",
+            "error" if report.failed else "info",
+        )
+        for failure in report.failed:
+            rep.log(f"  {failure.describe()}", "error")
+    if report.failed:
+        first = report.failed[0]
+        more = f" (and {len(report.failed) - 1} more)" if len(report.failed) > 1 else ""
+        raise GateError(
+            "policy",
+            f"{first.check_id} fails on {first.resource} ({first.name}){more}; {env}'s plan was not applied",
+        )
+    _VERDICTS[sha] = verdict
+    return verdict
+
+
+@dataclass(frozen=True)
+class Soak:
+    """How long an image has run in the source environment, against what the target asks."""
+
+    service: str
+    image: str
+    source: str
+    minutes_live: float
+    minutes_needed: float
+
+    @property
+    def ok(self) -> bool:
+        return self.minutes_live >= self.minutes_needed
+
+
+def soak(deck: Deck, dst: str, images: dict[str, str], *, glass: bool = False, rep: Reporter) -> list[Soak]:
+    """Each image (service -> original image id) must have been live in ``dst``'s source environment
+    for ``dst``'s soak_minutes, counted from the commit that pinned it there. GateError naming the
+    image and how long is left; break-glass bypasses it, with a warning (the caller audits it)."""
+    from opsdeck.core.release.images import load_catalog
+    from opsdeck.core.release.ledger import service_history
+
+    settings = deck.env(dst)
+    source = settings.promote_from
+    if source is None or settings.soak_minutes <= 0:
+        return []
+    catalog = load_catalog(deck)
+    now = time.time()
+    found = []
+    with rep.phase("soak"):
+        for service, image in images.items():
+            live_seconds, until = 0.0, now
+            for change in service_history(deck, source, service):  # newest first: each ran until the next
+                if change.image_id is not None and catalog.canonical(change.image_id) == catalog.canonical(image):
+                    live_seconds += until - change.when.timestamp()
+                until = change.when.timestamp()
+            live = live_seconds / 60
+            found.append(Soak(service, image, source, live, settings.soak_minutes))
+        short = [s for s in found if not s.ok]
+        for s in found:
+            rep.log(f"soak: {s.service} {s.image} ran in {source} {s.minutes_live:.0f} of {s.minutes_needed:g} min")
+    if short:
+        first = short[0]
+        left = first.minutes_needed - first.minutes_live
+        message = (
+            f"{first.service} {first.image} has run in {source} for {first.minutes_live:.0f} min; {dst} wants "
+            f"{first.minutes_needed:g} min of soak ({left:.0f} min to go)"
+        )
+        if glass:
+            rep.log(f"soak gate bypassed by break-glass: {message}", "warning")
+            return found
+        raise GateError("soak", f"{message}; promote again later, or under break-glass")
+    return found
