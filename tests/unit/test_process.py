@@ -41,13 +41,17 @@ def test_lines_are_streamed_and_secrets_redacted(sample_copy: Path, tmp_path: Pa
 
 def test_cancelling_sends_one_graceful_interrupt(tmp_path: Path) -> None:
     marker = tmp_path / "interrupted"
-    script = f'trap "echo once >> {marker}; exit 130" INT; while true; do sleep 0.05; done'
+    ready = tmp_path / "trap-set"
+    script = f'trap "echo once >> {marker}; exit 130" INT; : > {ready}; while true; do sleep 0.05; done'
 
     async def scenario() -> None:
         task = asyncio.create_task(
             run_streaming(["sh", "-c", script], cwd=tmp_path, env={"PATH": os.environ["PATH"]}, on_stdout=print)
         )
-        await asyncio.sleep(0.5)
+        for _ in range(600):  # the trap is set (a loaded machine may take a while to start sh)
+            if ready.exists():
+                break
+            await asyncio.sleep(0.05)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
