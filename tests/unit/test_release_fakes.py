@@ -327,3 +327,25 @@ def test_a_failed_policy_check_stops_the_release_before_anything_is_applied(esta
     with pytest.raises(RefusedError, match=r"^policy gate: Checkov is not installed"):
         asyncio.run(promote(deck, web, "dev", rep(), services=["web"]))
     assert read_pins(deck, "dev") == before
+
+
+def test_a_plan_is_checked_once_until_the_decks_own_checks_change(estate: tuple[Deck, World]) -> None:
+    from opsdeck.core.estate.pins import write_pins
+    from opsdeck.core.observe import planning
+    from opsdeck.core.release import gates
+
+    deck, world = estate
+    write_pins(deck, "dev", {"web": bake_one(deck, "web")})
+    plan = asyncio.run(planning.plan(deck, "dev", rep(), reuse=False))
+    assert plan.summary.has_changes and plan.planfile
+
+    def checks() -> int:
+        return len([c for c in world.calls if c.startswith("policy ")])
+
+    before = checks()
+    first = asyncio.run(gates.policy(deck, "dev", plan, rep()))
+    again = asyncio.run(gates.policy(deck, "dev", plan, rep()))
+    assert first is again and checks() == before + 1  # the same saved plan: the kept verdict
+    (deck.root / "policy" / "new_check.yaml").write_text("metadata:\n  id: CKV2_SHOP_2\n")
+    asyncio.run(gates.policy(deck, "dev", plan, rep()))
+    assert checks() == before + 2  # the deck's checks changed: checked again

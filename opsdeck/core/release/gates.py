@@ -6,8 +6,9 @@ stop it with traffic left where it was.
 - **soak**: an image must have run in the environment a target promotes from for that target's
   ``soak_minutes`` before it may be promoted onward; break-glass may bypass it, audited.
 
-A policy verdict is kept per saved plan (by the plan file's SHA-256), so the plan that was shown and
-checked before a confirmation is not checked a second time when it is applied.
+A policy verdict is kept per saved plan (by the plan file's SHA-256, with the deck's policy settings
+and checks), so the plan that was shown and checked before a confirmation is not checked a second
+time when it is applied.
 """
 
 from __future__ import annotations
@@ -81,6 +82,19 @@ def keep_shown(deck: Deck, planfile: Path, shown: dict[str, Any]) -> None:
             old.unlink(missing_ok=True)
 
 
+def _policy_key(deck: Deck) -> str:
+    """What a verdict also depends on besides the plan: the deck's policy settings and its own checks
+    (a check edited while the deck is open is run on the next apply, not answered from before)."""
+    settings = deck.config.policy
+    digest = hashlib.sha256(f"{deck.root}\n{settings!r}".encode())
+    if settings is not None and settings.checks:
+        folder = deck.root / settings.checks
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            digest.update(str(path.relative_to(folder)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _has_changes(plan: PlanResult) -> bool:
     s = plan.summary
     return bool(s.add or s.change or s.destroy)
@@ -106,8 +120,9 @@ async def policy(
     if not settings.enabled:
         rep.log(f"the deck's policy gate is off ([policy] enabled = false): {env}'s plan is not checked")
         return PolicyVerdict(sha, 0, (), ran=False, note="policy.enabled = false")
-    if sha in _VERDICTS:
-        return _VERDICTS[sha]
+    key = f"{sha}:{await asyncio.to_thread(_policy_key, deck)}"
+    if key in _VERDICTS:
+        return _VERDICTS[key]
     with rep.phase("policy"):
         try:
             engine = deck.tools.policy()
@@ -138,7 +153,7 @@ async def policy(
             "policy",
             f"{first.check_id} fails on {first.resource} ({first.name}){more}; {env}'s plan was not applied",
         )
-    _VERDICTS[sha] = verdict
+    _VERDICTS[key] = verdict
     return verdict
 
 
