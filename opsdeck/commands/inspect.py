@@ -62,6 +62,11 @@ def _lag_json(lag: Lag | None) -> dict[str, Any] | None:
         "in_sync": lag.in_sync,
         "behind": lag.behind,
         "since": lag.since,
+        **(
+            {"soaked_minutes": round(lag.soaked or 0.0, 1), "soak_minutes": lag.soak_needed}
+            if lag.soak_needed and not lag.in_sync
+            else {}
+        ),
     }
 
 

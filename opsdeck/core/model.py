@@ -144,6 +144,13 @@ class Lag:
     behind: int  # versions
     since: float | None  # when the source got the image this one lacks (epoch seconds)
     in_sync: bool = False
+    soaked: float | None = None  # minutes the source has run that image (when this env wants a soak)
+    soak_needed: float = 0.0  # this environment's soak_minutes
+
+    @property
+    def soak_left(self) -> float:
+        """Minutes until the source's image may be promoted here (0: it may)."""
+        return max(0.0, self.soak_needed - (self.soaked or 0.0)) if self.soak_needed else 0.0
 
 
 @dataclass(frozen=True)

@@ -183,3 +183,21 @@ def test_unlock_releases_what_an_interrupted_operation_left_and_closes_its_recor
     assert closing["result"] == "interrupted" and closing["action"] == "promote"
     assert audit.read(deck)[-1]["action"] == "unlock"
     assert audit.verify(deck).ok
+
+
+def test_status_says_how_long_prod_waits_for_stagings_image_to_soak(estate: tuple[Deck, World]) -> None:
+    from opsdeck.core.release.bake import bake
+    from opsdeck.core.release.promote import promote
+
+    deck, _ = estate
+    (web,) = asyncio.run(bake(deck, rep(), services=["web"]))
+    asyncio.run(promote(deck, web.id, "dev", rep(), services=["web"]))
+    asyncio.run(promote(deck, "dev", "staging", rep(), services=["web"]))
+    state = asyncio.run(deck_status(deck, rep()))
+    prod = next(e for e in state.environments if e.name == "prod")
+    lag = next(s for s in prod.services if s.name == "web").lag
+    assert lag is not None and not lag.in_sync and lag.source == "staging"
+    assert lag.soak_needed == 30 and lag.soaked is not None and lag.soaked < 1
+    assert 29 < lag.soak_left <= 30
+    staging = next(e for e in state.environments if e.name == "staging")
+    assert all(s.lag is None or s.lag.soak_needed == 0 for s in staging.services)  # staging wants no soak

@@ -4,6 +4,7 @@ image)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 from opsdeck.core.estate.deck import Deck
@@ -29,7 +30,7 @@ def _since(deck: Deck, env: str, service: str, image_id: str, catalog: Catalog |
 
 
 def _service_lag(
-    deck: Deck, mine: ServiceStatus, theirs: ServiceStatus, source: str, catalog: Catalog | None
+    deck: Deck, env: str, mine: ServiceStatus, theirs: ServiceStatus, source: str, catalog: Catalog | None
 ) -> Lag | None:
     if mine.image is None or theirs.image is None:
         return None
@@ -42,7 +43,17 @@ def _service_lag(
         between = {i.version for i in catalog.service_images(mine.name) if low < version_key(i.version) <= high}
     # When the source runs an older image this one is not behind, but not in sync either.
     behind = len(between) if high > low else 0
-    return Lag(source, theirs.image, behind, _since(deck, source, mine.name, theirs.image.id, catalog))
+    lag = Lag(source, theirs.image, behind, _since(deck, source, mine.name, theirs.image.id, catalog))
+    needed = deck.env(env).soak_minutes
+    if needed and catalog is not None:
+        from opsdeck.core.release.gates import minutes_live
+
+        try:
+            soaked = minutes_live(deck, catalog, source, mine.name, theirs.image.id, time.time())
+        except OpsdeckError:
+            return lag
+        lag = replace(lag, soaked=soaked, soak_needed=needed)
+    return lag
 
 
 def with_lag(deck: Deck, rows: list[EnvStatus], catalog: Catalog | None) -> list[EnvStatus]:
@@ -59,7 +70,7 @@ def with_lag(deck: Deck, rows: list[EnvStatus], catalog: Catalog | None) -> list
         lags = []
         for mine in row.services:
             theirs = source.service(mine.name)
-            lag = _service_lag(deck, mine, theirs, source.name, catalog) if theirs else None
+            lag = _service_lag(deck, row.name, mine, theirs, source.name, catalog) if theirs else None
             services.append(replace(mine, lag=lag))
             if lag is not None:
                 lags.append(lag)

@@ -25,6 +25,7 @@ from opsdeck.adapters import checkov
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import PlanResult
+from opsdeck.core.release.images import Catalog
 from opsdeck.errors import RefusedError, ToolMissingError
 
 
@@ -172,12 +173,24 @@ class Soak:
         return self.minutes_live >= self.minutes_needed
 
 
+def minutes_live(deck: Deck, catalog: Catalog, env: str, service: str, image: str, now: float) -> float:
+    """How long ``env`` has run ``image`` (a copy counts as its original) for ``service``, over every
+    stint, from the ledger's pin commits."""
+    from opsdeck.core.release.ledger import service_history
+
+    live_seconds, until = 0.0, now
+    for change in service_history(deck, env, service):  # newest first: each ran until the next
+        if change.image_id is not None and catalog.canonical(change.image_id) == catalog.canonical(image):
+            live_seconds += until - change.when.timestamp()
+        until = change.when.timestamp()
+    return live_seconds / 60
+
+
 def soak(deck: Deck, dst: str, images: dict[str, str], *, glass: bool = False, rep: Reporter) -> list[Soak]:
     """Each image (service -> original image id) must have been live in ``dst``'s source environment
     for ``dst``'s soak_minutes, counted from the commit that pinned it there. GateError naming the
     image and how long is left; break-glass bypasses it, with a warning (the caller audits it)."""
     from opsdeck.core.release.images import load_catalog
-    from opsdeck.core.release.ledger import service_history
 
     settings = deck.env(dst)
     source = settings.promote_from
@@ -188,12 +201,7 @@ def soak(deck: Deck, dst: str, images: dict[str, str], *, glass: bool = False, r
     found = []
     with rep.phase("soak"):
         for service, image in images.items():
-            live_seconds, until = 0.0, now
-            for change in service_history(deck, source, service):  # newest first: each ran until the next
-                if change.image_id is not None and catalog.canonical(change.image_id) == catalog.canonical(image):
-                    live_seconds += until - change.when.timestamp()
-                until = change.when.timestamp()
-            live = live_seconds / 60
+            live = minutes_live(deck, catalog, source, service, image, now)
             found.append(Soak(service, image, source, live, settings.soak_minutes))
         short = [s for s in found if not s.ok]
         for s in found:

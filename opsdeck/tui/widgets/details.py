@@ -113,6 +113,10 @@ class EnvPane(Pane):
             if service.lag is not None and not service.lag.in_sync:
                 behind = f"{service.lag.behind} behind" if service.lag.behind else "differs from"
                 out.append(f"{behind} {service.lag.source} ", style=Style(color=self.var("warning")))
+                if service.lag.soak_needed:
+                    left = service.lag.soak_left
+                    soak = f"soak {left:.0f}m left " if left else "soaked "
+                    out.append(soak, style=Style(color=self.var("warning" if left else "success")))
             out.append(service.image.id, style=Style(dim=True))
         if env.error:
             out.append(f"\n✗ {env.error}", style=Style(color=self.var("error")))
