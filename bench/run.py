@@ -260,21 +260,29 @@ def bench_nuke(deck: Path, runs: int) -> dict[str, Any]:
     }
 
 
+def other_web(deck: Path) -> Callable[[], str]:
+    """A function naming a web image that dev does not run now (dev flips between two of them);
+    a second web image is baked first when the deck has only one."""
+    pin = deck / "envs" / "dev" / "images.auto.tfvars.json"
+    webs = [i["id"] for i in opsdeck_json(deck, "images") if i["service"] == "web" and not i["revoked"]]
+    if len(webs) < 2:
+        opsdeck(deck, "bake", "--service", "web")
+        return other_web(deck)
+
+    def other() -> str:
+        current = json.loads(pin.read_text())["images"]["web"]
+        return next(i for i in webs if i != current)
+
+    return other
+
+
 def bench_promote(deck: Path, runs: int) -> dict[str, Any]:
     """`opsdeck promote IMAGE dev --service web` against the raw change: edit dev's web pin,
     `terraform apply`, `git commit`."""
     env = tool_env(deck, "dev")
     envdir = deck / "envs" / "dev"
     pin = envdir / "images.auto.tfvars.json"
-    images = opsdeck_json(deck, "images")
-    webs = [i["id"] for i in images if i["service"] == "web" and not i["revoked"]]
-    if len(webs) < 2:
-        opsdeck(deck, "bake", "--service", "web")
-        return bench_promote(deck, runs)
-
-    def other() -> str:
-        current = json.loads(pin.read_text())["images"]["web"]
-        return next(i for i in webs if i != current)
+    other = other_web(deck)
 
     def ours() -> float:
         return opsdeck(deck, "promote", other(), "dev", "--service", "web", "--yes", "--reason", "bench").wall
@@ -307,20 +315,11 @@ def bench_team(deck: Path, runs: int) -> dict[str, Any]:
     """What the team's remote adds to a promote: `opsdeck promote IMAGE dev --service web` with the
     deck's branch tracking its remote (fetch before, push after) against the same promote with no
     upstream (a lone engineer's local ledger), interleaved; beside it, a raw `git fetch` + `git push`."""
-    pin = deck / "envs" / "dev" / "images.auto.tfvars.json"
-    images = opsdeck_json(deck, "images")
-    webs = [i["id"] for i in images if i["service"] == "web" and not i["revoked"]]
-    if len(webs) < 2:
-        opsdeck(deck, "bake", "--service", "web")
-        return bench_team(deck, runs)
+    other = other_web(deck)
     git = ["git", "-C", str(deck)]
     branch = subprocess.run(
         [*git, "branch", "--show-current"], capture_output=True, text=True, check=True
     ).stdout.strip()
-
-    def other() -> str:
-        current = json.loads(pin.read_text())["images"]["web"]
-        return next(i for i in webs if i != current)
 
     phases: dict[str, list[float]] = {"sync": [], "push": []}
 
@@ -365,23 +364,18 @@ def bench_gates(deck: Path, runs: int) -> dict[str, Any]:
     """What the policy gate adds to a promote: `opsdeck promote IMAGE dev --service web` with the deck's
     [policy] against the same promote with it off (enabled = false), interleaved; beside them, the raw
     tool: `checkov` on the same plan's JSON (what the gate runs), and raw `terraform plan` of dev."""
+    from opsdeck.adapters.checkov import Checkov
+
     toml = deck / "opsdeck.toml"
-    pin = deck / "envs" / "dev" / "images.auto.tfvars.json"
-    images = opsdeck_json(deck, "images")
-    webs = [i["id"] for i in images if i["service"] == "web" and not i["revoked"]]
-    if len(webs) < 2:
-        opsdeck(deck, "bake", "--service", "web")
-        return bench_gates(deck, runs)
+    other = other_web(deck)
     original = toml.read_text()
     assert "[policy]\n" in original, "the bench deck has no [policy]"
-    checkov = os.environ.get("OPSDECK_CHECKOV") or "checkov"
+    checkov = Checkov(os.environ.get("OPSDECK_CHECKOV") or "checkov")
     phases: list[float] = []
     shown: list[Path] = []
 
     def promote() -> Timed:
-        current = json.loads(pin.read_text())["images"]["web"]
-        target = next(i for i in webs if i != current)
-        return opsdeck(deck, "promote", target, "dev", "--service", "web", "--yes", "--reason", "bench", "--json")
+        return opsdeck(deck, "promote", other(), "dev", "--service", "web", "--yes", "--reason", "bench", "--json")
 
     def gated() -> float:
         run = promote()
@@ -400,20 +394,7 @@ def bench_gates(deck: Path, runs: int) -> dict[str, Any]:
     def raw_checkov() -> float:
         if not shown:
             return float("nan")
-        argv = [
-            checkov,
-            "--file",
-            str(shown[-1]),
-            "--framework",
-            "terraform_plan",
-            "--output",
-            "json",
-            "--quiet",
-            "--compact",
-            "--skip-download",
-            "--external-checks-dir",
-            str(deck / "policy"),
-        ]
+        argv = checkov.argv(shown[-1], checks_dir=deck / "policy")  # what the gate runs
         return timed(argv, ok=(0, 1)).wall
 
     env = tool_env(deck, "dev")

@@ -99,38 +99,42 @@ def parse(stdout: str) -> Report:
     return Report(passed, tuple(failed), skipped, version)
 
 
-async def scan(binary: str, plan_json: Path, *, checks_dir: Path | None = None, skip: tuple[str, ...] = ()) -> Report:
-    """Run Checkov's terraform_plan checks (its built-in ones, plus ``checks_dir``'s) on a plan."""
-    argv = [
-        binary,
-        "--file",
-        str(plan_json),
-        "--framework",
-        "terraform_plan",
-        "--output",
-        "json",
-        "--compact",
-        "--quiet",
-        "--skip-download",
-    ]
-    if checks_dir is not None:
-        argv += ["--external-checks-dir", str(checks_dir)]
-    if skip:
-        argv += ["--skip-check", ",".join(skip)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BC_", "PRISMA_")) and k != "CKV_API_KEY"}
-    env["LOG_LEVEL"] = "ERROR"
-    code, out, err = await run_captured(argv, cwd=plan_json.parent, env=env, tool="checkov")
-    if code not in (0, 1) or not out.strip():
-        last = next((line for line in reversed(err.splitlines()) if line.strip()), f"exit code {code}")
-        raise ToolError("checkov", last.strip())
-    return parse(out)
-
-
 class Checkov:
     """The policy engine behind the gate: one checkov command."""
 
     def __init__(self, binary: str) -> None:
         self.binary = binary
 
+    def argv(self, plan_json: Path, *, checks_dir: Path | None = None, skip: tuple[str, ...] = ()) -> list[str]:
+        """The command that checks a plan with Checkov's terraform_plan checks (its built-in ones, plus
+        ``checks_dir``'s)."""
+        argv = [
+            self.binary,
+            "--file",
+            str(plan_json),
+            "--framework",
+            "terraform_plan",
+            "--output",
+            "json",
+            "--compact",
+            "--quiet",
+            "--skip-download",
+        ]
+        if checks_dir is not None:
+            argv += ["--external-checks-dir", str(checks_dir)]
+        if skip:
+            argv += ["--skip-check", ",".join(skip)]
+        return argv
+
     async def scan(self, plan_json: Path, *, checks_dir: Path | None = None, skip: tuple[str, ...] = ()) -> Report:
-        return await scan(self.binary, plan_json, checks_dir=checks_dir, skip=skip)
+        """Check a plan (`terraform show -json` output in ``plan_json``)."""
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BC_", "PRISMA_")) and k != "CKV_API_KEY"
+        }
+        env["LOG_LEVEL"] = "ERROR"
+        argv = self.argv(plan_json, checks_dir=checks_dir, skip=skip)
+        code, out, err = await run_captured(argv, cwd=plan_json.parent, env=env, tool="checkov")
+        if code not in (0, 1) or not out.strip():
+            last = next((line for line in reversed(err.splitlines()) if line.strip()), f"exit code {code}")
+            raise ToolError("checkov", last.strip())
+        return parse(out)

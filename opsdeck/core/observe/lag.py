@@ -5,24 +5,20 @@ image)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.model import EnvStatus, Lag, ServiceStatus
 from opsdeck.core.release.images import Catalog, version_key
-from opsdeck.core.release.ledger import service_history
+from opsdeck.core.release.ledger import PinChange, service_history
 from opsdeck.errors import OpsdeckError
 
 
-def _since(deck: Deck, env: str, service: str, image_id: str, catalog: Catalog | None) -> float | None:
-    """When ``env`` started pinning ``image_id`` for ``service`` (from git)."""
-    canonical = catalog.canonical if catalog is not None else (lambda i: i)
-    try:
-        history = service_history(deck, env, service, limit=50)
-    except OpsdeckError:
-        return None
+def _since(history: list[PinChange], image_id: str, canonical: Callable[[str], str]) -> float | None:
+    """When the environment started pinning ``image_id`` (its pin history, newest first)."""
     since = None
-    for change in history:  # newest first: walk back while the pin is the same image
+    for change in history:  # walk back while the pin is the same image
         if change.image_id is None or canonical(change.image_id) != canonical(image_id):
             break
         since = change.when.timestamp()
@@ -43,15 +39,16 @@ def _service_lag(
         between = {i.version for i in catalog.service_images(mine.name) if low < version_key(i.version) <= high}
     # When the source runs an older image this one is not behind, but not in sync either.
     behind = len(between) if high > low else 0
-    lag = Lag(source, theirs.image, behind, _since(deck, source, mine.name, theirs.image.id, catalog))
     needed = deck.env(env).soak_minutes
-    if needed and catalog is not None:
+    try:  # the whole history when the soak is counted over every stint, else the current stint's
+        history = service_history(deck, source, mine.name, limit=200 if needed else 50)
+    except OpsdeckError:
+        history = []
+    lag = Lag(source, theirs.image, behind, _since(history, theirs.image.id, canonical) if history else None)
+    if needed and catalog is not None and history:
         from opsdeck.core.release.gates import minutes_live
 
-        try:
-            soaked = minutes_live(deck, catalog, source, mine.name, theirs.image.id, time.time())
-        except OpsdeckError:
-            return lag
+        soaked = minutes_live(history, canonical, theirs.image.id, time.time())
         lag = replace(lag, soaked=soaked, soak_needed=needed)
     return lag
 

@@ -31,7 +31,9 @@ SKIP_DIRS = {".terraform", ".opsdeck", ".git"}
 T = TypeVar("T")
 
 
-def _hash_tree(digest: Any, root: Path) -> None:
+def hash_tree(digest: Any, root: Path) -> None:
+    """Feed every file under ``root`` (path and content; Terraform's and opsdeck's own folders and plan
+    files left out) to ``digest``."""
     if not root.is_dir():
         return
     for path in sorted(root.rglob("*")):
@@ -86,10 +88,10 @@ def inputs_key(deck: Deck, env: str) -> str:
     """What a plan of ``env`` depends on: its files, its modules' files and the state's ETag."""
     digest = hashlib.sha256()
     env_dir = deck.env_dir(env)
-    _hash_tree(digest, env_dir)
+    hash_tree(digest, env_dir)
     for module_dir in _module_dirs(env_dir):
         digest.update(str(module_dir).encode())
-        _hash_tree(digest, module_dir)
+        hash_tree(digest, module_dir)
     location = deck.state_location(env)
     etag = deck.tools.env(env).cloud.object_etag(*location) if location else None
     digest.update(f"state={etag}".encode())

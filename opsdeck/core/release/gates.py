@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from opsdeck.adapters import checkov
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import PlanResult
-from opsdeck.core.release.images import Catalog
+from opsdeck.core.release.ledger import PinChange
 from opsdeck.errors import RefusedError, ToolMissingError
 
 
@@ -89,16 +90,10 @@ def _policy_key(deck: Deck) -> str:
     settings = deck.config.policy
     digest = hashlib.sha256(f"{deck.root}\n{settings!r}".encode())
     if settings is not None and settings.checks:
-        folder = deck.root / settings.checks
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            digest.update(str(path.relative_to(folder)).encode())
-            digest.update(path.read_bytes())
+        from opsdeck.core.observe.planning import hash_tree
+
+        hash_tree(digest, deck.root / settings.checks)
     return digest.hexdigest()[:16]
-
-
-def _has_changes(plan: PlanResult) -> bool:
-    s = plan.summary
-    return bool(s.add or s.change or s.destroy)
 
 
 async def policy(
@@ -114,7 +109,7 @@ async def policy(
     has no policy or the plan changes nothing. Checkov missing refuses the change, unless break-glass
     (audited as a bypass) or ``missing_ok`` (why the caller may go on without it) says otherwise."""
     settings = deck.config.policy
-    if settings is None or not _has_changes(plan) or not plan.planfile:
+    if settings is None or not plan.summary.has_changes or not plan.planfile:
         return None
     planfile = Path(plan.planfile)
     sha = await asyncio.to_thread(sha256_of, planfile)
@@ -173,14 +168,12 @@ class Soak:
         return self.minutes_live >= self.minutes_needed
 
 
-def minutes_live(deck: Deck, catalog: Catalog, env: str, service: str, image: str, now: float) -> float:
-    """How long ``env`` has run ``image`` (a copy counts as its original) for ``service``, over every
-    stint, from the ledger's pin commits."""
-    from opsdeck.core.release.ledger import service_history
-
+def minutes_live(history: list[PinChange], canonical: Callable[[str], str], image: str, now: float) -> float:
+    """How long a service ran ``image`` (a copy counts as its original), over every stint, from its pin
+    history in one environment (newest first, as ``service_history`` gives it)."""
     live_seconds, until = 0.0, now
-    for change in service_history(deck, env, service):  # newest first: each ran until the next
-        if change.image_id is not None and catalog.canonical(change.image_id) == catalog.canonical(image):
+    for change in history:  # each pin ran until the next one
+        if change.image_id is not None and canonical(change.image_id) == canonical(image):
             live_seconds += until - change.when.timestamp()
         until = change.when.timestamp()
     return live_seconds / 60
@@ -191,6 +184,7 @@ def soak(deck: Deck, dst: str, images: dict[str, str], *, glass: bool = False, r
     for ``dst``'s soak_minutes, counted from the commit that pinned it there. GateError naming the
     image and how long is left; break-glass bypasses it, with a warning (the caller audits it)."""
     from opsdeck.core.release.images import load_catalog
+    from opsdeck.core.release.ledger import service_history
 
     settings = deck.env(dst)
     source = settings.promote_from
@@ -201,7 +195,8 @@ def soak(deck: Deck, dst: str, images: dict[str, str], *, glass: bool = False, r
     found = []
     with rep.phase("soak"):
         for service, image in images.items():
-            live = minutes_live(deck, catalog, source, service, image, now)
+            history = service_history(deck, source, service)
+            live = minutes_live(history, catalog.canonical, image, now)
             found.append(Soak(service, image, source, live, settings.soak_minutes))
         short = [s for s in found if not s.ok]
         for s in found:
