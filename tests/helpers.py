@@ -42,6 +42,20 @@ def finish(proc: subprocess.Popen[str], timeout: float = 300.0) -> tuple[str, st
         raise AssertionError(f"{proc.args} still ran after {timeout:.0f}s; it printed:\n{out}\n{err}") from None
 
 
+def state_serial(deck: Path, env: str) -> int:
+    """The serial of ``env``'s Terraform state, read from its state bucket (it grows by one per apply)."""
+    import json
+
+    from opsdeck.core.estate.deck import Deck
+
+    opened = Deck.open(deck)
+    backend = opened.backend(env)
+    assert backend is not None
+    body = opened.tools.env(env).cloud.read_object(backend.bucket, backend.key)
+    assert body is not None
+    return int(json.loads(body)["serial"])
+
+
 def demo_key(name: str) -> Path:
     """A demo team member's SSH key (alice runs the demo's deck; bob and carol approve)."""
     return Path(os.environ["OPSDECK_HOME"]) / "data" / "demo-team" / name

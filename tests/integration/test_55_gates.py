@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import edited, opsdeck
+from tests.helpers import edited, opsdeck, state_serial
 
 pytestmark = pytest.mark.integration
 
@@ -40,17 +40,6 @@ def _spare(deck: Path) -> str:
     return str(baked[0]["id"])
 
 
-def _serial(deck: Path, env: str) -> int:
-    from opsdeck.core.estate.deck import Deck
-
-    opened = Deck.open(deck)
-    backend = opened.backend(env)
-    assert backend is not None
-    body = opened.tools.env(env).cloud.read_object(backend.bucket, backend.key)
-    assert body is not None
-    return int(json.loads(body)["serial"])
-
-
 def _audit(deck: Path) -> list[dict[str, Any]]:
     return list(json.loads(opsdeck("audit", "--json", deck=deck, check=True).stdout))
 
@@ -58,14 +47,14 @@ def _audit(deck: Path) -> list[dict[str, Any]]:
 def _stopped(deck: Path, *args: str, env: dict[str, str] | None = None) -> str:
     """Run a release that a gate must stop: exit 1, one line naming the gate, and nothing changed
     (pins, git, the environment's Terraform state)."""
-    head, pins, serial = _git(deck, "rev-parse", "HEAD"), _pin(deck, "dev"), _serial(deck, "dev")
+    head, pins, serial = _git(deck, "rev-parse", "HEAD"), _pin(deck, "dev"), state_serial(deck, "dev")
     result = opsdeck(*args, deck=deck, env=env)
     assert result.returncode == 1, (result.stdout, result.stderr)
     line = result.stderr.strip().splitlines()[-1]
     assert "Traceback" not in result.stderr
     assert _git(deck, "rev-parse", "HEAD") == head and _pin(deck, "dev") == pins
     assert _git(deck, "status", "--porcelain", "--", "envs") == ""
-    assert _serial(deck, "dev") == serial  # nothing was applied
+    assert state_serial(deck, "dev") == serial  # nothing was applied
     return line
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import ROOT, demo_key, edited, finish, opsdeck
+from tests.helpers import ROOT, demo_key, edited, finish, opsdeck, state_serial
 
 pytestmark = pytest.mark.integration
 
@@ -94,7 +94,7 @@ def test_two_clones_promoting_one_environment_at_once_one_runs_the_other_names_t
     (first,) = _json("bake", "--service", "worker", deck=alice)
     (second,) = _json("bake", "--service", "worker", deck=alice)
     head = _git(alice, "rev-parse", "HEAD").strip()
-    serial = _state_serial(alice, "dev")
+    serial = state_serial(alice, "dev")
     procs = [
         subprocess.Popen(
             [
@@ -124,18 +124,7 @@ def test_two_clones_promoting_one_environment_at_once_one_runs_the_other_names_t
     assert loser.startswith("opsdeck: dev is locked: promote by ") and "lock id" in loser, loser
     _git(alice, "pull", "-q")
     assert int(_git(alice, "rev-list", "--count", f"{head}..HEAD").strip()) == 1  # one commit in the ledger
-    assert _state_serial(alice, "dev") == serial + 1  # one apply in the Terraform state
-
-
-def _state_serial(deck: Path, env: str) -> int:
-    from opsdeck.core.estate.deck import Deck
-
-    opened = Deck.open(deck)
-    backend = opened.backend(env)
-    assert backend is not None
-    body = opened.tools.env(env).cloud.read_object(backend.bucket, backend.key)
-    assert body is not None
-    return int(json.loads(body)["serial"])
+    assert state_serial(alice, "dev") == serial + 1  # one apply in the Terraform state
 
 
 def test_the_team_wide_lock_lets_exactly_one_of_two_clones_in_a_hundred_times(clones: dict[str, Path]) -> None:
@@ -198,12 +187,12 @@ def test_a_change_to_prod_waits_for_two_approvals_then_applies_exactly_the_appro
     with edited(alice / "opsdeck.toml", "soak_minutes = 30\n", "soak_minutes = 0\n"):
         prod = _request(alice, "promote", "staging", "prod", "--service", "api", "--reason", "release 9")
     assert prod["needed"] == 2
-    serial = _state_serial(alice, "prod")
+    serial = state_serial(alice, "prod")
     _json("approve", prod["id"], deck=bob)
     _refused(opsdeck("execute", prod["id"], "--yes", deck=alice), f"request {prod['id']} has 1 of 2 approvals")
     _json("approve", prod["id"], "--key", str(demo_key("carol")), deck=bob)
     done = _json("execute", prod["id"], "--yes", deck=alice)  # no break-glass: the approvals are the way in
-    assert done["request"] == prod["id"] and _state_serial(alice, "prod") == serial + 1
+    assert done["request"] == prod["id"] and state_serial(alice, "prod") == serial + 1
     row = next(s for s in _status(alice)["prod"]["services"] if s["name"] == "api")
     assert row["image"]["version"] == baked["version"]
     assert row["instances"]["running"] == row["instances"]["desired"] == row["instances"]["on_pinned_image"]
