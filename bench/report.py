@@ -84,6 +84,17 @@ def render(results: dict[str, Any]) -> str:
             f"{t['push_phase_s'] * 1000:.0f} ms; raw fetch + push {t['raw_fetch_push_s'] * 1000:.0f} ms)",
             "-",
         )
+    if "gates" in b:
+        g = b["gates"]
+        row(
+            "promote with the policy gate (Checkov) vs the same promote with the gate off",
+            f"{g['gated_s']:.2f} s",
+            f"{g['ungated_s']:.2f} s",
+            f"{g['ratio']:.3f}× (policy phase {g['policy_phase_s']:.2f} s vs raw checkov on the same plan "
+            f"{g['raw_checkov_s']:.2f} s: {g['phase_vs_raw_checkov']:.2f}×; raw terraform plan "
+            f"{g['raw_terraform_plan_s']:.2f} s)",
+            "-",
+        )
     if "promote" in b:
         k = b["promote"]
         row(

@@ -361,6 +361,80 @@ def bench_team(deck: Path, runs: int) -> dict[str, Any]:
     }
 
 
+def bench_gates(deck: Path, runs: int) -> dict[str, Any]:
+    """What the policy gate adds to a promote: `opsdeck promote IMAGE dev --service web` with the deck's
+    [policy] against the same promote with it off (enabled = false), interleaved; beside them, the raw
+    tool: `checkov` on the same plan's JSON (what the gate runs), and raw `terraform plan` of dev."""
+    toml = deck / "opsdeck.toml"
+    pin = deck / "envs" / "dev" / "images.auto.tfvars.json"
+    images = opsdeck_json(deck, "images")
+    webs = [i["id"] for i in images if i["service"] == "web" and not i["revoked"]]
+    if len(webs) < 2:
+        opsdeck(deck, "bake", "--service", "web")
+        return bench_gates(deck, runs)
+    original = toml.read_text()
+    assert "[policy]\n" in original, "the bench deck has no [policy]"
+    checkov = os.environ.get("OPSDECK_CHECKOV") or "checkov"
+    phases: list[float] = []
+    shown: list[Path] = []
+
+    def promote() -> Timed:
+        current = json.loads(pin.read_text())["images"]["web"]
+        target = next(i for i in webs if i != current)
+        return opsdeck(deck, "promote", target, "dev", "--service", "web", "--yes", "--reason", "bench", "--json")
+
+    def gated() -> float:
+        run = promote()
+        phases.extend(p["seconds"] for p in json.loads(run.stdout)["phases"] if p["name"] == "policy")
+        newest = max((deck / ".opsdeck" / "plans" / "shown").glob("*.json"), key=lambda p: p.stat().st_mtime)
+        shown.append(newest)
+        return run.wall
+
+    def ungated() -> float:
+        toml.write_text(original.replace("[policy]\n", "[policy]\nenabled = false\n", 1))
+        try:
+            return promote().wall
+        finally:
+            toml.write_text(original)
+
+    def raw_checkov() -> float:
+        if not shown:
+            return float("nan")
+        argv = [
+            checkov,
+            "--file",
+            str(shown[-1]),
+            "--framework",
+            "terraform_plan",
+            "--output",
+            "json",
+            "--quiet",
+            "--compact",
+            "--skip-download",
+            "--external-checks-dir",
+            str(deck / "policy"),
+        ]
+        return timed(argv, ok=(0, 1)).wall
+
+    env = tool_env(deck, "dev")
+    ours, theirs, raw = interleave(runs, gated, ungated, raw_checkov)
+    plan = [
+        timed(["terraform", "plan", "-input=false", "-lock=false"], cwd=deck / "envs" / "dev", env=env).wall
+        for _ in range(max(1, runs // 2))
+    ]
+    return {
+        "gated_s": median(ours),
+        "ungated_s": median(theirs),
+        "gate_adds_s": median(ours) - median(theirs),
+        "ratio": median(ours) / median(theirs),
+        "policy_phase_s": median(phases),
+        "raw_checkov_s": median([r for r in raw if r == r]),
+        "phase_vs_raw_checkov": median(phases) / median([r for r in raw if r == r]),
+        "raw_terraform_plan_s": median(plan),
+        "command": "opsdeck promote IMAGE dev --service web --yes with [policy] vs enabled = false; raw checkov",
+    }
+
+
 def bench_drift(deck: Path, runs: int) -> dict[str, Any]:
     """`opsdeck drift dev` against raw `terraform plan -refresh-only` of the same environment."""
     env = tool_env(deck, "dev")
@@ -390,6 +464,7 @@ BENCHES: dict[str, Callable[[Path, int], dict[str, Any]]] = {
     "bake": bench_bake,
     "promote": bench_promote,
     "team": bench_team,
+    "gates": bench_gates,
     "drift": bench_drift,
     "nuke": bench_nuke,
     "tui": bench_tui,
@@ -440,6 +515,9 @@ def ensure_demo(deck: Path | None) -> Path:
     mirror = load_settings().terraform.plugin_mirror  # the user's, before the private home hides it
     if mirror:
         os.environ["OPSDECK_TF_PLUGIN_MIRROR"] = mirror
+    checkov = load_settings().checkov.binary  # the policy gate's engine, likewise
+    if checkov:
+        os.environ["OPSDECK_CHECKOV"] = checkov
     home = Path(tempfile.mkdtemp(prefix="opsdeck-bench-"))
     os.environ["OPSDECK_HOME"] = str(home)
     target = home / "demo"

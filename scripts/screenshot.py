@@ -26,7 +26,7 @@ async def shoot(root: Path) -> None:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and not (app.state and all(e.plan for e in app.state.environments)):
             await pilot.pause(0.5)
-        rows = [e.name for e in app.table.visible()]
+        rows = [e.name for e in app.table.visible_rows()]
         busy = next((e.name for e in app.state.environments if e.plan and e.plan.has_changes), rows[1])
         app.table.move_cursor(row=rows.index(busy))
         await pilot.pause(1.0)

@@ -234,11 +234,17 @@ class OpsDeckApp(Operations, App[int]):
             self.load_state(plans=True)  # what the operation changed is planned again
 
     def tick(self) -> None:
+        from textual.css.query import NoMatches
+
+        try:
+            header, table = self.header, self.table
+        except NoMatches:
+            return  # the app is closing: the timer outlived the widgets
         now = self.clock()
         glass = self.glass
-        self.header.glass = glass
-        self.header.redraw(now)
-        self.table.tick_ages()
+        header.glass = glass
+        header.redraw(now)
+        table.tick_ages()
         if glass is not None and not glass.active(now):
             self.expire_break_glass()
 

@@ -99,7 +99,9 @@ def test_the_decks_own_checks_run_too(demo_deck: Path) -> None:
         line = _stopped(demo_deck, "promote", _spare(demo_deck), "dev", "--service", "web", "--yes")
     finally:
         check.unlink()
-    assert line.startswith("opsdeck: policy gate: CKV2_TEST_1 fails on module.web.aws_launch_template.this")
+    # Checkov checks the whole planned state, not only what changes: every launch template fails it.
+    assert line.startswith("opsdeck: policy gate: CKV2_TEST_1 fails on module.")
+    assert "aws_launch_template.this (Launch templates here run t3.micro) (and 2 more)" in line
 
 
 def test_without_checkov_a_change_is_refused_in_one_line(demo_deck: Path) -> None:

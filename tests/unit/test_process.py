@@ -41,14 +41,27 @@ def test_lines_are_streamed_and_secrets_redacted(sample_copy: Path, tmp_path: Pa
 
 def test_cancelling_sends_one_graceful_interrupt(tmp_path: Path) -> None:
     marker = tmp_path / "interrupted"
-    ready = tmp_path / "trap-set"
-    script = f'trap "echo once >> {marker}; exit 130" INT; : > {ready}; while true; do sleep 0.05; done'
+    ready = tmp_path / "handler-set"
+    # The tool installs its own handler and unblocks SIGINT, as Terraform's runtime does, so how the
+    # test run itself was started (in the background of a shell: SIGINT ignored) cannot matter.
+    tool = textwrap.dedent(f"""
+        import pathlib, signal, sys, time
+        def stop(signum, frame):
+            with open({str(marker)!r}, "a") as out:
+                out.write("once\\n")
+            sys.exit(130)
+        signal.signal(signal.SIGINT, stop)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {{signal.SIGINT}})
+        pathlib.Path({str(ready)!r}).touch()
+        while True:
+            time.sleep(0.05)
+    """)
 
     async def scenario() -> None:
         task = asyncio.create_task(
-            run_streaming(["sh", "-c", script], cwd=tmp_path, env={"PATH": os.environ["PATH"]}, on_stdout=print)
+            run_streaming([sys.executable, "-c", tool], cwd=tmp_path, env={"PATH": os.environ["PATH"]}, on_stdout=print)
         )
-        for _ in range(600):  # the trap is set (a loaded machine may take a while to start sh)
+        for _ in range(600):  # its handler is set (a loaded machine may take a while to start it)
             if ready.exists():
                 break
             await asyncio.sleep(0.05)
@@ -57,6 +70,8 @@ def test_cancelling_sends_one_graceful_interrupt(tmp_path: Path) -> None:
             await task
 
     asyncio.run(scenario())
+    assert ready.exists(), "the tool never started"
+    assert marker.exists(), "the tool ended without its SIGINT handler running"
     assert marker.read_text() == "once\n"
 
 

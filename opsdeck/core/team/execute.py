@@ -74,7 +74,9 @@ async def execute(deck: Deck, request_id: str, rep: Reporter, *, confirm: Confir
         "plan_sha256": request.plan_sha256,
     }
     detail = {"request": request.id, "pin": ",".join(request.pins)}
-    async with audited(deck, request.action, env, rep, fields=fields, lock_detail=detail, approved=True) as run:
+    async with audited(
+        deck, request.action, env, rep, fields=fields, lock_detail=detail, approved=True, sync=False
+    ) as run:
         stale = await asyncio.to_thread(staleness, deck, request)  # again, under the lock
         if stale:
             raise RefusedError(f"request {request.id} is stale ({stale}): plan and request it again")

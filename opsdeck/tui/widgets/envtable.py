@@ -19,9 +19,9 @@ from opsdeck.core.observe.snapshot import age
 
 # key, label, width at full width, width when narrow (0: hidden)
 FIXED = (
-    ("env", "ENV", 11, 10),
+    ("env", "ENV", 10, 10),
     ("where", "ACCOUNT/REGION", 22, 0),
-    ("plan", "PLAN", 11, 10),
+    ("plan", "PLAN", 12, 10),  # "+0 ~0 -0 28s"
     ("drift", "DRIFT", 10, 10),
     ("op", "STATE", 10, 10),
 )
