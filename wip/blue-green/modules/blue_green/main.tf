@@ -39,10 +39,10 @@ resource "aws_security_group" "this" {
   }
 
   egress {
-    description = "anywhere (package mirrors, the service's dependencies)"
-    from_port   = 0
-    to_port     = 0
-    protocol    = "-1"
+    description = "HTTPS out: package mirrors and the AWS APIs"
+    from_port   = 443
+    to_port     = 443
+    protocol    = "tcp"
     cidr_blocks = ["0.0.0.0/0"]
   }
 
@@ -93,8 +93,9 @@ resource "aws_launch_template" "color" {
   user_data              = base64encode(local.user_data[each.key])
 
   metadata_options {
-    http_endpoint = "enabled"
-    http_tokens   = "required"
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
   }
 
   tags = merge(local.tags, { Name = "${local.name}-${each.key}", color = each.key })
