@@ -13,6 +13,8 @@ locals {
   name   = "${var.prefix}-${var.service}"
   tags   = merge(var.tags, { app = var.service })
   colors = toset(["blue", "green"])
+  # A color that has never run an image (a new environment's idle one) has no template or group.
+  imaged = toset([for c in ["blue", "green"] : c if(c == "blue" ? var.pin.blue : var.pin.green) != null])
   idle   = var.pin.live == "blue" ? "green" : "blue"
   image  = { blue = var.pin.blue, green = var.pin.green }
   # The live color at full size; the idle one too while it is warm, at zero once it is cold.
@@ -31,7 +33,7 @@ resource "aws_security_group" "this" {
   vpc_id      = var.vpc_id
 
   ingress {
-    description     = "the service port, from the environment's load balancer"
+    description     = "the service port, from the load balancer of the environment"
     from_port       = var.port
     to_port         = var.port
     protocol        = "tcp"
@@ -74,7 +76,7 @@ resource "aws_lb_target_group" "color" {
 # Changes whenever what a color's instances boot changes; replacing the color's launch template
 # (and so its group) on it keeps the rollout immutable.
 resource "terraform_data" "rollout" {
-  for_each = local.colors
+  for_each = local.imaged
 
   input = {
     image_id      = local.image[each.key]
@@ -84,7 +86,7 @@ resource "terraform_data" "rollout" {
 }
 
 resource "aws_launch_template" "color" {
-  for_each = local.colors
+  for_each = local.imaged
 
   name_prefix            = "${local.name}-${each.key}-"
   image_id               = local.image[each.key]
@@ -109,7 +111,7 @@ resource "aws_launch_template" "color" {
 }
 
 resource "aws_autoscaling_group" "color" {
-  for_each = local.colors
+  for_each = local.imaged
 
   # Named after its launch template, so a new template means a new group (red/black).
   name                      = "${local.name}-${each.key}-${aws_launch_template.color[each.key].id}"

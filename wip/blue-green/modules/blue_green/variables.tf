@@ -24,8 +24,10 @@ variable "pin" {
   }
 
   validation {
-    condition     = can(regex("^ami-[0-9a-f]{8,17}$", var.pin.blue)) && can(regex("^ami-[0-9a-f]{8,17}$", var.pin.green))
-    error_message = "pin.blue and pin.green must be AMI ids such as ami-0123456789abcdef0."
+    condition = alltrue([
+      for image in [var.pin.blue, var.pin.green] : image == null || can(regex("^ami-[0-9a-f]{8,17}$", image))
+    ]) && (var.pin.live == "blue" ? var.pin.blue : var.pin.green) != null
+    error_message = "pin.blue and pin.green must be AMI ids such as ami-0123456789abcdef0 (or null when idle), and the live color must run one."
   }
 
   validation {

@@ -16,7 +16,7 @@ resource "aws_security_group" "lb" {
   }
 
   egress {
-    description = "to the services' targets"
+    description = "to the services targets"
     from_port   = 0
     to_port     = 0
     protocol    = "-1"
