@@ -9,8 +9,9 @@ so several services can share one file. The git history of a pin is the service'
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+import time
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 from opsdeck.errors import OpsdeckError
 
@@ -29,6 +30,101 @@ class PinSpec:
     @property
     def label(self) -> str:
         return ".".join(self.variable)
+
+
+Color = Literal["blue", "green"]
+COLORS: tuple[Color, Color] = ("blue", "green")
+
+
+@dataclass(frozen=True)
+class ColorPin:
+    """A service's pin in a blue/green environment: which color is live, the image each color runs,
+    and whether the idle color is a warm standby (in service, out of traffic) until ``warm_until``
+    (epoch seconds). Its live image is what the service runs, so the pin file's history stays the
+    release history."""
+
+    live: Color
+    blue: str | None
+    green: str | None
+    standby: Literal["warm", "cold"] = "cold"
+    warm_until: float | None = None
+
+    @property
+    def idle(self) -> Color:
+        return "green" if self.live == "blue" else "blue"
+
+    def image(self, color: Color) -> str | None:
+        return self.blue if color == "blue" else self.green
+
+    @property
+    def live_image(self) -> str:
+        image = self.image(self.live)
+        assert image is not None  # from_json refuses a pin whose live color runs nothing
+        return image
+
+    @property
+    def idle_image(self) -> str | None:
+        return self.image(self.idle)
+
+    def warm(self, now: float | None = None) -> bool:
+        """The idle color is in service and may take traffic back at once."""
+        now = time.time() if now is None else now
+        return (
+            self.standby == "warm"
+            and self.idle_image is not None
+            and (self.warm_until is None or self.warm_until > now)
+        )
+
+    def staged(self, image: str) -> ColorPin:
+        """``image`` on the idle color, brought to full size (warm), traffic unchanged."""
+        pin = replace(self, standby="warm", warm_until=None)
+        return replace(pin, blue=image) if self.idle == "blue" else replace(pin, green=image)
+
+    def switched(self, standby_minutes: float, now: float | None = None) -> ColorPin:
+        """Traffic to the idle color; the color that was live stays warm for ``standby_minutes``."""
+        now = time.time() if now is None else now
+        warm = standby_minutes > 0
+        return replace(
+            self,
+            live=self.idle,
+            standby="warm" if warm else "cold",
+            warm_until=now + standby_minutes * 60 if warm else None,
+        )
+
+    def cooled(self) -> ColorPin:
+        """The standby scaled to zero (its image kept: a rollback can bring it back, slower)."""
+        return replace(self, standby="cold", warm_until=None)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"live": self.live, "blue": self.blue, "green": self.green, "standby": self.standby}
+        if self.warm_until is not None:
+            data["warm_until"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.warm_until))
+        return data
+
+    @classmethod
+    def from_json(cls, value: Any, where: str) -> ColorPin:
+        if not isinstance(value, dict):
+            raise OpsdeckError(f"{where}: expected a blue/green pin object, got {type(value).__name__}")
+        live = value.get("live")
+        if live not in COLORS:
+            raise OpsdeckError(f'{where}: live must be "blue" or "green", got {live!r}')
+        images = {c: value.get(c) for c in COLORS}
+        for color, image in images.items():
+            if image is not None and (not isinstance(image, str) or not image.startswith("ami-")):
+                raise OpsdeckError(f"{where}: {color} must be an image id such as ami-0123456789abcdef0 or null")
+        if images[live] is None:
+            raise OpsdeckError(f"{where}: the live color ({live}) runs no image")
+        standby = value.get("standby", "cold")
+        if standby not in ("warm", "cold"):
+            raise OpsdeckError(f'{where}: standby must be "warm" or "cold", got {standby!r}')
+        until = value.get("warm_until")
+        warm_until = None
+        if until is not None:
+            try:
+                warm_until = float(time.mktime(time.strptime(until, "%Y-%m-%dT%H:%M:%SZ"))) - time.timezone
+            except (TypeError, ValueError):
+                raise OpsdeckError(f"{where}: warm_until must be a UTC time such as 2026-11-25T13:00:00Z") from None
+        return cls(live, images["blue"], images["green"], standby, warm_until)
 
 
 def pin_spec(config: DeckConfig, service: str) -> PinSpec:
@@ -54,6 +150,8 @@ def pin_from_text(text: str, spec: PinSpec, where: str) -> str:
     except ValueError as exc:
         raise OpsdeckError(f"{where}: invalid JSON ({exc})") from None
     image = value_in(data, spec)
+    if isinstance(image, dict):  # a blue/green environment: the live color's image
+        return ColorPin.from_json(image, where or spec.file).live_image
     if not isinstance(image, str) or not image:
         raise OpsdeckError(f"{where}: expected {spec.label} to hold an image id such as ami-0123456789abcdef0")
     return image
@@ -69,8 +167,9 @@ def pin_or_none(text: str | None, spec: PinSpec) -> str | None:
         return None
 
 
-def with_pin(text: str | None, spec: PinSpec, image_id: str) -> str:
-    """The pin file's text with ``spec`` set to ``image_id`` (everything else in it kept)."""
+def with_pin(text: str | None, spec: PinSpec, image_id: str | dict[str, Any]) -> str:
+    """The pin file's text with ``spec`` set to ``image_id`` (or a blue/green pin object), everything
+    else in it kept."""
     data: Any = json.loads(text) if text else {}
     if not isinstance(data, dict):
         raise OpsdeckError(f"{spec.file}: expected a JSON object")
@@ -121,3 +220,27 @@ def write_pins(deck: Deck, env: str, images: dict[str, str]) -> list[str]:
 def pin_files(deck: Deck, env: str, services: list[str] | None = None) -> list[str]:
     """The distinct pin files of ``env`` (deck-relative)."""
     return list(dict.fromkeys(pin_rel(deck, env, s) for s in (services or deck.config.service_names)))
+
+
+def read_color_pin(deck: Deck, env: str, service: str) -> ColorPin | None:
+    """``service``'s blue/green pin in ``env``; None when its pin is a plain image id."""
+    rel = pin_rel(deck, env, service)
+    try:
+        data = json.loads((deck.root / rel).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        raise OpsdeckError(f"{rel}: the pin file is missing or not JSON") from None
+    value = value_in(data, pin_spec(deck.config, service))
+    return ColorPin.from_json(value, rel) if isinstance(value, dict) else None
+
+
+def write_color_pins(deck: Deck, env: str, pins: dict[str, ColorPin]) -> list[str]:
+    """Write each service's blue/green pin in ``env``; returns the pin files written."""
+    written: list[str] = []
+    for service, pin in pins.items():
+        rel = pin_rel(deck, env, service)
+        path = deck.root / rel
+        text = path.read_text(encoding="utf-8") if path.is_file() else None
+        path.write_text(with_pin(text, pin_spec(deck.config, service), pin.to_json()), encoding="utf-8")
+        if rel not in written:
+            written.append(rel)
+    return written
