@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from opsdeck.adapters.aws import Credentials, Group, Image, Instance
+from opsdeck.adapters.aws import Credentials, Group, Image, Instance, Rule, TargetGroup
 from opsdeck.adapters.checkov import INSTALL_HINT, Failure, Report
 from opsdeck.adapters.git import Git
 from opsdeck.adapters.inventory import CloudResource
@@ -166,6 +166,14 @@ class FakeCloud:
         assert source
         return copy
 
+    def target_groups(self, tag_key: str, value: str) -> list[TargetGroup]:
+        self.world.check()
+        return []  # the fake root module has no load balancer
+
+    def listener_rules(self, tag_key: str, value: str) -> list[Rule]:
+        self.world.check()
+        return []
+
     def groups(self, tag_key: str, value: str) -> list[Group]:
         self.world.check()
         return [
@@ -274,9 +282,12 @@ class FakeTerraform:
         refresh_only: bool = False,
         destroy: bool = False,
         lock: bool = False,
+        targets: tuple[str, ...] = (),
         on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.world.check()
+        if targets:
+            raise AssertionError("the fake root module has no load balancer to target")
         self.world.calls.append(f"plan {self.name}" + (" -refresh-only" if refresh_only else ""))
         state = self._state()
         wanted = {} if refresh_only else self._wanted()

@@ -173,3 +173,90 @@ def processes_in(directory: Path) -> list[tuple[int, str]]:
         if cmdline:
             found.append((int(entry.name), cmdline))
     return found
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """How a shell command ended: its exit status (None: killed at its timeout) and its last lines."""
+
+    returncode: int | None
+    tail: tuple[str, ...]
+    seconds: float
+
+    @property
+    def timed_out(self) -> bool:
+        return self.returncode is None
+
+
+async def run_command(
+    command: str,
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float,
+    on_line: LineSink,
+    redact: Callable[[str], str] = _identity,
+) -> CommandResult:
+    """Run a shell command (a deck's smoke check) in its own process group, streaming its output
+    (stdout and stderr together); at ``timeout`` the whole group gets SIGTERM, then SIGKILL."""
+    import time
+
+    tail: deque[str] = deque(maxlen=STDERR_TAIL)
+
+    def keep(line: str) -> None:
+        tail.append(line)
+        on_line(line)
+
+    started = time.monotonic()
+    out_w, out_r = _output_file()
+    try:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                "/bin/sh",
+                "-c",
+                command,
+                cwd=str(cwd),
+                env=dict(env),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out_w,
+                stderr=out_w,
+                start_new_session=True,
+            )
+        finally:
+            out_w.close()
+        follower = _Follower(out_r, keep, redact)
+        returncode: int | None = None
+        try:
+            while True:
+                try:
+                    returncode = await asyncio.wait_for(asyncio.shield(proc.wait()), POLL_SECONDS)
+                    follower.pump(final=True)
+                    break
+                except TimeoutError:
+                    follower.pump()
+                    if time.monotonic() - started > timeout:
+                        await _kill_group(proc)
+                        follower.pump(final=True)
+                        returncode = None
+                        break
+        except asyncio.CancelledError:
+            await _kill_group(proc)
+            raise
+    finally:
+        out_r.close()
+    return CommandResult(returncode, tuple(tail), time.monotonic() - started)
+
+
+async def _kill_group(proc: asyncio.subprocess.Process, grace: float = 2.0) -> None:
+    """SIGTERM to the command's whole process group, then SIGKILL to what is left of it."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        try:
+            await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
+            if sig == signal.SIGTERM:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)  # the shell is gone; its children may not be
+            return
+        except TimeoutError:
+            continue

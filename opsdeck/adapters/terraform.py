@@ -129,7 +129,13 @@ class Terraform:
         )
 
     def plan_argv(
-        self, out: Path, *, refresh_only: bool = False, destroy: bool = False, lock: bool = False
+        self,
+        out: Path,
+        *,
+        refresh_only: bool = False,
+        destroy: bool = False,
+        lock: bool = False,
+        targets: tuple[str, ...] = (),
     ) -> list[str]:
         # Plans write no state, so by default they take no state lock (like HCP Terraform's speculative
         # plans): a refresh never blocks, or is blocked by, an apply. Applying a saved plan does lock,
@@ -142,6 +148,7 @@ class Terraform:
             lock_timeout="0s" if lock else None,
             refresh_only=IsFlagged if refresh_only else IsNotFlagged,
             destroy=IsFlagged if destroy else IsNotFlagged,
+            target=list(targets) or None,
             out=str(out),
         )
 
@@ -213,11 +220,12 @@ class Terraform:
         refresh_only: bool = False,
         destroy: bool = False,
         lock: bool = False,
+        targets: tuple[str, ...] = (),
         on_event: JsonSink | None = None,
     ) -> None:
         kind = "plan -refresh-only" if refresh_only else "plan -destroy" if destroy else "plan"
         step = f"terraform {kind} in {self.workdir.name}"
-        argv = self.plan_argv(out, refresh_only=refresh_only, destroy=destroy, lock=lock)
+        argv = self.plan_argv(out, refresh_only=refresh_only, destroy=destroy, lock=lock, targets=targets)
         outcome = await self.stream(argv, step, on_event)
         if outcome.returncode != 0:
             self.raise_for(outcome, step)

@@ -36,6 +36,16 @@ def register(sub: Any) -> None:
     unlock.add_argument("--yes", action="store_true", help="do not ask")
     unlock.set_defaults(handler=unlock_cmd)
 
+    standby = sub.add_parser("standby", help="blue/green standbys: `standby expire` scales ended windows to zero")
+    standby_actions = standby.add_subparsers(dest="standby_action", metavar="ACTION", required=True)
+    expire = standby_actions.add_parser(
+        "expire", help="scale every warm standby whose window has ended to zero (for a scheduler; the deck does it too)"
+    )
+    expire.add_argument("env", nargs="*", help="environments (default: every blue/green environment)")
+    expire.add_argument("--json", action="store_true", help="print JSON")
+    expire.add_argument("-v", "--verbose", action="store_true", help="print every phase as it starts")
+    expire.set_defaults(handler=standby_expire_cmd)
+
 
 def audit_cmd(args: argparse.Namespace) -> int:
     from opsdeck.core.safety import audit
@@ -151,6 +161,28 @@ def secrets_status_cmd(args: argparse.Namespace) -> int:
         print(f"keyring: {backend}")
         for env, present in have.items():
             print(f"  {env}: {'stored' if present else 'none'}")
+    return 0
+
+
+def standby_expire_cmd(args: argparse.Namespace) -> int:
+    from opsdeck.commands import reporter
+    from opsdeck.core.release import standby
+
+    deck = open_deck(args)
+    envs = args.env or [e.name for e in deck.config.environments if e.blue_green]
+    for env in envs:
+        if not deck.env(env).blue_green:
+            raise RefusedError(f"{env} rolls out by replacement, not blue-green: it keeps no standby")
+    deck.check_cloud()
+    results = [run(standby.expire(deck, env, reporter(args, "standby expire", env))) for env in envs]
+    if args.json:
+        print_json([r.to_json() for r in results])
+        return 0
+    for result in results:
+        if not result.services:
+            print(f"{result.environment}: no standby past its window")
+        for service, pin in result.services.items():
+            print(f"{result.environment}: {service} {pin.idle} ({pin.idle_image}) scaled to zero")
     return 0
 
 

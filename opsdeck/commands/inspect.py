@@ -81,6 +81,7 @@ def status_json(state: DeckState) -> dict[str, Any]:
             "services": [
                 {"name": s.name, "image": _image_json(s.image), "instances": _counts_json(s.instances)}
                 | ({"lag": _lag_json(s.lag)} if e.promote_from else {})
+                | ({"traffic": s.traffic} if s.traffic is not None else {})
                 for s in e.services
             ],
             "image": _image_json(e.image),  # the image every service runs, when they run one (else null)

@@ -18,7 +18,7 @@ from opsdeck import paths
 from opsdeck.adapters import localcloud
 from opsdeck.adapters.git import Git
 from opsdeck.core.estate.deck import Deck
-from opsdeck.core.estate.pins import write_pins
+from opsdeck.core.estate.pins import ColorPin, write_color_pins, write_pins
 from opsdeck.core.events import Reporter
 from opsdeck.core.observe import planning
 from opsdeck.core.observe.status import concurrency
@@ -97,7 +97,7 @@ async def _apply_env(deck: Deck, env: str, pins: dict[str, str], rep: Reporter) 
     if plan.summary.has_changes:
         await rollout.apply_plan(deck, env, plan, rep, policy_missing_ok="the demo's first build")
         planning.forget_plan(deck, env)
-    await rollout.wait_for_images(deck, env, pins, rep)
+    await rollout.wait_for_images(deck, env, rollout.expected_pins(deck, env, list(pins)), rep)
 
 
 def _accounts(deck: Deck) -> None:
@@ -279,7 +279,14 @@ async def _build(target: Path, rep: Reporter) -> Deck:
                 pins[env][image.service] = made.usable_id
             catalog = await asyncio.to_thread(load_catalog, deck)  # copies made for this env are reused
     with rep.phase("pin images"):
-        written = [rel for env in deck.config.env_names for rel in write_pins(deck, env, pins[env])]
+        written = []
+        for env in deck.config.env_names:
+            if deck.env(env).blue_green:  # the first release is blue's; green has run nothing yet
+                colored = {s: ColorPin("blue", image, None) for s, image in pins[env].items()}
+                written += write_color_pins(deck, env, colored)
+            else:
+                written += write_pins(deck, env, pins[env])
+        written = list(dict.fromkeys(written))
         what = ", ".join(f"{i.service} {i.version}" for i in baked)
         deck.tools.git.commit(written, f"pin {what} in every environment")
     gate = asyncio.Semaphore(concurrency())

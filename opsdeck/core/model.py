@@ -161,6 +161,8 @@ class ServiceStatus:
     image: ImageRef | None = None
     instances: InstanceCounts = field(default_factory=InstanceCounts)
     lag: Lag | None = None
+    # blue/green: {"live": color, "standby": {"color", "image", "until", "warm"} | None}; None: one group
+    traffic: dict[str, Any] | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ServiceStatus:
@@ -174,6 +176,7 @@ class ServiceStatus:
             image=ImageRef(**image) if image else None,
             instances=InstanceCounts(**(data.get("instances") or {})),
             lag=lag,
+            traffic=data.get("traffic"),
         )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from opsdeck.adapters.aws import Credentials, Group, Image
+from opsdeck.adapters.aws import Credentials, Group, Image, Rule, TargetGroup
 from opsdeck.adapters.checkov import Report
 from opsdeck.adapters.git import FileVersion
 from opsdeck.adapters.inventory import CloudResource
@@ -40,8 +40,11 @@ class TerraformPort(Protocol):
         refresh_only: bool = False,
         destroy: bool = False,
         lock: bool = False,
+        targets: tuple[str, ...] = (),
         on_event: JsonSink | None = None,
-    ) -> None: ...
+    ) -> None:
+        """`terraform plan -out`; ``targets``: only those resource addresses (and what they need)."""
+        ...
 
     async def show_json(self, planfile: Path) -> dict[str, Any]: ...
 
@@ -87,6 +90,14 @@ class CloudPort(Protocol):
     def copy_image(self, image_id: str, source_region: str, name: str, description: str = "") -> str: ...
 
     def groups(self, tag_key: str, value: str) -> list[Group]: ...
+
+    def target_groups(self, tag_key: str, value: str) -> list[TargetGroup]:
+        """Load balancer target groups tagged ``tag_key = value``, with their targets' health."""
+        ...
+
+    def listener_rules(self, tag_key: str, value: str) -> list[Rule]:
+        """The listener rules of the load balancers tagged ``tag_key = value``."""
+        ...
 
     def find(self, env: str, vpc_ids: Iterable[str], tag_key: str) -> list[CloudResource]:
         """Everything tagged ``tag_key = env`` or inside one of ``vpc_ids`` (the inventory)."""

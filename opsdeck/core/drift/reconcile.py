@@ -121,7 +121,8 @@ async def apply_env(
                     rep.log(f"terraform found the saved plan of {env} stale: planning again", "notice")
                     plan = await planning.plan(deck, env, rep, reuse=False, credentials=credentials)
                     replanned = True
-            await rollout.wait_for_images(deck, env, pins, rep, credentials=credentials)
+            expected = await asyncio.to_thread(rollout.expected_pins, deck, env, list(pins))
+            await rollout.wait_for_images(deck, env, expected, rep, credentials=credentials)
         finally:
             planning.forget_plan(deck, env)
         drift_store.forget(deck, env)  # the last drift report described the cloud before this apply

@@ -25,6 +25,7 @@ REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 TAG_KEY = re.compile(r"^[\w .:/=+@-]{1,128}$")
 
 Approval = Literal["none", "confirm", "typed"]
+Rollout = Literal["replace", "blue-green"]
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,29 @@ class EnvSettings:
         0.0,
         doc="How long an image must have run in the environment this one promotes from before it may come here.",
     )
+    rollout: Rollout = setting(
+        "replace",
+        doc='How a new image reaches traffic: "replace" (a new group replaces the old one, red/black) or '
+        '"blue-green" (the idle color takes the image, passes the gates, then traffic switches to it).',
+    )
+    standby_minutes: float = setting(
+        30.0,
+        doc="blue-green: how long the color that was live stays warm (in service, out of traffic) after a switch, "
+        "so a rollback is the switch alone (0: scaled to zero at once).",
+    )
+    smoke: tuple[str, ...] = setting(
+        factory=tuple,
+        doc="blue-green: smoke-check commands run against the new color before traffic switches to it "
+        "(OPSDECK_ENDPOINT, OPSDECK_PREVIEW_HOST, OPSDECK_COLOR, OPSDECK_IMAGE ... in their environment).",
+    )
+    smoke_timeout: float = setting(60.0, doc="blue-green: seconds a smoke command may run before it fails the release.")
+    health_timeout: float = setting(
+        300.0, doc="blue-green: seconds the new color's targets have to become healthy before the release stops."
+    )
+
+    @property
+    def blue_green(self) -> bool:
+        return self.rollout == "blue-green"
 
     @property
     def confirmation(self) -> Approval:
@@ -316,6 +340,15 @@ def _check(config: DeckConfig, root: Path, where: Where) -> None:
             raise ew.child("soak_minutes").error(f"expected 0 or more minutes, got {env.soak_minutes}")
         if env.soak_minutes and env.promote_from is None:
             raise ew.child("soak_minutes").error("a soak needs promote_from: the environment images soak in first")
+        if env.standby_minutes < 0:
+            raise ew.child("standby_minutes").error(f"expected 0 or more minutes, got {env.standby_minutes}")
+        for key in ("smoke_timeout", "health_timeout"):
+            if getattr(env, key) <= 0:
+                raise ew.child(key).error(f"expected a number of seconds above 0, got {getattr(env, key)}")
+        if not env.blue_green and env.smoke:
+            raise ew.child("smoke").error('smoke checks run against an idle color: they need rollout = "blue-green"')
+        if any(not c.strip() for c in env.smoke):
+            raise ew.child("smoke").error("expected commands, got an empty one")
         if env.approvals < 0:
             raise ew.child("approvals").error(f"expected 0 or more approvals, got {env.approvals}")
         signers = config.team.allowed_signers

@@ -195,6 +195,42 @@ async def plan(
     return _stored(deck, result)
 
 
+async def plan_into(
+    deck: Deck,
+    env: str,
+    planfile: Path,
+    rep: Reporter,
+    *,
+    targets: tuple[str, ...] = (),
+    credentials: Credentials | None = None,
+) -> PlanResult:
+    """Plan ``env`` into ``planfile`` (only ``targets``, when given), shown and parsed, but not kept as
+    the environment's pending plan: a step inside an operation (a traffic switch), not what the deck
+    shows as waiting."""
+    await ensure_init(deck, env, rep, credentials)
+    tf = (await asyncio.to_thread(deck.tools.env, env, credentials)).terraform
+    summary: dict[str, Any] = {}
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event.get("type") in ("planned_change", "change_summary"):
+            rep.progress(event.get("@message", ""))
+            if event.get("type") == "change_summary":
+                summary.update(event.get("changes") or {})
+
+    await tf.plan(planfile, targets=targets, on_event=on_event)
+    extra: dict[str, Any] = {"planfile": str(planfile), "pins": _pinned(deck, env), "created_at": time.time()}
+    if summary and not any(summary.get(k) for k in ("add", "change", "remove", "import")):
+        return PlanResult(env, PlanSummary(), (), **extra)
+    shown = await tf.show_json(planfile)
+    from opsdeck.core.release.gates import keep_shown
+
+    await asyncio.to_thread(keep_shown, deck, planfile, shown)
+    return parse_plan(env, shown, **extra)
+
+
+RULE_TYPE = "aws_lb_listener_rule"
+
+
 async def checked(deck: Deck, work: Awaitable[T]) -> T:
     """Run ``work`` while checking, beside it, that the cloud still holds the deck's state."""
     task = asyncio.ensure_future(work)

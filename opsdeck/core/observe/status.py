@@ -16,13 +16,14 @@ from typing import Any
 
 from opsdeck.core.drift import store as drift_store
 from opsdeck.core.estate.deck import Deck
-from opsdeck.core.estate.pins import read_pins
+from opsdeck.core.estate.pins import ColorPin, read_pins
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import DeckState, EnvStatus, ImageRef, InstanceCounts, ServiceStatus
 from opsdeck.core.observe import planning
 from opsdeck.core.observe.snapshot import store_snapshot
+from opsdeck.core.release.bluegreen import traffic_json
 from opsdeck.core.release.images import Catalog, describe_images, is_revoked, load_catalog
-from opsdeck.core.release.rollout import env_groups, rollout_state, service_groups
+from opsdeck.core.release.rollout import env_groups, expected_pins, service_groups, state_of
 from opsdeck.core.safety import locks
 from opsdeck.core.tasks import all_or_nothing
 from opsdeck.errors import CloudUnavailableError, OpsdeckError
@@ -62,6 +63,7 @@ async def env_status(
         row = replace(row, lock=lock)
     try:
         pins = await asyncio.to_thread(read_pins, deck, name)
+        expected = await asyncio.to_thread(expected_pins, deck, name)
     except OpsdeckError as exc:
         return replace(row, error=str(exc))
     images = {s: _ref(catalog, pin) for s, pin in pins.items()}
@@ -76,8 +78,10 @@ async def env_status(
         return replace(row, services=tuple(ServiceStatus(s, images[s]) for s in pins), error=str(exc))
     services: list[ServiceStatus] = []
     for service, pin in pins.items():
-        state = rollout_state(service_groups(deck, groups, service), pin)
-        services.append(ServiceStatus(service, images[service], state.counts))
+        want = expected.get(service, pin)
+        state = state_of(service_groups(deck, groups, service), want)
+        traffic = traffic_json(want) if isinstance(want, ColorPin) else None
+        services.append(ServiceStatus(service, images[service], state.counts, traffic=traffic))
     total = InstanceCounts()
     for item in services:
         total = total + item.instances

@@ -8,7 +8,8 @@ stop it with traffic left where it was.
 
 A policy verdict is kept per saved plan (by the plan file's SHA-256, with the deck's policy settings
 and checks), so the plan that was shown and checked before a confirmation is not checked a second
-time when it is applied.
+time when it is applied. A pass is also kept on disk beside the deck's plans: a plan prepared by one
+process (a blue/green release prepares the switch back) and applied by another is checked once.
 """
 
 from __future__ import annotations
@@ -119,6 +120,10 @@ async def policy(
     key = f"{sha}:{await asyncio.to_thread(_policy_key, deck)}"
     if key in _VERDICTS:
         return _VERDICTS[key]
+    kept = await asyncio.to_thread(_kept_pass, deck, key)
+    if kept is not None:
+        _VERDICTS[key] = kept
+        return kept
     with rep.phase("policy"):
         try:
             engine = deck.tools.policy()
@@ -150,7 +155,29 @@ async def policy(
             f"{first.check_id} fails on {first.resource} ({first.name}){more}; {env}'s plan was not applied",
         )
     _VERDICTS[key] = verdict
+    await asyncio.to_thread(_keep_pass, deck, key, verdict)
     return verdict
+
+
+def _verdict_path(deck: Deck, key: str) -> Path:
+    folder = deck.local_dir / "plans" / "verdicts"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{key.replace(':', '-')}.json"
+
+
+def _keep_pass(deck: Deck, key: str, verdict: PolicyVerdict) -> None:
+    path = _verdict_path(deck, key)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"sha": verdict.plan_sha256, "passed": verdict.passed}), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _kept_pass(deck: Deck, key: str) -> PolicyVerdict | None:
+    try:
+        data = json.loads(_verdict_path(deck, key).read_text("utf-8"))
+        return PolicyVerdict(str(data["sha"]), int(data["passed"]), ())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 @dataclass(frozen=True)

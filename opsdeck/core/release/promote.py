@@ -17,14 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from opsdeck.adapters.aws import Image
+from opsdeck.adapters.aws import Credentials, Image
 from opsdeck.core.estate.deck import Deck
-from opsdeck.core.estate.pins import pin_files, read_pin, write_pins
+from opsdeck.core.estate.pins import ColorPin, pin_files, read_pin, write_color_pins, write_pins
 from opsdeck.core.events import Reporter
-from opsdeck.core.model import ImageRef
+from opsdeck.core.model import ImageRef, PlanResult
 from opsdeck.core.observe import planning
 from opsdeck.core.observe.plans import plan_lines
-from opsdeck.core.release import gates, rollout
+from opsdeck.core.release import bluegreen, gates, rollout
 from opsdeck.core.release.distribute import Distribution, make_usable
 from opsdeck.core.release.images import Catalog, is_revoked, load_catalog, service_of
 from opsdeck.core.release.ledger import last_release, pinned_history, previous_pin
@@ -58,6 +58,8 @@ class ReleaseResult:
     seconds: float
     phases: tuple[tuple[str, float], ...] = ()
     distributions: tuple[Distribution, ...] = ()
+    instant: bool | None = None  # blue/green: traffic moved to a warm standby, no instance launched
+    traffic: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def version(self) -> str:
@@ -76,6 +78,10 @@ class ReleaseResult:
         }
         if len(self.moved) == 1:  # one service: its from -> to at the top as well
             data["from_image"], data["to_image"] = self.moved[0].from_image, self.moved[0].to_image
+        if self.instant is not None or self.action == "rollback":
+            data["instant"] = bool(self.instant)
+        if self.traffic:
+            data["traffic"] = self.traffic
         distributed = [d.to_json() for d in self.distributions if d.copied or d.shared]
         if distributed:
             data["distributed"] = distributed
@@ -183,13 +189,36 @@ async def _change_pins(
             for t in moving
         ]
         originals = {rel: (deck.root / rel).read_text(encoding="utf-8") for rel in files}
+        bg = deck.env(env).blue_green
+        before: dict[str, ColorPin] = {}
+        staged: dict[str, ColorPin] = {}
+        instant = False
+        if bg:
+            before = await asyncio.to_thread(bluegreen.color_pins, deck, env, [m.service for m in moved])
+            # Back to (or on to) the warm standby's image: the switch alone.
+            instant = all(before[m.service].warm() and before[m.service].idle_image == m.to_image for m in moved)
+            staged = {m.service: before[m.service].staged(m.to_image) for m in moved}
+        final: dict[str, ColorPin] = {}
         step = "pin"
         applied = False
         try:
-            with rep.phase("pin"):
-                write_pins(deck, env, {m.service: m.to_image for m in moved})
-            step = "plan"
-            plan = await planning.plan(deck, env, rep, reuse=False, credentials=credentials)
+            if instant:
+                final = {s: p.switched(deck.env(env).standby_minutes) for s, p in before.items()}
+                step = "plan"
+                plan = await bluegreen.prepared_switch_back(deck, env, final)
+                if plan is not None:
+                    rep.log("rollback: the switch back prepared at the release is still valid; applying it")
+                    await asyncio.to_thread(write_color_pins, deck, env, final)
+                else:
+                    plan = await bluegreen.plan_switch(deck, env, final, rep, credentials=credentials)
+            else:
+                with rep.phase("pin"):
+                    if bg:
+                        write_color_pins(deck, env, staged)
+                    else:
+                        write_pins(deck, env, {m.service: m.to_image for m in moved})
+                step = "plan"
+                plan = await planning.plan(deck, env, rep, reuse=False, credentials=credentials)
             step = "policy"
             verdict = await gates.policy(deck, env, plan, rep, break_glass=credentials is not None)
             if verdict is not None:
@@ -204,7 +233,8 @@ async def _change_pins(
                 ),
                 plan,
                 reason,
-                _distribution_note(distributions),
+                _distribution_note(distributions)
+                + (_bg_note(before, instant, deck.env(env).standby_minutes) if bg else ""),
             )
             if to_request:
                 # Approvals: the change stops here, as a request for this exact plan; nothing is applied.
@@ -242,22 +272,45 @@ async def _change_pins(
             step = "confirm"
             if not await confirm(preview):
                 raise NotConfirmedError(f"{action} of {env} was not confirmed; nothing changed")
-            step = "apply"
-            await rollout.apply_plan(deck, env, plan, rep, credentials)
-            applied = True
-            # From here the code must follow what was applied: the pins are committed even if the
-            # instances are slow to come up, and that is reported as a failure to look at.
-            step = "verify instances"
             unverified: OpsdeckError | None = None
-            try:
-                await rollout.wait_for_images(
-                    deck, env, {m.service: m.to_image for m in moved}, rep, credentials=credentials
-                )
-            except OpsdeckError as exc:
-                unverified = exc
+            if bg:
+                marks = ReleaseProgress("switch" if instant else "apply")
+                try:
+                    final = await blue_green_release(
+                        deck,
+                        env,
+                        plan,
+                        rep,
+                        before=before,
+                        staged=staged,
+                        final=final,
+                        instant=instant,
+                        smoke=action != "rollback",
+                        credentials=credentials,
+                        originals=originals,
+                        note=run.note,
+                        marks=marks,
+                    )
+                finally:
+                    step, applied = marks.step, marks.applied
+            else:
+                step = "apply"
+                await rollout.apply_plan(deck, env, plan, rep, credentials)
+                applied = True
+                # From here the code must follow what was applied: the pins are committed even if the
+                # instances are slow to come up, and that is reported as a failure to look at.
+                step = "verify instances"
+                try:
+                    await rollout.wait_for_images(
+                        deck, env, {m.service: m.to_image for m in moved}, rep, credentials=credentials
+                    )
+                except OpsdeckError as exc:
+                    unverified = exc
             step = "commit"
             with rep.phase("commit"):
                 text = _message(head(moved), moved, catalog, details, reason, glass, distributions)
+                if final:
+                    text += "\n" + _traffic_lines(final, before)
                 if unverified is not None:
                     text += f"\n\nunverified: {unverified}"
                 who = await asyncio.to_thread(operator, deck)
@@ -277,6 +330,15 @@ async def _change_pins(
             raise
         planning.forget_plan(deck, env)
         run.note(commit=sha)
+        if final:
+            run.note(traffic={s: bluegreen.traffic_json(p) for s, p in final.items()}, instant=instant)
+        bluegreen.forget_prepared(deck, env)
+        if final and action != "rollback":  # after a rollback the next thing is a fix, not a switch back
+            try:
+                await bluegreen.prepare_switch_back(deck, env, rep, credentials=credentials)
+            except OpsdeckError as exc:  # the release stands; a rollback will plan its switch itself
+                bluegreen.forget_prepared(deck, env)
+                rep.log(f"could not prepare the switch back ({exc}); a rollback will plan it", "warning")
         if unverified is not None:
             run.end_as("failed", f"verify instances: {unverified}")
     if unverified is not None:
@@ -289,7 +351,119 @@ async def _change_pins(
         seconds=time.monotonic() - started,
         phases=tuple(rep.phases),
         distributions=tuple(distributions),
+        instant=instant if bg else None,
+        traffic={s: bluegreen.traffic_json(p) for s, p in final.items()},
     )
+
+
+@dataclass
+class ReleaseProgress:
+    """How far a blue/green release got: the step it is at, and whether anything was applied."""
+
+    step: str
+    applied: bool = False
+
+
+async def blue_green_release(
+    deck: Deck,
+    env: str,
+    plan: PlanResult,
+    rep: Reporter,
+    *,
+    before: dict[str, ColorPin],
+    staged: dict[str, ColorPin],
+    final: dict[str, ColorPin],
+    instant: bool,
+    smoke: bool,
+    credentials: Credentials | None,
+    originals: dict[str, str],
+    note: Callable[..., None],
+    marks: ReleaseProgress,
+) -> dict[str, ColorPin]:
+    """After the confirmation: stage the idle colors, pass the health and smoke gates, switch traffic
+    (or, instant, only the switch). A gate that fails puts the idle colors back as they were and
+    leaves traffic alone. Returns the pins as switched."""
+    if instant:
+        marks.step = "health"
+        await bluegreen.health_gate(deck, env, before, rep, credentials=credentials)  # the standby still serves
+        marks.step = "switch"
+        marks.applied = True  # from the first rule changed on, the pins follow the cloud
+        await bluegreen.apply_switch(deck, env, final, plan, rep, credentials=credentials)
+        return final
+    marks.step = "apply"
+    if plan.summary.has_changes:
+        await rollout.apply_plan(deck, env, plan, rep, credentials)
+    planning.forget_plan(deck, env)
+    try:
+        marks.step = "health"
+        await bluegreen.health_gate(deck, env, staged, rep, credentials=credentials)
+        if smoke:
+            marks.step = "smoke"
+            ran = await bluegreen.smoke_gate(deck, env, staged, rep, credentials=credentials)
+            if ran:
+                note(smoke=ran)
+        marks.step = "switch"
+        final = {s: p.switched(deck.env(env).standby_minutes) for s, p in staged.items()}
+        switch = await bluegreen.plan_switch(deck, env, final, rep, credentials=credentials)
+        await gates.policy(deck, env, switch, rep, break_glass=credentials is not None)
+    except BaseException as exc:
+        # Nothing switched: traffic is where it was. Put the idle colors back as the ledger has them.
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+        await _put_back(deck, env, before, rep, credentials=credentials, originals=originals)
+        raise
+    marks.applied = True
+    await bluegreen.apply_switch(deck, env, final, switch, rep, credentials=credentials)
+    return final
+
+
+async def _put_back(
+    deck: Deck,
+    env: str,
+    before: dict[str, ColorPin],
+    rep: Reporter,
+    *,
+    credentials: Credentials | None,
+    originals: dict[str, str],
+) -> None:
+    """A gate stopped the release after the idle colors were staged: return them to what the ledger
+    says (the previous standby's image, warm or cold), so pins and cloud agree again."""
+    with rep.phase("put back idle"):
+        for rel, text in originals.items():
+            (deck.root / rel).write_text(text, encoding="utf-8")
+        back = await planning.plan(deck, env, rep, reuse=False, credentials=credentials)
+        if back.summary.has_changes:
+            await rollout.apply_plan(deck, env, back, rep, credentials)
+        planning.forget_plan(deck, env)
+        await rollout.wait_for_images(deck, env, before, rep, credentials=credentials)
+        rep.log(
+            "the idle colors are back as they were: "
+            + ", ".join(f"{s} {p.idle} {p.idle_image or 'empty'} ({p.standby})" for s, p in before.items())
+        )
+
+
+def _bg_note(before: dict[str, ColorPin], instant: bool, standby_minutes: float) -> str:
+    if instant:
+        return "instant: " + ", ".join(
+            f"traffic back to {s}'s warm {p.idle} ({p.idle_image}); no instance launched" for s, p in before.items()
+        )
+    return "blue/green: " + ", ".join(
+        f"{s} stages on {p.idle}, traffic switches after the health and smoke gates; {p.live} stays warm "
+        f"{standby_minutes:g} min"
+        for s, p in before.items()
+    )
+
+
+def _traffic_lines(final: dict[str, ColorPin], before: dict[str, ColorPin]) -> str:
+    lines = []
+    for service, pin in final.items():
+        was = before.get(service)
+        line = f"traffic: {service} {was.live if was else '?'} -> {pin.live}"
+        if pin.standby == "warm" and pin.warm_until is not None:
+            until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(pin.warm_until))
+            line += f"; standby {pin.idle} ({pin.idle_image}) warm until {until}"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def _distribution_note(distributions: list[Distribution]) -> str:

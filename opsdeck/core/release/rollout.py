@@ -3,18 +3,24 @@
 "Runs the image" means what a red/black rollout promises: the service's groups are in service with
 every desired instance running the image, and no group of an older image is left. A service's groups
 are the environment's groups that carry the deck's service tag with the service's name.
+
+In a blue/green environment each color is such a rollout of its own (its groups carry ``color``):
+the live color runs the live image; the idle color runs its image while it is a warm standby and is
+at zero once it is cold.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from opsdeck.adapters.aws import Credentials, Group
 from opsdeck.core.estate.deck import Deck
+from opsdeck.core.estate.pins import COLORS, Color, ColorPin, read_color_pin, read_pin
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import InstanceCounts, PlanResult
 from opsdeck.errors import OpsdeckError
@@ -58,6 +64,61 @@ def service_groups(deck: Deck, groups: list[Group], service: str) -> list[Group]
     return mine
 
 
+COLOR_TAG = "color"
+
+
+@dataclass(frozen=True)
+class ColorRollout:
+    """A blue/green service: each color's rollout against what its pin wants of it."""
+
+    pin: ColorPin
+    colors: dict[Color, Rollout]
+
+    @property
+    def live(self) -> Rollout:
+        return self.colors[self.pin.live]
+
+    @property
+    def idle(self) -> Rollout:
+        return self.colors[self.pin.idle]
+
+    @property
+    def complete(self) -> bool:
+        if not self.live.complete:
+            return False
+        if self.pin.standby == "warm" and self.pin.idle_image is not None:
+            return self.idle.complete
+        return self.idle.desired == 0  # cold: scaled to zero (its group may stay, empty)
+
+    @property
+    def counts(self) -> InstanceCounts:
+        return self.live.counts
+
+
+Expected = str | ColorPin
+
+
+def color_state(groups: list[Group], pin: ColorPin) -> ColorRollout:
+    colors: dict[Color, Rollout] = {}
+    for color in COLORS:
+        mine = [g for g in groups if g.tags.get(COLOR_TAG) == color]
+        colors[color] = rollout_state(mine, pin.image(color) or "") if mine else Rollout(0, 0, 0, ())
+    return ColorRollout(pin, colors)
+
+
+def state_of(groups: list[Group], expected: Expected) -> Rollout | ColorRollout:
+    return color_state(groups, expected) if isinstance(expected, ColorPin) else rollout_state(groups, expected)
+
+
+def expected_pins(deck: Deck, env: str, services: list[str] | None = None) -> dict[str, Expected]:
+    """What each service of ``env`` should run, from its pin file: an image, or (blue/green) its colors."""
+    found: dict[str, Expected] = {}
+    for service in services or deck.config.service_names:
+        pin = read_color_pin(deck, env, service) if deck.env(env).blue_green else None
+        found[service] = pin if pin is not None else read_pin(deck, env, service)
+    return found
+
+
 def env_groups(deck: Deck, env: str, credentials: Credentials | None = None) -> list[Group]:
     """Every auto scaling group of ``env`` (found by the deck's environment tag, in its own account)."""
     return deck.tools.env(env, credentials).cloud.groups(deck.config.conventions.env_tag, env)
@@ -99,22 +160,22 @@ async def apply_plan(
 async def wait_for_images(
     deck: Deck,
     env: str,
-    images: dict[str, str],
+    images: Mapping[str, Expected],
     rep: Reporter,
     *,
     credentials: Credentials | None = None,
     timeout: float = 600.0,
     interval: float = 1.0,
-) -> dict[str, Rollout]:
-    """Poll until each service in ``images`` (service -> image) runs its image on every desired
-    instance, its older groups gone."""
+) -> dict[str, Rollout | ColorRollout]:
+    """Poll until each service in ``images`` (service -> image, or its blue/green pin) runs its image on
+    every desired instance, its older groups gone."""
     with rep.phase("verify instances"):
         deadline = time.monotonic() + timeout
         while True:
             groups = await asyncio.to_thread(env_groups, deck, env, credentials)
-            states = {s: rollout_state(service_groups(deck, groups, s), image) for s, image in images.items()}
-            on_image = sum(st.on_image for st in states.values())
-            desired = sum(st.desired for st in states.values())
+            states = {s: state_of(service_groups(deck, groups, s), want) for s, want in images.items()}
+            on_image = sum(st.counts.on_pinned_image for st in states.values())
+            desired = sum(st.counts.desired for st in states.values())
             pending = [s for s, st in states.items() if not st.complete]
             rep.progress(
                 f"{on_image}/{desired} instances on their pinned images"
@@ -125,9 +186,17 @@ async def wait_for_images(
             if not pending:
                 return states
             if time.monotonic() > deadline:
-                detail = "; ".join(
-                    f"{s}: {states[s].on_image} of {states[s].desired} on {images[s]} ({len(states[s].groups)} groups)"
-                    for s in pending
-                )
+                detail = "; ".join(_pending(s, states[s]) for s in pending)
                 raise OpsdeckError(f"{env}: after {timeout:.0f}s not every instance runs its pinned image ({detail})")
             await asyncio.sleep(interval)
+
+
+def _pending(service: str, state: Rollout | ColorRollout) -> str:
+    if isinstance(state, Rollout):
+        return f"{service}: {state.on_image} of {state.desired} on its image ({len(state.groups)} groups)"
+    parts = []
+    for color, roll in state.colors.items():
+        image = state.pin.image(color) or "no image"
+        role = "live" if color == state.pin.live else state.pin.standby
+        parts.append(f"{color} ({role}) {roll.on_image} of {roll.desired} on {image}")
+    return f"{service}: " + ", ".join(parts)

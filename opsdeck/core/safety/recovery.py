@@ -100,6 +100,11 @@ async def unlock(deck: Deck, env: str, rep: Reporter) -> Interrupted | None:
         await terraform.force_unlock(lock_id)
     finally:
         probe.unlink(missing_ok=True)
+    reconciled = None
+    if deck.env(env).blue_green:
+        from opsdeck.core.release import bluegreen
+
+        reconciled = await bluegreen.reconcile_traffic(deck, env, rep)
     cleared = await asyncio.to_thread(locks.clear_stale, deck, env)
     closed = _close_orphans(deck, env, found.record.id)
     audit.append(
@@ -111,5 +116,6 @@ async def unlock(deck: Deck, env: str, rep: Reporter) -> Interrupted | None:
         lock_id=found.record.id,
         closed_records=closed,
         who=audit.who(deck, env),
+        **({"reconciled": reconciled} if reconciled else {}),
     )
     return found if cleared else None

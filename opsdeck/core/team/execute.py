@@ -13,12 +13,11 @@ import json
 import time
 
 from opsdeck.core.estate.deck import Deck
-from opsdeck.core.estate.pins import read_pins
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import ImageRef, PlanResult, PlanSummary
 from opsdeck.core.observe import planning
-from opsdeck.core.release import rollout
-from opsdeck.core.release.promote import Moved, ReleaseResult
+from opsdeck.core.release import bluegreen, rollout
+from opsdeck.core.release.promote import Moved, ReleaseProgress, ReleaseResult, blue_green_release
 from opsdeck.core.safety import audit
 from opsdeck.core.safety.audit import TRAILER
 from opsdeck.core.safety.confirm import Confirm, NotConfirmedError, Preview, ServiceChange, confirmed
@@ -115,14 +114,43 @@ async def execute(deck: Deck, request_id: str, rep: Reporter, *, confirm: Confir
                 raise NotConfirmedError(f"request {request.id} was not confirmed; nothing changed")
             step = "apply"
             await ensure_init(deck, env, rep)
-            await rollout.apply_plan(deck, env, plan, rep)
-            applied = True
-            step = "verify instances"
             unverified: OpsdeckError | None = None
-            try:
-                await rollout.wait_for_images(deck, env, await asyncio.to_thread(read_pins, deck, env), rep)
-            except OpsdeckError as exc:
-                unverified = exc
+            if deck.env(env).blue_green:
+                # The approved plan stages the idle colors (or, for a switch back to a warm standby, is
+                # the switch); the gates and the switch follow as in any blue/green release.
+                names = [s["name"] for s in request.services]
+                before = bluegreen.pins_in_texts(deck, env, originals, names)
+                mine = bluegreen.color_pins(deck, env, names)
+                instant = any(mine[s].live != before[s].live for s in names)
+                marks = ReleaseProgress("apply")
+                try:
+                    await blue_green_release(
+                        deck,
+                        env,
+                        plan,
+                        rep,
+                        before=before,
+                        staged={} if instant else mine,
+                        final=mine if instant else {},
+                        instant=instant,
+                        smoke=request.action != "rollback",
+                        credentials=None,
+                        originals=originals,
+                        note=run.note,
+                        marks=marks,
+                    )
+                finally:
+                    step, applied = marks.step, marks.applied
+            else:
+                await rollout.apply_plan(deck, env, plan, rep)
+                applied = True
+                step = "verify instances"
+                try:
+                    await rollout.wait_for_images(
+                        deck, env, await asyncio.to_thread(rollout.expected_pins, deck, env), rep
+                    )
+                except OpsdeckError as exc:
+                    unverified = exc
             step = "commit"
             with rep.phase("commit"):
                 me = operator(deck)

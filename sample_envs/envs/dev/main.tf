@@ -1,5 +1,6 @@
-# The dev environment: the shop's services at dev's size, in account 111111111111 (us-east-1).
-# Each service's image is pinned in images.auto.tfvars.json; that file's git history is its releases here.
+# The dev environment: the shop's services at dev's size, in account 111111111111 (us-east-1), each
+# blue/green behind the environment's load balancer. Each service's pin (live color, each color's
+# image, warm or cold standby) is in images.auto.tfvars.json; that file's git history is its releases.
 
 terraform {
   required_version = ">= 1.5"
@@ -25,15 +26,27 @@ provider "aws" {
 }
 
 variable "images" {
-  description = "The image each service runs here, pinned by opsdeck promote / rollback."
-  type        = map(string)
+  description = "Each service's pin, written by opsdeck promote / rollback / standby expire."
+  type = map(object({
+    live       = string
+    blue       = string
+    green      = string
+    standby    = optional(string, "cold")
+    warm_until = optional(string)
+  }))
 }
 
 locals {
   prefix = "shop-dev"
+  domain = "dev.shop.internal"
   tags = {
     env        = "dev"
     managed_by = "terraform"
+  }
+  services = {
+    web    = { port = 80, priority = 10, size = 2, max = 4 }
+    api    = { port = 8080, priority = 20, size = 2, max = 4 }
+    worker = { port = 9000, priority = 30, size = 1, max = 2 }
   }
 }
 
@@ -45,63 +58,35 @@ module "network" {
   tags     = local.tags
 }
 
-module "web" {
-  source = "../../modules/service"
+module "edge" {
+  source = "../../modules/edge"
 
-  service          = "web"
-  prefix           = local.prefix
-  image_id         = var.images["web"]
-  instance_type    = "t3.small"
-  min_size         = 2
-  max_size         = 4
-  desired_capacity = 2
-  port             = 80
-  vpc_id           = module.network.vpc_id
-  vpc_cidr         = module.network.vpc_cidr
-  subnet_ids       = module.network.subnet_ids
-  tags             = local.tags
-  settings = {
-    LOG_LEVEL     = "info"
-    FEATURE_FLAGS = "beta"
-  }
+  name       = local.prefix
+  vpc_id     = module.network.vpc_id
+  vpc_cidr   = module.network.vpc_cidr
+  subnet_ids = module.network.subnet_ids
+  tags       = local.tags
 }
 
-module "api" {
-  source = "../../modules/service"
+module "service" {
+  source   = "../../modules/blue_green"
+  for_each = local.services
 
-  service          = "api"
-  prefix           = local.prefix
-  image_id         = var.images["api"]
-  instance_type    = "t3.small"
-  min_size         = 2
-  max_size         = 4
-  desired_capacity = 2
-  port             = 8080
-  vpc_id           = module.network.vpc_id
-  vpc_cidr         = module.network.vpc_cidr
-  subnet_ids       = module.network.subnet_ids
-  tags             = local.tags
-  settings = {
-    LOG_LEVEL     = "info"
-    FEATURE_FLAGS = "beta"
-  }
-}
-
-module "worker" {
-  source = "../../modules/service"
-
-  service          = "worker"
-  prefix           = local.prefix
-  image_id         = var.images["worker"]
-  instance_type    = "t3.small"
-  min_size         = 1
-  max_size         = 2
-  desired_capacity = 1
-  port             = 9000
-  vpc_id           = module.network.vpc_id
-  vpc_cidr         = module.network.vpc_cidr
-  subnet_ids       = module.network.subnet_ids
-  tags             = local.tags
+  service              = each.key
+  prefix               = local.prefix
+  pin                  = var.images[each.key]
+  instance_type        = "t3.small"
+  min_size             = each.value.size
+  max_size             = each.value.max
+  desired_capacity     = each.value.size
+  port                 = each.value.port
+  vpc_id               = module.network.vpc_id
+  subnet_ids           = module.network.subnet_ids
+  listener_arn         = module.edge.listener_arn
+  lb_security_group_id = module.edge.security_group_id
+  priority             = each.value.priority
+  domain               = local.domain
+  tags                 = local.tags
   settings = {
     LOG_LEVEL     = "info"
     FEATURE_FLAGS = "beta"
@@ -112,6 +97,15 @@ output "vpc_id" {
   value = module.network.vpc_id
 }
 
+output "endpoint" {
+  description = "The environment's load balancer (every service answers on it by host name)."
+  value       = module.edge.dns_name
+}
+
+output "traffic" {
+  value = { for name, s in module.service : name => s.traffic }
+}
+
 output "autoscaling_groups" {
-  value = { web = module.web.autoscaling_group, api = module.api.autoscaling_group, worker = module.worker.autoscaling_group }
+  value = { for name, s in module.service : name => s.autoscaling_groups }
 }

@@ -122,7 +122,8 @@ resource "aws_autoscaling_group" "color" {
   target_group_arns         = [aws_lb_target_group.color[each.key].arn]
   health_check_type         = "ELB"
   health_check_grace_period = 60
-  wait_for_capacity_timeout = "10m"
+  # opsdeck waits for the color itself (its health gate, with progress and the environment's timeout).
+  wait_for_capacity_timeout = "0"
 
   launch_template {
     id      = aws_launch_template.color[each.key].id

@@ -1,0 +1,470 @@
+"""Blue/green releases: the idle color takes the image, passes the gates, then traffic switches to it.
+
+A service in a blue/green environment runs two colors behind the environment's load balancer. Its
+pin (core/estate/pins.ColorPin) says which color is live, the image each runs, and whether the idle
+one is a warm standby. A release here is:
+
+1. **stage**: the new image on the idle color, brought to full size (the plan adds that color's
+   template and group; the live color is not touched);
+2. **health gate**: every instance of the new color runs its image and is healthy in its target group,
+   within the environment's ``health_timeout``;
+3. **smoke gate**: the environment's smoke commands, run against the new color (its preview host on
+   the environment's load balancer) with a timeout, their output on the operation's timeline;
+4. **switch**: the pin's live color flips and a plan *targeted at the service's listener rules* is
+   verified to change nothing else, policy-checked and applied; the cloud is then read back to confirm
+   the live rule forwards to the new color. The color that was live stays warm for ``standby_minutes``.
+
+A gate that fails leaves traffic where it was: the switch never ran. Rolling back inside the window is
+step 4 alone (no instance launched, no group created), and opsdeck prepares that plan right after a
+release, so an instant rollback applies a plan that is already made and checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opsdeck.adapters.aws import Credentials, Rule, TargetGroup
+from opsdeck.adapters.process import run_command
+from opsdeck.core.estate.deck import Deck
+from opsdeck.core.estate.pins import Color, ColorPin, read_color_pin, write_color_pins
+from opsdeck.core.events import Reporter
+from opsdeck.core.model import PlanResult
+from opsdeck.core.observe import planning
+from opsdeck.core.release import rollout
+from opsdeck.core.release.gates import GateError
+from opsdeck.errors import OpsdeckError, RefusedError
+
+COLOR_TAG = rollout.COLOR_TAG
+TRAFFIC_TAG = "traffic"
+
+
+# -- pins ---------------------------------------------------------------------------------------
+
+
+def color_pins(deck: Deck, env: str, services: list[str] | None = None) -> dict[str, ColorPin]:
+    """Each service's blue/green pin in ``env``; a clear error for a pin that is a plain image id."""
+    pins = {}
+    for service in services or deck.config.service_names:
+        pin = read_color_pin(deck, env, service)
+        if pin is None:
+            raise OpsdeckError(
+                f"{env} rolls out blue-green, but {service}'s pin is a plain image id: "
+                'write it as {"live": "blue", "blue": "ami-...", "green": null}'
+            )
+        pins[service] = pin
+    return pins
+
+
+def pins_in_texts(deck: Deck, env: str, texts: dict[str, str], services: list[str]) -> dict[str, ColorPin]:
+    """Each service's blue/green pin as pin file texts (deck-relative path -> text) hold it."""
+    from opsdeck.core.estate.pins import pin_rel, pin_spec, value_in
+
+    pins = {}
+    for service in services:
+        rel = pin_rel(deck, env, service)
+        value = value_in(json.loads(texts[rel]), pin_spec(deck.config, service)) if rel in texts else None
+        if not isinstance(value, dict):
+            raise OpsdeckError(f"{rel}: {service}'s pin is not a blue/green pin")
+        pins[service] = ColorPin.from_json(value, rel)
+    return pins
+
+
+# -- what the cloud says ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceTraffic:
+    """One service's load balancing as the cloud has it."""
+
+    service: str
+    target_groups: dict[str, TargetGroup]  # color -> its target group
+    live: Color | None  # the color the live rule forwards to
+    preview: Color | None
+    endpoint: str = ""  # the load balancer's DNS name
+    host: str = ""
+    preview_host: str = ""
+
+
+def read_traffic(deck: Deck, env: str, credentials: Credentials | None = None) -> dict[str, ServiceTraffic]:
+    """Every blue/green service of ``env``: its target groups (with their targets' health) and the color
+    each of its listener rules forwards to (blocking: run in a thread)."""
+    conventions = deck.config.conventions
+    cloud = deck.tools.env(env, credentials).cloud
+    groups = cloud.target_groups(conventions.env_tag, env)
+    rules = cloud.listener_rules(conventions.env_tag, env)
+    by_arn = {g.arn: g for g in groups}
+    found: dict[str, ServiceTraffic] = {}
+    for service in deck.config.service_names:
+        mine = {g.tags.get(COLOR_TAG, ""): g for g in groups if g.tags.get(conventions.service_tag) == service}
+        mine.pop("", None)
+        if not mine:
+            continue
+        live = preview = None
+        host = preview_host = dns = ""
+        for rule in rules:
+            target = by_arn.get(rule.target_group or "")
+            if target is None or target.tags.get(conventions.service_tag) != service:
+                continue
+            color = _color(target.tags.get(COLOR_TAG))
+            dns = dns or rule.dns_name
+            if _role(rule) == "live":
+                live, host = color, ",".join(rule.hosts)
+            else:
+                preview, preview_host = color, ",".join(rule.hosts)
+        found[service] = ServiceTraffic(service, mine, live, preview, dns, host, preview_host)
+    return found
+
+
+def _color(value: str | None) -> Color | None:
+    return "blue" if value == "blue" else "green" if value == "green" else None
+
+
+def _role(rule: Rule) -> str:
+    if rule.tags.get(TRAFFIC_TAG):
+        return rule.tags[TRAFFIC_TAG]
+    return "preview" if any("-preview." in h for h in rule.hosts) else "live"
+
+
+# -- gates --------------------------------------------------------------------------------------
+
+
+async def health_gate(
+    deck: Deck,
+    env: str,
+    staged: dict[str, ColorPin],
+    rep: Reporter,
+    *,
+    credentials: Credentials | None = None,
+    interval: float = 1.0,
+) -> None:
+    """Wait until each staged service's idle color runs its image on every desired instance and every
+    one of them is healthy in the color's target group; GateError after the environment's
+    health_timeout, naming the service, the color and what is not healthy."""
+    timeout = deck.env(env).health_timeout
+    try:
+        await rollout.wait_for_images(deck, env, staged, rep, credentials=credentials, timeout=timeout)
+    except OpsdeckError as exc:
+        raise GateError("health", f"{exc}; traffic stays where it was") from None
+    with rep.phase("health"):
+        deadline = time.monotonic() + timeout
+        while True:
+            groups = await asyncio.to_thread(rollout.env_groups, deck, env, credentials)
+            traffic = await asyncio.to_thread(read_traffic, deck, env, credentials)
+            waiting = []
+            healthy_total = wanted_total = 0
+            for service, pin in staged.items():
+                color = pin.idle
+                members = [
+                    i.id
+                    for g in rollout.service_groups(deck, groups, service)
+                    if g.tags.get(COLOR_TAG) == color
+                    for i in g.instances
+                    if i.state == "running"
+                ]
+                group = traffic.get(service, ServiceTraffic(service, {}, None, None)).target_groups.get(color)
+                healthy = [i for i in members if group is not None and group.targets.get(i) == "healthy"]
+                healthy_total += len(healthy)
+                wanted_total += len(members)
+                if group is None:
+                    waiting.append(f"{service} {color}: no target group tagged {COLOR_TAG} = {color}")
+                elif not members or len(healthy) < len(members):
+                    states = ", ".join(
+                        f"{i} {group.targets.get(i, 'not registered')}" for i in members if i not in healthy
+                    )
+                    waiting.append(f"{service} {color}: {len(healthy)} of {len(members)} targets healthy ({states})")
+            rep.progress(
+                f"{healthy_total}/{wanted_total} targets of the new colors healthy", healthy_total, wanted_total
+            )
+            if not waiting:
+                rep.log(
+                    f"health: {healthy_total} targets healthy in "
+                    + ", ".join(f"{s} {p.idle}" for s, p in staged.items())
+                )
+                return
+            if time.monotonic() > deadline:
+                raise GateError("health", f"after {timeout:g}s {'; '.join(waiting)}; traffic stays where it was")
+            await asyncio.sleep(interval)
+
+
+async def smoke_gate(
+    deck: Deck,
+    env: str,
+    staged: dict[str, ColorPin],
+    rep: Reporter,
+    *,
+    credentials: Credentials | None = None,
+) -> list[dict[str, Any]]:
+    """Run the environment's smoke commands against each staged service's new color; GateError on the
+    first that fails or outlives its timeout. Returns what ran (for the audit record)."""
+    settings = deck.env(env)
+    if not settings.smoke:
+        return []
+    ran: list[dict[str, Any]] = []
+    with rep.phase("smoke"):
+        traffic = await asyncio.to_thread(read_traffic, deck, env, credentials)
+        for service, pin in staged.items():
+            color = pin.idle
+            seen = traffic.get(service)
+            group = seen.target_groups.get(color) if seen else None
+            variables = {
+                "OPSDECK_ENV": env,
+                "OPSDECK_SERVICE": service,
+                "OPSDECK_COLOR": color,
+                "OPSDECK_IMAGE": pin.image(color) or "",
+                "OPSDECK_ENDPOINT": seen.endpoint if seen else "",
+                "OPSDECK_HOST": seen.host if seen else "",
+                "OPSDECK_PREVIEW_HOST": seen.preview_host if seen else "",
+                "OPSDECK_TARGET_GROUP": group.arn if group else "",
+                "OPSDECK_LOCAL_CLOUD": deck.tools.endpoint() or "",
+                "OPSDECK_PYTHON": sys.executable,
+            }
+            environ = {**os.environ, **variables}
+            for command in settings.smoke:
+                rep.progress(f"smoke {service} {color}: {command}")
+                result = await run_command(
+                    command,
+                    cwd=deck.root,
+                    env=environ,
+                    timeout=settings.smoke_timeout,
+                    on_line=_smoke_sink(rep, service),
+                    redact=deck.tools.redact,
+                )
+                ran.append(
+                    {
+                        "service": service,
+                        "color": color,
+                        "command": command,
+                        "exit": result.returncode,
+                        "seconds": round(result.seconds, 2),
+                    }
+                )
+                if result.timed_out:
+                    raise GateError(
+                        "smoke",
+                        f"`{command}` did not finish within {settings.smoke_timeout:g}s for {service} {color}; "
+                        "traffic stays where it was",
+                    )
+                if result.returncode != 0:
+                    last = f": {result.tail[-1]}" if result.tail else ""
+                    raise GateError(
+                        "smoke",
+                        f"`{command}` failed (exit {result.returncode}) for {service} {color}{last}; "
+                        "traffic stays where it was",
+                    )
+            rep.log(f"smoke: {len(settings.smoke)} checks passed for {service} {color}")
+    return ran
+
+
+def _smoke_sink(rep: Reporter, service: str) -> Callable[[str], None]:
+    def sink(line: str) -> None:
+        rep.log(f"smoke {service}: {line}")
+
+    return sink
+
+
+# -- the switch ---------------------------------------------------------------------------------
+
+
+def check_switch_plan(plan: PlanResult) -> None:
+    """A switch changes where listener rules forward, and nothing else."""
+    for change in plan.resources:
+        if change.type != planning.RULE_TYPE or change.actions != ("update",):
+            raise RefusedError(
+                f"the traffic switch of {plan.environment} would {'/'.join(change.actions)} {change.address}, "
+                "not only move listener rules: nothing applied (plan and apply the environment first)"
+            )
+
+
+async def plan_switch(
+    deck: Deck,
+    env: str,
+    switched: dict[str, ColorPin],
+    rep: Reporter,
+    *,
+    credentials: Credentials | None = None,
+) -> PlanResult:
+    """Write the switched pins and plan the switch: the whole environment (so the policy gate sees all
+    of it, as with any plan), checked to move listener rules and nothing else."""
+    with rep.phase("plan switch"):
+        await asyncio.to_thread(write_color_pins, deck, env, switched)
+        planfile = planning.scratch_planfile(deck, env, "switch")
+        plan = await planning.plan_into(deck, env, planfile, rep, credentials=credentials)
+        check_switch_plan(plan)
+        rep.log(f"switch plan: {plan.summary.change} listener rules move, nothing else")
+    return plan
+
+
+async def apply_switch(
+    deck: Deck,
+    env: str,
+    switched: dict[str, ColorPin],
+    plan: PlanResult,
+    rep: Reporter,
+    *,
+    credentials: Credentials | None = None,
+) -> None:
+    """Apply a switch plan (after the policy gate) and read the cloud back: each service's live rule must
+    forward to its new live color."""
+    if plan.summary.has_changes:
+        await rollout.apply_plan(deck, env, plan, rep, credentials)
+    with rep.phase("verify traffic"):
+        traffic = await asyncio.to_thread(read_traffic, deck, env, credentials)
+        wrong = [
+            f"{s} forwards to {traffic[s].live if s in traffic else 'nothing'}, not {p.live}"
+            for s, p in switched.items()
+            if s not in traffic or traffic[s].live != p.live
+        ]
+        if wrong:
+            raise OpsdeckError(f"after the switch of {env}: {'; '.join(wrong)}")
+        rep.log("traffic: " + ", ".join(f"{s} → {p.live} ({p.live_image})" for s, p in switched.items()))
+
+
+# -- the switch back, made ahead ----------------------------------------------------------------
+
+
+def _prepared_paths(deck: Deck, env: str) -> tuple[Path, Path]:
+    folder = planning.plan_dir(deck)
+    return folder / f"{env}.switch-back.tfplan", folder / f"{env}.switch-back.json"
+
+
+def forget_prepared(deck: Deck, env: str) -> None:
+    for path in _prepared_paths(deck, env):
+        path.unlink(missing_ok=True)
+
+
+async def prepare_switch_back(deck: Deck, env: str, rep: Reporter, *, credentials: Credentials | None = None) -> bool:
+    """Right after a release: plan and policy-check the switch back to each warm standby, so an instant
+    rollback only applies it. Valid while nothing the plan depends on moves (its inputs key)."""
+    from opsdeck.core.release import gates
+
+    forget_prepared(deck, env)
+    pins = await asyncio.to_thread(color_pins, deck, env)
+    warm = {s: p for s, p in pins.items() if p.warm()}
+    if not warm:
+        return False
+    back = {s: p.switched(deck.env(env).standby_minutes) for s, p in warm.items()}
+    rel_texts = {rel: (deck.root / rel).read_text(encoding="utf-8") for rel in _pin_rels(deck, env, list(back))}
+    planfile, meta = _prepared_paths(deck, env)
+    with rep.phase("prepare switch back"):
+        try:
+            await asyncio.to_thread(write_color_pins, deck, env, back)
+            tmp = planning.scratch_planfile(deck, env, "switch-back")
+            plan = await planning.plan_into(deck, env, tmp, rep, credentials=credentials)
+        finally:
+            for rel, text in rel_texts.items():
+                (deck.root / rel).write_text(text, encoding="utf-8")
+        check_switch_plan(plan)
+        await gates.policy(deck, env, plan, rep, break_glass=credentials is not None)
+        tmp.replace(planfile)
+        key = await asyncio.to_thread(planning.inputs_key, deck, env)
+        record = {
+            "key": key,
+            "created_at": time.time(),
+            "pins": {s: p.live for s, p in back.items()},
+            "images": {s: p.live_image for s, p in back.items()},
+            "summary": {"add": plan.summary.add, "change": plan.summary.change, "destroy": plan.summary.destroy},
+            "plan": plan.to_json(),
+        }
+        meta.write_text(json.dumps(record), encoding="utf-8")
+        rep.log("rollback prepared: " + ", ".join(f"{s} → {p.live}" for s, p in back.items()))
+    return True
+
+
+async def prepared_switch_back(deck: Deck, env: str, wanted: dict[str, ColorPin]) -> PlanResult | None:
+    """The prepared switch back, if it is still valid and switches exactly to ``wanted``."""
+    planfile, meta = _prepared_paths(deck, env)
+    try:
+        record = json.loads(meta.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not planfile.is_file() or record.get("pins") != {s: p.live for s, p in wanted.items()}:
+        return None
+    if record.get("images") != {s: p.live_image for s, p in wanted.items()}:
+        return None
+    key = await asyncio.to_thread(planning.inputs_key, deck, env)
+    if key != record.get("key"):
+        forget_prepared(deck, env)
+        return None
+    plan = PlanResult.from_json(record["plan"])
+    return PlanResult(plan.environment, plan.summary, plan.resources, plan.created_at, key, str(planfile), plan.pins)
+
+
+def _pin_rels(deck: Deck, env: str, services: list[str]) -> list[str]:
+    from opsdeck.core.estate.pins import pin_rel
+
+    return list(dict.fromkeys(pin_rel(deck, env, s) for s in services))
+
+
+# -- standby ------------------------------------------------------------------------------------
+
+
+def expired(pins: dict[str, ColorPin], now: float | None = None) -> dict[str, ColorPin]:
+    """The services whose warm standby's window has ended."""
+    now = time.time() if now is None else now
+    return {
+        s: p
+        for s, p in pins.items()
+        if p.standby == "warm" and p.idle_image is not None and p.warm_until is not None and p.warm_until <= now
+    }
+
+
+def traffic_json(pin: ColorPin, now: float | None = None) -> dict[str, Any]:
+    """What `status --json` says of a service's traffic."""
+    standby = None
+    if pin.standby == "warm" and pin.idle_image is not None:
+        until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(pin.warm_until)) if pin.warm_until is not None else None
+        standby = {"color": pin.idle, "image": pin.idle_image, "until": until, "warm": pin.warm(now)}
+    return {"live": pin.live, "standby": standby}
+
+
+# -- after an interruption ----------------------------------------------------------------------
+
+
+async def reconcile_traffic(deck: Deck, env: str, rep: Reporter) -> str | None:
+    """After an interrupted release in ``env`` (called by unlock): make the ledger say which color is
+    live as the cloud's listener rules have it. Traffic is always on exactly one color per service (a
+    rule forwards to one target group). If no service's traffic moved, the pin files go back to the
+    last commit (the next plan shows what is left of the stage); if some did, the pins left in the
+    working tree are committed with the cloud's live colors. Returns the commit, if one was made."""
+    from dataclasses import replace
+
+    from opsdeck.core.estate.pins import pin_files
+
+    git = deck.tools.git
+    services = deck.config.service_names
+    files = pin_files(deck, env)
+    traffic = await asyncio.to_thread(read_traffic, deck, env)
+    head = {rel: await asyncio.to_thread(git.text_at, "HEAD", rel) for rel in files}
+    committed = pins_in_texts(deck, env, {k: v for k, v in head.items() if v is not None}, services)
+    cloud_live: dict[str, Color] = {}
+    for s in services:
+        live = traffic[s].live if s in traffic else None
+        if live is not None:
+            cloud_live[s] = live
+    moved = {s: c for s, c in cloud_live.items() if c != committed[s].live}
+    dirty = [rel for rel in files if await asyncio.to_thread(git.is_dirty, rel)]
+    if not moved:
+        for rel in dirty:
+            await asyncio.to_thread(git.restore, rel)
+        if dirty:
+            rep.log(f"traffic in {env} never moved: pins put back to the last commit ({', '.join(dirty)})", "notice")
+        return None
+    current = await asyncio.to_thread(color_pins, deck, env)
+    fixed = {
+        s: replace(p, live=cloud_live[s]) for s, p in current.items() if s in cloud_live and p.live != cloud_live[s]
+    }
+    if fixed:
+        await asyncio.to_thread(write_color_pins, deck, env, fixed)
+    lines = [f"{s}: live {c} (was {committed[s].live} in the ledger)" for s, c in moved.items()]
+    text = f"reconcile {env} after an interrupted release: traffic as the cloud has it\n\n" + "\n".join(lines)
+    sha = await asyncio.to_thread(git.commit, files, text)
+    rep.log(f"ledger reconciled with the cloud's traffic in {env}: " + "; ".join(lines), "notice")
+    return sha

@@ -1,0 +1,144 @@
+"""`opsdeck standby expire`: scale the warm standbys whose window has ended to zero.
+
+After a blue/green switch the color that was live stays in service, out of traffic, for the
+environment's ``standby_minutes``: a rollback inside that window is the switch alone. Once the window
+ends the standby only costs money, so the open deck (on its clock) or a scheduler (this command)
+makes it cold: its pin says ``"standby": "cold"``, and the plan may change nothing but the idle
+groups' sizes. The image stays in the pin, so a later rollback can still scale it back up.
+
+It runs under the environment's lock and is audited like any change, but asks for no confirmation or
+approvals: it moves no traffic and launches nothing, and its plan is checked to only shrink groups.
+An expiry that finds the environment busy (a rollback using that very standby) is refused and tried
+again on the next tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from opsdeck.core.estate.deck import Deck
+from opsdeck.core.estate.pins import ColorPin, pin_files, write_color_pins
+from opsdeck.core.events import Reporter
+from opsdeck.core.model import PlanResult
+from opsdeck.core.observe import planning
+from opsdeck.core.release import bluegreen, gates, rollout
+from opsdeck.core.safety.audit import TRAILER
+from opsdeck.core.safety.operation import audited
+from opsdeck.core.team.identity import operator
+from opsdeck.core.team.remote import publish
+from opsdeck.errors import OpsdeckError, RefusedError, reworded
+
+GROUP_TYPE = "aws_autoscaling_group"
+SIZE_FIELDS = {"min_size", "desired_capacity"}
+
+
+@dataclass(frozen=True)
+class Expired:
+    environment: str
+    services: dict[str, ColorPin] = field(default_factory=dict)  # as they were, warm
+    commit: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "environment": self.environment,
+            "cooled": [
+                {"service": s, "color": p.idle, "image": p.idle_image, "window_ended": _utc(p.warm_until)}
+                for s, p in self.services.items()
+            ],
+            "commit": self.commit,
+        }
+
+
+def _utc(when: float | None) -> str | None:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)) if when is not None else None
+
+
+def due(deck: Deck, env: str, now: float | None = None) -> dict[str, ColorPin]:
+    """The services of ``env`` whose warm standby's window has ended (none unless blue/green)."""
+    if not deck.env(env).blue_green:
+        return {}
+    return bluegreen.expired(bluegreen.color_pins(deck, env), now)
+
+
+def check_cooling_plan(plan: PlanResult) -> None:
+    """Cooling a standby shrinks auto scaling groups in place, and changes nothing else."""
+    for change in plan.resources:
+        # Computed values are the provider's, and an empty block read back differently is no change.
+        known = {c.name for c in change.changes if not c.after_unknown and not (_empty(c.before) and _empty(c.after))}
+        if change.type != GROUP_TYPE or change.actions != ("update",) or not known <= SIZE_FIELDS:
+            raise RefusedError(
+                f"scaling the standby of {plan.environment} to zero would {'/'.join(change.actions)} {change.address} "
+                f"({', '.join(sorted(known)) or 'as a whole'}), not only shrink groups: nothing applied "
+                "(plan and apply the environment first)"
+            )
+
+
+def _empty(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(_empty(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_empty(v) for v in value)
+    return value in (None, "", False)
+
+
+async def expire(deck: Deck, env: str, rep: Reporter, *, now: float | None = None) -> Expired:
+    """Scale ``env``'s standbys whose window has ended to zero, and commit their pins as cold."""
+    settings = deck.env(env)
+    if not settings.blue_green:
+        raise RefusedError(f"{env} rolls out by replacement, not blue-green: it keeps no standby")
+    found = await asyncio.to_thread(due, deck, env, now)
+    if not found:
+        return Expired(env)
+    files = pin_files(deck, env, list(found))
+    fields = {"services": sorted(found), "colors": {s: p.idle for s, p in found.items()}}
+    async with audited(deck, "standby-expire", env, rep, fields=fields, approved=True) as run:
+        found = await asyncio.to_thread(due, deck, env, now)  # again, under the lock
+        if not found:
+            run.end_as("ok", "nothing left to expire")
+            return Expired(env)
+        originals = {rel: (deck.root / rel).read_text(encoding="utf-8") for rel in files}
+        applied = False
+        step = "pin"
+        try:
+            cold = {s: p.cooled() for s, p in found.items()}
+            await asyncio.to_thread(write_color_pins, deck, env, cold)
+            step = "plan"
+            plan = await planning.plan(deck, env, rep, reuse=False)
+            check_cooling_plan(plan)
+            step = "policy"
+            await gates.policy(deck, env, plan, rep)
+            step = "apply"
+            if plan.summary.has_changes:
+                applied = True
+                await rollout.apply_plan(deck, env, plan, rep)
+            step = "verify instances"
+            expected = await asyncio.to_thread(rollout.expected_pins, deck, env)
+            await rollout.wait_for_images(deck, env, expected, rep)
+            step = "commit"
+            with rep.phase("commit"):
+                body = "\n".join(
+                    f"{s}: standby {p.idle} ({p.idle_image}) scaled to zero; its window ended {_utc(p.warm_until)}"
+                    for s, p in found.items()
+                )
+                who = await asyncio.to_thread(operator, deck)
+                caller = run.record.who.get("aws", "") if run.record.who else ""
+                text = f"standby expire {env}: {', '.join(sorted(found))}\n\n{body}\n\n{who.trailers(caller)}\n"
+                text += f"{TRAILER}: {run.hash}\n"
+                sha = await asyncio.to_thread(deck.tools.git.commit, files, text)
+            _, sha = await asyncio.to_thread(publish, deck, rep)
+        except BaseException as exc:
+            if not applied:
+                for rel, text in originals.items():
+                    (deck.root / rel).write_text(text, encoding="utf-8")
+            if isinstance(exc, OpsdeckError) and not isinstance(exc, RefusedError):
+                kept = "applied, pins left uncommitted" if applied else "pins restored"
+                raise reworded(exc, f"standby expire of {env} failed at {step} ({kept}): {exc}") from exc
+            raise
+        finally:
+            planning.forget_plan(deck, env)
+            bluegreen.forget_prepared(deck, env)  # the switch back to a cold color is not instant
+        run.note(commit=sha)
+    return Expired(env, found, sha)
