@@ -95,3 +95,11 @@ def edited(path: Path, old: str, new: str) -> Iterator[None]:
 
 
 NO_PROD_APPROVALS = ("approvals = 2\n", "")  # prod as a deck without approvals has it: break-glass only
+
+
+def live_pins(deck: Path, env: str, file: str = "images.auto.tfvars.json") -> dict[str, str]:
+    """Each service's pinned image in ``env``: the live color's in a blue/green environment."""
+    import json
+
+    pins = json.loads((deck / "envs" / env / file).read_text())["images"]
+    return {s: (p[p["live"]] if isinstance(p, dict) else p) for s, p in pins.items()}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import opsdeck
+from tests.helpers import live_pins, opsdeck
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,7 @@ SERVICES = ["web", "api", "worker"]
 
 
 def _pins(deck: Path, env: str) -> dict[str, str]:
-    return json.loads((deck / "envs" / env / PIN).read_text())["images"]
+    return live_pins(deck, env)
 
 
 def test_demo_brings_up_the_estate_every_service_on_its_pinned_image(demo_deck: Path) -> None:

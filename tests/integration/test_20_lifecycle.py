@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import NO_PROD_APPROVALS, approve_and_execute, edited, opsdeck
+from tests.helpers import NO_PROD_APPROVALS, approve_and_execute, edited, live_pins, opsdeck
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +35,7 @@ def _status(deck: Path) -> dict[str, Any]:
 
 
 def _pins(deck: Path, env: str) -> dict[str, str]:
-    return json.loads((deck / "envs" / env / PIN).read_text())["images"]
+    return live_pins(deck, env)
 
 
 def fingerprint(deck: Path) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import ROOT, finish, opsdeck, released
+from tests.helpers import ROOT, finish, live_pins, opsdeck, released
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,7 @@ def spare(demo_deck: Path) -> list[str]:
 
 
 def _pin(deck: Path, env: str, service: str = "web") -> str:
-    return json.loads((deck / "envs" / env / PIN).read_text())["images"][service]
+    return live_pins(deck, env)[service]
 
 
 def _web(row: dict[str, Any]) -> dict[str, Any]:

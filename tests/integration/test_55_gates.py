@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import edited, opsdeck, state_serial
+from tests.helpers import edited, live_pins, opsdeck, state_serial
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +26,7 @@ def _git(deck: Path, *args: str) -> str:
 
 
 def _pin(deck: Path, env: str, service: str = "web") -> str:
-    return str(json.loads((deck / "envs" / env / PIN).read_text())["images"][service])
+    return live_pins(deck, env)[service]
 
 
 def _spare(deck: Path) -> str:

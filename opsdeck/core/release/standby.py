@@ -29,7 +29,7 @@ from opsdeck.core.safety.audit import TRAILER
 from opsdeck.core.safety.operation import audited
 from opsdeck.core.team.identity import operator
 from opsdeck.core.team.remote import publish
-from opsdeck.errors import OpsdeckError, RefusedError, reworded
+from opsdeck.errors import LockedError, OpsdeckError, RefusedError, reworded
 
 GROUP_TYPE = "aws_autoscaling_group"
 SIZE_FIELDS = {"min_size", "desired_capacity"}
@@ -89,6 +89,11 @@ async def expire(deck: Deck, env: str, rep: Reporter, *, now: float | None = Non
     settings = deck.env(env)
     if not settings.blue_green:
         raise RefusedError(f"{env} rolls out by replacement, not blue-green: it keeps no standby")
+    from opsdeck.core.safety import locks
+
+    record, _alive = await asyncio.to_thread(locks.holder, deck, env)
+    if record is not None:  # the pins in the working tree are that operation's, not the ledger's
+        raise LockedError(f"{env} is locked: {record.describe()}; the standby expires on a later try")
     found = await asyncio.to_thread(due, deck, env, now)
     if not found:
         return Expired(env)
