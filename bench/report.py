@@ -111,6 +111,30 @@ def render(results: dict[str, Any]) -> str:
             f"{k['rollback_ratio']:.2f}×",
             "-",
         )
+    if "blue_green" in b:
+        k = b["blue_green"]
+        row(
+            "instant rollback (`opsdeck rollback dev --service web`, warm standby) vs raw `terraform apply` of the "
+            "switch (live color flipped) + `git commit`",
+            f"{k['instant_rollback_s']:.2f} s",
+            f"{k['raw_switch_apply_s']:.2f} s",
+            f"{k['ratio_vs_raw_switch']:.2f}×" + ("" if k["all_instant"] else " (not every run was instant)"),
+            "≤ 1.1×",
+        )
+        row(
+            "rebuild rollback (sandbox, by replacement) vs instant rollback",
+            f"{k['rebuild_rollback_s']:.2f} s",
+            f"{k['instant_rollback_s']:.2f} s",
+            f"{k['rebuild_over_instant']:.2f}× faster",
+            "≥ 3×",
+        )
+        gates = ", ".join(
+            f"{name} {seconds:.2f} s"
+            for name, seconds in k["promote_phases_s"].items()
+            if name
+            in ("verify instances", "health", "smoke", "plan switch", "policy", "verify traffic", "prepare switch back")
+        )
+        row("a blue/green promote in dev, its gate phases on their own (medians)", gates, "-", "-", "-")
     if "drift" in b:
         k = b["drift"]
         row(

@@ -270,15 +270,21 @@ def other_web(deck: Path) -> Callable[[], str]:
         return other_web(deck)
 
     def other() -> str:
-        current = json.loads(pin.read_text())["images"]["web"]
+        current = live_image(json.loads(pin.read_text())["images"]["web"])
         return next(i for i in webs if i != current)
 
     return other
 
 
+def live_image(pin: Any) -> str:
+    """A service's pin: an image id, or (blue/green) the live color's image."""
+    return str(pin[pin["live"]] if isinstance(pin, dict) else pin)
+
+
 def bench_promote(deck: Path, runs: int) -> dict[str, Any]:
-    """`opsdeck promote IMAGE dev --service web` against the raw change: edit dev's web pin,
-    `terraform apply`, `git commit`."""
+    """`opsdeck promote IMAGE dev --service web` against the raw change: edit dev's web pin (blue/green:
+    the idle color's image, `terraform apply`, then the live color, `terraform apply` again),
+    `git commit`."""
     env = tool_env(deck, "dev")
     envdir = deck / "envs" / "dev"
     pin = envdir / "images.auto.tfvars.json"
@@ -293,9 +299,18 @@ def bench_promote(deck: Path, runs: int) -> dict[str, Any]:
     def raw() -> float:
         t0 = time.perf_counter()
         data = json.loads(pin.read_text())
-        data["images"]["web"] = other()  # only the web pin; the file keeps opsdeck's shape
+        web = data["images"]["web"]
+        apply = ["terraform", "apply", "-auto-approve", "-input=false"]
+        if isinstance(web, dict):  # stage the idle color, then switch to it: what a blue/green release is
+            idle = "green" if web["live"] == "blue" else "blue"
+            web.update({idle: other(), "standby": "warm"})
+            pin.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+            timed(apply, cwd=envdir, env=env)
+            web["live"] = idle
+        else:
+            data["images"]["web"] = other()  # only the web pin; the file keeps opsdeck's shape
         pin.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-        timed(["terraform", "apply", "-auto-approve", "-input=false"], cwd=envdir, env=env)
+        timed(apply, cwd=envdir, env=env)
         timed(["git", "-C", str(deck), "commit", "-q", "-m", "bench: raw pin change", "--", str(pin)])
         return time.perf_counter() - t0
 
@@ -416,6 +431,62 @@ def bench_gates(deck: Path, runs: int) -> dict[str, Any]:
     }
 
 
+def bench_blue_green(deck: Path, runs: int) -> dict[str, Any]:
+    """Instant rollback in dev (blue/green, inside the standby window) against raw `terraform apply` of
+    the traffic switch alone (the pin's live color flipped), and against a rebuild rollback (sandbox,
+    which rolls out by replacement as every environment did before); each run starts with a promote,
+    whose gate phases are kept on their own."""
+    env = tool_env(deck, "dev")
+    envdir = deck / "envs" / "dev"
+    pin = envdir / "images.auto.tfvars.json"
+    other_web(deck)  # at least two web images
+    webs = [i["id"] for i in opsdeck_json(deck, "images") if i["service"] == "web" and not i["revoked"]]
+    sandbox_pin = deck / "envs" / "sandbox" / "images.auto.tfvars.json"
+    phases: dict[str, list[float]] = {}
+    instant: list[bool] = []
+
+    def promote() -> float:  # not compared: it makes the warm standby each rollback returns to
+        fresh = opsdeck_json(deck, "bake", "--service", "web")[0]["id"]  # a new image: a full release each time
+        run = opsdeck(deck, "promote", fresh, "dev", "--service", "web", "--yes", "--reason", "bench", "--json")
+        for phase in json.loads(run.stdout)["phases"]:
+            phases.setdefault(phase["name"], []).append(phase["seconds"])
+        return run.wall
+
+    def rollback() -> float:
+        run = opsdeck(deck, "rollback", "dev", "--service", "web", "--yes", "--reason", "bench", "--json")
+        instant.append(bool(json.loads(run.stdout)["instant"]))
+        return run.wall
+
+    def raw_switch() -> float:  # the same switch, by hand: flip the live color, apply, commit
+        t0 = time.perf_counter()
+        data = json.loads(pin.read_text())
+        web = data["images"]["web"]
+        web["live"] = "green" if web["live"] == "blue" else "blue"
+        pin.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        timed(["terraform", "apply", "-auto-approve", "-input=false"], cwd=envdir, env=env)
+        timed(["git", "-C", str(deck), "commit", "-q", "-m", "bench: raw switch", "--", str(pin)])
+        return time.perf_counter() - t0
+
+    def rebuild() -> float:  # today's rollback where an environment rolls out by replacement
+        current = live_image(json.loads(sandbox_pin.read_text())["images"]["web"])
+        target = next(i for i in webs if i != current)
+        opsdeck(deck, "promote", target, "sandbox", "--service", "web", "--yes", "--reason", "bench")
+        return opsdeck(deck, "rollback", "sandbox", "--service", "web", "--yes", "--reason", "bench").wall
+
+    _, back, switch, rebuilt = interleave(runs, promote, rollback, raw_switch, rebuild)
+    return {
+        "instant_rollback_s": median(back),
+        "raw_switch_apply_s": median(switch),
+        "ratio_vs_raw_switch": median(back) / median(switch),
+        "rebuild_rollback_s": median(rebuilt),
+        "rebuild_over_instant": median(rebuilt) / median(back),
+        "all_instant": all(instant),
+        "promote_phases_s": {name: median(values) for name, values in phases.items()},
+        "command": "opsdeck rollback dev --service web --yes (warm standby)  vs  flip images.web.live + terraform "
+        "apply -auto-approve + git commit  vs  opsdeck rollback sandbox --service web --yes (replace)",
+    }
+
+
 def bench_drift(deck: Path, runs: int) -> dict[str, Any]:
     """`opsdeck drift dev` against raw `terraform plan -refresh-only` of the same environment."""
     env = tool_env(deck, "dev")
@@ -446,6 +517,7 @@ BENCHES: dict[str, Callable[[Path, int], dict[str, Any]]] = {
     "promote": bench_promote,
     "team": bench_team,
     "gates": bench_gates,
+    "blue_green": bench_blue_green,
     "drift": bench_drift,
     "nuke": bench_nuke,
     "tui": bench_tui,

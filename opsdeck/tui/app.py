@@ -47,6 +47,9 @@ def settle_heap() -> None:
     gc.freeze()
 
 
+STANDBY_CHECK_SECONDS = 30  # how often the deck looks for warm standbys past their window
+
+
 class OpsDeckApp(Operations, App[int]):
     """The deck. ``live=False`` shows only the stored snapshot (no workers): for snapshots and demos."""
 
@@ -247,6 +250,8 @@ class OpsDeckApp(Operations, App[int]):
         table.tick_ages()
         if glass is not None and not glass.active(now):
             self.expire_break_glass()
+        if self.live and int(now) % STANDBY_CHECK_SECONDS == 0:
+            self.expire_standbys()
 
     # -- simple actions -----------------------------------------------------------------------
 

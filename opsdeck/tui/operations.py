@@ -157,6 +157,38 @@ class Operations:
         glass = self.glass
         return glass if glass is not None and glass.env == env else None
 
+    def expire_standbys(self) -> None:
+        """The deck's clock: a warm standby whose window has ended is scaled to zero (an operation on the
+        timeline like any other; an environment that is busy is tried again on a later tick)."""
+        app = self._app
+        if app.read_only:
+            return
+        from opsdeck.core.release import standby
+        from opsdeck.errors import OpsdeckError
+
+        deck = app.deck
+        for settings in deck.config.environments:
+            name = settings.name
+            if not settings.blue_green or name in self.running_envs:
+                continue
+            try:
+                due = standby.due(deck, name)
+            except OpsdeckError:
+                continue
+            if due:
+                self._expire(name, ", ".join(f"{s} {p.idle}" for s, p in due.items()))
+
+    def _expire(self, env: str, what: str) -> None:
+        from opsdeck.core.release import standby
+
+        deck = self._app.deck
+        self.start(
+            f"standby expire {env}",
+            env,
+            lambda rep: standby.expire(deck, env, rep),
+            lambda r: f"{env}: standby {what} scaled to zero (its window ended)",
+        )
+
     def _refuse_if_read_only(self) -> bool:
         if self._app.read_only:
             self._app.notify("the deck is read-only (--read-only)", severity="error")

@@ -92,14 +92,14 @@ def test_plan_of_an_applied_environment_has_no_changes(demo_deck: Path) -> None:
 
 
 def test_changing_a_pin_by_hand_plans_a_new_template_and_group(demo_deck: Path) -> None:
-    pin = demo_deck / "envs" / "dev" / PIN
+    pin = demo_deck / "envs" / "sandbox" / PIN
     original = pin.read_text()
     images = json.loads(opsdeck("images", "--json", deck=demo_deck, check=True).stdout)
     was = json.loads(original)["images"]["api"]
     other = next(i["id"] for i in images if i["service"] == "web")  # any other image will do for a plan
     pin.write_text(original.replace(was, other))
     try:
-        result = opsdeck("plan", "dev", "--json", deck=demo_deck)
+        result = opsdeck("plan", "sandbox", "--json", deck=demo_deck)
         assert result.returncode == 2, result.stderr
         data = json.loads(result.stdout)
         assert (data["add"], data["change"], data["destroy"]) == (2, 1, 2)
@@ -111,7 +111,7 @@ def test_changing_a_pin_by_hand_plans_a_new_template_and_group(demo_deck: Path) 
         assert {"launch_template", "name"} <= set(asg["attributes"])
         image_change = next(c for c in lt["changes"] if c["attribute"] == "image_id")
         assert (image_change["before"], image_change["after"]) == (was, other)
-        text = opsdeck("plan", "dev", deck=demo_deck)
+        text = opsdeck("plan", "sandbox", deck=demo_deck)
         assert text.returncode == 2 and "2 to add, 1 to change, 2 to destroy" in text.stdout
         assert f'image_id: "{was}" → "{other}"' in text.stdout
         assert f'tag[image_id].value: "{was}" → "{other}"' in text.stdout  # narrowed to the part that changed

@@ -4,6 +4,7 @@ two regions), baked, distributed, pinned, committed and applied, in milliseconds
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -33,12 +34,20 @@ def git(root: Path, *args: str) -> str:
 
 def make_estate(root: Path, world: World | None = None, *, approvals: bool = False) -> tuple[Deck, World]:
     """The shop deck at ``root`` on ``world``: every environment applied on its 1.0.0 images. Without
-    ``approvals`` the sample's approvals are dropped (changes to staging and prod run at once)."""
+    ``approvals`` the sample's approvals are dropped (changes to staging and prod run at once). The
+    fake root modules are red/black ones (no load balancer), so dev rolls out by replacement here; its
+    blue/green releases run against the real stack (tests/integration/test_70_blue_green.py)."""
     world = world or World()
     copy_tree(shipped("sample_envs"), root)
+    toml = root / "opsdeck.toml"
+    text = re.sub(
+        r"^(rollout|standby_minutes|smoke|smoke_timeout|health_timeout) = .*\n", "", toml.read_text(), flags=re.M
+    )
     if not approvals:
-        toml = root / "opsdeck.toml"
-        toml.write_text(re.sub(r"^approvals = \d+\n", "", toml.read_text(), flags=re.M))
+        text = re.sub(r"^approvals = \d+\n", "", text, flags=re.M)
+    toml.write_text(text)
+    pins = root / "envs" / "dev" / "images.auto.tfvars.json"
+    pins.write_text(json.dumps({"images": {s: "ami-00000000000000000" for s in SERVICES}}, indent=2) + "\n")
     git(root, "init", "-q", "-b", "main")
     git(root, "config", "user.name", "Unit Tester")
     git(root, "config", "user.email", "unit@example.com")

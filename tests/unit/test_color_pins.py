@@ -53,3 +53,86 @@ def test_a_broken_pin_object_is_one_line_naming_the_file(value: dict[str, object
     text = json.dumps({"images": {"web": value}})
     with pytest.raises(OpsdeckError, match="^" + re.escape(f"envs/prod/images.auto.tfvars.json: {message}")):
         pin_from_text(text, SPEC, "envs/prod/images.auto.tfvars.json")
+
+
+# -- what the release code decides from plans, pins and groups -------------------------------------
+
+
+def _change(address: str, type_: str, actions: tuple[str, ...], **attrs: tuple[object, object]) -> object:
+    from opsdeck.core.model import AttributeChange, ResourceChange
+
+    changes = tuple(AttributeChange(name, before, after) for name, (before, after) in attrs.items())
+    return ResourceChange(address, type_, actions, tuple(attrs), changes)
+
+
+def _plan(*changes: object) -> object:
+    from opsdeck.core.model import PlanResult
+    from opsdeck.core.observe.plans import summarize
+
+    return PlanResult("dev", summarize(changes), tuple(changes))  # type: ignore[arg-type]
+
+
+def test_a_switch_plan_may_move_listener_rules_and_nothing_else() -> None:
+    from opsdeck.core.release.bluegreen import check_switch_plan
+    from opsdeck.errors import RefusedError
+
+    rule = _change(
+        'module.service["web"].aws_lb_listener_rule.live', "aws_lb_listener_rule", ("update",), action=(1, 2)
+    )
+    check_switch_plan(_plan(rule))  # type: ignore[arg-type]
+    group = _change('module.service["web"].aws_autoscaling_group.color["blue"]', "aws_autoscaling_group", ("delete",))
+    with pytest.raises(RefusedError, match=r"would delete module.service\[\"web\"\].aws_autoscaling_group"):
+        check_switch_plan(_plan(rule, group))  # type: ignore[arg-type]
+    replaced = _change("x.aws_lb_listener_rule.live", "aws_lb_listener_rule", ("delete", "create"))
+    with pytest.raises(RefusedError, match="not only move listener rules"):
+        check_switch_plan(_plan(replaced))  # type: ignore[arg-type]
+
+
+def test_cooling_a_standby_may_only_shrink_groups() -> None:
+    from opsdeck.core.release.standby import check_cooling_plan
+    from opsdeck.errors import RefusedError
+
+    address = 'module.service["web"].aws_autoscaling_group.color["green"]'
+    shrink = _change(
+        address,
+        "aws_autoscaling_group",
+        ("update",),
+        min_size=(2, 0),
+        desired_capacity=(2, 0),
+        capacity_reservation_specification=([], [{}]),  # read back differently: no change
+    )
+    check_cooling_plan(_plan(shrink))  # type: ignore[arg-type]
+    retemplate = _change(address, "aws_autoscaling_group", ("update",), min_size=(2, 0), launch_template=("a", "b"))
+    with pytest.raises(RefusedError, match=r"\(launch_template, min_size\), not only shrink groups"):
+        check_cooling_plan(_plan(retemplate))  # type: ignore[arg-type]
+
+
+def test_a_standby_expires_at_the_end_of_its_window_and_status_says_so() -> None:
+    from opsdeck.core.release.bluegreen import expired, traffic_json
+
+    warm = ColorPin("blue", OLD, NEW, "warm", warm_until=1000.0)
+    cold = ColorPin("blue", OLD, NEW)
+    assert expired({"web": warm, "api": cold}, now=999.0) == {}
+    assert expired({"web": warm, "api": cold}, now=1000.0) == {"web": warm}
+    assert traffic_json(warm, now=999.0) == {
+        "live": "blue",
+        "standby": {"color": "green", "image": NEW, "until": "1970-01-01T00:16:40Z", "warm": True},
+    }
+    assert traffic_json(cold) == {"live": "blue", "standby": None}
+
+
+def test_each_color_is_its_own_rollout_and_a_cold_one_must_be_empty() -> None:
+    from opsdeck.adapters.aws import Group, Instance
+    from opsdeck.core.release.rollout import color_state
+
+    def group(color: str, image: str, n: int) -> Group:
+        members = tuple(Instance(f"i-{color}{k}", image, "running", lifecycle="InService") for k in range(n))
+        return Group(f"web-{color}", n, n, 4, None, {"color": color, "managed_by": "terraform"}, members)
+
+    warm = ColorPin("green", OLD, NEW, "warm")
+    state = color_state([group("blue", OLD, 2), group("green", NEW, 2)], warm)
+    assert state.complete and state.counts.on_pinned_image == 2  # the live color's counts
+    assert not color_state([group("blue", OLD, 0), group("green", NEW, 2)], warm).complete  # standby not up
+    cold = ColorPin("green", OLD, NEW)
+    assert not color_state([group("blue", OLD, 2), group("green", NEW, 2)], cold).complete  # not scaled down
+    assert color_state([group("blue", OLD, 0), group("green", NEW, 2)], cold).complete

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import calendar
+import time
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
@@ -90,6 +92,20 @@ class PlanPane(Pane):
 class EnvPane(Pane):
     """The selected environment: where it runs, each service's image and instances, and its drift."""
 
+    def _traffic(self, out: Text, traffic: dict[str, Any]) -> None:
+        """Blue/green: the live color, and the warm standby with the time left in its window (`r` on
+        this environment is then instant)."""
+        out.append(f"{traffic.get('live', '?')} live ", style=Style(color=self.var("primary"), bold=True))
+        standby = traffic.get("standby")
+        if not standby:
+            return
+        left = ""
+        if standby.get("until"):
+            seconds = calendar.timegm(time.strptime(standby["until"], "%Y-%m-%dT%H:%M:%SZ")) - time.time()
+            left = f" {max(0, seconds) / 60:.0f}m" if seconds > 0 else " window ended"
+        style = Style(color=self.var("success" if standby.get("warm") else "warning"))
+        out.append(f"{standby['color']} warm{left} (r: instant) ", style=style)
+
     def show(self, env: EnvStatus | None, report: DriftReport | None) -> None:
         if env is None:
             self.body.update(Text("", style=Style(dim=True)))
@@ -110,6 +126,8 @@ class EnvPane(Pane):
             out.append(f"{n.on_pinned_image}/{n.running}/{n.desired} ", style=counts)
             if service.image.revoked:
                 out.append("REVOKED ", style=Style(color=self.var("error"), bold=True))
+            if service.traffic is not None:
+                self._traffic(out, service.traffic)
             if service.lag is not None and not service.lag.in_sync:
                 behind = f"{service.lag.behind} behind" if service.lag.behind else "differs from"
                 out.append(f"{behind} {service.lag.source} ", style=Style(color=self.var("warning")))
