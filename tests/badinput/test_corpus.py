@@ -64,6 +64,8 @@ def _edit(rel: str, old: str, new: str) -> Callable[[Path], None]:
 
 def _web_image_as_api(deck: Path) -> tuple[str, ...]:
     web = json.loads((deck / PIN).read_text())["images"]["web"]
+    if isinstance(web, dict):  # dev is blue/green: its live color's image
+        web = web[web["live"]]
     return ("promote", web, "dev", "--service", "api", "--yes")
 
 

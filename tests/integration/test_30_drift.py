@@ -76,15 +76,15 @@ def _drift(deck: Path, *envs: str) -> tuple[int, dict[str, dict[str, Any]]]:
 def test_plan_sees_a_change_made_outside_terraform(demo_deck: Path) -> None:
     """`plan` is a real plan by default: a saved plan cannot see a change made in the cloud, and only
     --cached answers from one, saying how old it is."""
-    assert opsdeck("plan", "dev", deck=demo_deck).returncode == 0
+    assert opsdeck("plan", "sandbox", deck=demo_deck).returncode == 0
     deck = _deck(demo_deck)
-    group = _group(deck, "dev", "web")
-    asg = _aws(deck, "dev").client("autoscaling")
+    group = _group(deck, "sandbox", "web")
+    asg = _aws(deck, "sandbox").client("autoscaling")
     asg.set_desired_capacity(AutoScalingGroupName=group.name, DesiredCapacity=group.desired + 1)
     try:
-        cached = opsdeck("plan", "dev", "--cached", deck=demo_deck)
+        cached = opsdeck("plan", "sandbox", "--cached", deck=demo_deck)
         assert cached.returncode == 0 and "saved plan from" in cached.stdout and "ago" in cached.stdout
-        result = opsdeck("plan", "dev", "--json", deck=demo_deck)
+        result = opsdeck("plan", "sandbox", "--json", deck=demo_deck)
         assert result.returncode == 2, result.stderr
         data = json.loads(result.stdout)
         assert data["cached"] is False and data["change"] == 1
@@ -97,11 +97,11 @@ def test_plan_sees_a_change_made_outside_terraform(demo_deck: Path) -> None:
             "after_unknown": False,
             "forces_replacement": False,
         } in changed["changes"]
-        text = opsdeck("plan", "dev", deck=demo_deck)
+        text = opsdeck("plan", "sandbox", deck=demo_deck)
         assert text.returncode == 2 and f"desired_capacity: {group.desired + 1} → {group.desired}" in text.stdout
     finally:
         asg.set_desired_capacity(AutoScalingGroupName=group.name, DesiredCapacity=group.desired)
-    assert opsdeck("plan", "dev", deck=demo_deck).returncode == 0
+    assert opsdeck("plan", "sandbox", deck=demo_deck).returncode == 0
 
 
 @pytest.fixture(scope="module")

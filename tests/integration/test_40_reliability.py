@@ -145,19 +145,27 @@ def test_refresh_leaves_an_environment_with_a_running_operation_alone(demo_deck:
     data = json.loads(refresh.stdout)
     assert data["skipped"] == {"dev": "promote"}
     assert _web(_status(demo_deck)["dev"])["image"]["id"] == target
+    kept = ".switch-back."  # the switch back a blue/green release prepares is kept on purpose
     scratch = [p.name for p in (demo_deck / ".opsdeck" / "plans").iterdir() if p.name.count(".") > 1]
+    scratch = [name for name in scratch if kept not in name]
     assert scratch == []  # every run's own plan file was moved into place or removed
 
 
 def test_killed_mid_apply_shows_interrupted_and_loses_nothing(demo_deck: Path, spare: list[str]) -> None:
+    """A red/black rollback (the sandbox rolls out by replacement; dev's blue/green switch is killed in
+    test_70_blue_green) killed while Terraform creates the new template."""
+    other = next(image for image in spare if image != _pin(demo_deck, "sandbox"))
+    opsdeck("promote", other, "sandbox", "--service", "web", "--yes", deck=demo_deck, check=True)
     head = _git(demo_deck, "rev-parse", "HEAD")
-    releases = json.loads(opsdeck("history", "dev", "--service", "web", "--json", deck=demo_deck, check=True).stdout)
+    releases = json.loads(
+        opsdeck("history", "sandbox", "--service", "web", "--json", deck=demo_deck, check=True).stdout
+    )
     pins = [r["services"][0]["image_id"] for r in releases]
-    target = next(image for image in pins if image != pins[0])  # dev's previous pin, as rollback finds it
-    proc = _spawn(demo_deck, "rollback", "dev", "--service", "web", "--yes", "--reason", "killed", "-v")
+    target = next(image for image in pins if image != pins[0])  # the previous pin, as rollback finds it
+    proc = _spawn(demo_deck, "rollback", "sandbox", "--service", "web", "--yes", "--reason", "killed", "-v")
     assert proc.stderr is not None
     for line in proc.stderr:
-        if "rollback dev: apply" in line:
+        if "rollback sandbox: apply" in line:
             break
     time.sleep(1.5)  # inside terraform apply: the new launch template is being created
     proc.send_signal(signal.SIGKILL)
@@ -166,28 +174,28 @@ def test_killed_mid_apply_shows_interrupted_and_loses_nothing(demo_deck: Path, s
         if stream is not None:
             stream.close()
 
-    status = _status(demo_deck)["dev"]
+    status = _status(demo_deck)["sandbox"]
     lock = status["lock"]
     assert lock["state"] == "interrupted" and lock["operation"] == "rollback" and lock["id"]
-    refused = opsdeck("deploy", "dev", "--yes", deck=demo_deck)
+    refused = opsdeck("deploy", "sandbox", "--yes", deck=demo_deck)
     assert refused.returncode == 1
-    assert "dev has an interrupted operation: rollback by " in refused.stderr
-    assert "release it with `opsdeck unlock dev`" in refused.stderr
+    assert "sandbox has an interrupted operation: rollback by " in refused.stderr
+    assert "release it with `opsdeck unlock sandbox`" in refused.stderr
     records = json.loads(opsdeck("audit", "--json", deck=demo_deck, check=True).stdout)
-    started = [r for r in records if r["environment"] == "dev" and r["action"] == "rollback"][-1]
+    started = [r for r in records if r["environment"] == "sandbox" and r["action"] == "rollback"][-1]
     assert started["result"] == "started"
 
     # Terraform was not killed with opsdeck: unlock waits for it, then releases the lock.
     def unlocked() -> bool:
-        result = opsdeck("unlock", "dev", "--yes", deck=demo_deck)
+        result = opsdeck("unlock", "sandbox", "--yes", deck=demo_deck)
         if result.returncode == 0:
-            assert "released dev's lock (rollback, lock id" in result.stdout
+            assert "released sandbox's lock (rollback, lock id" in result.stdout
             return True
-        assert "terraform is still running in dev" in result.stderr, result.stderr
+        assert "terraform is still running in sandbox" in result.stderr, result.stderr
         return False
 
     _wait_for(unlocked, timeout=180, what="unlock")
-    assert _status(demo_deck)["dev"]["lock"] is None
+    assert _status(demo_deck)["sandbox"]["lock"] is None
     records = json.loads(opsdeck("audit", "--json", deck=demo_deck, check=True).stdout)
     closing = [r for r in records if r.get("started") == started["seq"]]
     assert closing and closing[0]["result"] == "interrupted"
@@ -197,19 +205,19 @@ def test_killed_mid_apply_shows_interrupted_and_loses_nothing(demo_deck: Path, s
     # Nothing lost: git history as it was, the pin the operation wrote is kept (uncommitted), and the
     # plan is correct: terraform finished the apply, so code and cloud agree.
     assert _git(demo_deck, "rev-parse", "HEAD") == head
-    assert _pin(demo_deck, "dev") == target
-    plan = opsdeck("plan", "dev", "--json", deck=demo_deck)
+    assert _pin(demo_deck, "sandbox") == target
+    plan = opsdeck("plan", "sandbox", "--json", deck=demo_deck)
     assert plan.returncode == 0, plan.stdout + plan.stderr
-    counts = _status(demo_deck)["dev"]["instances"]
+    counts = _status(demo_deck)["sandbox"]["instances"]
     assert counts["running"] == counts["desired"] == counts["on_pinned_image"] > 0
     _git(
         demo_deck,
         "commit",
         "-q",
         "-m",
-        "rollback web dev (finished after an interrupted run)",
+        "rollback web sandbox (finished after an interrupted run)",
         "--",
-        f"envs/dev/{PIN}",
+        f"envs/sandbox/{PIN}",
     )
 
 

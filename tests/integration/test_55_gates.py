@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +61,13 @@ def _stopped(deck: Path, *args: str, env: dict[str, str] | None = None) -> str:
 
 def test_a_plan_that_fails_a_builtin_check_is_not_applied(demo_deck: Path) -> None:
     target = _spare(demo_deck)
-    with edited(demo_deck / "modules" / "service" / "main.tf", *IMDS):  # IMDSv1 back on: CKV_AWS_79
+    with edited(demo_deck / "modules" / "blue_green" / "main.tf", *IMDS):  # IMDSv1 back on: CKV_AWS_79
         line = _stopped(demo_deck, "promote", target, "dev", "--service", "web", "--yes", "--reason", "imds")
-    assert line.startswith("opsdeck: policy gate: CKV_AWS_79 fails on module.")
-    assert "aws_launch_template.this (Ensure Instance Metadata Service Version 1 is not enabled)" in line
+    assert line.startswith("opsdeck: policy gate: CKV_AWS_79 fails on module.service[")
+    assert re.search(
+        r'\.aws_launch_template\.color\["(blue|green)"\] \(Ensure Instance Metadata Service Version 1 is not enabled\)',
+        line,
+    )
     assert line.endswith("dev's plan was not applied")
     record = _audit(demo_deck)[-1]
     assert record["action"] == "promote" and record["environment"] == "dev" and record["result"] != "ok"
@@ -90,7 +94,9 @@ def test_the_decks_own_checks_run_too(demo_deck: Path) -> None:
         check.unlink()
     # Checkov checks the whole planned state, not only what changes: every launch template fails it.
     assert line.startswith("opsdeck: policy gate: CKV2_TEST_1 fails on module.")
-    assert "aws_launch_template.this (Launch templates here run t3.micro) (and 2 more)" in line
+    assert re.search(
+        r'\.aws_launch_template\.color\["(blue|green)"\] \(Launch templates here run t3\.micro\) \(and \d+ more\)', line
+    )
 
 
 def test_without_checkov_a_change_is_refused_in_one_line(demo_deck: Path) -> None:

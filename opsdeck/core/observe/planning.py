@@ -111,6 +111,12 @@ def scratch_planfile(deck: Deck, env: str, label: str) -> Path:
     return plan_dir(deck) / f"{env}.{label}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tfplan"
 
 
+def drop_scratch(deck: Deck, env: str, label: str) -> None:
+    """Remove this process's scratch plan files of ``env`` labelled ``label`` (what a failed step left)."""
+    for path in plan_dir(deck).glob(f"{env}.{label}.{os.getpid()}.*.tfplan"):
+        path.unlink(missing_ok=True)
+
+
 def stored_plan(deck: Deck, env: str) -> PlanResult | None:
     """The last plan saved for ``env`` (fresh or not)."""
     try:

@@ -297,7 +297,11 @@ async def plan_switch(
         await asyncio.to_thread(write_color_pins, deck, env, switched)
         planfile = planning.scratch_planfile(deck, env, "switch")
         plan = await planning.plan_into(deck, env, planfile, rep, credentials=credentials)
-        check_switch_plan(plan)
+        try:
+            check_switch_plan(plan)
+        except RefusedError:
+            planfile.unlink(missing_ok=True)
+            raise
         rep.log(f"switch plan: {plan.summary.change} listener rules move, nothing else")
     return plan
 
@@ -338,15 +342,19 @@ def _prepared_paths(deck: Deck, env: str) -> tuple[Path, Path]:
 def forget_prepared(deck: Deck, env: str) -> None:
     for path in _prepared_paths(deck, env):
         path.unlink(missing_ok=True)
+    planning.drop_scratch(deck, env, "switch-back")
 
 
-async def prepare_switch_back(deck: Deck, env: str, rep: Reporter, *, credentials: Credentials | None = None) -> bool:
-    """Right after a release: plan and policy-check the switch back to each warm standby, so an instant
-    rollback only applies it. Valid while nothing the plan depends on moves (its inputs key)."""
+async def prepare_switch_back(
+    deck: Deck, env: str, services: list[str], rep: Reporter, *, credentials: Credentials | None = None
+) -> bool:
+    """Right after a release of ``services``: plan and policy-check the switch of each back to its warm
+    standby (what rolling that release back is), so an instant rollback only applies it. Valid while
+    nothing the plan depends on moves (its inputs key)."""
     from opsdeck.core.release import gates
 
     forget_prepared(deck, env)
-    pins = await asyncio.to_thread(color_pins, deck, env)
+    pins = await asyncio.to_thread(color_pins, deck, env, services)
     warm = {s: p for s, p in pins.items() if p.warm()}
     if not warm:
         return False
@@ -361,8 +369,12 @@ async def prepare_switch_back(deck: Deck, env: str, rep: Reporter, *, credential
         finally:
             for rel, text in rel_texts.items():
                 (deck.root / rel).write_text(text, encoding="utf-8")
-        check_switch_plan(plan)
-        await gates.policy(deck, env, plan, rep, break_glass=credentials is not None)
+        try:
+            check_switch_plan(plan)
+            await gates.policy(deck, env, plan, rep, break_glass=credentials is not None)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         tmp.replace(planfile)
         key = await asyncio.to_thread(planning.inputs_key, deck, env)
         record = {

@@ -15,6 +15,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from opsdeck.adapters.aws import Credentials, Image
@@ -324,6 +325,7 @@ async def _change_pins(
                 for rel, text in originals.items():
                     (deck.root / rel).write_text(text, encoding="utf-8")
             planning.forget_plan(deck, env)
+            planning.drop_scratch(deck, env, "switch")
             if isinstance(exc, OpsdeckError) and not isinstance(exc, RefusedError):
                 kept = f"applied, pins left uncommitted in {', '.join(files)}" if applied else "pins restored"
                 raise reworded(exc, f"{action} of {env} failed at {step} ({kept}): {exc}") from exc
@@ -335,7 +337,7 @@ async def _change_pins(
         bluegreen.forget_prepared(deck, env)
         if final and action != "rollback":  # after a rollback the next thing is a fix, not a switch back
             try:
-                await bluegreen.prepare_switch_back(deck, env, rep, credentials=credentials)
+                await bluegreen.prepare_switch_back(deck, env, list(final), rep, credentials=credentials)
             except OpsdeckError as exc:  # the release stands; a rollback will plan its switch itself
                 bluegreen.forget_prepared(deck, env)
                 rep.log(f"could not prepare the switch back ({exc}); a rollback will plan it", "warning")
@@ -388,7 +390,10 @@ async def blue_green_release(
         await bluegreen.health_gate(deck, env, before, rep, credentials=credentials)  # the standby still serves
         marks.step = "switch"
         marks.applied = True  # from the first rule changed on, the pins follow the cloud
-        await bluegreen.apply_switch(deck, env, final, plan, rep, credentials=credentials)
+        try:
+            await bluegreen.apply_switch(deck, env, final, plan, rep, credentials=credentials)
+        finally:
+            Path(plan.planfile).unlink(missing_ok=True)  # a switch plan, made now or prepared: used once
         return final
     marks.step = "apply"
     if plan.summary.has_changes:
@@ -413,7 +418,10 @@ async def blue_green_release(
         await _put_back(deck, env, before, rep, credentials=credentials, originals=originals)
         raise
     marks.applied = True
-    await bluegreen.apply_switch(deck, env, final, switch, rep, credentials=credentials)
+    try:
+        await bluegreen.apply_switch(deck, env, final, switch, rep, credentials=credentials)
+    finally:
+        Path(switch.planfile).unlink(missing_ok=True)
     return final
 
 
