@@ -136,11 +136,14 @@ def test_drift_reports_each_change_in_its_environment(demo_deck: Path, out_of_ba
     dev = envs["dev"]
     assert dev["status"] == "drifted" and dev["managed"] == []
     assert {"type": "ec2:instance", "id": out_of_band["dev_stray"]} in dev["unmanaged"]
+    assert not [u for u in dev["unmanaged"] if u["type"].startswith("elasticloadbalancing:")]  # by its ARN
+    assert dev["image"] == []  # a warm standby's instances run the standby's image: no drift
     prod = envs["prod"]
     assert {"instance": out_of_band["prod_odd"], "image_id": out_of_band["other_ami"], "service": ""} in prod["image"]
     assert {"type": "ec2:instance", "id": out_of_band["prod_odd"]} in prod["unmanaged"]
-    # The local cloud's known false drift is in sample_envs/.driftignore, not in code.
-    assert all(e["ignored"] > 0 for e in envs.values())
+    # The local cloud's known false drift is in sample_envs/.driftignore, not in code (dev's blue/green
+    # groups read back clean once a release has refreshed its state).
+    assert all(e["ignored"] > 0 for name, e in envs.items() if name != "dev")
     # status shows the stored result with its age.
     status = json.loads(opsdeck("status", "--json", deck=demo_deck, check=True).stdout)
     by_name = {e["name"]: e for e in status["environments"]}

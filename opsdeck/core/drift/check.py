@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 
 from opsdeck.adapters.inventory import CloudResource
@@ -20,12 +21,13 @@ from opsdeck.core.drift.ignore import DriftIgnore, load_ignore
 from opsdeck.core.drift.ownership import Ownership, among_peers, owner, ownerships, unmanaged
 from opsdeck.core.drift.store import DriftReport
 from opsdeck.core.estate.deck import Deck
-from opsdeck.core.estate.pins import read_pins
+from opsdeck.core.estate.pins import ColorPin
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import ResourceChange
 from opsdeck.core.observe import planning
 from opsdeck.core.observe.plans import parse_drift
 from opsdeck.core.observe.status import concurrency
+from opsdeck.core.release.rollout import expected_pins
 from opsdeck.core.tasks import all_or_nothing
 
 
@@ -63,17 +65,30 @@ def _progress(rep: Reporter, event: dict[str, object]) -> None:
         rep.progress(str(event.get("@message", "")))
 
 
-def image_drift(resources: list[CloudResource], pins: dict[str, str], service_tag: str) -> list[dict[str, str]]:
-    """Live instances whose image is not their service's pin (an instance naming no service: not any pin)."""
+def image_drift(
+    resources: list[CloudResource], pins: Mapping[str, str | ColorPin], service_tag: str
+) -> list[dict[str, str]]:
+    """Live instances whose image is not their service's pin (an instance naming no service: not any pin).
+    A blue/green service may also run its warm standby's image."""
+    allowed = {service: _images_of(pin) for service, pin in pins.items()}
     out = []
     for r in resources:
         if r.type != "ec2:instance" or r.state not in ("pending", "running"):
             continue
         service = r.tags.get(service_tag)
-        expected = {pins[service]} if service in pins else set(pins.values())
+        expected = allowed[service] if service in allowed else set().union(*allowed.values())
         if r.image_id not in expected:
             out.append({"instance": r.id, "image_id": r.image_id or "", "service": service or ""})
     return out
+
+
+def _images_of(pin: str | ColorPin) -> set[str]:
+    if isinstance(pin, str):
+        return {pin}
+    images = {pin.live_image}
+    if pin.standby == "warm" and pin.idle_image is not None:
+        images.add(pin.idle_image)
+    return images
 
 
 async def check_env(
@@ -90,7 +105,7 @@ async def check_env(
         mine = [r for r in found if r.id not in ignore.ids]
         ignored += len(found) - len(mine)
         strays = unmanaged(env, mine, local, conventions.env_tag)
-        pins = await asyncio.to_thread(read_pins, deck, env)
+        pins = await asyncio.to_thread(expected_pins, deck, env)
         images = image_drift(
             [r for r in mine if owner(r, local, conventions.env_tag) == env], pins, conventions.service_tag
         )

@@ -107,11 +107,21 @@ async def ownerships(deck: Deck, rep: Reporter, envs: list[str] | None = None) -
     return {o.env: o for o in results}
 
 
+def manages(own: Ownership, res: CloudResource) -> bool:
+    """``own``'s state has ``res``: by its id, its ARN (load balancers and target groups have their
+    ARN as Terraform's id, the inventory names them by the ARN's resource part) or its group."""
+    return (
+        res.id in own.managed_ids
+        or (res.arn is not None and res.arn in own.managed_ids)
+        or bool(res.group and res.group in own.groups)
+    )
+
+
 def owner(res: CloudResource, owners: dict[str, Ownership], tag_key: str = "env") -> str | None:
     """The environment a resource belongs to, or None (``owners``: the environments of one account
     and region)."""
     for own in owners.values():
-        if res.id in own.managed_ids or (res.group and res.group in own.groups):
+        if manages(own, res):
             return own.env
     for own in owners.values():
         if res.vpc_id and res.vpc_id in own.vpc_ids:
@@ -129,7 +139,7 @@ def unmanaged(
     for res in found:
         if owner(res, owners, tag_key) != env:
             continue
-        if res.id in own.managed_ids or (res.group and res.group in own.groups):
+        if manages(own, res):
             continue
         if res.tags.get("opsdeck:default") and res.vpc_id in own.vpc_ids:
             continue

@@ -89,9 +89,12 @@ class ReleaseResult:
         return data
 
     def summary(self) -> str:
-        return ", ".join(
+        text = ", ".join(
             f"{m.service} {m.from_version or m.from_image} → {m.version or m.to_image}" for m in self.moved
         )
+        if self.instant:
+            text += " (instant: traffic back on the warm standby)"
+        return text
 
 
 @dataclass
