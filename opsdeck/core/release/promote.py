@@ -238,7 +238,7 @@ async def _change_pins(
                 plan,
                 reason,
                 _distribution_note(distributions)
-                + (_bg_note(before, instant, deck.env(env).standby_minutes) if bg else ""),
+                + (_bg_note(before, instant, deck.env(env).standby_minutes, smoke=action != "rollback") if bg else ""),
             )
             if to_request:
                 # Approvals: the change stops here, as a request for this exact plan; nothing is applied.
@@ -453,14 +453,16 @@ async def _put_back(
         )
 
 
-def _bg_note(before: dict[str, ColorPin], instant: bool, standby_minutes: float) -> str:
+def _bg_note(before: dict[str, ColorPin], instant: bool, standby_minutes: float, *, smoke: bool) -> str:
     if instant:
         return "instant: " + ", ".join(
             f"traffic back to {s}'s warm {p.idle} ({p.idle_image}); no instance launched" for s, p in before.items()
         )
+    gates = "the health and smoke gates" if smoke else "its targets are healthy"
     return "blue/green: " + ", ".join(
-        f"{s} stages on {p.idle}, traffic switches after the health and smoke gates; {p.live} stays warm "
-        f"{standby_minutes:g} min"
+        f"{s} stages on {p.idle}, traffic switches once {gates} pass; {p.live} stays warm {standby_minutes:g} min"
+        if smoke
+        else f"{s} brings {p.idle} up, traffic switches once {gates}; {p.live} stays warm {standby_minutes:g} min"
         for s, p in before.items()
     )
 
