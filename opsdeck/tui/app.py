@@ -212,10 +212,16 @@ class OpsDeckApp(Operations, App[int]):
     def on_details_loaded(self, message: DetailsLoaded) -> None:
         if not self.screen_stack:
             return
+        from textual.css.query import NoMatches
+
         self.details = message
-        pane = self.main(PlanPane)
+        try:
+            pane = self.main(PlanPane)
+            env_pane = self.main(EnvPane)
+        except NoMatches:
+            return  # the deck is closing: the details arrived after its panes went
         pane.show(message.env, message.plan, full=self.screen.maximized is pane)
-        self.main(EnvPane).show(self.state.env(message.env) if self.state else None, message.drift)
+        env_pane.show(self.state.env(message.env) if self.state else None, message.drift)
 
     # -- operations feedback ------------------------------------------------------------------
 

@@ -31,10 +31,12 @@ def _pin(deck: Path, env: str, service: str = "web") -> str:
 
 
 def _spare(deck: Path) -> str:
-    """A web image dev does not run now (baked when there is none)."""
+    """A web image neither of dev's colors runs now (baked when there is none): promoting it is a full
+    release, planned and checked, not a switch to the standby."""
     images = json.loads(opsdeck("images", "--json", deck=deck, check=True).stdout)
-    pinned = _pin(deck, "dev")
-    found = [i["id"] for i in images if i["service"] == "web" and not i["revoked"] and i["id"] != pinned]
+    web = json.loads((deck / "envs" / "dev" / PIN).read_text())["images"]["web"]
+    pinned = {web.get("blue"), web.get("green")} if isinstance(web, dict) else {web}
+    found = [i["id"] for i in images if i["service"] == "web" and not i["revoked"] and i["id"] not in pinned]
     if found:
         return str(found[-1])
     baked = json.loads(opsdeck("bake", "--service", "web", "--json", deck=deck, check=True).stdout)

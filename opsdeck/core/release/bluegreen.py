@@ -162,24 +162,26 @@ async def health_gate(
             healthy_total = wanted_total = 0
             for service, pin in staged.items():
                 color = pin.idle
-                members = [
-                    i.id
-                    for g in rollout.service_groups(deck, groups, service)
-                    if g.tags.get(COLOR_TAG) == color
-                    for i in g.instances
-                    if i.state == "running"
-                ]
+                mine = [g for g in rollout.service_groups(deck, groups, service) if g.tags.get(COLOR_TAG) == color]
+                members = {i.id: i.state for g in mine for i in g.instances if i.state != "terminated"}
+                wanted = max(sum(g.desired for g in mine), len(members))
                 group = traffic.get(service, ServiceTraffic(service, {}, None, None)).target_groups.get(color)
-                healthy = [i for i in members if group is not None and group.targets.get(i) == "healthy"]
+                healthy = [
+                    i
+                    for i, state in members.items()
+                    if state == "running" and group and group.targets.get(i) == "healthy"
+                ]
                 healthy_total += len(healthy)
-                wanted_total += len(members)
+                wanted_total += wanted
                 if group is None:
                     waiting.append(f"{service} {color}: no target group tagged {COLOR_TAG} = {color}")
-                elif not members or len(healthy) < len(members):
+                elif not wanted or len(healthy) < wanted:
                     states = ", ".join(
-                        f"{i} {group.targets.get(i, 'not registered')}" for i in members if i not in healthy
+                        f"{i} {group.targets.get(i, 'not registered') if state == 'running' else state}"
+                        for i, state in members.items()
+                        if i not in healthy
                     )
-                    waiting.append(f"{service} {color}: {len(healthy)} of {len(members)} targets healthy ({states})")
+                    waiting.append(f"{service} {color}: {len(healthy)} of {wanted} targets healthy ({states})")
             rep.progress(
                 f"{healthy_total}/{wanted_total} targets of the new colors healthy", healthy_total, wanted_total
             )
