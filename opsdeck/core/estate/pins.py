@@ -8,6 +8,7 @@ so several services can share one file. The git history of a pin is the service'
 
 from __future__ import annotations
 
+import calendar
 import json
 import time
 from dataclasses import dataclass, replace
@@ -81,15 +82,11 @@ class ColorPin:
         return replace(pin, blue=image) if self.idle == "blue" else replace(pin, green=image)
 
     def switched(self, standby_minutes: float, now: float | None = None) -> ColorPin:
-        """Traffic to the idle color; the color that was live stays warm for ``standby_minutes``."""
+        """Traffic to the idle color; the color that was live stays warm for ``standby_minutes``. A switch
+        only moves traffic: with no window (0) the old color's window ends at once and the standby
+        expiry scales it to zero as its own step."""
         now = time.time() if now is None else now
-        warm = standby_minutes > 0
-        return replace(
-            self,
-            live=self.idle,
-            standby="warm" if warm else "cold",
-            warm_until=now + standby_minutes * 60 if warm else None,
-        )
+        return replace(self, live=self.idle, standby="warm", warm_until=now + max(0.0, standby_minutes) * 60)
 
     def cooled(self) -> ColorPin:
         """The standby scaled to zero (its image kept: a rollback can bring it back, slower)."""
@@ -121,7 +118,7 @@ class ColorPin:
         warm_until = None
         if until is not None:
             try:
-                warm_until = float(time.mktime(time.strptime(until, "%Y-%m-%dT%H:%M:%SZ"))) - time.timezone
+                warm_until = float(calendar.timegm(time.strptime(until, "%Y-%m-%dT%H:%M:%SZ")))
             except (TypeError, ValueError):
                 raise OpsdeckError(f"{where}: warm_until must be a UTC time such as 2026-11-25T13:00:00Z") from None
         return cls(live, images["blue"], images["green"], standby, warm_until)

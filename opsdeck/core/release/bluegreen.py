@@ -149,10 +149,7 @@ async def health_gate(
     one of them is healthy in the color's target group; GateError after the environment's
     health_timeout, naming the service, the color and what is not healthy."""
     timeout = deck.env(env).health_timeout
-    try:
-        await rollout.wait_for_images(deck, env, staged, rep, credentials=credentials, timeout=timeout)
-    except OpsdeckError as exc:
-        raise GateError("health", f"{exc}; traffic stays where it was") from None
+    # Only the new color is waited for: the live one may be the very thing that is failing (a rollback).
     with rep.phase("health"):
         deadline = time.monotonic() + timeout
         while True:
@@ -162,8 +159,14 @@ async def health_gate(
             healthy_total = wanted_total = 0
             for service, pin in staged.items():
                 color = pin.idle
+                image = pin.image(color)
                 mine = [g for g in rollout.service_groups(deck, groups, service) if g.tags.get(COLOR_TAG) == color]
-                members = {i.id: i.state for g in mine for i in g.instances if i.state != "terminated"}
+                members = {
+                    i.id: i.state if i.image_id == image else f"on {i.image_id}"
+                    for g in mine
+                    for i in g.instances
+                    if i.state != "terminated"
+                }
                 wanted = max(sum(g.desired for g in mine), len(members))
                 group = traffic.get(service, ServiceTraffic(service, {}, None, None)).target_groups.get(color)
                 healthy = [

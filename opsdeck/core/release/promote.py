@@ -200,7 +200,9 @@ async def _change_pins(
         if bg:
             before = await asyncio.to_thread(bluegreen.color_pins, deck, env, [m.service for m in moved])
             # Back to (or on to) the warm standby's image: the switch alone.
-            instant = all(before[m.service].warm() and before[m.service].idle_image == m.to_image for m in moved)
+            instant = action == "rollback" and all(  # a promote always passes the smoke checks
+                before[m.service].warm() and before[m.service].idle_image == m.to_image for m in moved
+            )
             staged = {m.service: before[m.service].staged(m.to_image) for m in moved}
         final: dict[str, ColorPin] = {}
         step = "pin"
@@ -395,14 +397,17 @@ async def blue_green_release(
         marks.applied = True  # from the first rule changed on, the pins follow the cloud
         try:
             await bluegreen.apply_switch(deck, env, final, plan, rep, credentials=credentials)
+        except OpsdeckError:
+            await _record_traffic(deck, env, rep)
+            raise
         finally:
             Path(plan.planfile).unlink(missing_ok=True)  # a switch plan, made now or prepared: used once
         return final
-    marks.step = "apply"
-    if plan.summary.has_changes:
-        await rollout.apply_plan(deck, env, plan, rep, credentials)
-    planning.forget_plan(deck, env)
     try:
+        marks.step = "apply"
+        if plan.summary.has_changes:
+            await rollout.apply_plan(deck, env, plan, rep, credentials)
+        planning.forget_plan(deck, env)
         marks.step = "health"
         await bluegreen.health_gate(deck, env, staged, rep, credentials=credentials)
         if smoke:
@@ -418,14 +423,30 @@ async def blue_green_release(
         # Nothing switched: traffic is where it was. Put the idle colors back as the ledger has them.
         if isinstance(exc, asyncio.CancelledError):
             raise
-        await _put_back(deck, env, before, rep, credentials=credentials, originals=originals)
+        try:
+            await _put_back(deck, env, before, rep, credentials=credentials, originals=originals)
+        except OpsdeckError as failed:  # the gate's refusal is what the engineer must see first
+            marks.applied = True  # the pins stay as staged: what the cloud may still run
+            rep.log(f"could not put the idle colors back ({failed}); plan {env} to see what runs", "error")
         raise
     marks.applied = True
     try:
         await bluegreen.apply_switch(deck, env, final, switch, rep, credentials=credentials)
+    except OpsdeckError:
+        await _record_traffic(deck, env, rep)
+        raise
     finally:
         Path(switch.planfile).unlink(missing_ok=True)
     return final
+
+
+async def _record_traffic(deck: Deck, env: str, rep: Reporter) -> None:
+    """A switch that failed part way: the ledger takes the live colors the cloud's rules have, so git
+    and traffic agree even before anyone looks (best effort: unlock does the same)."""
+    try:
+        await bluegreen.reconcile_traffic(deck, env, rep)
+    except OpsdeckError as exc:
+        rep.log(f"could not record where traffic is after the failed switch ({exc})", "error")
 
 
 async def _put_back(

@@ -104,6 +104,9 @@ async def expire(deck: Deck, env: str, rep: Reporter, *, now: float | None = Non
         if not found:
             run.end_as("ok", "nothing left to expire")
             return Expired(env)
+        for rel in files:
+            if await asyncio.to_thread(deck.tools.git.is_dirty, rel):
+                raise RefusedError(f"{rel} has uncommitted changes; commit or discard them before the standby expires")
         originals = {rel: (deck.root / rel).read_text(encoding="utf-8") for rel in files}
         applied = False
         step = "pin"

@@ -104,7 +104,10 @@ async def unlock(deck: Deck, env: str, rep: Reporter) -> Interrupted | None:
     if deck.env(env).blue_green:
         from opsdeck.core.release import bluegreen
 
-        reconciled = await bluegreen.reconcile_traffic(deck, env, rep)
+        try:
+            reconciled = await bluegreen.reconcile_traffic(deck, env, rep)
+        except OpsdeckError as exc:  # the lock still goes: the next plan shows what is left
+            rep.log(f"could not reconcile {env}'s live colors with the cloud ({exc}); check `opsdeck status`", "error")
     cleared = await asyncio.to_thread(locks.clear_stale, deck, env)
     closed = _close_orphans(deck, env, found.record.id)
     audit.append(
