@@ -282,12 +282,9 @@ class FakeTerraform:
         refresh_only: bool = False,
         destroy: bool = False,
         lock: bool = False,
-        targets: tuple[str, ...] = (),
         on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.world.check()
-        if targets:
-            raise AssertionError("the fake root module has no load balancer to target")
         self.world.calls.append(f"plan {self.name}" + (" -refresh-only" if refresh_only else ""))
         state = self._state()
         wanted = {} if refresh_only else self._wanted()

@@ -26,6 +26,17 @@ def opsdeck(*args: str, deck: Path | None = None, check: bool = False, **kw: Any
     return result
 
 
+def spawn(deck: Path, *args: str) -> subprocess.Popen[str]:
+    """Start the real `opsdeck` command line on ``deck`` (output piped) and return at once."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "opsdeck", "--deck", str(deck), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def finish(proc: subprocess.Popen[str], timeout: float = 300.0) -> tuple[str, str]:
     """Wait for a spawned `opsdeck` and return (stdout, stderr); when it runs past ``timeout``, have it
     print its threads' stacks (SIGUSR1), stop it, and fail with what it printed."""

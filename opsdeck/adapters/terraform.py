@@ -135,7 +135,6 @@ class Terraform:
         refresh_only: bool = False,
         destroy: bool = False,
         lock: bool = False,
-        targets: tuple[str, ...] = (),
     ) -> list[str]:
         # Plans write no state, so by default they take no state lock (like HCP Terraform's speculative
         # plans): a refresh never blocks, or is blocked by, an apply. Applying a saved plan does lock,
@@ -148,7 +147,6 @@ class Terraform:
             lock_timeout="0s" if lock else None,
             refresh_only=IsFlagged if refresh_only else IsNotFlagged,
             destroy=IsFlagged if destroy else IsNotFlagged,
-            target=list(targets) or None,
             out=str(out),
         )
 
@@ -220,12 +218,11 @@ class Terraform:
         refresh_only: bool = False,
         destroy: bool = False,
         lock: bool = False,
-        targets: tuple[str, ...] = (),
         on_event: JsonSink | None = None,
     ) -> None:
         kind = "plan -refresh-only" if refresh_only else "plan -destroy" if destroy else "plan"
         step = f"terraform {kind} in {self.workdir.name}"
-        argv = self.plan_argv(out, refresh_only=refresh_only, destroy=destroy, lock=lock, targets=targets)
+        argv = self.plan_argv(out, refresh_only=refresh_only, destroy=destroy, lock=lock)
         outcome = await self.stream(argv, step, on_event)
         if outcome.returncode != 0:
             self.raise_for(outcome, step)

@@ -40,11 +40,8 @@ class TerraformPort(Protocol):
         refresh_only: bool = False,
         destroy: bool = False,
         lock: bool = False,
-        targets: tuple[str, ...] = (),
         on_event: JsonSink | None = None,
-    ) -> None:
-        """`terraform plan -out`; ``targets``: only those resource addresses (and what they need)."""
-        ...
+    ) -> None: ...
 
     async def show_json(self, planfile: Path) -> dict[str, Any]: ...
 

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import ROOT, finish, live_pins, opsdeck, released
+from tests.helpers import finish, live_pins, opsdeck, released, spawn
 
 pytestmark = pytest.mark.integration
 
@@ -64,16 +63,6 @@ def _assume(role: str) -> dict[str, Any]:
     return dict(sts.assume_role(RoleArn=role, RoleSessionName="planted"))
 
 
-def _spawn(deck: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "opsdeck", "--deck", str(deck), *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def _wait_for(predicate: Any, timeout: float = 120.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -92,7 +81,7 @@ def _git(deck: Path, *args: str) -> str:
 
 
 def test_same_environment_one_proceeds_other_fails_at_once(demo_deck: Path, spare: list[str]) -> None:
-    first = _spawn(demo_deck, "promote", spare[0], "dev", "--service", "web", "--yes", "--reason", "concurrency A")
+    first = spawn(demo_deck, "promote", spare[0], "dev", "--service", "web", "--yes", "--reason", "concurrency A")
     try:
         _wait_for(lambda: _lock_held(demo_deck, "dev"), what="the first promote to take dev's lock")
         second = opsdeck(
@@ -109,8 +98,8 @@ def test_same_environment_one_proceeds_other_fails_at_once(demo_deck: Path, spar
 
 
 def test_different_environments_proceed_in_parallel(demo_deck: Path, spare: list[str]) -> None:
-    dev = _spawn(demo_deck, "promote", spare[1], "dev", "--service", "web", "--yes", "--reason", "parallel")
-    sandbox = _spawn(demo_deck, "promote", spare[0], "sandbox", "--service", "web", "--yes", "--reason", "parallel")
+    dev = spawn(demo_deck, "promote", spare[1], "dev", "--service", "web", "--yes", "--reason", "parallel")
+    sandbox = spawn(demo_deck, "promote", spare[0], "sandbox", "--service", "web", "--yes", "--reason", "parallel")
     both = threading.Event()
 
     def watch() -> None:
@@ -134,7 +123,7 @@ def test_different_environments_proceed_in_parallel(demo_deck: Path, spare: list
 
 def test_refresh_leaves_an_environment_with_a_running_operation_alone(demo_deck: Path, spare: list[str]) -> None:
     target = next(image for image in spare if image != _pin(demo_deck, "dev"))
-    promote = _spawn(demo_deck, "promote", target, "dev", "--service", "web", "--yes", "--reason", "refresh beside it")
+    promote = spawn(demo_deck, "promote", target, "dev", "--service", "web", "--yes", "--reason", "refresh beside it")
     try:
         _wait_for(lambda: _lock_held(demo_deck, "dev"), what="the promote to take dev's lock")
         refresh = opsdeck("refresh", "dev", "sandbox", "--json", deck=demo_deck)
@@ -162,7 +151,7 @@ def test_killed_mid_apply_shows_interrupted_and_loses_nothing(demo_deck: Path, s
     )
     pins = [r["services"][0]["image_id"] for r in releases]
     target = next(image for image in pins if image != pins[0])  # the previous pin, as rollback finds it
-    proc = _spawn(demo_deck, "rollback", "sandbox", "--service", "web", "--yes", "--reason", "killed", "-v")
+    proc = spawn(demo_deck, "rollback", "sandbox", "--service", "web", "--yes", "--reason", "killed", "-v")
     assert proc.stderr is not None
     for line in proc.stderr:
         if "rollback sandbox: apply" in line:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import ROOT, edited, finish, live_pins, opsdeck, state_serial
+from tests.helpers import edited, finish, live_pins, opsdeck, spawn, state_serial
 
 pytestmark = pytest.mark.integration
 
@@ -231,16 +230,6 @@ def test_a_planted_policy_violation_refuses_the_release_naming_the_check(demo_de
     assert state_serial(demo_deck, "dev") == serial
 
 
-def _spawn(deck: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "opsdeck", "--deck", str(deck), *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def _wait_for_line(proc: subprocess.Popen[str], needle: str, nth: int = 1, timeout: float = 240) -> list[str]:
     assert proc.stderr is not None
     seen: list[str] = []
@@ -270,7 +259,7 @@ def _terraform_done(deck: Path) -> None:
 def test_killed_during_the_switch_leaves_traffic_on_one_color_that_ledger_and_status_name(demo_deck: Path) -> None:
     _new_web_image(demo_deck)
     was = _color_pin(demo_deck)["live"]
-    proc = _spawn(demo_deck, "deploy", "dev", "--service", "web", "--yes", "-v")
+    proc = spawn(demo_deck, "deploy", "dev", "--service", "web", "--yes", "-v")
     try:
         _wait_for_line(proc, "plan switch (")  # the switch's plan is made; its apply follows
         _wait_for_line(proc, "dev: apply")

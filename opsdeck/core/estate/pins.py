@@ -219,15 +219,25 @@ def pin_files(deck: Deck, env: str, services: list[str] | None = None) -> list[s
     return list(dict.fromkeys(pin_rel(deck, env, s) for s in (services or deck.config.service_names)))
 
 
+def color_pin_from_text(text: str | None, spec: PinSpec, where: str) -> ColorPin | None:
+    """The blue/green pin a pin file's text holds for ``spec``; None when it is a plain image id. A
+    missing file or broken JSON is the same one-line error ``read_pin`` gives."""
+    if text is None:
+        raise OpsdeckError(f"{where}: the pin file is missing")
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise OpsdeckError(f"{where}: invalid JSON ({exc})") from None
+    value = value_in(data, spec)
+    return ColorPin.from_json(value, where) if isinstance(value, dict) else None
+
+
 def read_color_pin(deck: Deck, env: str, service: str) -> ColorPin | None:
     """``service``'s blue/green pin in ``env``; None when its pin is a plain image id."""
     rel = pin_rel(deck, env, service)
-    try:
-        data = json.loads((deck.root / rel).read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        raise OpsdeckError(f"{rel}: the pin file is missing or not JSON") from None
-    value = value_in(data, pin_spec(deck.config, service))
-    return ColorPin.from_json(value, rel) if isinstance(value, dict) else None
+    path = deck.root / rel
+    text = path.read_text(encoding="utf-8") if path.is_file() else None
+    return color_pin_from_text(text, pin_spec(deck.config, service), rel)
 
 
 def write_color_pins(deck: Deck, env: str, pins: dict[str, ColorPin]) -> list[str]:

@@ -207,10 +207,9 @@ async def plan_into(
     planfile: Path,
     rep: Reporter,
     *,
-    targets: tuple[str, ...] = (),
     credentials: Credentials | None = None,
 ) -> PlanResult:
-    """Plan ``env`` into ``planfile`` (only ``targets``, when given), shown and parsed, but not kept as
+    """Plan ``env`` into ``planfile``, shown and parsed, but not kept as
     the environment's pending plan: a step inside an operation (a traffic switch), not what the deck
     shows as waiting."""
     await ensure_init(deck, env, rep, credentials)
@@ -223,7 +222,7 @@ async def plan_into(
             if event.get("type") == "change_summary":
                 summary.update(event.get("changes") or {})
 
-    await tf.plan(planfile, targets=targets, on_event=on_event)
+    await tf.plan(planfile, on_event=on_event)
     extra: dict[str, Any] = {"planfile": str(planfile), "pins": _pinned(deck, env), "created_at": time.time()}
     if summary and not any(summary.get(k) for k in ("add", "change", "remove", "import")):
         return PlanResult(env, PlanSummary(), (), **extra)
@@ -232,9 +231,6 @@ async def plan_into(
 
     await asyncio.to_thread(keep_shown, deck, planfile, shown)
     return parse_plan(env, shown, **extra)
-
-
-RULE_TYPE = "aws_lb_listener_rule"
 
 
 async def checked(deck: Deck, work: Awaitable[T]) -> T:

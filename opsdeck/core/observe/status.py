@@ -16,7 +16,7 @@ from typing import Any
 
 from opsdeck.core.drift import store as drift_store
 from opsdeck.core.estate.deck import Deck
-from opsdeck.core.estate.pins import ColorPin, read_pins
+from opsdeck.core.estate.pins import ColorPin
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import DeckState, EnvStatus, ImageRef, InstanceCounts, ServiceStatus
 from opsdeck.core.observe import planning
@@ -62,8 +62,8 @@ async def env_status(
     if lock is not None:
         row = replace(row, lock=lock)
     try:
-        pins = await asyncio.to_thread(read_pins, deck, name)
         expected = await asyncio.to_thread(expected_pins, deck, name)
+        pins = {s: (e.live_image if isinstance(e, ColorPin) else e) for s, e in expected.items()}
     except OpsdeckError as exc:
         return replace(row, error=str(exc))
     images = {s: _ref(catalog, pin) for s, pin in pins.items()}

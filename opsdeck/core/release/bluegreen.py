@@ -44,6 +44,7 @@ from opsdeck.errors import OpsdeckError, RefusedError
 
 COLOR_TAG = rollout.COLOR_TAG
 TRAFFIC_TAG = "traffic"
+RULE_TYPE = "aws_lb_listener_rule"
 
 
 # -- pins ---------------------------------------------------------------------------------------
@@ -65,15 +66,15 @@ def color_pins(deck: Deck, env: str, services: list[str] | None = None) -> dict[
 
 def pins_in_texts(deck: Deck, env: str, texts: dict[str, str], services: list[str]) -> dict[str, ColorPin]:
     """Each service's blue/green pin as pin file texts (deck-relative path -> text) hold it."""
-    from opsdeck.core.estate.pins import pin_rel, pin_spec, value_in
+    from opsdeck.core.estate.pins import color_pin_from_text, pin_rel, pin_spec
 
     pins = {}
     for service in services:
         rel = pin_rel(deck, env, service)
-        value = value_in(json.loads(texts[rel]), pin_spec(deck.config, service)) if rel in texts else None
-        if not isinstance(value, dict):
+        pin = color_pin_from_text(texts.get(rel), pin_spec(deck.config, service), rel)
+        if pin is None:
             raise OpsdeckError(f"{rel}: {service}'s pin is not a blue/green pin")
-        pins[service] = ColorPin.from_json(value, rel)
+        pins[service] = pin
     return pins
 
 
@@ -281,7 +282,7 @@ def _smoke_sink(rep: Reporter, service: str) -> Callable[[str], None]:
 def check_switch_plan(plan: PlanResult) -> None:
     """A switch changes where listener rules forward, and nothing else."""
     for change in plan.resources:
-        if change.type != planning.RULE_TYPE or change.actions != ("update",):
+        if change.type != RULE_TYPE or change.actions != ("update",):
             raise RefusedError(
                 f"the traffic switch of {plan.environment} would {'/'.join(change.actions)} {change.address}, "
                 "not only move listener rules: nothing applied (plan and apply the environment first)"
