@@ -45,6 +45,9 @@ from opsdeck.errors import OpsdeckError, RefusedError
 COLOR_TAG = rollout.COLOR_TAG
 TRAFFIC_TAG = "traffic"
 RULE_TYPE = "aws_lb_listener_rule"
+# Like a load balancer's healthy threshold: a color is healthy when two reads in a row, one interval
+# apart, find every target healthy (a target that fails right after registering is not let through).
+HEALTHY_READS = 2
 
 
 # -- pins ---------------------------------------------------------------------------------------
@@ -147,12 +150,13 @@ async def health_gate(
     interval: float = 1.0,
 ) -> None:
     """Wait until each staged service's idle color runs its image on every desired instance and every
-    one of them is healthy in the color's target group; GateError after the environment's
-    health_timeout, naming the service, the color and what is not healthy."""
+    one of them is healthy in the color's target group, on HEALTHY_READS reads in a row; GateError
+    after the environment's health_timeout, naming the service, the color and what is not healthy."""
     timeout = deck.env(env).health_timeout
     # Only the new color is waited for: the live one may be the very thing that is failing (a rollback).
     with rep.phase("health"):
         deadline = time.monotonic() + timeout
+        healthy_reads = 0
         while True:
             groups = await asyncio.to_thread(rollout.env_groups, deck, env, credentials)
             traffic = await asyncio.to_thread(read_traffic, deck, env, credentials)
@@ -189,13 +193,14 @@ async def health_gate(
             rep.progress(
                 f"{healthy_total}/{wanted_total} targets of the new colors healthy", healthy_total, wanted_total
             )
-            if not waiting:
+            healthy_reads = 0 if waiting else healthy_reads + 1
+            if healthy_reads >= HEALTHY_READS:
                 rep.log(
                     f"health: {healthy_total} targets healthy in "
                     + ", ".join(f"{s} {p.idle}" for s, p in staged.items())
                 )
                 return
-            if time.monotonic() > deadline:
+            if waiting and time.monotonic() > deadline:
                 raise GateError("health", f"after {timeout:g}s {'; '.join(waiting)}; traffic stays where it was")
             await asyncio.sleep(interval)
 
