@@ -17,6 +17,39 @@ def apply_fidelity_fixes() -> None:
     """Make moto answer like AWS where opsdeck's real code paths depend on it."""
     _ebs_backed_images()
     _roles_must_exist()
+    _launch_template_id_not_found()
+
+
+def _launch_template_id_not_found() -> None:
+    """Deleting a launch template by an ID that does not exist is `InvalidLaunchTemplateId.NotFound`.
+
+    moto answers `InvalidLaunchTemplateName.NotFoundException` whatever was asked. The AWS provider
+    treats AWS's code as "already deleted", so a delete the SDK retries (its first attempt landed,
+    the answer did not) succeeds on AWS; with moto's code the apply failed (seen in CI, replacing a
+    color's template). Answer as AWS does, by ID and by name (where moto says `MissingParameter`).
+    """
+    from moto.ec2.exceptions import EC2ClientError, InvalidLaunchTemplateNameNotFoundWithNameError
+    from moto.ec2.models import launch_templates
+
+    original = launch_templates.LaunchTemplateBackend.delete_launch_template
+    if getattr(original, "_opsdeck_fixed", False):
+        return
+
+    class InvalidLaunchTemplateIdNotFoundError(EC2ClientError):
+        def __init__(self, tid: str) -> None:
+            super().__init__(
+                "InvalidLaunchTemplateId.NotFound", f"The specified launch template ID {tid} does not exist."
+            )
+
+    def delete_launch_template(self: Any, name: str, tid: str | None) -> Any:
+        if not name and tid and tid not in self.launch_templates:
+            raise InvalidLaunchTemplateIdNotFoundError(tid)
+        if name and name not in self.launch_template_name_to_ids:
+            raise InvalidLaunchTemplateNameNotFoundWithNameError(name)
+        return original(self, name, tid)
+
+    delete_launch_template._opsdeck_fixed = True  # type: ignore[attr-defined]
+    setattr(launch_templates.LaunchTemplateBackend, "delete_launch_template", delete_launch_template)  # noqa: B010
 
 
 def _roles_must_exist() -> None:

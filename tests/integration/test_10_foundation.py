@@ -83,6 +83,26 @@ def test_each_account_reads_only_its_own_resources(demo_deck: Path) -> None:
     assert deck.tools.env("staging").cloud.groups(tag, "dev") == []
 
 
+def test_the_local_cloud_answers_a_second_delete_of_a_launch_template_as_aws_does(demo_deck: Path) -> None:
+    """AWS's code for a missing template ID is what the provider reads as "already deleted": a delete
+    the SDK retries after its first attempt landed must not fail the apply."""
+    from botocore.exceptions import ClientError
+
+    from opsdeck.core.estate.deck import Deck
+
+    ec2 = Deck.open(demo_deck).tools.env("sandbox").cloud.client("ec2")  # type: ignore[attr-defined]
+    tid = ec2.create_launch_template(LaunchTemplateName="opsdeck-twice", LaunchTemplateData={})["LaunchTemplate"][
+        "LaunchTemplateId"
+    ]
+    ec2.delete_launch_template(LaunchTemplateId=tid)
+    with pytest.raises(ClientError) as again:
+        ec2.delete_launch_template(LaunchTemplateId=tid)
+    assert again.value.response["Error"]["Code"] == "InvalidLaunchTemplateId.NotFound"
+    with pytest.raises(ClientError) as by_name:
+        ec2.delete_launch_template(LaunchTemplateName="opsdeck-twice")
+    assert by_name.value.response["Error"]["Code"] == "InvalidLaunchTemplateName.NotFoundException"
+
+
 def test_plan_of_an_applied_environment_has_no_changes(demo_deck: Path) -> None:
     result = opsdeck("plan", "dev", "--json", deck=demo_deck)
     assert result.returncode == 0, result.stderr
