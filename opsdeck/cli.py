@@ -16,7 +16,20 @@ from typing import Any, NoReturn
 from opsdeck import __version__
 from opsdeck.errors import OpsdeckError
 
-COMMAND_MODULES = ("cloud", "demo", "inspect", "lifecycle", "team", "drift", "admin", "config")
+COMMAND_MODULES = (
+    "cloud",
+    "demo",
+    "inspect",
+    "lifecycle",
+    "team",
+    "drift",
+    "admin",
+    "config",
+    "trail",
+    "recover",
+    "schedule",
+    "orphans",
+)
 
 
 def _common() -> argparse.ArgumentParser:

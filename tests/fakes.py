@@ -15,6 +15,7 @@ Faults can be injected: a role that cannot be assumed, an apply that fails, a cl
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import re
@@ -22,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from opsdeck.adapters.aws import Credentials, Group, Image, Instance, Rule, TargetGroup
 from opsdeck.adapters.checkov import INSTALL_HINT, Failure, Report
@@ -60,6 +61,8 @@ class Place:
     permissions: dict[str, set[str]] = field(default_factory=dict)  # image -> accounts allowed to launch
     groups: dict[str, FakeGroup] = field(default_factory=dict)
     strays: list[CloudResource] = field(default_factory=list)  # made by hand, outside Terraform
+    tagged: list[Any] = field(default_factory=list)  # hygiene.Tagged with cost facts (tests/fake_hygiene.py)
+    snapshots: dict[str, list[Any]] = field(default_factory=dict)  # image -> its hygiene.Snapshots
 
 
 @dataclass
@@ -77,6 +80,8 @@ class World:
     sizes: dict[str, int] = field(default_factory=dict)  # "env/service" -> desired instances (default 2)
     policy_failures: list[tuple[str, str]] = field(default_factory=list)  # (check id, resource) that fail
     policy_missing: bool = False  # no policy engine installed
+    topics: set[str] = field(default_factory=set)  # SNS topic ARNs that exist
+    published: list[tuple[str, str, str]] = field(default_factory=list)  # (topic, subject, message)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def place(self, account: str, region: str) -> Place:
@@ -137,6 +142,15 @@ class FakeCloud:
     def delete_object(self, bucket: str, key: str) -> None:
         self.world.check()
         self.world.objects.pop((bucket, key), None)
+
+    def list_keys(self, bucket: str, prefix: str, start_after: str = "") -> list[str]:
+        self.world.check()
+        keys = [k for b, k in list(self.world.objects) if b == bucket and k.startswith(prefix)]
+        return sorted(k for k in keys if k > start_after)
+
+    def open_object(self, bucket: str, key: str) -> BinaryIO | None:
+        body = self.read_object(bucket, key)
+        return None if body is None else io.BytesIO(body)
 
     def images(self, **tags: str) -> list[Image]:
         self.world.check()
@@ -203,13 +217,26 @@ class FakeCloud:
         self.here.strays = [s for s in self.here.strays if s.id != resource.id]
         self.here.groups.pop(resource.id, None)
 
+    def hygiene(self) -> Any:
+        from tests.fake_hygiene import FakeHygiene
+
+        return FakeHygiene(self)
+
+    def publish(self, topic_arn: str, subject: str, message: str) -> str:
+        self.world.check()
+        account, region = topic_arn.split(":")[4], topic_arn.split(":")[3]
+        if topic_arn not in self.world.topics or (account, region) != (self.account, self.region):
+            raise ToolError(f"aws sns publish {topic_arn}", "NotFound: Topic does not exist")
+        self.world.published.append((topic_arn, subject, message))
+        return f"msg-{len(self.world.published)}"
+
 
 class FakeTerraform:
     """An environment's root module: a VPC and one auto scaling group per service."""
 
-    def __init__(self, world: World, tools: FakeTools, env: str, cloud: FakeCloud) -> None:
+    def __init__(self, world: World, tools: FakeTools, env: str, cloud: FakeCloud, workdir: Path | None = None) -> None:
         self.world, self.tools, self.name, self.cloud = world, tools, env, cloud
-        self.workdir = tools.root / tools.config.env(env).path
+        self.workdir = workdir or tools.root / tools.config.env(env).path
         self.env: dict[str, str] = {"AWS_REGION": cloud.region}
 
     # -- the module's state, in the world's S3 --------------------------------------------------
@@ -271,6 +298,7 @@ class FakeTerraform:
         self.world.check()
         self.world.calls.append(f"init {self.name}")
         bucket, key = self._location()
+        bucket, key = backend_config.get("bucket", bucket), backend_config.get("key", key)  # as -backend-config
         (self.workdir / ".terraform").mkdir(exist_ok=True)
         recorded = {"backend": {"config": {"bucket": bucket, "key": key, "region": self.cloud.region}}}
         (self.workdir / ".terraform" / "terraform.tfstate").write_text(json.dumps(recorded))
@@ -480,9 +508,21 @@ class FakeTools:
         cloud = FakeCloud(self.world, self._reach(target, credentials), target.region)
         return EnvTools(target, FakeTerraform(self.world, self, name, cloud), cloud)
 
+    def env_copy(self, name: str, region: str, workdir: Path, credentials: Credentials | None = None) -> EnvTools:
+        target = replace(self._target(name), region=region)
+        cloud = FakeCloud(self.world, self._reach(target, credentials), region)
+        return EnvTools(target, FakeTerraform(self.world, self, name, cloud, workdir), cloud)
+
     def build(self, region: str | None = None) -> FakeCloud:
         target = self.build_target()
         return FakeCloud(self.world, self._reach(target, None), region or target.region)
+
+    def account(self, account: str, region: str) -> FakeCloud:
+        targets = [self._target(name) for name in self.config.env_names] + [self.build_target()]
+        for target in targets:
+            if target.account == account:
+                return FakeCloud(self.world, self._reach(target, None), region)
+        raise RefusedError(f"no environment of this deck is in account {account}")
 
     def packer(self) -> FakePacker:
         target = self.build_target()

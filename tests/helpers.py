@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +117,31 @@ def live_pins(deck: Path, env: str, file: str = "images.auto.tfvars.json") -> di
 
     pins = json.loads((deck / "envs" / env / file).read_text())["images"]
     return {s: (p[p["live"]] if isinstance(p, dict) else p) for s, p in pins.items()}
+
+
+class Hook:
+    """A local webhook that answers each POST with the next status of ``statuses`` (the last repeats)."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses, self.bodies = statuses, []  # type: list[int], list[dict[str, Any]]
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                hook.bodies.append(json.loads(self.rfile.read(length)))
+                status = hook.statuses[min(len(hook.bodies), len(hook.statuses)) - 1]
+                self.send_response(status)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T000/B000/secret"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

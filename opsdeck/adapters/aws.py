@@ -10,11 +10,12 @@ import contextlib
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from opsdeck.errors import CloudUnavailableError, ToolError
 
 if TYPE_CHECKING:
+    from opsdeck.adapters.hygiene import Hygiene
     from opsdeck.adapters.inventory import CloudResource
 
 
@@ -277,6 +278,33 @@ class Aws:
         with self.errors(f"aws s3 delete-object s3://{bucket}/{key}"):
             self.client("s3").delete_object(Bucket=bucket, Key=key)
 
+    def list_keys(self, bucket: str, prefix: str, start_after: str = "") -> list[str]:
+        """Every key under ``prefix`` (all pages), in key order, after ``start_after`` when given."""
+        extra = {"StartAfter": start_after} if start_after else {}
+        keys: list[str] = []
+        with self.errors(f"aws s3 list-objects-v2 s3://{bucket}/{prefix}"):
+            pages = self.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, **extra)
+            for page in pages:
+                keys += [str(item["Key"]) for item in page.get("Contents", [])]
+        return keys
+
+    def open_object(self, bucket: str, key: str) -> BinaryIO | None:
+        """An S3 object's body as a stream (read it in pieces), None when it does not exist."""
+        from botocore.exceptions import ClientError
+
+        with self.errors(f"aws s3 get-object s3://{bucket}/{key}"):
+            try:
+                return cast(BinaryIO, self.client("s3").get_object(Bucket=bucket, Key=key)["Body"])
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                    return None
+                raise
+
+    def publish(self, topic_arn: str, subject: str, message: str) -> str:
+        """Publish to an SNS topic; the message id."""
+        with self.errors(f"aws sns publish {topic_arn}"):
+            return str(self.client("sns").publish(TopicArn=topic_arn, Subject=subject, Message=message)["MessageId"])
+
     # -- images -------------------------------------------------------------------------------
 
     def images(self, **tags: str) -> list[Image]:
@@ -432,6 +460,11 @@ class Aws:
 
         Inventory(self).delete(resource)
 
+    def hygiene(self) -> Hygiene:
+        from opsdeck.adapters.hygiene import Hygiene
+
+        return Hygiene(self)
+
     def instances(self, ids: list[str]) -> dict[str, Instance]:
         if not ids:
             return {}
@@ -456,3 +489,10 @@ def _instance(raw: dict[str, Any]) -> Instance:
         group=tags.get("aws:autoscaling:groupName"),
         tags=tags,
     )
+
+
+def known_regions(service: str = "ec2") -> list[str]:
+    """The AWS regions botocore's endpoint data knows for ``service`` (no network call)."""
+    import boto3
+
+    return sorted(boto3.session.Session().get_available_regions(service))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from opsdeck.commands import open_deck, print_json, reporter, run, table
 from opsdeck.commands.lifecycle import cli_confirm
+from opsdeck.errors import ConfigError
 
 
 def register(sub: Any) -> None:
@@ -15,6 +17,24 @@ def register(sub: Any) -> None:
     drift.add_argument("envs", nargs="*", metavar="ENV", help="environments (default: all)")
     drift.add_argument("--json", action="store_true", help="print JSON")
     drift.add_argument("-v", "--verbose", action="store_true", help="print progress")
+    drift.add_argument(
+        "--notify",
+        action="append",
+        default=[],
+        metavar="TARGET",
+        help="on drift or a failed check, tell TARGET: an http(s) webhook or an SNS topic ARN (repeatable)",
+    )
+    drift.add_argument(
+        "--trail",
+        action="store_true",
+        help="also report changes made outside the pipeline (CloudTrail), and alarm on them",
+    )
+    drift.add_argument(
+        "--trail-since", default="24h", metavar="DURATION", help="how far back --trail reads (default 24h)"
+    )
+    drift.add_argument(
+        "--notify-timeout", type=float, default=10.0, metavar="SECONDS", help="per attempt (3 attempts; default 10)"
+    )
     drift.set_defaults(handler=drift_cmd)
 
     apply = sub.add_parser("apply", help="apply ENV's pending plan (puts code back over managed drift)")
@@ -35,40 +55,105 @@ def register(sub: Any) -> None:
 
 
 def drift_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.drift.check import check
+    from opsdeck.core.drift.check import check, drift_json
+    from opsdeck.core.hygiene.notify import parse_target
+    from opsdeck.errors import OpsdeckError
 
-    deck = open_deck(args)
-    for env in args.envs:
-        deck.env(env)
-    deck.check_cloud()
-    reports = run(check(deck, args.envs or None, reporter(args, "drift")))
-    drifted = any(r.status == "drifted" for r in reports)
+    targets = [parse_target(t) for t in args.notify]  # a bad target fails before any work
+    if args.notify_timeout <= 0:
+        raise ConfigError(f"--notify-timeout {args.notify_timeout:g}: must be more than 0 seconds")
+    since = _since(args.trail_since) if args.trail else None
+    deck = None
+    try:
+        deck = open_deck(args)
+        for env in args.envs:
+            deck.env(env)
+        deck.check_cloud()
+        reports = run(check(deck, args.envs or None, reporter(args, "drift")))
+        trails = _trail(deck, args, since) if since is not None else None
+    except OpsdeckError as exc:
+        if targets:
+            _alarm(args, deck, targets, None, error=str(exc))
+        raise
+    drifted = any(r.status == "drifted" for r in reports) or any(t.findings for t in trails or [])
+    report = drift_json(reports)
+    trail_json = {"environments": [t.to_json() for t in trails]} if trails is not None else None
+    unread = "; ".join(f"trail of {t.name} not read: {t.error}" for t in trails or [] if t.error) or None
+    delivered, undelivered = (
+        _alarm(args, deck, targets, report, error=unread, trail=trail_json) if targets else ([], None)
+    )
     if args.json:
-        print_json(
-            {
-                "environments": [
-                    {
-                        "name": r.name,
-                        "status": r.status,
-                        "managed": [{"address": m["address"], "attributes": m["attributes"]} for m in r.managed],
-                        "unmanaged": r.unmanaged,
-                        "image": r.image,
-                        "ignored": r.ignored,
-                        "seconds": r.seconds,
-                    }
-                    for r in reports
-                ]
-            }
-        )
-        return 2 if drifted else 0
-    rows = []
-    for r in reports:
-        details = [f"{m['address']} [{', '.join(m['attributes'])}]" for m in r.managed]
-        details += [f"unmanaged {u['type']} {u['id']}" for u in r.unmanaged]
-        details += [f"instance {i['instance']} runs {i['image_id']}" for i in r.image]
-        rows.append([r.name, r.status, f"{r.seconds:.1f}s", "; ".join(details) or "-"])
-    print(table(["ENV", "DRIFT", "TOOK", "DETAILS"], rows))
+        extra = {
+            **({"trail": trail_json} if trail_json is not None else {}),
+            **({"notified": delivered} if targets else {}),
+        }
+        print_json({**report, **extra})
+    else:
+        rows = []
+        for r in reports:
+            details = [f"{m['address']} [{', '.join(m['attributes'])}]" for m in r.managed]
+            details += [f"unmanaged {u['type']} {u['id']}" for u in r.unmanaged]
+            details += [f"instance {i['instance']} runs {i['image_id']}" for i in r.image]
+            rows.append([r.name, r.status, f"{r.seconds:.1f}s", "; ".join(details) or "-"])
+        print(table(["ENV", "DRIFT", "TOOK", "DETAILS"], rows))
+        for t in trails or []:
+            print(t.summary())
+        for d in delivered:
+            print(f"notified {d['target']} ({d['detail']})")
+    if undelivered is not None:
+        raise undelivered  # after the report: nothing found is lost
+    if unread is not None:
+        raise OpsdeckError(unread)
     return 2 if drifted else 0
+
+
+def _since(text: str) -> Any:
+    from opsdeck.core.hygiene.trail import parse_since
+
+    try:
+        return parse_since(text)
+    except ValueError as exc:
+        raise ConfigError(f"--trail-since: {exc}") from None
+
+
+def _trail(deck: Any, args: argparse.Namespace, since: Any) -> list[Any]:
+    """The trail of the checked environments that have one (all of them by default)."""
+    from opsdeck.core.hygiene.trail import read_trail, trail_envs
+
+    with_trail = trail_envs(deck)
+    envs = [e for e in args.envs if e in with_trail] if args.envs else None
+    if args.envs and not envs:
+        return []
+    return run(read_trail(deck, envs, since, reporter(args, "trail")))
+
+
+def _alarm(
+    args: argparse.Namespace,
+    deck: Any,
+    targets: list[Any],
+    report: dict[str, Any] | None,
+    error: str | None = None,
+    trail: dict[str, Any] | None = None,
+) -> tuple[list[dict[str, Any]], Exception | None]:
+    """Tell the targets; (deliveries as JSON, the NotifyError to raise once the report is out)."""
+    from opsdeck.core.hygiene.notify import NotifyError, drift_alarm, send
+
+    name = (
+        deck.config.name
+        if deck is not None and deck.config.name
+        else Path(getattr(args, "deck", None) or ".").resolve().name
+    )
+    alarm = drift_alarm(name, report, error=error, trail=trail)
+    if alarm is None:
+        return [], None
+    try:
+        done = run(send(deck, targets, alarm, reporter(args, "notify"), timeout=args.notify_timeout))
+    except NotifyError as exc:
+        if error is not None:  # the check's own error is the one raised; this one is said first
+            print(f"opsdeck: {exc}", file=sys.stderr)
+            return [], None
+        return [], exc
+    return [d.to_json() for d in done], None
 
 
 def apply_cmd(args: argparse.Namespace) -> int:

@@ -146,6 +146,36 @@ async def _state_buckets(deck: Deck) -> None:
         made.add(backend.bucket)
 
 
+async def _trails(deck: Deck) -> None:
+    """Each account's CloudTrail trail (multi-region) and the bucket it delivers to, as a team's account
+    set-up would have made them. The local cloud never delivers a file: `opsdeck trail` reads what is
+    written there in CloudTrail's format."""
+    from opsdeck.adapters.aws import Aws
+    from opsdeck.core.estate.config import trail_location
+
+    made: set[str] = set()
+    for env in deck.config.environments:
+        if not env.trail or env.account in made:
+            continue
+        bucket, prefix = trail_location(env.trail)
+        cloud = (await asyncio.to_thread(deck.tools.env, env.name)).cloud
+        await asyncio.to_thread(cloud.ensure_bucket, bucket)
+        if isinstance(cloud, Aws):
+            name = f"{deck.name}-trail"
+            trails = cloud.client("cloudtrail")
+            with cloud.errors(f"aws cloudtrail create-trail {name}"):
+                await asyncio.to_thread(
+                    trails.create_trail,
+                    Name=name,
+                    S3BucketName=bucket,
+                    S3KeyPrefix=prefix,
+                    IsMultiRegionTrail=True,
+                    IncludeGlobalServiceEvents=True,
+                )
+                await asyncio.to_thread(trails.start_logging, Name=name)
+        made.add(env.account or env.name)
+
+
 def _store_break_glass(deck: Deck, rep: Reporter) -> None:
     """Credentials for the protected environments, so break-glass (`!`) works in the demo as it would
     with a team's own stored credentials. On the local cloud any key is accepted."""
@@ -261,6 +291,8 @@ async def _build(target: Path, rep: Reporter) -> Deck:
         await asyncio.to_thread(_accounts, deck)
     with rep.phase("state buckets"):
         await _state_buckets(deck)
+    with rep.phase("trails"):
+        await _trails(deck)
     if deck.config.base_recipe:
         (base,) = await bake(deck, rep.child(op="bake base image"), version=FIRST_VERSION, base=True)
         rep.log(f"base image {base.version}: {base.id}")

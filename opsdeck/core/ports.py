@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from opsdeck.adapters.aws import Credentials, Group, Image, Rule, TargetGroup
 from opsdeck.adapters.checkov import Report
 from opsdeck.adapters.git import FileVersion
+from opsdeck.adapters.hygiene import Snapshot, StoredObject, Tagged
 from opsdeck.adapters.inventory import CloudResource
 from opsdeck.adapters.packer import BuildResult, PackerLine
 
@@ -52,6 +53,30 @@ class TerraformPort(Protocol):
     async def force_unlock(self, lock_id: str) -> None: ...
 
 
+class HygienePort(Protocol):
+    """Orphan hunting in one account and region (core/hygiene): find, price, remove."""
+
+    def tagged(self, tag_key: str) -> list[Tagged]:
+        """Every resource carrying ``tag_key`` (any value), with its creation time and priced facts."""
+        ...
+
+    def running_images(self) -> set[str]: ...
+
+    def objects(self, bucket: str) -> list[StoredObject]: ...
+
+    def image_snapshots(self, image_ids: list[str]) -> dict[str, list[Snapshot]]: ...
+
+    def remove(self, item: Tagged) -> None: ...
+
+    def deregister(self, image_id: str) -> None: ...
+
+    def delete_snapshot(self, snapshot_id: str) -> None: ...
+
+    def price_products(self, service_code: str, filters: dict[str, str]) -> list[dict[str, Any]]:
+        """The AWS Price List API's product documents (a real account: the local cloud has none)."""
+        ...
+
+
 class CloudPort(Protocol):
     """One account and region, reached with one set of credentials (blocking calls: run in threads)."""
 
@@ -73,6 +98,14 @@ class CloudPort(Protocol):
         ...
 
     def delete_object(self, bucket: str, key: str) -> None: ...
+
+    def list_keys(self, bucket: str, prefix: str, start_after: str = "") -> list[str]:
+        """Every key under ``prefix``, in key order (after ``start_after`` when given)."""
+        ...
+
+    def open_object(self, bucket: str, key: str) -> BinaryIO | None:
+        """An object's body as a stream, None when it does not exist."""
+        ...
 
     def images(self, **tags: str) -> list[Image]: ...
 
@@ -101,6 +134,14 @@ class CloudPort(Protocol):
         ...
 
     def delete(self, resource: CloudResource) -> None: ...
+
+    def hygiene(self) -> HygienePort:
+        """Orphan scanning and removal here (core/hygiene/orphans.py)."""
+        ...
+
+    def publish(self, topic_arn: str, subject: str, message: str) -> str:
+        """Publish to an SNS topic of this account; the message id."""
+        ...
 
 
 class PackerPort(Protocol):
@@ -221,11 +262,21 @@ class Tools(Protocol):
         (break-glass) instead."""
         ...
 
+    def env_copy(self, name: str, region: str, workdir: Path, credentials: Credentials | None = None) -> EnvTools:
+        """``name``'s tools (its account, its credentials or ``credentials``) aimed at ``region``, with
+        Terraform in ``workdir``: a copy of its root module (opsdeck recover)."""
+        ...
+
     def build(self, region: str | None = None) -> CloudPort:
         """The build account (where images are baked and kept), in its region or in ``region``."""
         ...
 
     def build_target(self) -> Target: ...
+
+    def account(self, account: str, region: str) -> CloudPort:
+        """``account`` in ``region``, reached as the first environment in that account (or the build)
+        is; RefusedError naming the account when the deck reaches no such account."""
+        ...
 
     def packer(self) -> PackerPort: ...
 

@@ -226,6 +226,54 @@ CASES = [
     Case("absurdly long environment", ("plan", LONG), r"unknown environment 'x{5000}'"),
     Case("control characters in a name", ("drift", "dev\x1b[31m"), r"unknown environment 'dev\\x1b\[31m'"),
     Case(
+        "trail since that is no duration",
+        ("trail", "--since", "yesterday"),
+        r"trail: --since: expected a duration such as 90m, 24h or 7d, got 'yesterday'",
+    ),
+    Case(
+        "trail setting that is no S3 location",
+        ("trail",),
+        r"environments\.prod\.trail: expected the trail's log bucket as s3://bucket or s3://bucket/prefix, "
+        r"got 'arn:aws:s3:::trail-logs'",
+        setup=_edit("opsdeck.toml", "s3://opsdeck-demo-trail-333333333333/cloudtrail", "arn:aws:s3:::trail-logs"),
+    ),
+    Case(
+        "trail of an environment without one",
+        ("trail", "prod"),
+        r'prod has no trail: set trail = "s3://BUCKET/PREFIX" \(where account 333333333333\'s CloudTrail delivers\)',
+        setup=_edit("opsdeck.toml", 'trail = "s3://opsdeck-demo-trail-333333333333/cloudtrail"\n', ""),
+    ),
+    Case(
+        "notify target that is no URL or topic",
+        ("drift", "--notify", "slack"),
+        r"--notify slack: neither an http\(s\):// webhook URL nor an SNS topic ARN",
+    ),
+    Case(
+        "notify topic ARN of another service",
+        ("drift", "--notify", "arn:aws:sqs:us-east-1:111111111111:q"),
+        r"--notify arn:aws:sqs:us-east-1:111111111111:q: not an SNS topic ARN \(arn:aws:sns:REGION:ACCOUNT:TOPIC\)",
+    ),
+    Case(
+        "notify topic in an unknown region",
+        ("drift", "--notify", "arn:aws:sns:mars-north-1:111111111111:alarms"),
+        r"--notify arn:aws:sns:mars-north-1:111111111111:alarms: unknown region mars-north-1",
+    ),
+    Case(
+        "schedule at an impossible time",
+        ("schedule", "drift", "--at", "25:00"),
+        r"--at 25:00: expected a time of day as HH:MM \(24-hour\), e\.g\. 03:17",
+    ),
+    Case(
+        "schedule with a bad notify target",
+        ("schedule", "drift", "--notify", "mailto:oncall@example.com"),
+        r"--notify mailto:oncall@example.com: neither an http\(s\):// webhook URL nor an SNS topic ARN",
+    ),
+    Case(
+        "notify timeout of zero",
+        ("drift", "--notify", "http://127.0.0.1:9/hook", "--notify-timeout", "0"),
+        r"--notify-timeout 0: must be more than 0 seconds",
+    ),
+    Case(
         "port out of range",
         ("cloud", "start", "--port", "99999999"),
         r"--port: expected a port between 1024 and 65535",

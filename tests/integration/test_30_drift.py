@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import NO_PROD_APPROVALS, edited, opsdeck
+from tests.helpers import NO_PROD_APPROVALS, Hook, edited, opsdeck
 
 pytestmark = pytest.mark.integration
 
@@ -149,6 +149,57 @@ def test_drift_reports_each_change_in_its_environment(demo_deck: Path, out_of_ba
     by_name = {e["name"]: e for e in status["environments"]}
     assert by_name["dev"]["drift"] == "drifted" and by_name["sandbox"]["drift"] == "clean"
     assert by_name["dev"]["drift_at"] is not None
+
+
+def test_drift_alarms_reach_a_webhook_and_a_topic_only_when_something_drifted(
+    demo_deck: Path, out_of_band: dict[str, str]
+) -> None:
+    deck = _deck(demo_deck)
+    staging = _aws(deck, "staging")
+    sns, sqs = staging.client("sns"), staging.client("sqs")
+    topic = sns.create_topic(Name="drift-alarms")["TopicArn"]
+    queue = sqs.create_queue(QueueName="drift-alarms")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+    hook, broken = Hook([200]), Hook([500])
+    try:
+        result = opsdeck("drift", "staging", "--json", "--notify", hook.url, "--notify", topic, deck=demo_deck)
+        assert result.returncode == 2, result.stderr
+        out = json.loads(result.stdout)
+        assert [d["delivered"] for d in out["notified"]] == [True, True]
+        [body] = hook.bodies  # one message, with the summary line and the full report
+        assert body["text"] == "opsdeck drift shop: 1 of 1 environments drifted: staging (1 changed)"
+        assert body["report"]["environments"][0]["managed"][0]["attributes"] == ["desired_capacity"]
+        [message] = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1)["Messages"]
+        assert json.loads(message["Body"])["text"] == body["text"]
+
+        clean = opsdeck("drift", "sandbox", "--notify", hook.url, "--notify", topic, deck=demo_deck)
+        assert clean.returncode == 0 and "notified" not in clean.stdout
+        assert len(hook.bodies) == 1 and "Messages" not in sqs.receive_message(QueueUrl=queue)
+
+        failed = opsdeck("drift", "staging", "--notify", broken.url, "--notify-timeout", "5", deck=demo_deck)
+        assert failed.returncode == 1
+        assert "staging  drifted" in failed.stdout  # the report is printed before the error
+        [line] = failed.stderr.strip().splitlines()
+        port = broken.server.server_address[1]
+        assert line == (
+            f"opsdeck: drift alarm not delivered to http://127.0.0.1:{port}/…: HTTP 500 Internal Server Error "
+            "(3 attempts)"
+        )
+        assert len(broken.bodies) == 3
+
+        unreachable = "arn:aws:sns:us-east-1:444444444444:drift-alarms"
+        other = opsdeck("drift", "staging", "--notify", unreachable, deck=demo_deck)
+        assert other.returncode == 1
+        assert other.stderr.strip() == (
+            f"opsdeck: drift alarm not delivered to {unreachable}: no environment of this deck is in account "
+            "444444444444 (it reaches 111111111111, 222222222222, 333333333333) (1 attempt)"
+        )
+    finally:
+        hook.close()
+        broken.close()
+        sns.delete_topic(TopicArn=topic)
+        sqs.delete_queue(QueueUrl=queue)
 
 
 def test_driftignore_baselines_accepted_drift(demo_deck: Path, out_of_band: dict[str, str]) -> None:

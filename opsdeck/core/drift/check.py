@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from opsdeck.adapters.inventory import CloudResource
 from opsdeck.core.drift import store as drift_store
@@ -122,6 +123,24 @@ async def check_env(
     )
     drift_store.save(deck, report)
     return report
+
+
+def drift_json(reports: list[DriftReport]) -> dict[str, Any]:
+    """The drift report as `opsdeck drift --json` prints it (and an alarm carries it)."""
+    return {
+        "environments": [
+            {
+                "name": r.name,
+                "status": r.status,
+                "managed": [{"address": m["address"], "attributes": m["attributes"]} for m in r.managed],
+                "unmanaged": r.unmanaged,
+                "image": r.image,
+                "ignored": r.ignored,
+                "seconds": r.seconds,
+            }
+            for r in reports
+        ]
+    }
 
 
 async def check(deck: Deck, envs: list[str] | None, rep: Reporter) -> list[DriftReport]:

@@ -123,6 +123,22 @@ class PolicySettings:
 
 
 @dataclass(frozen=True)
+class OrphanSettings:
+    """What `opsdeck orphans` counts as left behind, and the prices it estimates costs with."""
+
+    keep_images: int = setting(
+        3, doc="Each service keeps its newest N images; an older one no environment pins or runs is an orphan."
+    )
+    copy_max_age_hours: float = setting(24.0, doc="A recovered copy older than this many hours is an orphan.")
+    sandbox_max_age_hours: float = setting(
+        72.0, doc="A sandbox whose oldest resource is older than this many hours is an orphan (rebuild or destroy it)."
+    )
+    price_table: str | None = setting(
+        None, doc="The deck's own on-demand price table (JSON, relative to the deck) instead of opsdeck's dated one."
+    )
+
+
+@dataclass(frozen=True)
 class SafetySettings:
     """How hard it is to change things."""
 
@@ -141,6 +157,11 @@ class EnvSettings:
     profile: str | None = setting(None, doc="Or the AWS profile that reaches it.")
     break_glass_role: str | None = setting(
         None, doc="The role behind its break-glass credentials (the demo mints them from it; the trail knows it)."
+    )
+    trail: str | None = setting(
+        None,
+        doc='Where the account\'s CloudTrail delivers its log files, "s3://bucket" or "s3://bucket/prefix" '
+        "(`opsdeck trail` reads the changes made outside the pipeline from them).",
     )
     sandbox: bool = setting(False, doc="Nuke-and-rebuild is allowed.")
     protected: bool = setting(False, doc="Read-only unless break-glass.")
@@ -198,6 +219,7 @@ class DeckConfig:
     conventions: Conventions = setting(factory=Conventions, doc="Tag and pin names of the deck's Terraform.")
     environments: tuple[EnvSettings, ...] = setting(factory=tuple, doc="Environments, in file order.")
     safety: SafetySettings = setting(factory=SafetySettings, doc="Safety settings.")
+    orphans: OrphanSettings = setting(factory=OrphanSettings, doc="Orphaned resources and their cost estimates.")
     team: TeamSettings = setting(factory=TeamSettings, doc="The shared ledger and approvals.")
     policy: PolicySettings | None = setting(None, doc="The policy gate on every plan (none: no policy gate).")
     image: ImageSettings | None = setting(None, doc="The single-image format of earlier decks (one service).")
@@ -336,6 +358,8 @@ def _check(config: DeckConfig, root: Path, where: Where) -> None:
         _check_target(ew, env.account, env.region, env.role, env.profile)
         if env.break_glass_role is not None:
             _check_role(ew.child("break_glass_role"), env.break_glass_role, env.account)
+        if env.trail is not None:
+            _check_trail(ew.child("trail"), env.trail)
         if env.soak_minutes < 0:
             raise ew.child("soak_minutes").error(f"expected 0 or more minutes, got {env.soak_minutes}")
         if env.soak_minutes and env.promote_from is None:
@@ -413,6 +437,17 @@ def _check(config: DeckConfig, root: Path, where: Where) -> None:
         raise where.child("refresh_minutes").error("expected a positive number of minutes")
     if config.drift_minutes < 0:
         raise where.child("drift_minutes").error("expected a number of minutes, 0 or more")
+    _check_orphans(config.orphans, root, where.child("orphans"))
+
+
+def _check_orphans(orphans: OrphanSettings, root: Path, where: Where) -> None:
+    if orphans.keep_images < 1:
+        raise where.child("keep_images").error(f"expected 1 or more images to keep, got {orphans.keep_images}")
+    for key in ("copy_max_age_hours", "sandbox_max_age_hours"):
+        if getattr(orphans, key) <= 0:
+            raise where.child(key).error(f"expected a number of hours above 0, got {getattr(orphans, key)}")
+    if orphans.price_table is not None and not (root / orphans.price_table).is_file():
+        raise where.child("price_table").error(f"expected a JSON price table, {orphans.price_table} does not exist")
 
 
 def _check_target(where: Where, account: str | None, region: str | None, role: str | None, profile: str | None) -> None:
@@ -432,6 +467,23 @@ def _check_role(where: Where, role: str, account: str | None) -> None:
         raise where.error(f"expected a role ARN such as arn:aws:iam::123456789012:role/deploy, got {role!r}")
     if account is not None and match.group(1) != account:
         raise where.error(f"the role is in account {match.group(1)}, but the account is {account}")
+
+
+TRAIL_URL = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/([\w!.*'()/=+@-]*))?$")
+
+
+def trail_location(url: str) -> tuple[str, str]:
+    """(bucket, prefix) of a checked ``trail`` setting; the prefix has no slash at either end."""
+    match = TRAIL_URL.match(url)
+    if match is None:
+        raise ConfigError(f"expected s3://bucket or s3://bucket/prefix, got {url!r}")
+    return match.group(1), (match.group(2) or "").strip("/")
+
+
+def _check_trail(where: Where, url: str) -> None:
+    match = TRAIL_URL.match(url)
+    if match is None or ".." in match.group(1) or "//" in (match.group(2) or ""):
+        raise where.error(f"expected the trail's log bucket as s3://bucket or s3://bucket/prefix, got {url!r}")
 
 
 def _check_pins(config: DeckConfig, where: Where) -> None:

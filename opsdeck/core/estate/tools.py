@@ -225,9 +225,35 @@ class LiveTools:
             self._env_tools[key] = tools
         return tools
 
+    def env_copy(self, name: str, region: str, workdir: Path, credentials: Credentials | None = None) -> EnvTools:
+        from dataclasses import replace
+
+        from opsdeck.adapters.terraform import Terraform
+
+        target = replace(self.env_target(name), region=region)
+        if credentials is not None:
+            with self._lock:
+                if credentials not in self._handed_out:
+                    self._handed_out.append(credentials)
+        creds = credentials or self.credentials(target)
+        terraform = Terraform(
+            workdir, self.tool_env(target, creds), binary=self.settings.terraform.binary, redact=self.redact
+        )
+        return EnvTools(target=target, terraform=terraform, cloud=self._cloud(target, creds))
+
     def build(self, region: str | None = None) -> Aws:
         target = self.build_target()
         return self._cloud(target, self.credentials(target), region)
+
+    def account(self, account: str, region: str) -> Aws:
+        targets = [self.env_target(name) for name in self.config.env_names] + [self.build_target()]
+        for target in targets:
+            if target.account == account:
+                return self._cloud(target, self.credentials(target), region)
+        known = sorted({t.account for t in targets if t.account})
+        raise RefusedError(
+            f"no environment of this deck is in account {account} (it reaches {', '.join(known) or 'no named account'})"
+        )
 
     def packer(self) -> Packer:
         from opsdeck.adapters.packer import Packer

@@ -48,9 +48,12 @@ def build_account(deck: Deck) -> str:
     return deck.config.build.account or deck.tools.build().caller_identity().get("account", "")
 
 
-async def make_usable(deck: Deck, catalog: Catalog, original: Image, env: str, rep: Reporter) -> Distribution:
-    """The id of ``original`` usable in ``env``: copied into its region and shared with its account."""
-    region = deck.config.region_of(env)
+async def make_usable(
+    deck: Deck, catalog: Catalog, original: Image, env: str, rep: Reporter, *, region: str | None = None
+) -> Distribution:
+    """The id of ``original`` usable in ``env``: copied into its region (or ``region``: a recovered
+    copy's) and shared with its account."""
+    region = region or deck.config.region_of(env)
     account = deck.config.env(env).account
     usable = catalog.in_region(original.id, region)
     copied = False

@@ -23,6 +23,7 @@ from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import COLORS, Color, ColorPin, read_color_pin, read_pin
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import InstanceCounts, PlanResult
+from opsdeck.core.ports import CloudPort, TerraformPort
 from opsdeck.errors import OpsdeckError
 
 
@@ -132,9 +133,10 @@ async def apply_plan(
     credentials: Credentials | None = None,
     *,
     policy_missing_ok: str = "",
+    terraform: TerraformPort | None = None,
 ) -> None:
     """Apply exactly this saved plan, once it passes the policy gate, reporting each resource as it
-    completes."""
+    completes; with the environment's Terraform, or ``terraform`` (a recovered copy's)."""
     from opsdeck.core.release import gates
 
     await gates.policy(deck, env, plan, rep, break_glass=credentials is not None, missing_ok=policy_missing_ok)
@@ -152,7 +154,8 @@ async def apply_plan(
         elif kind == "apply_errored":
             rep.log(event.get("@message", ""), "error")
 
-    terraform = (await asyncio.to_thread(deck.tools.env, env, credentials)).terraform
+    if terraform is None:
+        terraform = (await asyncio.to_thread(deck.tools.env, env, credentials)).terraform
     with rep.phase("apply"):
         await terraform.apply(Path(plan.planfile), on_event=on_event)
 
@@ -166,13 +169,18 @@ async def wait_for_images(
     credentials: Credentials | None = None,
     timeout: float = 600.0,
     interval: float = 1.0,
+    cloud: CloudPort | None = None,
 ) -> dict[str, Rollout | ColorRollout]:
     """Poll until each service in ``images`` (service -> image, or its blue/green pin) runs its image on
-    every desired instance, its older groups gone."""
+    every desired instance, its older groups gone; in the environment's account and region, or in
+    ``cloud`` (a recovered copy's region)."""
     with rep.phase("verify instances"):
         deadline = time.monotonic() + timeout
         while True:
-            groups = await asyncio.to_thread(env_groups, deck, env, credentials)
+            if cloud is None:
+                groups = await asyncio.to_thread(env_groups, deck, env, credentials)
+            else:
+                groups = await asyncio.to_thread(cloud.groups, deck.config.conventions.env_tag, env)
             states = {s: state_of(service_groups(deck, groups, s), want) for s, want in images.items()}
             on_image = sum(st.counts.on_pinned_image for st in states.values())
             desired = sum(st.counts.desired for st in states.values())

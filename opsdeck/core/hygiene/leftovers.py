@@ -1,0 +1,217 @@
+"""What orphans are made of: the places the deck knows, one orphan (its kind, where, age, cost), the
+report of a scan, and the recovered copies (core/sandbox/copies.py) a scan must know about.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from opsdeck.adapters.hygiene import Tagged
+from opsdeck.core.estate.deck import Deck
+from opsdeck.core.hygiene.prices import Cost, PriceTable, significant
+from opsdeck.core.ports import CloudPort
+
+KINDS = ("unknown-env", "state-file", "recovered-copy", "sandbox", "image", "snapshot")
+HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class Place:
+    """One account and region the deck knows, and how it is reached (an environment, or "build")."""
+
+    account: str
+    region: str
+    reached_as: str
+    envs: tuple[str, ...] = ()  # the environments that live here
+
+    def to_json(self) -> dict[str, Any]:
+        return {"account": self.account, "region": self.region, "environments": list(self.envs)}
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """One thing left behind."""
+
+    kind: str  # one of KINDS
+    account: str
+    region: str
+    type: str  # ec2:instance, s3:object, ec2:image, ec2:snapshot, environment ...
+    id: str
+    detail: str
+    created: float | None  # epoch seconds; None when the cloud does not say
+    cost: Cost
+    removable: bool = True
+    how: str = ""  # when not removable here: how it is removed
+    parent: str | None = None  # a snapshot's image
+    bucket: str | None = None  # a state file's bucket
+    reached_as: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    item: Tagged | None = field(default=None, compare=False, repr=False)
+
+    def age_hours(self, now: float) -> float | None:
+        return None if self.created is None else round(max(0.0, now - self.created) / HOUR, 2)
+
+    def to_json(self, now: float) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "kind": self.kind,
+            "account": self.account,
+            "region": self.region,
+            "type": self.type,
+            "id": self.id,
+            "detail": self.detail,
+            "created": _iso(self.created),
+            "age_hours": self.age_hours(now),
+            "cost": self.cost.to_json(),
+            "removable": self.removable,
+        }
+        if self.how:
+            data["how"] = self.how
+        if self.parent:
+            data["image"] = self.parent
+        if self.bucket:
+            data["bucket"] = self.bucket
+        if self.tags:
+            data["tags"] = dict(self.tags)
+        return data
+
+
+@dataclass(frozen=True)
+class OrphanReport:
+    """Every orphan found, the prices they were estimated with, and where opsdeck looked."""
+
+    orphans: tuple[Orphan, ...]
+    prices: PriceTable
+    places: tuple[Place, ...]
+    keep_images: int
+    copy_max_age_hours: float
+    sandbox_max_age_hours: float
+    scanned_at: float
+    notes: tuple[str, ...] = ()
+
+    @property
+    def usd_per_hour(self) -> float:
+        """The sum of the known estimates (unknown ones are counted apart, never as zero)."""
+        return sum(o.cost.usd_per_hour or 0.0 for o in self.orphans)
+
+    @property
+    def unknown(self) -> int:
+        return sum(1 for o in self.orphans if o.cost.unknown)
+
+    def find(self, ident: str) -> Orphan | None:
+        return next((o for o in self.orphans if o.id == ident), None)
+
+    def total_json(self) -> dict[str, Any]:
+        return {
+            "usd_per_hour": significant(self.usd_per_hour),
+            "unknown": self.unknown,
+            "estimate": True,
+            "price_table": self.prices.date,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "orphans": [o.to_json(self.scanned_at) for o in self.orphans],
+            "total": self.total_json(),
+            "price_table": {"date": self.prices.date, "source": self.prices.source},
+            "settings": {
+                "keep_images": self.keep_images,
+                "copy_max_age_hours": self.copy_max_age_hours,
+                "sandbox_max_age_hours": self.sandbox_max_age_hours,
+            },
+            "places": [p.to_json() for p in self.places],
+            "scanned_at": _iso(self.scanned_at),
+            "notes": list(self.notes),
+        }
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def epoch(text: str) -> float | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() if text else None
+    except ValueError:
+        return None
+
+
+# -- recovered copies (core/sandbox/recover.py, when present) -----------------------------------
+
+
+class RecoveredCopyLike(Protocol):
+    """What orphans needs of a recovered copy (``RecoveredCopy`` of core/sandbox/copies.py)."""
+
+    @property
+    def env(self) -> str: ...
+
+    @property
+    def region(self) -> str: ...
+
+    @property
+    def account(self) -> str | None: ...
+
+    @property
+    def created(self) -> float: ...  # epoch seconds
+
+    @property
+    def state_key(self) -> str: ...
+
+
+def recovered_copies(deck: Deck) -> tuple[list[RecoveredCopyLike], str]:
+    """The deck's recovered copies (its ledger's records), and a note when they cannot be known."""
+    try:
+        from opsdeck.core.sandbox.copies import recovered_copies as ledger
+    except ImportError:
+        return [], "recovered copies not checked: this opsdeck has no core/sandbox/copies.py"
+    return list(ledger(deck)), ""
+
+
+# -- where to look -------------------------------------------------------------------------------
+
+
+def cloud_of(deck: Deck, place: Place) -> CloudPort:
+    """The place's account and region, reached as the build account or as its environment."""
+    if place.reached_as == "build":
+        return deck.tools.build(place.region)
+    if deck.config.region_of(place.reached_as) == place.region:
+        return deck.tools.env(place.reached_as).cloud
+    return deck.tools.account(place.account, place.region)  # a recovered copy's region
+
+
+def places(deck: Deck, copies: Iterable[RecoveredCopyLike] = ()) -> list[Place]:
+    """Every account and region the deck knows, once each (the build account's regions first); a
+    recovered copy's environment lives in the copy's region too."""
+    config = deck.config
+    found: dict[tuple[str, str], Place] = {}
+    build_account = config.build.account or deck.tools.build().caller_identity().get("account", "")
+    for region in config.regions:
+        found.setdefault((build_account, region), Place(build_account, region, "build"))
+    for env in config.environments:
+        account = env.account or deck.tools.env(env.name).cloud.caller_identity().get("account", "")
+        key = (account, config.region_of(env.name))
+        place = found.get(key)
+        if place is None:
+            found[key] = Place(account, key[1], env.name, (env.name,))
+        else:
+            found[key] = Place(place.account, place.region, place.reached_as, (*place.envs, env.name))
+    for copy in copies:
+        home = next(p for p in found.values() if copy.env in p.envs)
+        key = (copy.account or home.account, copy.region)
+        place = found.get(key)
+        if place is None:
+            found[key] = Place(key[0], copy.region, "build" if key[0] == build_account else copy.env, (copy.env,))
+        elif copy.env not in place.envs:
+            found[key] = Place(place.account, place.region, place.reached_as, (*place.envs, copy.env))
+    return list(found.values())
+
+
+def count_by_kind(orphans: Iterable[Orphan]) -> dict[str, int]:
+    counts = {k: 0 for k in KINDS}
+    for orphan in orphans:
+        counts[orphan.kind] = counts.get(orphan.kind, 0) + 1
+    return {k: v for k, v in counts.items() if v}

@@ -1,0 +1,285 @@
+"""Orphans: what the deck left behind in its accounts and regions, with its age and hourly cost.
+
+In every account and region the deck knows (the build account in each region the deck uses, and each
+environment's own), opsdeck looks for:
+
+- ``unknown-env``: a resource tagged with an environment the deck does not have (or with one of its
+  environments, in an account or region that environment does not live in);
+- ``state-file``: a Terraform state in an environment's state bucket that no environment (and no
+  recovered copy) uses;
+- ``recovered-copy`` and ``sandbox``: a recovered copy, or a sandbox, older than the configured age;
+- ``image`` and ``snapshot``: an image of a service that no environment pins (either color of a
+  blue/green pin, in the working tree or at HEAD) or runs, older than the service's newest N, its copies
+  in other regions, and the EBS snapshots behind each. A base image stays while a kept image builds on it.
+
+Each carries an hourly cost estimate from the dated price table (core/hygiene/prices.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+
+from opsdeck.adapters.hygiene import Tagged
+from opsdeck.core.estate.deck import Deck
+from opsdeck.core.events import Reporter
+from opsdeck.core.hygiene.leftovers import (
+    HOUR,
+    KINDS,
+    Orphan,
+    OrphanReport,
+    Place,
+    RecoveredCopyLike,
+    cloud_of,
+    count_by_kind,
+    places,
+    recovered_copies,
+)
+from opsdeck.core.hygiene.prices import Cost, PriceTable, load_table
+from opsdeck.core.hygiene.unpinned import old_images
+from opsdeck.errors import OpsdeckError
+
+__all__ = ["KINDS", "Orphan", "OrphanReport", "Place", "count_by_kind", "find_orphans", "priced"]
+
+# -- the scan ------------------------------------------------------------------------------------
+
+
+async def find_orphans(
+    deck: Deck,
+    rep: Reporter | None = None,
+    *,
+    keep_images: int | None = None,
+    prices: PriceTable | None = None,
+    now: float | None = None,
+) -> OrphanReport:
+    """Look everywhere the deck knows for what it left behind (read-only)."""
+    rep = rep or Reporter("orphans")
+    settings = deck.config.orphans
+    keep = settings.keep_images if keep_images is None else keep_images
+    if keep < 1:
+        raise OpsdeckError(f"--keep-images: expected 1 or more images to keep, got {keep}")
+    if prices is None:
+        own = deck.root / settings.price_table if settings.price_table else None
+        prices = load_table(own)
+    now = time.time() if now is None else now
+    notes: list[str] = []
+    copies, note = await asyncio.to_thread(recovered_copies, deck)
+    if note:
+        notes.append(note)
+    with rep.phase("accounts and regions"):
+        where = await asyncio.to_thread(places, deck, copies)
+    with rep.phase("tagged resources"):
+        scans = await asyncio.gather(*(asyncio.to_thread(_scan_place, deck, p) for p in where))
+    tagged = dict(zip(where, scans, strict=True))
+    orphans: list[Orphan] = []
+    for place, (items, _) in tagged.items():
+        orphans += unknown_env(deck, place, items, prices, where)
+    orphans += sandboxes(deck, tagged, prices, now, settings.sandbox_max_age_hours)
+    orphans += old_copies(deck, copies, where, prices, now, settings.copy_max_age_hours)
+    with rep.phase("state files"):
+        orphans += await asyncio.to_thread(state_files, deck, where, prices, {c.state_key for c in copies})
+    with rep.phase("images"):
+        running = {image for _, images in tagged.values() for image in images}
+        orphans += await asyncio.to_thread(old_images, deck, where, prices, keep, running)
+    rep.log(f"{len(orphans)} orphans in {len(where)} accounts and regions")
+    return OrphanReport(
+        tuple(orphans),
+        prices,
+        tuple(where),
+        keep,
+        settings.copy_max_age_hours,
+        settings.sandbox_max_age_hours,
+        now,
+        tuple(notes),
+    )
+
+
+def _scan_place(deck: Deck, place: Place) -> tuple[list[Tagged], set[str]]:
+    hygiene = cloud_of(deck, place).hygiene()
+    return hygiene.tagged(deck.config.conventions.env_tag), hygiene.running_images()
+
+
+def priced(item: Tagged, region: str, prices: PriceTable) -> Cost:
+    """What one tagged resource costs by the hour."""
+    if item.type == "ec2:instance":
+        if item.state in ("stopped", "stopping"):
+            return prices.free(f"{item.size} stopped: no instance hours (its volumes are counted)")
+        return prices.cost("instance", region, size=item.size)
+    if item.type == "ec2:volume":
+        return prices.cost("volume", region, size=item.size, gigabytes=item.gigabytes or 0.0)
+    if item.type == "elasticloadbalancing:loadbalancer":
+        return prices.cost("load_balancer", region, size=item.size or "application")
+    if item.type == "ec2:natgateway":
+        return prices.cost("nat_gateway", region)
+    if item.type == "ec2:elastic-ip":
+        return prices.cost("public_ipv4", region)
+    if item.type == "s3:bucket":
+        return prices.unmeasured("bucket storage is not measured by opsdeck")
+    return prices.free(f"no hourly charge for {item.type}")
+
+
+REMOVABLE_TAGGED = {
+    "autoscaling:group",
+    "ec2:instance",
+    "elasticloadbalancing:loadbalancer",
+    "elasticloadbalancing:targetgroup",
+    "ec2:natgateway",
+    "ec2:elastic-ip",
+    "ec2:launch-template",
+    "ec2:volume",
+    "ec2:security-group",
+    "ec2:subnet",
+    "ec2:vpc",
+}
+
+
+def unknown_env(
+    deck: Deck, place: Place, items: Iterable[Tagged], prices: PriceTable, where: list[Place]
+) -> list[Orphan]:
+    """Resources tagged with an environment the deck does not have, or that does not live here."""
+    tag = deck.config.conventions.env_tag
+    homes = {env: p for p in where for env in p.envs}
+    out = []
+    for item in items:
+        value = item.tags.get(tag, "")
+        if value in place.envs:
+            continue
+        home = homes.get(value)
+        if home is None:
+            detail = f"tagged {tag} = {value!r}, which this deck does not have"
+        else:
+            detail = f"tagged {tag} = {value!r}, but {value} lives in account {home.account} {home.region}"
+        removable = item.type in REMOVABLE_TAGGED
+        out.append(
+            Orphan(
+                "unknown-env",
+                place.account,
+                place.region,
+                item.type,
+                item.id,
+                detail,
+                item.created,
+                priced(item, place.region, prices),
+                removable=removable,
+                how="" if removable else f"opsdeck does not delete {item.type} resources: delete it by hand",
+                reached_as=place.reached_as,
+                tags=dict(item.tags),
+                item=item,
+            )
+        )
+    return out
+
+
+def sandboxes(
+    deck: Deck,
+    tagged: dict[Place, tuple[list[Tagged], set[str]]],
+    prices: PriceTable,
+    now: float,
+    max_age_hours: float,
+) -> list[Orphan]:
+    """Sandbox environments whose oldest resource is older than ``max_age_hours``; their cost is the sum
+    of what their resources cost by the hour (unknown when one of them is)."""
+    tag = deck.config.conventions.env_tag
+    out = []
+    for env in deck.config.environments:
+        if not env.sandbox:
+            continue
+        for place, (items, _) in tagged.items():
+            if env.name not in place.envs:
+                continue
+            mine = [i for i in items if i.tags.get(tag) == env.name]
+            born = [i.created for i in mine if i.created is not None]
+            if not born or now - min(born) <= max_age_hours * HOUR:
+                continue
+            costs = [priced(i, place.region, prices) for i in mine]
+            unknown = [c.basis for c in costs if c.unknown]
+            total = sum(c.usd_per_hour or 0.0 for c in costs)
+            cost = (
+                prices.unmeasured(f"{len(unknown)} of its resources unknown: {unknown[0]}")
+                if unknown
+                else Cost(total, f"{len(mine)} resources of {env.name}", prices.date)
+            )
+            out.append(
+                Orphan(
+                    "sandbox",
+                    place.account,
+                    place.region,
+                    "environment",
+                    env.name,
+                    f"sandbox {env.name} has run for more than {max_age_hours:g} hours ({len(mine)} resources)",
+                    min(born),
+                    cost,
+                    removable=False,
+                    how=f"rebuild it fresh (`opsdeck nuke-rebuild {env.name}`) or destroy it with terraform "
+                    f"in {env.path}",
+                    reached_as=place.reached_as,
+                )
+            )
+    return out
+
+
+def old_copies(
+    deck: Deck,
+    copies: list[RecoveredCopyLike],
+    where: list[Place],
+    prices: PriceTable,
+    now: float,
+    max_age_hours: float,
+) -> list[Orphan]:
+    out = []
+    for copy in copies:
+        created = copy.created
+        if now - created <= max_age_hours * HOUR:
+            continue
+        home = next((p for p in where if copy.env in p.envs), None)
+        out.append(
+            Orphan(
+                "recovered-copy",
+                copy.account or (home.account if home else ""),
+                copy.region,
+                "environment",
+                f"{copy.env}@{copy.region}",
+                f"recovered copy of {copy.env} older than {max_age_hours:g} hours (state {copy.state_key})",
+                created,
+                prices.unmeasured("a recovered copy's resources are priced with its environment"),
+                removable=False,
+                how=f"destroy it with `opsdeck recover {copy.env} --region {copy.region} --destroy`",
+                reached_as=home.reached_as if home else "",
+            )
+        )
+    return out
+
+
+def state_files(deck: Deck, where: list[Place], prices: PriceTable, in_use: set[str]) -> list[Orphan]:
+    """Terraform states in the deck's state buckets that no environment and no recovered copy uses."""
+    used: dict[str, set[str]] = {}
+    reached: dict[str, str] = {}
+    for env in deck.config.env_names:
+        backend = deck.backend(env)
+        if backend is None:
+            continue
+        used.setdefault(backend.bucket, set()).add(backend.key)
+        reached.setdefault(backend.bucket, env)
+    out = []
+    for bucket, keys in used.items():
+        env = reached[bucket]
+        place = next(p for p in where if env in p.envs)
+        for obj in deck.tools.env(env).cloud.hygiene().objects(bucket):
+            if not obj.key.endswith(".tfstate") or obj.key in keys or obj.key in in_use:
+                continue
+            out.append(
+                Orphan(
+                    "state-file",
+                    place.account,
+                    place.region,
+                    "s3:object",
+                    obj.key,
+                    f"s3://{bucket}/{obj.key}: no environment of this deck uses this state",
+                    obj.modified,
+                    prices.cost("s3", place.region, gigabytes=obj.size / 1e9),
+                    bucket=bucket,
+                    reached_as=env,
+                )
+            )
+    return out

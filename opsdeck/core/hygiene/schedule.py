@@ -1,0 +1,162 @@
+"""Ready-to-install schedules for the nightly drift check: a crontab line, a systemd service and timer,
+and a CI pipeline's scheduled job (GitHub Actions).
+
+Each runs the same command line: `opsdeck --deck DECK drift [--trail] --notify TARGET ...`. Its exit
+code is drift's (0 clean, 2 drifted, 1 error); the alarm itself goes to the targets, so the systemd
+unit counts 2 as success (a failed unit means the check or its alarm failed), while the CI job fails on
+drift too (a red nightly run is the pipeline's own alarm).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from opsdeck.errors import ConfigError
+
+AT = re.compile(r"^(?P<hour>[01]?\d|2[0-3]):(?P<minute>[0-5]\d)$")
+KINDS = ("cron", "systemd", "github")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """What the nightly check runs, and when."""
+
+    opsdeck: tuple[str, ...]  # the opsdeck command, absolute (its script, or python -m opsdeck)
+    deck: Path  # the deck, absolute
+    notify: tuple[str, ...]
+    hour: int
+    minute: int
+    trail: bool = False
+    deck_in_repo: str = "."  # the deck's path inside its git repository (for the CI job's checkout)
+    version: str = ""
+
+    def argv(self, opsdeck: str | None = None, deck: str | None = None) -> list[str]:
+        out = [*([opsdeck] if opsdeck else self.opsdeck), "--deck", deck or str(self.deck), "drift"]
+        if self.trail:
+            out.append("--trail")
+        for target in self.notify:
+            out += ["--notify", target]
+        return out
+
+
+def parse_at(text: str) -> tuple[int, int]:
+    match = AT.match(text.strip())
+    if match is None:
+        raise ConfigError(f"--at {text}: expected a time of day as HH:MM (24-hour), e.g. 03:17")
+    return int(match["hour"]), int(match["minute"])
+
+
+def crontab(s: Schedule) -> str:
+    """One crontab line (the machine's local time). `%` is special to cron, so it is escaped."""
+    command = shlex.join(s.argv()).replace("%", "\\%")
+    log = "$HOME/.local/state/opsdeck/drift-cron.log"
+    return "\n".join(
+        [
+            "# opsdeck nightly drift check (install: crontab -e, and paste the line below)",
+            "# exit 0 clean, 2 drifted (alarm sent), 1 the check or its alarm failed: see the log",
+            f"{s.minute} {s.hour} * * * mkdir -p $HOME/.local/state/opsdeck && {command} >>{log} 2>&1",
+        ]
+    )
+
+
+def systemd(s: Schedule) -> str:
+    """A user service and its timer (the machine's local time)."""
+    command = " ".join(_systemd_quote(a) for a in s.argv())
+    return "\n".join(
+        [
+            "# ~/.config/systemd/user/opsdeck-drift.service",
+            "[Unit]",
+            "Description=opsdeck nightly drift check",
+            "Wants=network-online.target",
+            "After=network-online.target",
+            "",
+            "[Service]",
+            "Type=oneshot",
+            f"WorkingDirectory={_systemd_quote(str(s.deck))}",
+            f"ExecStart={command}",
+            "# 2 is drift found and the alarm sent: the unit fails only when the check or its alarm did.",
+            "SuccessExitStatus=2",
+            "TimeoutStartSec=1h",
+            "",
+            "# ~/.config/systemd/user/opsdeck-drift.timer",
+            "[Unit]",
+            "Description=opsdeck nightly drift check",
+            "",
+            "[Timer]",
+            f"OnCalendar=*-*-* {s.hour:02d}:{s.minute:02d}:00",
+            "Persistent=true",
+            "RandomizedDelaySec=5min",
+            "",
+            "[Install]",
+            "WantedBy=timers.target",
+            "",
+            "# install: systemctl --user daemon-reload && systemctl --user enable --now opsdeck-drift.timer",
+            "# (and `loginctl enable-linger $USER` so it runs while you are logged out)",
+        ]
+    )
+
+
+def _systemd_quote(arg: str) -> str:
+    """systemd's own quoting: double quotes, with backslash, quote and `%` (a specifier) escaped."""
+    if re.fullmatch(r"[\w@+=:,./-]+", arg):
+        return arg
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$") + '"'
+
+
+def github(s: Schedule) -> str:
+    """A scheduled GitHub Actions job (cron in UTC). Credentials come from the cloud's OIDC role; a
+    webhook URL is a secret (its path is the key), so each one is read from a repository secret."""
+    install = f"pipx install opsdeck=={s.version}" if s.version else "pipx install opsdeck"
+    secrets = {t: f"OPSDECK_NOTIFY_{i}" for i, t in enumerate((t for t in s.notify if not t.startswith("arn:")), 1)}
+    argv = [a if a not in secrets else f'"${secrets[a]}"' for a in s.argv("opsdeck", s.deck_in_repo)]
+    command = " ".join(a if a.startswith('"$') else shlex.quote(a) for a in argv)
+    lines = [
+        "# .github/workflows/opsdeck-drift.yml",
+        *(f"# repository secret {name}: {_shown(url)}" for url, name in secrets.items()),
+        "name: opsdeck nightly drift",
+        "on:",
+        "  schedule:",
+        f'    - cron: "{s.minute} {s.hour} * * *"  # UTC',
+        "  workflow_dispatch: {}",
+        "permissions:",
+        "  contents: read",
+        "  id-token: write  # the OIDC token the AWS role is assumed with",
+        "concurrency:",
+        "  group: opsdeck-drift",
+        "  cancel-in-progress: false",
+        "jobs:",
+        "  drift:",
+        "    runs-on: ubuntu-latest",
+        "    timeout-minutes: 60",
+        "    steps:",
+        "      - uses: actions/checkout@v4",
+        "      - uses: hashicorp/setup-terraform@v3",
+        "        with:",
+        "          terraform_wrapper: false",
+        "      - uses: aws-actions/configure-aws-credentials@v4",
+        "        with:",
+        "          role-to-assume: ${{ vars.OPSDECK_DRIFT_ROLE }}",
+        "          aws-region: ${{ vars.AWS_REGION }}",
+        f"      - run: {install}  # or the team's wheel: pipx install ./dist/opsdeck-*.whl",
+        "      # exit 2 (drift found, alarm sent) fails the run too: a red nightly run is an alarm of its own",
+        "      - name: drift",
+    ]
+    if secrets:
+        lines.append("        env:")
+        lines += [f"          {name}: ${{{{ secrets.{name} }}}}" for name in secrets.values()]
+    lines += ["        run: |", f"          {command}"]
+    return "\n".join(lines)
+
+
+def _shown(url: str) -> str:
+    from opsdeck.adapters.webhook import shown
+
+    return shown(url)
+
+
+def render(s: Schedule, kinds: tuple[str, ...] = KINDS) -> str:
+    makers = {"cron": crontab, "systemd": systemd, "github": github}
+    return "\n\n".join(makers[k](s) for k in kinds) + "\n"

@@ -1,0 +1,258 @@
+"""Recover an environment in another region, and destroy the copy, on the fake tools: images copied once,
+the environment's own module applied under its own state key, the ledger and the audit log, and the
+environment itself never touched."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from opsdeck.core.estate.deck import Deck
+from opsdeck.core.events import Reporter
+from opsdeck.core.release.gates import GateError
+from opsdeck.core.safety import audit, locks
+from opsdeck.core.safety.confirm import Preview
+from opsdeck.core.sandbox import copies
+from opsdeck.core.sandbox.recover import destroy_copy, inventory, recover
+from opsdeck.errors import ConfigError, LockedError, OpsdeckError, RefusedError
+from tests.fakes import World, fake_tools
+from tests.unit.estate import make_estate
+
+BUILD = "111111111111"
+STAGING = "222222222222"
+STATE = ("opsdeck-demo-tfstate-222222222222", "shop/staging/terraform.tfstate")
+COPY_STATE = ("opsdeck-demo-tfstate-222222222222", "shop/staging/recover-us-west-2/terraform.tfstate")
+
+
+@pytest.fixture()
+def estate(tmp_path: Path) -> Iterator[tuple[Deck, World]]:
+    deck, world = make_estate(tmp_path / "shop")
+    yield deck, world
+    deck.tools.git.close()  # type: ignore[attr-defined]
+
+
+def rep() -> Reporter:
+    return Reporter("test")
+
+
+def git(deck: Deck, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(deck.root), *args], capture_output=True, text=True, check=True).stdout
+
+
+def groups(world: World, account: str, region: str, env: str) -> dict[str, tuple[str, ...]]:
+    """Group name -> the images its instances run."""
+    place = world.place(account, region)
+    return {n: tuple(i.image_id for i in g.instances) for n, g in place.groups.items() if g.tags["env"] == env}
+
+
+def test_recover_builds_a_healthy_copy_on_copied_images_and_leaves_the_environment_alone(
+    estate: tuple[Deck, World],
+) -> None:
+    deck, world = estate
+    staging_state = world.objects[STATE]
+    staging_groups = groups(world, STAGING, "us-east-1", "staging")
+    pins = json.loads((deck.root / "envs/staging/images.auto.tfvars.json").read_text())["images"]
+
+    result = asyncio.run(recover(deck, "staging", "us-west-2", rep()))
+
+    copied = {d.image: d.usable_id for d in result.distributions}
+    # prod runs in us-west-2 on copies of the same images: they are reused, and shared with staging's account
+    assert set(copied) == set(pins.values()) and all(not d.copied and d.shared for d in result.distributions)
+    built = world.place(BUILD, "us-west-2").images
+    assert all(copy in built for copy in copied.values())  # copies live in the build account, in us-west-2
+    assert all(STAGING in world.place(BUILD, "us-west-2").permissions[c] for c in copied.values())
+    there = groups(world, STAGING, "us-west-2", "staging")
+    assert len(there) == 3
+    assert sorted(img for imgs in there.values() for img in set(imgs)) == sorted(copied[pins[s]] for s in pins)
+    assert world.objects[STATE] == staging_state  # staging's own state is untouched
+    assert groups(world, STAGING, "us-east-1", "staging") == staging_groups
+    assert COPY_STATE in world.objects
+    # The ledger: one commit with the copy's record, naming the operator and the audit record.
+    assert git(deck, "log", "-1", "--format=%s").strip() == "recover staging in us-west-2"
+    body = git(deck, "log", "-1", "--format=%B")
+    assert "Opsdeck-Operator: Unit Tester" in body and f"Opsdeck-Audit: {result.copy.audit}" in body
+    assert git(deck, "status", "--porcelain").strip() == ""
+    [copy] = copies.recovered_copies(deck)
+    assert (copy.env, copy.region, copy.account, copy.state_key) == ("staging", "us-west-2", STAGING, COPY_STATE[1])
+    assert copy.images == {s: copied[i] for s, i in pins.items()} and copy.source_images == pins and copy.healthy
+    data = result.to_json()
+    assert data["environment"] == "staging" and data["region"] == "us-west-2" and data["created"].endswith("Z")
+    names = [p["name"] for p in data["phases"]]
+    for phase in ("copy images", "prepare", "plan", "apply", "verify instances", "ledger"):
+        assert phase in names
+    last = audit.read(deck)[-1]
+    assert (last["action"], last["environment"], last["result"]) == ("recover", "staging", "ok")
+    assert last["region"] == "us-west-2" and last["state_key"] == COPY_STATE[1]
+    # The work dir is the environment's module pointed at the region, its modules found where they are.
+    work = deck.root / ".opsdeck/recover/staging@us-west-2"
+    assert 'region = "us-west-2"' in (work / copies.OVERRIDE_FILE).read_text()
+    main = (work / "main.tf").read_text()
+    assert 'source = "../../../modules/network"' in main and (work / "../../../modules/network").resolve().is_dir()
+    assert json.loads((work / "images.auto.tfvars.json").read_text())["images"] == copy.images
+
+
+def test_a_region_without_copies_gets_one_copy_of_each_image(estate: tuple[Deck, World]) -> None:
+    deck, world = estate
+    calls = len(world.calls)
+    result = asyncio.run(recover(deck, "staging", "eu-west-1", rep()))
+    made = [c for c in world.calls[calls:] if c.startswith("copy ")]
+    assert len(made) == 3 and all("us-east-1->eu-west-1" in c for c in made)
+    assert all(d.copied and d.shared and d.region == "eu-west-1" for d in result.distributions)
+    assert len(groups(world, STAGING, "eu-west-1", "staging")) == 3
+    assert result.copy.state_key == "shop/staging/recover-eu-west-1/terraform.tfstate"
+
+
+def test_recover_again_reuses_the_copies_and_keeps_the_creation_time(estate: tuple[Deck, World]) -> None:
+    deck, world = estate
+    first = asyncio.run(recover(deck, "staging", "us-west-2", rep()))
+    calls = len(world.calls)
+    second = asyncio.run(recover(deck, "staging", "us-west-2", rep()))
+    new = world.calls[calls:]
+    assert not [c for c in new if c.startswith(("copy ", "apply "))], new
+    assert not any(d.copied for d in second.distributions) and not second.summary.has_changes
+    assert second.copy.created == first.copy.created and second.copy.images == first.copy.images
+    assert len(copies.recovered_copies(deck)) == 1
+
+
+def test_bad_input_is_one_clear_error_and_changes_nothing(estate: tuple[Deck, World]) -> None:
+    deck, world = estate
+    head = git(deck, "rev-parse", "HEAD")
+    with pytest.raises(OpsdeckError, match=r"unknown region 'us-west-9': not an AWS region \(for example us-"):
+        asyncio.run(recover(deck, "staging", "us-west-9", rep()))
+    with pytest.raises(RefusedError, match="staging runs in us-east-1 already: recover it into another region"):
+        asyncio.run(recover(deck, "staging", "us-east-1", rep()))
+    with pytest.raises(ConfigError, match="nope"):
+        asyncio.run(recover(deck, "nope", "us-west-2", rep()))
+    with pytest.raises(RefusedError, match="there is no recovered copy of staging in us-west-2"):
+        asyncio.run(destroy_copy(deck, "staging", "us-west-2", rep()))
+    assert git(deck, "rev-parse", "HEAD") == head
+    assert not world.place(STAGING, "us-west-2").groups
+
+
+def test_destroy_removes_the_copy_its_state_and_record_and_leaves_the_environment(estate: tuple[Deck, World]) -> None:
+    deck, world = estate
+    asyncio.run(recover(deck, "staging", "us-west-2", rep()))
+    staging_state = world.objects[STATE]
+    staging_groups = groups(world, STAGING, "us-east-1", "staging")
+
+    plan = asyncio.run(inventory(deck, "staging", "us-west-2"))
+    assert plan.recorded and plan.account == STAGING and plan.state.key == COPY_STATE[1]
+    assert sum("aws_autoscaling_group" in a for a in plan.managed) == 3
+    assert len(groups(world, STAGING, "us-west-2", "staging")) == 3  # the dry run changed nothing
+
+    seen: list[str] = []
+
+    async def no(p: copies.RecoveredCopy | object) -> bool:
+        seen.append("asked")
+        return False
+
+    with pytest.raises(RefusedError, match="was not confirmed"):
+        asyncio.run(destroy_copy(deck, "staging", "us-west-2", rep(), confirm=no))
+    assert seen and len(groups(world, STAGING, "us-west-2", "staging")) == 3
+
+    result = asyncio.run(destroy_copy(deck, "staging", "us-west-2", rep()))
+    assert result.destroyed == 3
+    assert groups(world, STAGING, "us-west-2", "staging") == {}
+    assert COPY_STATE not in world.objects
+    assert world.objects[STATE] == staging_state and groups(world, STAGING, "us-east-1", "staging") == staging_groups
+    assert copies.recovered_copies(deck) == []
+    assert git(deck, "log", "-1", "--format=%s").strip() == "destroy the copy of staging in us-west-2"
+    assert not (deck.root / "recovered/staging/us-west-2.json").exists()
+    assert not (deck.root / ".opsdeck/recover/staging@us-west-2").exists()
+    names = [p["name"] for p in result.to_json()["phases"]]
+    assert [n for n in names if n != "sync"][:4] == ["inventory", "prepare", "terraform destroy", "verify empty"]
+    last = audit.read(deck)[-1]
+    assert (last["action"], last["result"], last["destroyed"]) == ("recover-destroy", "ok", 3)
+    with pytest.raises(RefusedError, match="there is no recovered copy"):
+        asyncio.run(inventory(deck, "staging", "us-west-2"))
+
+
+def test_destroy_finds_a_partial_copy_a_failed_recovery_left(estate: tuple[Deck, World]) -> None:
+    deck, world = estate
+    world.policy_failures.append(("CKV_AWS_79", "module.web.aws_launch_template.this"))
+    with pytest.raises(GateError, match="policy gate"):
+        asyncio.run(recover(deck, "staging", "eu-west-1", rep()))
+    assert not world.place(STAGING, "eu-west-1").groups and copies.recovered_copies(deck) == []
+    assert audit.read(deck)[-1]["result"] == "refused"
+    world.policy_failures.clear()
+    world.objects[COPY_STATE] = json.dumps({"serial": 3, "pins": {}, "vpc": "vpc-0left", "resources": []}).encode()
+    plan = asyncio.run(inventory(deck, "staging", "us-west-2"))
+    assert not plan.recorded and "failed recovery" in plan.summary()
+    asyncio.run(destroy_copy(deck, "staging", "us-west-2", rep()))
+    assert COPY_STATE not in world.objects
+
+
+def test_destroy_is_refused_in_a_protected_account_and_audited(estate: tuple[Deck, World]) -> None:
+    deck, world = estate
+    asyncio.run(recover(deck, "staging", "us-west-2", rep()))
+    toml = deck.root / "opsdeck.toml"
+    toml.write_text(
+        toml.read_text().replace('protected_accounts = ["333333333333"]', f'protected_accounts = ["{STAGING}"]')
+    )
+    again = Deck.open(deck.root, tools=fake_tools(world))
+    try:
+        with pytest.raises(RefusedError, match=rf"account {STAGING} is listed in aws\.protected_accounts"):
+            asyncio.run(destroy_copy(again, "staging", "us-west-2", rep()))
+        with pytest.raises(RefusedError, match="as nuke-and-rebuild is"):
+            asyncio.run(inventory(again, "staging", "us-west-2"))
+    finally:
+        again.tools.git.close()  # type: ignore[attr-defined]
+    assert len(groups(world, STAGING, "us-west-2", "staging")) == 3
+    last = audit.read(deck)[-1]
+    assert (last["action"], last["result"], last["region"]) == ("recover-destroy", "refused", "us-west-2")
+
+
+def test_a_protected_environment_needs_break_glass_and_a_busy_one_waits(estate: tuple[Deck, World]) -> None:
+    deck, world = estate
+    with pytest.raises(RefusedError, match="prod is protected: recover needs break-glass"):
+        asyncio.run(recover(deck, "prod", "us-east-1", rep()))
+    with locks.env_lock(deck, "staging", "promote"), pytest.raises(LockedError, match="staging is locked"):
+        asyncio.run(recover(deck, "staging", "us-west-2", rep()))
+    assert not world.place(STAGING, "us-west-2").groups
+
+
+def test_a_pin_the_build_account_does_not_have_cannot_be_copied(estate: tuple[Deck, World]) -> None:
+    deck, world = estate
+    pins = deck.root / "envs/staging/images.auto.tfvars.json"
+    data = json.loads(pins.read_text())
+    data["images"]["web"] = "ami-0000000000000dead"
+    pins.write_text(json.dumps(data))
+    with pytest.raises(OpsdeckError, match="web pins ami-0000000000000dead, which is not one of the deck's images"):
+        asyncio.run(recover(deck, "staging", "us-west-2", rep()))
+    assert not world.place(STAGING, "us-west-2").groups
+
+
+def test_a_damaged_record_is_a_clear_error_and_left_out_of_the_list(estate: tuple[Deck, World]) -> None:
+    deck, _world = estate
+    path = deck.root / copies.record_rel("staging", "eu-west-1")
+    path.parent.mkdir(parents=True)
+    path.write_text('{"environment": "staging"}')
+    with pytest.raises(OpsdeckError, match=r"recovered/staging/eu-west-1\.json: not a recovered-copy record"):
+        copies.read_copy(deck, "staging", "eu-west-1")
+    assert copies.recovered_copies(deck) == []
+
+
+def test_a_recovery_not_confirmed_applies_nothing_and_records_nothing(estate: tuple[Deck, World]) -> None:
+    deck, world = estate
+    shown: list[Preview] = []
+
+    async def no(preview: Preview) -> bool:
+        shown.append(preview)
+        return False
+
+    with pytest.raises(RefusedError, match="recover of staging in eu-west-1 was not confirmed; nothing changed"):
+        asyncio.run(recover(deck, "staging", "eu-west-1", rep(), confirm=no))
+    [preview] = shown
+    assert preview.environment == "staging@eu-west-1" and preview.approval == "confirm"
+    assert [(c.service, c.from_image.version, c.to_image.version) for c in preview.changes] == [
+        (s, "1.0.0", "1.0.0") for s in ("web", "api", "worker")
+    ]
+    assert all(c.to_image.id != c.from_image.id for c in preview.changes)  # the copies in eu-west-1
+    assert preview.plan.summary.add > 0 and "state s3://opsdeck-demo-tfstate-222222222222/" in preview.note
+    assert not world.place(STAGING, "eu-west-1").groups and copies.recovered_copies(deck) == []
+    assert audit.read(deck)[-1]["result"] == "refused"
