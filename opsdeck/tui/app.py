@@ -23,6 +23,7 @@ from textual.widgets import DataTable, Footer, Input
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.model import DeckState
 from opsdeck.core.observe.snapshot import load_snapshot
+from opsdeck.errors import OpsdeckError
 from opsdeck.tui import keys
 from opsdeck.tui.header import DeckHeader
 from opsdeck.tui.messages import DetailsLoaded, OpDone, OpEvent, StateLoaded
@@ -203,10 +204,15 @@ class OpsDeckApp(Operations, App[int]):
     @work(thread=True, exclusive=True, group="details", exit_on_error=False)
     def _details(self, env: str) -> None:
         from opsdeck.core.drift import store as drift_store
+        from opsdeck.core.hygiene.store import env_hygiene
         from opsdeck.core.observe import planning
 
+        try:
+            hygiene = env_hygiene(self.deck, env)
+        except OpsdeckError:
+            hygiene = None  # a broken copy record: the hygiene view names it
         self.post_message(
-            DetailsLoaded(env, planning.stored_plan(self.deck, env), drift_store.load(self.deck, env), None)
+            DetailsLoaded(env, planning.stored_plan(self.deck, env), drift_store.load(self.deck, env), None, hygiene)
         )
 
     def on_details_loaded(self, message: DetailsLoaded) -> None:
@@ -221,7 +227,7 @@ class OpsDeckApp(Operations, App[int]):
         except NoMatches:
             return  # the deck is closing: the details arrived after its panes went
         pane.show(message.env, message.plan, full=self.screen.maximized is pane)
-        env_pane.show(self.state.env(message.env) if self.state else None, message.drift)
+        env_pane.show(self.state.env(message.env) if self.state else None, message.drift, message.hygiene)
 
     # -- operations feedback ------------------------------------------------------------------
 

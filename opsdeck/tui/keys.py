@@ -37,6 +37,12 @@ ACTIONS = (
     Action("nuke", "n", "Nuke", "nuke and rebuild the selected sandbox from code", mutating=True),
     Action("refresh", "f", "Refresh", "refresh plans, images and instances"),
     Action("drift", "d", "Drift", "check every environment for drift"),
+    Action(
+        "hygiene",
+        "h",
+        "Hygiene",
+        "the selected environment's recovered copies, orphans (estimated cost) and changes outside the pipeline",
+    ),
     Action("details", "enter", "Details", "the selected environment's plan, full screen", show=False),
     Action("filter", "slash", "Filter", "filter environments by name, account, region, image, version or drift"),
     Action("service", "s", "Service", "show and act on one service (each in turn, then all again)"),

@@ -28,6 +28,7 @@ class DetailsLoaded(Message):
     plan: Any
     drift: Any
     images: list[dict[str, Any]] | None
+    hygiene: Any = None  # core.hygiene.store.EnvHygiene: copies, orphans, trail
 
 
 @dataclass

@@ -22,6 +22,7 @@ from opsdeck.tui.messages import OpDone, OpEvent
 
 if TYPE_CHECKING:
     from opsdeck.core.events import Reporter
+    from opsdeck.core.hygiene.store import EnvHygiene
     from opsdeck.core.safety.breakglass import BreakGlass
     from opsdeck.core.safety.confirm import Preview
     from opsdeck.tui.app import OpsDeckApp
@@ -402,6 +403,72 @@ class Operations:
         from opsdeck.core.safety.breakglass import close_break_glass
 
         close_break_glass(self._app.deck, glass, "expired")
+
+    # -- hygiene: recovered copies, orphans and their cost, changes outside the pipeline --------
+
+    def action_hygiene(self) -> None:
+        env = self._app.table.selected
+        if env is None:
+            self._app.notify("no environment selected", timeout=3)
+            return
+        self._open_hygiene(env)
+
+    @work(thread=True, exclusive=True, group="hygiene", exit_on_error=False)
+    def _open_hygiene(self, env: str) -> None:
+        from opsdeck.core.hygiene.store import env_hygiene
+
+        app = self._app
+        try:
+            hygiene = env_hygiene(app.deck, env)
+        except OpsdeckError as exc:
+            app.call_from_thread(app.notify, str(exc), severity="error", timeout=10)
+            return
+        app.call_from_thread(self._show_hygiene, hygiene)
+
+    def _show_hygiene(self, hygiene: EnvHygiene) -> None:
+        from opsdeck.tui.hygiene import HygieneScreen
+
+        screen = self._app.screen
+        if isinstance(screen, HygieneScreen):
+            screen.scanned(hygiene)
+        else:
+            self._app.push_screen(
+                HygieneScreen(hygiene, "orphans" if hygiene.orphans and not hygiene.copies else "copies")
+            )
+
+    @work(thread=True, exclusive=True, group="hygiene-scan", exit_on_error=False)
+    def scan_hygiene(self, env: str) -> None:
+        """Scan for orphans everywhere the deck knows and read every configured trail (read-only), keep
+        both for the panes, then show ``env``'s again."""
+        import asyncio
+        from datetime import timedelta
+
+        from opsdeck.core.events import Reporter
+        from opsdeck.core.hygiene import store
+        from opsdeck.core.hygiene.orphans import find_orphans
+        from opsdeck.core.hygiene.trail import read_trail, trail_envs
+
+        app = self._app
+        problems = []
+        try:
+            store.save_orphans(app.deck, asyncio.run(find_orphans(app.deck, Reporter("orphans"))))
+        except OpsdeckError as exc:
+            problems.append(f"orphans: {exc}")
+        if trail_envs(app.deck):
+            try:
+                reports = asyncio.run(read_trail(app.deck, None, timedelta(hours=24), Reporter("trail")))
+                problems += [f"trail of {r.name} not read: {r.error}" for r in reports if r.error]
+            except OpsdeckError as exc:
+                problems.append(f"trail: {exc}")
+        for problem in problems:
+            app.call_from_thread(app.notify, problem, severity="error", timeout=10)
+        try:
+            hygiene = store.env_hygiene(app.deck, env)
+        except OpsdeckError as exc:
+            app.call_from_thread(app.notify, str(exc), severity="error", timeout=10)
+            return
+        app.call_from_thread(self._show_hygiene, hygiene)
+        app.call_from_thread(app.load_details)
 
     # -- requests: changes waiting for approvals ------------------------------------------------
 

@@ -7,6 +7,7 @@ assertions read the results from outside (the headless status, git, the audit lo
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 import os
 import signal
@@ -329,6 +330,63 @@ async def test_drift_and_refresh_keys(demo_deck: Path) -> None:
             lambda: app.state is not None and all(e.drift != "unknown" for e in app.state.environments),
             what="drift in the table",
         )
+
+
+async def test_hygiene_view_scans_orphans_and_the_trail_of_the_selected_environment(demo_deck: Path) -> None:
+    from datetime import UTC, datetime
+
+    from opsdeck.core.estate.pins import read_pin
+    from opsdeck.tui.hygiene import HygieneScreen
+    from opsdeck.tui.widgets.details import EnvPane
+    from tests.cloudtrail import DEV, Delivery, run_instances
+
+    deck = Deck.open(demo_deck)
+    ec2 = deck.tools.env("dev").cloud.client("ec2")  # type: ignore[attr-defined]
+    stray = ec2.run_instances(
+        ImageId=read_pin(deck, "dev", "web"),
+        MinCount=1,
+        MaxCount=1,
+        InstanceType="t3.micro",
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "env", "Value": "qa"}]}],
+    )["Instances"][0]["InstanceId"]
+    delivery = Delivery(deck, "dev")
+    now = datetime.now(UTC)
+    records = [run_instances(f"arn:aws:iam::{DEV}:user/mallory", now, "22222222-bbbb-4000-8000-000000000001", "dev")]
+    delivery.put(gzip.compress(json.dumps({"Records": records}).encode()), now, "pilot")
+    app = make_app(demo_deck, live=False)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await select(pilot, app, "dev")
+            await pilot.press("h")
+            await until(pilot, lambda: isinstance(app.screen, HygieneScreen), timeout=20, what="the hygiene view")
+            screen = app.screen
+            assert isinstance(screen, HygieneScreen)
+            await pilot.press("f")
+            await until(
+                pilot,
+                lambda: not screen.scanning and screen.hygiene.orphans_scanned is not None,
+                timeout=120,
+                what="the scan",
+            )
+            orphans = {o["id"]: o for o in screen.hygiene.orphans}
+            assert stray in orphans and orphans[stray]["cost"]["estimate"] is True
+            assert orphans[stray]["cost"]["usd_per_hour"] > 0
+            table = screen.query_one("#orphans-table")
+            assert stray in [str(table.get_row_at(i)[2]) for i in range(table.row_count)]  # type: ignore[attr-defined]
+            assert screen.hygiene.last_finding is not None
+            assert screen.hygiene.last_finding["who"].endswith("user/mallory")
+            await pilot.press("right", "right")
+            trail = screen.query_one("#trail-table")
+            assert trail.row_count == 1  # type: ignore[attr-defined]
+            await pilot.press("escape")
+            await until(pilot, lambda: not isinstance(app.screen, HygieneScreen), timeout=10, what="the view to close")
+            await until(pilot, lambda: "est." in str(app.main(EnvPane).body.content), timeout=20, what="the pane")
+            pane = str(app.main(EnvPane).body.content)
+            assert "est." in pane and "(prices " in pane
+            assert "trail: 1 outside the pipeline, last ec2:RunInstances by mallory" in pane
+    finally:
+        ec2.terminate_instances(InstanceIds=[stray])
+        delivery.clean()
 
 
 async def test_unreachable_cloud_shows_unknown_and_recovers(demo_deck: Path) -> None:

@@ -15,6 +15,7 @@ from textual.widgets import Static
 
 if TYPE_CHECKING:
     from opsdeck.core.drift.store import DriftReport
+    from opsdeck.core.hygiene.store import EnvHygiene
     from opsdeck.core.model import EnvStatus, PlanResult, ResourceChange
 
 ACTION_ORDER = ("delete", "replace", "update", "create")
@@ -106,7 +107,7 @@ class EnvPane(Pane):
         style = Style(color=self.var("success" if standby.get("warm") else "warning"))
         out.append(f"{standby['color']} warm{left} (r: instant) ", style=style)
 
-    def show(self, env: EnvStatus | None, report: DriftReport | None) -> None:
+    def show(self, env: EnvStatus | None, report: DriftReport | None, hygiene: EnvHygiene | None = None) -> None:
         if env is None:
             self.body.update(Text("", style=Style(dim=True)))
             return
@@ -157,7 +158,28 @@ class EnvPane(Pane):
                 out.append(f"\nimage drift ({len(report.image)})", style=warn)
                 for i in report.image:
                     out.append(f"\n  ! {i['instance']} runs {i['image_id']}")
+        if hygiene is not None:
+            self._hygiene(out, hygiene)
         self.body.update(out)
+
+    def _hygiene(self, out: Text, h: EnvHygiene) -> None:
+        """Recovered copies, orphans with their estimated cost, the last trail finding (h: the detail)."""
+        from opsdeck.tui.hygiene import cost_line, finding_line
+
+        dim, warn = Style(dim=True), Style(color=self.var("warning"))
+        out.append("\n")
+        if h.copies:
+            regions = ", ".join(f"{c['region']}{'' if c.get('healthy') else ' (unhealthy)'}" for c in h.copies)
+            out.append(f"\ncopies: {regions}", style=warn)
+        out.append("\norphans: ", style=dim)
+        out.append(cost_line(h), style=warn if h.orphans else dim)
+        finding = h.last_finding
+        if finding is not None:
+            count = len((h.trail or {}).get("findings") or [])
+            out.append(f"\ntrail: {count} outside the pipeline, last ", style=warn)
+            out.append(finding_line(finding), style=warn)
+        elif h.trail is not None:
+            out.append("\ntrail: no changes outside the pipeline", style=Style(color=self.var("drift-clean")))
 
 
 class ImagesPane(Pane):
