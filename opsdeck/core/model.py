@@ -201,6 +201,7 @@ class EnvStatus:
     lag: Lag | None = None
     lock: dict[str, Any] | None = None  # who holds the environment's lock, or an interrupted run
     request: dict[str, Any] | None = None  # the change waiting for approvals: {"id", "approvals", "needed", ...}
+    copies: tuple[str, ...] = ()  # the regions of its recovered copies (`opsdeck recover ENV --region R`)
     error: str | None = None
 
     def service(self, name: str) -> ServiceStatus | None:
@@ -217,6 +218,7 @@ class EnvStatus:
         lag = data.pop("lag", None)
         counts = data.pop("instances", None) or {}
         services = tuple(ServiceStatus.from_json(s) for s in data.pop("services", None) or ())
+        data["copies"] = tuple(data.pop("copies", None) or ())
         if lag is not None:
             lag = dict(lag)
             src = lag.pop("source_image", None)

@@ -86,6 +86,10 @@ def test_recover_staging_in_another_region_then_destroy_the_copy(demo_deck: Path
     assert "recovered/staging/us-west-2.json" in _git(demo_deck, "show", "--name-only", "--format=", "HEAD")
     listed = json.loads(opsdeck("recovered", "--json", deck=demo_deck, check=True).stdout)
     assert [(c["environment"], c["region"]) for c in listed] == [("staging", REGION)]
+    rows = {
+        e["name"]: e for e in json.loads(opsdeck("status", "--json", deck=demo_deck, check=True).stdout)["environments"]
+    }
+    assert rows["staging"]["copies"] == [REGION] and rows["prod"]["copies"] == []  # beside its environment
     last = _audit(demo_deck)[-1]
     assert (last["action"], last["environment"], last["result"], last["region"]) == ("recover", "staging", "ok", REGION)
     # Staging itself is untouched.

@@ -38,6 +38,17 @@ def _ref(catalog: Catalog | None, image_id: str) -> ImageRef:
     return ImageRef(image_id, image.version if image else "", is_revoked(image))
 
 
+def _copies(deck: Deck, name: str) -> tuple[str, ...]:
+    """The regions of ``name``'s recovered copies, from the ledger (a damaged record: none shown here,
+    the hygiene view and `opsdeck recovered` name it)."""
+    from opsdeck.core.sandbox.copies import recovered_copies
+
+    try:
+        return tuple(sorted(c.region for c in recovered_copies(deck) if c.env == name))
+    except OpsdeckError:
+        return ()
+
+
 def _base(deck: Deck, name: str) -> EnvStatus:
     env = deck.env(name)
     return EnvStatus(
@@ -61,6 +72,7 @@ async def env_status(
     lock = locks.status(deck, name)
     if lock is not None:
         row = replace(row, lock=lock)
+    row = replace(row, copies=_copies(deck, name))
     try:
         expected = await asyncio.to_thread(expected_pins, deck, name)
         pins = {s: (e.live_image if isinstance(e, ColorPin) else e) for s, e in expected.items()}

@@ -184,6 +184,7 @@ class EnvironmentsTable(DataTable[Text]):
         row_style = prod if env.protected else Style()
         label = env.name.upper() if env.protected else env.name
         marks = " ⚠" if env.protected else " ◇" if env.sandbox else ""
+        marks += " ⧉" if env.copies else ""  # a recovered copy in another region: h shows it
         cells = {"env": Text(label + marks, style=row_style + Style(bold=True))}
         cells["where"] = Text(f"{env.account or '?'} {env.region}", style=row_style + Style(dim=not env.protected))
         for service in self.services:
