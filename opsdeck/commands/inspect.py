@@ -101,6 +101,7 @@ def status_json(state: DeckState) -> dict[str, Any]:
             data["lag"] = _lag_json(e.lag)
         data["lock"] = e.lock  # None, or {"state": "running" | "interrupted", "operation", "who", "host", ...}
         data["request"] = e.request  # None, or the change waiting for approvals: {"id", "approvals", "needed"}
+        data["copies"] = list(e.copies)  # regions of its recovered copies (`opsdeck recovered` has the detail)
         if e.error:
             data["error"] = e.error
         return data
