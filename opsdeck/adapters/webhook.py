@@ -6,6 +6,7 @@ One attempt per call; the caller retries. A failure is a ``DeliveryError`` namin
 
 from __future__ import annotations
 
+import http.client
 import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
@@ -57,3 +58,5 @@ def post_json(url: str, body: bytes, timeout: float) -> int:
         raise DeliveryError(text) from None
     except (ConnectionError, OSError) as exc:
         raise DeliveryError(exc.strerror or type(exc).__name__) from None
+    except (ValueError, http.client.HTTPException) as exc:  # a URL or an answer HTTP cannot take
+        raise DeliveryError(f"{type(exc).__name__}: {' '.join(str(exc).split())}", retry=False) from None

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
 from opsdeck.commands import open_deck, print_json, reporter, run, table
 from opsdeck.commands.lifecycle import cli_confirm
-from opsdeck.errors import ConfigError
+from opsdeck.errors import ConfigError, OpsdeckError
 
 
 def register(sub: Any) -> None:
@@ -57,10 +58,9 @@ def register(sub: Any) -> None:
 def drift_cmd(args: argparse.Namespace) -> int:
     from opsdeck.core.drift.check import check, drift_json
     from opsdeck.core.hygiene.notify import parse_target
-    from opsdeck.errors import OpsdeckError
 
     targets = [parse_target(t) for t in args.notify]  # a bad target fails before any work
-    if args.notify_timeout <= 0:
+    if not math.isfinite(args.notify_timeout) or args.notify_timeout <= 0:
         raise ConfigError(f"--notify-timeout {args.notify_timeout:g}: must be more than 0 seconds")
     since = _since(args.trail_since) if args.trail else None
     deck = None
@@ -70,15 +70,20 @@ def drift_cmd(args: argparse.Namespace) -> int:
             deck.env(env)
         deck.check_cloud()
         reports = run(check(deck, args.envs or None, reporter(args, "drift")))
-        trails = _trail(deck, args, since) if since is not None else None
-    except OpsdeckError as exc:
+    except Exception as exc:  # the check itself failed: that is an alarm too (then the error, as always)
         if targets:
-            _alarm(args, deck, targets, None, error=str(exc))
+            _alarm(args, deck, targets, None, error=_one_line(exc))
         raise
+    trails, unread = None, None
+    if since is not None:
+        try:
+            trails = _trail(deck, args, since)
+        except OpsdeckError as exc:  # the drift found is still reported (and alarmed on)
+            unread = f"trail not read: {exc}"
     drifted = any(r.status == "drifted" for r in reports) or any(t.findings for t in trails or [])
     report = drift_json(reports)
     trail_json = {"environments": [t.to_json() for t in trails]} if trails is not None else None
-    unread = "; ".join(f"trail of {t.name} not read: {t.error}" for t in trails or [] if t.error) or None
+    unread = unread or "; ".join(f"trail of {t.name} not read: {t.error}" for t in trails or [] if t.error) or None
     delivered, undelivered = (
         _alarm(args, deck, targets, report, error=unread, trail=trail_json) if targets else ([], None)
     )
@@ -105,6 +110,11 @@ def drift_cmd(args: argparse.Namespace) -> int:
     if unread is not None:
         raise OpsdeckError(unread)
     return 2 if drifted else 0
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if isinstance(exc, OpsdeckError) else f"internal error: {type(exc).__name__}: {text}"
 
 
 def _since(text: str) -> Any:

@@ -176,9 +176,9 @@ class HygieneScreen(ModalScreen[None]):
     def action_rescan(self) -> None:
         if self.scanning:
             return
-        self.scanning = True
-        self.show(self.hygiene)
-        self.deck_app.scan_hygiene(self.hygiene.env)
+        if self.deck_app.scan_hygiene(self.hygiene.env):
+            self.scanning = True
+            self.show(self.hygiene)
 
     def scanned(self, h: EnvHygiene) -> None:
         self.scanning = False

@@ -56,6 +56,7 @@ class Operations:
         self.op_envs: dict[str, str | None] = {}
         self.closing = threading.Event()
         self.op_count = 0
+        self.hygiene_scanning = False  # one hygiene scan at a time
 
     @property
     def _app(self) -> OpsDeckApp:
@@ -429,15 +430,34 @@ class Operations:
         from opsdeck.tui.hygiene import HygieneScreen
 
         screen = self._app.screen
-        if isinstance(screen, HygieneScreen):
+        if isinstance(screen, HygieneScreen) and screen.hygiene.env == hygiene.env:
             screen.scanned(hygiene)
-        else:
-            self._app.push_screen(
-                HygieneScreen(hygiene, "orphans" if hygiene.orphans and not hygiene.copies else "copies")
-            )
+        elif not isinstance(screen, HygieneScreen):
+            tab = "orphans" if hygiene.orphans and not hygiene.copies else "copies"
+            self._app.push_screen(HygieneScreen(hygiene, tab))
+
+    def _hygiene_scanned(self, env: str, hygiene: EnvHygiene | None) -> None:
+        """A scan's result goes to the view it was asked from, if that view is still open (never a new
+        one on top of whatever is there now); the environment pane reloads either way."""
+        from opsdeck.tui.hygiene import HygieneScreen
+
+        self.hygiene_scanning = False
+        for screen in self._app.screen_stack:
+            if isinstance(screen, HygieneScreen) and screen.hygiene.env == env:
+                screen.scanned(hygiene or screen.hygiene)
+        self._app.load_details()
+
+    def scan_hygiene(self, env: str) -> bool:
+        """Start a scan unless one runs (a closed and reopened view does not start a second)."""
+        if self.hygiene_scanning:
+            self._app.notify("a hygiene scan is already running", timeout=3)
+            return False
+        self.hygiene_scanning = True
+        self._scan_hygiene(env)
+        return True
 
     @work(thread=True, exclusive=True, group="hygiene-scan", exit_on_error=False)
-    def scan_hygiene(self, env: str) -> None:
+    def _scan_hygiene(self, env: str) -> None:
         """Scan for orphans everywhere the deck knows and read every configured trail (read-only), keep
         both for the panes, then show ``env``'s again."""
         import asyncio
@@ -449,26 +469,26 @@ class Operations:
         from opsdeck.core.hygiene.trail import read_trail, trail_envs
 
         app = self._app
-        problems = []
+        problems: list[str] = []
+        hygiene = None
         try:
-            store.save_orphans(app.deck, asyncio.run(find_orphans(app.deck, Reporter("orphans"))))
-        except OpsdeckError as exc:
-            problems.append(f"orphans: {exc}")
-        if trail_envs(app.deck):
             try:
-                reports = asyncio.run(read_trail(app.deck, None, timedelta(hours=24), Reporter("trail")))
-                problems += [f"trail of {r.name} not read: {r.error}" for r in reports if r.error]
+                store.save_orphans(app.deck, asyncio.run(find_orphans(app.deck, Reporter("orphans"))))
             except OpsdeckError as exc:
-                problems.append(f"trail: {exc}")
-        for problem in problems:
-            app.call_from_thread(app.notify, problem, severity="error", timeout=10)
-        try:
+                problems.append(f"orphans: {exc}")
+            if trail_envs(app.deck):
+                try:
+                    reports = asyncio.run(read_trail(app.deck, None, timedelta(hours=24), Reporter("trail")))
+                    problems += [f"trail of {r.name} not read: {r.error}" for r in reports if r.error]
+                except OpsdeckError as exc:
+                    problems.append(f"trail: {exc}")
             hygiene = store.env_hygiene(app.deck, env)
-        except OpsdeckError as exc:
-            app.call_from_thread(app.notify, str(exc), severity="error", timeout=10)
-            return
-        app.call_from_thread(self._show_hygiene, hygiene)
-        app.call_from_thread(app.load_details)
+        except Exception as exc:  # whatever went wrong is said, and the view stops saying "scanning"
+            problems.append(f"hygiene scan: {type(exc).__name__}: {' '.join(str(exc).split())}")
+        finally:
+            for problem in problems:
+                app.call_from_thread(app.notify, problem, severity="error", timeout=10)
+            app.call_from_thread(self._hygiene_scanned, env, hygiene)
 
     # -- requests: changes waiting for approvals ------------------------------------------------
 

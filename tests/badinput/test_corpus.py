@@ -269,6 +269,21 @@ CASES = [
         r"--notify mailto:oncall@example.com: neither an http\(s\):// webhook URL nor an SNS topic ARN",
     ),
     Case(
+        "notify timeout not a number",
+        ("drift", "--notify", "http://127.0.0.1:9/hook", "--notify-timeout", "nan"),
+        r"--notify-timeout nan: must be more than 0 seconds",
+    ),
+    Case(
+        "notify target in a variable that is not set",
+        ("drift", "--notify", "env:OPSDECK_TEST_UNSET_HOOK"),
+        r"--notify env:OPSDECK_TEST_UNSET_HOOK: environment variable OPSDECK_TEST_UNSET_HOOK is not set",
+    ),
+    Case(
+        "notify webhook port not a number",
+        ("drift", "--notify", "http://127.0.0.1:abc/hook"),
+        r"--notify http://127\.0\.0\.1:abc/…: the port is not a number from 0 to 65535",
+    ),
+    Case(
         "notify timeout of zero",
         ("drift", "--notify", "http://127.0.0.1:9/hook", "--notify-timeout", "0"),
         r"--notify-timeout 0: must be more than 0 seconds",

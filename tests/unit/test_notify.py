@@ -163,3 +163,54 @@ def test_a_topic_the_deck_cannot_reach_or_that_is_missing_fails_at_once(estate: 
     with pytest.raises(NotifyError, match=r"NotFound: Topic does not exist \(1 attempt\)"):
         _send(deck, ["arn:aws:sns:us-east-1:222222222222:nothing-here"], _alarm())
     assert world.published == []
+
+
+def test_a_target_can_be_kept_in_an_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPSDECK_NOTIFY_1", "https://hooks.example.com/services/T/B/key")
+    target = parse_target("env:OPSDECK_NOTIFY_1")
+    assert target.kind == "webhook" and target.shown() == "https://hooks.example.com/…"
+    for bad, why in [
+        ("env:NOT_SET_HERE", "environment variable NOT_SET_HERE is not set"),
+        ("env:1BAD", "expected env:NAME, NAME an environment variable"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            parse_target(bad)
+        assert str(err.value) == f"--notify {bad}: {why}"
+    monkeypatch.setenv("OPSDECK_NOTIFY_2", "slack")
+    with pytest.raises(ConfigError, match=r"^--notify env:OPSDECK_NOTIFY_2: OPSDECK_NOTIFY_2 holds no target: "):
+        parse_target("env:OPSDECK_NOTIFY_2")
+
+
+def test_a_port_that_is_no_number_is_refused_before_any_work() -> None:
+    with pytest.raises(ConfigError, match=r"^--notify http://h:abc/…: the port is not a number from 0 to 65535$"):
+        parse_target("http://h:abc/x")
+
+
+def test_an_answer_http_cannot_take_fails_that_target_without_a_traceback() -> None:
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)
+    port = silent.getsockname()[1]
+
+    def garbage() -> None:
+        conn, _ = silent.accept()
+        conn.recv(65536)
+        conn.sendall(b"\x00\x01 not http at all\r\n\r\n")
+        conn.close()
+
+    import threading
+
+    threading.Thread(target=garbage, daemon=True).start()
+    try:
+        with pytest.raises(NotifyError, match=r"BadStatusLine.*\(1 attempt\)"):
+            _send(None, [f"http://127.0.0.1:{port}/hook"], _alarm())
+    finally:
+        silent.close()
+
+
+def test_an_sns_subject_is_printable_ascii_on_one_line() -> None:
+    from opsdeck.core.hygiene.notify import sns_subject
+
+    subject = sns_subject("opsdeck drift shop: web → 1.4.2\nfailed at https://hooks.example.com/… " + "x" * 200)
+    assert len(subject) <= 100 and subject.isascii() and "\n" not in subject
+    assert subject.startswith("opsdeck drift shop: web -> 1.4.2 failed at https://hooks.example.com/...")

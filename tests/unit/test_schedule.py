@@ -26,20 +26,35 @@ def _schedule(deck: Path, *kinds: str) -> str:
 
 
 def _accepted(argv: list[str]) -> None:
-    """opsdeck's own parser takes the scheduled command line (every flag exists)."""
+    """opsdeck's own parser takes the scheduled command line (every flag exists), and the webhook is a
+    reference to the variable it is kept in, never its URL."""
+    argv = argv[argv.index("--deck") :]  # after the executable (a script, or python -m opsdeck)
     parsed = build_parser().parse_args(argv)
-    assert parsed.command == "drift" and parsed.notify == [HOOK, TOPIC]
+    assert parsed.command == "drift" and parsed.notify == ["env:OPSDECK_NOTIFY_1", TOPIC]
 
 
 def test_the_crontab_line_runs_the_drift_check_at_the_time_asked(sample_copy: Path) -> None:
     line = _schedule(sample_copy, "cron").strip().splitlines()[-1]
     minute, hour, dom, month, dow, command = line.split(" ", 5)
     assert (minute, hour, dom, month, dow) == ("5", "4", "*", "*", "*")
-    run = command.split(" && ", 1)[1].rsplit(" >>", 1)[0]
-    assert "\\%" in run  # cron would end the command at a bare %
+    run = command.split(" && set +a && ", 1)[1].rsplit(" >>", 1)[0]
+    assert ". $HOME/.config/opsdeck/drift.env" in command  # the webhook comes from a file only you read
     argv = shlex.split(run.replace("\\%", "%"))
-    assert Path(argv[0]).is_absolute() and argv[1:4] == ["--deck", str(sample_copy.resolve()), "drift"]
-    _accepted(argv[1:])
+    assert Path(argv[0]).is_absolute()
+    assert argv[argv.index("--deck") : argv.index("--deck") + 3] == ["--deck", str(sample_copy.resolve()), "drift"]
+    _accepted(argv)
+
+
+def test_no_schedule_holds_the_webhook_itself(sample_copy: Path) -> None:
+    text = _schedule(sample_copy)
+    assert "se%20cret" not in text and "services/T1" not in text  # its path is its key
+    assert "OPSDECK_NOTIFY_1='https://hooks.example.com/…'" in text  # where to put it, named
+
+
+def test_an_env_target_stays_a_reference(sample_copy: Path) -> None:
+    result = opsdeck("schedule", "drift", "--notify", "env:MY_HOOK", "--only", "cron", deck=sample_copy)
+    assert result.returncode == 0, result.stderr
+    assert "--notify env:MY_HOOK" in result.stdout and "drift.env" not in result.stdout
 
 
 def test_the_systemd_units_verify(sample_copy: Path, tmp_path: Path) -> None:
@@ -59,8 +74,7 @@ def test_the_systemd_units_verify(sample_copy: Path, tmp_path: Path) -> None:
     assert checked.returncode == 0 and checked.stderr == "", checked.stderr
     assert "OnCalendar=*-*-* 04:05:00" in timer and "SuccessExitStatus=2" in service
     exec_start = next(line for line in service.splitlines() if line.startswith("ExecStart="))
-    # systemd's quoting: `%` doubled inside double quotes.
-    assert f'"{HOOK.replace("%", "%%")}"' in exec_start
+    assert "--notify env:OPSDECK_NOTIFY_1" in exec_start and "EnvironmentFile=%h/.config/opsdeck/drift.env" in service
 
 
 def test_the_ci_job_keeps_the_webhook_in_a_secret(sample_copy: Path) -> None:
@@ -71,6 +85,6 @@ def test_the_ci_job_keeps_the_webhook_in_a_secret(sample_copy: Path) -> None:
     assert on["schedule"] == [{"cron": "5 4 * * *"}]
     step = workflow["jobs"]["drift"]["steps"][-1]
     assert step["env"] == {"OPSDECK_NOTIFY_1": "${{ secrets.OPSDECK_NOTIFY_1 }}"}
-    argv = shlex.split(step["run"].replace("$OPSDECK_NOTIFY_1", HOOK))
+    argv = shlex.split(step["run"])
     assert argv[:4] == ["opsdeck", "--deck", ".", "drift"]
-    _accepted(argv[1:])
+    _accepted(argv)

@@ -280,6 +280,19 @@ def test_a_run_instances_outside_the_deploy_role_shows_and_the_same_by_the_deplo
     assert list(alone) == ["sandbox"] and alone["sandbox"].findings == []
 
 
+def test_a_person_in_the_deploy_role_outside_opsdeck_is_not_the_pipeline(deck: tuple[Deck, World]) -> None:
+    """opsdeck names every role session it opens opsdeck-<operator>; someone who assumes the deploy role
+    by hand (`aws sts assume-role ... --role-session-name bob`) and launches an instance is a finding."""
+    d, world = deck
+    t = NOW - timedelta(hours=1)
+    by_hand = run_instances(role_session(DEV, "opsdeck-deploy", "bob"), t, env="dev")
+    by_opsdeck = run_instances(role_session(DEV, "opsdeck-deploy", "opsdeck-bob"), t, env="dev")
+    deliver(world, DEV, t + timedelta(minutes=5), gz([by_hand, by_opsdeck]))
+    dev = trail(d)["dev"]
+    assert [f.event_id for f in dev.findings] == [by_hand["eventID"]]
+    assert dev.findings[0].who == f"arn:aws:sts::{DEV}:assumed-role/opsdeck-deploy/bob"
+
+
 def test_an_untagged_change_in_a_shared_account_and_region_is_reported_for_each_environment_there(
     deck: tuple[Deck, World],
 ) -> None:

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from opsdeck.core.estate.deck import Deck
+from opsdeck.files import write_atomic
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,7 @@ def _path(deck: Deck, env: str) -> Any:
 
 def save(deck: Deck, report: DriftReport) -> None:
     path = _path(deck, report.name)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report.to_json()), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(report.to_json()))
 
 
 def load(deck: Deck, env: str) -> DriftReport | None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from opsdeck import paths
 from opsdeck.core.estate.schema import Where, build, read_toml, setting
+from opsdeck.files import write_atomic
 
 
 @dataclass(frozen=True)
@@ -92,9 +93,7 @@ def save_setting(key: str, value: str) -> None:
             break
     else:
         lines.insert(end, line)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, "\n".join(lines) + "\n")
 
 
 def _quote(value: str) -> str:

@@ -59,10 +59,44 @@ def parse_target(text: str) -> NotifyTarget:
             raise ConfigError(f"--notify {text}: not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:TOPIC)")
         _known_region(text, match["region"])
         return NotifyTarget("sns", text, match["region"], match["account"])
+    if text.startswith("env:"):
+        return _from_environment(text)
     parts = urlsplit(text)
     if parts.scheme in ("http", "https") and parts.hostname:
+        try:
+            parts.port  # noqa: B018 - urlsplit checks the port only when asked
+        except ValueError:
+            raise ConfigError(f"--notify {_shown_url(text)}: the port is not a number from 0 to 65535") from None
         return NotifyTarget("webhook", text)
     raise ConfigError(f"--notify {text}: neither an http(s):// webhook URL nor an SNS topic ARN")
+
+
+def _from_environment(text: str) -> NotifyTarget:
+    """`env:NAME`: the target is in environment variable NAME, so a webhook's key stays out of the
+    command line (`ps`), crontabs and unit files."""
+    import os
+
+    name = text.removeprefix("env:")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ConfigError(f"--notify {text}: expected env:NAME, NAME an environment variable")
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"--notify {text}: environment variable {name} is not set")
+    if value.startswith("env:"):
+        raise ConfigError(f"--notify {text}: {name} names another variable, not a target")
+    try:
+        return parse_target(value)
+    except ConfigError as exc:
+        raise ConfigError(f"--notify {text}: {name} holds no target: {str(exc).split(': ', 1)[-1]}") from None
+
+
+def _shown_url(text: str) -> str:
+    from opsdeck.adapters.webhook import shown
+
+    try:
+        return shown(text)
+    except ValueError:
+        return text.split("/", 3)[2] if text.count("/") >= 2 else text
 
 
 def _known_region(text: str, region: str) -> None:
@@ -124,6 +158,13 @@ def _trail_findings(trail: dict[str, Any] | None) -> dict[str, int]:
         if env.get("findings"):
             out[str(env.get("name"))] = len(env["findings"])
     return out
+
+
+def sns_subject(text: str) -> str:
+    """SNS takes a subject of printable ASCII on one line, under 100 characters."""
+    plain = " ".join(text.replace("…", "...").replace("→", "->").split())
+    plain = "".join(c if 32 <= ord(c) < 127 else "?" for c in plain)
+    return plain if len(plain) <= SUBJECT_LIMIT else plain[: SUBJECT_LIMIT - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -200,6 +241,10 @@ async def _deliver(
             last = str(exc).removeprefix(f"{exc.step}: ")
             if last.split(":", 1)[0] in FINAL_SNS_ERRORS:
                 return Delivery(shown, False, attempt, last)  # an answer that will not change
+        except OpsdeckError as exc:
+            return Delivery(shown, False, attempt, str(exc))
+        except Exception as exc:  # an alarm that cannot go out says why; it never hides the report
+            return Delivery(shown, False, attempt, f"{type(exc).__name__}: {' '.join(str(exc).split())}")
         rep.log(f"notify {shown}: {last} (attempt {attempt} of {attempts})")
         if attempt < attempts:
             await asyncio.sleep(backoff * 2 ** (attempt - 1))
@@ -216,7 +261,7 @@ async def _publish(deck: Deck | None, target: NotifyTarget, alarm: Alarm) -> str
         slim = {k: v for k, v in alarm.body.items() if k not in ("report", "trail")}
         slim["truncated"] = f"the full report is {len(message)} bytes; SNS takes {SNS_LIMIT}"
         message = json.dumps(slim).encode()[:SNS_LIMIT]
-    subject = alarm.text[:SUBJECT_LIMIT]
+    subject = sns_subject(alarm.text)
     started = time.monotonic()
     message_id = await asyncio.to_thread(cloud.publish, target.value, subject, message.decode())
     return f"message {message_id} in {time.monotonic() - started:.1f}s"

@@ -33,12 +33,20 @@ class Schedule:
     deck_in_repo: str = "."  # the deck's path inside its git repository (for the CI job's checkout)
     version: str = ""
 
+    @property
+    def secrets(self) -> dict[str, str]:
+        """Each webhook URL and the environment variable it is kept in: its path is its key, so it stays
+        out of the command line (`ps`), the crontab and the unit files."""
+        hooks = [t for t in self.notify if not t.startswith(("arn:", "env:"))]
+        return {url: f"OPSDECK_NOTIFY_{i}" for i, url in enumerate(hooks, 1)}
+
     def argv(self, opsdeck: str | None = None, deck: str | None = None) -> list[str]:
         out = [*([opsdeck] if opsdeck else self.opsdeck), "--deck", deck or str(self.deck), "drift"]
         if self.trail:
             out.append("--trail")
+        secrets = self.secrets
         for target in self.notify:
-            out += ["--notify", target]
+            out += ["--notify", f"env:{secrets[target]}" if target in secrets else target]
         return out
 
 
@@ -49,15 +57,28 @@ def parse_at(text: str) -> tuple[int, int]:
     return int(match["hour"]), int(match["minute"])
 
 
+ENV_FILE = "$HOME/.config/opsdeck/drift.env"
+
+
+def _env_file_help(s: Schedule) -> list[str]:
+    if not s.secrets:
+        return []
+    lines = ["# the webhooks live in ~/.config/opsdeck/drift.env (chmod 600), one per line, quoted:"]
+    lines += [f"#   {name}='{_shown(url)}'  (the full URL)" for url, name in s.secrets.items()]
+    return lines
+
+
 def crontab(s: Schedule) -> str:
     """One crontab line (the machine's local time). `%` is special to cron, so it is escaped."""
     command = shlex.join(s.argv()).replace("%", "\\%")
     log = "$HOME/.local/state/opsdeck/drift-cron.log"
+    load = f"set -a && . {ENV_FILE} && set +a && " if s.secrets else ""
     return "\n".join(
         [
             "# opsdeck nightly drift check (install: crontab -e, and paste the line below)",
             "# exit 0 clean, 2 drifted (alarm sent), 1 the check or its alarm failed: see the log",
-            f"{s.minute} {s.hour} * * * mkdir -p $HOME/.local/state/opsdeck && {command} >>{log} 2>&1",
+            *_env_file_help(s),
+            f"{s.minute} {s.hour} * * * mkdir -p $HOME/.local/state/opsdeck && {load}{command} >>{log} 2>&1",
         ]
     )
 
@@ -67,6 +88,7 @@ def systemd(s: Schedule) -> str:
     command = " ".join(_systemd_quote(a) for a in s.argv())
     return "\n".join(
         [
+            *_env_file_help(s),
             "# ~/.config/systemd/user/opsdeck-drift.service",
             "[Unit]",
             "Description=opsdeck nightly drift check",
@@ -76,6 +98,7 @@ def systemd(s: Schedule) -> str:
             "[Service]",
             "Type=oneshot",
             f"WorkingDirectory={_systemd_quote(str(s.deck))}",
+            *(["EnvironmentFile=%h/.config/opsdeck/drift.env"] if s.secrets else []),
             f"ExecStart={command}",
             "# 2 is drift found and the alarm sent: the unit fails only when the check or its alarm did.",
             "SuccessExitStatus=2",
@@ -110,9 +133,8 @@ def github(s: Schedule) -> str:
     """A scheduled GitHub Actions job (cron in UTC). Credentials come from the cloud's OIDC role; a
     webhook URL is a secret (its path is the key), so each one is read from a repository secret."""
     install = f"pipx install opsdeck=={s.version}" if s.version else "pipx install opsdeck"
-    secrets = {t: f"OPSDECK_NOTIFY_{i}" for i, t in enumerate((t for t in s.notify if not t.startswith("arn:")), 1)}
-    argv = [a if a not in secrets else f'"${secrets[a]}"' for a in s.argv("opsdeck", s.deck_in_repo)]
-    command = " ".join(a if a.startswith('"$') else shlex.quote(a) for a in argv)
+    secrets = s.secrets
+    command = shlex.join(s.argv("opsdeck", s.deck_in_repo))
     lines = [
         "# .github/workflows/opsdeck-drift.yml",
         *(f"# repository secret {name}: {_shown(url)}" for url, name in secrets.items()),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsdeck.core.estate.deck import Deck
+from opsdeck.files import write_atomic
 
 if TYPE_CHECKING:
     from opsdeck.core.hygiene.orphans import OrphanReport
@@ -24,9 +25,7 @@ def _path(deck: Deck, kind: str) -> Path:
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(data))
 
 
 def _read(deck: Deck, kind: str) -> dict[str, Any] | None:

@@ -185,13 +185,32 @@ def _account_of(deck: Deck, env: str) -> str:
     return configured or deck.tools.env(env).cloud.caller_identity()["account"]
 
 
-def _pipeline(deck: Deck, env: str, account: str) -> tuple[set[tuple[str, str]], set[str]]:
-    """The roles (account, name) and other identities (ARNs) that are ``env``'s pipeline."""
+OPSDECK_SESSION = "opsdeck-"  # every role session opsdeck opens is named so (core/estate/tools.session_name)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Who is ``env``'s pipeline: its deploy role (and in the build account the build role) as opsdeck
+    uses them, in sessions opsdeck names; its break-glass role, in any session (audited on its own);
+    for an environment reached with a profile, that identity."""
+
+    opsdeck_roles: frozenset[tuple[str, str]]  # (account, role name): opsdeck's own sessions only
+    roles: frozenset[tuple[str, str]]  # any session
+    arns: frozenset[str]
+
+    def made(self, event: Event) -> bool:
+        if event.who in self.arns or (event.role is not None and event.role in self.roles):
+            return True
+        return event.role in self.opsdeck_roles and event.session.startswith(OPSDECK_SESSION)
+
+
+def _pipeline(deck: Deck, env: str, account: str) -> Pipeline:
     settings = deck.env(env)
-    roles = {role_of(arn) for arn in (settings.role, settings.break_glass_role) if arn}
+    opsdeck_roles = {role_of(settings.role)} if settings.role else set()
     build = role_of(deck.config.build.role) if deck.config.build.role else None
     if build is not None and build[0] == account:  # the build account: Packer's launches are the pipeline's
-        roles.add(build)
+        opsdeck_roles.add(build)
+    roles = {role_of(settings.break_glass_role)} if settings.break_glass_role else set()
     arns: set[str] = set()
     if settings.role is None:  # reached with a profile: whoever that profile is, is the pipeline
         arn = deck.tools.env(env).cloud.caller_identity()["arn"]
@@ -199,11 +218,14 @@ def _pipeline(deck: Deck, env: str, account: str) -> tuple[set[tuple[str, str]],
         if role is not None:
             roles.add(role)
         arns.add(arn)
-    return {r for r in roles if r is not None}, arns
+    return Pipeline(
+        frozenset(r for r in opsdeck_roles if r is not None),
+        frozenset(r for r in roles if r is not None),
+        frozenset(arns),
+    )
 
 
-def _findings(deck: Deck, env: str, source: _Source, pipeline: tuple[set[tuple[str, str]], set[str]]) -> list[Finding]:
-    roles, arns = pipeline
+def _findings(deck: Deck, env: str, source: _Source, pipeline: Pipeline) -> list[Finding]:
     region = deck.config.region_of(env)
     tag = deck.config.conventions.env_tag
     # Every environment of the deck in this account (asked for or not): a call tagged for dev is dev's
@@ -223,7 +245,7 @@ def _findings(deck: Deck, env: str, source: _Source, pipeline: tuple[set[tuple[s
         named = event.tags.get(tag)
         if named in peers and named != env:
             continue  # tagged for another environment in the same account and region
-        if (event.role is not None and event.role in roles) or event.who in arns:
+        if pipeline.made(event):
             continue
         key = event.event_id or f"{iso(event.time)} {event.action} {event.who}"
         found.setdefault(key, Finding.of(event))

@@ -11,6 +11,7 @@ from typing import Any
 
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.hygiene.trail_records import Event
+from opsdeck.files import write_atomic
 
 
 def iso(moment: datetime) -> str:
@@ -120,7 +121,11 @@ class TrailReport:
             return f"{self.name}: trail not read: {self.error}"
         skipped = f", {len(self.files_skipped)} unreadable file(s) skipped" if self.files_skipped else ""
         if not self.findings:
-            read = f"{self.files_read} trail files"
+            read = (
+                f"{self.files_read} trail files"
+                if self.files_read
+                else f"no trail file at all: is {self.trail} where CloudTrail delivers?"
+            )
             return f"{self.name}: no changes outside the pipeline since {since} ({read}{skipped})"
         last = self.findings[0]
         return (
@@ -167,15 +172,13 @@ class TrailReport:
 
 def _path(deck: Deck, env: str) -> Path:
     folder = deck.local_dir / "trail"
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{env}.json"
 
 
 def save_report(deck: Deck, report: TrailReport) -> None:
     path = _path(deck, report.name)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report.to_json()), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(report.to_json()))
 
 
 def load_report(deck: Deck, env: str) -> TrailReport | None:

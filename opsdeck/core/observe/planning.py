@@ -26,6 +26,7 @@ from opsdeck.core.model import PlanResult, PlanSummary
 from opsdeck.core.observe.plans import parse_plan
 from opsdeck.core.ports import TerraformPort
 from opsdeck.errors import OpsdeckError
+from opsdeck.files import write_atomic
 
 SKIP_DIRS = {".terraform", ".opsdeck", ".git"}
 T = TypeVar("T")
@@ -259,7 +260,5 @@ def _pinned(deck: Deck, env: str) -> dict[str, str]:
 
 def _stored(deck: Deck, result: PlanResult) -> PlanResult:
     path = plan_dir(deck) / f"{result.environment}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result.to_json()), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(result.to_json()))
     return result

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opsdeck.core.model import DeckState
+from opsdeck.files import write_atomic
 
 if TYPE_CHECKING:
     from opsdeck.core.estate.deck import Deck
@@ -26,9 +27,7 @@ def snapshot_path(deck_root: Path) -> Path:
 def store_snapshot(deck: Deck, state: DeckState) -> None:
     path = snapshot_path(deck.root)
     path.parent.mkdir(exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state.to_json()), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(state.to_json()))
 
 
 def load_snapshot(deck_root: Path) -> DeckState | None:

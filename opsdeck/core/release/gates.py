@@ -29,6 +29,7 @@ from opsdeck.core.events import Reporter
 from opsdeck.core.model import PlanResult
 from opsdeck.core.release.ledger import PinChange
 from opsdeck.errors import RefusedError, ToolMissingError
+from opsdeck.files import write_atomic
 
 
 class GateError(RefusedError):
@@ -76,9 +77,7 @@ def shown_dir(deck: Deck) -> Path:
 def keep_shown(deck: Deck, planfile: Path, shown: dict[str, Any]) -> None:
     """Keep `terraform show -json` of a saved plan for the policy gate (named by the plan's hash)."""
     target = shown_dir(deck) / f"{sha256_of(planfile)}.json"
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(json.dumps(shown), encoding="utf-8")
-    tmp.replace(target)
+    write_atomic(target, json.dumps(shown))
     cutoff = time.time() - 86400
     for old in shown_dir(deck).glob("*.json"):
         if old.stat().st_mtime < cutoff:
@@ -167,9 +166,7 @@ def _verdict_path(deck: Deck, key: str) -> Path:
 
 def _keep_pass(deck: Deck, key: str, verdict: PolicyVerdict) -> None:
     path = _verdict_path(deck, key)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"sha": verdict.plan_sha256, "passed": verdict.passed}), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, json.dumps({"sha": verdict.plan_sha256, "passed": verdict.passed}))
 
 
 def _kept_pass(deck: Deck, key: str) -> PolicyVerdict | None:
