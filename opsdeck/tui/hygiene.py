@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Label, TabbedContent, TabPane
+from textual.widgets import DataTable, Label, Static, TabbedContent, TabPane
 
 if TYPE_CHECKING:
     from opsdeck.core.hygiene.store import EnvHygiene
@@ -67,7 +67,10 @@ class HygieneScreen(ModalScreen[None]):
     HygieneScreen > Vertical { width: 120; max-width: 98%; height: 90%; border: thick $primary;
                                background: $surface; padding: 0 1; }
     HygieneScreen .title { text-style: bold; }
+    HygieneScreen TabbedContent { height: 1fr; }
+    HygieneScreen TabPane { height: 1fr; padding: 0; }
     HygieneScreen DataTable { height: 1fr; }
+    HygieneScreen #hygiene-detail { height: auto; max-height: 8; border-top: solid $secondary; }
     HygieneScreen .hint { color: $text-muted; }
     """
 
@@ -93,8 +96,9 @@ class HygieneScreen(ModalScreen[None]):
                 with TabPane("Trail", id="trail"):
                     yield Label("", id="trail-summary", markup=False)
                     yield DataTable(id="trail-table", cursor_type="row")
+            yield Static("", id="hygiene-detail", markup=False)
             yield Label(
-                "← → tabs · f scan again (orphans in every account, and the trails) · esc close",
+                "← → tabs · ↑ ↓ a row's detail · f scan again (orphans in every account, and the trails) · esc close",
                 classes="hint",
                 markup=False,
             )
@@ -117,12 +121,12 @@ class HygieneScreen(ModalScreen[None]):
         self.query_one("#hygiene-title", Label).update(f"Hygiene · {h.env}{state}")
         copies = self.query_one("#copies-table", DataTable)
         copies.clear()
+        if not h.copies:
+            copies.add_row("-", "none", "", "", "")
         for c in h.copies:
             images = ", ".join(f"{s} {v if isinstance(v, str) else v.get('live', '?')}" for s, v in c["images"].items())
             healthy = Text("yes" if c.get("healthy") else "no", style=Style(bold=not c.get("healthy")))
             copies.add_row(c["region"], c["created"], healthy, str(c.get("by", "")).split(" <")[0], images)
-        if not h.copies:
-            copies.add_row("-", f"no recovered copy of {h.env} (opsdeck recover {h.env} --region R)", "", "", "")
         self.query_one("#orphans-total", Label).update(f"orphans where {h.env} runs: {self._total(h)}")
         orphans = self.query_one("#orphans-table", DataTable)
         orphans.clear()
@@ -154,12 +158,61 @@ class HygieneScreen(ModalScreen[None]):
             for f in report.get("findings") or []:
                 trail_table.add_row(
                     f.get("time", ""),
-                    f.get("who", ""),
+                    str(f.get("who", "")).split(":")[-1],  # user/mallory, assumed-role/NAME/session
                     f.get("action", ""),
                     ", ".join(f.get("resources") or []) or "-",
                     f.get("source_ip", "") or "-",
                 )
         self.query_one("#trail-summary", Label).update(summary)
+        tab = self.query_one(TabbedContent).active or self.tab
+        if tab in TABS:
+            table = self.query_one(f"#{tab}-table", DataTable)
+            self.detail(table.id or "", table.cursor_row)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        tab = self.query_one(TabbedContent).active or self.tab
+        if event.data_table.id == f"{tab}-table":  # the other tabs' tables fill in too: not shown
+            self.detail(event.data_table.id, event.cursor_row)
+
+    def on_tabbed_content_tab_activated(self, _: TabbedContent.TabActivated) -> None:
+        tab = self.query_one(TabbedContent).active
+        table = self.query_one(f"#{tab}-table", DataTable)
+        self.detail(table.id or "", table.cursor_row)
+
+    def detail(self, table: str, row: int) -> None:
+        """The highlighted row in full: what the columns cut."""
+        h, out = self.hygiene, Text()
+        if table == "copies-table" and 0 <= row < len(h.copies):
+            c = h.copies[row]
+            state = c.get("state") or {}
+            out.append(f"{c['environment']}@{c['region']}", style=Style(bold=True))
+            out.append(f" · state s3://{state.get('bucket')}/{state.get('key')} · by {c.get('by', '?')}")
+            if c.get("error"):
+                out.append(f"\n{c['error']}", style=Style(bold=True))
+            out.append(f"\nremove it: opsdeck recover {c['environment']} --region {c['region']} --destroy")
+        elif table == "copies-table":
+            out.append(f"no recovered copy of {h.env}: `opsdeck recover {h.env} --region R` makes one")
+        elif table == "orphans-table" and h.orphans_scanned is None:
+            out.append("not scanned yet: f scans every account and region the deck knows")
+        elif table == "orphans-table" and 0 <= row < len(h.orphans):
+            o = h.orphans[row]
+            cost = o.get("cost") or {}
+            out.append(f"{o.get('kind')} {o.get('type')} {o.get('id')}", style=Style(bold=True))
+            out.append(f"\n{o.get('detail', '')}")
+            usd = cost.get("usd_per_hour")
+            figure = "unknown" if usd is None else f"~${usd}/h"
+            out.append(
+                f"\ncost: {figure}, an estimate ({cost.get('basis', '')}; prices {cost.get('price_table', '?')})"
+            )
+            how = o.get("how") or ("opsdeck orphans --delete --only " + str(o.get("id")) if o.get("removable") else "")
+            if how:
+                out.append(f"\nremove it: {how}")
+        elif table == "trail-table" and 0 <= row < len((h.trail or {}).get("findings") or []):
+            f = (h.trail or {})["findings"][row]
+            out.append(f"{f.get('action')} at {f.get('time')}", style=Style(bold=True))
+            out.append(f"\nby {f.get('who')} ({f.get('principal_type')}) from {f.get('source_ip') or '?'}")
+            out.append(f"\nresources: {', '.join(f.get('resources') or []) or '-'} · event {f.get('event_id')}")
+        self.query_one("#hygiene-detail", Static).update(out)
 
     def _total(self, h: EnvHygiene) -> str:
         line = cost_line(h)
