@@ -18,11 +18,17 @@ if TYPE_CHECKING:
     from tests.fakes import FakeCloud, World
 
 _MODIFIED: dict[int, dict[tuple[str, str], float]] = {}
+_VERSIONING: dict[int, dict[str, str]] = {}
 
 
 def set_modified(world: World, bucket: str, key: str, when: float) -> None:
     """When an object of the fake S3 was last written (default: now)."""
     _MODIFIED.setdefault(id(world), {})[(bucket, key)] = when
+
+
+def set_versioning(world: World, bucket: str, status: str) -> None:
+    """A bucket's versioning status in the fake S3 (default: "Enabled", as opsdeck makes state buckets)."""
+    _VERSIONING.setdefault(id(world), {})[bucket] = status
 
 
 class FakeHygiene:
@@ -57,6 +63,10 @@ class FakeHygiene:
             for (b, key), body in sorted(self.world.objects.items())
             if b == bucket
         ]
+
+    def versioning(self, bucket: str) -> str:
+        self.world.check()
+        return _VERSIONING.get(id(self.world), {}).get(bucket, "Enabled")
 
     def image_snapshots(self, image_ids: list[str]) -> dict[str, list[Snapshot]]:
         return {i: list(self.here.snapshots.get(i, [])) for i in image_ids}

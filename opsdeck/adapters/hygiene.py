@@ -284,6 +284,12 @@ class Hygiene:
             raw = self._pages("s3", "list_objects_v2", "Contents", Bucket=bucket)
         return [StoredObject(str(o["Key"]), int(o.get("Size", 0)), _epoch(o.get("LastModified")) or 0.0) for o in raw]
 
+    def versioning(self, bucket: str) -> str:
+        """The bucket's versioning status: "Enabled", "Suspended", or "" when never enabled."""
+        with self.aws.errors(f"aws s3api get-bucket-versioning --bucket {bucket}"):
+            raw = with_retries(lambda: self.aws.client("s3").get_bucket_versioning(Bucket=bucket))
+        return str(raw.get("Status") or "")
+
     def image_snapshots(self, image_ids: list[str]) -> dict[str, list[Snapshot]]:
         """Each image's EBS snapshots (from its block device mappings), with their volume sizes."""
         if not image_ids:

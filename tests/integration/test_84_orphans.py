@@ -22,6 +22,8 @@ pytestmark = pytest.mark.integration
 
 BUCKET = "opsdeck-demo-tfstate-111111111111"
 STATE_KEY = "shop/qa/terraform.tfstate"
+# an environment the deck does not have, on resources its modules made (the deck's ownership marker)
+OURS_QA = [{"Key": "env", "Value": "qa"}, {"Key": "managed_by", "Value": "terraform"}]
 
 
 def _deck(demo_deck: Path) -> Any:
@@ -43,7 +45,7 @@ def planted(demo_deck: Path) -> Iterator[dict[str, str]]:
         MinCount=1,
         MaxCount=1,
         InstanceType="t3.micro",
-        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "env", "Value": "qa"}]}],
+        TagSpecifications=[{"ResourceType": "instance", "Tags": OURS_QA}],
     )
     instance = raw["Instances"][0]["InstanceId"]
     dev.put_object(BUCKET, STATE_KEY, json.dumps({"version": 4, "serial": 1, "resources": []}).encode())
@@ -56,9 +58,9 @@ def planted(demo_deck: Path) -> Iterator[dict[str, str]]:
     mappings = build.describe_images(ImageIds=[image])["Images"][0].get("BlockDeviceMappings", [])
     snapshot = next(m["Ebs"]["SnapshotId"] for m in mappings if (m.get("Ebs") or {}).get("SnapshotId"))
     prod = deck.tools.env("prod").cloud.client("ec2")
-    address = prod.allocate_address(
-        Domain="vpc", TagSpecifications=[{"ResourceType": "elastic-ip", "Tags": [{"Key": "env", "Value": "qa"}]}]
-    )["AllocationId"]
+    address = prod.allocate_address(Domain="vpc", TagSpecifications=[{"ResourceType": "elastic-ip", "Tags": OURS_QA}])[
+        "AllocationId"
+    ]
     made = {"instance": instance, "image": image, "snapshot": snapshot, "address": address}
     yield made
     _clean(deck, made)
@@ -201,3 +203,34 @@ def test_removal_dry_run_then_yes_and_protected_refused(demo_deck: Path, planted
     after = _by_id(_orphans(demo_deck, "--json"))
     assert not {planted["instance"], STATE_KEY, planted["image"], planted["snapshot"]} & set(after)
     assert planted["address"] in after
+
+
+def test_what_may_be_someone_elses_or_a_copy_is_never_removable(demo_deck: Path) -> None:
+    """Another team's environment in a shared account, a copy's state with no ledger record, another
+    stack's state: listed as not removable, or not considered at all."""
+    deck = _deck(demo_deck)
+    dev = deck.tools.env("dev").cloud
+    ec2 = dev.client("ec2")
+    theirs = ec2.create_vpc(
+        CidrBlock="10.99.0.0/16",
+        TagSpecifications=[{"ResourceType": "vpc", "Tags": [{"Key": "env", "Value": "payments"}]}],
+    )["Vpc"]["VpcId"]
+    keys = ["shop/dev/recover-us-west-2/terraform.tfstate", "billing/terraform.tfstate"]
+    for key in keys:
+        dev.put_object(BUCKET, key, b"{}")
+    try:
+        result = _orphans(demo_deck, "--json")
+        found = _by_id(result)
+        vpc = found[theirs]
+        assert vpc["removable"] is False and "check who owns it" in vpc["how"]
+        assert not set(keys) & set(found)
+        notes = json.loads(result.stdout)["notes"]
+        assert any("outside this deck's key prefixes (shop/)" in n for n in notes)
+        kept = _orphans(demo_deck, "--delete", "--yes", "--json", "--only", theirs)
+        assert kept.returncode == 0, kept.stderr
+        assert [o["id"] for o in json.loads(kept.stdout)["skipped"]] == [theirs]
+        assert ec2.describe_vpcs(VpcIds=[theirs])["Vpcs"]
+    finally:
+        ec2.delete_vpc(VpcId=theirs)
+        for key in keys:
+            dev.delete_object(BUCKET, key)

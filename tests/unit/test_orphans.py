@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -38,11 +39,14 @@ from tests.unit.estate import make_estate
 HOUR = 3600.0
 BUILD = ("111111111111", "us-east-1")
 STATE_BUCKET = "opsdeck-demo-tfstate-111111111111"
+OURS_QA = {"env": "qa", "managed_by": "terraform"}  # an environment the deck lacks, made by its modules
 
 
 @pytest.fixture()
-def estate(tmp_path: Path) -> tuple[Deck, World]:
-    return make_estate(tmp_path / "deck")
+def estate(tmp_path: Path) -> Iterator[tuple[Deck, World]]:
+    deck, world = make_estate(tmp_path / "deck")
+    yield deck, world
+    deck.tools.git.close()  # type: ignore[attr-defined]  # its persistent `git cat-file` processes
 
 
 def scan(deck: Deck, **kw: Any) -> OrphanReport:
@@ -259,6 +263,7 @@ def test_a_deck_price_table_without_a_type(estate: tuple[Deck, World]) -> None:
     plant(world, BUILD, Tagged("ec2:instance", "i-1", {"env": "qa"}, time.time(), "t3.micro", state="running"))
     plant(world, BUILD, Tagged("ec2:natgateway", "nat-1", {"env": "qa"}, time.time()))
     report = scan(deck)
+    deck.tools.git.close()  # type: ignore[attr-defined]
     assert report.keep_images == 2
     found = by_id(report)
     assert found["i-1"]["cost"]["usd_per_hour"] is None and found["i-1"]["cost"]["price_table"] == "2026-10-01"
@@ -284,6 +289,11 @@ def test_a_deck_price_table_without_a_type(estate: tuple[Deck, World]) -> None:
         ('{"date": "2026-11-01", "regions": {"us-east-1": {"instances": {}}}}', "regions.us-east-1.instances: unknown"),
         ('{"date": "2026-11-01", "regions": {"us-east-1": {"nat_gateway": -1}}}', "nat_gateway: expected a price"),
         ("{not json", "invalid JSON"),
+        ('{"date": "2026-11-01", "regions": {"us-east-1": {"nat_gateway": NaN}}}', "nat_gateway: expected a price"),
+        (
+            '{"date": "2026-11-01", "regions": {"us-east-1": {"instance": {"t3.micro": Infinity}}}}',
+            "regions.us-east-1.instance.t3.micro: expected a price in USD .* got inf",
+        ),
     ],
 )
 def test_a_bad_price_table_is_one_line(tmp_path: Path, data: str, message: str) -> None:
@@ -428,7 +438,7 @@ def _removable_estate(estate: tuple[Deck, World]) -> tuple[Deck, World, str]:
         asyncio.run(bake(deck, rep, services=["worker"], version=version))
     old = next(i for i in load_catalog(deck).service_images("worker") if i.version == "1.0.1")
     world.place(*BUILD).snapshots[old.id] = [Snapshot("snap-w", 8.0)]
-    plant(world, BUILD, Tagged("ec2:instance", "i-byhand", {"env": "qa"}, time.time(), "t3.micro", state="running"))
+    plant(world, BUILD, Tagged("ec2:instance", "i-byhand", OURS_QA, time.time(), "t3.micro", state="running"))
     world.objects[(STATE_BUCKET, "shop/qa/terraform.tfstate")] = b"{}"
     return deck, world, old.id
 
@@ -484,8 +494,8 @@ def test_removal_not_confirmed_deletes_nothing(estate: tuple[Deck, World]) -> No
 def test_orphans_in_protected_accounts_are_refused(estate: tuple[Deck, World]) -> None:
     deck, world = estate
     prod = ("333333333333", "us-west-2")
-    plant(world, prod, Tagged("ec2:instance", "i-prod", {"env": "qa"}, time.time(), "t3.micro", state="running"))
-    plant(world, BUILD, Tagged("ec2:instance", "i-dev", {"env": "qa"}, time.time(), "t3.micro", state="running"))
+    plant(world, prod, Tagged("ec2:instance", "i-prod", OURS_QA, time.time(), "t3.micro", state="running"))
+    plant(world, BUILD, Tagged("ec2:instance", "i-dev", OURS_QA, time.time(), "t3.micro", state="running"))
     report = scan(deck)
     result = asyncio.run(remove_orphans(deck, report))
     assert [o.id for o in result.deleted] == ["i-dev"]
@@ -502,10 +512,14 @@ def test_orphans_in_protected_accounts_are_refused(estate: tuple[Deck, World]) -
 
 def test_a_failed_deletion_is_reported_and_audited(estate: tuple[Deck, World]) -> None:
     deck, world = estate
-    plant(world, BUILD, Tagged("ec2:instance", "i-1", {"env": "qa"}, time.time(), "t3.micro", state="running"))
+    plant(world, BUILD, Tagged("ec2:instance", "i-1", OURS_QA, time.time(), "t3.micro", state="running"))
     report = scan(deck)
-    world.place(*BUILD).tagged.clear()  # gone before the removal reaches it: the fake answers NotFound
-    result = asyncio.run(remove_orphans(deck, report))
+
+    async def gone(_: Removal) -> bool:  # gone after the confirmation: the fake answers NotFound
+        world.place(*BUILD).tagged.clear()
+        return True
+
+    result = asyncio.run(remove_orphans(deck, report, confirm=gone))
     assert result.deleted == () and "NotFound" in result.failed[0][1]
     closing = audit.read(deck)[-1]
     assert closing["result"] == "failed" and closing["failed"][0]["id"] == "i-1"
@@ -535,3 +549,288 @@ def test_cli_flags_that_need_delete() -> None:
     from opsdeck.cli import main
 
     assert main(["orphans", "--only", "i-1"]) == 1
+
+
+# -- review fixes: what must never be taken for an orphan ------------------------------------------
+
+COPY_PLACE = ("111111111111", "us-west-2")  # dev and sandbox live in 111111111111 us-east-1
+
+
+def test_an_unrecorded_copy_is_listed_never_removed(estate: tuple[Deck, World]) -> None:
+    """A recovery under way (or failed, or not pulled): its resources and state are not orphans to delete."""
+    deck, world = estate
+    now = time.time()
+    ours = {"env": "dev", "managed_by": "terraform"}
+    plant(world, COPY_PLACE, Tagged("ec2:instance", "i-copy", ours, now, "t3.micro", state="running"))
+    plant(world, COPY_PLACE, Tagged("ec2:vpc", "vpc-copy", ours, now))
+    backend = deck.backend("dev")
+    assert backend is not None
+    copy_key = backend.key.replace("/terraform.tfstate", "/recover-us-west-2/terraform.tfstate")
+    world.objects[(backend.bucket, copy_key)] = b"{}"
+    report = scan(deck, now=now)
+    found = by_id(report)
+    assert copy_key not in found  # shaped as a copy's state: in use
+    for ident in ("i-copy", "vpc-copy"):
+        assert found[ident]["removable"] is False
+        assert found[ident]["how"] == "opsdeck recover dev --region us-west-2 --destroy"
+        assert "possibly a recovered copy of dev" in found[ident]["detail"]
+    result = asyncio.run(remove_orphans(deck, report))
+    assert result.deleted == () and {o.id for o, _ in result.skipped} == {"i-copy", "vpc-copy"}
+    assert {t.id for t in world.place(*COPY_PLACE).tagged} == {"i-copy", "vpc-copy"}
+    assert (backend.bucket, copy_key) in world.objects
+
+
+def _shared(deck: Deck, tmp_path: Path) -> Path:
+    """Give the deck a team remote (a bare repository) and return a teammate's clone of it."""
+    from tests.unit.estate import git
+
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    git(deck.root, "remote", "add", "origin", str(remote))
+    git(deck.root, "push", "-q", "-u", "origin", "main")
+    mate = tmp_path / "mate"
+    git(tmp_path, "clone", "-q", str(remote), str(mate))
+    git(mate, "config", "user.name", "Mate")
+    git(mate, "config", "user.email", "mate@example.com")
+    return mate
+
+
+def test_a_copy_pushed_by_a_teammate_is_pulled_before_the_scan(estate: tuple[Deck, World], tmp_path: Path) -> None:
+    from opsdeck.core.sandbox.copies import RecoveredCopy, record_rel
+    from tests.unit.estate import git
+
+    deck, world = estate
+    mate = _shared(deck, tmp_path)
+    now = time.time()
+    state = Backend("opsdeck-demo-tfstate-222222222222", "shop/staging/recover-us-west-2/terraform.tfstate")
+    copy = RecoveredCopy("staging", "us-west-2", "222222222222", now - HOUR, now, {}, {}, state)
+    rel = record_rel("staging", "us-west-2")
+    (mate / rel).parent.mkdir(parents=True)
+    (mate / rel).write_text(json.dumps(copy.to_json()))
+    git(mate, "add", rel)
+    git(mate, "commit", "-qm", "recovered staging into us-west-2")
+    git(mate, "push", "-q")
+    plant(
+        world,
+        ("222222222222", "us-west-2"),
+        Tagged("ec2:instance", "i-copy", {"env": "staging", "app": "web"}, now, "t3.micro", state="running"),
+    )
+    report = scan(deck, now=now)
+    assert (deck.root / rel).is_file(), report.notes  # fast-forwarded
+    assert "i-copy" not in by_id(report) and report.notes == ()
+
+
+def test_removal_is_refused_when_the_ledger_cannot_be_synced(estate: tuple[Deck, World], tmp_path: Path) -> None:
+    from tests.unit.estate import git
+
+    deck, world, _ = _removable_estate(estate)
+    _shared(deck, tmp_path)
+    git(deck.root, "remote", "set-url", "origin", str(tmp_path / "gone.git"))
+    report = scan(deck)
+    assert any("cannot be reached" in n for n in report.notes)
+    with pytest.raises(RefusedError, match="cannot be reached"):
+        asyncio.run(remove_orphans(deck, report))
+    assert not [c for c in world.calls if c.startswith(("remove", "deregister", "delete-snapshot"))]
+    assert audit.read(deck)[-1]["result"] == "refused"
+
+
+def test_nothing_of_a_locked_environment_is_deleted(estate: tuple[Deck, World]) -> None:
+    from opsdeck.core.safety.locks import env_lock
+
+    deck, world, image = _removable_estate(estate)
+    now = time.time()
+    lost = {"env": "staging", "app": "api"}  # staging's, in the build account: removable when not busy
+    plant(world, BUILD, Tagged("ec2:instance", "i-lost", lost, now, "t3.micro", state="running"))
+    report = scan(deck, now=now)
+    assert by_id(report)["i-lost"]["removable"] is True
+    with env_lock(deck, "staging", "recover"):
+        result = asyncio.run(remove_orphans(deck, report))
+    why = dict((o.id, w) for o, w in result.skipped)
+    assert "staging's lock is held" in why["i-lost"]
+    assert "lock is held" in why[image] and why["snap-w"] == f"its image {image} is kept"
+    assert {o.id for o in result.deleted} == {"i-byhand", "shop/qa/terraform.tfstate"}
+    assert "i-lost" in {t.id for t in world.place(*BUILD).tagged} and image in world.place(*BUILD).images
+    closing = [r for r in audit.read(deck) if r.get("action") == "orphans-delete"][-1]
+    assert {s["id"] for s in closing["skipped"]} == {"i-lost", image, "snap-w"}
+
+
+def test_an_image_pinned_after_the_confirmation_is_kept(estate: tuple[Deck, World]) -> None:
+    deck, world, image = _removable_estate(estate)
+    report = scan(deck)
+
+    async def pin_meanwhile(_: Removal) -> bool:  # a teammate's rollback lands while the operator types
+        pins = deck.root / "envs/sandbox/images.auto.tfvars.json"
+        data = json.loads(pins.read_text())
+        data["images"]["worker"] = image
+        pins.write_text(json.dumps(data))
+        return True
+
+    result = asyncio.run(remove_orphans(deck, report, confirm=pin_meanwhile))
+    why = dict((o.id, w) for o, w in result.skipped)
+    assert why[image].startswith(f"in use since the scan: {image}")
+    assert why["snap-w"] == f"its image {image} is kept"
+    assert image in world.place(*BUILD).images and f"deregister {image}" not in world.calls
+
+
+def test_images_a_copy_record_or_an_open_request_names_are_kept(estate: tuple[Deck, World]) -> None:
+    from opsdeck.adapters.aws import Image
+    from opsdeck.core.release.images import SOURCE_TAG
+    from opsdeck.core.sandbox.copies import RecoveredCopy, write_copy
+
+    deck, world = estate
+    rep = Reporter("test")
+    for version in ("1.0.1", "1.0.2", "1.0.3", "1.0.4", "1.0.5", "1.0.6"):
+        asyncio.run(bake(deck, rep, services=["worker"], version=version))
+    images = {i.version: i for i in load_catalog(deck).service_images("worker")}
+    # a copy of 1.0.1 in eu-west-1, a region the deck only reaches through staging's recovered copy
+    far = Image("ami-0eu0000000000001", "worker-1.0.1", images["1.0.1"].created, {SOURCE_TAG: images["1.0.1"].id})
+    world.place("111111111111", "eu-west-1").images[far.id] = far
+    state = Backend("opsdeck-demo-tfstate-222222222222", "shop/staging/recover-eu-west-1/terraform.tfstate")
+    now = time.time()
+    pins = {"worker": far.id}
+    source = {"worker": images["1.0.2"].id}
+    write_copy(deck, RecoveredCopy("staging", "eu-west-1", "222222222222", now, now, pins, source, state))
+    for ident, version, done in (("req-open1", "1.0.3", False), ("req-done1", "1.0.4", True)):
+        folder = deck.root / "requests" / ident
+        folder.mkdir(parents=True)
+        body = {"id": ident, "services": [{"name": "worker", "to_image": images[version].id}]}
+        (folder / "request.json").write_text(json.dumps(body))
+        if done:
+            (folder / "executed.json").write_text("{}")
+    found = {o.id for o in scan(deck, keep_images=1).orphans}
+    for version in ("1.0.1", "1.0.2", "1.0.3"):  # the copy's, what staging pinned then, the open request's
+        assert images[version].id not in found
+    assert far.id not in found
+    assert images["1.0.4"].id in found and images["1.0.5"].id in found  # an executed request holds nothing
+
+
+def test_an_unknown_environment_without_the_decks_marker_is_not_removable(estate: tuple[Deck, World]) -> None:
+    deck, world = estate
+    now = time.time()
+    plant(world, BUILD, Tagged("ec2:vpc", "vpc-theirs", {"env": "payments"}, now))
+    plant(world, BUILD, Tagged("ec2:subnet", "subnet-ours", {"env": "qa", "managed_by": "terraform"}, now))
+    plant(world, BUILD, Tagged("ec2:instance", "i-ours", {"env": "qa", "app": "web"}, now, "t3.micro"))
+    plant(world, BUILD, Tagged("ec2:instance", "i-other-app", {"env": "qa", "app": "billing"}, now, "t3.micro"))
+    report = scan(deck, now=now)
+    found = by_id(report)
+    assert found["vpc-theirs"]["removable"] is False and "check who owns it" in found["vpc-theirs"]["how"]
+    assert found["i-other-app"]["removable"] is False
+    assert found["subnet-ours"]["removable"] is True and found["i-ours"]["removable"] is True
+    result = asyncio.run(remove_orphans(deck, report))
+    assert {o.id for o in result.deleted} == {"subnet-ours", "i-ours"}
+    assert {t.id for t in world.place(*BUILD).tagged} == {"vpc-theirs", "i-other-app"}
+
+
+def test_only_the_decks_own_state_keys_are_orphans(estate: tuple[Deck, World]) -> None:
+    deck, world = estate
+    for key in ("billing/prod/terraform.tfstate", "env:/blue/shop/dev/terraform.tfstate", "terraform.tfstate"):
+        world.objects[(STATE_BUCKET, key)] = b"{}"
+    world.objects[(STATE_BUCKET, "shop/qa/terraform.tfstate")] = b"{}"
+    report = scan(deck)
+    assert {o.id for o in report.orphans} == {"shop/qa/terraform.tfstate"}
+    assert "3 state files outside this deck's key prefixes (shop/) were not considered" in report.notes
+
+
+def test_a_state_file_is_deleted_only_from_a_versioned_bucket(estate: tuple[Deck, World]) -> None:
+    from tests.fake_hygiene import set_versioning
+
+    deck, world = estate
+    world.objects[(STATE_BUCKET, "shop/qa/terraform.tfstate")] = b"{}"
+    set_versioning(world, STATE_BUCKET, "Suspended")
+    report = scan(deck)
+    removal = plan_removal(deck, report)
+    assert removal.selected == ()
+    assert removal.refused[0][1].startswith(f"state bucket {STATE_BUCKET} is not versioned (Suspended)")
+    result = asyncio.run(remove_orphans(deck, report))
+    assert result.deleted == () and len(result.refused) == 1
+    assert (STATE_BUCKET, "shop/qa/terraform.tfstate") in world.objects
+    set_versioning(world, STATE_BUCKET, "")
+    assert "versioning never enabled" in plan_removal(deck, report).refused[0][1]
+
+
+def test_a_copy_of_an_environment_no_longer_in_the_deck_is_skipped(estate: tuple[Deck, World]) -> None:
+    import threading
+
+    from opsdeck.core.sandbox.copies import RecoveredCopy, write_copy
+
+    deck, world = estate
+    now = time.time()
+    state = Backend(STATE_BUCKET, "shop/qa/recover-us-west-2/terraform.tfstate")
+    write_copy(deck, RecoveredCopy("qa", "us-west-2", "111111111111", now, now, {}, {}, state))
+    world.objects[(STATE_BUCKET, state.key)] = b"{}"
+    plant(world, COPY_PLACE, Tagged("ec2:instance", "i-qa-copy", OURS_QA, now, "t3.micro", state="running"))
+    done: list[OrphanReport] = []
+    worker = threading.Thread(target=lambda: done.append(scan(deck, now=now)), daemon=True)
+    worker.start()
+    worker.join(60)  # it used to hang forever (StopIteration inside asyncio.to_thread)
+    assert done, "the scan did not finish"
+    assert any("recovered copy qa@us-west-2 skipped: qa is no longer in opsdeck.toml" in n for n in done[0].notes)
+    left = by_id(done[0])["i-qa-copy"]
+    assert left["removable"] is False and "recovered copy qa@us-west-2" in left["how"]
+    assert state.key not in by_id(done[0])  # its state is recorded
+
+
+def test_a_sandboxs_recovered_copy_is_not_a_sandbox_orphan(estate: tuple[Deck, World]) -> None:
+    from opsdeck.core.sandbox.copies import RecoveredCopy, write_copy
+
+    deck, world = estate
+    now = time.time()
+    backend = deck.backend("sandbox")
+    assert backend is not None
+    state = Backend(backend.bucket, backend.key.replace("/terraform.tfstate", "/recover-us-west-2/terraform.tfstate"))
+    write_copy(deck, RecoveredCopy("sandbox", "us-west-2", "111111111111", now, now, {}, {}, state))
+    old = {"env": "sandbox", "app": "web"}
+    plant(world, COPY_PLACE, Tagged("ec2:instance", "i-sbcopy", old, now - 100 * HOUR, "t3.small", state="running"))
+    found = by_id(scan(deck, now=now))
+    assert "sandbox" not in found and "i-sbcopy" not in found
+
+
+def test_removal_syncs_and_scans_again_before_asking(estate: tuple[Deck, World], tmp_path: Path) -> None:
+    from opsdeck.core.sandbox.copies import RecoveredCopy, record_rel
+    from tests.unit.estate import git
+
+    deck, world, image = _removable_estate(estate)
+    mate = _shared(deck, tmp_path)
+    report = scan(deck)
+    assert image in by_id(report)
+    now = time.time()  # meanwhile a teammate recovers staging on that image and pushes its record
+    state = Backend("opsdeck-demo-tfstate-222222222222", "shop/staging/recover-us-west-2/terraform.tfstate")
+    copy = RecoveredCopy("staging", "us-west-2", "222222222222", now, now, {"worker": image}, {}, state)
+    rel = record_rel("staging", "us-west-2")
+    (mate / rel).parent.mkdir(parents=True)
+    (mate / rel).write_text(json.dumps(copy.to_json()))
+    git(mate, "add", rel)
+    git(mate, "commit", "-qm", "recovered staging into us-west-2")
+    git(mate, "push", "-q")
+    shown: list[Removal] = []
+
+    async def confirm(removal: Removal) -> bool:
+        shown.append(removal)
+        return True
+
+    result = asyncio.run(remove_orphans(deck, report, confirm=confirm))
+    assert {o.id for o in shown[0].selected} == {"i-byhand", "shop/qa/terraform.tfstate"}
+    assert {o.id for o in result.deleted} == {"i-byhand", "shop/qa/terraform.tfstate"}
+    why = dict((o.id, w) for o, w in result.skipped)
+    assert why[image] == why["snap-w"] == "no longer an orphan after syncing the ledger and scanning again"
+    assert image in world.place(*BUILD).images
+
+
+def test_removal_refused_when_the_remote_goes_away_during_the_confirmation(
+    estate: tuple[Deck, World], tmp_path: Path
+) -> None:
+    from tests.unit.estate import git
+
+    deck, world, _ = _removable_estate(estate)
+    _shared(deck, tmp_path)
+    report = scan(deck)
+
+    async def meanwhile(_: Removal) -> bool:
+        git(deck.root, "remote", "set-url", "origin", str(tmp_path / "gone.git"))
+        return True
+
+    with pytest.raises(RefusedError, match="cannot be reached"):
+        asyncio.run(remove_orphans(deck, report, confirm=meanwhile))
+    assert not [c for c in world.calls if c.startswith(("remove", "deregister", "delete-snapshot"))]
+    records = [r for r in audit.read(deck) if r.get("action") == "orphans-delete"]
+    assert [r["result"] for r in records] == ["started", "refused"]

@@ -4,7 +4,8 @@ report of a scan, and the recovered copies (core/sandbox/copies.py) a scan must 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import posixpath
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -13,6 +14,9 @@ from opsdeck.adapters.hygiene import Tagged
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.hygiene.prices import Cost, PriceTable, significant
 from opsdeck.core.ports import CloudPort
+from opsdeck.errors import OpsdeckError
+
+LEDGER_DIR = "recovered"  # core/sandbox/copies.py keeps each copy's record there
 
 KINDS = ("unknown-env", "state-file", "recovered-copy", "sandbox", "image", "snapshot")
 HOUR = 3600.0
@@ -161,6 +165,12 @@ class RecoveredCopyLike(Protocol):
     @property
     def state_key(self) -> str: ...
 
+    @property
+    def images(self) -> Mapping[str, object]: ...  # service -> image id or blue/green pin, in its region
+
+    @property
+    def source_images(self) -> Mapping[str, object]: ...  # what the environment pinned then
+
 
 def recovered_copies(deck: Deck) -> tuple[list[RecoveredCopyLike], str]:
     """The deck's recovered copies (its ledger's records), and a note when they cannot be known."""
@@ -169,6 +179,91 @@ def recovered_copies(deck: Deck) -> tuple[list[RecoveredCopyLike], str]:
     except ImportError:
         return [], "recovered copies not checked: this opsdeck has no core/sandbox/copies.py"
     return list(ledger(deck)), ""
+
+
+def known_copies(deck: Deck, copies: Iterable[RecoveredCopyLike]) -> tuple[list[RecoveredCopyLike], list[str]]:
+    """The copies whose environment the deck still has, and a note for each one it does not."""
+    names = set(deck.config.env_names)
+    kept: list[RecoveredCopyLike] = []
+    notes: list[str] = []
+    for copy in copies:
+        if copy.env in names:
+            kept.append(copy)
+        else:
+            notes.append(
+                f"recovered copy {copy.env}@{copy.region} skipped: {copy.env} is no longer in opsdeck.toml "
+                f"(its record {LEDGER_DIR}/{copy.env}/{copy.region}.json stays; its resources are listed, not removed)"
+            )
+    return kept, notes
+
+
+def sync_for_reading(deck: Deck) -> str:
+    """Bring the clone level with the team's remote before a scan (recovered copies, pins and requests
+    are committed there); a note when it could not be, empty when it is level or has no remote."""
+    from opsdeck.core.team.remote import latest
+
+    try:
+        ledger = latest(deck)
+    except OpsdeckError as exc:
+        return f"the ledger could not be synced ({exc}): copies and pins not pulled yet are unknown"
+    if ledger.offline:
+        return (
+            f"the ledger's remote cannot be reached ({ledger.error}): copies and pins not pulled yet are unknown, "
+            "and --delete is refused"
+        )
+    if ledger.behind:
+        return (
+            f"the deck is {ledger.behind} commits behind {ledger.ref} and could not fast-forward: copies and pins "
+            "not pulled yet are unknown"
+        )
+    return ""
+
+
+# -- whose a state key is ------------------------------------------------------------------------
+
+
+def state_prefixes(deck: Deck) -> dict[str, set[str]]:
+    """Per state bucket, the key prefixes this deck's environments use (the first folder of each
+    environment's key, ``shop/``); a key without a folder gives none."""
+    found: dict[str, set[str]] = {}
+    for env in deck.config.env_names:
+        backend = deck.backend(env)
+        if backend is None:
+            continue
+        head, sep, _ = backend.key.partition("/")
+        prefixes = found.setdefault(backend.bucket, set())
+        if sep and head:
+            prefixes.add(f"{head}/")
+    return found
+
+
+def copy_state_of(deck: Deck, bucket: str, key: str) -> tuple[str, str] | None:
+    """(environment, region) when ``key`` is shaped as a recovered copy's state of one of the deck's
+    environments (``<env key dir>/recover-<region>/<env key name>``, core/sandbox/copies.py)."""
+    folder, name = posixpath.split(key)
+    parent, leaf = posixpath.split(folder)
+    if not leaf.startswith("recover-") or len(leaf) <= len("recover-"):
+        return None
+    for env in deck.config.env_names:
+        backend = deck.backend(env)
+        if backend is None or backend.bucket != bucket:
+            continue
+        env_folder, env_name = posixpath.split(backend.key)
+        if env_folder == parent and (env_name or "terraform.tfstate") == name:
+            return env, leaf[len("recover-") :]
+    return None
+
+
+def env_of_state(deck: Deck, bucket: str, key: str) -> str | None:
+    """The environment whose state folder holds ``key`` (its own state, a copy's, a lock), if any."""
+    for env in deck.config.env_names:
+        backend = deck.backend(env)
+        if backend is None or backend.bucket != bucket:
+            continue
+        folder = posixpath.dirname(backend.key)
+        if key == backend.key or (folder and key.startswith(f"{folder}/")):
+            return env
+    return None
 
 
 # -- where to look -------------------------------------------------------------------------------
@@ -200,7 +295,9 @@ def places(deck: Deck, copies: Iterable[RecoveredCopyLike] = ()) -> list[Place]:
         else:
             found[key] = Place(place.account, place.region, place.reached_as, (*place.envs, env.name))
     for copy in copies:
-        home = next(p for p in found.values() if copy.env in p.envs)
+        home = next((p for p in found.values() if copy.env in p.envs), None)
+        if home is None:  # its environment left opsdeck.toml (known_copies says so)
+            continue
         key = (copy.account or home.account, copy.region)
         place = found.get(key)
         if place is None:

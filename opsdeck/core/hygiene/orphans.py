@@ -4,15 +4,18 @@ In every account and region the deck knows (the build account in each region the
 environment's own), opsdeck looks for:
 
 - ``unknown-env``: a resource tagged with an environment the deck does not have (or with one of its
-  environments, in an account or region that environment does not live in);
-- ``state-file``: a Terraform state in an environment's state bucket that no environment (and no
-  recovered copy) uses;
+  environments, in an account or region that environment does not live in); removable only with the
+  deck's ownership marker (``owned``), and never when it may be an unrecorded recovered copy;
+- ``state-file``: a Terraform state under the deck's key prefixes in an environment's state bucket that
+  no environment (and no recovered copy, recorded or shaped as one) uses;
 - ``recovered-copy`` and ``sandbox``: a recovered copy, or a sandbox, older than the configured age;
 - ``image`` and ``snapshot``: an image of a service that no environment pins (either color of a
-  blue/green pin, in the working tree or at HEAD) or runs, older than the service's newest N, its copies
+  blue/green pin, in the working tree or at HEAD), no recovered copy's record or open approval
+  request names, and nothing runs, older than the service's newest N, its copies
   in other regions, and the EBS snapshots behind each. A base image stays while a kept image builds on it.
 
-Each carries an hourly cost estimate from the dated price table (core/hygiene/prices.py).
+Each carries an hourly cost estimate from the dated price table (core/hygiene/prices.py). The clone is
+brought level with the team's remote first: what the team committed counts.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 
 from opsdeck.adapters.hygiene import Tagged
 from opsdeck.core.estate.deck import Deck
@@ -27,14 +31,19 @@ from opsdeck.core.events import Reporter
 from opsdeck.core.hygiene.leftovers import (
     HOUR,
     KINDS,
+    LEDGER_DIR,
     Orphan,
     OrphanReport,
     Place,
     RecoveredCopyLike,
     cloud_of,
+    copy_state_of,
     count_by_kind,
+    known_copies,
     places,
     recovered_copies,
+    state_prefixes,
+    sync_for_reading,
 )
 from opsdeck.core.hygiene.prices import Cost, PriceTable, load_table
 from opsdeck.core.hygiene.unpinned import old_images
@@ -64,9 +73,15 @@ async def find_orphans(
         prices = load_table(own)
     now = time.time() if now is None else now
     notes: list[str] = []
-    copies, note = await asyncio.to_thread(recovered_copies, deck)
+    with rep.phase("sync"):  # copies, pins and requests not pulled yet would look like orphans
+        synced = await asyncio.to_thread(sync_for_reading, deck)
+    if synced:
+        notes.append(synced)
+    recorded, note = await asyncio.to_thread(recovered_copies, deck)
     if note:
         notes.append(note)
+    copies, dropped = known_copies(deck, recorded)
+    notes += dropped
     with rep.phase("accounts and regions"):
         where = await asyncio.to_thread(places, deck, copies)
     with rep.phase("tagged resources"):
@@ -75,13 +90,19 @@ async def find_orphans(
     orphans: list[Orphan] = []
     for place, (items, _) in tagged.items():
         orphans += unknown_env(deck, place, items, prices, where)
+    orphans = _keep_ghost_copies(deck, orphans, [c for c in recorded if c not in copies])
     orphans += sandboxes(deck, tagged, prices, now, settings.sandbox_max_age_hours)
     orphans += old_copies(deck, copies, where, prices, now, settings.copy_max_age_hours)
     with rep.phase("state files"):
-        orphans += await asyncio.to_thread(state_files, deck, where, prices, {c.state_key for c in copies})
+        found, skipped = await asyncio.to_thread(state_files, deck, where, prices, {c.state_key for c in recorded})
+        orphans += found
+        if skipped:
+            notes.append(
+                f"{skipped} state files outside this deck's key prefixes ({_prefix_list(deck)}) were not considered"
+            )
     with rep.phase("images"):
         running = {image for _, images in tagged.values() for image in images}
-        orphans += await asyncio.to_thread(old_images, deck, where, prices, keep, running)
+        orphans += await asyncio.to_thread(old_images, deck, where, prices, keep, running, copies)
     rep.log(f"{len(orphans)} orphans in {len(where)} accounts and regions")
     return OrphanReport(
         tuple(orphans),
@@ -93,6 +114,24 @@ async def find_orphans(
         now,
         tuple(notes),
     )
+
+
+def _keep_ghost_copies(deck: Deck, orphans: list[Orphan], ghosts: list[RecoveredCopyLike]) -> list[Orphan]:
+    """Resources of a recorded copy whose environment left opsdeck.toml stay: listed, never removed here."""
+    tag = deck.config.conventions.env_tag
+    where = {(c.env, c.region): c for c in ghosts}
+    out = []
+    for orphan in orphans:
+        ghost = where.get((orphan.tags.get(tag, ""), orphan.region))
+        if orphan.kind == "unknown-env" and ghost is not None:
+            orphan = replace(
+                orphan,
+                removable=False,
+                how=f"recovered copy {ghost.env}@{ghost.region} of an environment no longer in opsdeck.toml: destroy "
+                f"it with terraform (its state is {ghost.state_key}), then delete its record in {LEDGER_DIR}/",
+            )
+        out.append(orphan)
+    return out
 
 
 def _scan_place(deck: Deck, place: Place) -> tuple[list[Tagged], set[str]]:
@@ -134,23 +173,56 @@ REMOVABLE_TAGGED = {
 }
 
 
+OWNER_TAG = ("managed_by", "terraform")  # what the deck's modules tag every resource with (sample_envs)
+
+
+def owned(deck: Deck, item: Tagged) -> bool:
+    """Whether ``item`` carries this deck's ownership marker besides the environment tag: one of the
+    deck's services in the service tag, or ``managed_by = terraform`` as the deck's modules set."""
+    service = item.tags.get(deck.config.conventions.service_tag)
+    return service in deck.config.service_names or item.tags.get(OWNER_TAG[0]) == OWNER_TAG[1]
+
+
 def unknown_env(
     deck: Deck, place: Place, items: Iterable[Tagged], prices: PriceTable, where: list[Place]
 ) -> list[Orphan]:
-    """Resources tagged with an environment the deck does not have, or that does not live here."""
+    """Resources tagged with an environment the deck does not have, or that does not live here.
+
+    One of the deck's environments outside its home region may be a recovered copy the ledger does
+    not know yet (a recovery under way, one that failed, a record not pulled): it is listed, never
+    removed here. Anything else is removable only when it also carries the deck's ownership marker
+    (``owned``): in a shared account an unknown environment may be another team's."""
     tag = deck.config.conventions.env_tag
-    homes = {env: p for p in where for env in p.envs}
+    names = set(deck.config.env_names)
+    homes = {env: p for p in where for env in p.envs if deck.config.region_of(env) == p.region}
     out = []
     for item in items:
         value = item.tags.get(tag, "")
         if value in place.envs:
             continue
-        home = homes.get(value)
-        if home is None:
-            detail = f"tagged {tag} = {value!r}, which this deck does not have"
-        else:
-            detail = f"tagged {tag} = {value!r}, but {value} lives in account {home.account} {home.region}"
         removable = item.type in REMOVABLE_TAGGED
+        how = "" if removable else f"opsdeck does not delete {item.type} resources: delete it by hand"
+        if value in names and deck.config.region_of(value) != place.region:
+            home = deck.config.region_of(value)
+            detail = (
+                f"tagged {tag} = {value!r} in {place.region}, outside {value}'s home region {home}: "
+                f"possibly a recovered copy of {value} the ledger does not record"
+            )
+            removable, how = False, f"opsdeck recover {value} --region {place.region} --destroy"
+        else:
+            home_place = homes.get(value)
+            if home_place is None:
+                detail = f"tagged {tag} = {value!r}, which this deck does not have"
+            else:
+                detail = (
+                    f"tagged {tag} = {value!r}, but {value} lives in account {home_place.account} {home_place.region}"
+                )
+            if removable and not owned(deck, item):
+                removable = False
+                how = (
+                    f"it carries neither {deck.config.conventions.service_tag} = one of this deck's services nor "
+                    f"{OWNER_TAG[0]} = {OWNER_TAG[1]}: check who owns it, then delete it by hand"
+                )
         out.append(
             Orphan(
                 "unknown-env",
@@ -162,7 +234,7 @@ def unknown_env(
                 item.created,
                 priced(item, place.region, prices),
                 removable=removable,
-                how="" if removable else f"opsdeck does not delete {item.type} resources: delete it by hand",
+                how=how,
                 reached_as=place.reached_as,
                 tags=dict(item.tags),
                 item=item,
@@ -185,8 +257,9 @@ def sandboxes(
     for env in deck.config.environments:
         if not env.sandbox:
             continue
+        home = deck.config.region_of(env.name)
         for place, (items, _) in tagged.items():
-            if env.name not in place.envs:
+            if env.name not in place.envs or place.region != home:  # its recovered copies are not the sandbox
                 continue
             mine = [i for i in items if i.tags.get(tag) == env.name]
             born = [i.created for i in mine if i.created is not None]
@@ -251,8 +324,10 @@ def old_copies(
     return out
 
 
-def state_files(deck: Deck, where: list[Place], prices: PriceTable, in_use: set[str]) -> list[Orphan]:
-    """Terraform states in the deck's state buckets that no environment and no recovered copy uses."""
+def state_files(deck: Deck, where: list[Place], prices: PriceTable, in_use: set[str]) -> tuple[list[Orphan], int]:
+    """Terraform states under this deck's key prefixes (``state_prefixes``) in its state buckets that no
+    environment and no recovered copy uses, and how many states outside those prefixes were left alone
+    (other stacks', workspaces' ``env:/``). A key shaped as a copy's state is in use, recorded or not."""
     used: dict[str, set[str]] = {}
     reached: dict[str, str] = {}
     for env in deck.config.env_names:
@@ -261,13 +336,21 @@ def state_files(deck: Deck, where: list[Place], prices: PriceTable, in_use: set[
             continue
         used.setdefault(backend.bucket, set()).add(backend.key)
         reached.setdefault(backend.bucket, env)
+    prefixes = state_prefixes(deck)
     out = []
+    outside = 0
     for bucket, keys in used.items():
         env = reached[bucket]
         place = next(p for p in where if env in p.envs)
+        mine = tuple(prefixes.get(bucket, ()))
         for obj in deck.tools.env(env).cloud.hygiene().objects(bucket):
             if not obj.key.endswith(".tfstate") or obj.key in keys or obj.key in in_use:
                 continue
+            if not mine or not obj.key.startswith(mine):
+                outside += 1
+                continue
+            if copy_state_of(deck, bucket, obj.key) is not None:
+                continue  # a recovered copy's state, maybe of a recovery under way or not pulled yet
             out.append(
                 Orphan(
                     "state-file",
@@ -282,4 +365,9 @@ def state_files(deck: Deck, where: list[Place], prices: PriceTable, in_use: set[
                     reached_as=env,
                 )
             )
-    return out
+    return out, outside
+
+
+def _prefix_list(deck: Deck) -> str:
+    found = sorted({p for prefixes in state_prefixes(deck).values() for p in prefixes})
+    return ", ".join(found) or "none"

@@ -11,6 +11,7 @@ labelled with the table's date, and a type the table has no price for is unknown
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -168,7 +169,7 @@ def parse_table(data: Any, label: str, source: str) -> PriceTable:
         return ConfigError(f"{label}: {key}: {message}" if key else f"{label}: {message}")
 
     def price(value: Any, key: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
             raise fail(key, f"expected a price in USD (a number, 0 or more), got {value!r}")
         return float(value)
 

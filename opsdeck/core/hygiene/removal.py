@@ -3,8 +3,10 @@ refused (the account the credentials really reach, asked of STS), and every dele
 
 An image goes with its snapshots (deregistered first, then each snapshot deleted), a tagged resource
 with the calls nuke-and-rebuild uses (instances wait until terminated), a state file as an S3 delete
-(the state buckets are versioned: the old versions stay). Sandboxes and recovered copies are not
-removed here: they are whole environments, and each says how it is removed.
+from a bucket whose versioning is Enabled (its old versions stay; another bucket is refused). The
+clone is synced with the team's remote and the deck scanned again before the confirmation, and
+what each deletion depends on is read again right before it (see ``remove_orphans``). Sandboxes and
+recovered copies are not removed here: they are whole environments, and each says how it is removed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.hygiene.leftovers import Orphan, OrphanReport, Place, cloud_of
 from opsdeck.core.safety.confirm import NotConfirmedError
+from opsdeck.core.safety.locks import holder as lock_holder
 from opsdeck.core.safety.operation import audited
 from opsdeck.errors import OpsdeckError
 
@@ -85,6 +88,7 @@ def plan_removal(deck: Deck, report: OrphanReport, only: list[str] | None = None
     selected: list[Orphan] = []
     refused: list[tuple[Orphan, str]] = []
     skipped: list[tuple[Orphan, str]] = []
+    versioning: dict[str, str] = {}  # bucket -> its versioning status
     for orphan in wanted:
         if not orphan.removable:
             skipped.append((orphan, orphan.how or "not removed by opsdeck"))
@@ -97,6 +101,20 @@ def plan_removal(deck: Deck, report: OrphanReport, only: list[str] | None = None
         if account in protected or orphan.account in protected:
             refused.append((orphan, f"account {account or orphan.account} is listed in aws.protected_accounts"))
             continue
+        if orphan.kind == "state-file" and orphan.bucket:
+            if orphan.bucket not in versioning:
+                place = Place(orphan.account, orphan.region, orphan.reached_as)
+                versioning[orphan.bucket] = cloud_of(deck, place).hygiene().versioning(orphan.bucket)
+            status = versioning[orphan.bucket]
+            if status != "Enabled":
+                refused.append(
+                    (
+                        orphan,
+                        f"state bucket {orphan.bucket} is not versioned ({status or 'versioning never enabled'}): "
+                        "opsdeck deletes a state file only where its old versions stay",
+                    )
+                )
+                continue
         selected.append(orphan)
     return Removal(tuple(selected), tuple(refused), tuple(skipped))
 
@@ -109,10 +127,25 @@ async def remove_orphans(
     only: list[str] | None = None,
     confirm: ConfirmRemoval | None = None,
 ) -> RemovalResult:
-    """Delete the orphans of ``report`` (or those named), once confirmed; audited."""
+    """Delete the orphans of ``report`` (or those named), once confirmed; audited.
+
+    The clone is synced with the team's remote first (refused when it cannot be) and the deck scanned
+    again, so a recovered copy, a pin or a request committed since ``report`` keeps what it needs: what
+    is no longer an orphan is skipped. After the confirmation, right before each deletion, what it
+    depends on is read again (an environment's lock; an image's pins, copies, requests and instances)."""
+    from opsdeck.core.hygiene.orphans import find_orphans
+
     rep = rep or Reporter("orphans-delete")
     started = time.monotonic()
-    removal = await asyncio.to_thread(plan_removal, deck, report, only)
+    removal = await asyncio.to_thread(plan_removal, deck, report, only)  # a wrong --only fails at once
+    where = list(report.places)
+    if removal.selected:
+        await _sync(deck, rep)
+        fresh = await find_orphans(
+            deck, rep, keep_images=report.keep_images, prices=report.prices, now=report.scanned_at
+        )
+        removal = await asyncio.to_thread(_recheck, deck, removal, fresh)
+        where = list(fresh.places)
     if not removal.selected:
         if removal.refused:
             await _audit_refused(deck, removal, rep)
@@ -121,15 +154,58 @@ async def remove_orphans(
         raise NotConfirmedError(f"removal of {len(removal.selected)} orphans was not confirmed; nothing deleted")
     fields = {"selected": [_brief(o) for o in removal.selected]}
     async with audited(deck, "orphans-delete", None, rep, fields=fields, lock=False) as run:
-        deleted, failed = await _delete_all(deck, removal.selected, rep)
+        await _sync(deck, rep, attempt=False)  # the confirmation may have taken a while: the team's work counts
+        deleted, failed, late = await _delete_all(deck, removal.selected, rep, where)
+        skipped = (*removal.skipped, *late)
         run.note(
             deleted=[_brief(o) for o in deleted],
             failed=[{**_brief(o), "error": why} for o, why in failed],
             refused=[{**_brief(o), "reason": why} for o, why in removal.refused],
+            skipped=[{**_brief(o), "reason": why} for o, why in late],
         )
         if failed:
             run.end_as("failed", f"{len(failed)} of {len(removal.selected)} orphans could not be deleted")
-    return RemovalResult(tuple(deleted), tuple(failed), removal.refused, removal.skipped, time.monotonic() - started)
+    return RemovalResult(tuple(deleted), tuple(failed), removal.refused, skipped, time.monotonic() - started)
+
+
+async def _sync(deck: Deck, rep: Reporter, *, attempt: bool = True) -> None:
+    """The clone level with the team's remote, or a refusal (audited as an attempt unless the audited
+    operation has started: its closing record says refused then)."""
+    from opsdeck.core.safety.operation import refuse
+    from opsdeck.core.team.remote import sync_before_change
+    from opsdeck.errors import RefusedError
+
+    try:
+        await asyncio.to_thread(sync_before_change, deck, rep)
+    except RefusedError as exc:
+        if attempt:
+            await asyncio.to_thread(refuse, deck, "orphans-delete", None, exc)
+        raise
+
+
+def _key(orphan: Orphan) -> tuple[str, str, str, str]:
+    return orphan.kind, orphan.account, orphan.region, orphan.id
+
+
+def _recheck(deck: Deck, removal: Removal, fresh: OrphanReport) -> Removal:
+    """``removal`` against a new scan: what is no longer an orphan (or no longer removable) is skipped."""
+    now = {_key(o): o for o in fresh.orphans}
+    selected: list[Orphan] = []
+    skipped = list(removal.skipped)
+    for orphan in removal.selected:
+        current = now.get(_key(orphan))
+        if current is None:
+            skipped.append((orphan, "no longer an orphan after syncing the ledger and scanning again"))
+            continue
+        if not current.removable:
+            skipped.append((current, current.how or "no longer removable"))
+            continue
+        selected.append(current)
+    kept = {o.id for o, _ in skipped if o.kind == "image"}
+    for orphan in [o for o in selected if o.parent in kept]:  # a snapshot stays with its image
+        selected.remove(orphan)
+        skipped.append((orphan, f"its image {orphan.parent} is kept"))
+    return Removal(tuple(selected), removal.refused, tuple(skipped))
 
 
 async def _audit_refused(deck: Deck, removal: Removal, rep: Reporter) -> None:
@@ -149,7 +225,53 @@ def _order(orphan: Orphan) -> tuple[int, int]:
     return {"image": 1, "snapshot": 2, "state-file": 3}.get(orphan.kind, 4), 0
 
 
-def _delete_one(deck: Deck, orphan: Orphan) -> None:
+def _in_use(deck: Deck, orphan: Orphan, family: set[str], where: list[Place]) -> str:
+    """Why ``orphan`` must stay after all, read again right before it is deleted ("" when it may go)."""
+    from opsdeck.core.hygiene.leftovers import env_of_state, recovered_copies
+    from opsdeck.core.hygiene.unpinned import held_images
+
+    if orphan.kind == "image":
+        envs = list(deck.config.env_names)  # an operation under way may be pinning any image
+    elif orphan.kind == "state-file" and orphan.bucket:
+        env = env_of_state(deck, orphan.bucket, orphan.id)
+        envs = [env] if env else []
+    else:
+        value = orphan.tags.get(deck.config.conventions.env_tag, "")
+        envs = [value] if value in deck.config.env_names else []
+    for env in envs:
+        record, alive = lock_holder(deck, env)
+        if record is not None:
+            state = "held" if alive else "left by an interrupted operation (`opsdeck unlock` clears it)"
+            return f"{env}'s lock is {state}: {record.describe()}"
+    if orphan.kind != "image":
+        return ""
+    copies, _ = recovered_copies(deck)
+    held = held_images(deck, copies)
+    for place in where:
+        held |= cloud_of(deck, place).hygiene().running_images()
+    needed = sorted(family & held)
+    if needed:
+        return f"in use since the scan: {needed[0]} is pinned, recorded by a copy or a request, or running"
+    return ""
+
+
+def _families(orphans: tuple[Orphan, ...]) -> dict[str, set[str]]:
+    """Each image orphan's original and every copy of it the selection has."""
+    from opsdeck.core.release.images import SOURCE_TAG
+
+    by_original: dict[str, set[str]] = {}
+    for orphan in orphans:
+        if orphan.kind == "image":
+            original = orphan.tags.get(SOURCE_TAG) or orphan.id
+            by_original.setdefault(original, {original}).add(orphan.id)
+    return {i: family for family in by_original.values() for i in family}
+
+
+def _delete_one(deck: Deck, orphan: Orphan, family: set[str], where: list[Place]) -> str:
+    """Delete one orphan unless it is in use now; returns why it was kept ("" when deleted)."""
+    why = _in_use(deck, orphan, family, where)
+    if why:
+        return why
     place = Place(orphan.account, orphan.region, orphan.reached_as)
     if orphan.kind == "unknown-env" and orphan.item is not None:
         cloud_of(deck, place).hygiene().remove(orphan.item)
@@ -161,22 +283,31 @@ def _delete_one(deck: Deck, orphan: Orphan) -> None:
         cloud_of(deck, place).delete_object(orphan.bucket, orphan.id)
     else:
         raise OpsdeckError(f"opsdeck does not remove {orphan.kind} {orphan.id}")
+    return ""
 
 
 async def _delete_all(
-    deck: Deck, orphans: tuple[Orphan, ...], rep: Reporter
-) -> tuple[list[Orphan], list[tuple[Orphan, str]]]:
+    deck: Deck, orphans: tuple[Orphan, ...], rep: Reporter, where: list[Place]
+) -> tuple[list[Orphan], list[tuple[Orphan, str]], list[tuple[Orphan, str]]]:
     """Delete in order, one stage at a time (each stage in parallel); failures are tried again after
-    the rest went, up to ATTEMPTS times."""
+    the rest went, up to ATTEMPTS times. Returns (deleted, failed, kept because in use now)."""
+    families = _families(orphans)
     pending = sorted(orphans, key=_order)
     deleted: list[Orphan] = []
+    kept: list[tuple[Orphan, str]] = []
     errors: dict[str, str] = {}
     for attempt in range(ATTEMPTS):
         failed: list[Orphan] = []
         for stage in sorted({_order(o) for o in pending}):
-            batch = [o for o in pending if _order(o) == stage]
+            batch = []
+            for orphan in (o for o in pending if _order(o) == stage):
+                if orphan.parent and orphan.parent in {o.id for o, _ in kept}:
+                    kept.append((orphan, f"its image {orphan.parent} is kept"))
+                else:
+                    batch.append(orphan)
             results = await asyncio.gather(
-                *(asyncio.to_thread(_delete_one, deck, o) for o in batch), return_exceptions=True
+                *(asyncio.to_thread(_delete_one, deck, o, families.get(o.id, {o.id}), where) for o in batch),
+                return_exceptions=True,
             )
             for orphan, outcome in zip(batch, results, strict=True):
                 if isinstance(outcome, Exception):  # recorded as failed; the rest still goes
@@ -184,15 +315,18 @@ async def _delete_all(
                     errors[orphan.id] = str(outcome)
                 elif isinstance(outcome, BaseException):
                     raise outcome
+                elif outcome:
+                    kept.append((orphan, outcome))
+                    rep.log(f"kept {orphan.type} {orphan.id}: {outcome}", "warning")
                 else:
                     deleted.append(orphan)
                     rep.progress(f"deleted {orphan.type} {orphan.id}", len(deleted), len(orphans))
         if not failed:
-            return deleted, []
+            return deleted, [], kept
         pending = failed
         if attempt < ATTEMPTS - 1:
             rep.log(
                 f"{len(failed)} deletions failed (attempt {attempt + 1}); retrying: {errors[failed[0].id]}", "warning"
             )
             await asyncio.sleep(min(4.0, 0.5 * 2**attempt))
-    return deleted, [(o, errors[o.id]) for o in pending]
+    return deleted, [(o, errors[o.id]) for o in pending], kept

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
+from collections.abc import Iterable
 
 from opsdeck.adapters.aws import Image
 from opsdeck.adapters.hygiene import Snapshot
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import pin_rel, pin_spec, value_in
-from opsdeck.core.hygiene.leftovers import Orphan, Place, epoch
+from opsdeck.core.hygiene.leftovers import Orphan, Place, RecoveredCopyLike, epoch
 from opsdeck.core.hygiene.prices import PriceTable
 from opsdeck.core.release.images import Catalog, load_catalog, service_of
 from opsdeck.errors import OpsdeckError
@@ -42,11 +44,61 @@ def pinned_images(deck: Deck) -> set[str]:
     return found
 
 
-def old_images(deck: Deck, where: list[Place], prices: PriceTable, keep: int, running: set[str]) -> list[Orphan]:
+_IMAGE_ID = re.compile(r"\bami-[0-9a-f]{8,17}\b")
+
+
+def copy_images(copies: Iterable[RecoveredCopyLike]) -> set[str]:
+    """Every image a recovered copy's record pins in its region, and what its environment pinned then."""
+    found: set[str] = set()
+    for copy in copies:
+        for pin in [*copy.images.values(), *copy.source_images.values()]:
+            if isinstance(pin, str):
+                found.add(pin)
+            else:  # a blue/green pin: both colors
+                found.update(i for i in (getattr(pin, "blue", None), getattr(pin, "green", None)) if isinstance(i, str))
+    return found
+
+
+def requested_images(deck: Deck) -> set[str]:
+    """Every image an open approval request names (core/team/requests.py: neither executed nor
+    rejected), read from its committed record as it stands, whatever its signatures say."""
+    from opsdeck.core.team.requests import FOLDER
+
+    folder = deck.root / FOLDER
+    found: set[str] = set()
+    if not folder.is_dir():
+        return found
+    for record in sorted(folder.glob("*/request.json")):
+        if (record.parent / "executed.json").is_file() or (record.parent / "rejected.json").is_file():
+            continue
+        with contextlib.suppress(OSError):
+            found.update(_IMAGE_ID.findall(record.read_text(encoding="utf-8", errors="replace")))
+    return found
+
+
+def held_images(deck: Deck, copies: Iterable[RecoveredCopyLike]) -> set[str]:
+    """Images something in the ledger still needs: environments' pins (working tree and HEAD, both
+    colors), recovered copies' records, open approval requests."""
+    return pinned_images(deck) | copy_images(copies) | requested_images(deck)
+
+
+def catalog_regions(deck: Deck, where: Iterable[Place]) -> list[str]:
+    """The deck's regions and every region it looked in (a recovered copy's images live there)."""
+    return list(dict.fromkeys([*deck.config.regions, *(p.region for p in where)]))
+
+
+def old_images(
+    deck: Deck,
+    where: list[Place],
+    prices: PriceTable,
+    keep: int,
+    running: set[str],
+    recovered: Iterable[RecoveredCopyLike] = (),
+) -> list[Orphan]:
     """Service images older than each service's newest ``keep`` that nothing pins or runs, their copies,
     and their snapshots; base images no kept image builds on, beyond the newest ``keep``."""
-    catalog = load_catalog(deck)
-    held = {catalog.canonical(i) for i in pinned_images(deck) | running}
+    catalog = load_catalog(deck, catalog_regions(deck, where))
+    held = {catalog.canonical(i) for i in held_images(deck, recovered) | running}
     kept: set[str] = set()
     old: list[Image] = []
     for service in deck.config.service_names:
