@@ -231,6 +231,69 @@ class FakeCloud:
         return f"msg-{len(self.world.published)}"
 
 
+_PROVIDER_AWS = re.compile(r'^provider\s+"aws"\s*\{', re.MULTILINE)
+_MODULE_CALL = re.compile(r'^module\s+"(?P<name>[\w-]+)"\s*\{', re.MULTILINE)
+
+
+def _blocks(text: str, header: re.Pattern[str]) -> list[tuple[re.Match[str], str]]:
+    """Each top-level block ``header`` opens, with its body's top-level attributes (nested blocks aside)."""
+    found = []
+    for match in header.finditer(text):
+        depth, index = 1, match.end()
+        while depth and index < len(text):
+            depth += {"{": 1, "}": -1}.get(text[index], 0)
+            index += 1
+        body = text[match.end() : index - 1]
+        while re.search(r"\{[^{}]*\}", body):
+            body = re.sub(r"\{[^{}]*\}", "", body)
+        found.append((match, body))
+    return found
+
+
+def _attr(body: str, name: str) -> str | None:
+    match = re.search(rf'^\s*{name}\s*=\s*"(?P<v>[^"]*)"', body, re.MULTILINE)
+    return match.group("v") if match else None
+
+
+def provider_config(workdir: Path) -> dict[str, Any]:
+    """What `terraform show -json` reports as ``configuration.provider_config`` for a module's AWS providers:
+    its own blocks merged with its override files (in name order, later wins; an override may set the
+    default provider where the module has none), and the blocks of local child modules (one level)."""
+    configs: dict[str, Any] = {}
+
+    def add(key: str, body: str, module: str | None, merge: bool) -> None:
+        alias, region = _attr(body, "alias"), _attr(body, "region")
+        key = f"{key}.{alias}" if alias else key
+        config = configs.get(key) if merge else None
+        if config is None:
+            config = {"name": "aws", "full_name": "registry.terraform.io/hashicorp/aws", "expressions": {}}
+            if alias:
+                config["alias"] = alias
+            if module:
+                config["module_address"] = module
+            configs[key] = config
+        if region is not None:
+            config["expressions"]["region"] = {"constant_value": region}
+
+    def is_override(path: Path) -> bool:
+        return path.name == "override.tf" or path.name.endswith("_override.tf")
+
+    files = sorted(workdir.glob("*.tf"), key=lambda p: (is_override(p), p.name))
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        for _match, body in _blocks(text, _PROVIDER_AWS):
+            add("aws", body, None, is_override(path))
+        for match, body in _blocks(text, _MODULE_CALL):
+            source = _attr(body, "source")
+            if source is None or not source.startswith("."):
+                continue
+            module = f"module.{match.group('name')}"
+            for child in sorted((workdir / source).glob("*.tf")):
+                for _m, child_body in _blocks(child.read_text(encoding="utf-8"), _PROVIDER_AWS):
+                    add(f"{module}:aws", child_body, module, False)
+    return configs
+
+
 class FakeTerraform:
     """An environment's root module: a VPC and one auto scaling group per service."""
 
@@ -371,7 +434,11 @@ class FakeTerraform:
             }
             for service, want, now in plan["drifted"]
         ]
-        return {"resource_changes": changes, "resource_drift": drift, "configuration": {}}
+        return {
+            "resource_changes": changes,
+            "resource_drift": drift,
+            "configuration": {"provider_config": provider_config(self.workdir)},
+        }
 
     async def apply(self, planfile: Path, *, on_event: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.world.check()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import time
 from typing import Any
 
 from opsdeck.commands import open_deck, print_json, reporter, run, table
 from opsdeck.commands.lifecycle import cli_confirm
+from opsdeck.errors import OpsdeckError
 
 
 def register(sub: Any) -> None:
@@ -21,7 +23,9 @@ def register(sub: Any) -> None:
         "--destroy", action="store_true", help="destroy the copy in --region instead (without --yes: a dry run)"
     )
     recover.add_argument("--yes", action="store_true", help="confirm without asking (needed without a terminal)")
-    recover.add_argument("--break-glass", action="store_true", help="use the environment's elevated credentials")
+    recover.add_argument(
+        "--break-glass", action="store_true", help="use the environment's elevated credentials (not with --destroy)"
+    )
     recover.add_argument("--reason", default="", help="why (needed with --break-glass)")
     recover.add_argument("--json", action="store_true", help="print JSON")
     recover.add_argument("-v", "--verbose", action="store_true", help="print progress")
@@ -39,6 +43,11 @@ def timeline(phases: list[dict[str, Any]]) -> str:
 def recover_cmd(args: argparse.Namespace) -> int:
     from opsdeck.core.sandbox import recover
 
+    if args.destroy and (args.break_glass or args.reason):
+        raise OpsdeckError(
+            "--break-glass and --reason do not apply to --destroy: a copy is destroyed with the environment's "
+            "own credentials (and never in a protected account); drop them"
+        )
     deck = open_deck(args)
     run(recover.validate(deck, args.env, args.region))  # bad input before the cloud is even asked
     deck.check_cloud()
@@ -69,26 +78,33 @@ def recover_cmd(args: argparse.Namespace) -> int:
 
 
 def _destroy(deck: Any, args: argparse.Namespace) -> int:
+    from opsdeck.core.safety.confirm import NotConfirmedError
     from opsdeck.core.sandbox import recover
 
     rep = reporter(args, "recover-destroy", args.env)
     name = f"{args.env}@{args.region}"
-    if not args.yes:
+    if not args.yes and not sys.stdin.isatty():  # a dry run: the inventory, no lock taken, nothing changed
         plan = run(recover.inventory(deck, args.env, args.region, rep))
         if args.json:
             print_json({"dry_run": True, **plan.to_json()})
             return 0
-        print(f"dry run: {plan.summary()}")
-        for address in plan.managed:
-            print(f"  terraform destroy  {address}")
+        _print_inventory(plan, sys.stdout, dry=True)
+        print(f"re-run with --yes to destroy the copy {name} (or in a terminal, to be asked)", file=sys.stderr)
+        return 0
+
+    async def ask(plan: recover.CopyInventory) -> bool:
+        """What will be destroyed, as the inventory taken under the environment's lock says."""
+        _print_inventory(plan, sys.stderr, dry=False)
+        if args.yes:
+            return True
         if not sys.stdin.isatty():
-            print(f"re-run with --yes to destroy the copy {name}", file=sys.stderr)
-            return 0
-        answer = input(f"Type {name} to destroy it (anything else: nothing happens): ")
-        if answer.strip() != name:
-            print(f"not confirmed: {name} is left as it is", file=sys.stderr)
-            return 0
-    result = run(recover.destroy_copy(deck, args.env, args.region, rep))
+            raise NotConfirmedError(
+                f"destroying the copy {name} needs confirmation: re-run with --yes; nothing changed"
+            )
+        answer = await asyncio.to_thread(input, f"Type {name} to destroy it (anything else: nothing happens): ")
+        return bool(answer.strip() == name)
+
+    result = run(recover.destroy_copy(deck, args.env, args.region, rep, confirm=ask))
     data = result.to_json()
     if args.json:
         print_json(data)
@@ -100,6 +116,12 @@ def _destroy(deck: Any, args: argparse.Namespace) -> int:
     )
     print(timeline(data["phases"]))
     return 0
+
+
+def _print_inventory(plan: Any, stream: Any, *, dry: bool) -> None:
+    print(f"{'dry run: ' if dry else ''}{plan.summary()}", file=stream)
+    for address in plan.managed:
+        print(f"  terraform destroy  {address}", file=stream)
 
 
 def recovered_cmd(args: argparse.Namespace) -> int:

@@ -145,5 +145,11 @@ def test_recover_bad_input_is_one_line_and_changes_nothing(demo_deck: Path) -> N
         "prod is protected: recover needs break-glass",
     )
     _one_line_error(opsdeck("recover", "staging", deck=demo_deck), "--region")
+    _one_line_error(
+        opsdeck(
+            "recover", "staging", "--region", REGION, "--destroy", "--break-glass", "--reason", "x", deck=demo_deck
+        ),
+        "--break-glass and --reason do not apply to --destroy",
+    )
     assert _git(demo_deck, "rev-parse", "HEAD") == head
     assert _git(demo_deck, "status", "--porcelain").strip() == ""

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from opsdeck.core.safety.confirm import Preview
 from opsdeck.core.sandbox import copies
 from opsdeck.core.sandbox.recover import destroy_copy, inventory, recover
 from opsdeck.errors import ConfigError, LockedError, OpsdeckError, RefusedError
-from tests.fakes import World, fake_tools
+from tests.fakes import FakeTerraform, World, fake_tools, provider_config
 from tests.unit.estate import make_estate
 
 BUILD = "111111111111"
@@ -256,3 +257,258 @@ def test_a_recovery_not_confirmed_applies_nothing_and_records_nothing(estate: tu
     assert preview.plan.summary.add > 0 and "state s3://opsdeck-demo-tfstate-222222222222/" in preview.note
     assert not world.place(STAGING, "eu-west-1").groups and copies.recovered_copies(deck) == []
     assert audit.read(deck)[-1]["result"] == "refused"
+
+
+# -- the copy's region: the provider is moved, and the plan must show it -----------------------------
+
+
+def _commit_all(deck: Deck, message: str) -> None:
+    git(deck, "add", "-A", "envs", "modules")
+    git(deck, "commit", "-qm", message)
+
+
+def test_a_provider_block_with_nested_blocks_is_still_moved_to_the_region(estate: tuple[Deck, World]) -> None:
+    deck, world = estate
+    main = deck.root / "envs/staging/main.tf"
+    text = main.read_text()
+    nested = (
+        'provider "aws" {\n  region = "us-east-1" # the home region {\n  default_tags {\n'
+        '    tags = { team = "shop", note = "}{" }\n  }\n  assume_role {\n'
+        '    role_arn = "arn:aws:iam::222222222222:role/deploy"\n  }\n}\n'
+    )
+    assert 'provider "aws" {\n  region = "us-east-1"\n}\n' in text
+    main.write_text(text.replace('provider "aws" {\n  region = "us-east-1"\n}\n', nested))
+    _commit_all(deck, "staging: default tags")
+
+    result = asyncio.run(recover(deck, "staging", "us-west-2", rep()))
+
+    work = deck.root / ".opsdeck/recover/staging@us-west-2"
+    assert "default_tags" in (work / "main.tf").read_text()  # the module's own block, as it is
+    # What Terraform makes of the module and the override: the default provider runs in the copy's region.
+    assert provider_config(work)["aws"]["expressions"]["region"] == {"constant_value": "us-west-2"}
+    assert result.copy.healthy and len(groups(world, STAGING, "us-west-2", "staging")) == 3
+
+
+def test_a_module_without_a_provider_block_gets_one_in_the_region(estate: tuple[Deck, World]) -> None:
+    deck, world = estate
+    main = deck.root / "envs/staging/main.tf"
+    main.write_text(main.read_text().replace('provider "aws" {\n  region = "us-east-1"\n}\n', ""))
+    _commit_all(deck, "staging: the region from the environment")
+    asyncio.run(recover(deck, "staging", "us-west-2", rep()))
+    work = deck.root / ".opsdeck/recover/staging@us-west-2"
+    assert provider_config(work)["aws"]["expressions"]["region"] == {"constant_value": "us-west-2"}
+    assert len(groups(world, STAGING, "us-west-2", "staging")) == 3
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        (
+            {
+                "modules/legacy/main.tf": 'provider "aws" {\n  region = "us-east-1"\n}\n',
+                "envs/staging/legacy.tf": 'module "legacy" {\n  source = "../../modules/legacy"\n}\n',
+            },
+            "staging@us-west-2: module.legacy configures its own aws provider with 'us-east-1' for region, "
+            "which recover cannot move to 'us-west-2': nothing applied",
+        ),
+        (
+            {"envs/staging/zzzz_override.tf": 'provider "aws" {\n  region = "us-east-1"\n}\n'},
+            "staging@us-west-2: the plan's default aws provider has 'us-east-1' for region, not 'us-west-2': "
+            "nothing applied",
+        ),
+    ],
+    ids=["a-module-with-its-own-provider", "an-override-after-opsdecks"],
+)
+def test_a_region_the_copy_cannot_be_moved_to_is_refused_before_anything_is_applied(
+    estate: tuple[Deck, World], files: dict[str, str], message: str
+) -> None:
+    deck, world = estate
+    for rel, text in files.items():
+        (deck.root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (deck.root / rel).write_text(text)
+    _commit_all(deck, "staging: a provider of its own")
+    head = git(deck, "rev-parse", "HEAD")
+    calls = len(world.calls)
+    with pytest.raises(RefusedError, match=re.escape(message)):
+        asyncio.run(recover(deck, "staging", "us-west-2", rep()))
+    assert not [c for c in world.calls[calls:] if c.startswith("apply ")]
+    assert not world.place(STAGING, "us-west-2").groups and COPY_STATE not in world.objects
+    assert git(deck, "rev-parse", "HEAD") == head and copies.recovered_copies(deck) == []
+    last = audit.read(deck)[-1]
+    assert (last["action"], last["result"]) == ("recover", "refused")
+
+
+def test_the_plan_region_check_reads_terraforms_configuration() -> None:
+    def shown(**configs: object) -> dict[str, object]:
+        return {"configuration": {"provider_config": configs}}
+
+    def aws(region: object = None, **more: object) -> dict[str, object]:
+        expressions = {} if region is None else {"region": region}
+        return {"name": "aws", "expressions": expressions, **more}
+
+    ok = {"constant_value": "us-west-2"}
+    copies.check_plan_region(shown(aws=aws(ok)), "us-west-2", "staging@us-west-2")
+    copies.check_plan_region(  # an aliased provider may point anywhere; a module's may take the copy's region
+        shown(
+            aws=aws(ok),
+            **{"aws.east": aws({"constant_value": "us-east-1"}, alias="east")},
+            **{"module.x:aws": aws(None, module_address="module.x")},
+        ),
+        "us-west-2",
+        "staging@us-west-2",
+    )
+    for bad, words in [
+        (shown(), "no default aws provider for region"),
+        (shown(aws=aws()), "no region (the environment variables' region) for region"),
+        (shown(aws=aws({"references": ["var.region"]})), "an expression (var.region) for region"),
+        (shown(aws=aws(ok), **{"module.y:aws": aws({"references": ["var.r"]}, module_address="module.y")}), "module.y"),
+    ]:
+        with pytest.raises(RefusedError, match=re.escape(words)):
+            copies.check_plan_region(bad, "us-west-2", "staging@us-west-2")
+
+
+# -- destroy: only the copy's own state --------------------------------------------------------------
+
+
+def _tamper(deck: Deck, bucket: str, key: str, region: str | None = "us-east-1") -> None:
+    path = deck.root / copies.record_rel("staging", "us-west-2")
+    data = json.loads(path.read_text())
+    data["state"] = {"bucket": bucket, "key": key, "region": region}
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        (STATE[0], "shop/staging/elsewhere.tfstate", "us-east-1"),  # another key in the same bucket
+        (*STATE, "us-east-1"),  # staging's own
+        ("opsdeck-demo-tfstate-333333333333", "shop/prod/terraform.tfstate", "us-west-2"),  # prod's
+        (*COPY_STATE, "eu-west-1"),  # the right key, in another region
+    ],
+    ids=["another-key", "the-environments-own", "another-environments", "another-region"],
+)
+def test_destroy_refuses_a_record_whose_state_is_not_the_copys(
+    estate: tuple[Deck, World], where: tuple[str, str, str]
+) -> None:
+    deck, world = estate
+    asyncio.run(recover(deck, "staging", "us-west-2", rep()))
+    before = dict(world.objects)
+    _tamper(deck, *where)
+    for run in (inventory(deck, "staging", "us-west-2"), destroy_copy(deck, "staging", "us-west-2", rep())):
+        with pytest.raises(RefusedError, match="is not where the copy of staging in us-west-2 keeps its state"):
+            asyncio.run(run)
+    assert world.objects == before and len(groups(world, STAGING, "us-west-2", "staging")) == 3
+    assert len(groups(world, STAGING, "us-east-1", "staging")) == 3
+
+
+def test_a_copy_state_that_is_an_environments_own_is_refused(estate: tuple[Deck, World]) -> None:
+    """A deck whose sandbox keeps its state where staging's copy in us-west-2 would: neither recover nor
+    destroy touches it."""
+    deck, world = estate
+    init = deck.root / "envs/sandbox/.terraform/terraform.tfstate"
+    init.write_text(json.dumps({"backend": {"config": {"bucket": COPY_STATE[0], "key": COPY_STATE[1]}}}))
+    world.objects[COPY_STATE] = json.dumps({"serial": 1, "pins": {}, "vpc": None, "resources": []}).encode()
+    before = dict(world.objects)
+    message = f"state s3://{COPY_STATE[0]}/{COPY_STATE[1]} is sandbox's own: refusing to touch it as a copy's"
+    for run in (
+        recover(deck, "staging", "us-west-2", rep()),
+        inventory(deck, "staging", "us-west-2"),
+        destroy_copy(deck, "staging", "us-west-2", rep()),
+    ):
+        with pytest.raises(RefusedError, match=re.escape(message)):
+            asyncio.run(run)
+    assert world.objects == before and not world.place(STAGING, "us-west-2").groups
+
+
+def test_the_copys_terraform_gets_the_whole_state_location(
+    estate: tuple[Deck, World], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deck, _world = estate
+    seen: list[dict[str, str]] = []
+    original = FakeTerraform.init
+
+    async def init(self: FakeTerraform, backend_config: Mapping[str, str], *, reconfigure: bool = False) -> None:
+        seen.append(dict(backend_config))
+        await original(self, backend_config, reconfigure=reconfigure)
+
+    monkeypatch.setattr(FakeTerraform, "init", init)
+    asyncio.run(recover(deck, "staging", "us-west-2", rep()))
+    asyncio.run(destroy_copy(deck, "staging", "us-west-2", rep()))
+    where = {"bucket": COPY_STATE[0], "key": COPY_STATE[1], "region": "us-east-1"}
+    assert len(seen) == 2 and all(dict(c, **where) == c for c in seen), seen
+
+
+# -- the pins: the deck's own readers ----------------------------------------------------------------
+
+
+def test_a_color_pin_in_an_environment_that_is_not_blue_green_is_read_as_its_live_image(
+    estate: tuple[Deck, World],
+) -> None:
+    deck, _world = estate
+    path = deck.root / "envs/staging/images.auto.tfvars.json"
+    data = json.loads(path.read_text())
+    web = data["images"]["web"]
+    data["images"]["web"] = {"live": "blue", "blue": web, "green": None, "standby": "cold"}
+    path.write_text(json.dumps(data))
+    assert not deck.env("staging").blue_green
+    result = asyncio.run(recover(deck, "staging", "eu-west-1", rep()))
+    assert result.copy.source_images["web"] == web  # an image id, as every other command reads it
+    assert isinstance(result.copy.images["web"], str) and result.copy.images["web"] != web
+
+
+# -- the command -------------------------------------------------------------------------------------
+
+
+def test_cli_refuses_break_glass_with_destroy(capfd: pytest.CaptureFixture[str]) -> None:
+    from opsdeck.cli import main
+
+    for extra in (["--break-glass", "--reason", "outage"], ["--reason", "outage"]):
+        assert main(["recover", "staging", "--region", "us-west-2", "--destroy", *extra]) == 1
+        err = capfd.readouterr().err.strip().splitlines()
+        assert err == [
+            "opsdeck: --break-glass and --reason do not apply to --destroy: a copy is destroyed with the "
+            "environment's own credentials (and never in a protected account); drop them"
+        ]
+
+
+class _Terminal:
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("answer", ["staging@us-west-2", "no"])
+def test_cli_destroy_asks_with_the_inventory_taken_under_the_lock(
+    estate: tuple[Deck, World], monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], answer: str
+) -> None:
+    from opsdeck.cli import main
+    from opsdeck.commands import recover as command
+
+    deck, world = estate
+    asyncio.run(recover(deck, "staging", "us-west-2", rep()))
+    # A resource recorded after any earlier look: what is asked about is what the state holds now.
+    state = json.loads(world.objects[COPY_STATE])
+    state["resources"].append(
+        {"mode": "managed", "type": "aws_s3_bucket", "name": "late", "instances": [{"attributes": {"id": "late"}}]}
+    )
+    world.objects[COPY_STATE] = json.dumps(state).encode()
+    asked: list[tuple[str, object]] = []
+
+    def typed(prompt: str) -> str:
+        held, alive = locks.holder(deck, "staging")
+        asked.append((prompt, held.operation if held is not None and alive else None))
+        return answer
+
+    monkeypatch.setattr(command, "open_deck", lambda args: deck)
+    monkeypatch.setattr("sys.stdin", _Terminal())
+    monkeypatch.setattr("builtins.input", typed)
+    code = main(["recover", "staging", "--region", "us-west-2", "--destroy"])
+    out = capfd.readouterr()
+    assert asked == [("Type staging@us-west-2 to destroy it (anything else: nothing happens): ", "recover-destroy")]
+    assert "staging@us-west-2 (account 222222222222, recorded in the ledger): destroy 5 managed" in out.err
+    assert "terraform destroy  aws_s3_bucket.late" in out.err
+    if answer == "no":
+        assert code == 1 and "was not confirmed; nothing changed" in out.err.strip().splitlines()[-1]
+        assert len(groups(world, STAGING, "us-west-2", "staging")) == 3 and copies.recovered_copies(deck)
+    else:
+        assert code == 0 and out.out.startswith("destroyed the copy of staging in us-west-2: 3 resources")
+        assert not world.place(STAGING, "us-west-2").groups and copies.recovered_copies(deck) == []

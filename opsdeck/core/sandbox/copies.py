@@ -4,8 +4,11 @@ A copy of ``ENV`` in region ``R`` is the environment's own root module applied i
 account, under a state key of its own beside the environment's (``<key dir>/recover-R/<key name>``,
 same bucket). Its work dir ``.opsdeck/recover/ENV@R/`` (git-ignored) is rebuilt from the environment's
 files before every run, so the environment's module stays the one source of truth: local module
-sources are pointed back at the deck's modules, a ``*_override.tf`` sets the provider's region, and the
-pin files pin the images copied into ``R``. The ledger record of a copy is committed in the deck's
+sources are pointed back at the deck's modules, a ``*_override.tf`` sets the default AWS provider's region
+(always written: Terraform lets an override file set the default provider even where the module declares
+none, and no reading of the module's HCL can miss a block), and the pin files pin the images copied into
+``R``; before anything is applied the plan's own configuration must say the provider runs in ``R``
+(``check_plan_region``). The ledger record of a copy is committed in the deck's
 repository as ``recovered/ENV/R.json``, outside the environment's module (its saved plans stay valid).
 """
 
@@ -23,15 +26,16 @@ from typing import Any
 
 from opsdeck.core.estate.backend import Backend
 from opsdeck.core.estate.deck import Deck
-from opsdeck.core.estate.pins import ColorPin, pin_files, pin_spec, value_in, with_pin
+from opsdeck.core.estate.pins import ColorPin, pin_files, pin_spec, with_pin
 from opsdeck.errors import OpsdeckError, RefusedError
 
 LEDGER_DIR = "recovered"
 WORK_DIR = "recover"
-OVERRIDE_FILE = "opsdeck_recover_override.tf"
+# Last in name order, so it wins over any override file of the environments own (Terraform applies
+# override files in lexical order).
+OVERRIDE_FILE = "zz_opsdeck_recover_override.tf"
 _SKIP = {".terraform", ".opsdeck", ".git"}
 _LOCAL_SOURCE = re.compile(r'(?P<head>\bsource\s*=\s*")(?P<path>\.\.?/[^"]*)(?P<tail>")')
-_AWS_PROVIDER = re.compile(r'^\s*provider\s+"aws"\s*\{(?P<body>[^{}]*)\}', re.MULTILINE)
 
 Pin = str | ColorPin
 
@@ -64,7 +68,26 @@ def state_of_copy(deck: Deck, env: str, region: str) -> Backend:
         raise RefusedError(f"{env} has no S3 backend in its root module: recover needs one for the copy's state")
     folder, name = posixpath.split(backend.key)
     key = posixpath.join(folder, f"recover-{region}", name or "terraform.tfstate")
-    return Backend(backend.bucket, key, backend.region)
+    state = Backend(backend.bucket, key, backend.region)
+    check_not_an_environment(deck, state)
+    return state
+
+
+def check_not_an_environment(deck: Deck, state: Backend) -> None:
+    """A copy's state is never where an environment of the deck keeps its own."""
+    for name in deck.config.env_names:
+        own = deck.backend(name)
+        if own is not None and (own.bucket, own.key) == (state.bucket, state.key):
+            raise RefusedError(
+                f"state s3://{state.bucket}/{state.key} is {name}'s own: refusing to touch it as a copy's"
+            )
+
+
+def backend_config(deck: Deck, env: str, state: Backend) -> dict[str, str]:
+    """``terraform init -backend-config`` for a copy: the whole location (bucket, key and region), so
+    nothing of the environment's backend block can point the copy's Terraform at another state."""
+    region = state.region or deck.config.region_of(env)  # the bucket's region, as the environment's init sees it
+    return {**deck.tools.backend_config(), "bucket": state.bucket, "key": state.key, "region": region}
 
 
 @dataclass(frozen=True)
@@ -201,28 +224,6 @@ def recovered_copies(deck: Deck) -> list[RecoveredCopy]:
 # -- the copy's pins ---------------------------------------------------------------------------------
 
 
-def read_env_pins(deck: Deck, env: str) -> dict[str, Pin]:
-    """Each service's pin in ``env``: an image id, or (blue/green) its colors."""
-    pins: dict[str, Pin] = {}
-    for service in deck.config.service_names:
-        spec = pin_spec(deck.config, service)
-        rel = f"{deck.config.env(env).path}/{spec.file}"
-        path = deck.root / rel
-        if not path.is_file():
-            raise OpsdeckError(f"{rel}: the pin file is missing")
-        try:
-            value = value_in(json.loads(path.read_text(encoding="utf-8")), spec)
-        except ValueError as exc:
-            raise OpsdeckError(f"{rel}: invalid JSON ({exc})") from None
-        if isinstance(value, dict):
-            pins[service] = ColorPin.from_json(value, rel)
-        elif isinstance(value, str) and value:
-            pins[service] = value
-        else:
-            raise OpsdeckError(f"{rel}: expected {spec.label} to hold an image id such as ami-0123456789abcdef0")
-    return pins
-
-
 def images_of(pin: Pin) -> list[str]:
     """Every image a pin names (both colors of a blue/green pin)."""
     if isinstance(pin, ColorPin):
@@ -287,9 +288,7 @@ def prepare(deck: Deck, env: str, region: str, pins: dict[str, Pin]) -> WorkDir:
             dest.write_text(_relocated_sources(path.read_text(encoding="utf-8"), path.parent, dest.parent), "utf-8")
         else:
             shutil.copy2(path, dest)
-    override = _override(source, region)
-    if override:
-        (target / OVERRIDE_FILE).write_text(override, encoding="utf-8")
+    (target / OVERRIDE_FILE).write_text(_override(region), encoding="utf-8")
     written: list[str] = []
     env_path = deck.config.env(env).path
     for deck_rel in pin_files(deck, env):
@@ -319,14 +318,47 @@ def _relocated_sources(text: str, source_dir: Path, dest_dir: Path) -> str:
     return _LOCAL_SOURCE.sub(fix, text)
 
 
-def _override(source: Path, region: str) -> str:
-    """A Terraform override file setting the default AWS provider's region (none when the module has
-    no default provider block: the region then comes from AWS_REGION, the copy's)."""
-    for path in sorted(source.glob("*.tf")):
-        for match in _AWS_PROVIDER.finditer(path.read_text(encoding="utf-8")):
-            if not re.search(r"^\s*alias\s*=", match.group("body"), re.MULTILINE):
-                return (
-                    "# Written by opsdeck recover: this copy of the environment runs in another region.\n"
-                    f'provider "aws" {{\n  region = "{region}"\n}}\n'
-                )
-    return ""
+def _override(region: str) -> str:
+    """The Terraform override file setting the default AWS provider's region. Written whatever the module
+    declares: Terraform merges it into the module's default ``provider "aws"`` block (nested blocks such as
+    ``default_tags`` kept), or makes it that block when the module has none."""
+    return (
+        "# Written by opsdeck recover: this copy of the environment runs in another region.\n"
+        f'provider "aws" {{\n  region = "{region}"\n}}\n'
+    )
+
+
+def _region_expression(config: dict[str, Any]) -> str:
+    """What a provider configuration of a plan's JSON sets its region to, as words."""
+    expression = (config.get("expressions") or {}).get("region")
+    if not isinstance(expression, dict):
+        return "no region (the environment variables' region)"
+    if "constant_value" in expression:
+        return repr(expression["constant_value"])
+    return "an expression (" + ", ".join(str(r) for r in expression.get("references") or ()) + ")"
+
+
+def check_plan_region(shown: dict[str, Any], region: str, name: str) -> None:
+    """Refuse a copy's plan unless Terraform's own configuration runs it in ``region``: the default AWS
+    provider of the root module set to ``region`` (a constant), and no module configuring an un-aliased
+    AWS provider of its own to anything else (an override of the root module cannot move those)."""
+    configs = (shown.get("configuration") or {}).get("provider_config") or {}
+    root = configs.get("aws")
+    found = (root.get("expressions") or {}).get("region") if isinstance(root, dict) else None
+    if not isinstance(found, dict) or found.get("constant_value") != region:
+        said = _region_expression(root) if isinstance(root, dict) else "no default aws provider"
+        raise RefusedError(
+            f"{name}: the plan's default aws provider has {said} for region, not {region!r}: nothing applied"
+        )
+    for _key, config in sorted(configs.items()):
+        if not isinstance(config, dict) or config.get("name") != "aws" or config.get("alias"):
+            continue
+        module = config.get("module_address")
+        expression = (config.get("expressions") or {}).get("region")
+        if not module or expression is None:
+            continue  # the root's (checked above), or a module's provider taking the copy's region
+        if not isinstance(expression, dict) or expression.get("constant_value") != region:
+            raise RefusedError(
+                f"{name}: {module} configures its own aws provider with {_region_expression(config)} for "
+                f"region, which recover cannot move to {region!r}: nothing applied"
+            )

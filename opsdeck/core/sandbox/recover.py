@@ -44,6 +44,8 @@ from opsdeck.core.safety.operation import audited, refuse
 from opsdeck.core.sandbox.copies import (
     Pin,
     RecoveredCopy,
+    backend_config,
+    check_plan_region,
     check_target,
     copy_name,
     images_of,
@@ -51,7 +53,6 @@ from opsdeck.core.sandbox.copies import (
     mapped,
     prepare,
     read_copy,
-    read_env_pins,
     record_rel,
     state_of_copy,
     work_dir,
@@ -212,7 +213,7 @@ async def _copy_images(
     return {s: mapped(p, usable) for s, p in pins.items()}, made
 
 
-async def _plan(deck: Deck, name: str, tools: EnvTools, pins: dict[str, Pin], rep: Reporter) -> PlanResult:
+async def _plan(deck: Deck, name: str, region: str, tools: EnvTools, pins: dict[str, Pin], rep: Reporter) -> PlanResult:
     planfile = planning.scratch_planfile(deck, name, "recover")
     summary: dict[str, Any] = {}
 
@@ -232,6 +233,7 @@ async def _plan(deck: Deck, name: str, tools: EnvTools, pins: dict[str, Pin], re
         if summary and not any(summary.get(k) for k in ("add", "change", "remove", "import")):
             return PlanResult(name, PlanSummary(), (), **extra)
         shown = await tools.terraform.show_json(planfile)
+        check_plan_region(shown, region, name)  # before the policy gate and the apply: nothing applied else
     from opsdeck.core.release.gates import keep_shown
 
     await asyncio.to_thread(keep_shown, deck, planfile, shown)  # what the policy gate reads
@@ -250,7 +252,7 @@ async def _recover(
 ) -> RecoverResult:
     name = copy_name(env, region)
     credentials = glass.credentials if glass is not None and glass.env == env else None
-    source = await asyncio.to_thread(read_env_pins, deck, env)
+    source: dict[str, Pin] = await asyncio.to_thread(rollout.expected_pins, deck, env)
     versions: dict[str, str] = {}
     with rep.phase("copy images"):
         pins, made = await _copy_images(deck, env, region, source, rep, versions)
@@ -258,8 +260,8 @@ async def _recover(
     tools = await asyncio.to_thread(copy_tools, deck, env, region, glass)
     with rep.phase("prepare"):
         await asyncio.to_thread(prepare, deck, env, region, pins)
-        await tools.terraform.init({**deck.tools.backend_config(), "key": state.key}, reconfigure=True)
-    plan = await _plan(deck, name, tools, pins, rep)
+        await tools.terraform.init(backend_config(deck, env, state), reconfigure=True)
+    plan = await _plan(deck, name, region, tools, pins, rep)
     try:
         if plan.summary.has_changes:
             if confirm is not None:
@@ -360,9 +362,13 @@ async def inventory(deck: Deck, env: str, region: str, rep: Reporter | None = No
     await validate(deck, env, region)
     account = await asyncio.to_thread(check_copy_allowed, deck, env, region)
     record = await asyncio.to_thread(read_copy, deck, env, region)
-    state = record.state if record is not None else state_of_copy(deck, env, region)
-    if state.key == getattr(deck.backend(env), "key", None):
-        raise OpsdeckError(f"the copy's state key {state.key} is {env}'s own: refusing to touch it")
+    state = state_of_copy(deck, env, region)  # refuses a location any environment of the deck keeps its state at
+    if record is not None and record.state != state:
+        raise RefusedError(
+            f"{record_rel(env, region)}: its state s3://{record.state.bucket}/{record.state.key} "
+            f"(region {record.state.region}) is not where the copy of {env} in {region} keeps its state "
+            f"(s3://{state.bucket}/{state.key}, region {state.region}): refusing to touch it"
+        )
     body = await asyncio.to_thread(deck.tools.env(env).cloud.read_object, state.bucket, state.key)
     if record is None and body is None:
         raise RefusedError(
@@ -408,11 +414,22 @@ async def _destroy(
     deck: Deck, env: str, region: str, plan: CopyInventory, rep: Reporter, audit_hash: str
 ) -> tuple[int, str]:
     record = await asyncio.to_thread(read_copy, deck, env, region)
-    pins = record.images if record is not None else await asyncio.to_thread(read_env_pins, deck, env)
+    pins: dict[str, Pin] = (
+        record.images if record is not None else await asyncio.to_thread(rollout.expected_pins, deck, env)
+    )
     tools = await asyncio.to_thread(copy_tools, deck, env, region)
+    name = copy_name(env, region)
     with rep.phase("prepare"):
         await asyncio.to_thread(prepare, deck, env, region, pins)
-        await tools.terraform.init({**deck.tools.backend_config(), "key": plan.state.key}, reconfigure=True)
+        await tools.terraform.init(backend_config(deck, env, plan.state), reconfigure=True)
+        # terraform destroy deletes what the state names wherever the provider points: the same names as
+        # the environment's own, so the provider must be shown to run in the copy's region first.
+        planfile = planning.scratch_planfile(deck, name, "recover-destroy")
+        try:
+            await tools.terraform.plan(planfile, destroy=True)
+            check_plan_region(await tools.terraform.show_json(planfile), region, name)
+        finally:
+            planning.drop_scratch(deck, name, "recover-destroy")
     destroyed = 0
 
     def on_destroy(event: dict[str, Any]) -> None:
