@@ -132,6 +132,9 @@ def recovered_cmd(args: argparse.Namespace) -> int:
     if args.json:
         print_json([c.to_json() for c in copies])
         return 0
+    if not copies:
+        print("no recovered copies (opsdeck recover ENV --region R makes one)")
+        return 0
     rows = [
         [
             c.env,
