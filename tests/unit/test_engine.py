@@ -145,7 +145,7 @@ def test_the_engine_table_of_opsdeck_toml_is_read_and_checked(tmp_path: Path) ->
     config = load_config(deck.root)
     assert config.engine.broker == "redis://127.0.0.1:6391/2" and config.engine.wait_seconds == 5
     toml.write_text(toml.read_text().replace("wait_seconds = 5", 'wait_seconds = "soon"'))
-    with pytest.raises(ConfigError, match="engine.wait_seconds"):
+    with pytest.raises(ConfigError, match=r"engine\.wait_seconds"):
         load_config(deck.root)
 
 
@@ -238,9 +238,11 @@ def test_a_dead_workers_lock_is_an_interrupted_operation_naming_the_worker(estat
     _plant(deck, "dev", "w1@box", team=True)
     status = locks.status(deck, "dev")
     assert status is not None and status["state"] == "interrupted" and status["worker"] == "w1@box"
-    with pytest.raises(LockedError, match=r"interrupted operation: promote by ghost@gone on worker w1@box"):
-        with locks.env_lock(deck, "dev", "rollback"):
-            pass
+    with (
+        pytest.raises(LockedError, match=r"interrupted operation: promote by ghost@gone on worker w1@box"),
+        locks.env_lock(deck, "dev", "rollback"),
+    ):
+        pass
 
 
 def test_a_workers_stale_record_released_elsewhere_does_not_block_its_clone(estate: tuple[Deck, World]) -> None:

@@ -212,7 +212,7 @@ class Engine:
                 raise self.lost_broker(exc, current.label()) from None
             except _Lost as lost:
                 if current.mutating:
-                    raise EngineError(
+                    raise WorkerLostError(
                         f"worker {lost.worker} was lost during {current.label()} (job {current.id[:12]}): nothing "
                         f"runs it again; {current.env} is left as the worker left it: check it with `opsdeck "
                         f"status`, then release it with `opsdeck unlock {current.env}`"
@@ -250,8 +250,9 @@ class Engine:
                             event = event_from_json(data.get("event") or {}, worker)
                             if event is not None:
                                 rep.sink(event)
-                        elif kind == "retrying":
+                        elif kind == "retrying":  # back in its queue (Celery retries it): no worker holds it now
                             rep.log(f"{spec.label()} failed on {worker} ({data.get('error')}): retrying", "warning")
+                            worker, sent_at = "", time.monotonic()
                         elif kind == "confirm":
                             answer = False
                             try:
@@ -287,6 +288,10 @@ class Engine:
             self.sync.expire(answer_key(spec.id), KEY_TTL)
         with contextlib.suppress(Exception):
             self.app.control.revoke(spec.id)
+
+
+class WorkerLostError(EngineError):
+    """The worker running a mutating job stopped answering: the job is not run again."""
 
 
 class _Lost(Exception):

@@ -14,7 +14,7 @@ from typing import Any
 
 from opsdeck.core.drift import store as drift_store
 from opsdeck.core.drift.store import DriftReport
-from opsdeck.core.engine.dispatch import Engine, EngineError, JobOutcome
+from opsdeck.core.engine.dispatch import Engine, EngineError, JobOutcome, WorkerLostError
 from opsdeck.core.engine.jobs import JobSpec
 from opsdeck.core.engine.planfiles import ShippedPlan, store_shipped
 from opsdeck.core.estate.deck import Deck
@@ -23,7 +23,7 @@ from opsdeck.core.model import PlanResult
 from opsdeck.core.observe import planning
 from opsdeck.core.observe.refresh import RefreshResult
 from opsdeck.core.observe.status import deck_status
-from opsdeck.core.safety import locks
+from opsdeck.core.safety import audit, locks
 from opsdeck.core.safety.confirm import Confirm, confirmed
 from opsdeck.core.tasks import all_or_nothing
 from opsdeck.errors import OpsdeckError, RefusedError
@@ -166,6 +166,28 @@ async def release_on_worker(
             "remote holds"
         )
     head = await asyncio.to_thread(deck.tools.git.head)
-    outcome = await engine.run(JobSpec.new(deck, op, env, args, head), rep, confirm)
+    spec = JobSpec.new(deck, op, env, args, head)
+    who = await asyncio.to_thread(audit.who, deck, env)
+    job = {"job": spec.id, "queue": spec.queue}
+    try:
+        outcome = await engine.run(spec, rep, confirm)
+    except OpsdeckError as exc:  # the worker audits its run in its clone; this deck records the attempt
+        result = "interrupted" if isinstance(exc, WorkerLostError) else audit.outcome(exc)
+        await asyncio.to_thread(
+            audit.append, deck, action=op, environment=env, result=result, error=str(exc), who=who, engine=job
+        )
+        raise
     await asyncio.to_thread(latest, deck)
+    commit = outcome.result.get("commit") or ""
+    requested = (outcome.result.get("request") or {}).get("id")
+    await asyncio.to_thread(
+        audit.append,
+        deck,
+        action=op,
+        environment=env,
+        result="requested" if requested else "ok",
+        who=who,
+        engine={**job, "worker": outcome.worker, "seconds": round(outcome.seconds, 3)},
+        **({"commit": commit} if commit else {"request": requested}),
+    )
     return outcome

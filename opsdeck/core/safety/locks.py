@@ -61,6 +61,7 @@ class LockRecord:
     heartbeat: float = 0.0
     where: str = field(default="", compare=False)  # "team" (beside the state) or "local"
     worker: str = ""  # the engine's worker ("name@host") that ran the operation, "" in the operator's opsdeck
+    root: str = ""  # the holder's deck directory (a worker runs in a clone of its own)
 
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.since))
@@ -223,6 +224,7 @@ def env_lock(
             who=_identity(deck),
             heartbeat=now,
             worker=WORKER.get(),
+            root=str(deck.root),
         )
         location = _location(deck, env)
         beat: _Heartbeat | None = None
