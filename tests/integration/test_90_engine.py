@@ -348,6 +348,28 @@ def test_without_a_broker_refresh_runs_here_as_before(engine: Engine) -> None:
     assert json.loads(opsdeck("engine", "status", "--json", deck=engine.deck, env=plain).stdout)["mode"] == "in-process"
 
 
+def test_cancelling_a_refresh_here_cancels_its_jobs_on_the_workers(engine: Engine) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "opsdeck", "--deck", str(engine.deck), "refresh", "--fresh", "--no-drift", "-v"],
+        cwd=ROOT, env=engine.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if ": plan (" not in line and " on w" in line:  # a plan has started on a worker
+            break
+    proc.send_signal(signal.SIGINT)
+    _out, err = finish(proc, timeout=60)
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "opsdeck: interrupted"
+
+    def idle() -> bool:
+        status = engine.status()
+        return all(w["jobs"] == [] for w in status["workers"]) and all(q["waiting"] == 0 for q in status["queues"])
+
+    _wait_for(idle, timeout=30, what="the workers to drop the cancelled jobs")
+    for env in ("sandbox", "dev", "staging", "prod"):  # nothing left running or locked
+        assert _status(engine.deck)[env]["lock"] is None
+
+
 def test_the_broker_going_away_during_a_refresh_is_one_line_and_the_deck_keeps_its_state(engine: Engine) -> None:
     deck = engine.deck
     snapshot = deck / ".opsdeck" / "snapshot.json"

@@ -255,3 +255,25 @@ def test_a_workers_stale_record_released_elsewhere_does_not_block_its_clone(esta
     _plant(deck, "dev", "", team=False)
     record, alive = locks.holder(deck, "dev")
     assert record is not None and not alive
+
+
+def test_a_worker_runs_only_its_decks_jobs_on_the_callers_ledger(estate: tuple[Deck, World]) -> None:
+    from opsdeck.core.engine import worker
+
+    deck, _ = estate
+    head = deck.tools.git.head()
+    worker._decks[deck.root] = ((deck.root / "opsdeck.toml").stat().st_mtime_ns, deck)
+    try:
+        assert worker.open_for_job(deck.root, JobSpec.new(deck, "plan", "dev", head=head), "w1@box") is deck
+        other = JobSpec.from_json({**JobSpec.new(deck, "plan", "dev", head=head).to_json(), "deck": "bank"})
+        with pytest.raises(OpsdeckError, match="worker w1@box serves the deck 'shop', not 'bank'"):
+            worker.open_for_job(deck.root, other, "w1@box")
+        unknown = JobSpec.new(deck, "plan", "dev", head="0" * 40)
+        with pytest.raises(OpsdeckError, match="worker w1@box does not have the caller's commit 000000000000: push"):
+            worker.open_for_job(deck.root, unknown, "w1@box")
+        pins = deck.root / "envs" / "dev" / "images.auto.tfvars.json"
+        pins.write_text(pins.read_text().replace("ami-", "ami-9", 1))
+        with pytest.raises(OpsdeckError, match=r"clone has uncommitted changes in envs/dev .* commit or discard"):
+            worker.open_for_job(deck.root, JobSpec.new(deck, "plan", "dev", head=head), "w1@box")
+    finally:
+        worker._decks.pop(deck.root, None)

@@ -42,9 +42,14 @@ async def plan_on_worker(
     engine: Engine, deck: Deck, env: str, rep: Reporter, *, reuse: bool = True, head: str = ""
 ) -> tuple[PlanResult, JobOutcome]:
     """Plan ``env`` on a worker and make that plan this deck's saved plan of ``env``."""
-    key = await asyncio.to_thread(planning.inputs_key, deck, env)  # what the plan depends on, as sent
+    # What the plan depends on, as this deck sees it while the job starts (as planning.plan takes it while
+    # Terraform starts); should the state move meanwhile, Terraform refuses to apply the stale plan.
+    key_task = asyncio.ensure_future(asyncio.to_thread(planning.inputs_key, deck, env))
     spec = JobSpec.new(deck, "plan", env, {"reuse": reuse}, head)
-    outcome = await engine.run(spec, rep)
+    try:
+        outcome = await engine.run(spec, rep)
+    finally:
+        key = await key_task
     try:
         shipped = ShippedPlan.from_json(outcome.result["planfile"])
         plan_json = outcome.result["plan"]

@@ -126,6 +126,8 @@ def same_ledger(deck: Deck, spec: JobSpec, worker: str) -> None:
     read runs on exactly the caller's commit, a change on it or on what the team pushed after it."""
     from opsdeck.core.team.remote import latest
 
+    if spec.head and deck.tools.git.head() == spec.head:
+        return  # already on the caller's commit (a change syncs again under its own rules)
     ledger = latest(deck)
     if ledger.shared and ledger.offline:
         raise OpsdeckError(f"worker {worker}: the deck's remote {ledger.url} cannot be reached ({ledger.error})")
@@ -154,7 +156,14 @@ def open_for_job(root: Path, spec: JobSpec, worker: str) -> Deck:
     if deck.name != spec.deck:
         raise RefusedError(f"worker {worker} serves the deck {deck.name!r}, not {spec.deck!r}")
     same_ledger(deck, spec, worker)
-    return deck_for(root)
+    deck = deck_for(root)
+    rel = str(deck.env(spec.env).path)
+    if not spec.mutating and deck.tools.git.is_dirty(rel):  # a change checks its own pin files under its lock
+        raise RefusedError(
+            f"worker {worker}'s clone has uncommitted changes in {rel} (left by an operation that did not finish): "
+            "it plans committed code only; look at them there, then commit or discard them"
+        )
+    return deck
 
 
 async def _run(root: Path, spec: JobSpec, channel: Channel, worker: str) -> dict[str, Any]:
