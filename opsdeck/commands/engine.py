@@ -55,7 +55,7 @@ def status_cmd(args: argparse.Namespace) -> int:
     from opsdeck.core.engine.status import engine_status
 
     deck = open_deck(args)
-    status = engine_status(deck)
+    status = engine_status(deck, ask_workers=True)
     if args.json:
         print_json(status.to_json())
         return 0 if status.mode == "in-process" or status.reachable else 1
@@ -78,6 +78,9 @@ def status_cmd(args: argparse.Namespace) -> int:
     ]
     if rows:
         print(table(["WORKER", "QUEUES", "RUNNING", "UP"], rows))
+    silent = [w.name for w in status.workers if status.consuming is not None and w.name not in status.consuming]
+    if silent:
+        print(f"registered but not answering Celery's broadcast (busy or stuck): {', '.join(silent)}")
     print(
         table(
             ["QUEUE", "ENVIRONMENTS", "WAITING", "WORKERS"],

@@ -69,8 +69,10 @@ def check_broker(broker: str) -> None:
 
 
 def reason_of(exc: BaseException) -> str:
+    """The gist of a Redis error: "Error 111 connecting to 127.0.0.1:1. Connection refused." -> its last sentence."""
     text = " ".join(str(exc).split()) or type(exc).__name__
-    return text.split(". ")[0].removeprefix("Error ").strip()
+    sentences = [part.strip(" .") for part in text.split(". ") if part.strip(" .")]
+    return sentences[-1] if sentences else text
 
 
 @dataclass(frozen=True)
@@ -206,7 +208,11 @@ class Engine:
             attempts += 1
             try:
                 await self._wait_for_worker(current, rep)
-                await asyncio.to_thread(self._send, current)
+                try:
+                    await asyncio.to_thread(self._send, current)
+                except asyncio.CancelledError:
+                    await asyncio.shield(asyncio.to_thread(self._cancel, current))
+                    raise
                 worker, result = await self._follow(current, rep, confirm, workers)
             except redis.RedisError as exc:
                 raise self.lost_broker(exc, current.label()) from None
@@ -282,10 +288,12 @@ class Engine:
 
     def _cancel(self, spec: JobSpec) -> None:
         """Cancel ``spec`` wherever it is: taken by a worker (the cancel key) or still queued (revoked)."""
-        with contextlib.suppress(redis.RedisError):
+        try:
             self.sync.set(cancel_key(spec.id), "1", ex=KEY_TTL)
             self.sync.rpush(answer_key(spec.id), "no")
             self.sync.expire(answer_key(spec.id), KEY_TTL)
+        except redis.RedisError:
+            return  # the broker is gone: so is every way to reach the worker
         with contextlib.suppress(Exception):
             self.app.control.revoke(spec.id)
 

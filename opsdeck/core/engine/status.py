@@ -48,6 +48,7 @@ class EngineStatus:
     error: str = ""
     workers: tuple[WorkerInfo, ...] = ()
     queues: tuple[QueueStatus, ...] = ()
+    consuming: dict[str, list[str]] | None = None  # Celery's own answer: worker -> queues it consumes (None: not asked)
     checked_at: float = field(default_factory=time.time)
 
     @property
@@ -64,6 +65,7 @@ class EngineStatus:
             "workers": [w.to_json() for w in self.workers],
             "queues": [q.to_json() for q in self.queues],
             "unserved": self.unserved,
+            "consuming": self.consuming,
             "checked_at": self.checked_at,
         }
 
@@ -76,8 +78,21 @@ def deck_queues(deck: Deck) -> dict[str, list[str]]:
     return queues
 
 
-def engine_status(deck: Deck) -> EngineStatus:
-    """Read the engine's state from the broker (two seconds at most when it does not answer)."""
+def consuming(broker: str, timeout: float = 1.0) -> dict[str, list[str]]:
+    """Which queues each live Celery worker consumes, as the workers answer a broadcast (``timeout``)."""
+    from opsdeck.core.engine.celery_app import make_app
+
+    app = make_app(broker)
+    try:
+        answers = app.control.inspect(timeout=timeout).active_queues() or {}
+    finally:
+        app.close()
+    return {str(name): sorted(str(q.get("name")) for q in queues) for name, queues in answers.items()}
+
+
+def engine_status(deck: Deck, *, ask_workers: bool = False) -> EngineStatus:
+    """Read the engine's state from the broker (two seconds at most when it does not answer);
+    ``ask_workers``: also ask Celery which queues its workers consume (a one-second broadcast)."""
     broker = broker_url(deck)
     if not broker:
         return EngineStatus("in-process")
@@ -94,4 +109,10 @@ def engine_status(deck: Deck) -> EngineStatus:
         return EngineStatus("workers", where(broker), False, reason_of(exc))
     finally:
         client.close()
-    return EngineStatus("workers", where(broker), True, "", tuple(workers), tuple(queues))
+    asked = None
+    if ask_workers:
+        try:
+            asked = consuming(broker)
+        except Exception as exc:  # kombu's errors vary by transport; the registry above still answered
+            return EngineStatus("workers", where(broker), False, reason_of(exc), tuple(workers), tuple(queues))
+    return EngineStatus("workers", where(broker), True, "", tuple(workers), tuple(queues), asked)

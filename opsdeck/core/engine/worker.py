@@ -200,6 +200,8 @@ def execute_job(
     token = locks.WORKER.set(worker)
     try:
         spec = JobSpec.from_json(data)
+        if channel.cancelled():
+            raise OpsdeckError(f"{spec.label()} was cancelled by its caller before it started")
         with contextlib.suppress(redis.RedisError):
             channel.alive()
             channel.send("started", worker=worker, host=socket.gethostname(), pid=os.getpid(), attempt=attempt)
