@@ -277,3 +277,20 @@ def test_a_worker_runs_only_its_decks_jobs_on_the_callers_ledger(estate: tuple[D
             worker.open_for_job(deck.root, JobSpec.new(deck, "plan", "dev", head=head), "w1@box")
     finally:
         worker._decks.pop(deck.root, None)
+
+
+def test_without_a_broker_the_runner_is_the_in_process_code_path(
+    estate: tuple[Deck, World], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opsdeck.core.engine import runner
+    from opsdeck.core.release.bake import bake
+    from opsdeck.core.release.promote import ReleaseResult
+
+    deck, _ = estate
+    monkeypatch.delenv("OPSDECK_BROKER", raising=False)
+    assert not runner.runs_on_workers(deck)
+    refreshed = asyncio.run(runner.refresh_deck(deck, Reporter("refresh"), with_drift=False, envs=["dev"]))
+    assert set(refreshed.plans) == {"dev"} and refreshed.workers == {}
+    (web,) = asyncio.run(bake(deck, Reporter("bake"), services=["web"]))
+    done = asyncio.run(runner.release(deck, "promote", "dev", Reporter("promote", "dev"), src=web.id, services=["web"]))
+    assert isinstance(done, ReleaseResult) and done.moved[0].to_image == web.id
