@@ -295,7 +295,9 @@ def places(deck: Deck, copies: Iterable[RecoveredCopyLike] = ()) -> list[Place]:
         else:
             found[key] = Place(place.account, place.region, place.reached_as, (*place.envs, env.name))
     for copy in copies:
-        home = next((p for p in found.values() if copy.env in p.envs), None)
+        if copy.env not in config.env_names:  # its environment left opsdeck.toml (known_copies says so)
+            continue
+        home = next((p for p in found.values() if copy.env in p.envs and p.region == config.region_of(copy.env)), None)
         if home is None:  # its environment left opsdeck.toml (known_copies says so)
             continue
         key = (copy.account or home.account, copy.region)

@@ -305,7 +305,7 @@ def old_copies(
         created = copy.created
         if now - created <= max_age_hours * HOUR:
             continue
-        home = next((p for p in where if copy.env in p.envs), None)
+        home = home_of(deck, where, copy.env)
         out.append(
             Orphan(
                 "recovered-copy",
@@ -322,6 +322,15 @@ def old_copies(
             )
         )
     return out
+
+
+def home_of(deck: Deck, where: list[Place], env: str) -> Place | None:
+    """The place ``env`` lives in: its own account and region (a recovered copy's place lists it too, and
+    may come first: which one came first changed from run to run)."""
+    if env not in deck.config.env_names:
+        return None
+    region = deck.config.region_of(env)
+    return next((p for p in where if env in p.envs and p.region == region), None)
 
 
 def state_files(deck: Deck, where: list[Place], prices: PriceTable, in_use: set[str]) -> tuple[list[Orphan], int]:
@@ -341,7 +350,9 @@ def state_files(deck: Deck, where: list[Place], prices: PriceTable, in_use: set[
     outside = 0
     for bucket, keys in used.items():
         env = reached[bucket]
-        place = next(p for p in where if env in p.envs)
+        place = home_of(deck, where, env)
+        if place is None:
+            continue
         mine = tuple(prefixes.get(bucket, ()))
         for obj in deck.tools.env(env).cloud.hygiene().objects(bucket):
             if not obj.key.endswith(".tfstate") or obj.key in keys or obj.key in in_use:
