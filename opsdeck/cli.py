@@ -29,7 +29,6 @@ COMMAND_MODULES = (
     "recover",
     "schedule",
     "orphans",
-    "engine",
 )
 
 
