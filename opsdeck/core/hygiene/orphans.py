@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import replace
 
-from opsdeck.adapters.hygiene import Tagged
+from opsdeck.adapters.hygiene import REMOVE_ORDER, Tagged
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.hygiene.leftovers import (
@@ -158,19 +158,8 @@ def priced(item: Tagged, region: str, prices: PriceTable) -> Cost:
     return prices.free(f"no hourly charge for {item.type}")
 
 
-REMOVABLE_TAGGED = {
-    "autoscaling:group",
-    "ec2:instance",
-    "elasticloadbalancing:loadbalancer",
-    "elasticloadbalancing:targetgroup",
-    "ec2:natgateway",
-    "ec2:elastic-ip",
-    "ec2:launch-template",
-    "ec2:volume",
-    "ec2:security-group",
-    "ec2:subnet",
-    "ec2:vpc",
-}
+# What the removal knows how to delete (in its order): the same set, kept in one place.
+REMOVABLE_TAGGED = frozenset(REMOVE_ORDER)
 
 
 OWNER_TAG = ("managed_by", "terraform")  # what the deck's modules tag every resource with (sample_envs)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsdeck.errors import ConfigError, OpsdeckError
+from opsdeck.files import write_atomic
 
 if TYPE_CHECKING:
     from opsdeck.core.estate.deck import Deck
@@ -392,9 +393,7 @@ def refresh_table(fetch: Fetch, regions: list[str], base: PriceTable, today: dat
 
 def write_table(table: PriceTable, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(table.to_json(), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(table.to_json(), indent=2) + "\n")
 
 
 def refresh_from_aws(deck: Deck, today: date | None = None) -> tuple[PriceTable, list[str], Path]:
