@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -106,28 +108,72 @@ def _ebs_backed_images() -> None:
 
 
 class Serialized:
-    """A WSGI app that handles one request at a time.
+    """A WSGI app that handles one request at a time, and answers an SDK's retry of a request it
+    already answered with that answer.
 
     moto's backends are not thread-safe: with Terraform applying several environments at once,
     concurrent requests race (seen: a security group's default egress rule vanishing between create
     and revoke, so the provider's RevokeSecurityGroupEgress failed with InvalidPermission.NotFound).
     AWS is consistent there, so requests are serialised; connections stay concurrent (threads), and
     moto answers each request in milliseconds.
+
+    The AWS SDKs label every attempt of one call with the same ``amz-sdk-invocation-id`` and count
+    attempts in ``amz-sdk-request: attempt=N``. A retry whose first attempt moto answered with
+    success means that answer never reached the caller (the werkzeug server closes every
+    connection, and under load a close can beat the client to the answer). moto would run the call
+    again, so a create answered "already exists" and a delete "not found" (seen in CI: the
+    provider's CreateLaunchTemplate failed with InvalidLaunchTemplateName.AlreadyExistsException
+    for a name only it had generated). The answer it lost is sent again, and the retry is logged.
     """
 
-    def __init__(self, app: Any) -> None:
+    KEPT = 4096  # successful answers kept for retries; an SDK retries within seconds
+
+    def __init__(self, app: Any, log: Any = None) -> None:
         self.app = app
         self.lock = threading.Lock()
+        self.answers: OrderedDict[str, tuple[str, list[tuple[str, str]], list[bytes]]] = OrderedDict()
+        self.log = log if log is not None else (lambda line: print(line, file=sys.stderr, flush=True))
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        invocation = environ.get("HTTP_AMZ_SDK_INVOCATION_ID", "")
+        attempt = _attempt(environ.get("HTTP_AMZ_SDK_REQUEST", ""))
         with self.lock:
-            body = self.app(environ, start_response)
+            if invocation and attempt > 1:
+                kept = self.answers.get(invocation)
+                what = f"{environ.get('REQUEST_METHOD', '?')} {environ.get('PATH_INFO', '')}"
+                if kept is not None:
+                    self.log(f"localcloud: attempt {attempt} of {invocation} ({what}): answered again as before")
+                    status, headers, body = kept
+                    start_response(status, headers)
+                    return body
+                self.log(f"localcloud: attempt {attempt} of {invocation} ({what}): run again")
+            captured: list[Any] = []
+
+            def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                captured[:] = [status, list(headers)]
+                return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+            body = self.app(environ, capture)
             try:
-                return [bytes(chunk) for chunk in body]
+                chunks = [bytes(chunk) for chunk in body]
             finally:
                 close = getattr(body, "close", None)
                 if close is not None:
                     close()
+            if invocation and captured and str(captured[0]).startswith("2"):
+                self.answers[invocation] = (captured[0], captured[1], chunks)
+                while len(self.answers) > self.KEPT:
+                    self.answers.popitem(last=False)
+            return chunks
+
+
+def _attempt(header: str) -> int:
+    """The attempt number in an ``amz-sdk-request`` header (``attempt=2; max=25``); 1 when absent."""
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == "attempt" and value.isdigit():
+            return int(value)
+    return 1
 
 
 def serve(port: int) -> Any:
