@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,6 +104,37 @@ def test_the_local_cloud_answers_a_second_delete_of_a_launch_template_as_aws_doe
     assert by_name.value.response["Error"]["Code"] == "InvalidLaunchTemplateName.NotFoundException"
 
 
+def test_the_local_cloud_answers_an_sdk_retry_of_a_create_it_already_made_with_the_same_answer(demo_deck: Path) -> None:
+    """A retried create whose first answer was lost must not fail with "already exists" (seen in CI:
+    the provider's CreateLaunchTemplate did). The first attempt is sent here by hand and its answer
+    dropped; botocore then sends attempt 2 of the same invocation."""
+    import urllib.request
+
+    from opsdeck.core.estate.deck import Deck
+
+    ec2 = Deck.open(demo_deck).tools.env("sandbox").cloud.client("ec2")  # type: ignore[attr-defined]
+    first: list[bytes] = []
+
+    def lose_the_first_answer(request: Any, **_: Any) -> None:
+        headers = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in request.headers.items()}
+        assert headers["amz-sdk-request"].startswith("attempt=1")
+        body = request.body.encode() if isinstance(request.body, str) else request.body
+        sent = urllib.request.Request(request.url, data=body, headers=headers, method=request.method)
+        with urllib.request.urlopen(sent, timeout=30) as answer:
+            first.append(answer.read())
+        request.headers["amz-sdk-request"] = "attempt=2; max=8"
+
+    ec2.meta.events.register("before-send.ec2.CreateLaunchTemplate", lose_the_first_answer)
+    made = ec2.create_launch_template(LaunchTemplateName="opsdeck-retried", LaunchTemplateData={})["LaunchTemplate"]
+    ec2.meta.events.unregister("before-send.ec2.CreateLaunchTemplate", lose_the_first_answer)
+    assert first and made["LaunchTemplateId"].encode() in first[0]
+    found = ec2.describe_launch_templates(LaunchTemplateNames=["opsdeck-retried"])["LaunchTemplates"]
+    assert [t["LaunchTemplateId"] for t in found] == [made["LaunchTemplateId"]]
+    ec2.delete_launch_template(LaunchTemplateId=made["LaunchTemplateId"])
+    log = (Path(os.environ["OPSDECK_HOME"]) / "state" / "localcloud.log").read_text(encoding="utf-8")
+    assert "attempt 2 of" in log and "answered again as before" in log
+
+
 def test_plan_of_an_applied_environment_has_no_changes(demo_deck: Path) -> None:
     result = opsdeck("plan", "dev", "--json", deck=demo_deck)
     assert result.returncode == 0, result.stderr
@@ -122,7 +154,7 @@ def test_changing_a_pin_by_hand_plans_a_new_template_and_group(demo_deck: Path) 
         result = opsdeck("plan", "sandbox", "--json", deck=demo_deck)
         assert result.returncode == 2, result.stderr
         data = json.loads(result.stdout)
-        assert (data["add"], data["change"], data["destroy"]) == (2, 1, 2)
+        assert (data["add"], data["change"], data["destroy"]) == (2, 0, 2)
         by_address = {r["address"]: r for r in data["resources"]}
         lt = by_address["module.api.aws_launch_template.this"]
         asg = by_address["module.api.aws_autoscaling_group.this"]
@@ -132,7 +164,7 @@ def test_changing_a_pin_by_hand_plans_a_new_template_and_group(demo_deck: Path) 
         image_change = next(c for c in lt["changes"] if c["attribute"] == "image_id")
         assert (image_change["before"], image_change["after"]) == (was, other)
         text = opsdeck("plan", "sandbox", deck=demo_deck)
-        assert text.returncode == 2 and "2 to add, 1 to change, 2 to destroy" in text.stdout
+        assert text.returncode == 2 and "2 to add, 0 to change, 2 to destroy" in text.stdout
         assert f'image_id: "{was}" → "{other}"' in text.stdout
         assert f'tag[image_id].value: "{was}" → "{other}"' in text.stdout  # narrowed to the part that changed
     finally:

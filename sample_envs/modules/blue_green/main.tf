@@ -73,22 +73,21 @@ resource "aws_lb_target_group" "color" {
   tags = merge(local.tags, { Name = "${local.name}-${each.key}", color = each.key })
 }
 
-# Changes whenever what a color's instances boot changes; replacing the color's launch template
-# (and so its group) on it keeps the rollout immutable.
-resource "terraform_data" "rollout" {
-  for_each = local.imaged
-
-  input = {
-    image_id      = local.image[each.key]
-    instance_type = var.instance_type
-    user_data     = sha256(local.user_data[each.key])
+# What a color's instances boot (image, type, user data) is part of its launch template's name, so a
+# change to it makes a new template (name_prefix cannot change in place) and so a new group. A
+# trigger kept in a resource of its own is saved before the template is made: an apply that failed
+# in between left the next one updating the template in place, its instances never replaced.
+locals {
+  boot = {
+    for color in local.imaged :
+    color => substr(sha256(jsonencode([local.image[color], var.instance_type, sha256(local.user_data[color])])), 0, 12)
   }
 }
 
 resource "aws_launch_template" "color" {
   for_each = local.imaged
 
-  name_prefix            = "${local.name}-${each.key}-"
+  name_prefix            = "${local.name}-${each.key}-${local.boot[each.key]}-"
   image_id               = local.image[each.key]
   instance_type          = var.instance_type
   vpc_security_group_ids = [aws_security_group.this.id]
@@ -104,7 +103,6 @@ resource "aws_launch_template" "color" {
 
   lifecycle {
     create_before_destroy = true
-    replace_triggered_by  = [terraform_data.rollout[each.key]]
     # The group tags the instances (propagate_at_launch); template tags echo back in here.
     ignore_changes = [tag_specifications]
   }

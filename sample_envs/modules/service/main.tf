@@ -38,18 +38,17 @@ resource "aws_security_group" "this" {
   tags = merge(local.tags, { Name = local.name })
 }
 
-# Changes whenever what an instance boots changes; replacing the launch template on it
-# (instead of adding a version) is what keeps the rollout immutable.
-resource "terraform_data" "rollout" {
-  input = {
-    image_id      = var.image_id
-    instance_type = var.instance_type
-    user_data     = sha256(local.user_data)
-  }
+# What an instance boots (image, type, user data) is part of its launch template's name, so a change
+# to it makes a new template (name_prefix cannot change in place) and so a new group. Nothing else
+# carries it: a trigger kept in a resource of its own (terraform_data with replace_triggered_by) is
+# saved before the template is made, and an apply that failed in between left the next one updating
+# the template in place, its instances never replaced.
+locals {
+  boot = substr(sha256(jsonencode([var.image_id, var.instance_type, sha256(local.user_data)])), 0, 12)
 }
 
 resource "aws_launch_template" "this" {
-  name_prefix            = "${local.name}-"
+  name_prefix            = "${local.name}-${local.boot}-"
   image_id               = var.image_id
   instance_type          = var.instance_type
   vpc_security_group_ids = [aws_security_group.this.id]
@@ -65,7 +64,6 @@ resource "aws_launch_template" "this" {
 
   lifecycle {
     create_before_destroy = true
-    replace_triggered_by  = [terraform_data.rollout]
     # The group tags the instances (propagate_at_launch); template tags echo back in here.
     ignore_changes = [tag_specifications]
   }
