@@ -11,8 +11,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,6 +43,34 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     subprocess.run([sys.executable, "-m", "opsdeck", "cloud", "stop"], capture_output=True, check=False)
     if not os.environ.get("OPSDECK_KEEP_TEST_HOME"):
         shutil.rmtree(SESSION_HOME, ignore_errors=True)
+
+
+def _cloud_log() -> Path:
+    return SESSION_HOME / "state" / "localcloud.log"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    """A failed test's report carries what the local cloud said meanwhile beyond its access lines
+    (server errors with their tracebacks, SDK retries): the one place a CI log shows them."""
+    log = _cloud_log()
+    if call.when == "setup":
+        item.stash[_LOG_START] = log.stat().st_size if log.exists() else 0
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and log.exists():
+        with log.open("rb") as f:
+            f.seek(item.stash.get(_LOG_START, 0))
+            said = [
+                line
+                for line in f.read().decode("utf-8", "replace").splitlines()
+                if not line.startswith("127.0.0.1 - - ") or '" 5' in line
+            ]
+        if said:
+            report.sections.append(("local cloud (not access lines)", "\n".join(said[-200:])))
+
+
+_LOG_START = pytest.StashKey[int]()
 
 
 @pytest.fixture(scope="session")

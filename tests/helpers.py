@@ -16,17 +16,54 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def opsdeck(*args: str, deck: Path | None = None, check: bool = False, **kw: Any) -> subprocess.CompletedProcess[str]:
-    """Run the real `opsdeck` command line in a subprocess."""
+def opsdeck(
+    *args: str, deck: Path | None = None, check: bool = False, timeout: float = 420.0, **kw: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `opsdeck` command line in a subprocess. One that runs past ``timeout`` prints its
+    threads' stacks, is interrupted as an engineer would (Ctrl-C, so it puts back what it changed),
+    and the test fails with everything it printed, long before pytest's own timeout kills it and
+    leaves the deck half-changed for the tests after it."""
     argv = [sys.executable, "-m", "opsdeck"]
     if deck is not None:
         argv += ["--deck", str(deck)]
-    result = subprocess.run([*argv, *args], capture_output=True, text=True, cwd=kw.pop("cwd", ROOT), **kw)
+    stdin = kw.pop("stdin", subprocess.DEVNULL if "input" not in kw else subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*argv, *args],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=kw.pop("cwd", ROOT),
+        **{k: v for k, v in kw.items() if k != "input"},
+    )
+    try:
+        out, err = proc.communicate(input=kw.get("input"), timeout=timeout)
+    except subprocess.TimeoutExpired:
+        out, err = _interrupt(proc)
+        raise AssertionError(
+            f"opsdeck {' '.join(args)} still ran after {timeout:.0f}s; it printed:\n{out}\n{err}"
+        ) from None
+    result = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     if check and result.returncode != 0:
         raise AssertionError(
             f"opsdeck {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
         )
     return result
+
+
+def _interrupt(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """Stacks (SIGUSR1), then Ctrl-C with 60 s to put things back, then kill; what it printed."""
+    import signal
+
+    for sig, grace in ((signal.SIGUSR1, 1.0), (signal.SIGINT, 60.0)):
+        if proc.poll() is None:
+            proc.send_signal(sig)
+        try:
+            return proc.communicate(timeout=grace)
+        except subprocess.TimeoutExpired:
+            continue
+    proc.kill()
+    return proc.communicate()
 
 
 def spawn(deck: Path, *args: str) -> subprocess.Popen[str]:
@@ -42,18 +79,12 @@ def spawn(deck: Path, *args: str) -> subprocess.Popen[str]:
 
 def finish(proc: subprocess.Popen[str], timeout: float = 300.0) -> tuple[str, str]:
     """Wait for a spawned `opsdeck` and return (stdout, stderr); when it runs past ``timeout``, have it
-    print its threads' stacks (SIGUSR1), stop it, and fail with what it printed."""
-    import signal
-    import time
-
+    print its threads' stacks, interrupt it, and fail with what it printed."""
     try:
         return proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGUSR1)
-        time.sleep(1.0)
-        proc.kill()
-        out, err = proc.communicate()
-        raise AssertionError(f"{proc.args} still ran after {timeout:.0f}s; it printed:\n{out}\n{err}") from None
+        out, err = _interrupt(proc)
+        raise AssertionError(f"{proc.args!r} still ran after {timeout:.0f}s; it printed:\n{out}\n{err}") from None
 
 
 def state_serial(deck: Path, env: str) -> int:
