@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "recover",
     "schedule",
     "orphans",
+    "engine",
 )
 
 

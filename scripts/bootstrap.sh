@@ -19,7 +19,7 @@ fi
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   say "installing opsdeck and its dependencies into $VENV"
   "$VENV/bin/python" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
-  "$VENV/bin/python" -m pip install --quiet -e '.[test,bench]'
+  "$VENV/bin/python" -m pip install --quiet -e '.[test,bench,engine]'
   touch "$stamp"
 fi
 
@@ -41,6 +41,18 @@ if ! command -v packer >/dev/null 2>&1; then
       || { say "apt-get install packer failed"; exit 1; }
   else
     say "packer is not on PATH: install it (apt-get install packer, or https://developer.hashicorp.com/packer/install)"
+    exit 1
+  fi
+fi
+
+# 3b. Redis from Debian's packages: the engine's broker (opt-in; its tests start their own redis-server).
+if ! command -v redis-server >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    say "installing redis-server with apt-get"
+    (apt-get install -y -q redis-server >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q redis-server >/dev/null 2>&1; }) \
+      || { say "apt-get install redis-server failed"; exit 1; }
+  else
+    say "redis-server is not on PATH: install it (apt-get install redis-server) for the engine's tests"
     exit 1
   fi
 fi

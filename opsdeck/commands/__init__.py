@@ -31,6 +31,8 @@ class Printer:
         if self.quiet and not (isinstance(event, LogLine) and event.level in ("warning", "notice")):
             return  # stdout is for the result, the error is one line at the end; only notices go to stderr
         label = " ".join(p for p in (event.op, event.env if event.env and event.env not in event.op else "") if p)
+        if event.worker:
+            label += f" on {event.worker}"
         if isinstance(event, PhaseStarted) and self.verbose:
             self._line(f"  … {label}: {event.phase}")
         elif isinstance(event, PhaseFinished):

@@ -178,12 +178,32 @@ def status_cmd(args: argparse.Namespace) -> int:
 
 
 def refresh_cmd(args: argparse.Namespace) -> int:
+    from opsdeck.core.engine.settings import broker_url
     from opsdeck.core.observe.refresh import refresh
 
     deck = open_deck(args)
-    result = run(
-        refresh(deck, reporter(args, "refresh"), with_drift=not args.no_drift, reuse=not args.fresh, envs=args.envs)
-    )
+    if broker_url(deck):  # the engine: each environment's Terraform runs on a worker of its account
+        from opsdeck.core.engine.dispatch import Engine
+        from opsdeck.core.engine.remote import refresh_on_workers
+
+        engine = Engine(deck, broker_url(deck))
+        try:
+            result = run(
+                refresh_on_workers(
+                    deck,
+                    engine,
+                    reporter(args, "refresh"),
+                    with_drift=not args.no_drift,
+                    reuse=not args.fresh,
+                    envs=args.envs,
+                )
+            )
+        finally:
+            engine.close()
+    else:
+        result = run(
+            refresh(deck, reporter(args, "refresh"), with_drift=not args.no_drift, reuse=not args.fresh, envs=args.envs)
+        )
     if args.json:
         print_json(
             {
@@ -192,6 +212,7 @@ def refresh_cmd(args: argparse.Namespace) -> int:
                 "errors": result.errors,
                 "skipped": result.skipped,
             }
+            | ({"workers": result.workers} if broker_url(deck) else {})
         )
     else:
         for env, error in result.errors.items():

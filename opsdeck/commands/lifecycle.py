@@ -125,12 +125,17 @@ def _glass(deck: Deck, args: argparse.Namespace, env: str) -> Any:
     return open_break_glass(deck, env, args.reason)
 
 
-def _release(args: argparse.Namespace, env: str, action: str, call: Any) -> int:
+def _release(args: argparse.Namespace, env: str, action: str, call: Any, job: dict[str, Any] | None = None) -> int:
+    """Run a release here, or (``job``: its arguments) on a worker when the deck has a broker; break-glass
+    always runs here, where its credentials are."""
+    from opsdeck.core.engine.settings import broker_url
     from opsdeck.core.safety.breakglass import close_break_glass
 
     deck = open_deck(args)
     deck.env(env)
     deck.config.services_named(args.services)
+    if job is not None and not args.break_glass and broker_url(deck):
+        return _release_on_worker(args, deck, env, action, job)
     deck.check_cloud()
     glass = _glass(deck, args, env)
     try:
@@ -157,6 +162,38 @@ def _release(args: argparse.Namespace, env: str, action: str, call: Any) -> int:
     return 0
 
 
+def _release_on_worker(args: argparse.Namespace, deck: Deck, env: str, action: str, job: dict[str, Any]) -> int:
+    from opsdeck.core.engine.dispatch import Engine
+    from opsdeck.core.engine.remote import release_on_worker
+    from opsdeck.core.engine.settings import broker_url
+
+    deck.check_cloud()
+    engine = Engine(deck, broker_url(deck))
+    try:
+        outcome = run(release_on_worker(deck, engine, action, env, job, reporter(args, action, env), cli_confirm(args)))
+    finally:
+        engine.close()
+    data = outcome.result
+    if "request" in data:  # the environment needs approvals: nothing was applied
+        if args.json:
+            print_json({**data["request"], "worker": outcome.worker})
+        else:
+            from opsdeck.commands.team import request_line
+
+            print(request_line(data["request"]))
+            request_id = data["request"]["id"]
+            print(f"approve it with `opsdeck approve {request_id}`; once approved, `opsdeck execute {request_id}`")
+        return 0
+    if args.json:
+        print_json({**data["release"], "worker": outcome.worker, "job": outcome.spec.id})
+    else:
+        print(
+            f"{action} {env} on {outcome.worker}: {data['summary']}, commit {str(data['commit'])[:12]} "
+            f"({outcome.seconds:.1f}s)"
+        )
+    return 0
+
+
 def promote_cmd(args: argparse.Namespace) -> int:
     from opsdeck.core.release.promote import promote
 
@@ -174,6 +211,7 @@ def promote_cmd(args: argparse.Namespace) -> int:
             confirm=cli_confirm(args),
             glass=glass,
         ),
+        job={"src": args.src, "services": args.services, "reason": args.reason},
     )
 
 
@@ -187,6 +225,7 @@ def deploy_cmd(args: argparse.Namespace) -> int:
         lambda deck, rep, glass: deploy_newest(
             deck, args.env, rep, services=args.services, reason=args.reason, confirm=cli_confirm(args), glass=glass
         ),
+        job={"services": args.services, "reason": args.reason},
     )
 
 
@@ -207,6 +246,7 @@ def rollback_cmd(args: argparse.Namespace) -> int:
             confirm=cli_confirm(args),
             glass=glass,
         ),
+        job={"services": args.services, "to": args.to, "reason": args.reason},
     )
 
 

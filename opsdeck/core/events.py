@@ -17,6 +17,7 @@ from typing import Any
 class Event:
     op: str
     env: str | None
+    worker: str = field(default="", kw_only=True)  # the engine's worker that ran it ("" in this process)
 
 
 @dataclass(frozen=True)

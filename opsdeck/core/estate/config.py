@@ -139,6 +139,18 @@ class OrphanSettings:
 
 
 @dataclass(frozen=True)
+class EngineSettings:
+    """Where operations run: in this process (no broker), or as jobs on Celery workers."""
+
+    broker: str = setting(
+        "", doc="The Redis URL of the job broker (redis://HOST:PORT/DB); empty: run in-process. $OPSDECK_BROKER wins."
+    )
+    wait_seconds: float = setting(
+        60.0, doc="How long a job waits for a worker that serves its account before it is given up."
+    )
+
+
+@dataclass(frozen=True)
 class SafetySettings:
     """How hard it is to change things."""
 
@@ -219,6 +231,7 @@ class DeckConfig:
     conventions: Conventions = setting(factory=Conventions, doc="Tag and pin names of the deck's Terraform.")
     environments: tuple[EnvSettings, ...] = setting(factory=tuple, doc="Environments, in file order.")
     safety: SafetySettings = setting(factory=SafetySettings, doc="Safety settings.")
+    engine: EngineSettings = setting(factory=EngineSettings, doc="Where operations run (in-process or workers).")
     orphans: OrphanSettings = setting(factory=OrphanSettings, doc="Orphaned resources and their cost estimates.")
     team: TeamSettings = setting(factory=TeamSettings, doc="The shared ledger and approvals.")
     policy: PolicySettings | None = setting(None, doc="The policy gate on every plan (none: no policy gate).")

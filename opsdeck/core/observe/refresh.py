@@ -34,6 +34,7 @@ class RefreshResult:
     errors: dict[str, str]
     seconds: float
     skipped: dict[str, str] = field(default_factory=dict)  # env -> the operation running there
+    workers: dict[str, str] = field(default_factory=dict)  # env -> the engine's worker that planned it
 
 
 def stale_drift(deck: Deck, now: float | None = None) -> list[str]:

@@ -17,6 +17,7 @@ sleeps) leaves its record: the environment shows as interrupted until ``opsdeck 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import fcntl
 import getpass
 import json
@@ -40,6 +41,9 @@ HEARTBEAT_SECONDS = 15.0
 STALE_SECONDS = 90.0  # a team-wide lock whose heartbeat is older is an interrupted operation
 LOCK_SUFFIX = ".opsdeck.lock"
 
+# The engine's worker an operation runs on ("name@host"); its locks name it (core/engine sets it).
+WORKER: contextvars.ContextVar[str] = contextvars.ContextVar("opsdeck_worker", default="")
+
 
 @dataclass(frozen=True)
 class LockRecord:
@@ -56,11 +60,14 @@ class LockRecord:
     who: str = ""  # the operator's git identity
     heartbeat: float = 0.0
     where: str = field(default="", compare=False)  # "team" (beside the state) or "local"
+    worker: str = ""  # the engine's worker ("name@host") that ran the operation, "" in the operator's opsdeck
+    root: str = ""  # the holder's deck directory (a worker runs in a clone of its own)
 
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.since))
         by = f"{self.who}, " if self.who else ""
-        return f"{self.operation} by {by}{self.user}@{self.host} (pid {self.pid}) since {when}, lock id {self.id}"
+        on = f" on worker {self.worker}" if self.worker else ""
+        return f"{self.operation} by {by}{self.user}@{self.host}{on} (pid {self.pid}) since {when}, lock id {self.id}"
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -146,10 +153,14 @@ def holder(deck: Deck, env: str) -> tuple[LockRecord | None, bool]:
         remote = _remote_holder(deck, env)
     except OpsdeckError:
         remote = None  # the cloud cannot be read: what this machine knows is all there is
+        if local is not None:
+            return local, False
     if remote is not None:
         if local is not None and local.id == remote.id:
             return remote, False  # held here by a process that is gone
         return remote, _alive(remote)
+    if local is not None and local.worker and _location(deck, env) is not None:
+        return None, False  # a worker's record whose team-wide twin is gone: released by `opsdeck unlock` elsewhere
     return local, False
 
 
@@ -193,6 +204,8 @@ def env_lock(
             who = current.describe() if current else "another opsdeck process"
             raise LockedError(f"{env} is locked: {who}") from None
         stale = _read(path)
+        if stale is not None and stale.worker and _released_elsewhere(deck, env, credentials):
+            stale = None
         if stale is not None:
             raise LockedError(
                 f"{env} has an interrupted operation: {stale.describe()}; "
@@ -210,6 +223,8 @@ def env_lock(
             detail=detail,
             who=_identity(deck),
             heartbeat=now,
+            worker=WORKER.get(),
+            root=str(deck.root),
         )
         location = _location(deck, env)
         beat: _Heartbeat | None = None
@@ -244,6 +259,17 @@ def env_lock(
             handle.flush()
     finally:
         handle.close()
+
+
+def _released_elsewhere(deck: Deck, env: str, credentials: Credentials | None) -> bool:
+    """A worker's record left in its clone whose team-wide twin is gone was released by `opsdeck unlock`
+    on another machine (the holder writes the team-wide record first and removes it first)."""
+    if _location(deck, env) is None:
+        return False
+    try:
+        return _remote_holder(deck, env, credentials) is None
+    except OpsdeckError:
+        return False
 
 
 def _identity(deck: Deck) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from dataclasses import dataclass
+from pathlib import Path
 
 from opsdeck.adapters.process import processes_in
 from opsdeck.core.estate.deck import Deck
@@ -84,7 +86,12 @@ async def unlock(deck: Deck, env: str, rep: Reporter) -> Interrupted | None:
     found = inspect(deck, env)
     if found is None:
         return None
-    running = [p for p in processes_in(deck.env_dir(env)) if "terraform" in p[1]]
+    record = found.record
+    here = record.host == socket.gethostname()
+    dirs = [deck.env_dir(env)]
+    if here and record.root and Path(record.root) != deck.root:  # an engine worker's own clone on this machine
+        dirs.append(Path(record.root) / deck.env(env).path)
+    running = [p for d in dirs for p in processes_in(d) if "terraform" in p[1]]
     if running:
         pid, cmd = running[0]
         raise RefusedError(f"terraform is still running in {env} (pid {pid}: {cmd[:60]}); wait for it to finish")
@@ -96,6 +103,12 @@ async def unlock(deck: Deck, env: str, rep: Reporter) -> Interrupted | None:
         await terraform.plan(probe, refresh_only=True, lock=True)
     except LockedError as exc:
         lock_id = str(exc).rsplit("lock id ", 1)[-1].rstrip(")")
+        if record.worker and not here:  # its Terraform may still run on the worker's machine
+            raise RefusedError(
+                f"Terraform's state lock {lock_id} is still held in {env}, and the interrupted {record.operation} "
+                f"ran on worker {record.worker}: check that no terraform runs on {record.host}, then run "
+                f"`opsdeck unlock {env}` there"
+            ) from None
         rep.log(f"releasing Terraform's state lock {lock_id} left in {env}", "notice")
         await terraform.force_unlock(lock_id)
     finally:

@@ -1,0 +1,198 @@
+"""Refresh and releases on the engine's workers, with the same results as in this process.
+
+A refresh sends each environment's plan (and drift check) to a worker of its account; each plan comes
+back through the state bucket (checked by its SHA-256) and becomes this deck's saved plan, each drift
+report this deck's stored report, and the snapshot is built here as usual. A release (promote,
+rollback, deploy) runs on a worker, which commits and pushes the pins; this clone then follows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from opsdeck.core.drift import store as drift_store
+from opsdeck.core.drift.store import DriftReport
+from opsdeck.core.engine.dispatch import Engine, EngineError, JobOutcome, WorkerLostError
+from opsdeck.core.engine.jobs import JobSpec
+from opsdeck.core.engine.planfiles import ShippedPlan, store_shipped
+from opsdeck.core.estate.deck import Deck
+from opsdeck.core.events import Reporter
+from opsdeck.core.model import PlanResult
+from opsdeck.core.observe import planning
+from opsdeck.core.observe.refresh import RefreshResult
+from opsdeck.core.observe.status import deck_status
+from opsdeck.core.safety import audit, locks
+from opsdeck.core.safety.confirm import Confirm, confirmed
+from opsdeck.core.tasks import all_or_nothing
+from opsdeck.errors import OpsdeckError, RefusedError
+
+
+def _dirty_env(deck: Deck, env: str) -> bool:
+    """The environment's files differ from the commit a worker would plan."""
+    rel = str(deck.env(env).path)
+    try:
+        return deck.tools.git.is_dirty(rel)
+    except OpsdeckError:
+        return True
+
+
+async def plan_on_worker(
+    engine: Engine, deck: Deck, env: str, rep: Reporter, *, reuse: bool = True, head: str = ""
+) -> tuple[PlanResult, JobOutcome]:
+    """Plan ``env`` on a worker and make that plan this deck's saved plan of ``env``."""
+    # What the plan depends on, as this deck sees it while the job starts (as planning.plan takes it while
+    # Terraform starts); should the state move meanwhile, Terraform refuses to apply the stale plan.
+    key_task = asyncio.ensure_future(asyncio.to_thread(planning.inputs_key, deck, env))
+    spec = JobSpec.new(deck, "plan", env, {"reuse": reuse}, head)
+    try:
+        outcome = await engine.run(spec, rep)
+    finally:
+        key = await key_task
+    try:
+        shipped = ShippedPlan.from_json(outcome.result["planfile"])
+        plan_json = outcome.result["plan"]
+    except (KeyError, TypeError):
+        raise OpsdeckError(f"plan of {env} on {outcome.worker}: the worker's result has no plan") from None
+    plan = await asyncio.to_thread(store_shipped, deck, env, plan_json, shipped, key)
+    return plan, outcome
+
+
+async def drift_on_worker(
+    engine: Engine, deck: Deck, env: str, rep: Reporter, *, head: str = ""
+) -> tuple[DriftReport, JobOutcome]:
+    """Drift-check ``env`` on a worker and store its report here."""
+    outcome = await engine.run(JobSpec.new(deck, "drift", env, {}, head), rep)
+    try:
+        report = DriftReport(**outcome.result["drift"])
+    except (KeyError, TypeError):
+        raise OpsdeckError(f"drift check of {env} on {outcome.worker}: the worker's result has no report") from None
+    await asyncio.to_thread(drift_store.save, deck, report)
+    return report, outcome
+
+
+async def refresh_on_workers(
+    deck: Deck,
+    engine: Engine,
+    rep: Reporter,
+    *,
+    with_drift: bool = True,
+    reuse: bool = True,
+    envs: list[str] | None = None,
+) -> RefreshResult:
+    """What `refresh` does, with each environment's Terraform run on a worker of its account."""
+    started = time.monotonic()
+    names = envs or deck.config.env_names
+    for name in names:
+        deck.env(name)
+    await asyncio.to_thread(deck.check_cloud)
+    await asyncio.to_thread(engine.check)
+    head = await asyncio.to_thread(deck.tools.git.head)
+    plans: dict[str, PlanResult] = {}
+    reports: dict[str, DriftReport] = {}
+    errors: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+    workers: dict[str, str] = {}
+
+    async def busy(env: str, what: str) -> bool:
+        record, alive = await asyncio.to_thread(locks.holder, deck, env)
+        if record is not None and alive:
+            rep.child(env=env).log(f"{env}: {what} skipped, {record.operation} is running", level="notice")
+            skipped[env] = record.operation
+            return True
+        return False
+
+    async def plan_one(env: str) -> None:
+        if await busy(env, "plan"):
+            return
+        child = rep.child(op="plan", env=env)
+        try:
+            if reuse:
+                cached = await planning.fresh_plan(deck, env)
+                if cached is not None:  # nothing it depends on moved: no job at all
+                    plans[env] = cached
+                    return
+            if await asyncio.to_thread(_dirty_env, deck, env):
+                child.log(f"{env} has uncommitted changes a worker cannot see: planned here", "notice")
+                plans[env] = await planning.plan(deck, env, child, reuse=reuse)
+                workers[env] = ""
+                return
+            plans[env], outcome = await plan_on_worker(engine, deck, env, child, reuse=reuse, head=head)
+            workers[env] = outcome.worker
+        except EngineError:
+            raise
+        except OpsdeckError as exc:
+            errors[env] = str(exc)
+
+    async def drift_one(env: str) -> None:
+        if await busy(env, "drift check"):
+            return
+        try:
+            reports[env], outcome = await drift_on_worker(engine, deck, env, rep.child(op="drift", env=env), head=head)
+            workers.setdefault(env, outcome.worker)
+        except EngineError:
+            raise
+        except OpsdeckError as exc:
+            errors.setdefault(env, str(exc))
+
+    jobs = [plan_one(env) for env in names]
+    if with_drift:
+        jobs += [drift_one(env) for env in names]
+    await all_or_nothing(*jobs)
+    state = await deck_status(deck, rep)
+    return RefreshResult(state, plans, reports, errors, time.monotonic() - started, skipped, workers)
+
+
+async def release_on_worker(
+    deck: Deck,
+    engine: Engine,
+    op: str,
+    env: str,
+    args: dict[str, Any],
+    rep: Reporter,
+    confirm: Confirm = confirmed,
+) -> JobOutcome:
+    """Run a release on a worker of ``env``'s account; this clone then follows the commit it pushed."""
+    from opsdeck.core.team.remote import check, latest
+
+    deck.env(env)
+    deck.config.services_named(args.get("services"))
+    await asyncio.to_thread(engine.check)
+    ledger = await asyncio.to_thread(check, deck)
+    if not ledger.shared:
+        raise RefusedError(
+            "the deck has no git remote: a worker's clone cannot share its ledger; run without a broker "
+            "(unset OPSDECK_BROKER) or give the deck a remote"
+        )
+    if ledger.ahead:
+        raise RefusedError(
+            f"the deck has {ledger.ahead} commits {ledger.ref} lacks: push them first, a worker runs what the team's "
+            "remote holds"
+        )
+    head = await asyncio.to_thread(deck.tools.git.head)
+    spec = JobSpec.new(deck, op, env, args, head)
+    who = await asyncio.to_thread(audit.who, deck, env)
+    job = {"job": spec.id, "queue": spec.queue}
+    try:
+        outcome = await engine.run(spec, rep, confirm)
+    except OpsdeckError as exc:  # the worker audits its run in its clone; this deck records the attempt
+        result = "interrupted" if isinstance(exc, WorkerLostError) else audit.outcome(exc)
+        await asyncio.to_thread(
+            audit.append, deck, action=op, environment=env, result=result, error=str(exc), who=who, engine=job
+        )
+        raise
+    await asyncio.to_thread(latest, deck)
+    commit = outcome.result.get("commit") or ""
+    requested = (outcome.result.get("request") or {}).get("id")
+    await asyncio.to_thread(
+        audit.append,
+        deck,
+        action=op,
+        environment=env,
+        result="requested" if requested else "ok",
+        who=who,
+        engine={**job, "worker": outcome.worker, "seconds": round(outcome.seconds, 3)},
+        **({"commit": commit} if commit else {"request": requested}),
+    )
+    return outcome
