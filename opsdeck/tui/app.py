@@ -51,6 +51,27 @@ def settle_heap() -> None:
 STANDBY_CHECK_SECONDS = 30  # how often the deck looks for warm standbys past their window
 
 
+ENGINE_SECONDS = 5.0
+
+
+def engine_line(status: dict[str, Any]) -> tuple[str, bool]:
+    """The header's engine segment from `engine status --json`: (text, whether all is well)."""
+    if not status.get("reachable"):
+        return f"engine: broker {status.get('broker', '?')} UNREACHABLE", False
+    workers = status.get("workers") or []
+    waiting = sum(int(q.get("waiting", 0)) for q in status.get("queues") or [])
+    busy = sum(len(w.get("jobs") or []) for w in workers)
+    text = f"engine {len(workers)} worker{'s' * (len(workers) != 1)}"
+    if busy:
+        text += f" · {busy} running"
+    if waiting:
+        text += f" · {waiting} waiting"
+    unserved = status.get("unserved") or []
+    if unserved:
+        text += f" · no worker for {', '.join(unserved)}"
+    return text, not unserved
+
+
 class OpsDeckApp(Operations, App[int]):
     """The deck. ``live=False`` shows only the stored snapshot (no workers): for snapshots and demos."""
 
@@ -134,6 +155,42 @@ class OpsDeckApp(Operations, App[int]):
         if self.live:
             self.load_state(plans=True, drift=True)
             self.set_interval(self.deck.config.refresh_minutes * 60, self.scheduled_refresh)
+            self.watch_engine()
+
+    def watch_engine(self) -> None:
+        """With a job broker configured, the header shows the engine: workers, waiting jobs, accounts
+        no worker serves, or that the broker does not answer (read every ENGINE_SECONDS)."""
+        from opsdeck.core.engine.settings import broker_url
+
+        try:
+            if not broker_url(self.deck):
+                return
+        except OpsdeckError as exc:
+            self.notify(str(exc), title="engine", severity="error", timeout=10)
+            return
+        self.poll_engine()
+        self.set_interval(ENGINE_SECONDS, self.poll_engine)
+
+    @work(thread=True, exclusive=True, group="engine", exit_on_error=False)
+    def poll_engine(self) -> None:
+        from opsdeck.core.engine.status import engine_status
+
+        try:
+            status = engine_status(self.deck)
+        except OpsdeckError as exc:
+            line = (f"engine: {exc}", False)
+        else:
+            line = engine_line(status.to_json())
+        self.call_from_thread(self._show_engine, line)
+
+    def _show_engine(self, line: tuple[str, bool]) -> None:
+        from textual.css.query import NoMatches
+
+        try:
+            self.header.engine = line
+            self.header.redraw(self.clock())
+        except NoMatches:
+            return  # the deck is closing
 
     def on_resize(self) -> None:
         narrow = self.size.width < NARROW_WIDTH

@@ -32,6 +32,7 @@ class DeckHeader(Static):
         self.accounts = 0
         self.service: str | None = None  # the service filter
         self.ledger: dict[str, object] | None = None  # where the clone stands against the team's remote
+        self.engine: tuple[str, bool] | None = None  # the job engine's line and whether it is well (None: in-process)
 
     def redraw(self, now: float) -> None:
         text = Text()
@@ -55,6 +56,9 @@ class DeckHeader(Static):
             text.append(" · ledger OFFLINE", style=warn)
         elif ledger.get("behind"):
             text.append(f" · behind the remote by {ledger['behind']}", style=warn)
+        if self.engine is not None:
+            line, well = self.engine
+            text.append(f" · {line}", style=Style(dim=True) if well else warn)
         if self.service:
             text.append(f"  [service: {self.service}]", style=Style(bold=True))
         if self.read_only:

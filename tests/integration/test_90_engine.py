@@ -169,6 +169,33 @@ def test_engine_status_shows_both_workers_and_every_account_queue(engine: Engine
     assert text.returncode == 0 and "2 workers" in text.stdout and "opsdeck.222222222222" in text.stdout
 
 
+async def test_the_deck_header_shows_the_engine(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deck reads the engine's state from the broker and shows it in its header; without a broker
+    nothing is shown (the segment is opt-in like the engine)."""
+    from opsdeck.core.estate.deck import Deck
+    from opsdeck.tui.app import OpsDeckApp
+
+    monkeypatch.setenv("OPSDECK_BROKER", engine.url)
+    app = OpsDeckApp(Deck.open(engine.deck), theme="opsdeck-dark", live=False)
+    async with app.run_test(size=(160, 40)) as pilot:
+        app.watch_engine()  # what a live deck does on mount (this one is not refreshing the cloud)
+        for _ in range(100):
+            if app.header.engine is not None:
+                break
+            await pilot.pause(0.1)
+        assert app.header.engine == ("engine 2 workers", True)
+        assert "engine 2 workers" in str(app.header.content)
+    monkeypatch.setenv("OPSDECK_BROKER", "redis://127.0.0.1:1/0")
+    gone = OpsDeckApp(Deck.open(engine.deck), theme="opsdeck-dark", live=False)
+    async with gone.run_test(size=(160, 40)) as pilot:
+        gone.watch_engine()
+        for _ in range(100):
+            if gone.header.engine is not None:
+                break
+            await pilot.pause(0.1)
+        assert gone.header.engine == ("engine: broker 127.0.0.1:1 UNREACHABLE", False)
+
+
 def test_refresh_runs_every_environment_on_the_workers_spread_over_both(engine: Engine) -> None:
     started = time.time()
     result = opsdeck("refresh", "--fresh", "--json", "-v", deck=engine.deck, env=engine.env(), timeout=600)
