@@ -232,10 +232,11 @@ class OpsDeckApp(Operations, App[int]):
         state = asyncio.run(deck_status(self.deck, Reporter("status")))
         self.post_message(StateLoaded(state))
         if (plans or drift) and state.cloud == "reachable":
-            from opsdeck.core.observe.refresh import refresh, stale_drift
+            from opsdeck.core.engine.runner import refresh_deck
+            from opsdeck.core.observe.refresh import stale_drift
 
             drift_envs = stale_drift(self.deck, self.clock()) if drift else []
-            result = asyncio.run(refresh(self.deck, Reporter("refresh"), drift_envs=drift_envs))
+            result = asyncio.run(refresh_deck(self.deck, Reporter("refresh"), drift_envs=drift_envs))
             self.post_message(StateLoaded(result.state))
 
     def scheduled_refresh(self) -> None:

@@ -235,41 +235,22 @@ class Operations:
             return
         if not self._allowed(env, "deploy"):
             return
-        from opsdeck.core.release.promote import deploy_newest
-
-        glass = self._glass_for(env)
-        reason = glass.reason if glass else ""
         services = self._services()
         self.start(
             f"deploy{self._named()} → {env}",
             env,
-            lambda rep: deploy_newest(
-                self._app.deck, env, rep, services=services, reason=reason, confirm=self.confirm_preview, glass=glass
-            ),
+            lambda rep: self._release("deploy", env, rep, services),
             lambda r: released(r, f"deployed to {env}"),
         )
 
     def _promote(self, src: str, dst: str) -> None:
         if not self._allowed(dst, "promote"):
             return
-        from opsdeck.core.release.promote import promote
-
-        glass = self._glass_for(dst)
-        reason = glass.reason if glass else ""
         services = self._services()
         self.start(
             f"promote{self._named()} → {dst}",
             dst,
-            lambda rep: promote(
-                self._app.deck,
-                src,
-                dst,
-                rep,
-                services=services,
-                reason=reason,
-                confirm=self.confirm_preview,
-                glass=glass,
-            ),
+            lambda rep: self._release("promote", dst, rep, services, src=src),
             lambda r: released(r, f"promoted {dst}"),
         )
 
@@ -277,18 +258,38 @@ class Operations:
         env = self._selected()
         if env is None or self._refuse_if_read_only() or not self._allowed(env, "rollback"):
             return
-        from opsdeck.core.release.promote import rollback
-
-        glass = self._glass_for(env)
-        reason = glass.reason if glass else ""
         services = self._services()
         self.start(
             f"rollback{self._named()} {env}",
             env,
-            lambda rep: rollback(
-                self._app.deck, env, rep, services=services, reason=reason, confirm=self.confirm_preview, glass=glass
-            ),
+            lambda rep: self._release("rollback", env, rep, services),
             lambda r: released(r, f"rolled {env} back"),
+        )
+
+    async def _release(self, action: str, env: str, rep: Reporter, services: list[str] | None, *, src: str = "") -> Any:
+        """A release from the deck: on the engine's workers when a broker is configured (their progress
+        comes back through ``rep``, labelled by worker), here otherwise. Break-glass releases run here,
+        under this engineer's glass."""
+        from opsdeck.core.engine import runner
+        from opsdeck.core.release.promote import deploy_newest, promote, rollback
+
+        deck = self._app.deck
+        glass = self._glass_for(env)
+        if glass is None and runner.runs_on_workers(deck):
+            return await runner.release(
+                deck, action, env, rep, src=src, services=services, confirm=self.confirm_preview
+            )
+        reason = glass.reason if glass else ""
+        if action == "promote":
+            return await promote(
+                deck, src, env, rep, services=services, reason=reason, confirm=self.confirm_preview, glass=glass
+            )
+        if action == "rollback":
+            return await rollback(
+                deck, env, rep, services=services, reason=reason, confirm=self.confirm_preview, glass=glass
+            )
+        return await deploy_newest(
+            deck, env, rep, services=services, reason=reason, confirm=self.confirm_preview, glass=glass
         )
 
     def action_nuke(self) -> None:
@@ -331,14 +332,15 @@ class Operations:
     def action_refresh(self) -> None:
         if not self._app.live:
             return
-        from opsdeck.core.observe.refresh import refresh
+        from opsdeck.core.engine.runner import refresh_deck
 
-        self.start(
-            "refresh",
-            None,
-            lambda rep: refresh(self._app.deck, rep, with_drift=False),
-            lambda r: f"refreshed {len(r.plans)} plans in {r.seconds:.1f}s",
-        )
+        def summary(r: Any) -> str:
+            workers = sorted({w for w in r.workers.values() if w})
+            return f"refreshed {len(r.plans)} plans in {r.seconds:.1f}s" + (
+                f" on {', '.join(workers)}" if workers else ""
+            )
+
+        self.start("refresh", None, lambda rep: refresh_deck(self._app.deck, rep, with_drift=False), summary)
 
     def action_drift(self) -> None:
         from opsdeck.core.drift.check import check

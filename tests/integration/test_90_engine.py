@@ -196,6 +196,47 @@ async def test_the_deck_header_shows_the_engine(engine: Engine, monkeypatch: pyt
         assert gone.header.engine == ("engine: broker 127.0.0.1:1 UNREACHABLE", False)
 
 
+async def test_the_decks_refresh_key_runs_on_the_workers_with_their_progress_live(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """f in the deck sends each environment's plan to a worker of its account; the operation's phases
+    show which worker runs them while they run, and its summary names the workers."""
+    from textual.worker import WorkerState
+
+    from opsdeck.core.estate.deck import Deck
+    from opsdeck.core.observe.planning import forget_plan
+    from opsdeck.tui.app import OpsDeckApp
+    from opsdeck.tui.widgets.ops import OperationsPane
+
+    monkeypatch.setenv("OPSDECK_BROKER", engine.url)
+    deck = Deck.open(engine.deck)
+    app = OpsDeckApp(deck, theme="opsdeck-dark")
+
+    def loading() -> bool:  # the deck's own first load (status, stale plans and drift) is still running
+        return any(w.group == "state" and w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in app.workers)
+
+    async with app.run_test(size=(160, 40)) as pilot:
+        for _ in range(1800):
+            if app.state is not None and app.state.cloud == "reachable" and not loading():
+                break
+            await pilot.pause(0.1)
+        for env in deck.config.env_names:  # every plan stale: each one is a job
+            forget_plan(deck, env)
+        before = app.op_count
+        seen: list[str] = []
+        await pilot.press("f")
+        for _ in range(1800):
+            pane = app.query_one(OperationsPane)
+            seen += [" ".join(str(p[0]) for p in row.phases) for row in pane.rows.values()]
+            if app.last_done is not None and app.last_done.key.endswith(f"#{before + 1}"):
+                break
+            await pilot.pause(0.1)
+        assert app.last_done is not None and app.last_done.ok, app.last_done
+        summary = app.last_done.summary
+        assert summary.startswith("refreshed 4 plans in ") and " on w" in summary, summary
+        assert any(" on w1@" in s or " on w2@" in s for s in seen), seen[-3:]
+
+
 def test_refresh_runs_every_environment_on_the_workers_spread_over_both(engine: Engine) -> None:
     started = time.time()
     result = opsdeck("refresh", "--fresh", "--json", "-v", deck=engine.deck, env=engine.env(), timeout=600)
@@ -384,12 +425,18 @@ def test_cancelling_a_refresh_here_cancels_its_jobs_on_the_workers(engine: Engin
         cwd=ROOT, env=engine.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert proc.stderr is not None
+    seen: list[str] = []
     for line in proc.stderr:
+        seen.append(line)
         if ": plan (" not in line and " on w" in line:  # a plan has started on a worker
             break
+    else:
+        raise AssertionError("no plan started on a worker:\n" + "".join(seen)[-3000:])
+    assert proc.poll() is None, "".join(seen)[-3000:]
     proc.send_signal(signal.SIGINT)
     _out, err = finish(proc, timeout=60)
-    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "opsdeck: interrupted"
+    everything = "".join(seen) + err
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "opsdeck: interrupted", everything[-4000:]
 
     def idle() -> bool:
         status = engine.status()

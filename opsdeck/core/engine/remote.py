@@ -80,8 +80,10 @@ async def refresh_on_workers(
     with_drift: bool = True,
     reuse: bool = True,
     envs: list[str] | None = None,
+    drift_envs: list[str] | None = None,
 ) -> RefreshResult:
-    """What `refresh` does, with each environment's Terraform run on a worker of its account."""
+    """What `refresh` does, with each environment's Terraform run on a worker of its account (drift
+    checked in every one, or only in ``drift_envs``)."""
     started = time.monotonic()
     names = envs or deck.config.env_names
     for name in names:
@@ -138,7 +140,7 @@ async def refresh_on_workers(
 
     jobs = [plan_one(env) for env in names]
     if with_drift:
-        jobs += [drift_one(env) for env in names]
+        jobs += [drift_one(env) for env in names if drift_envs is None or env in drift_envs]
     await all_or_nothing(*jobs)
     state = await deck_status(deck, rep)
     return RefreshResult(state, plans, reports, errors, time.monotonic() - started, skipped, workers)

@@ -30,19 +30,22 @@ async def refresh_deck(
     with_drift: bool = True,
     reuse: bool = True,
     envs: list[str] | None = None,
+    drift_envs: list[str] | None = None,
 ) -> RefreshResult:
     """`refresh` here, or with each environment's Terraform on a worker of its account (``workers`` names them)."""
     broker = broker_url(deck)
     if not broker:
         from opsdeck.core.observe.refresh import refresh
 
-        return await refresh(deck, rep, with_drift=with_drift, reuse=reuse, envs=envs)
+        return await refresh(deck, rep, with_drift=with_drift, reuse=reuse, envs=envs, drift_envs=drift_envs)
     from opsdeck.core.engine.dispatch import Engine
     from opsdeck.core.engine.remote import refresh_on_workers
 
     engine = Engine(deck, broker)
     try:
-        return await refresh_on_workers(deck, engine, rep, with_drift=with_drift, reuse=reuse, envs=envs)
+        return await refresh_on_workers(
+            deck, engine, rep, with_drift=with_drift, reuse=reuse, envs=envs, drift_envs=drift_envs
+        )
     finally:
         engine.close()
 

@@ -57,6 +57,8 @@ class OpRow(Static):
         phase = getattr(event, "phase", "")
         if phase and event.env and event.env != self.env:
             phase = f"{event.env} {phase}"
+        if phase and event.worker:  # run by one of the engine's workers: say which
+            phase = f"{phase} on {event.worker}"
         if isinstance(event, PhaseStarted):
             self.phases.append((phase, None, True))
             self.status_text = phase + "…"
