@@ -231,7 +231,7 @@ def plan_text(result: PlanResult) -> str:
 
 
 def plan_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.observe import planning
+    from opsdeck.core.engine.runner import plan_env
 
     deck = open_deck(args)
     deck.env(args.env)
@@ -239,14 +239,17 @@ def plan_cmd(args: argparse.Namespace) -> int:
     # A real plan (refresh included) unless --cached: only a plan that reads the cloud sees a change made
     # there outside Terraform. The state bucket check runs beside Terraform, not before it.
     started = time.time()
-    result = run(
-        planning.checked(deck, planning.plan(deck, args.env, reporter(args, "plan", args.env), reuse=args.cached))
-    )
+    result, worker = run(plan_env(deck, args.env, reporter(args, "plan", args.env), reuse=args.cached))
     cached = result.created_at < started
     if args.json:
-        print_json({**result.to_json(detail=False), "planned_at": result.created_at, "cached": cached})
+        print_json(
+            {**result.to_json(detail=False), "planned_at": result.created_at, "cached": cached}
+            | ({"worker": worker} if worker else {})
+        )
     else:
         print(plan_text(result))
+        if worker:
+            print(f"(planned on {worker})")
         if args.cached and not cached:
             print("(no saved plan was still valid: planned just now)")
         elif cached:

@@ -69,17 +69,20 @@ def register(sub: Any) -> None:
 
 
 def bake_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.release.bake import bake
+    from opsdeck.core.engine.runner import bake_images
 
     deck = open_deck(args)
     deck.check_cloud()
-    results = run(bake(deck, reporter(args, "bake"), services=args.services, version=args.version, base=args.base))
+    results, worker = run(
+        bake_images(deck, reporter(args, "bake"), services=args.services, version=args.version, base=args.base)
+    )
     if args.json:
-        print_json([r.to_json() for r in results])
+        print_json(results)
     else:
+        where = f" on {worker}" if worker else ""
         for r in results:
-            what = "base image" if r.service is None else f"{r.service} image"
-            print(f"baked {what} {r.version}: {r.id} (git {r.git_sha}, {r.seconds:.1f}s)")
+            what = "base image" if r["service"] is None else f"{r['service']} image"
+            print(f"baked {what} {r['version']}: {r['id']} (git {r['git_sha']}, {r['seconds']:.1f}s{where})")
     return 0
 
 

@@ -207,14 +207,21 @@ class Operations:
     def action_bake(self) -> None:
         if self._refuse_if_read_only():
             return
-        from opsdeck.core.release.bake import bake
+        from opsdeck.core.engine.runner import bake_images
 
         services = self._services()
 
-        def summary(results: list[Any]) -> str:
-            return "baked " + ", ".join(f"{r.service or 'base'} {r.version}" for r in results)
+        def summary(baked: tuple[list[dict[str, Any]], str | None]) -> str:
+            images, worker = baked
+            return (
+                "baked "
+                + ", ".join(f"{r['service'] or 'base'} {r['version']}" for r in images)
+                + (f" on {worker}" if worker else "")
+            )
 
-        self.start(f"bake{self._named()}", None, lambda rep: bake(self._app.deck, rep, services=services), summary)
+        self.start(
+            f"bake{self._named()}", None, lambda rep: bake_images(self._app.deck, rep, services=services), summary
+        )
 
     def action_promote(self) -> None:
         env = self._selected()

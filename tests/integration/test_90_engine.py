@@ -272,6 +272,18 @@ def _spare(deck: Path, env: str) -> str:
     return str(baked[0]["id"])
 
 
+def test_plan_of_one_environment_runs_on_a_worker_of_its_account(engine: Engine) -> None:
+    result = opsdeck("plan", "staging", "--json", deck=engine.deck, env=engine.env())
+    assert result.returncode in (0, 2), result.stderr
+    data = json.loads(result.stdout)
+    assert data["environment"] == "staging" and data["cached"] is False
+    assert data["worker"].split("@")[0] in ("w1", "w2")
+    text = opsdeck("plan", "staging", deck=engine.deck, env=engine.env())
+    assert text.returncode == result.returncode and "(planned on w" in text.stdout, text.stdout + text.stderr
+    here = opsdeck("plan", "staging", "--json", deck=engine.deck)  # no broker: planned here, as before
+    assert here.returncode == result.returncode and "worker" not in json.loads(here.stdout)
+
+
 def test_a_promote_runs_on_a_worker_and_its_result_names_the_worker(engine: Engine) -> None:
     deck = engine.deck
     image = _spare(deck, "sandbox")
@@ -367,6 +379,16 @@ def test_a_worker_killed_mid_apply_leaves_the_environment_interrupted_and_nothin
     plan = opsdeck("plan", "sandbox", "--json", deck=deck)
     assert plan.returncode == 0, plan.stdout + plan.stderr  # code and cloud agree
     engine.start_worker(name)
+
+
+def test_a_bake_runs_on_a_worker_of_the_build_account(engine: Engine) -> None:
+    result = opsdeck("bake", "--service", "worker", "--json", deck=engine.deck, env=engine.env(), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [image] = json.loads(result.stdout)
+    assert image["service"] == "worker" and image["worker"].split("@")[0] in ("w1", "w2")
+    assert image["git_sha"] == _git(engine.deck, "rev-parse", "HEAD").strip()[: len(image["git_sha"])]
+    images = json.loads(opsdeck("images", "--json", deck=engine.deck, check=True).stdout)
+    assert any(i["id"] == image["id"] and i["version"] == image["version"] for i in images)
 
 
 def test_a_job_for_an_account_no_worker_serves_waits_then_gives_up(engine: Engine) -> None:

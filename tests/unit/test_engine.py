@@ -62,10 +62,20 @@ def test_a_malformed_job_spec_is_one_line(data: Any, message: str) -> None:
 
 def test_an_unknown_operation_or_environment_is_refused_before_anything_is_sent(estate: tuple[Deck, World]) -> None:
     deck, _ = estate
-    with pytest.raises(ConfigError, match="unknown job operation 'bake'"):
-        JobSpec.new(deck, "bake", "dev")
+    with pytest.raises(ConfigError, match="unknown job operation 'nuke'"):
+        JobSpec.new(deck, "nuke", "dev")
     with pytest.raises(ConfigError, match="unknown environment 'qa'"):
         JobSpec.new(deck, "plan", "qa")
+
+
+def test_a_bake_goes_to_the_build_accounts_queue_and_runs_at_most_once(estate: tuple[Deck, World]) -> None:
+    deck, _ = estate
+    spec = JobSpec.new(deck, "bake", "", {"services": ["web", "api"]})
+    assert spec.env == "" and spec.account == deck.config.build.account and spec.queue == f"opsdeck.{spec.account}"
+    assert spec.mutating and spec.task == "opsdeck.mutating"
+    assert spec.label() == "bake of web, api"
+    assert JobSpec.new(deck, "bake", "", {"base": True}).label() == "bake of the base layer"
+    assert JobSpec.from_json(spec.to_json()) == spec
 
 
 @pytest.mark.parametrize(

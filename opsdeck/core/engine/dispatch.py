@@ -217,6 +217,12 @@ class Engine:
             except redis.RedisError as exc:
                 raise self.lost_broker(exc, current.label()) from None
             except _Lost as lost:
+                if current.mutating and not current.env:  # a bake
+                    raise WorkerLostError(
+                        f"worker {lost.worker} was lost during {current.label()} (job {current.id[:12]}): nothing "
+                        "runs it again; Packer's builder instance or a half-made image may be left in the build "
+                        "account: `opsdeck orphans` finds them"
+                    ) from None
                 if current.mutating:
                     raise WorkerLostError(
                         f"worker {lost.worker} was lost during {current.label()} (job {current.id[:12]}): nothing "

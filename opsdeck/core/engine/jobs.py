@@ -21,7 +21,8 @@ from opsdeck.errors import ConfigError, OpsdeckError
 QUEUE_PREFIX = "opsdeck."
 READ_ONLY = frozenset({"plan", "drift"})
 MUTATING = frozenset({"promote", "rollback", "deploy"})
-OPERATIONS = READ_ONLY | MUTATING
+BUILD = frozenset({"bake"})  # on the build account, of no environment; run at most once like a change
+OPERATIONS = READ_ONLY | MUTATING | BUILD
 READ_ONLY_TASK = "opsdeck.read_only"
 MUTATING_TASK = "opsdeck.mutating"
 
@@ -41,7 +42,8 @@ def account_of(deck: Deck, env: str) -> str:
 
 @dataclass(frozen=True)
 class JobSpec:
-    """One operation on one environment, as a worker receives it."""
+    """One operation on one environment (a bake: on the build account, ``env`` empty), as a worker
+    receives it."""
 
     id: str
     op: str
@@ -56,12 +58,16 @@ class JobSpec:
     def new(cls, deck: Deck, op: str, env: str, args: dict[str, Any] | None = None, head: str = "") -> JobSpec:
         if op not in OPERATIONS:
             raise ConfigError(f"unknown job operation {op!r} (the engine runs: {', '.join(sorted(OPERATIONS))})")
-        deck.env(env)
+        if op in BUILD:
+            env, account = "", deck.config.build.account or "default"
+        else:
+            deck.env(env)
+            account = account_of(deck, env)
         return cls(
             id=uuid.uuid4().hex,
             op=op,
             env=env,
-            account=account_of(deck, env),
+            account=account,
             deck=deck.name,
             head=head,
             args=dict(args or {}),
@@ -74,13 +80,21 @@ class JobSpec:
 
     @property
     def mutating(self) -> bool:
-        return self.op in MUTATING
+        """Run at most once: acknowledged on receipt, never sent again."""
+        return self.op in MUTATING or self.op in BUILD
 
     @property
     def task(self) -> str:
         return MUTATING_TASK if self.mutating else READ_ONLY_TASK
 
     def label(self) -> str:
+        if self.op in BUILD:
+            what = (
+                "the base layer"
+                if self.args.get("base")
+                else ", ".join(self.args.get("services") or []) or "every service"
+            )
+            return f"{self.op} of {what}"
         return f"{self.op} of {self.env}"
 
     def to_json(self) -> dict[str, Any]:

@@ -59,6 +59,18 @@ async def run_job(deck: Deck, spec: JobSpec, rep: Reporter, confirm: Confirm = c
         owners = await ownerships(deck, rep)
         report = await check.check_env(deck, spec.env, owners, load_ignore(deck.root), rep)
         return {"drift": report.to_json()}
+    if spec.op == "bake":
+        from opsdeck.core.release.bake import bake
+
+        version = spec.args.get("version")
+        baked = await bake(
+            deck,
+            rep,
+            services=_services(spec),
+            version=version if isinstance(version, str) else None,
+            base=bool(spec.args.get("base")),
+        )
+        return {"bake": [r.to_json() for r in baked], "commit": await asyncio.to_thread(deck.tools.git.head)}
     from opsdeck.core.release.promote import deploy_newest, promote, rollback
 
     services, reason = _services(spec), _text(spec, "reason")

@@ -72,6 +72,24 @@ async def drift_on_worker(
     return report, outcome
 
 
+async def plan_env_on_workers(
+    deck: Deck, engine: Engine, env: str, rep: Reporter, *, reuse: bool = True, head: str = ""
+) -> tuple[PlanResult, str | None]:
+    """Plan ``env`` on a worker of its account, and that worker's name. A saved plan nothing has moved
+    since is reused with no job at all (None); an environment whose files differ from the commit a
+    worker would plan is planned here ("")."""
+    if reuse:
+        cached = await planning.fresh_plan(deck, env)
+        if cached is not None:
+            return cached, None
+    if await asyncio.to_thread(_dirty_env, deck, env):
+        rep.log(f"{env} has uncommitted changes a worker cannot see: planned here", "notice")
+        return await planning.plan(deck, env, rep, reuse=reuse), ""
+    head = head or await asyncio.to_thread(deck.tools.git.head)
+    plan, outcome = await plan_on_worker(engine, deck, env, rep, reuse=reuse, head=head)
+    return plan, outcome.worker
+
+
 async def refresh_on_workers(
     deck: Deck,
     engine: Engine,
@@ -108,20 +126,12 @@ async def refresh_on_workers(
     async def plan_one(env: str) -> None:
         if await busy(env, "plan"):
             return
-        child = rep.child(op="plan", env=env)
         try:
-            if reuse:
-                cached = await planning.fresh_plan(deck, env)
-                if cached is not None:  # nothing it depends on moved: no job at all
-                    plans[env] = cached
-                    return
-            if await asyncio.to_thread(_dirty_env, deck, env):
-                child.log(f"{env} has uncommitted changes a worker cannot see: planned here", "notice")
-                plans[env] = await planning.plan(deck, env, child, reuse=reuse)
-                workers[env] = ""
-                return
-            plans[env], outcome = await plan_on_worker(engine, deck, env, child, reuse=reuse, head=head)
-            workers[env] = outcome.worker
+            plans[env], worker = await plan_env_on_workers(
+                deck, engine, env, rep.child(op="plan", env=env), reuse=reuse, head=head
+            )
+            if worker is not None:
+                workers[env] = worker
         except EngineError:
             raise
         except OpsdeckError as exc:

@@ -8,12 +8,15 @@ choice themselves (they print each path's own result).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from opsdeck.core.engine.settings import broker_url
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
+from opsdeck.core.model import PlanResult
 from opsdeck.core.observe.refresh import RefreshResult
 from opsdeck.core.safety.confirm import Confirm, confirmed
 
@@ -48,6 +51,73 @@ async def refresh_deck(
         )
     finally:
         engine.close()
+
+
+async def plan_env(deck: Deck, env: str, rep: Reporter, *, reuse: bool = False) -> tuple[PlanResult, str | None]:
+    """`plan ENV`: here (checked against the cloud's state bucket beside Terraform), or on a worker of
+    its account. Returns the plan and the worker that made it (None: a saved plan reused, or made here)."""
+    from opsdeck.core.observe import planning
+
+    broker = broker_url(deck)
+    if not broker:
+        return await planning.checked(deck, planning.plan(deck, env, rep, reuse=reuse)), None
+    from opsdeck.core.engine.dispatch import Engine
+    from opsdeck.core.engine.remote import plan_env_on_workers
+
+    engine = Engine(deck, broker)
+    try:
+        await asyncio.to_thread(deck.check_cloud)
+        await asyncio.to_thread(engine.check)
+        plan, worker = await plan_env_on_workers(deck, engine, env, rep, reuse=reuse)
+        return plan, worker or None
+    finally:
+        engine.close()
+
+
+async def bake_images(
+    deck: Deck,
+    rep: Reporter,
+    *,
+    services: list[str] | None = None,
+    version: str | None = None,
+    base: bool = False,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """`bake`: here, or on a worker of the build account; each image's JSON (as `bake --json` prints
+    it) and the worker that baked them (None: here). Recipes with uncommitted changes bake here: a
+    worker bakes what its clone holds."""
+    from opsdeck.core.release.bake import bake
+
+    broker = broker_url(deck)
+    names = [] if base else deck.config.services_named(services)
+    if broker:
+        recipes = [deck.config.base_recipe] if base else [deck.config.service(n).recipe for n in names]
+        folders = sorted({str(Path(str(r)).parent) for r in recipes})  # a recipe and what it provisions with
+        dirty = [f for f in folders if await asyncio.to_thread(deck.tools.git.is_dirty, f)]
+        if dirty:
+            rep.log(f"{', '.join(map(str, dirty))} has uncommitted changes a worker cannot see: baked here", "notice")
+        else:
+            return await _bake_on_worker(deck, broker, rep, {"services": services, "version": version, "base": base})
+    return [r.to_json() for r in await bake(deck, rep, services=services, version=version, base=base)], None
+
+
+async def _bake_on_worker(
+    deck: Deck, broker: str, rep: Reporter, args: dict[str, Any]
+) -> tuple[list[dict[str, Any]], str | None]:
+    from opsdeck.core.engine.dispatch import Engine
+    from opsdeck.core.engine.jobs import JobSpec
+    from opsdeck.errors import OpsdeckError
+
+    engine = Engine(deck, broker)
+    try:
+        await asyncio.to_thread(engine.check)
+        head = await asyncio.to_thread(deck.tools.git.head)
+        outcome = await engine.run(JobSpec.new(deck, "bake", "", args, head), rep)
+    finally:
+        engine.close()
+    baked = outcome.result.get("bake")
+    if not isinstance(baked, list):
+        raise OpsdeckError(f"bake on {outcome.worker}: the worker's result has no images")
+    return [{**image, "worker": outcome.worker} for image in baked], outcome.worker
 
 
 @dataclass(frozen=True)

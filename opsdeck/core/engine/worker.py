@@ -157,6 +157,8 @@ def open_for_job(root: Path, spec: JobSpec, worker: str) -> Deck:
         raise RefusedError(f"worker {worker} serves the deck {deck.name!r}, not {spec.deck!r}")
     same_ledger(deck, spec, worker)
     deck = deck_for(root)
+    if not spec.env:
+        return deck  # a bake: on the build account, of no environment
     rel = str(deck.env(spec.env).path)
     if not spec.mutating and deck.tools.git.is_dirty(rel):  # a change checks its own pin files under its lock
         raise RefusedError(
@@ -257,6 +259,14 @@ def default_queues(deck: Deck) -> list[str]:
         except OpsdeckError:
             continue
         queues.append(queue)
+    build = deck.config.build.account
+    if build and queue_of_account(build) not in queues:  # bakes: the build account's own queue
+        try:
+            reached = deck.tools.build().caller_identity().get("account")
+        except OpsdeckError:
+            reached = None
+        if reached == build:
+            queues.append(queue_of_account(build))
     if not queues:
         raise OpsdeckError("this machine's credentials reach none of the deck's accounts: no queue to serve")
     return queues
