@@ -219,13 +219,15 @@ def nuke_cmd(args: argparse.Namespace) -> int:
             print(f"  delete unmanaged   {res.type} {res.id}")
         print(f"re-run with --yes to nuke and rebuild {args.env}", file=sys.stderr)
         return 0
-    result = run(nuke.nuke_rebuild(deck, args.env, rep))
+    from opsdeck.core.engine.runner import nuke_rebuild
+
+    result, worker = run(nuke_rebuild(deck, args.env, rep))
     if args.json:
-        print_json(result.to_json())
+        print_json(result.to_json() | ({"worker": worker} if worker else {}))
         return 0
     print(
         f"nuked and rebuilt {args.env}: destroyed {result.destroyed}, deleted {result.unmanaged_deleted} "
-        f"unmanaged, created {result.created} ({result.seconds:.1f}s)"
+        f"unmanaged, created {result.created} ({result.seconds:.1f}s{f' on {worker}' if worker else ''})"
     )
     for name, seconds in result.phases:
         print(f"  {name:<20} {seconds:6.1f}s")

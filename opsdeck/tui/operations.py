@@ -308,16 +308,17 @@ class Operations:
                 f"nuke-and-rebuild is only for sandbox environments; {env} is not one", severity="error", timeout=8
             )
             return
-        from opsdeck.core.sandbox.nuke import nuke_rebuild
+        from opsdeck.core.engine.runner import nuke_rebuild
+
+        def summary(done: tuple[Any, str | None]) -> str:
+            r, worker = done
+            return (
+                f"nuked and rebuilt {env}: -{r.destroyed} managed, -{r.unmanaged_deleted} strays, "
+                f"+{r.created} ({r.seconds:.0f}s{f' on {worker}' if worker else ''})"
+            )
 
         self.start(
-            f"nuke {env}",
-            env,
-            lambda rep: nuke_rebuild(self._app.deck, env, rep, confirm=self._confirm_nuke),
-            lambda r: (
-                f"nuked and rebuilt {env}: -{r.destroyed} managed, -{r.unmanaged_deleted} strays, "
-                f"+{r.created} ({r.seconds:.0f}s)"
-            ),
+            f"nuke {env}", env, lambda rep: nuke_rebuild(self._app.deck, env, rep, confirm=self._confirm_nuke), summary
         )
 
     async def _confirm_nuke(self, plan: Any) -> bool:

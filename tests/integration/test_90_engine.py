@@ -151,6 +151,13 @@ def _status(deck: Path) -> dict[str, Any]:
     return {e["name"]: e for e in data["environments"]}
 
 
+def _audit(deck: Path) -> list[dict[str, Any]]:
+    from opsdeck.core.estate.deck import Deck
+    from opsdeck.core.safety import audit
+
+    return audit.read(Deck.open(deck))
+
+
 def _names(engine: Engine) -> set[str]:
     return {w["name"] for w in engine.status()["workers"]}
 
@@ -389,6 +396,43 @@ def test_a_bake_runs_on_a_worker_of_the_build_account(engine: Engine) -> None:
     assert image["git_sha"] == _git(engine.deck, "rev-parse", "HEAD").strip()[: len(image["git_sha"])]
     images = json.loads(opsdeck("images", "--json", deck=engine.deck, check=True).stdout)
     assert any(i["id"] == image["id"] and i["version"] == image["version"] for i in images)
+
+
+async def test_the_decks_nuke_key_runs_on_a_worker_and_asks_here_first(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """n on the sandbox: a worker of its account takes inventory and sends its plan back; the deck asks
+    for the typed confirmation, the worker destroys and rebuilds, and the summary names the worker."""
+    from opsdeck.core.estate.deck import Deck
+    from opsdeck.tui.app import OpsDeckApp
+    from opsdeck.tui.screens import ConfirmScreen
+
+    monkeypatch.setenv("OPSDECK_BROKER", engine.url)
+    app = OpsDeckApp(Deck.open(engine.deck), theme="opsdeck-dark", live=False)
+    async with app.run_test(size=(160, 40)) as pilot:
+        names = [e.name for e in app.table.visible_rows()]
+        app.table.move_cursor(row=names.index("sandbox"))
+        await pilot.pause()
+        await pilot.press("n")
+        for _ in range(1200):
+            if isinstance(app.screen, ConfirmScreen):
+                break
+            await pilot.pause(0.1)
+        screen = app.screen
+        assert isinstance(screen, ConfirmScreen) and screen.typed == "sandbox"
+        await pilot.pause(0.3)
+        await pilot.press(*"sandbox", "enter")
+        for _ in range(3000):
+            if app.last_done is not None and not app.running_envs:
+                break
+            await pilot.pause(0.1)
+        assert app.last_done is not None and app.last_done.ok, app.last_done
+        summary = app.last_done.summary
+        assert summary.startswith("nuked and rebuilt sandbox") and " on w" in summary, summary
+    counts = _status(engine.deck)["sandbox"]["instances"]
+    assert counts["running"] == counts["desired"] == counts["on_pinned_image"] > 0
+    asked = [r for r in _audit(engine.deck) if r.get("action") == "nuke-rebuild" and r.get("engine")]
+    assert asked and asked[-1]["result"] == "ok" and asked[-1]["engine"]["worker"].split("@")[0] in ("w1", "w2")
 
 
 def test_a_job_for_an_account_no_worker_serves_waits_then_gives_up(engine: Engine) -> None:

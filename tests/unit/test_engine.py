@@ -51,7 +51,10 @@ def test_a_job_goes_to_its_environments_account_queue_and_reads_back(estate: tup
     [
         ([], "a job spec is a JSON object, not list"),
         ({"id": "j1", "op": "plan"}, "job spec without env, account, deck, head"),
-        ({"id": "j1", "op": "nuke", "env": "a", "account": "1", "deck": "d", "head": ""}, "unknown operation 'nuke'"),
+        (
+            {"id": "j1", "op": "destroy", "env": "a", "account": "1", "deck": "d", "head": ""},
+            "unknown operation 'destroy'",
+        ),
         ({"id": "j1", "op": "plan", "env": "a", "account": "1", "deck": "d", "head": "", "args": [1]}, "args must"),
     ],
 )
@@ -62,8 +65,8 @@ def test_a_malformed_job_spec_is_one_line(data: Any, message: str) -> None:
 
 def test_an_unknown_operation_or_environment_is_refused_before_anything_is_sent(estate: tuple[Deck, World]) -> None:
     deck, _ = estate
-    with pytest.raises(ConfigError, match="unknown job operation 'nuke'"):
-        JobSpec.new(deck, "nuke", "dev")
+    with pytest.raises(ConfigError, match="unknown job operation 'destroy'"):
+        JobSpec.new(deck, "destroy", "dev")
     with pytest.raises(ConfigError, match="unknown environment 'qa'"):
         JobSpec.new(deck, "plan", "qa")
 
@@ -304,3 +307,15 @@ def test_without_a_broker_the_runner_is_the_in_process_code_path(
     (web,) = asyncio.run(bake(deck, Reporter("bake"), services=["web"]))
     done = asyncio.run(runner.release(deck, "promote", "dev", Reporter("promote", "dev"), src=web.id, services=["web"]))
     assert isinstance(done, ReleaseResult) and done.moved[0].to_image == web.id
+
+
+def test_a_nuke_plan_and_result_travel_as_json() -> None:
+    from opsdeck.adapters.inventory import CloudResource
+    from opsdeck.core.sandbox.nuke import NukePlan, NukeResult
+
+    plan = NukePlan("sandbox", "111111111111", ("module.web.aws_autoscaling_group.this",),
+                    (CloudResource("ec2:instance", "i-stray"),), {"web": "ami-1"}, "us-east-1")  # fmt: skip
+    back = NukePlan.from_json(json.loads(json.dumps(plan.to_json())))
+    assert back.to_json() == plan.to_json() and back.summary() == plan.summary()
+    result = NukeResult("sandbox", 5, 1, 5, (("inventory", 1.25), ("apply", 10.5)), 20.0)
+    assert NukeResult.from_json(json.loads(json.dumps(result.to_json()))) == result

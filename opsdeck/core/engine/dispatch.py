@@ -268,7 +268,12 @@ class Engine:
                         elif kind == "confirm":
                             answer = False
                             try:
-                                answer = await confirm(preview_from_json(data["preview"]))
+                                if "nuke" in data:
+                                    from opsdeck.core.sandbox.nuke import NukePlan
+
+                                    answer = await confirm(NukePlan.from_json(data["nuke"]))  # type: ignore[arg-type]
+                                else:
+                                    answer = await confirm(preview_from_json(data["preview"]))
                             finally:  # refused or failed here: the worker hears "no" and changes nothing
                                 await client.rpush(answer_key(spec.id), "yes" if answer else "no")
                             await client.expire(answer_key(spec.id), KEY_TTL)

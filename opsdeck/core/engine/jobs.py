@@ -20,7 +20,7 @@ from opsdeck.errors import ConfigError, OpsdeckError
 
 QUEUE_PREFIX = "opsdeck."
 READ_ONLY = frozenset({"plan", "drift"})
-MUTATING = frozenset({"promote", "rollback", "deploy"})
+MUTATING = frozenset({"promote", "rollback", "deploy", "nuke"})
 BUILD = frozenset({"bake"})  # on the build account, of no environment; run at most once like a change
 OPERATIONS = READ_ONLY | MUTATING | BUILD
 READ_ONLY_TASK = "opsdeck.read_only"

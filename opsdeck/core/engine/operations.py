@@ -59,6 +59,12 @@ async def run_job(deck: Deck, spec: JobSpec, rep: Reporter, confirm: Confirm = c
         owners = await ownerships(deck, rep)
         report = await check.check_env(deck, spec.env, owners, load_ignore(deck.root), rep)
         return {"drift": report.to_json()}
+    if spec.op == "nuke":
+        from opsdeck.core.sandbox.nuke import nuke_rebuild
+
+        # The caller asked for a confirmation (the deck's typed one): the plan goes to it, "no" is "no".
+        nuked = await nuke_rebuild(deck, spec.env, rep, confirm=confirm if spec.args.get("confirm") else None)
+        return {"nuke": nuked.to_json()}
     if spec.op == "bake":
         from opsdeck.core.release.bake import bake
 

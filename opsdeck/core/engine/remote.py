@@ -208,3 +208,39 @@ async def release_on_worker(
         **({"commit": commit} if commit else {"request": requested}),
     )
     return outcome
+
+
+async def nuke_on_worker(deck: Deck, engine: Engine, env: str, rep: Reporter, confirm: Any = None) -> JobOutcome:
+    """nuke-and-rebuild ``env`` on a worker of its account (the worker audits it in its clone; this deck
+    records that it asked, and how it went, as for a release)."""
+    deck.env(env)
+    await asyncio.to_thread(engine.check)
+    head = await asyncio.to_thread(deck.tools.git.head)
+    spec = JobSpec.new(deck, "nuke", env, {"confirm": confirm is not None}, head)
+    who = await asyncio.to_thread(audit.who, deck, env)
+    job = {"job": spec.id, "queue": spec.queue}
+    try:
+        outcome = await engine.run(spec, rep, confirm or confirmed)
+    except OpsdeckError as exc:
+        result = "interrupted" if isinstance(exc, WorkerLostError) else audit.outcome(exc)
+        await asyncio.to_thread(
+            audit.append,
+            deck,
+            action="nuke-rebuild",
+            environment=env,
+            result=result,
+            error=str(exc),
+            who=who,
+            engine=job,
+        )
+        raise
+    await asyncio.to_thread(
+        audit.append,
+        deck,
+        action="nuke-rebuild",
+        environment=env,
+        result="ok",
+        who=who,
+        engine={**job, "worker": outcome.worker, "seconds": round(outcome.seconds, 3)},
+    )
+    return outcome

@@ -120,6 +120,37 @@ async def _bake_on_worker(
     return [{**image, "worker": outcome.worker} for image in baked], outcome.worker
 
 
+async def nuke_rebuild(deck: Deck, env: str, rep: Reporter, *, confirm: Any = None) -> tuple[Any, str | None]:
+    """nuke-and-rebuild: here, or on a worker of the sandbox's account; the NukeResult and the worker
+    (None: here). ``confirm`` gets the NukePlan either way (from the worker, before it deletes)."""
+    from opsdeck.core.sandbox import nuke
+
+    broker = broker_url(deck)
+    here = not broker
+    if not here and await asyncio.to_thread(_dirty, deck, env):
+        rep.log(f"{env} has uncommitted changes a worker cannot see: nuked and rebuilt here", "notice")
+        here = True
+    if here:
+        return await nuke.nuke_rebuild(deck, env, rep, confirm=confirm), None
+    from opsdeck.core.engine.dispatch import Engine
+    from opsdeck.core.engine.remote import nuke_on_worker
+    from opsdeck.errors import OpsdeckError
+
+    engine = Engine(deck, broker)
+    try:
+        outcome = await nuke_on_worker(deck, engine, env, rep, confirm)
+    finally:
+        engine.close()
+    data = outcome.result.get("nuke")
+    if not isinstance(data, dict):
+        raise OpsdeckError(f"nuke-and-rebuild of {env} on {outcome.worker}: the worker's result has none")
+    return nuke.NukeResult.from_json(data), outcome.worker
+
+
+def _dirty(deck: Deck, env: str) -> bool:
+    return deck.tools.git.is_dirty(str(deck.env(env).path))
+
+
 @dataclass(frozen=True)
 class RemoteRelease:
     """A release a worker ran, read back from its JSON: what the deck needs to show it."""

@@ -172,8 +172,12 @@ async def _run(root: Path, spec: JobSpec, channel: Channel, worker: str) -> dict
     deck = await asyncio.to_thread(open_for_job, root, spec, worker)
     rep = Reporter(spec.op, spec.env, channel.event)
 
-    async def confirm(preview: Preview) -> bool:
-        await asyncio.to_thread(channel.send, "confirm", preview=preview_to_json(preview))
+    async def confirm(preview: Any) -> bool:
+        """Ask the caller: a release's preview, or a nuke-and-rebuild's plan."""
+        if isinstance(preview, Preview):
+            await asyncio.to_thread(channel.send, "confirm", preview=preview_to_json(preview))
+        else:
+            await asyncio.to_thread(channel.send, "confirm", nuke=preview.to_json())
         return await asyncio.to_thread(channel.answer, CONFIRM_SECONDS)
 
     work = asyncio.ensure_future(run_job(deck, spec, rep, confirm))

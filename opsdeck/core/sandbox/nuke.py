@@ -58,6 +58,18 @@ class NukePlan:
             "pins": self.pins,
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> NukePlan:
+        """A plan read back (one an engine's worker asks this deck to confirm)."""
+        return cls(
+            environment=str(data["environment"]),
+            account=str(data["account"]),
+            managed=tuple(str(a) for a in data["managed"]),
+            unmanaged=tuple(CloudResource(str(r["type"]), str(r["id"])) for r in data["unmanaged"]),
+            pins={str(k): str(v) for k, v in dict(data["pins"]).items()},
+            region=str(data.get("region", "")),
+        )
+
 
 @dataclass(frozen=True)
 class NukeResult:
@@ -78,6 +90,18 @@ class NukeResult:
             "phases": [{"name": n, "seconds": round(s, 3)} for n, s in self.phases],
             "seconds": round(self.seconds, 3),
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> NukeResult:
+        """A result read back (from an engine's worker)."""
+        return cls(
+            environment=str(data["environment"]),
+            destroyed=int(data["destroyed"]),
+            unmanaged_deleted=int(data["unmanaged_deleted"]),
+            created=int(data["created"]),
+            phases=tuple((str(p["name"]), float(p["seconds"])) for p in data["phases"]),
+            seconds=float(data["seconds"]),
+        )
 
 
 def check_allowed(deck: Deck, env: str) -> str:
