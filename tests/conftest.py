@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -37,6 +38,12 @@ os.environ.update(
     }
 )
 os.environ.pop("OPSDECK_DECK", None)
+
+# Ctrl-C reaches every process the tests start, as at an engineer's terminal. A test run started in the
+# background by a non-interactive shell (as a CI job may be) has SIGINT ignored, every child inherits
+# that, and Python then leaves it ignored: the tests that interrupt an operation saw it run to the end.
+# A handler here (not SIG_IGN) is reset to the default in each child at exec.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
