@@ -420,7 +420,7 @@ async def test_the_decks_nuke_key_runs_on_a_worker_and_asks_here_first(
             await pilot.pause(0.1)
         screen = app.screen
         assert isinstance(screen, ConfirmScreen) and screen.typed == "sandbox"
-        await pilot.pause(0.3)
+        await pilot.pause(7.0)  # a person reads the plan: longer than a redis read waits by default (5 s)
         await pilot.press(*"sandbox", "enter")
         for _ in range(3000):
             if app.last_done is not None and not app.running_envs:

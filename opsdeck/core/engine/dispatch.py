@@ -244,6 +244,7 @@ class Engine:
         client = aioredis.Redis.from_url(self.broker, socket_connect_timeout=2.0)
         stream, last = events_key(spec.id), "0-0"
         worker = ""
+        silent = 0
         sent_at = time.monotonic()
         try:
             while True:
@@ -282,8 +283,12 @@ class Engine:
                                 return str(data.get("worker") or worker), dict(data.get("result") or {})
                             raise _error(data)
                 if worker:
-                    if not await client.exists(alive_key(spec.id)):
-                        raise _Lost(worker)
+                    if await client.exists(alive_key(spec.id)):
+                        silent = 0
+                    else:  # a worker drops the key right after its "done": read once more before calling it lost
+                        silent += 1
+                        if silent > 1:
+                            raise _Lost(worker)
                 elif time.monotonic() - sent_at > START_SECONDS and not await asyncio.to_thread(
                     self.serving, spec.queue
                 ):

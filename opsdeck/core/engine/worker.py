@@ -44,6 +44,7 @@ from opsdeck.errors import CloudUnavailableError, OpsdeckError, RefusedError, To
 ALIVE_MS = 5000  # a job whose worker stops refreshing this for 5 s has lost its worker
 BEAT_SECONDS = 1.0
 CONFIRM_SECONDS = 900.0  # how long a change waits for its caller's answer before it counts as not confirmed
+ANSWER_SLICE = 2  # seconds per wait for that answer (under the client's socket timeout)
 REGISTRY_SECONDS = 2.0
 REGISTRY_TTL = 8
 
@@ -82,8 +83,17 @@ class Channel:
         self.client.set(alive_key(self.job_id), self.worker, px=ALIVE_MS)
 
     def answer(self, timeout: float) -> bool:
-        found = self.client.blpop([answer_key(self.job_id)], timeout=int(timeout))
-        return found is not None and found[1] in (b"yes", "yes")
+        """The caller's answer ("yes" or not) within ``timeout``; a cancel meanwhile is a "no". Waited
+        for in slices shorter than the client's socket timeout: redis-py's reads time out after 5 s by
+        default, and a single long BLPOP failed the change after 5 s of a person reading its plan."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            found = self.client.blpop([answer_key(self.job_id)], timeout=max(1, min(ANSWER_SLICE, int(left))))
+            if found is not None:
+                return found[1] in (b"yes", "yes")
+            if self.cancelled():
+                return False
+        return False
 
     def cancelled(self) -> bool:
         return bool(self.client.exists(cancel_key(self.job_id)))
