@@ -217,17 +217,17 @@ class Engine:
             except redis.RedisError as exc:
                 raise self.lost_broker(exc, current.label()) from None
             except _Lost as lost:
-                if current.mutating and not current.env:  # a bake
-                    raise WorkerLostError(
-                        f"worker {lost.worker} was lost during {current.label()} (job {current.id[:12]}): nothing "
-                        "runs it again; Packer's builder instance or a half-made image may be left in the build "
-                        "account: `opsdeck orphans` finds them"
-                    ) from None
                 if current.mutating:
+                    left = (
+                        f"{current.env} is left as the worker left it: check it with `opsdeck status`, then "
+                        f"release it with `opsdeck unlock {current.env}`"
+                        if current.env
+                        else "Packer's builder instance or a half-made image may be left in the build account: "
+                        "`opsdeck orphans` finds them"  # a bake
+                    )
                     raise WorkerLostError(
                         f"worker {lost.worker} was lost during {current.label()} (job {current.id[:12]}): nothing "
-                        f"runs it again; {current.env} is left as the worker left it: check it with `opsdeck "
-                        f"status`, then release it with `opsdeck unlock {current.env}`"
+                        f"runs it again; {left}"
                     ) from None
                 if attempts > READ_ONLY_RESENDS:
                     raise EngineError(

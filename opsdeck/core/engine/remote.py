@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from opsdeck.core.drift import store as drift_store
@@ -29,7 +30,7 @@ from opsdeck.core.tasks import all_or_nothing
 from opsdeck.errors import OpsdeckError, RefusedError
 
 
-def _dirty_env(deck: Deck, env: str) -> bool:
+def dirty_env(deck: Deck, env: str) -> bool:
     """The environment's files differ from the commit a worker would plan."""
     rel = str(deck.env(env).path)
     try:
@@ -82,7 +83,7 @@ async def plan_env_on_workers(
         cached = await planning.fresh_plan(deck, env)
         if cached is not None:
             return cached, None
-    if await asyncio.to_thread(_dirty_env, deck, env):
+    if await asyncio.to_thread(dirty_env, deck, env):
         rep.log(f"{env} has uncommitted changes a worker cannot see: planned here", "notice")
         return await planning.plan(deck, env, rep, reuse=reuse), ""
     head = head or await asyncio.to_thread(deck.tools.git.head)
@@ -183,64 +184,56 @@ async def release_on_worker(
             "remote holds"
         )
     head = await asyncio.to_thread(deck.tools.git.head)
-    spec = JobSpec.new(deck, op, env, args, head)
-    who = await asyncio.to_thread(audit.who, deck, env)
+
+    def recorded(outcome: JobOutcome) -> dict[str, Any]:
+        latest(deck)  # this clone follows the commit the worker pushed
+        commit = outcome.result.get("commit") or ""
+        requested = (outcome.result.get("request") or {}).get("id")
+        return {"result": "requested" if requested else "ok"} | (
+            {"commit": commit} if commit else {"request": requested}
+        )
+
+    return await _run_recorded(deck, engine, JobSpec.new(deck, op, env, args, head), rep, confirm, op, recorded)
+
+
+async def _run_recorded(
+    deck: Deck,
+    engine: Engine,
+    spec: JobSpec,
+    rep: Reporter,
+    confirm: Any,
+    action: str,
+    recorded: Callable[[JobOutcome], dict[str, Any]] = lambda _: {"result": "ok"},
+) -> JobOutcome:
+    """Run a change on a worker. The worker audits its run in its clone; this deck records that it asked
+    and how it went (``recorded`` gives the fields of a run that ended well, off the event loop)."""
+    who = await asyncio.to_thread(audit.who, deck, spec.env)
     job = {"job": spec.id, "queue": spec.queue}
     try:
         outcome = await engine.run(spec, rep, confirm)
-    except OpsdeckError as exc:  # the worker audits its run in its clone; this deck records the attempt
+    except OpsdeckError as exc:
         result = "interrupted" if isinstance(exc, WorkerLostError) else audit.outcome(exc)
         await asyncio.to_thread(
-            audit.append, deck, action=op, environment=env, result=result, error=str(exc), who=who, engine=job
+            audit.append, deck, action=action, environment=spec.env, result=result, error=str(exc), who=who, engine=job
         )
         raise
-    await asyncio.to_thread(latest, deck)
-    commit = outcome.result.get("commit") or ""
-    requested = (outcome.result.get("request") or {}).get("id")
+    fields = await asyncio.to_thread(recorded, outcome)
     await asyncio.to_thread(
         audit.append,
         deck,
-        action=op,
-        environment=env,
-        result="requested" if requested else "ok",
+        action=action,
+        environment=spec.env,
         who=who,
         engine={**job, "worker": outcome.worker, "seconds": round(outcome.seconds, 3)},
-        **({"commit": commit} if commit else {"request": requested}),
+        **fields,
     )
     return outcome
 
 
 async def nuke_on_worker(deck: Deck, engine: Engine, env: str, rep: Reporter, confirm: Any = None) -> JobOutcome:
-    """nuke-and-rebuild ``env`` on a worker of its account (the worker audits it in its clone; this deck
-    records that it asked, and how it went, as for a release)."""
+    """nuke-and-rebuild ``env`` on a worker of its account (recorded here as a release is)."""
     deck.env(env)
     await asyncio.to_thread(engine.check)
     head = await asyncio.to_thread(deck.tools.git.head)
     spec = JobSpec.new(deck, "nuke", env, {"confirm": confirm is not None}, head)
-    who = await asyncio.to_thread(audit.who, deck, env)
-    job = {"job": spec.id, "queue": spec.queue}
-    try:
-        outcome = await engine.run(spec, rep, confirm or confirmed)
-    except OpsdeckError as exc:
-        result = "interrupted" if isinstance(exc, WorkerLostError) else audit.outcome(exc)
-        await asyncio.to_thread(
-            audit.append,
-            deck,
-            action="nuke-rebuild",
-            environment=env,
-            result=result,
-            error=str(exc),
-            who=who,
-            engine=job,
-        )
-        raise
-    await asyncio.to_thread(
-        audit.append,
-        deck,
-        action="nuke-rebuild",
-        environment=env,
-        result="ok",
-        who=who,
-        engine={**job, "worker": outcome.worker, "seconds": round(outcome.seconds, 3)},
-    )
-    return outcome
+    return await _run_recorded(deck, engine, spec, rep, confirm or confirmed, "nuke-rebuild")

@@ -127,9 +127,12 @@ async def nuke_rebuild(deck: Deck, env: str, rep: Reporter, *, confirm: Any = No
 
     broker = broker_url(deck)
     here = not broker
-    if not here and await asyncio.to_thread(_dirty, deck, env):
-        rep.log(f"{env} has uncommitted changes a worker cannot see: nuked and rebuilt here", "notice")
-        here = True
+    if broker:
+        from opsdeck.core.engine.remote import dirty_env
+
+        if await asyncio.to_thread(dirty_env, deck, env):
+            rep.log(f"{env} has uncommitted changes a worker cannot see: nuked and rebuilt here", "notice")
+            here = True
     if here:
         return await nuke.nuke_rebuild(deck, env, rep, confirm=confirm), None
     from opsdeck.core.engine.dispatch import Engine
@@ -145,10 +148,6 @@ async def nuke_rebuild(deck: Deck, env: str, rep: Reporter, *, confirm: Any = No
     if not isinstance(data, dict):
         raise OpsdeckError(f"nuke-and-rebuild of {env} on {outcome.worker}: the worker's result has none")
     return nuke.NukeResult.from_json(data), outcome.worker
-
-
-def _dirty(deck: Deck, env: str) -> bool:
-    return deck.tools.git.is_dirty(str(deck.env(env).path))
 
 
 @dataclass(frozen=True)
