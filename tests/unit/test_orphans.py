@@ -595,21 +595,29 @@ def _shared(deck: Deck, tmp_path: Path) -> Path:
     return mate
 
 
-def test_a_copy_pushed_by_a_teammate_is_pulled_before_the_scan(estate: tuple[Deck, World], tmp_path: Path) -> None:
-    from opsdeck.core.sandbox.copies import RecoveredCopy, record_rel
+def _push_record(mate: Path, copy: Any) -> str:
+    """A teammate's clone records a recovered copy and pushes it; the record's path."""
+    from opsdeck.core.sandbox.copies import record_rel
     from tests.unit.estate import git
+
+    rel = record_rel(copy.env, copy.region)
+    (mate / rel).parent.mkdir(parents=True)
+    (mate / rel).write_text(json.dumps(copy.to_json()))
+    git(mate, "add", rel)
+    git(mate, "commit", "-qm", f"recovered {copy.env} into {copy.region}")
+    git(mate, "push", "-q")
+    return rel
+
+
+def test_a_copy_pushed_by_a_teammate_is_pulled_before_the_scan(estate: tuple[Deck, World], tmp_path: Path) -> None:
+    from opsdeck.core.sandbox.copies import RecoveredCopy
 
     deck, world = estate
     mate = _shared(deck, tmp_path)
     now = time.time()
     state = Backend("opsdeck-demo-tfstate-222222222222", "shop/staging/recover-us-west-2/terraform.tfstate")
     copy = RecoveredCopy("staging", "us-west-2", "222222222222", now - HOUR, now, {}, {}, state)
-    rel = record_rel("staging", "us-west-2")
-    (mate / rel).parent.mkdir(parents=True)
-    (mate / rel).write_text(json.dumps(copy.to_json()))
-    git(mate, "add", rel)
-    git(mate, "commit", "-qm", "recovered staging into us-west-2")
-    git(mate, "push", "-q")
+    rel = _push_record(mate, copy)
     plant(
         world,
         ("222222222222", "us-west-2"),
@@ -786,8 +794,7 @@ def test_a_sandboxs_recovered_copy_is_not_a_sandbox_orphan(estate: tuple[Deck, W
 
 
 def test_removal_syncs_and_scans_again_before_asking(estate: tuple[Deck, World], tmp_path: Path) -> None:
-    from opsdeck.core.sandbox.copies import RecoveredCopy, record_rel
-    from tests.unit.estate import git
+    from opsdeck.core.sandbox.copies import RecoveredCopy
 
     deck, world, image = _removable_estate(estate)
     mate = _shared(deck, tmp_path)
@@ -796,12 +803,7 @@ def test_removal_syncs_and_scans_again_before_asking(estate: tuple[Deck, World],
     now = time.time()  # meanwhile a teammate recovers staging on that image and pushes its record
     state = Backend("opsdeck-demo-tfstate-222222222222", "shop/staging/recover-us-west-2/terraform.tfstate")
     copy = RecoveredCopy("staging", "us-west-2", "222222222222", now, now, {"worker": image}, {}, state)
-    rel = record_rel("staging", "us-west-2")
-    (mate / rel).parent.mkdir(parents=True)
-    (mate / rel).write_text(json.dumps(copy.to_json()))
-    git(mate, "add", rel)
-    git(mate, "commit", "-qm", "recovered staging into us-west-2")
-    git(mate, "push", "-q")
+    _push_record(mate, copy)
     shown: list[Removal] = []
 
     async def confirm(removal: Removal) -> bool:
