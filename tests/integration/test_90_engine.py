@@ -211,7 +211,6 @@ async def test_the_decks_refresh_key_runs_on_the_workers_with_their_progress_liv
     from textual.worker import WorkerState
 
     from opsdeck.core.estate.deck import Deck
-    from opsdeck.core.observe.planning import forget_plan
     from opsdeck.tui.app import OpsDeckApp
     from opsdeck.tui.widgets.ops import OperationsPane
 
@@ -227,8 +226,12 @@ async def test_the_decks_refresh_key_runs_on_the_workers_with_their_progress_liv
             if app.state is not None and app.state.cloud == "reachable" and not loading():
                 break
             await pilot.pause(0.1)
-        for env in deck.config.env_names:  # every plan stale: each one is a job
-            forget_plan(deck, env)
+        # Every plan stale, here and in the workers' clones (each keeps its own saved plans): a change to
+        # a module all environments use, committed and pushed, so each plan is a job on a worker.
+        network = engine.deck / "modules" / "network" / "main.tf"
+        network.write_text(network.read_text() + f"# touched by {app.op_count} tests\n")
+        _git(engine.deck, "commit", "-qm", "touch the network module: every plan is stale", "--", str(network))
+        _git(engine.deck, "push", "-q")
         before = app.op_count
         seen: list[str] = []
         await pilot.press("f")
