@@ -134,7 +134,6 @@ class Refresh:
         self.poke.set()
 
 
-REFRESHES: weakref.WeakKeyDictionary[Any, list[Refresh]] = weakref.WeakKeyDictionary()
 _lock: threading.Lock | None = None
 
 
@@ -143,8 +142,14 @@ def set_lock(lock: threading.Lock) -> None:
     _lock = lock
 
 
+def refreshes(group: Any) -> list[Refresh]:
+    """The group's refreshes, oldest first; kept on the group, so a deleted group's go with it."""
+    found: list[Refresh] = getattr(group, "_opsdeck_refreshes", [])
+    return found
+
+
 def active(group: Any) -> Refresh | None:
-    return next((r for r in REFRESHES.get(group, []) if r.status in ACTIVE), None)
+    return next((r for r in refreshes(group) if r.status in ACTIVE), None)
 
 
 def begin(refresh: Refresh) -> None:
@@ -156,7 +161,7 @@ def begin(refresh: Refresh) -> None:
         refresh.warmup = min(refresh.warmup, float(prefs["InstanceWarmup"]))
     refresh.health_wait = _seconds(HEALTH_SECONDS, 15.0)
     refresh.checkpoints = sorted(int(p) for p in prefs.get("CheckpointPercentages") or [])
-    REFRESHES.setdefault(refresh.group, []).append(refresh)
+    refresh.group._opsdeck_refreshes = [*refreshes(refresh.group), refresh]
     threading.Thread(target=_work, args=(refresh,), name=f"refresh-{refresh.id[:8]}", daemon=True).start()
 
 

@@ -167,7 +167,7 @@ def _describe(self: Any) -> Any:
 
     name = self._get_param("AutoScalingGroupName")
     group = self.autoscaling_backend.autoscaling_groups.get(name)
-    refreshes = list(reversed(engine.REFRESHES.get(group, []))) if group is not None else []
+    refreshes = list(reversed(engine.refreshes(group))) if group is not None else []
     wanted = self._get_param("InstanceRefreshIds") or []
     if wanted:
         refreshes = [r for r in refreshes if r.id in wanted]
