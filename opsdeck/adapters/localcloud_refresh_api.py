@@ -43,16 +43,11 @@ def install(lock: threading.Lock) -> None:
     AutoScalingResponse._opsdeck_refresh = True  # type: ignore[attr-defined]
 
 
-def _errors() -> Any:
-    from moto.autoscaling.exceptions import AutoscalingClientError
-
-    return AutoscalingClientError
-
-
 def _fault(code: str, message: str) -> Exception:
     """An Auto Scaling error with AWS's code (moto takes its HTTP status from the API model)."""
-    error: Exception = _errors()(code, message)
-    return error
+    from moto.autoscaling.exceptions import AutoscalingClientError
+
+    return AutoscalingClientError(code, message)
 
 
 def _group(response: Any) -> Any:

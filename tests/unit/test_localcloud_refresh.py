@@ -175,6 +175,28 @@ def test_batches_follow_min_healthy_percentage_and_progress_moves(cloud: Cloud) 
     assert found["LaunchTemplate"]["Version"] == "2"  # the desired configuration is the group's once it succeeded
 
 
+def test_a_checkpoint_caps_the_batch_and_pauses_the_refresh_there(cloud: Cloud) -> None:
+    old, new = cloud.images
+    template = _template(cloud, old, new)
+    group = _group(cloud, template, size=4)
+    rid = cloud.asg.start_instance_refresh(
+        AutoScalingGroupName=group,
+        DesiredConfiguration=_to(template, "2"),
+        Preferences={"MinHealthyPercentage": 0, "CheckpointPercentages": [50], "CheckpointDelay": 60},
+    )["InstanceRefreshId"]
+
+    def at_checkpoint() -> dict[str, Any] | None:
+        found = _refresh(cloud, group, rid)
+        return found if found.get("StatusReason", "").startswith("Waiting at checkpoint") else None
+
+    paused = _wait("the refresh to pause at its checkpoint", at_checkpoint)
+    assert paused["Status"] == "InProgress" and paused["PercentageComplete"] == 50, paused
+    assert _versions(cloud, group).count("2") == 2  # MinHealthyPercentage 0 allows all four; 50% stops it at two
+    assert paused["Preferences"]["CheckpointDelay"] == 60
+    _until(cloud, group, rid, "Successful")
+    assert _versions(cloud, group) == ["2"] * 4
+
+
 def test_a_cancel_mid_way_stops_between_batches_and_keeps_what_was_replaced(cloud: Cloud) -> None:
     old, new = cloud.images
     template = _template(cloud, old, new)
