@@ -35,6 +35,10 @@ os.environ.update(
         "XDG_DATA_HOME": str(SESSION_HOME / "xdg-data"),
         "CHECKPOINT_DISABLE": "1",
         "GIT_CONFIG_NOSYSTEM": "1",
+        # The local cloud's instance refreshes: a batch warms up for 0.3 s, and one whose instances stay
+        # unhealthy fails after 1.5 s (the local cloud reads both when a refresh starts).
+        "OPSDECK_LOCALCLOUD_REFRESH_SECONDS": "0.3",
+        "OPSDECK_LOCALCLOUD_REFRESH_HEALTH_SECONDS": "1.5",
     }
 )
 os.environ.pop("OPSDECK_DECK", None)

@@ -14,12 +14,46 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+# The one lock around moto's backends: each request holds it (Serialized), and so does each step of
+# the work the local cloud does on its own between requests (an instance refresh's batches).
+REQUEST_LOCK = threading.Lock()
+
 
 def apply_fidelity_fixes() -> None:
     """Make moto answer like AWS where opsdeck's real code paths depend on it."""
+    from opsdeck.adapters import localcloud_refresh_api
+
     _ebs_backed_images()
     _roles_must_exist()
     _launch_template_id_not_found()
+    _launch_template_version_user_data()
+    localcloud_refresh_api.install(REQUEST_LOCK)
+
+
+def _launch_template_version_user_data() -> None:
+    """User data of a launch template version above 1 is kept as AWS keeps it (base64 text).
+
+    moto 5.2 decodes the user data of a new template but stores a new version's as it came, so
+    launching from that version (an auto scaling group created or refreshed with it) failed on an
+    assertion, HTTP 500: seen with a template updated in place (``latest_version``). Every version
+    now goes through the check the first one gets, invalid base64 included.
+    """
+    from moto.core.types import Base64EncodedString
+    from moto.ec2.models import launch_templates
+    from moto.ec2.utils import parse_user_data
+
+    original = launch_templates.LaunchTemplate.create_version
+    if getattr(original, "_opsdeck_fixed", False):
+        return
+
+    def create_version(self: Any, data: dict[str, Any], description: str) -> Any:
+        user_data = data.get("UserData")
+        if user_data is not None and not isinstance(user_data, Base64EncodedString):
+            data = {**data, "UserData": parse_user_data(user_data)}
+        return original(self, data, description)
+
+    create_version._opsdeck_fixed = True  # type: ignore[attr-defined]
+    setattr(launch_templates.LaunchTemplate, "create_version", create_version)  # noqa: B010 - patching moto's class
 
 
 def _launch_template_id_not_found() -> None:
@@ -128,9 +162,9 @@ class Serialized:
 
     KEPT = 4096  # successful answers kept for retries; an SDK retries within seconds
 
-    def __init__(self, app: Any, log: Any = None) -> None:
+    def __init__(self, app: Any, log: Any = None, lock: threading.Lock | None = None) -> None:
         self.app = app
-        self.lock = threading.Lock()
+        self.lock = lock if lock is not None else threading.Lock()
         self.answers: OrderedDict[str, tuple[str, list[tuple[str, str]], list[bytes]]] = OrderedDict()
         self.log = log if log is not None else (lambda line: print(line, file=sys.stderr, flush=True))
 
@@ -181,7 +215,7 @@ def serve(port: int) -> Any:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
-    app = Serialized(DomainDispatcherApplication(create_backend_app))
+    app = Serialized(DomainDispatcherApplication(create_backend_app), lock=REQUEST_LOCK)
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
     threading.Thread(target=server.serve_forever, name="localcloud", daemon=True).start()
     return server

@@ -1,0 +1,3 @@
+output "instance_ids" {
+  value = aws_instance.this[*].id
+}
