@@ -250,7 +250,7 @@ def test_a_registry_module_not_downloaded_is_reported_not_fetched(tmp_path: Path
     assert data["conventions"]["pin_variable"] == "{service}_ami"
     texts = [t.text for t in adoption.todos]
     assert any(t.startswith("could not follow module.web: terraform-aws-modules/autoscaling/aws") for t in texts)
-    assert any(t.startswith("web: could not follow module.web") for t in texts)
+    assert "web: unknown: module.web was not followed" in texts
     assert "rollout" not in data["environments"]["prod"]
 
 

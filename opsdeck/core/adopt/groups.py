@@ -112,7 +112,8 @@ def rollout_of(tree: ModuleNode, sink: Sink, feeds: Evaluator, image: Value) -> 
     if not groups:
         return Rollout(None, f"no auto scaling group in this environment launches from {sink.address}")
     group = groups[0]
-    also = f" (and {len(groups) - 1} more groups)" if len(groups) > 1 else ""
+    others = ", ".join(g.address for g in groups[1:])
+    also = f"; {others} launches from it too" if others else ""
     if _named_after(tree, group, sink, feeds, image):
         order = (
             "" if _create_before_destroy(group.resource) else "; without create_before_destroy the old one goes first"
@@ -156,11 +157,12 @@ def _instance_refresh(group: Sink) -> str | None:
     for dynamic in resource.blocks:
         if dynamic.type != "dynamic" or dynamic.labels != ("instance_refresh",):
             continue
-        inputs = [r.parts[1] for r in refs(dynamic.attrs.get("for_each")) if r.parts[0] == "var" and len(r.parts) > 1]
+        found = refs(dynamic.attrs.get("for_each"))
+        inputs = list(dict.fromkeys(str(r.parts[1]) for r in found if r.parts[0] == "var" and len(r.parts) > 1))
         call = group.node.call
         if inputs and call is not None and not any(name in call.attrs for name in inputs):
             return None  # the module has a switch for it, and its caller leaves it off
-        return ", dynamic" if not inputs else f", set by {group.node.label}'s {', '.join(map(str, inputs))}"
+        return ", dynamic" if not inputs else f", when {group.node.label} sets {', '.join(inputs)}"
     return None
 
 

@@ -161,7 +161,8 @@ def _add_unfollowed(env: EnvSurvey, call: Unfollowed, feeds: Evaluator, values: 
             continue
         why = f"could not follow {call.address}: {call.why}"
         tags = values.eval(call.parent, call.call.attrs.get("tags"))
-        fed = Fed(f"{call.address}.{key}", (*call.parent.address, call.call.labels[0]), image, None, Rollout(None, why))
+        rollout = Rollout(None, f"unknown: {call.address} was not followed")
+        fed = Fed(f"{call.address}.{key}", (*call.parent.address, call.call.labels[0]), image, None, rollout)
         fed.tags = _known(tags) if isinstance(tags, dict) else {}
         env.todos.append(f"{why}; its input {key} = {shown(expr)} is taken to feed an image: check it")
         _pin(env, fed)
