@@ -323,3 +323,36 @@ def test_a_file_the_parser_refuses_is_a_todo_not_a_crash(tmp_path: Path) -> None
     adoption, _, _ = drafted(repo)
     assert any(t.text.startswith("could not read modules/asg/broken.tf:") for t in adoption.todos)
     assert [s.name for s in adoption.services] == ["web", "batch"]
+
+
+@pytest.mark.parametrize("for_each", ["local.services", 'toset(["web", "api"])'])
+def test_a_module_called_for_each_service_is_one_service_per_key(tmp_path: Path, for_each: str) -> None:
+    repo = write(tmp_path / "estate", {
+        "modules/asg/main.tf": ASG_MODULE,
+        "envs/dev/main.tf": root_head("dev") + f"""
+            variable "images" {{ type = map(string) }}
+            locals {{
+              services = {{ web = {{ size = 2 }}, api = {{ size = 1 }} }}
+            }}
+            module "svc" {{
+              source   = "../../modules/asg"
+              for_each = {for_each}
+              name     = "dev-${{each.key}}"
+              image_id = var.images[each.key]
+              tags     = {{ env = "dev", app = each.key }}
+            }}
+            """,
+        "envs/dev/images.auto.tfvars.json": json.dumps({"images": {"web": "ami-01", "api": "ami-02"}}),
+    })  # fmt: skip
+    adoption, data, _ = drafted(repo)
+    assert sorted(s.name for s in adoption.services) == ["api", "web"]
+    web = next(s for s in adoption.services if s.name == "web").envs["dev"]
+    assert web.address == 'module.svc["web"].aws_launch_template.this.image_id'
+    assert web.feed is not None and web.feed.label == "images.web" and web.pin_value == "ami-01"
+    assert data["conventions"] == {
+        "env_tag": "env",
+        "service_tag": "app",
+        "pin_file": "images.auto.tfvars.json",
+        "pin_variable": "images.{service}",
+    }
+    assert rollouts(adoption, "dev") == {"web": "instance-refresh", "api": "instance-refresh"}

@@ -2,12 +2,15 @@
 
 A module call is followed into a local source (``./``, ``../``) or into what `terraform init` already
 put in ``.terraform/modules`` (its ``modules.json`` maps each call's key to a directory). A registry or
-git source that was never downloaded is not fetched: it is reported as not followed.
+git source that was never downloaded is not fetched: it is reported as not followed. A call with
+``for_each`` over a map or set its caller can tell is one module instance per key.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,18 +18,27 @@ from opsdeck.adapters.hcl import Block, Expr, HclError, installed_modules, read_
 
 SKIPPED_DIRS = (".terraform", ".git", "node_modules")
 MAX_DEPTH = 12
+# The instances of a module call with for_each: (each.key, each.value) pairs, None when unknown.
+Instances = Callable[["ModuleNode", Expr], list[tuple[str, object]] | None]
 
 
 @dataclass
 class ModuleNode:
     """One module instance of an environment: its root module, or a module call that was followed."""
 
-    address: tuple[str, ...]  # the module call names from the root: ("web", "asg")
+    address: tuple[str, ...]  # the module call names from the root: ("web", "asg"), ('svc["web"]',)
     dir: Path
     blocks: list[Block]
     parent: ModuleNode | None = None
     call: Block | None = None  # the `module` block in the parent that calls this one
     children: dict[str, ModuleNode] = field(default_factory=dict)
+    each: tuple[str, object] | None = None  # each.key and each.value of a for_each instance
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The call names from the root, an instance of a for_each call named by its key."""
+        own = () if self.call is None else (self.each[0] if self.each else self.call.labels[0],)
+        return (*(self.parent.names if self.parent else ()), *own)
 
     @property
     def label(self) -> str:
@@ -118,15 +130,15 @@ class ModuleReader:
                 roots.append(directory)
         return roots
 
-    def tree(self, root: Path) -> tuple[ModuleNode, list[Unfollowed]]:
+    def tree(self, root: Path, instances: Instances) -> tuple[ModuleNode, list[Unfollowed]]:
         """A root module with every module call under it that can be followed."""
         node = ModuleNode((), root, self.blocks(root))
-        installed = installed_modules(root)
         unfollowed: list[Unfollowed] = []
-        self._follow(node, root, installed, unfollowed)
+        self._follow(node, root, _Follow(installed_modules(root), instances, unfollowed))
         return node, unfollowed
 
-    def _follow(self, node: ModuleNode, root: Path, installed: dict[str, Path], out: list[Unfollowed]) -> None:
+    def _follow(self, node: ModuleNode, root: Path, how: _Follow) -> None:
+        out = how.unfollowed
         for call in node.of_type("module"):
             if not call.labels:
                 continue
@@ -135,11 +147,11 @@ class ModuleReader:
             if not isinstance(source, str):
                 out.append(Unfollowed(node, call, str(source), "its source is not a literal string"))
                 continue
-            key = ".".join((*node.address, name))
+            key = ".".join((*(a.split("[")[0] for a in node.address), name))
             if source.startswith(("./", "../")):
                 directory = (node.dir / source).resolve()
-            elif key in installed:
-                directory = installed[key].resolve()
+            elif key in how.installed:
+                directory = how.installed[key].resolve()
             else:
                 why = f"{source} is not downloaded (run terraform init in {self.rel(root)}; opsdeck never fetches it)"
                 out.append(Unfollowed(node, call, source, why))
@@ -150,9 +162,20 @@ class ModuleReader:
             if len(node.address) >= MAX_DEPTH:
                 out.append(Unfollowed(node, call, source, f"modules nest deeper than {MAX_DEPTH} calls"))
                 continue
-            child = ModuleNode((*node.address, name), directory, self.blocks(directory), node, call)
-            node.children[name] = child
-            self._follow(child, root, installed, out)
+            each = how.instances(node, call.attrs["for_each"]) if "for_each" in call.attrs else None
+            for key, value in each if each is not None else [("", None)]:
+                element = f"{name}[{json.dumps(key)}]" if each is not None else name
+                child = ModuleNode((*node.address, element), directory, self.blocks(directory), node, call)
+                child.each = (key, value) if each is not None else None
+                node.children[element] = child
+                self._follow(child, root, how)
+
+
+@dataclass(frozen=True)
+class _Follow:
+    installed: dict[str, Path]
+    instances: Instances
+    unfollowed: list[Unfollowed]
 
 
 def backend_of(block: Block) -> str | None:

@@ -60,9 +60,8 @@ def tfvars_files(root: Path) -> list[Path]:
 
 
 def survey(reader: ModuleReader, root: Path, name: str) -> EnvSurvey:
-    tree, unfollowed = reader.tree(root)
-    backend = next((b for b in (backend_of(x) for x in tree.blocks) if b), "")
-    env = EnvSurvey(name, reader.rel(root), backend, unfollowed=unfollowed)
+    backend = next((b for b in (backend_of(x) for x in reader.blocks(root)) if b), "")
+    env = EnvSurvey(name, reader.rel(root), backend)
     for path in tfvars_files(root):
         try:
             env.tfvars[path.name] = read_tfvars(path, reader.rel(path))
@@ -74,15 +73,27 @@ def survey(reader: ModuleReader, root: Path, name: str) -> EnvSurvey:
             f"{env.path} has variable files Terraform does not load by itself ({', '.join(others)}): opsdeck "
             "takes one root module per environment, whose pins Terraform loads without -var-file"
         )
-    values = Evaluator(lambda variable: _root_value(tree, env, variable))
+    own = ModuleNode((), root, reader.blocks(root))  # the root module's own variables
+    values = Evaluator(lambda variable: _root_value(own, env, variable))
     feeds = Evaluator(lambda variable: Feed(variable))
+    tree, env.unfollowed = reader.tree(root, lambda parent, expr: _instances(values, parent, expr))
     _where(tree, env, values)
     for sink in sinks(tree):
         _add_sink(tree, env, sink, feeds, values)
-    for call in unfollowed:
+    for call in env.unfollowed:
         _add_unfollowed(env, call, feeds, values)
     env.tags = _all_tags(tree, env, values)
     return env
+
+
+def _instances(values: Evaluator, parent: ModuleNode, for_each: Expr) -> list[tuple[str, object]] | None:
+    """A module call's for_each instances, when its caller's map or set of names can be read."""
+    items = values.eval(parent, for_each)
+    if isinstance(items, dict):
+        return list(items.items())
+    if isinstance(items, tuple) and all(isinstance(i, str) for i in items):
+        return [(str(i), i) for i in items]  # a set of names: each.value is each.key
+    return None
 
 
 def _root_value(tree: ModuleNode, env: EnvSurvey, variable: str) -> Value:
@@ -138,7 +149,7 @@ def _add_sink(tree: ModuleNode, env: EnvSurvey, sink: Sink, feeds: Evaluator, va
     tags = _known(tags_of(group.node, group.resource, values))
     if group is not sink:  # what the template gives its instances counts too, below the group's own
         tags = {**_known(tags_of(sink.node, sink.resource, values)), **tags}
-    fed = Fed(address, (*sink.node.address, sink.name), None, None, rollout, tags)
+    fed = Fed(address, (*sink.node.names, sink.name), None, None, rollout, tags)
     if isinstance(image, Feed):
         fed.feed = image
         _pin(env, fed)
@@ -162,7 +173,7 @@ def _add_unfollowed(env: EnvSurvey, call: Unfollowed, feeds: Evaluator, values: 
         why = f"could not follow {call.address}: {call.why}"
         tags = values.eval(call.parent, call.call.attrs.get("tags"))
         rollout = Rollout(None, f"unknown: {call.address} was not followed")
-        fed = Fed(f"{call.address}.{key}", (*call.parent.address, call.call.labels[0]), image, None, rollout)
+        fed = Fed(f"{call.address}.{key}", (*call.parent.names, call.call.labels[0]), image, None, rollout)
         fed.tags = _known(tags) if isinstance(tags, dict) else {}
         env.todos.append(f"{why}; its input {key} = {shown(expr)} is taken to feed an image: check it")
         _pin(env, fed)

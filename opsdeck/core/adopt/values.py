@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import TypeAlias, cast
 
 from opsdeck.adapters.hcl import Call, Expr, Index, Opaque, Ref, Template, refs, shown
 from opsdeck.core.adopt.modules import ModuleNode
@@ -41,6 +41,7 @@ class Unknown:
 
 Value: TypeAlias = str | int | float | bool | Feed | Unknown | dict[str, "Value"] | tuple["Value", ...] | None
 RootVariable = Callable[[str], "Value"]
+Each = tuple[str, object] | None  # a for_each instance's each.key and each.value
 
 
 class Evaluator:
@@ -49,34 +50,38 @@ class Evaluator:
     def __init__(self, at_root: RootVariable) -> None:
         self.at_root = at_root
 
-    def eval(self, node: ModuleNode, expr: Expr, steps: int = 0) -> Value:
+    def eval(self, node: ModuleNode, expr: Expr, steps: int = 0, each: Each = None) -> Value:
+        """``expr`` in module ``node``; ``each`` is the for_each instance the expression belongs to (a
+        module call's arguments are evaluated in its caller, with the instance's each.key)."""
         if steps > MAX_STEPS:
             return Unknown("references loop or nest too deep")
         if expr is None or isinstance(expr, str | int | float | bool):
             return expr
         if isinstance(expr, dict):
-            return {k: self.eval(node, v, steps + 1) for k, v in expr.items()}
+            return {k: self.eval(node, v, steps + 1, each) for k, v in expr.items()}
         if isinstance(expr, tuple):
-            return tuple(self.eval(node, v, steps + 1) for v in expr)
+            return tuple(self.eval(node, v, steps + 1, each) for v in expr)
         if isinstance(expr, Ref):
-            return self._ref(node, expr, steps + 1)
+            return self._ref(node, expr, steps + 1, each)
         if isinstance(expr, Index):
-            key = self.eval(node, expr.key, steps + 1)
-            return index(self.eval(node, expr.of, steps + 1), key, shown(expr))
+            key = self.eval(node, expr.key, steps + 1, each)
+            return index(self.eval(node, expr.of, steps + 1, each), key, shown(expr))
         if isinstance(expr, Template):
-            return self._template(node, expr, steps + 1)
+            return self._template(node, expr, steps + 1, each)
         if isinstance(expr, Call):
-            return self._call(node, expr, steps + 1)
+            return self._call(node, expr, steps + 1, each)
         assert isinstance(expr, Opaque)
         return Unknown(f"{expr.text} (an expression opsdeck does not evaluate)")
 
-    def _ref(self, node: ModuleNode, ref: Ref, steps: int) -> Value:
+    def _ref(self, node: ModuleNode, ref: Ref, steps: int, each: Each) -> Value:
         head, rest = ref.parts[0], ref.parts[1:]
         if head in ("var", "local") and rest and isinstance(rest[0], str):
             name, keys = rest[0], rest[1:]
             value = self._variable(node, name, steps) if head == "var" else self._local(node, name, steps)
         elif head == "module" and len(rest) >= 2 and isinstance(rest[0], str) and isinstance(rest[1], str):
             value, keys = self._output(node, rest[0], rest[1], steps), rest[2:]
+        elif head == "each" and each is not None and rest[:1] in (("key",), ("value",)):
+            value, keys = (each[0] if rest[0] == "key" else cast(Value, each[1])), rest[1:]
         elif head == "data":
             return Unknown(f"{shown(ref)} in {node.label} (looked up when Terraform plans)")
         else:
@@ -89,7 +94,7 @@ class Evaluator:
         if node.parent is None or node.call is None:
             return self.at_root(name)
         if name in node.call.attrs:
-            return self.eval(node.parent, node.call.attrs[name], steps)
+            return self.eval(node.parent, node.call.attrs[name], steps, node.each)
         declared = node.variable(name)
         if declared is None:
             return Unknown(f"{node.label} has no variable {name}")
@@ -112,18 +117,18 @@ class Evaluator:
             return Unknown(f"{child.label} has no output {output}")
         return self.eval(child, block.attrs["value"], steps)
 
-    def _template(self, node: ModuleNode, template: Template, steps: int) -> Value:
+    def _template(self, node: ModuleNode, template: Template, steps: int, each: Each) -> Value:
         pieces: list[str] = []
         for part in template.parts:
-            value = self.eval(node, part, steps)
+            value = self.eval(node, part, steps, each)
             if isinstance(value, bool) or not isinstance(value, str | int | float):
                 why = value.why if isinstance(value, Unknown) else f"{shown(part)} is not a string"
                 return Unknown(why)
             pieces.append(str(value))
         return "".join(pieces)
 
-    def _call(self, node: ModuleNode, call: Call, steps: int) -> Value:
-        args = [self.eval(node, a, steps) for a in call.args]
+    def _call(self, node: ModuleNode, call: Call, steps: int, each: Each) -> Value:
+        args = [self.eval(node, a, steps, each) for a in call.args]
         if call.name == "merge":
             merged: dict[str, Value] = {}
             for arg in args:  # an argument that cannot be read adds nothing (the others still tell)
