@@ -356,3 +356,19 @@ def test_a_module_called_for_each_service_is_one_service_per_key(tmp_path: Path,
         "pin_variable": "images.{service}",
     }
     assert rollouts(adoption, "dev") == {"web": "instance-refresh", "api": "instance-refresh"}
+
+
+def test_names_the_tags_do_not_match_are_todos(tmp_path: Path) -> None:
+    """The environment's tag says "prod" where its directory says production; a service tag that is
+    not an opsdeck name. Both would keep opsdeck from finding the resources: the draft says so."""
+    repo = red_black(tmp_path / "billing", envs=("dev", "production"))
+    (repo / "envs/production/terraform.tfvars.json").write_text(json.dumps({"environment": "prod"}))
+    (repo / "modules/app/main.tf").write_text(
+        (repo / "modules/app/main.tf").read_text().replace("app = var.service", 'app = "Billing Svc"')
+    )
+    adoption, data, _ = drafted(repo)
+    assert data["conventions"]["env_tag"] == "env" and data["conventions"]["service_tag"] == "app"
+    texts = {(t.where, t.text) for t in adoption.todos}
+    assert ("conventions", "env is not production on any resource of envs/production (values there: prod)") in texts
+    assert [s.name for s in adoption.services] == ["billing-svc"]
+    assert any(w == "services.billing-svc" and "its app tag is 'Billing Svc'" in t for w, t in texts)

@@ -148,6 +148,11 @@ def _services(envs: list[EnvSurvey], tag: str | None, todos: list[Todo]) -> list
         for name, fed in zip(service_names(env, tag), env.feds, strict=True):
             service = services.setdefault(name, ServiceDraft(name, "", False))
             service.envs[env.name] = fed
+            if tag is not None and fed.tags.get(tag, name) != name:
+                todos.append(
+                    Todo(f"services.{name}", f"{env.name}: its {tag} tag is {fed.tags[tag]!r}, not an opsdeck "
+                         f"name: opsdeck finds its groups by {tag} = {name}")
+                )  # fmt: skip
     for service in services.values():
         where = f"services.{service.name}"
         missing = [e.name for e in envs if e.name not in service.envs]
