@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "schedule",
     "orphans",
     "engine",
+    "init",
 )
 
 

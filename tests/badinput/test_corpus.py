@@ -489,6 +489,19 @@ CASES = [
         base="demo",
         setup=lambda deck: (deck / ".driftignore").write_text("addr:module.web\n"),
     ),
+    Case(
+        "init over an existing opsdeck.toml",
+        ("init",),
+        r"opsdeck\.toml already exists: opsdeck init never overwrites it",
+        args_for=lambda deck: ("init", str(deck)),
+    ),
+    Case(
+        "init where no Terraform has a backend",
+        ("init",),
+        r"no Terraform root module under .*: no \.tf file has a terraform \{ backend",
+        remove=("envs", "opsdeck.toml"),
+        args_for=lambda deck: ("init", str(deck)),
+    ),
 ]
 
 
