@@ -19,7 +19,7 @@ from opsdeck.core.estate.pins import read_pins
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import ImageRef, PlanResult
 from opsdeck.core.observe import planning
-from opsdeck.core.release import rollout
+from opsdeck.core.release import fleet, rollout
 from opsdeck.core.safety.breakglass import BreakGlass
 from opsdeck.core.safety.confirm import Confirm, NotConfirmedError, Preview, ServiceChange, confirmed
 from opsdeck.core.safety.operation import audited
@@ -121,8 +121,8 @@ async def apply_env(
                     rep.log(f"terraform found the saved plan of {env} stale: planning again", "notice")
                     plan = await planning.plan(deck, env, rep, reuse=False, credentials=credentials)
                     replanned = True
-            expected = await asyncio.to_thread(rollout.expected_pins, deck, env, list(pins))
-            await rollout.wait_for_images(deck, env, expected, rep, credentials=credentials)
+            expected = await asyncio.to_thread(fleet.expected_pins, deck, env, list(pins))
+            await fleet.wait_for_images(deck, env, expected, rep, credentials=credentials)
         finally:
             planning.forget_plan(deck, env)
         drift_store.forget(deck, env)  # the last drift report described the cloud before this apply
