@@ -5,6 +5,8 @@ demo` made one."""
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import shutil
 from pathlib import Path
 
@@ -58,3 +60,21 @@ def test_a_deck_whose_state_bucket_was_never_made_names_it_and_says_how_to_make_
 
     text = opsdeck("status", deck=deck, timeout=120).stdout
     assert NEVER_MADE in text and "demo --reset" not in text, text
+
+
+def test_a_command_run_where_there_is_no_deck_says_how_to_run_it_on_the_demo_deck(
+    demo_deck: Path, tmp_path: Path
+) -> None:
+    # As from the checkout after `make demo`: the current directory holds no opsdeck.toml.
+    result = opsdeck("status", "--json", cwd=tmp_path, env={k: v for k, v in os.environ.items() if k != "OPSDECK_DECK"})
+    assert result.returncode == 1 and result.stdout == "", (result.stdout, result.stderr)
+    (line,) = result.stderr.splitlines()
+    advice = f"opsdeck --deck {demo_deck} status --json"
+    assert line == (
+        f"opsdeck: no opsdeck.toml in {tmp_path.resolve()} (pass --deck DIR or set OPSDECK_DECK); the demo deck "
+        f"is at {demo_deck}: `{advice}`, or `export OPSDECK_DECK={demo_deck}`"
+    ), line
+    # The command it shows works as shown.
+    shown = opsdeck(*shlex.split(advice)[1:], cwd=tmp_path, timeout=300)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["deck"] == "shop"

@@ -1,6 +1,6 @@
 """What a deck that cannot be used yet tells a new user: a state bucket the local cloud does not hold (which
-bucket, in which account and region, how to make it; the demo's own advice only for the demo deck), and a
-local cloud that is not running."""
+bucket, in which account and region, how to make it; the demo's own advice only for the demo deck), a
+local cloud that is not running, and a directory that is no deck while the demo deck exists."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from opsdeck.core.estate.deck import Deck
+from opsdeck.commands import argv_without_deck
+from opsdeck.core.estate.deck import Deck, find_deck_root
 from opsdeck.core.estate.demo_deck import marker
 from opsdeck.core.estate.settings import load_settings
 from opsdeck.core.estate.tools import LiveTools
 from opsdeck.core.events import Reporter
 from opsdeck.core.observe.status import deck_status
-from opsdeck.errors import CloudUnavailableError
+from opsdeck.errors import CloudUnavailableError, ConfigError
 from tests.fakes import World
 from tests.unit.estate import make_estate
 
@@ -103,3 +104,48 @@ def test_a_local_cloud_that_is_not_running_is_advised_by_the_kind_of_deck(
     marker(deck.root).write_text("{}", encoding="utf-8")
     with pytest.raises(CloudUnavailableError, match=r"run `opsdeck demo --reset` to recreate the demo deck"):
         live.check_endpoint()
+
+
+def _demo_made_at(home: Path, deck: Path) -> None:
+    """What `opsdeck demo` leaves: a deck, and where it is in opsdeck's state dir."""
+    deck.mkdir(parents=True)
+    (deck / "opsdeck.toml").write_text('name = "shop"\n', encoding="utf-8")
+    (home / "state").mkdir(parents=True)
+    (home / "state" / "demo-deck").write_text(str(deck), encoding="utf-8")
+
+
+def test_a_directory_that_is_no_deck_points_at_the_demo_deck(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home, here = tmp_path / "home", tmp_path / "checkout"
+    here.mkdir()
+    monkeypatch.setenv("OPSDECK_HOME", str(home))
+    monkeypatch.delenv("OPSDECK_DECK", raising=False)
+    monkeypatch.chdir(here)
+    assert find_deck_root(None, ["status"]) == here  # no demo deck yet: Deck.open says there is no opsdeck.toml
+
+    demo = tmp_path / "my demo"
+    _demo_made_at(home, demo)
+    with pytest.raises(ConfigError) as caught:
+        find_deck_root(None, ["status", "--json"])
+    assert str(caught.value) == (
+        f"no opsdeck.toml in {here} (pass --deck DIR or set OPSDECK_DECK); the demo deck is at {demo}: "
+        f"`opsdeck --deck '{demo}' status --json`, or `export OPSDECK_DECK='{demo}'`"
+    )
+    # A deck named on purpose is not second-guessed; a directory that is a deck is that deck.
+    assert find_deck_root(str(here)) == here
+    monkeypatch.setenv("OPSDECK_DECK", str(here))
+    assert find_deck_root(None) == here
+    monkeypatch.delenv("OPSDECK_DECK")
+    (here / "opsdeck.toml").write_text('name = "mine"\n', encoding="utf-8")
+    assert find_deck_root(None, ["status"]) == here
+
+
+@pytest.mark.parametrize(
+    ("argv", "kept"),
+    [
+        (["status", "--json"], ["status", "--json"]),
+        (["--deck", "", "status"], ["status"]),
+        (["plan", "dev", "--deck=", "--json"], ["plan", "dev", "--json"]),
+    ],
+)
+def test_the_advice_repeats_the_command_without_its_deck(argv: list[str], kept: list[str]) -> None:
+    assert argv_without_deck(argv) == kept

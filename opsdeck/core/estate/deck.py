@@ -8,12 +8,13 @@ credentials travel in the break-glass value of the operation that uses them.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import shlex
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from opsdeck.core.estate.config import ROLE_ARN, DeckConfig, EnvSettings, load_config
-from opsdeck.core.estate.demo_deck import is_demo_deck
+from opsdeck.core.estate.config import CONFIG_FILE, ROLE_ARN, DeckConfig, EnvSettings, load_config
+from opsdeck.core.estate.demo_deck import is_demo_deck, last_demo_deck
 from opsdeck.core.estate.settings import UserSettings, load_settings
 from opsdeck.errors import CloudUnavailableError, ConfigError, OpsdeckError
 
@@ -24,13 +25,23 @@ if TYPE_CHECKING:
 ToolsFactory = Callable[[Path, DeckConfig, UserSettings], "Tools"]
 
 
-def find_deck_root(explicit: str | None) -> Path:
-    """--deck, then $OPSDECK_DECK, then the current directory."""
+def find_deck_root(explicit: str | None, command: Sequence[str] = ()) -> Path:
+    """--deck, then $OPSDECK_DECK, then the current directory. A current directory that is no deck, while
+    a demo deck exists, is refused with the demo deck's path and ``command`` run on it (the first run
+    from a checkout after `make demo` is made there)."""
     chosen = explicit or os.environ.get("OPSDECK_DECK") or "."
     root = Path(chosen).expanduser()
     if not root.is_dir():
         raise ConfigError(f"deck directory {chosen} does not exist")
-    return root.resolve()
+    root = root.resolve()
+    demo = last_demo_deck() if chosen == "." and not (root / CONFIG_FILE).is_file() else None
+    if demo is not None:
+        again = shlex.join(["opsdeck", "--deck", str(demo), *command])
+        raise ConfigError(
+            f"no {CONFIG_FILE} in {root} (pass --deck DIR or set OPSDECK_DECK); the demo deck is at {demo}: "
+            f"`{again}`, or `export OPSDECK_DECK={shlex.quote(str(demo))}`"
+        )
+    return root
 
 
 def live_tools(root: Path, config: DeckConfig, settings: UserSettings) -> Tools:
