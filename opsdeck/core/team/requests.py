@@ -29,6 +29,7 @@ from opsdeck.errors import OpsdeckError, RefusedError
 
 if TYPE_CHECKING:
     from opsdeck.adapters.aws import Credentials
+    from opsdeck.adapters.sshsig import Verified
     from opsdeck.core.estate.deck import Deck
     from opsdeck.core.events import Reporter
     from opsdeck.core.model import PlanResult
@@ -352,6 +353,20 @@ def _signer(deck: Deck, key: str | None) -> Operator:
     return who
 
 
+def _cannot_sign(deck: Deck, who: Operator, action: str, checked: Verified) -> str:
+    signers = deck.config.team.allowed_signers
+    if not checked.listed:
+        return f"your key {who.fingerprint} is not in {signers}: you cannot {action} ({checked.problem})"
+    # Listed for other namespaces only (teams that sign commits have namespaces="git"): the line that fixes it.
+    first = checked.listed[0]
+    return (
+        f"your key {who.fingerprint} is in {signers} for {first.principals} (line {first.number}), but only for "
+        f'namespaces "{first.namespaces}", not opsdeck\'s ({NAMESPACE}): you cannot {action} until it may sign '
+        f"there too; add this line to {signers} (or {NAMESPACE} to the namespaces of line {first.number}): "
+        f"{first.with_namespace(NAMESPACE)}"
+    )
+
+
 async def approve(deck: Deck, request_id: str, rep: Reporter, *, key: str | None = None) -> Request:
     """Sign the request with the operator's key, check the signature as every clone will, commit it."""
     return await _decide(deck, request_id, rep, "approve", key=key)
@@ -384,10 +399,7 @@ async def _decide(
         signers = deck.root / deck.config.team.allowed_signers
         checked = await asyncio.to_thread(sshsig.verify, signers, NAMESPACE, signature, payload)
         if not checked.valid:
-            raise RefusedError(
-                f"your key {who.fingerprint} is not in {deck.config.team.allowed_signers}: "
-                f"you cannot {action} ({checked.problem})"
-            )
+            raise RefusedError(_cannot_sign(deck, who, action, checked))
         principal = checked.principal
         mine = principal == email_of(request.requested_by) or who.fingerprint == request.requested_key
         if decision == "approve" and mine:
