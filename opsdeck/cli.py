@@ -106,6 +106,7 @@ def _stacks_on_sigusr1() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # to say how to run it on another deck
     _stacks_on_sigusr1()
     try:
         if args.command is None:

@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from opsdeck.core.demo import last_demo_deck
 from opsdeck.core.estate.deck import Deck
+from opsdeck.core.estate.demo_deck import last_demo_deck
 from opsdeck.tui.app import OpsDeckApp
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "deck.svg"

@@ -8,7 +8,9 @@ under a namespace, so a signature made for one purpose never verifies for anothe
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -20,12 +22,47 @@ TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
+class Listing:
+    """One line of an allowed_signers file: ``principals [options] keytype base64 [comment]``."""
+
+    number: int  # its line number, from 1
+    principals: str
+    options: tuple[str, ...]  # as written, e.g. ('namespaces="git"', "cert-authority")
+    key: str  # "keytype base64"
+
+    @property
+    def namespaces(self) -> str | None:
+        """Its ``namespaces`` pattern-list (None: the key may sign in any namespace)."""
+        for option in self.options:
+            name, _, value = option.partition("=")
+            if name.lower() == "namespaces":
+                return value.strip('"')
+        return None
+
+    def permits(self, namespace: str) -> bool:
+        patterns = self.namespaces
+        return patterns is None or _matches(namespace, patterns)
+
+    def with_namespace(self, namespace: str) -> str:
+        """This line with ``namespace`` added to its namespaces, its other options kept: what to write so
+        the key also signs there."""
+        wanted = f'namespaces="{self.namespaces},{namespace}"' if self.namespaces else f'namespaces="{namespace}"'
+        options = [wanted if o.partition("=")[0].lower() == "namespaces" else o for o in self.options]
+        if wanted not in options:
+            options.append(wanted)
+        return f"{self.principals} {','.join(options)} {self.key}"
+
+
+@dataclass(frozen=True)
 class Verified:
-    """What checking a signature found: the principal it is from, or why it is not valid."""
+    """What checking a signature found: the principal it is from, or why it is not valid. ``listed``: the
+    signing key's lines in allowed_signers when it is there but none lets it sign in the namespace
+    checked (a key teams list for git commits only, ``namespaces="git"``)."""
 
     valid: bool
     principal: str = ""
     problem: str = ""
+    listed: tuple[Listing, ...] = ()
 
 
 def _run(argv: list[str], data: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -67,8 +104,6 @@ def verify(allowed_signers: Path, namespace: str, signature: str, data: bytes) -
         sig.write_text(signature, encoding="utf-8")
         found = _run(["ssh-keygen", "-Y", "find-principals", "-f", str(allowed_signers), "-s", str(sig)])
         principals = found.stdout.decode(errors="replace").split() if found.returncode == 0 else []
-        if not principals:
-            return Verified(False, problem="signed by a key that is not in allowed_signers")
         for principal in principals:
             checked = _run(
                 [
@@ -88,7 +123,126 @@ def verify(allowed_signers: Path, namespace: str, signature: str, data: bytes) -
             )
             if checked.returncode == 0:
                 return Verified(True, principal)
-        return Verified(False, principals[0], "the signature does not match what it claims to sign")
+    # ssh-keygen said no; the file itself says why when the key is there for other namespaces only.
+    elsewhere = _listed_elsewhere(allowed_signers, namespace, signature)
+    if elsewhere:
+        first = elsewhere[0]
+        return Verified(
+            False,
+            first.principals,
+            f"its key is in allowed_signers for {first.principals} (line {first.number}) only for namespaces "
+            f'"{first.namespaces}", not {namespace}',
+            elsewhere,
+        )
+    if not principals:
+        return Verified(False, problem="signed by a key that is not in allowed_signers")
+    return Verified(False, principals[0], "the signature does not match what it claims to sign")
+
+
+def _listed_elsewhere(allowed_signers: Path, namespace: str, signature: str) -> tuple[Listing, ...]:
+    """The signing key's lines, when it has some and none permits ``namespace`` (else nothing)."""
+    key = signature_key(signature)
+    if key is None:
+        return ()
+    lines = [listing for listing in listings(allowed_signers) if listing.key == key]
+    if not lines or any(listing.permits(namespace) for listing in lines):
+        return ()
+    return tuple(lines)
+
+
+def signature_key(signature: str) -> str | None:
+    """The public key (``keytype base64``) inside an armored SSH signature (PROTOCOL.sshsig: "SSHSIG",
+    a uint32 version, then the key blob as an SSH string), None when it is not one."""
+    body = "".join(line.strip() for line in signature.strip().splitlines()[1:-1])
+    try:
+        blob = base64.b64decode(body, validate=True)
+        if blob[:6] != b"SSHSIG":
+            return None
+        key, _ = _ssh_string(blob, 10)
+        keytype, _ = _ssh_string(key, 0)
+        return f"{keytype.decode('ascii')} {base64.b64encode(key).decode('ascii')}"
+    except (ValueError, IndexError, UnicodeDecodeError):
+        return None
+
+
+def _ssh_string(data: bytes, at: int) -> tuple[bytes, int]:
+    """The SSH wire format's string at ``at`` (a uint32 length, then the bytes) and where the next begins."""
+    if at + 4 > len(data):
+        raise ValueError("truncated")
+    length = int.from_bytes(data[at : at + 4], "big")
+    end = at + 4 + length
+    if end > len(data):
+        raise ValueError("truncated")
+    return data[at + 4 : end], end
+
+
+_KEY_TYPE = re.compile(r"^(ssh-[\w@.-]+|ecdsa-sha2-[\w@.-]+|sk-[\w@.-]+)$")
+
+
+def listings(allowed_signers: Path) -> list[Listing]:
+    """Every key line of an allowed_signers file (ssh-keygen's format; comments and blank lines skipped,
+    as are lines it could not read either)."""
+    try:
+        text = allowed_signers.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    found = []
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = _fields(line)
+        if not fields or fields[0].startswith("#"):
+            continue
+        at = 1 if len(fields) > 2 and _KEY_TYPE.match(fields[1]) else 2
+        if len(fields) < at + 2 or not _KEY_TYPE.match(fields[at]):
+            continue
+        options = tuple(_split_options(fields[1])) if at == 2 else ()
+        found.append(Listing(number, fields[0], options, f"{fields[at]} {fields[at + 1]}"))
+    return found
+
+
+def _fields(line: str) -> list[str]:
+    """A line split at blanks outside double quotes (an option's value may hold a blank)."""
+    fields: list[str] = []
+    current, quoted = "", False
+    for char in line.strip():
+        if char == '"':
+            quoted = not quoted
+        if char in " \t" and not quoted:
+            if current:
+                fields.append(current)
+            current = ""
+            continue
+        current += char
+    if current:
+        fields.append(current)
+    return fields
+
+
+def _split_options(text: str) -> list[str]:
+    """Options separated by commas outside double quotes (namespaces="git,opsdeck-approval" is one)."""
+    options: list[str] = []
+    current, quoted = "", False
+    for char in text:
+        if char == '"':
+            quoted = not quoted
+        if char == "," and not quoted:
+            options.append(current)
+            current = ""
+            continue
+        current += char
+    return [*options, current] if current else options
+
+
+def _matches(name: str, patterns: str) -> bool:
+    """OpenSSH's pattern-list: comma-separated patterns with * and ?, a leading ! negates (and wins)."""
+    matched = False
+    for pattern in patterns.split(","):
+        negated = pattern.startswith("!")
+        regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern.lstrip("!"))
+        if re.fullmatch(regex, name):
+            if negated:
+                return False
+            matched = True
+    return matched
 
 
 def fingerprint(key: str) -> str:

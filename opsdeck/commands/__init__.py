@@ -16,7 +16,21 @@ T = TypeVar("T")
 
 
 def open_deck(args: Any) -> Deck:
-    return Deck.open(find_deck_root(getattr(args, "deck", None)))
+    return Deck.open(find_deck_root(getattr(args, "deck", None), command=argv_without_deck(getattr(args, "argv", []))))
+
+
+def argv_without_deck(argv: Sequence[str]) -> list[str]:
+    """The command line as typed, without its --deck (the advice to run it on another deck adds its own)."""
+    kept: list[str] = []
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word == "--deck":
+            skip = True
+        elif not word.startswith("--deck="):
+            kept.append(word)
+    return kept
 
 
 class Printer:

@@ -196,7 +196,8 @@ def unlock_cmd(args: argparse.Namespace) -> int:
     if found is None:
         print(f"{args.env} is not locked")
         return 0
-    print(f"{args.env}: interrupted {found.record.describe()}", file=sys.stderr)
+    interrupted = "" if found.record.unreadable else "interrupted "
+    print(f"{args.env}: {interrupted}{found.record.describe()}", file=sys.stderr)
     print(f"  {found.advice()}", file=sys.stderr)
     if not args.yes:
         if not sys.stdin.isatty():

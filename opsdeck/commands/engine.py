@@ -32,7 +32,10 @@ def register(sub: Any) -> None:
 
 def worker_cmd(args: argparse.Namespace) -> int:
     from opsdeck.core.engine.jobs import QUEUE_PREFIX
+    from opsdeck.core.engine.packages import check_installed
     from opsdeck.core.engine.settings import broker_url
+
+    check_installed()
     from opsdeck.core.engine.worker import default_queues, run_worker
 
     if args.concurrency < 1:

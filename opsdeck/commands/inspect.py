@@ -165,7 +165,9 @@ def status_cmd(args: argparse.Namespace) -> int:
                 state_text = f"awaiting {e.request['approvals']}/{e.request['needed']} approvals ({e.request['id']})"
             if e.lock:
                 who = e.lock.get("who") or e.lock.get("user", "")
-                state_text = f"{e.lock.get('state')} {e.lock.get('operation')} by {who}@{e.lock.get('host', '')}"
+                by = f" by {who}@{e.lock.get('host', '')}" if who else ""
+                problem = f": {e.lock['problem']}" if e.lock.get("problem") else ""
+                state_text = f"{e.lock.get('state')} {e.lock.get('operation')}{by}{problem}"
             tail = [plan, drift, _lag_text(e), state_text] if first else ["", "", "", ""]
             rows.append([*head, name, image, inst, *tail])
             first = False

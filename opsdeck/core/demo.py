@@ -18,6 +18,8 @@ from opsdeck import paths
 from opsdeck.adapters import localcloud
 from opsdeck.adapters.git import Git
 from opsdeck.core.estate.deck import Deck
+from opsdeck.core.estate.demo_deck import is_demo_deck
+from opsdeck.core.estate.demo_deck import marker as marker_file
 from opsdeck.core.estate.pins import ColorPin, write_color_pins, write_pins
 from opsdeck.core.events import Reporter
 from opsdeck.core.observe import planning
@@ -30,7 +32,6 @@ from opsdeck.core.tasks import all_or_nothing
 from opsdeck.errors import OpsdeckError, RefusedError, ToolError
 from opsdeck.shipped import copy_tree, shipped
 
-MARKER = "demo.json"
 TEAM = (("alice", "Alice (on call)"), ("bob", "Bob"), ("carol", "Carol"))  # alice runs the demo's deck
 TEAM_DOMAIN = "shop.example"
 FIRST_VERSION = "1.0.0"
@@ -47,33 +48,16 @@ def sample_deck() -> Traversable:
     return here
 
 
-def _marker(root: Path) -> Path:
-    return root / ".opsdeck" / MARKER
-
-
 def _write_marker(root: Path, **data: object) -> None:
-    path = _marker(root)
+    path = marker_file(root)
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(data), encoding="utf-8")
-
-
-def is_demo_deck(root: Path) -> bool:
-    return _marker(root).is_file()
-
-
-def last_demo_deck() -> Path | None:
-    """The demo deck opsdeck made last, if it is still there."""
-    try:
-        root = Path((paths.state_dir() / "demo-deck").read_text("utf-8").strip())
-    except OSError:
-        root = paths.default_demo_dir()
-    return root if (root / "opsdeck.toml").is_file() else None
 
 
 def is_ready(root: Path) -> bool:
     """Built on the local cloud that runs now, and the cloud still holds its state."""
     try:
-        marker = json.loads(_marker(root).read_text("utf-8"))
+        marker = json.loads(marker_file(root).read_text("utf-8"))
     except (OSError, ValueError):
         return False
     cloud = localcloud.status()

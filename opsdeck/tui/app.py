@@ -173,9 +173,9 @@ class OpsDeckApp(Operations, App[int]):
 
     @work(thread=True, exclusive=True, group="engine", exit_on_error=False)
     def poll_engine(self) -> None:
-        from opsdeck.core.engine.status import engine_status
-
         try:
+            from opsdeck.core.engine.status import engine_status  # without the engine's packages: one line
+
             status = engine_status(self.deck)
         except OpsdeckError as exc:
             line = (f"engine: {exc}", False)

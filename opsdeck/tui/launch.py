@@ -16,7 +16,7 @@ def _choose_root(args: Any) -> Path | None:
         return Path(explicit).expanduser().resolve()
     if (Path.cwd() / CONFIG_FILE).is_file():
         return Path.cwd()
-    from opsdeck.core.demo import last_demo_deck
+    from opsdeck.core.estate.demo_deck import last_demo_deck
 
     return last_demo_deck()
 

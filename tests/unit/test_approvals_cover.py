@@ -162,7 +162,10 @@ def test_a_requester_whose_key_cannot_sign_files_nothing(team: Team) -> None:
     bake_one(team.a, "web")
     git(team.a.root, "config", "user.signingkey", str(team.keys["mallory"]))
     before = git(team.a.root, "rev-parse", "HEAD")
-    with pytest.raises(RefusedError, match=r"cannot sign a request to staging .*must be in allowed_signers"):
+    with pytest.raises(
+        RefusedError,
+        match=r"is not in allowed_signers: you cannot request a change to staging .*who must be in allowed_signers",
+    ):
         file_request(team)
     assert not (team.a.root / "requests").exists() or not list((team.a.root / "requests").iterdir())
     assert not [k for k in team.world.objects if k[1].startswith("opsdeck/requests/")]

@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import pytest
 
+from opsdeck.adapters import sshsig
 from opsdeck.adapters.aws import Credentials
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import read_pin, read_pins
@@ -194,6 +195,48 @@ def test_a_key_not_in_allowed_signers_cannot_approve(team: Team) -> None:
     request = file_request(team)
     with pytest.raises(RefusedError, match=r"your key SHA256:\S+ is not in allowed_signers: you cannot approve"):
         asyncio.run(approvals.approve(team.b, request.id, rep(), key=str(team.keys["mallory"])))
+
+
+def _signers(team: Team, bob: str) -> None:
+    """Alice's clone writes the team's allowed_signers with ``bob`` as bob's line, pushes it; bob pulls."""
+    git(team.a.root, "pull", "-q", "--rebase")
+    path = team.a.root / "allowed_signers"
+    lines = [bob if line.startswith("bob@") else line for line in path.read_text().splitlines()]
+    path.write_text("\n".join(lines) + "\n")
+    git(team.a.root, "commit", "-qm", "bob's line", "--", "allowed_signers")
+    git(team.a.root, "push", "-q")
+    git(team.b.root, "pull", "-q")
+
+
+def test_a_key_listed_for_git_only_is_told_the_line_that_lets_it_approve(team: Team) -> None:
+    bake_one(team.a, "web")
+    request = file_request(team)
+    key = sshsig.public_key(str(team.keys["bob"]))
+    _signers(team, f'bob@shop.example namespaces="git" {key}')  # as a team that signs its commits has it
+    line = f'bob@shop.example namespaces="git,opsdeck-approval" {key}'
+    for action, call in (
+        ("approve", lambda: approvals.approve(team.b, request.id, rep())),
+        ("reject", lambda: approvals.reject(team.b, request.id, "not now", rep())),
+    ):
+        with pytest.raises(RefusedError) as refused:
+            asyncio.run(call())
+        assert str(refused.value) == (
+            f"your key {sshsig.fingerprint(str(team.keys['bob']))} is in allowed_signers for bob@shop.example "
+            '(line 2), but only for namespaces "git", not opsdeck\'s (opsdeck-approval): you cannot '
+            f"{action} until it may sign there too; add this line to allowed_signers (or opsdeck-approval to the "
+            f"namespaces of line 2): {line}"
+        )
+        assert last(team.b)["result"] == "refused" and last(team.b)["action"] == action
+    # The line it shows, written as it says, is what ssh-keygen takes: bob approves.
+    _signers(team, line)
+    approved = asyncio.run(approvals.approve(team.b, request.id, rep()))
+    assert approved.valid_approvers == ["bob@shop.example"]
+    # An approval already made, when the key loses opsdeck's namespace, says why it no longer counts.
+    _signers(team, f'bob@shop.example namespaces="git" {key}')
+    (found,) = requests.load(team.b, request.id).approvals
+    assert not found.valid and found.problem == (
+        'its key is in allowed_signers for bob@shop.example (line 2) only for namespaces "git", not opsdeck-approval'
+    )
 
 
 def test_forged_copied_and_too_few_approvals_do_not_count(team: Team) -> None:

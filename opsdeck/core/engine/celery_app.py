@@ -11,10 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from celery import Celery
-
 from opsdeck.core.engine.jobs import MUTATING_TASK, READ_ONLY_TASK
+from opsdeck.core.engine.packages import engine_packages
 from opsdeck.errors import OpsdeckError
+
+with engine_packages():
+    from celery import Celery
 
 READ_ONLY_RETRIES = 2
 VISIBILITY_SECONDS = 900  # a read-only job a lost worker held goes back to the queue after this

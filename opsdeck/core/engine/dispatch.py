@@ -18,9 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import redis
-import redis.asyncio as aioredis
-
 from opsdeck.core.engine.jobs import (
     KEY_TTL,
     WORKER_PREFIX,
@@ -32,11 +29,16 @@ from opsdeck.core.engine.jobs import (
     events_key,
     preview_from_json,
 )
+from opsdeck.core.engine.packages import engine_packages
 from opsdeck.core.engine.settings import broker_url, wait_seconds
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.safety.confirm import Confirm, confirmed
 from opsdeck.errors import CloudUnavailableError, ConfigError, LockedError, OpsdeckError, RefusedError, ToolError
+
+with engine_packages():
+    import redis
+    import redis.asyncio as aioredis
 
 READ_ONLY_RESENDS = 2
 START_SECONDS = 30.0  # a sent job no worker started in this long, while none serves its queue, is given up

@@ -7,12 +7,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
-
 from opsdeck.core.engine.dispatch import WorkerInfo, live_workers, reason_of, where
 from opsdeck.core.engine.jobs import account_of, queue_of_account
+from opsdeck.core.engine.packages import engine_packages
 from opsdeck.core.engine.settings import broker_url
 from opsdeck.core.estate.deck import Deck
+
+with engine_packages():
+    import redis
 
 # kombu keeps a queue's messages of each priority step in its own list: the name, then name\x06\x16N
 _PRIORITY_STEPS = ("", "\x06\x163", "\x06\x166", "\x06\x169")

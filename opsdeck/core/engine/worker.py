@@ -20,8 +20,6 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-import redis
-
 from opsdeck.core.engine.jobs import (
     KEY_TTL,
     JobSpec,
@@ -35,11 +33,15 @@ from opsdeck.core.engine.jobs import (
     worker_key,
 )
 from opsdeck.core.engine.operations import run_job
+from opsdeck.core.engine.packages import engine_packages
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Event, Reporter
 from opsdeck.core.safety import locks
 from opsdeck.core.safety.confirm import Preview
 from opsdeck.errors import CloudUnavailableError, OpsdeckError, RefusedError, ToolError
+
+with engine_packages():
+    import redis
 
 ALIVE_MS = 5000  # a job whose worker stops refreshing this for 5 s has lost its worker
 BEAT_SECONDS = 1.0

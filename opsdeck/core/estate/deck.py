@@ -8,28 +8,40 @@ credentials travel in the break-glass value of the operation that uses them.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import shlex
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from opsdeck.core.estate.config import DeckConfig, EnvSettings, load_config
+from opsdeck.core.estate.config import CONFIG_FILE, ROLE_ARN, DeckConfig, EnvSettings, load_config
+from opsdeck.core.estate.demo_deck import is_demo_deck, last_demo_deck
 from opsdeck.core.estate.settings import UserSettings, load_settings
-from opsdeck.errors import CloudUnavailableError, ConfigError
+from opsdeck.errors import CloudUnavailableError, ConfigError, OpsdeckError
 
 if TYPE_CHECKING:
     from opsdeck.core.estate.backend import Backend
-    from opsdeck.core.ports import Tools
+    from opsdeck.core.ports import CloudPort, Tools
 
 ToolsFactory = Callable[[Path, DeckConfig, UserSettings], "Tools"]
 
 
-def find_deck_root(explicit: str | None) -> Path:
-    """--deck, then $OPSDECK_DECK, then the current directory."""
+def find_deck_root(explicit: str | None, command: Sequence[str] = ()) -> Path:
+    """--deck, then $OPSDECK_DECK, then the current directory. A current directory that is no deck, while
+    a demo deck exists, is refused with the demo deck's path and ``command`` run on it (the first run
+    from a checkout after `make demo` is made there)."""
     chosen = explicit or os.environ.get("OPSDECK_DECK") or "."
     root = Path(chosen).expanduser()
     if not root.is_dir():
         raise ConfigError(f"deck directory {chosen} does not exist")
-    return root.resolve()
+    root = root.resolve()
+    demo = last_demo_deck() if chosen == "." and not (root / CONFIG_FILE).is_file() else None
+    if demo is not None:
+        again = shlex.join(["opsdeck", "--deck", str(demo), *command])
+        raise ConfigError(
+            f"no {CONFIG_FILE} in {root} (pass --deck DIR or set OPSDECK_DECK); the demo deck is at {demo}: "
+            f"`{again}`, or `export OPSDECK_DECK={shlex.quote(str(demo))}`"
+        )
+    return root
 
 
 def live_tools(root: Path, config: DeckConfig, settings: UserSettings) -> Tools:
@@ -108,11 +120,46 @@ class Deck:
         backend = self.backend(env)
         if backend is None:
             return
-        if not self.tools.env(env).cloud.bucket_exists(backend.bucket):
-            raise CloudUnavailableError(
+        cloud = self.tools.env(env).cloud
+        if not cloud.bucket_exists(backend.bucket):
+            raise CloudUnavailableError(self._no_state_bucket(env, backend, cloud))
+
+    def _no_state_bucket(self, env: str, backend: Backend, cloud: CloudPort) -> str:
+        """What to do about a state bucket the local cloud does not hold: the demo is rebuilt; a team's own
+        deck is told which bucket, where, and how to make it (it may never have been applied here)."""
+        if is_demo_deck(self.root):
+            return (
                 f"the local cloud does not hold this deck's state (bucket {backend.bucket} is gone: the cloud "
                 "was restarted and keeps state in memory); run `opsdeck demo --reset` to recreate the demo deck"
             )
+        region = backend.region or cloud.region
+        account = self.env(env).account or _role_account(self.env(env).role) or _caller_account(cloud)
+        where = f"account {account}, {region}" if account else region
+        create = f"aws s3api create-bucket --bucket {backend.bucket} --region {region}"
+        if region != "us-east-1":  # S3 takes us-east-1 without a location constraint, and only it
+            create += f" --create-bucket-configuration LocationConstraint={region}"
+        endpoint = self.tools.endpoint()
+        if endpoint:
+            create += f" --endpoint-url {endpoint}"
+        users = [e for e in self.config.env_names if (b := self.backend(e)) is not None and b.bucket == backend.bucket]
+        names = " and ".join([", ".join(users[:-1]), users[-1]] if len(users) > 1 else users)
+        return (
+            f"the state bucket {backend.bucket} of {names} does not exist on the local cloud ({where}): never "
+            "applied there, or the cloud was restarted since (it keeps everything in memory); create it with that "
+            f"account's credentials (`{create}`), then apply {names} (`opsdeck apply ENV`)"
+        )
+
+
+def _role_account(role: str | None) -> str | None:
+    match = ROLE_ARN.match(role or "")
+    return match.group(1) if match else None
+
+
+def _caller_account(cloud: CloudPort) -> str | None:
+    try:
+        return cloud.caller_identity().get("account") or None
+    except OpsdeckError:  # only for a message: the bucket is named without its account
+        return None
 
 
 def check_state_keys(deck: Deck) -> None:

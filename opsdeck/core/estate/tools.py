@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opsdeck.core.estate.config import DeckConfig
+from opsdeck.core.estate.demo_deck import is_demo_deck
 from opsdeck.core.estate.settings import UserSettings
 from opsdeck.core.ports import EnvTools, Target
 from opsdeck.errors import CloudUnavailableError, ConfigError, RefusedError, ToolError
@@ -88,17 +89,26 @@ class LiveTools:
             return None
         from opsdeck.adapters import localcloud
 
-        return localcloud.running_endpoint()
+        try:
+            return localcloud.running_endpoint()
+        except CloudUnavailableError:
+            if is_demo_deck(self.root):
+                raise  # its advice is to rebuild the demo
+            raise CloudUnavailableError(
+                "the local cloud is not running, and everything it held is gone (it keeps state in memory); "
+                "`opsdeck cloud start` starts an empty one, where this deck's state buckets must be made again "
+                "and its environments applied"
+            ) from None
 
     def check_endpoint(self) -> None:
-        if self.is_local:
+        endpoint = self.endpoint()
+        if endpoint is not None:
             from opsdeck.adapters import localcloud
 
-            endpoint = localcloud.running_endpoint()
             if not localcloud.answers(endpoint, timeout=2.0):
+                again = ", or restart the demo with `opsdeck demo --reset`" if is_demo_deck(self.root) else ""
                 raise CloudUnavailableError(
-                    f"the local cloud at {endpoint} does not answer (stopped or overloaded); "
-                    "try again, or restart the demo with `opsdeck demo --reset`"
+                    f"the local cloud at {endpoint} does not answer (stopped or overloaded); try again{again}"
                 )
 
     def operator(self) -> str:

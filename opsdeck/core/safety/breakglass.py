@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from opsdeck.adapters import secrets
 from opsdeck.adapters.aws import Credentials
 from opsdeck.core.estate.deck import Deck
+from opsdeck.core.estate.demo_deck import is_demo_deck
 from opsdeck.core.safety import audit
 from opsdeck.errors import RefusedError
 
@@ -102,8 +103,6 @@ def load_credentials(deck: Deck, env: str) -> tuple[Credentials, str]:
 
 def _demo_store(deck: Deck) -> dict[str, Credentials]:
     """The demo's credentials file; empty for any deck that is not a demo deck on the local cloud."""
-    from opsdeck.core.demo import is_demo_deck
-
     if not (deck.is_local and is_demo_deck(deck.root)):
         return {}
     try:

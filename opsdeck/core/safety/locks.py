@@ -11,7 +11,9 @@ pins included. It has two parts:
   on this machine is still alive (and guards decks without an S3 backend).
 
 A second operation fails at once naming the holder. A holder that dies (SIGKILL, a laptop that
-sleeps) leaves its record: the environment shows as interrupted until ``opsdeck unlock ENV``.
+sleeps) leaves its record: the environment shows as interrupted until ``opsdeck unlock ENV``. A record
+that cannot be read (a write cut short, something else's file) counts as an interrupted operation too,
+never as no lock; a newer opsdeck's record is read with the fields this one knows.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import contextlib
 import contextvars
 import fcntl
 import getpass
+import hashlib
 import json
 import os
 import socket
@@ -62,8 +65,11 @@ class LockRecord:
     where: str = field(default="", compare=False)  # "team" (beside the state) or "local"
     worker: str = ""  # the engine's worker ("name@host") that ran the operation, "" in the operator's opsdeck
     root: str = ""  # the holder's deck directory (a worker runs in a clone of its own)
+    unreadable: str = field(default="", compare=False)  # a record found but not read: where, and why
 
     def describe(self) -> str:
+        if self.unreadable:
+            return self.unreadable
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.since))
         by = f"{self.who}, " if self.who else ""
         on = f" on worker {self.worker}" if self.worker else ""
@@ -72,16 +78,69 @@ class LockRecord:
     def to_json(self) -> str:
         data = asdict(self)
         data.pop("where")
+        data.pop("unreadable")
         return json.dumps(data)
 
     @classmethod
-    def from_json(cls, text: str, where: str) -> LockRecord | None:
+    def from_json(cls, text: str, where: str, env: str, source: str) -> LockRecord:
+        """The record ``source`` holds: the fields this opsdeck knows (a newer one's others are left aside,
+        an optional one of another type too); without the fields every record has, an unreadable record."""
         try:
             data = json.loads(text)
-            data.pop("where", None)
-            return cls(**data, where=where) if isinstance(data, dict) else None
-        except (ValueError, TypeError):
-            return None
+        except ValueError:
+            return cls.unreadable_at(source, where, env, text, "not JSON: a write cut short?")
+        if not isinstance(data, dict):
+            return cls.unreadable_at(source, where, env, text, "not a lock record")
+        for name in _REQUIRED:
+            if not _fits(name, data.get(name)):
+                return cls.unreadable_at(source, where, env, text, f"its {name} is missing or not a lock record's")
+        values = {k: v for k, v in data.items() if _fits(k, v)}
+        if values.get("detail") is not None:  # what it was changing, as far as it is text
+            values["detail"] = {k: v for k, v in values["detail"].items() if isinstance(v, str)}
+        return cls(**values, where=where)
+
+    @classmethod
+    def unreadable_at(cls, source: str, where: str, env: str, text: str, why: str) -> LockRecord:
+        """What stands for a record that cannot be read: an interrupted operation that `opsdeck unlock`
+        clears. Its id is its content's hash, so unlock removes exactly the record it was shown."""
+        digest = hashlib.sha256(text.encode("utf-8", errors="replace")).hexdigest()[:12]
+        return cls(
+            id=f"unreadable-{digest}",
+            env=env,
+            operation="unreadable lock record",
+            pid=0,
+            host="",
+            user="",
+            since=0.0,
+            where=where,
+            unreadable=f"its lock record {source} cannot be read ({why})",
+        )
+
+
+# Every record has these (their types as written since the first opsdeck); the rest are optional.
+_REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "id": str,
+    "env": str,
+    "operation": str,
+    "pid": int,
+    "host": str,
+    "user": str,
+    "since": (int, float),
+}
+_OPTIONAL: dict[str, type | tuple[type, ...]] = {
+    "detail": (dict, type(None)),
+    "who": str,
+    "heartbeat": (int, float),
+    "worker": str,
+    "root": str,
+}
+
+
+def _fits(name: str, value: object) -> bool:
+    kinds = _REQUIRED.get(name) or _OPTIONAL.get(name)
+    if kinds is None or isinstance(value, bool):
+        return False
+    return isinstance(value, kinds)
 
 
 # -- on this machine ---------------------------------------------------------------------------------
@@ -93,17 +152,20 @@ def _path(deck: Deck, env: str) -> Path:
     return folder / f"{env}.lock"
 
 
-def _read(path: Path) -> LockRecord | None:
+def _read(path: Path, env: str) -> LockRecord | None:
+    """The record on this machine; None when there is none (an empty file: its holder let go)."""
     try:
-        text = path.read_text(encoding="utf-8").strip()
-    except OSError:
+        text = path.read_bytes().decode("utf-8", errors="replace").strip()
+    except FileNotFoundError:
         return None
-    return LockRecord.from_json(text, "local") if text else None
+    except OSError as exc:
+        return LockRecord.unreadable_at(str(path), "local", env, "", exc.strerror or type(exc).__name__)
+    return LockRecord.from_json(text, "local", env, str(path)) if text else None
 
 
 def _local_holder(deck: Deck, env: str) -> tuple[LockRecord | None, bool]:
     path = _path(deck, env)
-    record = _read(path)
+    record = _read(path, env)
     if record is None:
         return None, False
     with open(path, "a+", encoding="utf-8") as handle:
@@ -128,7 +190,10 @@ def _remote_holder(deck: Deck, env: str, credentials: Credentials | None = None)
     if location is None:
         return None
     body = deck.tools.env(env, credentials).cloud.read_object(*location)
-    return LockRecord.from_json(body.decode("utf-8", errors="replace"), "team") if body else None
+    if body is None:
+        return None
+    source = f"s3://{location[0]}/{location[1]}"  # never emptied: released, it is deleted
+    return LockRecord.from_json(body.decode("utf-8", errors="replace"), "team", env, source)
 
 
 def _alive(record: LockRecord, now: float | None = None) -> bool:
@@ -200,10 +265,10 @@ def env_lock(
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            current = _read(path)
+            current = _read(path, env)
             who = current.describe() if current else "another opsdeck process"
             raise LockedError(f"{env} is locked: {who}") from None
-        stale = _read(path)
+        stale = _read(path, env)
         if stale is not None and stale.worker and _released_elsewhere(deck, env, credentials):
             stale = None
         if stale is not None:
@@ -286,7 +351,8 @@ def status(deck: Deck, env: str) -> dict[str, Any] | None:
     if record is None:
         return None
     data = json.loads(record.to_json())
-    return {**data, "where": record.where, "state": "running" if alive else "interrupted"}
+    problem = {"problem": record.unreadable} if record.unreadable else {}
+    return {**data, "where": record.where, "state": "running" if alive else "interrupted", **problem}
 
 
 def clear_stale(deck: Deck, env: str) -> LockRecord | None:

@@ -15,7 +15,7 @@ from opsdeck.core.safety import audit
 from opsdeck.core.team import covers
 from opsdeck.core.team.remote import publish, sync_before_change
 from opsdeck.core.team.requests import Request, load, request_dir
-from opsdeck.core.team.signatures import is_requester, signer, signers_file
+from opsdeck.core.team.signatures import cannot_sign, is_requester, signer, signers_file
 from opsdeck.errors import RefusedError
 
 
@@ -51,10 +51,7 @@ async def _decide(
         signature = await asyncio.to_thread(sshsig.sign, who.signing_key or "", covers.NAMESPACE, data)
         checked = await asyncio.to_thread(sshsig.verify, signers_file(deck), covers.NAMESPACE, signature, data)
         if not checked.valid:
-            raise RefusedError(
-                f"your key {who.fingerprint} is not in {deck.config.team.allowed_signers}: "
-                f"you cannot {action} ({checked.problem})"
-            )
+            raise RefusedError(cannot_sign(deck, who, action, checked))
         principal = checked.principal
         if decision == "approve" and is_requester(request, principal, who.fingerprint):
             raise RefusedError(f"you requested {request_id}: approvals must come from someone else")

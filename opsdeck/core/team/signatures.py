@@ -53,6 +53,22 @@ def signer(deck: Deck, key: str | None) -> Operator:
     return who
 
 
+def cannot_sign(deck: Deck, who: Operator, action: str, checked: sshsig.Verified) -> str:
+    """Why the operator's key cannot sign here: not in allowed_signers, or (teams that sign commits have
+    ``namespaces="git"``) listed for other namespaces only, with the line that lets it sign."""
+    signers = deck.config.team.allowed_signers
+    if not checked.listed:
+        return f"your key {who.fingerprint} is not in {signers}: you cannot {action} ({checked.problem})"
+    first = checked.listed[0]
+    ours = covers.NAMESPACE
+    return (
+        f"your key {who.fingerprint} is in {signers} for {first.principals} (line {first.number}), but only for "
+        f'namespaces "{first.namespaces}", not opsdeck\'s ({ours}): you cannot {action} until it may sign '
+        f"there too; add this line to {signers} (or {ours} to the namespaces of line {first.number}): "
+        f"{first.with_namespace(ours)}"
+    )
+
+
 def is_requester(request: Request, principal: str, key: str) -> bool:
     named = email_of(request.requested_by)
     return principal in (request.requester or named, named) or bool(key and key == request.requested_key)
@@ -68,8 +84,8 @@ def sign_filed(deck: Deck, request: Request) -> None:
     checked = sshsig.verify(signers_file(deck), covers.NAMESPACE, signature, data)
     if not checked.valid:
         raise RefusedError(
-            f"your key {who.fingerprint} cannot sign a request to {request.environment} ({checked.problem}): "
-            f"requests are signed by their requester, who must be in {deck.config.team.allowed_signers}"
+            cannot_sign(deck, who, f"request a change to {request.environment}", checked)
+            + f"; requests are signed by their requester, who must be in {deck.config.team.allowed_signers}"
         )
     if checked.principal != email_of(request.requested_by):
         raise RefusedError(
