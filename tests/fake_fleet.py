@@ -8,15 +8,15 @@ A service rolls one of these ways in the fake world (``World.kinds["env/service"
 - ``refresh-none``: the same group with no refresh block; ``refresh-latest``: on ``$Latest``;
 - ``instances``: plain instances, replaced when their AMI changes.
 
-A refresh moves one batch each time it is read (half the group, as MinHealthyPercentage 50 allows), so
-a test steps it by polling it; ``World.refresh_fail`` names groups whose refresh fails half way.
+A refresh moves one batch each time it is read (half the group, as MinHealthyPercentage 50 allows), at
+most every STEP seconds, so a test steps it by polling it; ``World.refresh_fail`` names groups whose next refresh fails half way.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from opsdeck.adapters.aws import Instance
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from tests.fakes import FakeCloud, FakeGroup, FakeTerraform
 
 _ids = itertools.count(1)
+STEP = 0.2  # seconds: below opsdeck's poll interval, above the time between two reads of one check
 
 
 @dataclass
@@ -35,7 +36,7 @@ class Refreshing:
     refresh: InstanceRefresh
     image: str
     back_to: str  # the image a rollback returns to
-    log: list[str] = field(default_factory=list)
+    stepped: float = 0.0  # when it last moved (it moves at most every STEP seconds, however often read)
 
 
 class FakeFleet:
@@ -56,7 +57,8 @@ class FakeFleet:
         self.world.check()
         found = self.cloud.here.refreshes.get(group, [])
         for item in found:
-            if item.refresh.active:
+            if item.refresh.active and time.monotonic() - item.stepped >= STEP:
+                item.stepped = time.monotonic()
                 _step(self.cloud, group, item)
         return [r.refresh for r in sorted(found, key=lambda r: r.refresh.started or 0.0, reverse=True)]
 
@@ -115,6 +117,7 @@ def _step(cloud: FakeCloud, group_name: str, item: Refreshing) -> None:
     total = max(1, len(group.instances))
     rolling_back = item.refresh.status == "RollbackInProgress"
     if not rolling_back and group_name in cloud.world.refresh_fail and len(wrong) <= total // 2:
+        cloud.world.refresh_fail.discard(group_name)  # once: the refresh back then succeeds
         item.refresh = replace(
             item.refresh, status="Failed", reason="instances failed health checks", ended=time.time()
         )
@@ -181,9 +184,10 @@ def shown_changes(tf: FakeTerraform, service: str, before: str | None, after: st
     )
     version = "$Latest" if kind == "refresh-latest" else "1"
     tag_blocks = [{"key": k, "value": v, "propagate_at_launch": True} for k, v in tags.items()]
+    existing = next((g.name for g in tf.cloud.here.groups.values() if _mine(tf, g.tags, service)), None)
     refresh = [{"strategy": "Rolling", "preferences": [{"min_healthy_percentage": 50}]}] if kind == "refresh" else []
     values = {
-        "name": f"{tf.name}-{service}",
+        "name": existing or f"{tf.name}-{service}",
         "tag": tag_blocks,
         "instance_refresh": refresh,
         "launch_template": [{"id": "lt-x", "version": version}],

@@ -159,6 +159,8 @@ def status_cmd(args: argparse.Namespace) -> int:
                     image += " REVOKED"
                 n = s.instances
                 inst, name = f"{n.on_pinned_image}/{n.running}/{n.desired}", s.name
+                if s.refresh and s.refresh.get("status") not in (None, "Successful"):
+                    inst += f" refresh {s.refresh['status']} {s.refresh.get('percentage', 0)}%"
             head = [e.name, where, flags or "-"] if first else ["", "", ""]
             state_text = e.error or ""
             if e.request:
@@ -171,11 +173,17 @@ def status_cmd(args: argparse.Namespace) -> int:
             tail = [plan, drift, _lag_text(e), state_text] if first else ["", "", "", ""]
             rows.append([*head, name, image, inst, *tail])
             first = False
+    stopped = [e for e in state.environments if e.last and e.last.get("result") not in ("ok", "requested")]
     read = time.strftime("%H:%M:%S", time.localtime(state.taken_at))
     print(f"{state.deck}   cloud: {state.cloud}   images and instances read at {read} ({age(state.taken_at)} ago)")
     print(f"ledger: {ledger_text(state.ledger)}")
     headers = ["ENV", "ACCOUNT/REGION", "FLAGS", "SERVICE", "IMAGE", "ON-PIN/RUN/WANT", "PLAN", "DRIFT", "LAG", "STATE"]
     print(table(headers, rows))
+    for e in stopped:
+        last = e.last or {}
+        why = last.get("stopped") or last.get("error") or ""
+        back = "; refreshed back to the previous pins" if last.get("refreshed_back") else ""
+        print(f"{e.name}: last {last.get('action')} {last.get('result')} at {last.get('at')}: {why}{back}")
     return 0
 
 

@@ -20,6 +20,7 @@ from opsdeck.core.estate.pins import ColorPin
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import DeckState, EnvStatus, ImageRef, InstanceCounts, ServiceStatus
 from opsdeck.core.observe import planning
+from opsdeck.core.observe.rollouts import last_changes, rollout_of
 from opsdeck.core.observe.snapshot import store_snapshot
 from opsdeck.core.release.bluegreen import traffic_json
 from opsdeck.core.release.fleet import expected_pins, snapshot, state_of
@@ -93,7 +94,10 @@ async def env_status(
         want = expected.get(service, pin)
         state = state_of(deck, snap, service, want)
         traffic = traffic_json(want) if isinstance(want, ColorPin) else None
-        services.append(ServiceStatus(service, images[service], state.counts, traffic=traffic))
+        how, refresh = await asyncio.to_thread(rollout_of, deck, name, snap, service)
+        services.append(
+            ServiceStatus(service, images[service], state.counts, traffic=traffic, rollout=how, refresh=refresh)
+        )
     total = InstanceCounts()
     for item in services:
         total = total + item.instances
@@ -146,7 +150,8 @@ async def deck_status(
 
     rows = await all_or_nothing(*(one(n) for n in names))
     waiting = await asyncio.to_thread(_waiting, deck)
-    rows = [replace(r, request=waiting.get(r.name)) for r in rows]
+    lasts = await asyncio.to_thread(last_changes, deck)
+    rows = [replace(r, request=waiting.get(r.name), last=lasts.get(r.name)) for r in rows]
     from opsdeck.core.observe.lag import with_lag
 
     rows = await asyncio.to_thread(with_lag, deck, rows, catalog)

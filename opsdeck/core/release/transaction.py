@@ -199,7 +199,7 @@ class Release:
         stopped = [line for line in [await s.stop() for s in chosen.values()] if line]
         if not any(isinstance(s, strategies.Refresh) for s in chosen.values()):
             return  # replace and plain instances: the apply ran to its end; verify is what failed
-        self.step = "refresh back"
+        step, self.step = self.step, "refresh back"
         with self.rep.phase("refresh back"):
             self.restore()
             back = await planning.plan(self.deck, self.env, self.rep, reuse=False, credentials=self.credentials)
@@ -209,7 +209,7 @@ class Release:
             if back.summary.has_changes:
                 await rollout.apply_plan(self.deck, self.env, back, self.rep, self.credentials)
             await all_or_nothing(*(s.after_apply() for s in back_strategies.values()))
-        self.restored = True
+        self.restored, self.step = True, step  # the error names the step the rollout stopped at
         what = "; ".join(stopped) or str(cause) or "stopped"
         self.rep.log(f"{self.env}: {what}; refreshed back to the previous pins", "notice")
         self.run.note(stopped=what, refreshed_back=True)
