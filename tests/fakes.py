@@ -355,6 +355,13 @@ class FakeTerraform:
             pins[service] = pin
         return pins
 
+    def _variables(self) -> dict[str, Any]:
+        """The root module's variables as Terraform reads them from its *.auto.tfvars.json files."""
+        found: dict[str, Any] = {}
+        for path in sorted(self.workdir.glob("*.auto.tfvars.json")):
+            found.update(json.loads(path.read_text()))
+        return found
+
     # -- the port -------------------------------------------------------------------------------
 
     async def init(self, backend_config: Mapping[str, str], *, reconfigure: bool = False) -> None:
@@ -388,11 +395,8 @@ class FakeTerraform:
                     if group.desired != want:
                         drifted.append((group.tags[self._service_tag], want, group.desired))
         fresh = state["vpc"] is None and not refresh_only
-        out.write_text(
-            json.dumps(
-                {"serial": state["serial"], "pins": wanted, "changed": changed, "drifted": drifted, "new": fresh}
-            )
-        )
+        plan = {"serial": state["serial"], "pins": wanted, "changed": changed, "drifted": drifted, "new": fresh}
+        out.write_text(json.dumps({**plan, "variables": self._variables()}))
         add = 2 * len(changed) + (1 if fresh else 0)
         if on_event is not None:
             on_event({"type": "change_summary", "changes": {"add": add, "change": len(changed), "remove": 0}})
@@ -435,6 +439,7 @@ class FakeTerraform:
             for service, want, now in plan["drifted"]
         ]
         return {
+            "variables": {name: {"value": value} for name, value in plan.get("variables", {}).items()},
             "resource_changes": changes,
             "resource_drift": drift,
             "configuration": {"provider_config": provider_config(self.workdir)},

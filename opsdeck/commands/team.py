@@ -78,7 +78,7 @@ def requests_cmd(args: argparse.Namespace) -> int:
 
 
 def approve_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.team.requests import approve
+    from opsdeck.core.team.approvals import approve
 
     deck = open_deck(args)
     request = run(approve(deck, args.request, reporter(args, "approve"), key=args.key))
@@ -90,7 +90,7 @@ def approve_cmd(args: argparse.Namespace) -> int:
 
 
 def reject_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.team.requests import reject
+    from opsdeck.core.team.approvals import reject
 
     deck = open_deck(args)
     request = run(reject(deck, args.request, args.reason, reporter(args, "reject"), key=args.key))

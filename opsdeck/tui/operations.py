@@ -537,7 +537,7 @@ class Operations:
     def approve_request(self, request_id: str) -> None:
         if self._refuse_if_read_only():
             return
-        from opsdeck.core.team.requests import approve
+        from opsdeck.core.team.approvals import approve
 
         self.start(
             f"approve {request_id}",
@@ -549,7 +549,7 @@ class Operations:
     def reject_request(self, request_id: str, reason: str) -> None:
         if self._refuse_if_read_only():
             return
-        from opsdeck.core.team.requests import reject
+        from opsdeck.core.team.approvals import reject
 
         self.start(
             f"reject {request_id}",

@@ -212,6 +212,19 @@ def test_every_way_round_an_approval_is_refused(clones: dict[str, Path], tmp_pat
     before = _image(alice, "staging", "web")
     # Approving your own request.
     _refused(opsdeck("approve", request["id"], deck=alice), "approvals must come from someone else")
+    # Its pins put back to what staging runs, in one commit by someone with push access (the edit seen
+    # on the demo): nobody can approve it, and it cannot run.
+    _git(bob, "pull", "-q")
+    record = bob / "requests" / request["id"] / "request.json"
+    data = json.loads(record.read_text())
+    data["pins"] = dict(data["base"])
+    record.write_text(json.dumps(data, indent=2))
+    _git(bob, "commit", "-qam", "pins back (not really approved)")
+    _git(bob, "push", "-q")
+    _refused(opsdeck("approve", request["id"], deck=bob), "was edited after it was filed (pins)")
+    _refused(opsdeck("execute", request["id"], "--yes", deck=alice), "was edited after it was filed (pins)")
+    _git(bob, "revert", "--no-edit", "HEAD")
+    _git(bob, "push", "-q")
     # A key that is not in allowed_signers.
     mallory = tmp_path / "mallory"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(mallory)], check=True)

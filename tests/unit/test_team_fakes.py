@@ -8,9 +8,7 @@ import json
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 
 import pytest
 
@@ -18,67 +16,16 @@ from opsdeck.adapters import sshsig
 from opsdeck.adapters.aws import Credentials
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import read_pin, read_pins
-from opsdeck.core.events import Reporter
 from opsdeck.core.observe.status import deck_status
-from opsdeck.core.release.bake import bake
 from opsdeck.core.release.promote import ReleaseResult, deploy_newest, promote, rollback
 from opsdeck.core.safety import audit, locks
 from opsdeck.core.safety.breakglass import BreakGlass
-from opsdeck.core.team import requests
+from opsdeck.core.team import approvals, requests
 from opsdeck.core.team.execute import execute
 from opsdeck.core.team.remote import check
 from opsdeck.errors import LockedError, RefusedError
-from tests.fakes import World, fake_tools
-from tests.unit.estate import git, make_estate
-
-
-@dataclass
-class Team:
-    a: Deck  # alice's clone (the requester)
-    b: Deck  # bob's clone
-    world: World
-    remote: Path
-    keys: dict[str, Path]
-
-
-def rep() -> Reporter:
-    return Reporter("test")
-
-
-def _member(root: Path, name: str, key: Path) -> None:
-    git(root, "config", "user.name", name.title())
-    git(root, "config", "user.email", f"{name}@shop.example")
-    git(root, "config", "user.signingkey", str(key))
-
-
-@pytest.fixture()
-def team(tmp_path: Path) -> Iterator[Team]:
-    world = World()
-    deck_a, _ = make_estate(tmp_path / "alice", world, approvals=True)
-    keys = {}
-    for name in ("alice", "bob", "carol", "mallory"):
-        keys[name] = tmp_path / "keys" / name
-        sshsig.new_key(keys[name], f"{name}@shop.example")
-    signers = [f"{n}@shop.example {sshsig.public_key(str(keys[n]))}" for n in ("alice", "bob", "carol")]
-    (deck_a.root / "allowed_signers").write_text("\n".join(signers) + "\n")
-    _member(deck_a.root, "alice", keys["alice"])
-    git(deck_a.root, "commit", "-qm", "the team's signers", "--", "allowed_signers")
-    remote = tmp_path / "remote.git"
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], check=True)
-    git(deck_a.root, "remote", "add", "origin", str(remote))
-    git(deck_a.root, "push", "-q", "--set-upstream", "origin", "main")
-    subprocess.run(["git", "clone", "-q", str(remote), str(tmp_path / "bob")], check=True)
-    _member(tmp_path / "bob", "bob", keys["bob"])
-    deck_a = Deck.open(deck_a.root, tools=fake_tools(world))
-    deck_b = Deck.open(tmp_path / "bob", tools=fake_tools(world))
-    yield Team(deck_a, deck_b, world, remote, keys)
-    for deck in (deck_a, deck_b):
-        deck.tools.git.close()  # type: ignore[attr-defined]
-
-
-def bake_one(deck: Deck, service: str) -> str:
-    (result,) = asyncio.run(bake(deck, rep(), services=[service]))
-    return result.id
+from tests.unit.estate import git
+from tests.unit.team import Team, bake_one, file_request, rep
 
 
 def remote_log(team: Team) -> list[str]:
@@ -135,8 +82,8 @@ def test_a_diverged_or_dirty_clone_is_refused_in_one_line(team: Team) -> None:
 
 def test_an_unreachable_remote_refuses_changes_but_not_reads_and_break_glass_runs_offline(team: Team) -> None:
     bake_one(team.a, "web")
-    staging = _request(team)
-    asyncio.run(requests.approve(team.b, staging.id, rep()))
+    staging = file_request(team)
+    asyncio.run(approvals.approve(team.b, staging.id, rep()))
     asyncio.run(execute(team.a, staging.id, rep()))  # staging now runs what prod does not
     team.remote.rename(team.remote.with_name("gone.git"))
     state = asyncio.run(deck_status(team.a, rep()))
@@ -203,17 +150,10 @@ def test_the_lock_names_its_holder_from_any_clone(team: Team) -> None:
     assert locks.holder(team.b, "staging") == (None, False)
 
 
-def _request(team: Team) -> requests.Request:
-    asyncio.run(deploy_newest(team.a, "dev", rep(), services=["web"]))
-    made = asyncio.run(promote(team.a, "dev", "staging", rep(), services=["web"], reason="release 7"))
-    assert isinstance(made, requests.Request)
-    return made
-
-
 def test_a_change_to_an_environment_that_needs_approvals_becomes_a_request(team: Team) -> None:
     bake_one(team.a, "web")
     before = read_pins(team.a, "staging")
-    request = _request(team)
+    request = file_request(team)
     assert request.status == "pending" and request.needed == 1 and request.requested_by.startswith("Alice")
     assert read_pins(team.a, "staging") == before  # nothing applied, the pins as they were
     assert not [c for c in team.world.calls if c.startswith("apply staging web")]
@@ -226,8 +166,8 @@ def test_a_change_to_an_environment_that_needs_approvals_becomes_a_request(team:
 
 def test_approved_by_another_signer_it_runs_exactly_the_approved_plan(team: Team) -> None:
     bake_one(team.a, "web")
-    request = _request(team)
-    approved = asyncio.run(requests.approve(team.b, request.id, rep()))
+    request = file_request(team)
+    approved = asyncio.run(approvals.approve(team.b, request.id, rep()))
     assert approved.status == "approved" and approved.valid_approvers == ["bob@shop.example"]
     result = asyncio.run(execute(team.a, request.id, rep()))
     assert read_pin(team.a, "staging", "web") == result.moved[0].to_image
@@ -244,17 +184,17 @@ def test_approved_by_another_signer_it_runs_exactly_the_approved_plan(team: Team
 
 def test_approving_your_own_request_is_refused(team: Team) -> None:
     bake_one(team.a, "web")
-    request = _request(team)
+    request = file_request(team)
     with pytest.raises(RefusedError, match=f"you requested {request.id}: approvals must come from someone else"):
-        asyncio.run(requests.approve(team.a, request.id, rep()))
+        asyncio.run(approvals.approve(team.a, request.id, rep()))
     assert last(team.a)["result"] == "refused"
 
 
 def test_a_key_not_in_allowed_signers_cannot_approve(team: Team) -> None:
     bake_one(team.a, "web")
-    request = _request(team)
+    request = file_request(team)
     with pytest.raises(RefusedError, match=r"your key SHA256:\S+ is not in allowed_signers: you cannot approve"):
-        asyncio.run(requests.approve(team.b, request.id, rep(), key=str(team.keys["mallory"])))
+        asyncio.run(approvals.approve(team.b, request.id, rep(), key=str(team.keys["mallory"])))
 
 
 def _signers(team: Team, bob: str) -> None:
@@ -270,13 +210,13 @@ def _signers(team: Team, bob: str) -> None:
 
 def test_a_key_listed_for_git_only_is_told_the_line_that_lets_it_approve(team: Team) -> None:
     bake_one(team.a, "web")
-    request = _request(team)
+    request = file_request(team)
     key = sshsig.public_key(str(team.keys["bob"]))
     _signers(team, f'bob@shop.example namespaces="git" {key}')  # as a team that signs its commits has it
     line = f'bob@shop.example namespaces="git,opsdeck-approval" {key}'
     for action, call in (
-        ("approve", lambda: requests.approve(team.b, request.id, rep())),
-        ("reject", lambda: requests.reject(team.b, request.id, "not now", rep())),
+        ("approve", lambda: approvals.approve(team.b, request.id, rep())),
+        ("reject", lambda: approvals.reject(team.b, request.id, "not now", rep())),
     ):
         with pytest.raises(RefusedError) as refused:
             asyncio.run(call())
@@ -289,7 +229,7 @@ def test_a_key_listed_for_git_only_is_told_the_line_that_lets_it_approve(team: T
         assert last(team.b)["result"] == "refused" and last(team.b)["action"] == action
     # The line it shows, written as it says, is what ssh-keygen takes: bob approves.
     _signers(team, line)
-    approved = asyncio.run(requests.approve(team.b, request.id, rep()))
+    approved = asyncio.run(approvals.approve(team.b, request.id, rep()))
     assert approved.valid_approvers == ["bob@shop.example"]
     # An approval already made, when the key loses opsdeck's namespace, says why it no longer counts.
     _signers(team, f'bob@shop.example namespaces="git" {key}')
@@ -301,8 +241,8 @@ def test_a_key_listed_for_git_only_is_told_the_line_that_lets_it_approve(team: T
 
 def test_forged_copied_and_too_few_approvals_do_not_count(team: Team) -> None:
     bake_one(team.a, "web")
-    request = _request(team)
-    asyncio.run(requests.approve(team.b, request.id, rep()))
+    request = file_request(team)
+    asyncio.run(approvals.approve(team.b, request.id, rep()))
     git(team.a.root, "pull", "-q")
     folder = team.a.root / "requests" / request.id / "approvals"
     record = folder / "bob@shop.example.json"
@@ -338,8 +278,8 @@ def _copy_request(team: Team, request: requests.Request) -> str:
 
 def test_a_plan_changed_after_approval_is_refused(team: Team) -> None:
     bake_one(team.a, "web")
-    request = _request(team)
-    asyncio.run(requests.approve(team.b, request.id, rep()))
+    request = file_request(team)
+    asyncio.run(approvals.approve(team.b, request.id, rep()))
     bucket, key = request.plan_object
     team.world.objects[(bucket, key)] = team.world.objects[(bucket, key)] + b" "  # someone swapped the plan
     with pytest.raises(RefusedError, match=r"is not the one approved .*nothing applied"):
@@ -350,8 +290,8 @@ def test_a_plan_changed_after_approval_is_refused(team: Team) -> None:
 
 def test_a_request_whose_pins_or_state_moved_on_is_stale(team: Team) -> None:
     bake_one(team.a, "web")
-    request = _request(team)
-    asyncio.run(requests.approve(team.b, request.id, rep()))
+    request = file_request(team)
+    asyncio.run(approvals.approve(team.b, request.id, rep()))
     # Someone applied to staging meanwhile (its state moved on):
     backend = team.a.backend("staging")
     assert backend is not None
@@ -362,8 +302,8 @@ def test_a_request_whose_pins_or_state_moved_on_is_stale(team: Team) -> None:
 
 def test_production_waits_for_two_approvals_unless_break_glass_bypasses_it(team: Team) -> None:
     bake_one(team.a, "web")
-    staging = _request(team)
-    asyncio.run(requests.approve(team.b, staging.id, rep()))
+    staging = file_request(team)
+    asyncio.run(approvals.approve(team.b, staging.id, rep()))
     asyncio.run(execute(team.a, staging.id, rep()))
     with pytest.raises(RefusedError, match=r"^soak gate: web .* has run in staging for 0 min; prod wants 30 min"):
         asyncio.run(promote(team.a, "staging", "prod", rep(), services=["web"]))
@@ -372,10 +312,10 @@ def test_production_waits_for_two_approvals_unless_break_glass_bypasses_it(team:
     )
     prod = asyncio.run(promote(team.a, "staging", "prod", rep(), services=["web"]))
     assert isinstance(prod, requests.Request) and prod.needed == 2
-    asyncio.run(requests.approve(team.b, prod.id, rep()))
+    asyncio.run(approvals.approve(team.b, prod.id, rep()))
     with pytest.raises(RefusedError, match=r"has 1 of 2 approvals \(bob@shop\.example\)"):
         asyncio.run(execute(team.a, prod.id, rep()))
-    asyncio.run(requests.approve(team.b, prod.id, rep(), key=str(team.keys["carol"])))
+    asyncio.run(approvals.approve(team.b, prod.id, rep(), key=str(team.keys["carol"])))
     result = asyncio.run(execute(team.a, prod.id, rep()))  # no break-glass: the approvals are the way in
     assert isinstance(result, ReleaseResult) and read_pin(team.a, "prod", "web") == result.moved[0].to_image
     # Break-glass bypasses approvals, audited as a bypass.

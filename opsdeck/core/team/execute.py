@@ -1,8 +1,9 @@
 """Execute an approved request: exactly the saved plan that was approved, nothing else.
 
 Refused with one line, nothing applied, audited: a request with too few valid approvals, one that is
-rejected or already executed, one whose pins or state moved on since it was planned (stale), and a
-saved plan whose SHA-256 is not the one the approvers signed.
+rejected or already executed, one whose pins or state moved on since it was planned (stale), one
+whose record was edited since it was filed or approved, a saved plan whose SHA-256 is not the one the
+approvers signed, and a record that does not say what that plan does (its pins, services and diff).
 """
 
 from __future__ import annotations
@@ -14,21 +15,26 @@ import time
 
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
-from opsdeck.core.model import ImageRef, PlanResult, PlanSummary
+from opsdeck.core.model import ImageRef
 from opsdeck.core.observe import planning
+from opsdeck.core.observe.plans import parse_plan
 from opsdeck.core.release import bluegreen, rollout
+from opsdeck.core.release.gates import keep_shown
 from opsdeck.core.release.promote import Moved, ReleaseProgress, ReleaseResult, blue_green_release
 from opsdeck.core.safety import audit
 from opsdeck.core.safety.audit import TRAILER
 from opsdeck.core.safety.confirm import Confirm, NotConfirmedError, Preview, ServiceChange, confirmed
 from opsdeck.core.safety.operation import audited
+from opsdeck.core.team import plan_match
 from opsdeck.core.team.identity import operator
 from opsdeck.core.team.remote import publish, sync_before_change
 from opsdeck.core.team.requests import Request, load, staleness
 from opsdeck.errors import OpsdeckError, RefusedError, reworded
 
 
-def check_runnable(request: Request) -> None:
+def check_runnable(request: Request, needed_now: int = 0) -> None:
+    """Refused unless the request may run: open, fresh, and approved by as many signers as it needs
+    (or as its environment needs now, when that is more)."""
     if request.status == "executed":
         raise RefusedError(f"request {request.id} was executed already")
     if request.status == "rejected":
@@ -37,9 +43,10 @@ def check_runnable(request: Request) -> None:
     if request.status == "stale":
         raise RefusedError(f"request {request.id} is stale ({request.stale}): plan and request it again")
     valid = request.valid_approvers
-    if len(valid) < request.needed:
+    needed = max(request.needed, needed_now)
+    if len(valid) < needed:
         invalid = [f"{a.by} ({a.problem})" for a in request.approvals if not a.valid]
-        have = f"{len(valid)} of {request.needed} approvals" + (f" ({', '.join(valid)})" if valid else "")
+        have = f"{len(valid)} of {needed} approvals" + (f" ({', '.join(valid)})" if valid else "")
         extra = f"; not counted: {', '.join(invalid)}" if invalid else ""
         raise RefusedError(f"request {request.id} has {have}{extra}: it cannot run yet")
 
@@ -51,7 +58,7 @@ async def execute(deck: Deck, request_id: str, rep: Reporter, *, confirm: Confir
     try:
         await asyncio.to_thread(sync_before_change, deck, rep)
         request = await asyncio.to_thread(load, deck, request_id)
-        check_runnable(request)
+        check_runnable(request, deck.env(request.environment).approvals)
     except RefusedError as exc:
         who = await asyncio.to_thread(audit.who, deck, request.environment if request else None)
         audit.append(
@@ -93,13 +100,22 @@ async def execute(deck: Deck, request_id: str, rep: Reporter, *, confirm: Confir
             )
         planfile = planning.scratch_planfile(deck, env, f"request-{request.id}")
         planfile.write_bytes(body)
+        try:
+            await ensure_init(deck, env, rep)
+            with rep.phase("show"):
+                shown = await deck.tools.env(env).terraform.show_json(planfile)
+            plan_match.check(deck, request, shown)
+        except BaseException:
+            planfile.unlink(missing_ok=True)
+            raise
+        await asyncio.to_thread(keep_shown, deck, planfile, shown)  # what the policy gate reads
         originals = {rel: (deck.root / rel).read_text(encoding="utf-8") for rel in request.pins}
         applied = False
         step = "pin"
         try:
             for rel, text in request.pins.items():
                 (deck.root / rel).write_text(text, encoding="utf-8")
-            plan = PlanResult(env, PlanSummary(**request.summary), (), planfile=str(planfile))
+            plan = parse_plan(env, shown, planfile=str(planfile))
             changes = tuple(
                 ServiceChange(
                     s["name"],
@@ -113,7 +129,6 @@ async def execute(deck: Deck, request_id: str, rep: Reporter, *, confirm: Confir
             if not await confirm(preview):
                 raise NotConfirmedError(f"request {request.id} was not confirmed; nothing changed")
             step = "apply"
-            await ensure_init(deck, env, rep)
             unverified: OpsdeckError | None = None
             if deck.env(env).blue_green:
                 # The approved plan stages the idle colors (or, for a switch back to a warm standby, is

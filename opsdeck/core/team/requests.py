@@ -4,12 +4,13 @@ the requester approve that exact saved plan; only then is it applied, exactly as
 A request is planned like any change, then stopped short of applying: its saved plan goes to the
 environment's state bucket (encrypted at rest) and the request (the plan's SHA-256, the pins it
 writes and the ones it found, the state's ETag, the diff, who asked and why) is committed to the
-ledger and pushed, so every clone sees it. An approval is an SSH signature, with the key git signs
-with, over the request's id, environment, action and plan hash, committed beside it: it cannot be
-copied onto another request or another plan. ``execute`` runs a request with enough valid approvals
-from distinct allowed signers (never the requester): it refuses a request whose pins or state moved
-on since (stale: plan and approve again) and a saved plan whose hash changed, and applies exactly
-that plan. Break-glass may bypass approvals, with its reason and time box, audited as a bypass.
+ledger and pushed, so every clone sees it. The requester signs the whole record as they file it, and
+an approval is an SSH signature over the whole record too (core/team/covers.py): an edit of any of
+its fields after that voids them, and the refusal names the fields. ``execute`` runs a request with
+enough valid approvals from distinct allowed signers (never the requester): it refuses a request
+whose pins or state moved on since (stale: plan and approve again), a saved plan whose hash changed,
+and a record that does not say what the saved plan does (core/team/plan_match.py), and applies
+exactly that plan. Break-glass may bypass approvals, with its reason and time box, audited as a bypass.
 """
 
 from __future__ import annotations
@@ -24,34 +25,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opsdeck.core.team.identity import Operator, email_of, operator
+from opsdeck.core.team import covers, signatures
+from opsdeck.core.team.identity import operator
+from opsdeck.core.team.signatures import Approval
 from opsdeck.errors import OpsdeckError, RefusedError
 
 if TYPE_CHECKING:
     from opsdeck.adapters.aws import Credentials
-    from opsdeck.adapters.sshsig import Verified
     from opsdeck.core.estate.deck import Deck
     from opsdeck.core.events import Reporter
     from opsdeck.core.model import PlanResult
 
 FOLDER = "requests"
-NAMESPACE = "opsdeck-approval"
 STATUSES = ("pending", "approved", "stale", "executed", "rejected")
-
-
-@dataclass(frozen=True)
-class Approval:
-    by: str  # the signer's principal in allowed_signers (an email)
-    key: str  # its key's fingerprint
-    at: float
-    valid: bool
-    problem: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"by": self.by, "key": self.key, "at": self.at, "valid": self.valid}
-        if self.problem:
-            data["problem"] = self.problem
-        return data
 
 
 @dataclass
@@ -78,7 +64,10 @@ class Request:
     approvals: list[Approval] = field(default_factory=list)
     rejected: dict[str, Any] | None = None
     executed: dict[str, Any] | None = None
-    stale: str = ""  # why it is stale, when it is
+    stale: str = ""  # why it is stale (or its record cannot be trusted), when it is
+    format: int = covers.FORMAT  # 0: filed before the whole record was signed
+    filed: dict[str, Any] | None = None  # the requester's signature: {"key", "signature", "covers"}
+    requester: str = ""  # the allowed signer the requester's signature verified as (read, not stored)
 
     @property
     def valid_approvers(self) -> list[str]:
@@ -94,18 +83,13 @@ class Request:
             return "stale"
         return "approved" if len(self.valid_approvers) >= self.needed else "pending"
 
+    def covers(self) -> dict[str, str]:
+        """The digest of each field of the record: what every signature on this request covers."""
+        return covers.digests(self.record())
+
     def payload(self, decision: str, reason: str = "") -> bytes:
-        """What a signer signs: this request's identity and its exact plan."""
-        body = {
-            "decision": decision,
-            "request": self.id,
-            "environment": self.environment,
-            "action": self.action,
-            "plan_sha256": self.plan_sha256,
-        }
-        if reason:
-            body["reason"] = reason
-        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        """What a signer signs: this request's whole record, as it is now, and the decision."""
+        return covers.payload(self.id, decision, self.covers(), reason)
 
     def record(self) -> dict[str, Any]:
         """The request as committed (what never changes once made)."""
@@ -127,7 +111,12 @@ class Request:
             "summary": self.summary,
             "diff": self.diff,
             "message": self.message,
+            "format": self.format,
         }
+
+    def to_file(self) -> dict[str, Any]:
+        """request.json: the record and the requester's signature over it."""
+        return {**self.record(), "filed": self.filed}
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -145,6 +134,8 @@ class Request:
             "summary": self.summary,
             "diff": self.diff,
         }
+        if self.requester:
+            data["signed_by"] = self.requester  # who the requester's signature verified as
         if self.stale:
             data["stale"] = self.stale
         if self.rejected:
@@ -158,12 +149,8 @@ class Request:
         return f"{self.action} {self.environment}" + (f" ({what})" if what else "")
 
 
-def _dir(request_id: str) -> str:
+def request_dir(request_id: str) -> str:
     return f"{FOLDER}/{request_id}"
-
-
-def _slug(principal: str) -> str:
-    return re.sub(r"[^A-Za-z0-9@._-]+", "_", principal)
 
 
 def needs_approval(deck: Deck, env: str, glass_for_env: bool) -> bool:
@@ -178,23 +165,43 @@ def load(deck: Deck, request_id: str, *, check_stale: bool = True) -> Request:
     """A request as the ledger has it, its approvals verified."""
     if not re.fullmatch(r"[a-z0-9-]{4,40}", request_id):
         raise RefusedError(f"{request_id!r} is not a request id (see `opsdeck requests`)")
-    path = deck.root / _dir(request_id) / "request.json"
+    path = deck.root / request_dir(request_id) / "request.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RefusedError(f"there is no request {request_id} (see `opsdeck requests`)") from None
     except ValueError:
         raise OpsdeckError(f"{path.relative_to(deck.root)}: not a readable request") from None
-    request = Request(
-        id=data["id"],
-        environment=data["environment"],
-        action=data["action"],
-        plan_sha256=data["plan_sha256"],
-        plan_object=(data["plan_object"][0], data["plan_object"][1]),
+    try:
+        request = _from_file(data)
+    except (KeyError, TypeError, ValueError, IndexError):
+        raise OpsdeckError(f"{path.relative_to(deck.root)}: not a readable request") from None
+    folder = deck.root / request_dir(request_id)
+    for name in ("rejected", "executed"):
+        file = folder / f"{name}.json"
+        if file.is_file():
+            setattr(request, name, json.loads(file.read_text(encoding="utf-8")))
+    is_open = request.status in ("pending", "approved")
+    if is_open:
+        request.stale = signatures.filed_problem(deck, request)  # sets request.requester when it verifies
+    request.approvals = signatures.approvals(deck, request)
+    if check_stale and is_open and not request.stale:
+        request.stale = staleness(deck, request)
+    return request
+
+
+def _from_file(data: dict[str, Any]) -> Request:
+    filed = data.get("filed")
+    return Request(
+        id=str(data["id"]),
+        environment=str(data["environment"]),
+        action=str(data["action"]),
+        plan_sha256=str(data["plan_sha256"]),
+        plan_object=(str(data["plan_object"][0]), str(data["plan_object"][1])),
         state_etag=data.get("state_etag"),
-        requested_by=data["requested_by"],
-        requested_key=data.get("requested_key", ""),
-        reason=data.get("reason", ""),
+        requested_by=str(data["requested_by"]),
+        requested_key=str(data.get("requested_key", "")),
+        reason=str(data.get("reason", "")),
         needed=int(data["needed"]),
         created_at=float(data["created_at"]),
         services=list(data.get("services", [])),
@@ -202,45 +209,10 @@ def load(deck: Deck, request_id: str, *, check_stale: bool = True) -> Request:
         base=dict(data.get("base", {})),
         summary=dict(data.get("summary", {})),
         diff=list(data.get("diff", [])),
-        message=data.get("message", ""),
+        message=str(data.get("message", "")),
+        format=int(data.get("format", 0)),
+        filed=filed if isinstance(filed, dict) else None,
     )
-    request.approvals = _approvals(deck, request)
-    folder = deck.root / _dir(request_id)
-    for name in ("rejected", "executed"):
-        file = folder / f"{name}.json"
-        if file.is_file():
-            setattr(request, name, json.loads(file.read_text(encoding="utf-8")))
-    if check_stale and request.status in ("pending", "approved"):
-        request.stale = staleness(deck, request)
-    return request
-
-
-def _approvals(deck: Deck, request: Request) -> list[Approval]:
-    """Every approval record of the request, each checked: signed by an allowed signer, by the one it
-    names, over this request and this plan, and not by the requester."""
-    from opsdeck.adapters import sshsig
-
-    folder = deck.root / _dir(request.id) / "approvals"
-    signers = deck.root / deck.config.team.allowed_signers
-    found = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            claimed, signature = str(data["by"]), str(data["signature"])
-            at, key = float(data.get("at", 0.0)), str(data.get("key", ""))
-        except (ValueError, KeyError, TypeError):
-            found.append(Approval(path.stem, "", 0.0, False, "not a readable approval record"))
-            continue
-        checked = sshsig.verify(signers, NAMESPACE, signature, request.payload("approve"))
-        problem = checked.problem
-        if checked.valid and checked.principal != claimed:
-            problem = f"signed by {checked.principal}, not by {claimed}"
-        elif checked.valid and (
-            checked.principal == email_of(request.requested_by) or (key and key == request.requested_key)
-        ):
-            problem = "signed by the requester"
-        found.append(Approval(claimed, key, at, not problem, problem))
-    return found
 
 
 def staleness(deck: Deck, request: Request) -> str:
@@ -330,118 +302,16 @@ async def create(
             diff=diff,
             message=message,
         )
-        rel = f"{_dir(request_id)}/request.json"
+        try:
+            await asyncio.to_thread(signatures.sign_filed, deck, request)
+        except RefusedError:
+            await asyncio.to_thread(cloud.delete_object, backend.bucket, plan_key)
+            raise
+        rel = f"{request_dir(request_id)}/request.json"
         path = deck.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(request.record(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        path.write_text(json.dumps(request.to_file(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
         head = f"request {request.describe()}: needs {request.needed} approvals" + (f": {reason}" if reason else "")
         await asyncio.to_thread(deck.tools.git.commit, [rel], f"{head}\n\n{who.trailers()}\n")
     await asyncio.to_thread(publish, deck, rep)
     return request
-
-
-# -- approving and rejecting ----------------------------------------------------------------------------
-
-
-def _signer(deck: Deck, key: str | None) -> Operator:
-    who = operator(deck, key)
-    if not who.signing_key:
-        raise RefusedError(
-            "git has no signing key: set user.signingkey to your SSH key (git config user.signingkey "
-            "~/.ssh/id_ed25519), or pass --key"
-        )
-    return who
-
-
-def _cannot_sign(deck: Deck, who: Operator, action: str, checked: Verified) -> str:
-    signers = deck.config.team.allowed_signers
-    if not checked.listed:
-        return f"your key {who.fingerprint} is not in {signers}: you cannot {action} ({checked.problem})"
-    # Listed for other namespaces only (teams that sign commits have namespaces="git"): the line that fixes it.
-    first = checked.listed[0]
-    return (
-        f"your key {who.fingerprint} is in {signers} for {first.principals} (line {first.number}), but only for "
-        f'namespaces "{first.namespaces}", not opsdeck\'s ({NAMESPACE}): you cannot {action} until it may sign '
-        f"there too; add this line to {signers} (or {NAMESPACE} to the namespaces of line {first.number}): "
-        f"{first.with_namespace(NAMESPACE)}"
-    )
-
-
-async def approve(deck: Deck, request_id: str, rep: Reporter, *, key: str | None = None) -> Request:
-    """Sign the request with the operator's key, check the signature as every clone will, commit it."""
-    return await _decide(deck, request_id, rep, "approve", key=key)
-
-
-async def reject(deck: Deck, request_id: str, reason: str, rep: Reporter, *, key: str | None = None) -> Request:
-    if not reason.strip():
-        raise RefusedError("reject needs a reason (--reason TEXT)")
-    return await _decide(deck, request_id, rep, "reject", reason=reason.strip(), key=key)
-
-
-async def _decide(
-    deck: Deck, request_id: str, rep: Reporter, decision: str, *, reason: str = "", key: str | None = None
-) -> Request:
-    from opsdeck.adapters import sshsig
-    from opsdeck.core.safety import audit
-    from opsdeck.core.team.remote import publish, sync_before_change
-
-    action = "approve" if decision == "approve" else "reject"
-    request: Request | None = None
-    try:
-        await asyncio.to_thread(sync_before_change, deck, rep)
-        request = await asyncio.to_thread(load, deck, request_id)
-        if request.status not in ("pending", "approved"):
-            why = f": {request.stale}" if request.stale else ""
-            raise RefusedError(f"request {request_id} is {request.status}{why}; nothing to {action}")
-        who = _signer(deck, key)
-        payload = request.payload(decision, reason)
-        signature = await asyncio.to_thread(sshsig.sign, who.signing_key or "", NAMESPACE, payload)
-        signers = deck.root / deck.config.team.allowed_signers
-        checked = await asyncio.to_thread(sshsig.verify, signers, NAMESPACE, signature, payload)
-        if not checked.valid:
-            raise RefusedError(_cannot_sign(deck, who, action, checked))
-        principal = checked.principal
-        mine = principal == email_of(request.requested_by) or who.fingerprint == request.requested_key
-        if decision == "approve" and mine:
-            raise RefusedError(f"you requested {request_id}: approvals must come from someone else")
-        if decision == "approve" and principal in request.valid_approvers:
-            raise RefusedError(f"{principal} already approved {request_id}")
-    except RefusedError as exc:
-        who_ = await asyncio.to_thread(audit.who, deck)
-        audit.append(
-            deck,
-            action=action,
-            environment=request.environment if request else None,
-            result="refused",
-            request=request_id,
-            error=str(exc),
-            who=who_,
-        )
-        raise
-    record = {"by": principal, "key": who.fingerprint, "at": time.time(), "signature": signature}
-    if decision == "approve":
-        rel = f"{_dir(request_id)}/approvals/{_slug(principal)}.json"
-        head = f"approve {request_id} ({request.describe()}) as {principal}"
-    else:
-        record["reason"] = reason
-        rel = f"{_dir(request_id)}/rejected.json"
-        head = f"reject {request_id} ({request.describe()}) as {principal}: {reason}"
-    path = deck.root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    await asyncio.to_thread(deck.tools.git.commit, [rel], f"{head}\n\n{who.trailers()}\n")
-    pushed, _ = await asyncio.to_thread(publish, deck, rep)
-    who_ = await asyncio.to_thread(audit.who, deck)
-    audit.append(
-        deck,
-        action=action,
-        environment=request.environment,
-        result="ok",
-        request=request_id,
-        by=principal,
-        key=who.fingerprint,
-        reason=reason,
-        pushed=pushed,
-        who=who_,
-    )
-    return await asyncio.to_thread(load, deck, request_id)
