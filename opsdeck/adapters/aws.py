@@ -7,6 +7,7 @@ never from whatever the process environment says, so a deck on the local cloud c
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -34,17 +35,31 @@ class Credentials:
 
 @dataclass(frozen=True)
 class Image:
-    """An AMI with its opsdeck tags."""
+    """An AMI and its tags; which tags name its service and its version is the deck's (its
+    ``[conventions]``: the image catalog sets them on every image it reads)."""
 
     id: str
     name: str
     created: str
     tags: dict[str, str] = field(default_factory=dict)
     state: str = ""  # pending | available | failed ...
+    service_tag: str = field(default="app", repr=False, compare=False)
+    version_tag: str = field(default="version", repr=False, compare=False)
+
+    @property
+    def service(self) -> str:
+        return self.tags.get(self.service_tag, "")
+
+    @property
+    def versioned(self) -> bool:
+        """Whether it carries a version tag (a pipeline may bake without one)."""
+        return bool(self.tags.get(self.version_tag))
 
     @property
     def version(self) -> str:
-        return self.tags.get("version", "")
+        """Its version tag; an image without one is named by its creation time to the minute
+        (2026-12-04T10:31Z), so it is shown, promoted and recorded like any other."""
+        return self.tags.get(self.version_tag) or created_label(self.created)
 
     @classmethod
     def from_api(cls, raw: dict[str, Any]) -> Image:
@@ -56,6 +71,11 @@ class Image:
             tags=tags,
             state=raw.get("State", ""),
         )
+
+
+def created_label(created: str) -> str:
+    """An AMI's CreationDate (2026-12-04T10:31:22.000Z) to the minute: 2026-12-04T10:31Z."""
+    return f"{created[:16]}Z" if re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d", created) else ""
 
 
 @dataclass(frozen=True)

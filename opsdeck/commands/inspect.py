@@ -291,13 +291,15 @@ def images_cmd(args: argparse.Namespace) -> int:
                 i["service"] or "(base)",
                 i["version"],
                 i["id"],
-                i["git_sha"],
+                i["git_sha"] or "-",
                 i["created"][:19],
+                i["built_by"] or "-",
                 ",".join(i["environments"]) or "-",
                 ",".join(i["regions"]),
                 ",".join(i.get("accounts", [])) or "-",
                 "; ".join(notes),
             ]
         )
-    print(table(["SERVICE", "VERSION", "ID", "GIT", "CREATED", "PINNED IN", "REGIONS", "ACCOUNTS", "NOTES"], rows))
+    headers = ["SERVICE", "VERSION", "ID", "GIT", "CREATED", "BUILT BY", "PINNED IN", "REGIONS", "ACCOUNTS", "NOTES"]
+    print(table(headers, rows))
     return 0

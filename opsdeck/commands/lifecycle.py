@@ -254,7 +254,7 @@ def rollback_cmd(args: argparse.Namespace) -> int:
 
 
 def revoke_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.release.images import revoke
+    from opsdeck.core.release.images import revoke, service_of
 
     deck = open_deck(args)
     deck.check_cloud()
@@ -263,14 +263,14 @@ def revoke_cmd(args: argparse.Namespace) -> int:
         print_json(
             {
                 "id": image.id,
-                "service": image.tags.get("app"),
+                "service": service_of(image),
                 "version": image.version,
                 "revoked": True,
                 "reason": args.reason,
             }
         )
     else:
-        print(f"revoked {image.tags.get('app', '')} {image.version} ({image.id}): {args.reason}")
+        print(f"revoked {service_of(image) or 'base'} {image.version} ({image.id}): {args.reason}")
     return 0
 
 

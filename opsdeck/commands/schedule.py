@@ -1,4 +1,5 @@
-"""`opsdeck schedule drift`: print ready-to-install schedules for the nightly drift check."""
+"""`opsdeck schedule drift` and `opsdeck schedule bake`: print ready-to-install schedules for the
+nightly drift check, and for the nightly base bake and each service's bake on a merge (CI)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,18 @@ def register(sub: Any) -> None:
         "--only", choices=("cron", "systemd", "github"), action="append", help="print only this kind (repeatable)"
     )
     drift.set_defaults(handler=schedule_drift_cmd)
+    bake = kinds.add_parser("bake", help="the nightly base bake, and a CI job baking each service on a merge")
+    bake.add_argument(
+        "--service", dest="services", action="append", metavar="S", help="only this service's CI job (repeatable)"
+    )
+    bake.add_argument("--at", default="02:17", metavar="HH:MM", help="time of day of the base bake (default 02:17)")
+    bake.add_argument(
+        "--only",
+        choices=("cron", "systemd", "github", "gitlab"),
+        action="append",
+        help="print only this kind (repeatable)",
+    )
+    bake.set_defaults(handler=schedule_bake_cmd)
 
 
 def schedule_drift_cmd(args: argparse.Namespace) -> int:
@@ -48,6 +61,58 @@ def schedule_drift_cmd(args: argparse.Namespace) -> int:
     )
     print(render(schedule, tuple(args.only) if args.only else KINDS), end="")
     return 0
+
+
+def schedule_bake_cmd(args: argparse.Namespace) -> int:
+    from opsdeck import __version__
+    from opsdeck.core.hygiene.schedule import parse_at
+    from opsdeck.core.release.bake_schedule import KINDS, NIGHTLY, BakeSchedule, render, watched
+    from opsdeck.errors import ConfigError
+
+    hour, minute = parse_at(args.at)
+    deck = open_deck(args)
+    config = deck.config
+    names = config.services_named(args.services)
+    kinds = tuple(args.only) if args.only else KINDS
+    if config.base_recipe is None:
+        if args.only and set(kinds) & set(NIGHTLY):
+            raise ConfigError("opsdeck.toml: base.recipe: not set, so there is no base layer to bake nightly")
+        print("note: the deck has no base layer ([base] recipe): no nightly base bake", file=sys.stderr)
+        kinds = tuple(k for k in kinds if k not in NIGHTLY)
+    in_repo = _in_repo(deck.root)
+    schedule = BakeSchedule(
+        opsdeck=_executable(),
+        git=shutil.which("git") or "git",
+        deck=deck.root,
+        hour=hour,
+        minute=minute,
+        services=tuple((name, watched(config, deck.root, name, in_repo)) for name in names),
+        region=config.build_region,
+        branch=config.team.branch or "main",
+        deck_in_repo=in_repo,
+        version=__version__,
+        packer=_packer_version(deck),
+    )
+    print(render(schedule, kinds), end="")
+    return 0
+
+
+def _packer_version(deck: Any) -> str:
+    """The Packer this deck bakes with here (1.6.6), for the CI jobs to use the same; "" if unknown.
+    Asked without credentials: printing a schedule reaches no account."""
+    import os
+    import re
+
+    from opsdeck.adapters.packer import Packer
+    from opsdeck.commands import run
+    from opsdeck.errors import OpsdeckError
+
+    try:
+        text = run(Packer(os.environ, binary=deck.settings.packer.binary).version())
+    except OpsdeckError:
+        return ""
+    match = re.search(r"(\d+\.\d+\.\d+)", text)
+    return match.group(1) if match else ""
 
 
 def _env_name(target: str) -> bool:

@@ -1,8 +1,9 @@
 """A deck with its team's own names (tests/decks/conventions), driven through the real command line.
 
 Its Terraform tags the environment as `Environment` and the service as `Service`, pins the image as
-`ami_id` in release.auto.tfvars.json, and uses resource addresses of its own; its opsdeck.toml says
-so in `[conventions]`, in the single-image format (`[image]`) of earlier decks. Two environments,
+`ami_id` in release.auto.tfvars.json, uses resource addresses of its own, and its images carry the
+team's `Service` and `Release` tags (an image its pipeline baked may carry no more than `Service`);
+its opsdeck.toml says so in `[conventions]`, in the single-image format (`[image]`) of earlier decks. Two environments,
 qa (a sandbox) and live (promotes from qa), in the local cloud's default account: nothing here
 leans on the sample deck's names, tags or addresses.
 
@@ -234,6 +235,55 @@ def test_promote_through_the_chain_then_roll_back(conventions: Conventions) -> N
     assert history[0]["message"].startswith("rollback live: billing"), history[0]
     assert history[1]["message"].startswith(f"promote billing {baked['version']} to live"), history[1]
     assert [r["when"] for r in history] == sorted((r["when"] for r in history), reverse=True)
+
+
+def test_an_image_the_teams_pipeline_baked_is_listed_and_promoted_by_id(conventions: Conventions, ec2: Any) -> None:
+    """The team's pipeline bakes as CI would: an image of an instance, tagged with the team's Service tag
+    and a marker of the run, and nothing of opsdeck's (no version, base, git sha). opsdeck lists it by
+    its creation time, counts it in lag and promotes it by id: into qa, then from qa into live."""
+    deck, first = conventions.deck, conventions.first
+    builder = _launch(ec2, _pin(deck, "qa"), None, Name="billing-pipeline-builder")
+    try:
+        made = ec2.create_image(
+            InstanceId=builder,
+            Name=f"billing-pipeline-{builder}",
+            TagSpecifications=[
+                {
+                    "ResourceType": "image",
+                    "Tags": [{"Key": "Service", "Value": "billing"}, {"Key": "ci", "Value": "pipeline run 7"}],
+                }
+            ],
+        )
+    finally:
+        _terminate(ec2, [builder])
+    ci = str(made["ImageId"])
+    created = str(ec2.describe_images(ImageIds=[ci])["Images"][0]["CreationDate"])
+    label = f"{created[:16]}Z"  # 2026-12-04T10:31Z
+
+    rows = _json("images", deck=deck)
+    billing = [r for r in rows if r["service"] == "billing"]
+    assert billing[-1]["id"] == ci, [(r["id"], r["version"]) for r in billing]  # the newest
+    row = billing[-1]
+    assert (row["version"], row["versioned"], row["built_by"]) == (label, False, "pipeline run 7"), row
+    assert row["environments"] == [] and row["base"] is None and row["git_sha"] == ""
+    # opsdeck's own bakes carry the deck's Release tag, the base's too (its recipe names no version tag).
+    assert all(r["versioned"] for r in rows if r["id"] != ci), [(r["id"], r["version"]) for r in rows]
+    assert [r["version"] for r in rows if r["layer"] == "base"] == ["1.0.0"], rows
+
+    out = _json("promote", ci, "qa", "--yes", deck=deck)
+    assert (out["environment"], out["to_image"]) == ("qa", ci) and out["services"][0]["version"] == label, out
+    _on_image(deck, "qa", ci)
+    live = _status(deck)["live"]
+    assert live["lag"]["in_sync"] is False and live["lag"]["source_image"] == ci, live["lag"]
+    assert live["lag"]["behind"] == 2, live["lag"]  # live runs the first image: the second and the pipeline's
+
+    out = _json("promote", "qa", "live", "--yes", deck=deck)
+    assert (out["environment"], out["from_image"], out["to_image"]) == ("live", first, ci), out
+    _on_image(deck, "live", ci)
+    assert _status(deck)["live"]["lag"]["in_sync"] is True
+    (latest, *_) = _json("history", "live", deck=deck)
+    assert latest["message"].startswith(f"promote billing {label} to live"), latest
+    assert [(s["image_id"], s["version"]) for s in latest["services"]] == [(ci, label)], latest
 
 
 def test_unmanaged_instances_are_found_by_the_environment_tag(conventions: Conventions, ec2: Any) -> None:

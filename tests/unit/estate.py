@@ -32,11 +32,14 @@ def git(root: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True).stdout
 
 
-def make_estate(root: Path, world: World | None = None, *, approvals: bool = False) -> tuple[Deck, World]:
+def make_estate(
+    root: Path, world: World | None = None, *, approvals: bool = False, conventions: dict[str, str] | None = None
+) -> tuple[Deck, World]:
     """The shop deck at ``root`` on ``world``: every environment applied on its 1.0.0 images. Without
-    ``approvals`` the sample's approvals are dropped (changes to staging and prod run at once). The
-    fake root modules are red/black ones (no load balancer), so dev rolls out by replacement here; its
-    blue/green releases run against the real stack (tests/integration/test_70_blue_green.py)."""
+    ``approvals`` the sample's approvals are dropped (changes to staging and prod run at once);
+    ``conventions`` are added to its [conventions] table. The fake root modules are red/black ones
+    (no load balancer), so dev rolls out by replacement here; its blue/green releases run against the
+    real stack (tests/integration/test_70_blue_green.py)."""
     world = world or World()
     copy_tree(shipped("sample_envs"), root)
     toml = root / "opsdeck.toml"
@@ -45,6 +48,8 @@ def make_estate(root: Path, world: World | None = None, *, approvals: bool = Fal
     )
     if not approvals:
         text = re.sub(r"^approvals = \d+\n", "", text, flags=re.M)
+    for key, value in (conventions or {}).items():
+        text = text.replace("[conventions]\n", f"[conventions]\n{key} = {json.dumps(value)}\n", 1)
     toml.write_text(text)
     pins = root / "envs" / "dev" / "images.auto.tfvars.json"
     pins.write_text(json.dumps({"images": {s: "ami-00000000000000000" for s in SERVICES}}, indent=2) + "\n")

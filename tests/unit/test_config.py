@@ -53,6 +53,7 @@ def test_a_deck_in_the_single_image_format_reads_as_one_service(tmp_path: Path) 
         "image_id",
     )
     assert config.conventions.env_tag == "env" and config.conventions.service_tag == "app"
+    assert (config.conventions.image_service_tag, config.conventions.image_version_tag) == ("app", "version")
     assert config.env("prod").account is None and config.region_of("prod") == "us-east-1"
 
 
@@ -205,6 +206,24 @@ CASES = [
         "drift_minutes = 60",
         "drift_minutes = -1",
         r"opsdeck\.toml: drift_minutes: expected a number of minutes, 0 or more",
+    ),
+    (
+        "image tag key",
+        'env_tag = "env"',
+        'env_tag = "env"\nimage_version_tag = "Release version!"',
+        r"opsdeck\.toml: conventions\.image_version_tag: expected a tag key, got 'Release version!'",
+    ),
+    (
+        "an image tag opsdeck sets itself",
+        'env_tag = "env"',
+        'env_tag = "env"\nimage_service_tag = "role"',
+        r"conventions\.image_service_tag: 'role' is a tag opsdeck sets on images itself: pick another key",
+    ),
+    (
+        "one tag for service and version",
+        'env_tag = "env"',
+        'env_tag = "env"\nimage_service_tag = "Name"\nimage_version_tag = "Name"',
+        r"conventions\.image_version_tag: the service and the version of an image need two tags, both are 'Name'",
     ),
 ]
 

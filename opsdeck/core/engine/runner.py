@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from opsdeck.core.engine.settings import broker_url
+from opsdeck.core.estate.config import CONFIG_FILE
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import PlanResult
@@ -83,8 +84,8 @@ async def bake_images(
     base: bool = False,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """`bake`: here, or on a worker of the build account; each image's JSON (as `bake --json` prints
-    it) and the worker that baked them (None: here). Recipes with uncommitted changes bake here: a
-    worker bakes what its clone holds."""
+    it) and the worker that baked them (None: here). Recipes (or an opsdeck.toml, whose conventions
+    name the image's tags) with uncommitted changes bake here: a worker bakes what its clone holds."""
     from opsdeck.core.release.bake import bake
 
     broker = broker_url(deck)
@@ -92,6 +93,7 @@ async def bake_images(
     if broker:
         recipes = [deck.config.base_recipe] if base else [deck.config.service(n).recipe for n in names]
         folders = sorted({str(Path(str(r)).parent) for r in recipes})  # a recipe and what it provisions with
+        folders.append(CONFIG_FILE)
         dirty = [f for f in folders if await asyncio.to_thread(deck.tools.git.is_dirty, f)]
         if dirty:
             rep.log(f"{', '.join(map(str, dirty))} has uncommitted changes a worker cannot see: baked here", "notice")

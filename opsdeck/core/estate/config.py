@@ -79,6 +79,12 @@ class Conventions:
 
     env_tag: str = setting("env", doc="Tag key whose value names the environment, on every resource.")
     service_tag: str = setting("app", doc="Tag key whose value names the service, on its groups and instances.")
+    image_service_tag: str = setting(
+        "app", doc="Tag key whose value names the service on its images (opsdeck bake's or the team's pipeline's)."
+    )
+    image_version_tag: str = setting(
+        "version", doc="Tag key whose value is an image's version; an image without it is known by its creation time."
+    )
     pin_file: str = setting(
         "image.auto.tfvars.json", doc="Where a service's pin lives, relative to each environment's root module."
     )
@@ -465,11 +471,7 @@ def _check(config: DeckConfig, root: Path, where: Where) -> None:
         legacy = config.image is not None and config.image.base_recipe is not None
         base_where = where.child("image").child("base_recipe") if legacy else where.child("base").child("recipe")
         raise base_where.error(f"expected a Packer template, {config.base.recipe} does not exist")
-    conventions = where.child("conventions")
-    for name in ("env_tag", "service_tag"):
-        value = getattr(config.conventions, name)
-        if not TAG_KEY.match(value) or value.startswith("aws:"):
-            raise conventions.child(name).error(f"expected a tag key, got {value!r}")
+    _check_conventions(config.conventions, where.child("conventions"))
     _check_pins(config, where)
     if config.policy is not None:
         pw = where.child("policy")
@@ -518,6 +520,25 @@ def _check_rollouts(where: Where, env: EnvSettings, services: list[str]) -> None
             where.child("refresh")
             .child("checkpoint_percentages")
             .error("expected rising percentages from 1 to 100, such as [50, 100]")
+        )
+
+
+# Tags opsdeck itself reads on images (core/release/images.py): a deck's names must not take them.
+IMAGE_TAGS = ("role", "source_image", "source_region", "revoked", "revoked_by", "revoked_at", "base_ami")
+
+
+def _check_conventions(conventions: Conventions, where: Where) -> None:
+    for name in ("env_tag", "service_tag", "image_service_tag", "image_version_tag"):
+        value = getattr(conventions, name)
+        if not TAG_KEY.match(value) or value.startswith("aws:"):
+            raise where.child(name).error(f"expected a tag key, got {value!r}")
+    for name in ("image_service_tag", "image_version_tag"):
+        value = getattr(conventions, name)
+        if value in IMAGE_TAGS:
+            raise where.child(name).error(f"{value!r} is a tag opsdeck sets on images itself: pick another key")
+    if conventions.image_service_tag == conventions.image_version_tag:
+        raise where.child("image_version_tag").error(
+            f"the service and the version of an image need two tags, both are {conventions.image_version_tag!r}"
         )
 
 

@@ -85,7 +85,7 @@ def crontab(s: Schedule) -> str:
 
 def systemd(s: Schedule) -> str:
     """A user service and its timer (the machine's local time)."""
-    command = " ".join(_systemd_quote(a) for a in s.argv())
+    command = " ".join(systemd_quote(a) for a in s.argv())
     return "\n".join(
         [
             *_env_file_help(s),
@@ -97,7 +97,7 @@ def systemd(s: Schedule) -> str:
             "",
             "[Service]",
             "Type=oneshot",
-            f"WorkingDirectory={_systemd_quote(str(s.deck))}",
+            f"WorkingDirectory={systemd_quote(str(s.deck))}",
             *(["EnvironmentFile=%h/.config/opsdeck/drift.env"] if s.secrets else []),
             f"ExecStart={command}",
             "# 2 is drift found and the alarm sent: the unit fails only when the check or its alarm did.",
@@ -122,7 +122,7 @@ def systemd(s: Schedule) -> str:
     )
 
 
-def _systemd_quote(arg: str) -> str:
+def systemd_quote(arg: str) -> str:
     """systemd's own quoting: double quotes, with backslash, quote and `%` (a specifier) escaped."""
     if re.fullmatch(r"[\w@+=:,./-]+", arg):
         return arg

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.model import EnvStatus, Lag, ServiceStatus
-from opsdeck.core.release.images import Catalog, version_key
+from opsdeck.core.release.images import Catalog
 from opsdeck.core.release.ledger import PinChange, service_history
 from opsdeck.errors import OpsdeckError
 
@@ -25,6 +25,18 @@ def _since(history: list[PinChange], image_id: str, canonical: Callable[[str], s
     return since
 
 
+def _behind(catalog: Catalog, service: str, mine: str, theirs: str) -> int:
+    """How many of the service's images came after ``mine`` up to ``theirs``, in the catalog's order
+    (versions, or creation times when they do not compare: a pipeline's images count too). When the
+    source runs an older image this one is not behind, but not in sync either (0)."""
+    order = [i.id for i in catalog.service_images(service)]
+    mine, theirs = catalog.canonical(mine), catalog.canonical(theirs)
+    if theirs not in order:
+        return 0
+    low = order.index(mine) if mine in order else -1  # an image no longer there: behind all of them
+    return max(0, order.index(theirs) - low)
+
+
 def _service_lag(
     deck: Deck, env: str, mine: ServiceStatus, theirs: ServiceStatus, source: str, catalog: Catalog | None
 ) -> Lag | None:
@@ -33,12 +45,7 @@ def _service_lag(
     canonical = catalog.canonical if catalog is not None else (lambda i: i)
     if canonical(mine.image.id) == canonical(theirs.image.id):
         return Lag(source, theirs.image, 0, None, in_sync=True)
-    low, high = version_key(mine.image.version), version_key(theirs.image.version)
-    between = set()
-    if catalog is not None:
-        between = {i.version for i in catalog.service_images(mine.name) if low < version_key(i.version) <= high}
-    # When the source runs an older image this one is not behind, but not in sync either.
-    behind = len(between) if high > low else 0
+    behind = _behind(catalog, mine.name, mine.image.id, theirs.image.id) if catalog is not None else 0
     needed = deck.env(env).soak_minutes
     try:  # the whole history when the soak is counted over every stint, else the current stint's
         history = service_history(deck, source, mine.name, limit=200 if needed else 50)

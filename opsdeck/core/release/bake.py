@@ -1,7 +1,9 @@
 """Bake images with Packer in the build account: each service's recipe, or the shared base layer.
 
 A service's image builds on the newest base image; its version is the next patch after that service's
-newest (or the one asked for). Services bake side by side, each audited on its own.
+newest (or the one asked for). Services bake side by side, each audited on its own. Whatever the recipe
+tags, the image leaves with the deck's own service and version tags (``[conventions]``), so the
+catalog finds it as it finds a pipeline's.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opsdeck.adapters.aws import Image
 from opsdeck.adapters.packer import PackerLine
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
@@ -145,11 +148,7 @@ async def _bake(deck: Deck, rep: Reporter, service: str | None, version: str | N
         image = await asyncio.to_thread(deck.tools.build().image, image_id)
         if image is None:
             raise OpsdeckError(f"packer reported {image_id} but the build account does not know it")
-        if service is not None and image.tags.get("app") != service:
-            raise OpsdeckError(
-                f"{recipe} tagged its image app = {image.tags.get('app')!r}, not {service!r}: "
-                "opsdeck finds a service's images by that tag"
-            )
+        await asyncio.to_thread(_tag_the_decks_way, deck, image, recipe, service, version)
         recorded_base = image.tags.get("base_ami")
         if base_id and recorded_base and recorded_base != base_id:
             rep.log(f"recipe built on {recorded_base}, not the newest base {base_id}", "warning")
@@ -163,9 +162,37 @@ async def _bake(deck: Deck, rep: Reporter, service: str | None, version: str | N
     )
 
 
-def _builder(deck: Deck) -> str:
-    import getpass
+def _tag_the_decks_way(deck: Deck, image: Image, recipe: str, service: str | None, version: str) -> None:
+    """Give the baked image the deck's service and version tags (and a base image its role), whatever
+    names its recipe uses; a recipe that tags another service's name is a mistake, and said so."""
+    conventions = deck.config.conventions
+    wanted = {conventions.image_version_tag: version}
+    if service is None:
+        wanted["role"] = "base"
+    else:
+        tagged = image.tags.get(conventions.image_service_tag)
+        if tagged not in (None, "", service):
+            raise OpsdeckError(
+                f"{recipe} tagged its image {conventions.image_service_tag} = {tagged!r}, not {service!r}: "
+                "opsdeck finds a service's images by that tag"
+            )
+        wanted[conventions.image_service_tag] = service
+    missing = {k: v for k, v in wanted.items() if image.tags.get(k) != v}
+    if missing:
+        deck.tools.build().tag_image(image.id, missing)
 
+
+def _builder(deck: Deck) -> str:
+    """Who bakes: a pipeline's run (GitHub Actions, GitLab CI), else the git identity or the OS user."""
+    import getpass
+    import os
+
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        repo, run = os.environ.get("GITHUB_REPOSITORY", ""), os.environ.get("GITHUB_RUN_ID", "")
+        return f"github-actions {repo} run {run}".strip()
+    if os.environ.get("GITLAB_CI") == "true":
+        project, pipeline = os.environ.get("CI_PROJECT_PATH", ""), os.environ.get("CI_PIPELINE_ID", "")
+        return f"gitlab-ci {project} pipeline {pipeline}".strip()
     try:
         return deck.tools.git.identity()
     except OpsdeckError:

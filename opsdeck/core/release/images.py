@@ -1,8 +1,11 @@
 """The deck's images: each service's AMIs and the shared base layer, kept in the build account.
 
-An image is baked in the build account's region. Where an environment runs in another region it
-runs a copy, made by promote and tagged like its original plus ``source_image``; the catalog knows
-every copy by its original, so "the same image" means the same original wherever it runs.
+An image is baked in the build account's region, by `opsdeck bake` or by the team's pipeline: a
+service's image is any image whose service tag names it (the deck's ``image_service_tag``); its
+version is its version tag (``image_version_tag``), or its creation time when it has none. Where an
+environment runs in another region it runs a copy, made by promote and tagged like its original plus
+``source_image``; the catalog knows every copy by its original, so "the same image" means the same
+original wherever it runs.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from opsdeck.adapters.aws import Image
@@ -45,13 +48,22 @@ def layer_of(image: Image) -> str:
 
 
 def service_of(image: Image) -> str | None:
-    """The service an image belongs to (its app tag); None for a base image."""
-    return None if layer_of(image) == "base" else image.tags.get("app")
+    """The service an image belongs to (its service tag); None for a base image."""
+    return None if layer_of(image) == "base" else (image.service or None)
 
 
-def _age(image: Image) -> tuple[tuple[int, ...], str, str]:
-    """Versions order images (two bakes in one second share a creation time), then creation."""
-    return version_key(image.version), image.created, image.id
+def made_by(image: Image) -> str:
+    """Who or what baked it, when a tag says so (opsdeck's ``built_by``, or a pipeline's ``ci``)."""
+    return image.tags.get("built_by") or image.tags.get("ci", "")
+
+
+def oldest_first(images: list[Image]) -> list[Image]:
+    """Images of one stream, the newest last: by version when every one has a MAJOR.MINOR.PATCH
+    version (two bakes in one second share a creation time), else by creation time (a pipeline's
+    images may have no version, or versions that do not compare)."""
+    if all(VERSION.match(i.version) for i in images):
+        return sorted(images, key=lambda i: (version_key(i.version), i.created, i.id))
+    return sorted(images, key=lambda i: (i.created, i.id))
 
 
 def find_image(images: list[Image], ref: str) -> Image | None:
@@ -92,22 +104,28 @@ class Catalog:
         return [self.build_region, *sorted(self.copies.get(original, {}))]
 
     def service_images(self, service: str) -> list[Image]:
-        """A service's images, oldest version first (the last is the newest)."""
-        return sorted((i for i in self.originals if service_of(i) == service), key=_age)
+        """A service's images, oldest first (the last is the newest; see ``oldest_first``)."""
+        return oldest_first([i for i in self.originals if service_of(i) == service])
 
     def bases(self) -> list[Image]:
-        """The base images, oldest version first (the last is the newest)."""
-        return sorted((i for i in self.originals if layer_of(i) == "base"), key=_age)
+        """The base images, oldest first (the last is the newest)."""
+        return oldest_first([i for i in self.originals if layer_of(i) == "base"])
 
     def find(self, ref: str, services: list[str]) -> Image | None:
-        """An image of one of ``services`` by id (a copy's id finds its original) or by version."""
+        """An image of one of ``services`` by id (a copy's id finds its original) or by version (or, for
+        an image without one, the creation time it is shown by)."""
         found = self.original(ref)
         if found is not None and service_of(found) is not None:
             return found
         matches = [i for s in services for i in self.service_images(s) if i.version == ref]
         if len(matches) > 1:
-            names = ", ".join(sorted({service_of(i) or "" for i in matches}))
-            raise RefusedError(f"version {ref} exists for several services ({names}): name one with --service")
+            names = sorted({service_of(i) or "" for i in matches})
+            if len(names) > 1:
+                raise RefusedError(
+                    f"version {ref} exists for several services ({', '.join(names)}): name one with --service"
+                )
+            ids = ", ".join(i.id for i in matches)
+            raise RefusedError(f"{len(matches)} {names[0]} images are named {ref} ({ids}): name one by its id")
         return matches[0] if matches else None
 
 
@@ -115,8 +133,14 @@ def load_catalog(deck: Deck, regions: list[str] | None = None) -> Catalog:
     """Read the build account's images in every region the deck uses (in parallel)."""
     build_region = deck.config.build_region
     wanted = list(dict.fromkeys([build_region, *(regions or deck.config.regions)]))
+    names = deck.config.conventions
+
+    def read(region: str) -> list[Image]:
+        images = deck.tools.build(region).images()
+        return [replace(i, service_tag=names.image_service_tag, version_tag=names.image_version_tag) for i in images]
+
     with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
-        found = dict(zip(wanted, pool.map(lambda r: deck.tools.build(r).images(), wanted), strict=True))
+        found = dict(zip(wanted, pool.map(read, wanted), strict=True))
     services = set(deck.config.service_names)
     originals = tuple(
         i
@@ -146,7 +170,8 @@ def describe_images(
     bases = catalog.bases()
     newest_base = bases[-1].id if bases else None
     out = []
-    apps = sorted((i for i in catalog.originals if layer_of(i) == "app"), key=lambda i: (service_of(i) or "", _age(i)))
+    services = sorted({service_of(i) or "" for i in catalog.originals if layer_of(i) == "app"})
+    apps = [i for s in services for i in catalog.service_images(s)]
     for image in [*bases, *apps]:
         layer = layer_of(image)
         base_id = image.tags.get("base_ami")
@@ -156,10 +181,11 @@ def describe_images(
             "name": image.name,
             "service": service_of(image),
             "layer": layer,
-            "version": image.version,
+            "version": image.version,  # its version tag, or the creation time it is shown by
+            "versioned": image.versioned,
             "git_sha": image.tags.get("git_sha", ""),
             "created": image.created,
-            "built_by": image.tags.get("built_by", ""),
+            "built_by": made_by(image),
             "environments": [env for env, by_service in pins.items() if ids & set(by_service.values())],
             "running_in": sorted(env for env, running_ids in running.items() if ids & running_ids),
             "revoked": is_revoked(image),

@@ -189,9 +189,12 @@ class ImagesPane(Pane):
             self.body.update(Text("loading…", style=Style(dim=True)))
             return
         lines = []
-        for image in reversed([i for i in images if i["layer"] == "app"]):
+        apps = [i for i in images if i["layer"] == "app"]
+        # A pipeline's image without a version is shown by its creation time, longer than a version.
+        wide = max([7, *(len(i["version"]) for i in apps)])
+        for image in reversed(apps):
             line = Text(
-                f"{image.get('service') or '':<7} {image['version']:<7} ",
+                f"{image.get('service') or '':<7} {image['version']:<{wide}} ",
                 style=Style(bold=bool(image["environments"])),
                 no_wrap=True,
                 overflow="ellipsis",
