@@ -9,7 +9,8 @@ A service rolls one of these ways in the fake world (``World.kinds["env/service"
 - ``instances``: plain instances, replaced when their AMI changes.
 
 A refresh moves one batch each time it is read (half the group, as MinHealthyPercentage 50 allows), at
-most every STEP seconds, so a test steps it by polling it; ``World.refresh_fail`` names groups whose next refresh fails half way.
+most every STEP seconds, so a test steps it by polling it; ``World.refresh_fail`` names groups whose next
+refresh fails half way.
 """
 
 from __future__ import annotations

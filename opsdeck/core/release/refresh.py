@@ -50,6 +50,16 @@ def _line(service: str, refresh: InstanceRefresh) -> str:
     return f"{service}: instance refresh of {refresh.group} {refresh.describe()}"
 
 
+def _tell(rep: Reporter, service: str, refresh: InstanceRefresh, said: str) -> str:
+    """Progress on every poll (the deck's operations pane), and a line each time the refresh moves on
+    (a notice: the CLI prints it, a person at a terminal sees percentage, instances left and status)."""
+    line = _line(service, refresh)
+    rep.progress(line, refresh.rollback_percentage if refresh.rolling_back else refresh.percentage, 100)
+    if line != said:
+        rep.log(line, "notice")
+    return line
+
+
 async def follow(
     fleet: FleetPort, refresh: InstanceRefresh, service: str, rep: Reporter, *, timeout: float
 ) -> InstanceRefresh:
@@ -57,8 +67,9 @@ async def follow(
     state. RefreshFailed unless it ends Successful; OpsdeckError after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     current = refresh
+    said = ""
     while True:
-        rep.progress(_line(service, current), current.percentage, 100)
+        said = _tell(rep, service, current, said)
         if not current.active:
             break
         if time.monotonic() > deadline:
@@ -100,9 +111,10 @@ async def stop(fleet: FleetPort, group: str, service: str, rep: Reporter, *, tim
         how = "rolled back"
     deadline = time.monotonic() + timeout
     current = active
+    said = ""
     while True:
         current = await _reread(fleet, current)
-        rep.progress(_line(service, current), current.rollback_percentage or current.percentage, 100)
+        said = _tell(rep, service, current, said)
         if not current.active or time.monotonic() > deadline:
             break
         await asyncio.sleep(INTERVAL)
