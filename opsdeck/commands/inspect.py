@@ -80,6 +80,7 @@ def status_json(state: DeckState) -> dict[str, Any]:
             "protected": e.protected,
             "services": [
                 {"name": s.name, "image": _image_json(s.image), "instances": _counts_json(s.instances)}
+                | {"rollout": s.rollout, "refresh": s.refresh}  # how it takes a new image; its newest refresh
                 | ({"lag": _lag_json(s.lag)} if e.promote_from else {})
                 | ({"traffic": s.traffic} if s.traffic is not None else {})
                 for s in e.services
@@ -102,6 +103,7 @@ def status_json(state: DeckState) -> dict[str, Any]:
         data["lock"] = e.lock  # None, or {"state": "running" | "interrupted", "operation", "who", "host", ...}
         data["request"] = e.request  # None, or the change waiting for approvals: {"id", "approvals", "needed"}
         data["copies"] = list(e.copies)  # regions of its recovered copies (`opsdeck recovered` has the detail)
+        data["last"] = e.last  # its last change from this clone's audit log: {"action", "result", "at", ...}
         if e.error:
             data["error"] = e.error
         return data

@@ -180,19 +180,28 @@ def test_deploy_rolls_the_group_in_place_by_its_instance_refresh(adopted: Adopte
     assert web["instances"]["on_pinned_image"] == web["instances"]["desired"] == 2
 
 
-def test_a_release_train_promotes_each_service_its_own_way(adopted: Adopted) -> None:
+def test_plain_instances_are_replaced_and_a_release_train_moves_each_service_its_own_way(adopted: Adopted) -> None:
+    (baked,) = _json(adopted.deck, "bake", "--service", "batch")
+    qa_before = _batch(adopted, "qa")
+    deployed = _json(adopted.deck, "deploy", "qa", "--service", "batch", "--yes")
+    assert deployed["rollouts"]["batch"] == {"rollout": "instances"}
+    qa_after = _batch(adopted, "qa")
+    assert not set(qa_after) & set(qa_before) and set(qa_after.values()) == {baked["id"]} and len(qa_after) == 1
+    batch = _service(adopted, "qa", "batch")
+    assert batch["rollout"] == "instances"
+    assert batch["instances"]["on_pinned_image"] == batch["instances"]["desired"] == 1
+    # qa -> live: web by its refresh, batch's plain instances replaced, in one plan, one apply, one commit.
     name, before = _group(adopted, "live")
     batch_before = _batch(adopted, "live")
     data = _json(adopted.deck, "promote", "qa", "live", "--yes")
     moved = {s["name"]: s["to_image"] for s in data["services"]}
-    assert (
-        data["rollouts"]["web"]["rollout"] == "instance-refresh" and data["rollouts"]["batch"]["rollout"] == "instances"
-    )
+    assert set(moved) == {"web", "batch"}
+    rollouts = {s: r["rollout"] for s, r in data["rollouts"].items()}
+    assert rollouts == {"web": "instance-refresh", "batch": "instances"}
     after_name, after = _group(adopted, "live")
     assert after_name == name and not set(after) & set(before) and set(after.values()) == {moved["web"]}
-    batch = _batch(adopted, "live")
-    if "batch" in moved:
-        assert not set(batch) & set(batch_before) and set(batch.values()) == {moved["batch"]}
+    batch_after = _batch(adopted, "live")
+    assert not set(batch_after) & set(batch_before) and set(batch_after.values()) == {moved["batch"]}
 
 
 def test_rollback_is_a_refresh_back_in_the_same_group(adopted: Adopted) -> None:
@@ -296,3 +305,35 @@ def test_drift_on_an_adopted_estate(adopted: Adopted) -> None:
     finally:
         ec2.terminate_instances(InstanceIds=[stray["InstanceId"]])
         asg.update_auto_scaling_group(AutoScalingGroupName="web-qa", MaxSize=3)
+
+
+async def test_the_deck_shows_the_refresh_as_it_runs(adopted: Adopted) -> None:
+    """u on qa in the deck: the confirmation says how web's instances take the image, and the operations
+    pane shows the refresh's status and percentage while it runs."""
+    from opsdeck.core.estate.deck import Deck
+    from opsdeck.tui.app import OpsDeckApp
+    from opsdeck.tui.widgets.ops import OpRow
+    from tests.tui.test_pilot import confirm_dialog, done, select, until
+
+    name, before = _group(adopted, "qa")
+    image = _bake_web(adopted)
+    app = OpsDeckApp(Deck.open(adopted.deck), theme="opsdeck-dark", live=False)
+    seen: set[str] = set()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.state is not None, what="the deck's state")
+        await select(pilot, app, "qa")
+        await pilot.press("s")  # web only (batch's newest is already in qa)
+        await pilot.press("u")
+        screen = await confirm_dialog(pilot, app)
+        assert screen.title_text == "deploy qa"
+
+        def watched() -> bool:
+            seen.update(row.status_text for row in app.query(OpRow))
+            return app.last_done is not None and app.last_done.key.endswith("#1") and not app.running_envs
+
+        await until(pilot, watched, what="the deploy to end")
+        result = await done(pilot, app, 1)
+        assert result.ok, result.summary
+    assert any(t.startswith(f"web: instance refresh of {name} InProgress") for t in seen), seen
+    after_name, after = _group(adopted, "qa")
+    assert after_name == name and not set(after) & set(before) and set(after.values()) == {image}

@@ -162,10 +162,10 @@ class Release:
             await rollout.apply_plan(self.deck, self.env, plan, self.rep, self.credentials)
         self.applied = True
 
-    async def roll(self, plan: PlanResult, expected: Mapping[str, fleet.Expected]) -> None:
+    async def roll(self, plan: PlanResult, expected: Mapping[str, fleet.Expected], *, back: bool = True) -> None:
         """Apply the plan and see the new images reach the instances, each service by its strategy.
-        Stopped part way (Ctrl-C, a refresh that fails), the strategies stop what they follow and the
-        previous pins are applied again: a refresh back."""
+        Stopped part way (Ctrl-C, a refresh that fails), the strategies stop what they follow and (with
+        ``back``) the previous pins are applied again: a refresh back."""
         chosen = self.strategies or self.choose(plan, list(expected))
         for strategy in chosen.values():
             await strategy.before_apply()
@@ -177,7 +177,12 @@ class Release:
             with self.at("rollout", phase=False):
                 rolled = await all_or_nothing(*(s.after_apply() for s in chosen.values()))
         except (OpsdeckError, asyncio.CancelledError) as exc:
-            await self._refresh_back(chosen, exc)
+            if back:
+                await self._refresh_back(chosen, exc)
+            else:
+                stopped = [line for line in [await s.stop() for s in chosen.values()] if line]
+                if stopped:
+                    self.run.note(stopped="; ".join(stopped))
             raise
         moving = {s: expected[s] for s, ok in zip(chosen, rolled, strict=True) if ok}
         for service in (s for s, ok in zip(chosen, rolled, strict=True) if not ok):
