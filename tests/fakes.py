@@ -36,6 +36,7 @@ from opsdeck.core.estate.pins import pin_or_none, pin_spec
 from opsdeck.core.estate.settings import UserSettings
 from opsdeck.core.ports import EnvTools, Target
 from opsdeck.errors import CloudUnavailableError, RefusedError, ToolError, ToolMissingError
+from tests import fake_fleet
 
 DEFAULT_ACCOUNT = "123456789012"
 _ids = itertools.count(1)
@@ -51,6 +52,8 @@ class FakeGroup:
     desired: int
     tags: dict[str, str]
     instances: list[Instance] = field(default_factory=list)
+    image: str = ""  # what its launch template launches now
+    version: str = "1"  # the template version it names
 
 
 @dataclass
@@ -63,6 +66,8 @@ class Place:
     strays: list[CloudResource] = field(default_factory=list)  # made by hand, outside Terraform
     tagged: list[Any] = field(default_factory=list)  # hygiene.Tagged with cost facts (tests/fake_hygiene.py)
     snapshots: dict[str, list[Any]] = field(default_factory=dict)  # image -> its hygiene.Snapshots
+    plain: list[Instance] = field(default_factory=list)  # instances no group runs (tests/fake_fleet.py)
+    refreshes: dict[str, list[Any]] = field(default_factory=dict)  # group -> its fake_fleet.Refreshing
 
 
 @dataclass
@@ -82,6 +87,8 @@ class World:
     policy_missing: bool = False  # no policy engine installed
     topics: set[str] = field(default_factory=set)  # SNS topic ARNs that exist
     published: list[tuple[str, str, str]] = field(default_factory=list)  # (topic, subject, message)
+    kinds: dict[str, str] = field(default_factory=dict)  # "env/service" -> how it rolls (tests/fake_fleet.py)
+    refresh_fail: set[str] = field(default_factory=set)  # groups whose instance refresh fails half way
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def place(self, account: str, region: str) -> Place:
@@ -207,6 +214,9 @@ class FakeCloud:
                     found.append(
                         CloudResource("ec2:instance", i.id, None, dict(i.tags), i.image_id, group.name, i.state)
                     )
+        for i in self.here.plain:
+            if i.tags.get(tag_key) == env and i.state != "terminated":
+                found.append(CloudResource("ec2:instance", i.id, None, dict(i.tags), i.image_id, None, i.state))
         for stray in self.here.strays:
             if stray.tags.get(tag_key) == env or (stray.vpc_id and stray.vpc_id in vpcs):
                 found.append(stray)
@@ -221,6 +231,11 @@ class FakeCloud:
         from tests.fake_hygiene import FakeHygiene
 
         return FakeHygiene(self)
+
+    def fleet(self) -> Any:
+        from tests.fake_fleet import FakeFleet
+
+        return FakeFleet(self)
 
     def publish(self, topic_arn: str, subject: str, message: str) -> str:
         self.world.check()
@@ -407,6 +422,10 @@ class FakeTerraform:
         changes = []
         for service in plan["changed"]:
             before = state["pins"].get(service)
+            kind = self.world.kinds.get(f"{self.name}/{service}", "replace")
+            if kind != "replace":
+                changes += fake_fleet.shown_changes(self, service, before, plan["pins"][service], kind)
+                continue
             changes.append(
                 {
                     "address": f"module.{service}.aws_launch_template.this",
@@ -458,6 +477,12 @@ class FakeTerraform:
         here = self.cloud.here
         vpc = state["vpc"] or new_id("vpc")
         for service in plan["changed"]:
+            kind = self.world.kinds.get(f"{self.name}/{service}", "replace")
+            if kind != "replace":
+                fake_fleet.apply_service(self, service, plan["pins"][service], kind)
+                if on_event is not None:
+                    on_event({"type": "apply_complete", "@message": f"module.{service}: updated"})
+                continue
             for name in [n for n, g in here.groups.items() if g.tags.get(self._env_tag) == self.name]:
                 if here.groups[name].tags.get(self._service_tag) == service:
                     del here.groups[name]
@@ -474,12 +499,13 @@ class FakeTerraform:
             Instance(new_id("i"), image, "running", name, "InService", {**tags, "aws:autoscaling:groupName": name})
             for _ in range(desired)
         ]
-        self.cloud.here.groups[name] = FakeGroup(name, desired, tags, instances)
+        self.cloud.here.groups[name] = FakeGroup(name, desired, tags, instances, image)
 
     async def destroy(self, *, on_event: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.world.check()
         self.world.calls.append(f"destroy {self.name}")
         here = self.cloud.here
+        here.plain = [i for i in here.plain if i.tags.get(self._env_tag) != self.name]
         for name in [n for n, g in here.groups.items() if g.tags.get(self._env_tag) == self.name]:
             del here.groups[name]
             if on_event is not None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from opsdeck.errors import CloudUnavailableError, ToolError
 
 if TYPE_CHECKING:
+    from opsdeck.adapters.fleet import Fleet
     from opsdeck.adapters.hygiene import Hygiene
     from opsdeck.adapters.inventory import CloudResource
 
@@ -484,6 +485,11 @@ class Aws:
         from opsdeck.adapters.hygiene import Hygiene
 
         return Hygiene(self)
+
+    def fleet(self) -> Fleet:
+        from opsdeck.adapters.fleet import Fleet
+
+        return Fleet(self)
 
     def instances(self, ids: list[str]) -> dict[str, Instance]:
         if not ids:

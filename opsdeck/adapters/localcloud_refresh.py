@@ -14,6 +14,8 @@ starts:
   ``InstanceWarmup`` and ``CheckpointDelay`` shorten it, never lengthen it.
 - ``OPSDECK_LOCALCLOUD_REFRESH_HEALTH_SECONDS`` (default 15): how long a batch may stay unhealthy
   before the refresh fails (and, with ``AutoRollback``, rolls back).
+- A group tagged ``opsdeck:localcloud:refresh-seconds`` takes that batch warm-up instead (a test that
+  lands a Ctrl-C mid-way gives one group a slow refresh without slowing every other).
 
 Fault for tests: an instance launched from an image tagged ``opsdeck:localcloud:unhealthy`` (any
 value; the tag is read in the instance's own account) never becomes healthy. Tag an image with
@@ -41,6 +43,7 @@ ACTIVE = frozenset({"Pending", "InProgress", "Cancelling", "RollbackInProgress",
 UNHEALTHY_TAG = "opsdeck:localcloud:unhealthy"
 BATCH_SECONDS = "OPSDECK_LOCALCLOUD_REFRESH_SECONDS"
 HEALTH_SECONDS = "OPSDECK_LOCALCLOUD_REFRESH_HEALTH_SECONDS"
+SECONDS_TAG = "opsdeck:localcloud:refresh-seconds"
 
 
 def _seconds(name: str, default: float) -> float:
@@ -152,11 +155,22 @@ def active(group: Any) -> Refresh | None:
     return next((r for r in refreshes(group) if r.status in ACTIVE), None)
 
 
+def _group_seconds(group: Any) -> float | None:
+    """A group's own batch warm-up (its SECONDS_TAG), for a test that needs time to land a Ctrl-C mid-way."""
+    for tag in getattr(group, "tags", None) or []:
+        if isinstance(tag, dict) and tag.get("Key", tag.get("key")) == SECONDS_TAG:
+            try:
+                return max(0.0, float(str(tag.get("Value", tag.get("value")))))
+            except ValueError:
+                return None
+    return None
+
+
 def begin(refresh: Refresh) -> None:
     """Record the refresh on its group and start its worker (the caller holds the request lock)."""
     refresh.total = len(refresh.pending)
     prefs = refresh.preferences
-    refresh.warmup = _seconds(BATCH_SECONDS, 3.0)
+    refresh.warmup = _group_seconds(refresh.group) or _seconds(BATCH_SECONDS, 3.0)
     if prefs.get("InstanceWarmup") is not None:
         refresh.warmup = min(refresh.warmup, float(prefs["InstanceWarmup"]))
     refresh.health_wait = _seconds(HEALTH_SECONDS, 15.0)

@@ -80,6 +80,7 @@ def status_json(state: DeckState) -> dict[str, Any]:
             "protected": e.protected,
             "services": [
                 {"name": s.name, "image": _image_json(s.image), "instances": _counts_json(s.instances)}
+                | {"rollout": s.rollout, "refresh": s.refresh}  # how it takes a new image; its newest refresh
                 | ({"lag": _lag_json(s.lag)} if e.promote_from else {})
                 | ({"traffic": s.traffic} if s.traffic is not None else {})
                 for s in e.services
@@ -102,6 +103,7 @@ def status_json(state: DeckState) -> dict[str, Any]:
         data["lock"] = e.lock  # None, or {"state": "running" | "interrupted", "operation", "who", "host", ...}
         data["request"] = e.request  # None, or the change waiting for approvals: {"id", "approvals", "needed"}
         data["copies"] = list(e.copies)  # regions of its recovered copies (`opsdeck recovered` has the detail)
+        data["last"] = e.last  # its last change from this clone's audit log: {"action", "result", "at", ...}
         if e.error:
             data["error"] = e.error
         return data
@@ -159,6 +161,8 @@ def status_cmd(args: argparse.Namespace) -> int:
                     image += " REVOKED"
                 n = s.instances
                 inst, name = f"{n.on_pinned_image}/{n.running}/{n.desired}", s.name
+                if s.refresh and s.refresh.get("status") not in (None, "Successful"):
+                    inst += f" refresh {s.refresh['status']} {s.refresh.get('percentage', 0)}%"
             head = [e.name, where, flags or "-"] if first else ["", "", ""]
             state_text = e.error or ""
             if e.request:
@@ -171,11 +175,17 @@ def status_cmd(args: argparse.Namespace) -> int:
             tail = [plan, drift, _lag_text(e), state_text] if first else ["", "", "", ""]
             rows.append([*head, name, image, inst, *tail])
             first = False
+    stopped = [e for e in state.environments if e.last and e.last.get("result") not in ("ok", "requested")]
     read = time.strftime("%H:%M:%S", time.localtime(state.taken_at))
     print(f"{state.deck}   cloud: {state.cloud}   images and instances read at {read} ({age(state.taken_at)} ago)")
     print(f"ledger: {ledger_text(state.ledger)}")
     headers = ["ENV", "ACCOUNT/REGION", "FLAGS", "SERVICE", "IMAGE", "ON-PIN/RUN/WANT", "PLAN", "DRIFT", "LAG", "STATE"]
     print(table(headers, rows))
+    for e in stopped:
+        last = e.last or {}
+        why = last.get("stopped") or last.get("error") or ""
+        back = "; refreshed back to the previous pins" if last.get("refreshed_back") else ""
+        print(f"{e.name}: last {last.get('action')} {last.get('result')} at {last.get('at')}: {why}{back}")
     return 0
 
 

@@ -24,7 +24,7 @@ from opsdeck.core.estate.pins import ColorPin, write_color_pins, write_pins
 from opsdeck.core.events import Reporter
 from opsdeck.core.observe import planning
 from opsdeck.core.observe.status import concurrency
-from opsdeck.core.release import rollout
+from opsdeck.core.release import fleet, rollout
 from opsdeck.core.release.bake import bake
 from opsdeck.core.release.distribute import make_usable
 from opsdeck.core.release.images import load_catalog
@@ -81,7 +81,7 @@ async def _apply_env(deck: Deck, env: str, pins: dict[str, str], rep: Reporter) 
     if plan.summary.has_changes:
         await rollout.apply_plan(deck, env, plan, rep, policy_missing_ok="the demo's first build")
         planning.forget_plan(deck, env)
-    await rollout.wait_for_images(deck, env, rollout.expected_pins(deck, env, list(pins)), rep)
+    await fleet.wait_for_images(deck, env, fleet.expected_pins(deck, env, list(pins)), rep)
 
 
 def _accounts(deck: Deck) -> None:

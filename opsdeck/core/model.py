@@ -163,6 +163,8 @@ class ServiceStatus:
     lag: Lag | None = None
     # blue/green: {"live": color, "standby": {"color", "image", "until", "warm"} | None}; None: one group
     traffic: dict[str, Any] | None = None
+    rollout: str = ""  # how a new image reaches it: replace | instances | instance-refresh | blue-green
+    refresh: dict[str, Any] | None = None  # its group's newest instance refresh: {"id", "status", "percentage", ...}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ServiceStatus:
@@ -177,6 +179,8 @@ class ServiceStatus:
             instances=InstanceCounts(**(data.get("instances") or {})),
             lag=lag,
             traffic=data.get("traffic"),
+            rollout=data.get("rollout", ""),
+            refresh=data.get("refresh"),
         )
 
 
@@ -202,6 +206,7 @@ class EnvStatus:
     lock: dict[str, Any] | None = None  # who holds the environment's lock, or an interrupted run
     request: dict[str, Any] | None = None  # the change waiting for approvals: {"id", "approvals", "needed", ...}
     copies: tuple[str, ...] = ()  # the regions of its recovered copies (`opsdeck recover ENV --region R`)
+    last: dict[str, Any] | None = None  # its last change from this clone's audit log: action, result, when, why
     error: str | None = None
 
     def service(self, name: str) -> ServiceStatus | None:

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from opsdeck.adapters.aws import Credentials, Group, Image, Rule, TargetGroup
+from opsdeck.adapters.aws import Credentials, Group, Image, Instance, Rule, TargetGroup
 from opsdeck.adapters.checkov import Report
+from opsdeck.adapters.fleet import InstanceRefresh
 from opsdeck.adapters.git import FileVersion
 from opsdeck.adapters.hygiene import Snapshot, StoredObject, Tagged
 from opsdeck.adapters.inventory import CloudResource
@@ -51,6 +52,30 @@ class TerraformPort(Protocol):
     async def destroy(self, *, on_event: JsonSink | None = None) -> None: ...
 
     async def force_unlock(self, lock_id: str) -> None: ...
+
+
+class FleetPort(Protocol):
+    """Plain instances and auto scaling instance refreshes in one account and region (blocking calls)."""
+
+    def standalone(self, tag_key: str, value: str) -> list[Instance]:
+        """Instances tagged ``tag_key = value`` that no auto scaling group runs, not yet terminated."""
+        ...
+
+    def refreshes(self, group: str) -> list[InstanceRefresh]:
+        """The group's instance refreshes, newest first."""
+        ...
+
+    def start_refresh(self, group: str, preferences: dict[str, Any], desired: dict[str, Any] | None = None) -> str: ...
+
+    def cancel_refresh(self, group: str) -> str | None:
+        """Cancel the group's active refresh; None when none was active."""
+        ...
+
+    def rollback_refresh(self, group: str) -> str: ...
+
+    def launch_template(self, group: str) -> tuple[str, str] | None:
+        """(launch template id, the version the group names) of the group."""
+        ...
 
 
 class HygienePort(Protocol):
@@ -141,6 +166,10 @@ class CloudPort(Protocol):
 
     def hygiene(self) -> HygienePort:
         """Orphan scanning and removal here (core/hygiene/orphans.py)."""
+        ...
+
+    def fleet(self) -> FleetPort:
+        """Plain instances and instance refreshes here (core/release/strategies)."""
         ...
 
     def publish(self, topic_arn: str, subject: str, message: str) -> str:

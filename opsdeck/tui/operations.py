@@ -125,7 +125,7 @@ class Operations:
 
         env = self._app.deck.env(preview.environment)
         typed = preview.environment if (preview.approval == "typed" or env.protected) else None
-        colors = {"add": self._var("plan-create"), "del": self._var("plan-delete")}
+        colors = {"add": self._var("plan-create"), "del": self._var("plan-delete"), "warn": self._var("warning")}
         title = f"{preview.action} {preview.environment}" + ("  (PRODUCTION)" if env.protected else "")
         screen = ConfirmScreen(title, preview_body(preview, colors), typed=typed, danger=env.protected)
         if preview.approval == "none" and not env.protected:

@@ -108,8 +108,10 @@ def preview_body(preview: Preview, colors: dict[str, str]) -> RenderableType:
         line.append("  →  ")
         line.append(f"{change.to_image.version or '?'} {change.to_image.id}", style=Style(color=colors["add"]))
         lines.append(line)
-    if preview.note:
-        lines.append(Text(preview.note, style=Style(dim=True)))
+    for part in (p for p in preview.note.split("; ") if p):
+        # What will not happen matters most: instances that keep the old image are said loudly.
+        loud = "keep the old image" in part
+        lines.append(Text(part, style=Style(bold=True, color=colors.get("warn")) if loud else Style(dim=True)))
     s = preview.plan.summary
     lines.append(Text(f"plan   +{s.add} ~{s.change} -{s.destroy}", style=Style(bold=True)))
     symbol = {"create": "+", "update": "~", "delete": "-", "replace": "-/+"}

@@ -528,7 +528,7 @@ def _cloud(demo: Path) -> dict[str, Any]:
     """What the estate holds: the build account's images in every region, each environment's instances
     (in its own account and region) and each account's buckets."""
     from opsdeck.core.estate.deck import Deck
-    from opsdeck.core.release.rollout import env_groups
+    from opsdeck.core.release.fleet import env_groups
 
     deck = Deck.open(demo)
     return {

@@ -90,7 +90,7 @@ def _assume(deck: Path, role: str) -> dict[str, Any]:
 
 def _instances(deck: Path, env: str, service: str) -> set[str]:
     from opsdeck.core.estate.deck import Deck
-    from opsdeck.core.release.rollout import env_groups, service_groups
+    from opsdeck.core.release.fleet import env_groups, service_groups
 
     opened = Deck.open(deck)
     return {i.id for g in service_groups(opened, env_groups(opened, env), service) for i in g.instances}

@@ -30,7 +30,7 @@ def _aws(deck: Any, env: str) -> Any:
 
 
 def _group(deck: Any, env: str, service: str) -> Any:
-    from opsdeck.core.release.rollout import env_groups, service_groups
+    from opsdeck.core.release.fleet import env_groups, service_groups
 
     return service_groups(deck, env_groups(deck, env), service)[0]
 

@@ -49,7 +49,7 @@ def _cloud_live(deck: Path) -> dict[str, str | None]:
 def _instances(deck: Path) -> dict[str, set[str]]:
     """dev's web instances by color."""
     from opsdeck.core.estate.deck import Deck
-    from opsdeck.core.release.rollout import env_groups, service_groups
+    from opsdeck.core.release.fleet import env_groups, service_groups
 
     opened = Deck.open(deck)
     found: dict[str, set[str]] = {"blue": set(), "green": set()}

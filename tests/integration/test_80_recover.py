@@ -24,7 +24,7 @@ def _git(deck: Path, *args: str) -> str:
 
 def _instances(deck: Path) -> set[str]:
     from opsdeck.core.estate.deck import Deck
-    from opsdeck.core.release.rollout import env_groups
+    from opsdeck.core.release.fleet import env_groups
 
     opened = Deck.open(deck)
     return {i.id for g in env_groups(opened, "staging") for i in g.instances if i.state == "running"}

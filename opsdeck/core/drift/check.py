@@ -28,7 +28,7 @@ from opsdeck.core.model import ResourceChange
 from opsdeck.core.observe import planning
 from opsdeck.core.observe.plans import parse_drift
 from opsdeck.core.observe.status import concurrency
-from opsdeck.core.release.rollout import expected_pins
+from opsdeck.core.release.fleet import expected_pins
 from opsdeck.core.tasks import all_or_nothing
 
 

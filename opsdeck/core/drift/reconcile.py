@@ -19,7 +19,8 @@ from opsdeck.core.estate.pins import read_pins
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import ImageRef, PlanResult
 from opsdeck.core.observe import planning
-from opsdeck.core.release import rollout
+from opsdeck.core.release import fleet
+from opsdeck.core.release.transaction import Release
 from opsdeck.core.safety.breakglass import BreakGlass
 from opsdeck.core.safety.confirm import Confirm, NotConfirmedError, Preview, ServiceChange, confirmed
 from opsdeck.core.safety.operation import audited
@@ -80,6 +81,7 @@ async def apply_env(
     async with audited(deck, "apply", env, rep, glass=glass, fields=fields, approved=to_request) as run:
         await planning.ensure_init(deck, env, rep, credentials)
         pins = await asyncio.to_thread(read_pins, deck, env)
+        release = Release(deck, env, rep, run, action="apply", files=[], credentials=credentials)
         replanned = False
         try:
             plan, replanned = await _current_plan(deck, env, rep, credentials)
@@ -110,19 +112,23 @@ async def apply_env(
                     run.end_as("requested")
                     return request
                 unchanged = tuple(ServiceChange(s, ImageRef(i), ImageRef(i)) for s, i in pins.items())
-                if not await confirm(Preview("apply", env, deck.env(env).confirmation, unchanged, plan)):
+                chosen = release.choose(plan, list(pins))  # how each service's instances take the plan
+                note = "; ".join(n for n in (c.note() for c in chosen.values()) if n)
+                if not await confirm(Preview("apply", env, deck.env(env).confirmation, unchanged, plan, note=note)):
                     raise NotConfirmedError(f"apply of {env} was not confirmed; nothing changed")
                 try:
-                    await rollout.apply_plan(deck, env, plan, rep, credentials)
+                    expected = await asyncio.to_thread(fleet.expected_pins, deck, env, list(pins))
+                    await release.roll(plan, expected, back=False)  # the code is what runs: nothing to go back to
                     break
                 except ToolError as exc:
                     if "stale" not in str(exc).lower() or attempt:
                         raise
                     rep.log(f"terraform found the saved plan of {env} stale: planning again", "notice")
                     plan = await planning.plan(deck, env, rep, reuse=False, credentials=credentials)
+                    release.strategies = {}  # chosen again from the new plan
                     replanned = True
-            expected = await asyncio.to_thread(rollout.expected_pins, deck, env, list(pins))
-            await rollout.wait_for_images(deck, env, expected, rep, credentials=credentials)
+            if release.unverified is not None:
+                raise release.unverified
         finally:
             planning.forget_plan(deck, env)
         drift_store.forget(deck, env)  # the last drift report described the cloud before this apply

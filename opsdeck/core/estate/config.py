@@ -25,7 +25,7 @@ REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 TAG_KEY = re.compile(r"^[\w .:/=+@-]{1,128}$")
 
 Approval = Literal["none", "confirm", "typed"]
-Rollout = Literal["replace", "blue-green"]
+Rollout = Literal["auto", "replace", "blue-green", "instance-refresh", "instances"]
 
 
 @dataclass(frozen=True)
@@ -164,6 +164,25 @@ class SafetySettings:
 
 
 @dataclass(frozen=True)
+class RefreshSettings:
+    """How opsdeck starts an instance refresh itself (``start_refresh = true``): StartInstanceRefresh's
+    preferences, as a group's instance_refresh block would give them."""
+
+    min_healthy_percentage: int = setting(
+        90, doc="Percent of the group that stays in service while instances are replaced (AWS's default 90)."
+    )
+    instance_warmup: int | None = setting(None, doc="Seconds a new instance warms up before it counts as healthy.")
+    skip_matching: bool = setting(False, doc="Leave instances that already run the new launch template alone.")
+    auto_rollback: bool = setting(
+        False, doc="AWS rolls the group back on its own when the refresh fails (the refresh names its target)."
+    )
+    checkpoint_percentages: tuple[int, ...] = setting(
+        factory=tuple, doc="Percentages at which the refresh pauses for checkpoint_delay seconds."
+    )
+    checkpoint_delay: int | None = setting(None, doc="Seconds the refresh waits at each checkpoint.")
+
+
+@dataclass(frozen=True)
 class EnvSettings:
     """One environment: a Terraform root module, where it runs, and what may be done to it."""
 
@@ -195,9 +214,23 @@ class EnvSettings:
         doc="How long an image must have run in the environment this one promotes from before it may come here.",
     )
     rollout: Rollout = setting(
-        "replace",
-        doc='How a new image reaches traffic: "replace" (a new group replaces the old one, red/black) or '
-        '"blue-green" (the idle color takes the image, passes the gates, then traffic switches to it).',
+        "auto",
+        doc='How a new image reaches the instances: "auto" (read from each plan and the cloud), "replace" (a new '
+        'group replaces the old one, red/black), "blue-green" (the idle color takes the image, passes the gates, '
+        'then traffic switches to it), "instance-refresh" (one group, its launch template updated in place, '
+        'rolled by the group\'s instance refresh) or "instances" (plain instances, replaced by Terraform).',
+    )
+    rollouts: dict[str, Rollout] = setting(
+        factory=dict, doc='Per-service rollouts where a service differs from the environment\'s: {batch = "instances"}.'
+    )
+    start_refresh: bool = setting(
+        False,
+        doc="instance-refresh: opsdeck starts the refresh itself (preferences from [environments.<name>.refresh]) "
+        "when the apply starts none (a group with no instance_refresh block, or on $Latest).",
+    )
+    refresh: RefreshSettings = setting(factory=RefreshSettings, doc="The preferences of a refresh opsdeck starts.")
+    refresh_timeout: float = setting(
+        3600.0, doc="instance-refresh: seconds a refresh may take before opsdeck stops it and puts the pins back."
     )
     standby_minutes: float = setting(
         30.0,
@@ -217,6 +250,10 @@ class EnvSettings:
     @property
     def blue_green(self) -> bool:
         return self.rollout == "blue-green"
+
+    def rollout_of(self, service: str) -> Rollout:
+        """How ``service`` rolls out here: its own override, else the environment's rollout."""
+        return self.rollouts.get(service, self.rollout)
 
     @property
     def confirmation(self) -> Approval:
@@ -388,6 +425,7 @@ def _check(config: DeckConfig, root: Path, where: Where) -> None:
         for key in ("smoke_timeout", "health_timeout"):
             if getattr(env, key) <= 0:
                 raise ew.child(key).error(f"expected a number of seconds above 0, got {getattr(env, key)}")
+        _check_rollouts(ew, env, config.service_names)
         if not env.blue_green and env.smoke:
             raise ew.child("smoke").error('smoke checks run against an idle color: they need rollout = "blue-green"')
         if any(not c.strip() for c in env.smoke):
@@ -453,6 +491,36 @@ def _check(config: DeckConfig, root: Path, where: Where) -> None:
     if config.drift_minutes < 0:
         raise where.child("drift_minutes").error("expected a number of minutes, 0 or more")
     _check_orphans(config.orphans, root, where.child("orphans"))
+
+
+def _check_rollouts(where: Where, env: EnvSettings, services: list[str]) -> None:
+    for service, rollout in env.rollouts.items():
+        if service not in services:
+            known = ", ".join(services)
+            raise where.child("rollouts").child(service).error(f"expected a service of this deck ({known})")
+        if (rollout == "blue-green") != env.blue_green:
+            raise (
+                where.child("rollouts")
+                .child(service)
+                .error("blue-green is the whole environment's rollout (rollout = \"blue-green\"), not one service's")
+            )
+    if env.refresh_timeout <= 0:
+        raise where.child("refresh_timeout").error(f"expected a number of seconds above 0, got {env.refresh_timeout}")
+    refresh = env.refresh
+    if not 0 <= refresh.min_healthy_percentage <= 100:
+        raise (
+            where.child("refresh")
+            .child("min_healthy_percentage")
+            .error(f"expected a percentage from 0 to 100, got {refresh.min_healthy_percentage}")
+        )
+    if any(not 0 < p <= 100 for p in refresh.checkpoint_percentages) or list(refresh.checkpoint_percentages) != sorted(
+        set(refresh.checkpoint_percentages)
+    ):
+        raise (
+            where.child("refresh")
+            .child("checkpoint_percentages")
+            .error("expected rising percentages from 1 to 100, such as [50, 100]")
+        )
 
 
 # Tags opsdeck itself reads on images (core/release/images.py): a deck's names must not take them.

@@ -63,6 +63,10 @@ def _convert(tp: Any, value: Any, where: Where) -> Any:
         if value not in get_args(tp):
             raise where.error(f"expected {_expected(tp)}, got {describe(value)}")
         return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise where.error(f"expected a table, got {describe(value)}")
+        return {str(k): _convert(get_args(tp)[1], v, where.child(str(k))) for k, v in value.items()}
     if origin in (list, tuple):
         if not isinstance(value, list):
             raise where.error(f"expected {_expected(tp)}, got {describe(value)}")

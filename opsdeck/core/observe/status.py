@@ -20,10 +20,11 @@ from opsdeck.core.estate.pins import ColorPin
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import DeckState, EnvStatus, ImageRef, InstanceCounts, ServiceStatus
 from opsdeck.core.observe import planning
+from opsdeck.core.observe.rollouts import last_changes, rollout_of
 from opsdeck.core.observe.snapshot import store_snapshot
 from opsdeck.core.release.bluegreen import traffic_json
+from opsdeck.core.release.fleet import expected_pins, snapshot, state_of
 from opsdeck.core.release.images import Catalog, describe_images, is_revoked, load_catalog
-from opsdeck.core.release.rollout import env_groups, expected_pins, service_groups, state_of
 from opsdeck.core.safety import locks
 from opsdeck.core.tasks import all_or_nothing
 from opsdeck.errors import CloudUnavailableError, OpsdeckError
@@ -85,15 +86,18 @@ async def env_status(
         if row.account is None:
             tools = await asyncio.to_thread(deck.tools.env, name)
             row = replace(row, account=(await asyncio.to_thread(tools.cloud.caller_identity)).get("account"))
-        groups = await asyncio.to_thread(env_groups, deck, name)
+        snap = await asyncio.to_thread(snapshot, deck, name)
     except OpsdeckError as exc:
         return replace(row, services=tuple(ServiceStatus(s, images[s]) for s in pins), error=str(exc))
     services: list[ServiceStatus] = []
     for service, pin in pins.items():
         want = expected.get(service, pin)
-        state = state_of(service_groups(deck, groups, service), want)
+        state = state_of(deck, snap, service, want)
         traffic = traffic_json(want) if isinstance(want, ColorPin) else None
-        services.append(ServiceStatus(service, images[service], state.counts, traffic=traffic))
+        how, refresh = await asyncio.to_thread(rollout_of, deck, name, snap, service)
+        services.append(
+            ServiceStatus(service, images[service], state.counts, traffic=traffic, rollout=how, refresh=refresh)
+        )
     total = InstanceCounts()
     for item in services:
         total = total + item.instances
@@ -101,7 +105,7 @@ async def env_status(
         row,
         services=tuple(services),
         instances=total,
-        instance_images={i.id: i.image_id for g in groups for i in g.instances if i.state == "running"},
+        instance_images=snap.images,
     )
     try:
         plan = await (planning.plan(deck, name, rep) if refresh_plan else planning.fresh_plan(deck, name))
@@ -146,7 +150,8 @@ async def deck_status(
 
     rows = await all_or_nothing(*(one(n) for n in names))
     waiting = await asyncio.to_thread(_waiting, deck)
-    rows = [replace(r, request=waiting.get(r.name)) for r in rows]
+    lasts = await asyncio.to_thread(last_changes, deck)
+    rows = [replace(r, request=waiting.get(r.name), last=lasts.get(r.name)) for r in rows]
     from opsdeck.core.observe.lag import with_lag
 
     rows = await asyncio.to_thread(with_lag, deck, rows, catalog)

@@ -38,11 +38,11 @@ from opsdeck.core.estate.pins import Color, ColorPin, read_color_pin, write_colo
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import PlanResult
 from opsdeck.core.observe import planning
-from opsdeck.core.release import rollout
+from opsdeck.core.release import fleet, rollout
 from opsdeck.core.release.gates import GateError
 from opsdeck.errors import OpsdeckError, RefusedError
 
-COLOR_TAG = rollout.COLOR_TAG
+COLOR_TAG = fleet.COLOR_TAG
 TRAFFIC_TAG = "traffic"
 RULE_TYPE = "aws_lb_listener_rule"
 # Like a load balancer's healthy threshold: a color is healthy when two reads in a row, one interval
@@ -158,14 +158,14 @@ async def health_gate(
         deadline = time.monotonic() + timeout
         healthy_reads = 0
         while True:
-            groups = await asyncio.to_thread(rollout.env_groups, deck, env, credentials)
+            groups = await asyncio.to_thread(fleet.env_groups, deck, env, credentials)
             traffic = await asyncio.to_thread(read_traffic, deck, env, credentials)
             waiting = []
             healthy_total = wanted_total = 0
             for service, pin in staged.items():
                 color = pin.idle
                 image = pin.image(color)
-                mine = [g for g in rollout.service_groups(deck, groups, service) if g.tags.get(COLOR_TAG) == color]
+                mine = [g for g in fleet.service_groups(deck, groups, service) if g.tags.get(COLOR_TAG) == color]
                 members = {
                     i.id: i.state if i.image_id == image else f"on {i.image_id}"
                     for g in mine

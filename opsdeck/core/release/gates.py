@@ -84,6 +84,17 @@ def keep_shown(deck: Deck, planfile: Path, shown: dict[str, Any]) -> None:
             old.unlink(missing_ok=True)
 
 
+def shown_of(deck: Deck, plan: PlanResult) -> dict[str, Any] | None:
+    """`terraform show -json` of a saved plan, as kept when it was made (None: no changes, none kept)."""
+    if not plan.planfile or not Path(plan.planfile).is_file():
+        return None
+    try:
+        data = json.loads((shown_dir(deck) / f"{sha256_of(Path(plan.planfile))}.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _policy_key(deck: Deck) -> str:
     """What a verdict also depends on besides the plan: the deck's policy settings and its own checks
     (a check edited while the deck is open is run on the next apply, not answered from before)."""

@@ -217,7 +217,7 @@ def launch_accounts(deck: Deck, catalog: Catalog, owner: str) -> dict[str, list[
 def catalog_rows(deck: Deck, *, with_accounts: bool = True) -> list[dict[str, Any]]:
     """`opsdeck images`: every image, where it is pinned, where it runs, where it may run."""
     from opsdeck.core.estate.pins import read_pins
-    from opsdeck.core.release.rollout import env_groups
+    from opsdeck.core.release.fleet import snapshot
     from opsdeck.errors import OpsdeckError
 
     catalog = load_catalog(deck)
@@ -228,7 +228,7 @@ def catalog_rows(deck: Deck, *, with_accounts: bool = True) -> list[dict[str, An
             pins[env] = read_pins(deck, env)
         except OpsdeckError:  # a broken pin shows as no environment
             pins[env] = {}
-        running[env] = {i.image_id for g in env_groups(deck, env) for i in g.instances if i.state == "running"}
+        running[env] = set(snapshot(deck, env).images.values())
     accounts = None
     if with_accounts:
         owner = deck.config.build.account or deck.tools.build().caller_identity().get("account", "")

@@ -1,12 +1,12 @@
-"""Promote and roll back: change services' pinned images in an environment, apply, verify, commit.
+"""Promote, deploy and roll back: change services' pinned images in an environment, as one release.
 
-The order keeps git true. Images are made usable where the environment runs (a copy in its region,
-launch permission for its account); the pins are written, planned and shown; only a confirmed plan
-is applied, and exactly that saved plan. Once every desired instance of each moved service runs its
-new image, the pins are committed in one commit naming each service's from -> to, the source, the
-target and the reason. If planning or applying fails, the pin files are put back as they were, so
-the pins and what runs still agree. Without --service, promote moves every service that differs, as
-one release train: one plan, one apply, one commit.
+Each is a short composition: resolve what moves (core/release/targets.py), then ``change_pins``,
+which runs the release transaction's steps in order (core/release/transaction.py): images made usable
+where the environment runs (a copy in its region, launch permission for its account), pins written,
+planned and shown, the policy gate, then a request for approvals or a confirmation, the apply and the
+rollout strategies (core/release/strategies.py), the verify, and one commit naming each service's
+from -> to, the source, the target and the reason. Without --service, promote moves every service
+that differs, as one release train: one plan, one apply, one commit.
 """
 
 from __future__ import annotations
@@ -14,342 +14,91 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from opsdeck.adapters.aws import Credentials, Image
 from opsdeck.core.estate.deck import Deck
-from opsdeck.core.estate.pins import ColorPin, pin_files, read_pin, write_color_pins, write_pins
+from opsdeck.core.estate.pins import pin_files, read_pin
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import ImageRef, PlanResult
-from opsdeck.core.observe import planning
 from opsdeck.core.observe.plans import plan_lines
-from opsdeck.core.release import bluegreen, gates, rollout
+from opsdeck.core.release import gates
+from opsdeck.core.release.bluegreen_rollout import BlueGreen
 from opsdeck.core.release.distribute import Distribution, make_usable
-from opsdeck.core.release.images import Catalog, is_revoked, load_catalog, service_of
-from opsdeck.core.release.ledger import last_release, pinned_history, previous_pin
-from opsdeck.core.safety.audit import TRAILER
+from opsdeck.core.release.images import Catalog, is_revoked, load_catalog
+from opsdeck.core.release.results import Moved, ReleaseResult, distribution_note, image_ref, release_message
+from opsdeck.core.release.targets import Target, check_chain, preflight, resolve_promotion, resolve_rollback, soak_notes
+from opsdeck.core.release.transaction import Release
 from opsdeck.core.safety.breakglass import BreakGlass
-from opsdeck.core.safety.confirm import Confirm, NotConfirmedError, Preview, ServiceChange, confirmed
-from opsdeck.core.safety.operation import audited
-from opsdeck.core.team.identity import operator
-from opsdeck.core.team.remote import publish
+from opsdeck.core.safety.confirm import Confirm, Preview, ServiceChange, confirmed
+from opsdeck.core.safety.operation import Run, audited
+from opsdeck.core.team import requests
 from opsdeck.core.team.requests import Request
-from opsdeck.errors import LockedError, OpsdeckError, RefusedError, reworded
+from opsdeck.errors import LockedError, OpsdeckError, RefusedError
+
+Head = Callable[[list[Moved]], str]
 
 
-@dataclass(frozen=True)
-class Moved:
-    """One service's move in a release."""
-
-    service: str
-    from_image: str
-    to_image: str
-    version: str = ""
-    from_version: str = ""
-
-
-@dataclass(frozen=True)
-class ReleaseResult:
-    action: str
-    environment: str
-    moved: tuple[Moved, ...]
-    commit: str
-    seconds: float
-    phases: tuple[tuple[str, float], ...] = ()
-    distributions: tuple[Distribution, ...] = ()
-    instant: bool | None = None  # blue/green: traffic moved to a warm standby, no instance launched
-    traffic: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    @property
-    def version(self) -> str:
-        return ", ".join(m.version for m in self.moved if m.version)
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "environment": self.environment,
-            "services": [
-                {"name": m.service, "from_image": m.from_image, "to_image": m.to_image, "version": m.version}
-                for m in self.moved
-            ],
-            "commit": self.commit,
-            "seconds": round(self.seconds, 3),
-            "phases": [{"name": n, "seconds": round(s, 3)} for n, s in self.phases],
-        }
-        if len(self.moved) == 1:  # one service: its from -> to at the top as well
-            data["from_image"], data["to_image"] = self.moved[0].from_image, self.moved[0].to_image
-        if self.instant is not None or self.action == "rollback":
-            data["instant"] = bool(self.instant)
-        if self.traffic:
-            data["traffic"] = self.traffic
-        distributed = [d.to_json() for d in self.distributions if d.copied or d.shared]
-        if distributed:
-            data["distributed"] = distributed
-        return data
-
-    def summary(self) -> str:
-        text = ", ".join(
-            f"{m.service} {m.from_version or m.from_image} → {m.version or m.to_image}" for m in self.moved
-        )
-        if self.instant:
-            text += " (instant: traffic back on the warm standby)"
-        return text
-
-
-@dataclass
-class _Target:
-    """Where a service is going: the original image, and the id to pin (the original or its copy)."""
-
-    service: str
-    image: Image
-    pin_id: str | None = None  # None: made usable in the environment first (promote)
-    extras: dict[str, str] = field(default_factory=dict)
-
-
-def _ref(catalog: Catalog, image_id: str) -> ImageRef:
-    image = catalog.by_id.get(image_id) or catalog.original(image_id)
-    return ImageRef(image_id, image.version if image else "", is_revoked(image))
-
-
-def _describe(ref: ImageRef) -> str:
-    return f"{ref.version} ({ref.id})" if ref.version else ref.id
-
-
-async def _change_pins(
+async def change_pins(
     deck: Deck,
     env: str,
-    targets: list[_Target],
+    targets: list[Target],
     catalog: Catalog,
     rep: Reporter,
     *,
     action: str,
     reason: str,
-    head: Callable[[list[Moved]], str],
+    head: Head,
     details: list[str],
     confirm: Confirm,
     glass: BreakGlass | None,
     offline: bool = False,
     notes: dict[str, Any] | None = None,
 ) -> ReleaseResult | Request:
-    from opsdeck.core.team import requests
-
+    """One release of ``targets`` into ``env``, from the images to the commit (see the module's docstring)."""
     started = time.monotonic()
-    git = deck.tools.git
-    if await asyncio.to_thread(git.is_detached):
-        raise RefusedError(
-            f"the deck's git HEAD is detached; check out a branch before {action} (the commit would be lost)"
-        )
     services = [t.service for t in targets]
-    files = pin_files(deck, env, services)
     credentials = glass.credentials if glass is not None and glass.env == env else None
-    fields: dict[str, Any] = {
-        "services": services,
-        "to": {t.service: t.image.id for t in targets},
-        "version": ", ".join(t.image.version for t in targets),
-        "reason": reason,
-    }
-    if len(targets) == 1:
-        fields["to"] = targets[0].image.id
-    if offline:
-        fields["offline"] = True
-    fields.update(notes or {})
     to_request = requests.needs_approval(deck, env, credentials is not None)
-    if deck.env(env).approvals and not to_request:
-        fields["approvals_bypassed"] = f"break-glass: {glass.reason if glass else ''}"
+    fields = _fields(deck, env, targets, reason, offline, notes, to_request, glass)
+    files = pin_files(deck, env, services)
     detail = {"services": ",".join(services), "to": ",".join(t.image.id for t in targets), "pin": ",".join(files)}
-    async with audited(
-        deck, action, env, rep, glass=glass, fields=fields, lock_detail=detail, approved=to_request, sync=False
-    ) as run:
-        # Under the lock: while another operation runs here, its half-written pins are its business.
-        for rel in files:
-            if await asyncio.to_thread(git.is_dirty, rel):
-                raise RefusedError(f"{rel} has uncommitted changes; commit or discard them before {action}")
-        current = {s: read_pin(deck, env, s) for s in services}
-        run.note(**{"from": current[services[0]] if len(services) == 1 else current})
-        distributions: list[Distribution] = []
-        if any(t.pin_id is None for t in targets):
-            with rep.phase("distribute"):
-                for target in targets:
-                    if target.pin_id is None:
-                        made = await make_usable(deck, catalog, target.image, env, rep)
-                        target.pin_id = made.usable_id
-                        distributions.append(made)
-            shared = [d.to_json() for d in distributions if d.copied or d.shared]
-            if shared:
-                run.note(distributed=shared)
-        moving = [t for t in targets if t.pin_id != current[t.service]]
-        if not moving:
-            names = ", ".join(f"{t.service} {t.image.version or t.image.id}" for t in targets)
-            raise RefusedError(f"{env} already runs {names}")
-        moved = [
-            Moved(
-                t.service,
-                current[t.service],
-                t.pin_id or "",
-                t.image.version,
-                _ref(catalog, current[t.service]).version,
-            )
-            for t in moving
-        ]
-        originals = {rel: (deck.root / rel).read_text(encoding="utf-8") for rel in files}
-        bg = deck.env(env).blue_green
-        before: dict[str, ColorPin] = {}
-        staged: dict[str, ColorPin] = {}
-        instant = False
-        if bg:
-            before = await asyncio.to_thread(bluegreen.color_pins, deck, env, [m.service for m in moved])
-            # Back to (or on to) the warm standby's image: the switch alone.
-            instant = action == "rollback" and all(  # a promote always passes the smoke checks
-                before[m.service].warm() and before[m.service].idle_image == m.to_image for m in moved
-            )
-            staged = {m.service: before[m.service].staged(m.to_image) for m in moved}
-        final: dict[str, ColorPin] = {}
-        step = "pin"
-        applied = False
-        try:
-            if instant:
-                final = {s: p.switched(deck.env(env).standby_minutes) for s, p in before.items()}
-                step = "plan"
-                plan = await bluegreen.prepared_switch_back(deck, env, final)
-                if plan is not None:
-                    rep.log("rollback: the switch back prepared at the release is still valid; applying it")
-                    await asyncio.to_thread(write_color_pins, deck, env, final)
-                else:
-                    plan = await bluegreen.plan_switch(deck, env, final, rep, credentials=credentials)
-            else:
-                with rep.phase("pin"):
-                    if bg:
-                        write_color_pins(deck, env, staged)
-                    else:
-                        write_pins(deck, env, {m.service: m.to_image for m in moved})
-                step = "plan"
-                plan = await planning.plan(deck, env, rep, reuse=False, credentials=credentials)
-            step = "policy"
-            verdict = await gates.policy(deck, env, plan, rep, break_glass=credentials is not None)
-            if verdict is not None:
-                run.note(policy=verdict.to_json())
-            preview = Preview(
-                action,
-                env,
-                deck.env(env).confirmation,
-                tuple(
-                    ServiceChange(m.service, _ref(catalog, m.from_image), ImageRef(m.to_image, m.version))
-                    for m in moved
-                ),
-                plan,
-                reason,
-                _distribution_note(distributions)
-                + (_bg_note(before, instant, deck.env(env).standby_minutes, smoke=action != "rollback") if bg else ""),
-            )
-            if to_request:
-                # Approvals: the change stops here, as a request for this exact plan; nothing is applied.
-                step = "request"
-                after = {rel: (deck.root / rel).read_text(encoding="utf-8") for rel in files}
-                for rel, text in originals.items():
-                    (deck.root / rel).write_text(text, encoding="utf-8")
-                request = await requests.create(
-                    deck,
-                    env,
-                    action,
-                    plan,
-                    rep,
-                    services=[
-                        {
-                            "name": m.service,
-                            "from_image": m.from_image,
-                            "to_image": m.to_image,
-                            "version": m.version,
-                            "from_version": m.from_version,
-                        }
-                        for m in moved
-                    ],
-                    pins=after,
-                    base=originals,
-                    reason=reason,
-                    message=_message(head(moved), moved, catalog, details, reason, glass, distributions),
-                    diff=plan_lines(plan),
-                    credentials=credentials,
-                )
-                planning.forget_plan(deck, env)
-                run.note(request=request.id, needed=request.needed)
-                run.end_as("requested")
-                return request
-            step = "confirm"
-            if not await confirm(preview):
-                raise NotConfirmedError(f"{action} of {env} was not confirmed; nothing changed")
-            unverified: OpsdeckError | None = None
-            if bg:
-                marks = ReleaseProgress("switch" if instant else "apply")
-                try:
-                    final = await blue_green_release(
-                        deck,
-                        env,
-                        plan,
-                        rep,
-                        before=before,
-                        staged=staged,
-                        final=final,
-                        instant=instant,
-                        smoke=action != "rollback",
-                        credentials=credentials,
-                        originals=originals,
-                        note=run.note,
-                        marks=marks,
-                    )
-                finally:
-                    step, applied = marks.step, marks.applied
-            else:
-                step = "apply"
-                await rollout.apply_plan(deck, env, plan, rep, credentials)
-                applied = True
-                # From here the code must follow what was applied: the pins are committed even if the
-                # instances are slow to come up, and that is reported as a failure to look at.
-                step = "verify instances"
-                try:
-                    await rollout.wait_for_images(
-                        deck, env, {m.service: m.to_image for m in moved}, rep, credentials=credentials
-                    )
-                except OpsdeckError as exc:
-                    unverified = exc
-            step = "commit"
-            with rep.phase("commit"):
-                text = _message(head(moved), moved, catalog, details, reason, glass, distributions)
-                if final:
-                    text += "\n" + _traffic_lines(final, before)
-                if unverified is not None:
-                    text += f"\n\nunverified: {unverified}"
-                who = await asyncio.to_thread(operator, deck)
-                caller = run.record.who.get("aws", "") if run.record.who else ""
-                text += f"\n\n{who.trailers(caller)}\n{TRAILER}: {run.hash}\n"
-                sha = await asyncio.to_thread(git.commit, files, text)
-            pushed, sha = await asyncio.to_thread(publish, deck, rep)
-            run.note(pushed=pushed)
-        except BaseException as exc:
-            if not applied:
-                for rel, text in originals.items():
-                    (deck.root / rel).write_text(text, encoding="utf-8")
-            planning.forget_plan(deck, env)
-            planning.drop_scratch(deck, env, "switch")
-            if isinstance(exc, OpsdeckError) and not isinstance(exc, RefusedError):
-                kept = f"applied, pins left uncommitted in {', '.join(files)}" if applied else "pins restored"
-                raise reworded(exc, f"{action} of {env} failed at {step} ({kept}): {exc}") from exc
-            raise
-        planning.forget_plan(deck, env)
-        run.note(commit=sha)
-        if final:
-            run.note(traffic={s: bluegreen.traffic_json(p) for s, p in final.items()}, instant=instant)
-        bluegreen.forget_prepared(deck, env)
-        if final and action != "rollback":  # after a rollback the next thing is a fix, not a switch back
-            try:
-                await bluegreen.prepare_switch_back(deck, env, list(final), rep, credentials=credentials)
-            except OpsdeckError as exc:  # the release stands; a rollback will plan its switch itself
-                bluegreen.forget_prepared(deck, env)
-                rep.log(f"could not prepare the switch back ({exc}); a rollback will plan it", "warning")
-        if unverified is not None:
-            run.end_as("failed", f"verify instances: {unverified}")
-    if unverified is not None:
-        raise OpsdeckError(f"{action} of {env} applied and committed ({sha[:12]}), but {unverified}")
+    async with (
+        audited(
+            deck, action, env, rep, glass=glass, fields=fields, lock_detail=detail, approved=to_request, sync=False
+        ) as run,
+        Release(deck, env, rep, run, action=action, files=files, credentials=credentials) as release,
+    ):
+        distributions = await _distribute(deck, catalog, targets, env, rep, run)
+        moved = _moving(deck, env, targets, catalog, run)
+        images = {m.service: m.to_image for m in moved}
+        colors = (
+            await BlueGreen.moving(release, images, rollback=action == "rollback") if deck.env(env).blue_green else None
+        )
+        if colors is not None:
+            plan = await colors.pin_and_plan()
+        else:
+            release.write_pins(images)
+            plan = await release.plan()
+        await release.policy(plan)
+        note = colors.note() if colors is not None else _strategy_notes(release.choose(plan, list(images)))
+        preview = _preview(action, deck, env, moved, catalog, plan, reason, distributions, note)
+        message = release_message(head(moved), moved, catalog, details, reason, glass, distributions)
+        if to_request:  # the change stops here, as a request for this exact plan; nothing is applied
+            return await _file_request(release, plan, moved, reason, message)
+        await release.confirm(preview, confirm)
+        if colors is not None:
+            await colors.roll(plan)
+            message += "\n" + colors.traffic_lines()
+        else:
+            await release.roll(plan, images)
+        sha = await release.commit(message)
+        _, sha = await release.publish()
+        release.finish(sha)
+        if colors is not None:
+            run.note(traffic={s: _traffic(p) for s, p in colors.final.items()}, instant=colors.instant)
+            await colors.after_publish(action)
+    if release.unverified is not None:
+        raise OpsdeckError(f"{action} of {env} applied and committed ({sha[:12]}), but {release.unverified}")
     return ReleaseResult(
         action=action,
         environment=env,
@@ -358,266 +107,135 @@ async def _change_pins(
         seconds=time.monotonic() - started,
         phases=tuple(rep.phases),
         distributions=tuple(distributions),
-        instant=instant if bg else None,
-        traffic={s: bluegreen.traffic_json(p) for s, p in final.items()},
+        instant=colors.instant if colors is not None else None,
+        traffic={s: _traffic(p) for s, p in colors.final.items()} if colors is not None else {},
+        rollouts=release.result_notes().get("rollouts", {}),
+        still=tuple(release.still),
     )
 
 
-@dataclass
-class ReleaseProgress:
-    """How far a blue/green release got: the step it is at, and whether anything was applied."""
+def _traffic(pin: Any) -> dict[str, Any]:
+    from opsdeck.core.release.bluegreen import traffic_json
 
-    step: str
-    applied: bool = False
+    return traffic_json(pin)
 
 
-async def blue_green_release(
+def _fields(
     deck: Deck,
     env: str,
-    plan: PlanResult,
-    rep: Reporter,
-    *,
-    before: dict[str, ColorPin],
-    staged: dict[str, ColorPin],
-    final: dict[str, ColorPin],
-    instant: bool,
-    smoke: bool,
-    credentials: Credentials | None,
-    originals: dict[str, str],
-    note: Callable[..., None],
-    marks: ReleaseProgress,
-) -> dict[str, ColorPin]:
-    """After the confirmation: stage the idle colors, pass the health and smoke gates, switch traffic
-    (or, instant, only the switch). A gate that fails puts the idle colors back as they were and
-    leaves traffic alone. Returns the pins as switched."""
-    if instant:
-        marks.step = "health"
-        await bluegreen.health_gate(deck, env, before, rep, credentials=credentials)  # the standby still serves
-        marks.step = "switch"
-        marks.applied = True  # from the first rule changed on, the pins follow the cloud
-        try:
-            await bluegreen.apply_switch(deck, env, final, plan, rep, credentials=credentials)
-        except OpsdeckError:
-            await _record_traffic(deck, env, rep)
-            raise
-        finally:
-            Path(plan.planfile).unlink(missing_ok=True)  # a switch plan, made now or prepared: used once
-        return final
-    try:
-        marks.step = "apply"
-        if plan.summary.has_changes:
-            await rollout.apply_plan(deck, env, plan, rep, credentials)
-        planning.forget_plan(deck, env)
-        marks.step = "health"
-        await bluegreen.health_gate(deck, env, staged, rep, credentials=credentials)
-        if smoke:
-            marks.step = "smoke"
-            ran = await bluegreen.smoke_gate(deck, env, staged, rep, credentials=credentials)
-            if ran:
-                note(smoke=ran)
-        marks.step = "switch"
-        final = {s: p.switched(deck.env(env).standby_minutes) for s, p in staged.items()}
-        switch = await bluegreen.plan_switch(deck, env, final, rep, credentials=credentials)
-        await gates.policy(deck, env, switch, rep, break_glass=credentials is not None)
-    except BaseException as exc:
-        # Nothing switched: traffic is where it was. Put the idle colors back as the ledger has them.
-        if isinstance(exc, asyncio.CancelledError):
-            raise
-        try:
-            await _put_back(deck, env, before, rep, credentials=credentials, originals=originals)
-        except OpsdeckError as failed:  # the gate's refusal is what the engineer must see first
-            marks.applied = True  # the pins stay as staged: what the cloud may still run
-            rep.log(f"could not put the idle colors back ({failed}); plan {env} to see what runs", "error")
-        raise
-    marks.applied = True
-    try:
-        await bluegreen.apply_switch(deck, env, final, switch, rep, credentials=credentials)
-    except OpsdeckError:
-        await _record_traffic(deck, env, rep)
-        raise
-    finally:
-        Path(switch.planfile).unlink(missing_ok=True)
-    return final
+    targets: list[Target],
+    reason: str,
+    offline: bool,
+    notes: dict[str, Any] | None,
+    to_request: bool,
+    glass: BreakGlass | None,
+) -> dict[str, Any]:
+    """The audit record's opening fields."""
+    fields: dict[str, Any] = {
+        "services": [t.service for t in targets],
+        "to": targets[0].image.id if len(targets) == 1 else {t.service: t.image.id for t in targets},
+        "version": ", ".join(t.image.version for t in targets),
+        "reason": reason,
+    }
+    if offline:
+        fields["offline"] = True
+    fields.update(notes or {})
+    if deck.env(env).approvals and not to_request:
+        fields["approvals_bypassed"] = f"break-glass: {glass.reason if glass else ''}"
+    return fields
 
 
-async def _record_traffic(deck: Deck, env: str, rep: Reporter) -> None:
-    """A switch that failed part way: the ledger takes the live colors the cloud's rules have, so git
-    and traffic agree even before anyone looks (best effort: unlock does the same)."""
-    try:
-        await bluegreen.reconcile_traffic(deck, env, rep)
-    except OpsdeckError as exc:
-        rep.log(f"could not record where traffic is after the failed switch ({exc})", "error")
+async def _distribute(
+    deck: Deck, catalog: Catalog, targets: list[Target], env: str, rep: Reporter, run: Run
+) -> list[Distribution]:
+    """Promoted images made usable where ``env`` runs (copied into its region, shared with its account)."""
+    distributions: list[Distribution] = []
+    if all(t.pin_id is not None for t in targets):
+        return distributions
+    with rep.phase("distribute"):
+        for target in targets:
+            if target.pin_id is None:
+                made = await make_usable(deck, catalog, target.image, env, rep)
+                target.pin_id = made.usable_id
+                distributions.append(made)
+    shared = [d.to_json() for d in distributions if d.copied or d.shared]
+    if shared:
+        run.note(distributed=shared)
+    return distributions
 
 
-async def _put_back(
+def _moving(deck: Deck, env: str, targets: list[Target], catalog: Catalog, run: Run) -> list[Moved]:
+    """The services whose pin changes, each from what it runs now; refused when none does."""
+    current = {t.service: read_pin(deck, env, t.service) for t in targets}
+    run.note(**{"from": current[targets[0].service] if len(targets) == 1 else current})
+    moving = [t for t in targets if t.pin_id != current[t.service]]
+    if not moving:
+        names = ", ".join(f"{t.service} {t.image.version or t.image.id}" for t in targets)
+        raise RefusedError(f"{env} already runs {names}")
+    return [
+        Moved(
+            t.service,
+            current[t.service],
+            t.pin_id or "",
+            t.image.version,
+            image_ref(catalog, current[t.service]).version,
+        )
+        for t in moving
+    ]
+
+
+def _version(catalog: Catalog, image_id: str) -> str:
+    return image_ref(catalog, image_id).version
+
+
+def _strategy_notes(strategies: dict[str, Any]) -> str:
+    return "; ".join(n for n in (s.note() for s in strategies.values()) if n)
+
+
+def _preview(
+    action: str,
     deck: Deck,
     env: str,
-    before: dict[str, ColorPin],
-    rep: Reporter,
-    *,
-    credentials: Credentials | None,
-    originals: dict[str, str],
-) -> None:
-    """A gate stopped the release after the idle colors were staged: return them to what the ledger
-    says (the previous standby's image, warm or cold), so pins and cloud agree again."""
-    with rep.phase("put back idle"):
-        for rel, text in originals.items():
-            (deck.root / rel).write_text(text, encoding="utf-8")
-        back = await planning.plan(deck, env, rep, reuse=False, credentials=credentials)
-        if back.summary.has_changes:
-            await rollout.apply_plan(deck, env, back, rep, credentials)
-        planning.forget_plan(deck, env)
-        await rollout.wait_for_images(deck, env, before, rep, credentials=credentials)
-        rep.log(
-            "the idle colors are back as they were: "
-            + ", ".join(f"{s} {p.idle} {p.idle_image or 'empty'} ({p.standby})" for s, p in before.items())
-        )
-
-
-def _bg_note(before: dict[str, ColorPin], instant: bool, standby_minutes: float, *, smoke: bool) -> str:
-    if instant:
-        return "instant: " + ", ".join(
-            f"traffic back to {s}'s warm {p.idle} ({p.idle_image}); no instance launched" for s, p in before.items()
-        )
-    gates = "the health and smoke gates" if smoke else "its targets are healthy"
-    return "blue/green: " + ", ".join(
-        f"{s} stages on {p.idle}, traffic switches once {gates} pass; {p.live} stays warm {standby_minutes:g} min"
-        if smoke
-        else f"{s} brings {p.idle} up, traffic switches once {gates}; {p.live} stays warm {standby_minutes:g} min"
-        for s, p in before.items()
-    )
-
-
-def _traffic_lines(final: dict[str, ColorPin], before: dict[str, ColorPin]) -> str:
-    lines = []
-    for service, pin in final.items():
-        was = before.get(service)
-        line = f"traffic: {service} {was.live if was else '?'} -> {pin.live}"
-        if pin.standby == "warm" and pin.warm_until is not None:
-            until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(pin.warm_until))
-            line += f"; standby {pin.idle} ({pin.idle_image}) warm until {until}"
-        lines.append(line)
-    return "\n".join(lines)
-
-
-def _distribution_note(distributions: list[Distribution]) -> str:
-    parts = []
-    for d in distributions:
-        if d.copied:
-            parts.append(f"{d.image} copied to {d.region} as {d.usable_id}")
-        if d.shared:
-            parts.append(f"{d.usable_id} shared with account {d.account}")
-    return "; ".join(parts)
-
-
-def _message(
-    head: str,
     moved: list[Moved],
     catalog: Catalog,
-    details: list[str],
+    plan: PlanResult,
     reason: str,
-    glass: BreakGlass | None,
     distributions: list[Distribution],
-) -> str:
-    body = [
-        f"{m.service}: {_describe(_ref(catalog, m.from_image))} -> {_describe(ImageRef(m.to_image, m.version))}"
-        for m in moved
-    ]
-    body += details
-    if reason:
-        body.append(f"reason: {reason}")
-    if glass is not None:
-        body.append(f"break-glass: {glass.reason}")
-    note = _distribution_note(distributions)
-    if note:
-        body.append(f"distributed: {note}")
-    return head + "\n\n" + "\n".join(body)
+    note: str,
+) -> Preview:
+    changes = tuple(
+        ServiceChange(m.service, image_ref(catalog, m.from_image), ImageRef(m.to_image, m.version)) for m in moved
+    )
+    notes = "; ".join(n for n in (distribution_note(distributions), note) if n)
+    return Preview(action, env, deck.env(env).confirmation, changes, plan, reason, notes)
 
 
-def preflight(deck: Deck, env: str, action: str, glass: BreakGlass | None, rep: Reporter) -> bool:
-    """What refuses a release before anything is read from the cloud: a protected environment without
-    break-glass, a detached HEAD, an operation running in (or interrupted in) ``env``, uncommitted
-    changes to its pin files. Checked again under the lock; here so the first refusal names the real
-    reason."""
-    from opsdeck.core.safety import locks
-    from opsdeck.core.safety.breakglass import guard
-    from opsdeck.core.team.remote import sync_before_change
-
-    guard(deck, env, glass, action, approved=deck.env(env).approvals > 0)  # approvals: it becomes a request
-    ledger = sync_before_change(deck, rep, offline_ok=glass is not None and glass.env == env)
-    git = deck.tools.git
-    if git.is_detached():
-        raise RefusedError(
-            f"the deck's git HEAD is detached; check out a branch before {action} (the commit would be lost)"
+async def _file_request(release: Release, plan: PlanResult, moved: list[Moved], reason: str, message: str) -> Request:
+    """Approvals: a request for this exact plan (the pins put back first; nothing is applied)."""
+    with release.at("request", phase=False):
+        after = {rel: (release.deck.root / rel).read_text(encoding="utf-8") for rel in release.files}
+        release.restore()
+        request = await requests.create(
+            release.deck,
+            release.env,
+            release.action,
+            plan,
+            release.rep,
+            services=[m.record() for m in moved],
+            pins=after,
+            base=release.originals,
+            reason=reason,
+            message=message,
+            diff=plan_lines(plan),
+            credentials=release.credentials,
         )
-    record, alive = locks.holder(deck, env)
-    if record is not None and alive:
-        raise LockedError(f"{env} is locked: {record.describe()}")
-    if record is not None:
-        raise LockedError(
-            f"{env} has an interrupted operation: {record.describe()}; "
-            f"check the environment, then release it with `opsdeck unlock {env}`"
-        )
-    for rel in pin_files(deck, env):
-        if git.is_dirty(rel):
-            raise RefusedError(f"{rel} has uncommitted changes; commit or discard them before {action}")
-    return ledger.offline
+    release.finish("")
+    release.run.note(request=request.id, needed=request.needed)
+    release.run.end_as("requested")
+    return request
 
 
 # -- promote ------------------------------------------------------------------------------------
-
-
-def resolve_promotion(
-    deck: Deck, catalog: Catalog, src: str, dst: str, services: list[str] | None
-) -> tuple[list[_Target], str | None]:
-    """What a promote moves: each service's image from SRC (an environment: every service that
-    differs, or those named; an image id or version: that image's service)."""
-    names = deck.config.services_named(services)
-    if src in deck.config.env_names:
-        if src == dst:
-            raise RefusedError(f"cannot promote {dst} to itself")
-        wanted = deck.env(dst).promote_from
-        if wanted is not None and src != wanted:
-            raise RefusedError(f"{dst} promotes from {wanted}, not from {src}")
-        targets = []
-        for service in names:
-            pin = read_pin(deck, src, service)
-            image = catalog.original(pin)
-            if image is None or service_of(image) != service:
-                raise RefusedError(f"{src} pins {pin} for {service}, which is not one of {service}'s images")
-            if catalog.canonical(read_pin(deck, dst, service)) != image.id:
-                targets.append(_Target(service, image))
-        if not targets:
-            which = ", ".join(names)
-            raise RefusedError(f"{dst} already runs what {src} runs ({which}): nothing to promote")
-        return targets, src
-    image = catalog.find(src, names) or (catalog.find(src, deck.config.service_names) if services else None)
-    if image is None:
-        known = ", ".join(deck.config.env_names)
-        raise RefusedError(f"{src!r} is neither an environment ({known}) nor an image id or version of this deck")
-    own = service_of(image)
-    if own is None or own not in names:
-        raise RefusedError(
-            f"{src} is an image of {own or 'the base layer'}, not of {', '.join(names)}: "
-            "an image is only ever promoted as its own service's"
-        )
-    return [_Target(own, image)], None
-
-
-def check_chain(deck: Deck, catalog: Catalog, targets: list[_Target], source_env: str | None, dst: str) -> None:
-    """Only an image that has run in DST's source environment may be promoted to DST."""
-    wanted = deck.env(dst).promote_from
-    if wanted is None:
-        return
-    if source_env is not None and source_env != wanted:
-        raise RefusedError(f"{dst} promotes from {wanted}, not from {source_env}")
-    for target in targets:
-        ran = {catalog.canonical(i) for i in pinned_history(deck, wanted, target.service)}
-        if target.image.id not in ran:
-            raise RefusedError(
-                f"{target.service} {target.image.version or target.image.id} ({target.image.id}) has not run in "
-                f"{wanted}, and {dst} only takes images that have: promote it to {wanted} first"
-            )
 
 
 async def promote(
@@ -658,7 +276,7 @@ async def promote(
         what = ", ".join(f"{m.service} {m.version or m.to_image}" for m in moved)
         return f"promote {what} to {dst}" + (f": {reason}" if reason else "")
 
-    return await _change_pins(
+    return await change_pins(
         deck,
         dst,
         targets,
@@ -671,23 +289,8 @@ async def promote(
         confirm=confirm,
         glass=glass,
         offline=offline,
-        notes=_soak_notes(soaks),
+        notes=soak_notes(soaks),
     )
-
-
-def _soak_notes(soaks: list[gates.Soak]) -> dict[str, Any]:
-    if not soaks:
-        return {}
-    notes: dict[str, Any] = {
-        "soak": [
-            {"service": s.service, "image": s.image, "minutes": round(s.minutes_live, 1), "needed": s.minutes_needed}
-            for s in soaks
-        ]
-    }
-    short = [s for s in soaks if not s.ok]
-    if short:
-        notes["soak_bypassed"] = "break-glass: " + ", ".join(f"{s.service} {s.image}" for s in short)
-    return notes
 
 
 async def deploy_newest(
@@ -717,7 +320,7 @@ async def deploy_newest(
                 )
             newest = candidates[-1]
             if catalog.canonical(await asyncio.to_thread(read_pin, deck, env, service)) != newest.id:
-                targets.append(_Target(service, newest))
+                targets.append(Target(service, newest))
         if not targets:
             raise RefusedError(f"{env} already runs the newest image of {', '.join(names)}")
     except (RefusedError, LockedError) as exc:
@@ -728,7 +331,7 @@ async def deploy_newest(
         what = ", ".join(f"{m.service} {m.version or m.to_image}" for m in moved)
         return f"deploy {what} to {env}" + (f": {reason}" if reason else "")
 
-    return await _change_pins(
+    return await change_pins(
         deck,
         env,
         targets,
@@ -754,33 +357,7 @@ async def _refused(deck: Deck, action: str, env: str, reason: str, exc: OpsdeckE
 # -- rollback -----------------------------------------------------------------------------------
 
 
-def resolve_rollback(
-    deck: Deck, catalog: Catalog, env: str, services: list[str] | None, to: str | None
-) -> list[_Target]:
-    """What a rollback returns to: the services of the last release (or those named) to their previous
-    images, or one service to an image it ran before (``to``)."""
-    names = deck.config.services_named(services)
-    if to is not None:
-        image = catalog.find(to, names)
-        if image is None:
-            raise RefusedError(f"--to {to}: not an image id or version of {', '.join(names)}")
-        service = service_of(image)
-        assert service is not None
-        ran = pinned_history(deck, env, service)
-        found = next((i for i in ran if catalog.canonical(i) == image.id), None)
-        if found is None:
-            raise RefusedError(f"{env} never ran {service} {to}; rollback only returns to images it ran (use promote)")
-        return [_Target(service, image, found)]
-    wanted: dict[str, str] = (
-        {s: previous_pin(deck, env, s) for s in names} if services else last_release(deck, env, names)
-    )
-    targets = []
-    for service, image_id in wanted.items():
-        original = catalog.original(image_id)
-        if original is None:
-            raise RefusedError(f"{env}'s previous {service} image {image_id} no longer exists (deregistered?)")
-        targets.append(_Target(service, original, image_id))
-    return targets
+# -- rollback -----------------------------------------------------------------------------------
 
 
 async def rollback(
@@ -815,7 +392,7 @@ async def rollback(
         what = ", ".join(f"{m.service} {m.from_version or m.from_image} -> {m.version or m.to_image}" for m in moved)
         return f"rollback {env}: {what}" + (f" ({reason})" if reason else "")
 
-    return await _change_pins(
+    return await change_pins(
         deck,
         env,
         targets,

@@ -20,16 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opsdeck.core.estate.deck import Deck
-from opsdeck.core.estate.pins import ColorPin, pin_files, write_color_pins
+from opsdeck.core.estate.pins import ColorPin, pin_files
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import PlanResult
-from opsdeck.core.observe import planning
-from opsdeck.core.release import bluegreen, gates, rollout
-from opsdeck.core.safety.audit import TRAILER
+from opsdeck.core.release import bluegreen, fleet
+from opsdeck.core.release.transaction import Release
 from opsdeck.core.safety.operation import audited
-from opsdeck.core.team.identity import operator
-from opsdeck.core.team.remote import publish
-from opsdeck.errors import LockedError, OpsdeckError, RefusedError, reworded
+from opsdeck.errors import LockedError, OpsdeckError, RefusedError
 
 GROUP_TYPE = "aws_autoscaling_group"
 SIZE_FIELDS = {"min_size", "desired_capacity"}
@@ -104,49 +101,24 @@ async def expire(deck: Deck, env: str, rep: Reporter, *, now: float | None = Non
         if not found:
             run.end_as("ok", "nothing left to expire")
             return Expired(env)
-        for rel in files:
-            if await asyncio.to_thread(deck.tools.git.is_dirty, rel):
-                raise RefusedError(f"{rel} has uncommitted changes; commit or discard them before the standby expires")
-        originals = {rel: (deck.root / rel).read_text(encoding="utf-8") for rel in files}
-        applied = False
-        step = "pin"
         try:
-            cold = {s: p.cooled() for s, p in found.items()}
-            await asyncio.to_thread(write_color_pins, deck, env, cold)
-            step = "plan"
-            plan = await planning.plan(deck, env, rep, reuse=False)
-            check_cooling_plan(plan)
-            step = "policy"
-            await gates.policy(deck, env, plan, rep)
-            step = "apply"
-            if plan.summary.has_changes:
-                applied = True
-                await rollout.apply_plan(deck, env, plan, rep)
-            step = "verify instances"
-            expected = await asyncio.to_thread(rollout.expected_pins, deck, env)
-            await rollout.wait_for_images(deck, env, expected, rep)
-            step = "commit"
-            with rep.phase("commit"):
+            async with Release(deck, env, rep, run, action="standby expire", files=files) as release:
+                release.write_pins({s: p.cooled() for s, p in found.items()})
+                plan = await release.plan()
+                check_cooling_plan(plan)
+                await release.policy(plan)
+                if plan.summary.has_changes:
+                    await release.apply(plan)
+                await release.verify(await asyncio.to_thread(fleet.expected_pins, deck, env))
                 body = "\n".join(
                     f"{s}: standby {p.idle} ({p.idle_image}) scaled to zero; its window ended {_utc(p.warm_until)}"
                     for s, p in found.items()
                 )
-                who = await asyncio.to_thread(operator, deck)
-                caller = run.record.who.get("aws", "") if run.record.who else ""
-                text = f"standby expire {env}: {', '.join(sorted(found))}\n\n{body}\n\n{who.trailers(caller)}\n"
-                text += f"{TRAILER}: {run.hash}\n"
-                sha = await asyncio.to_thread(deck.tools.git.commit, files, text)
-            _, sha = await asyncio.to_thread(publish, deck, rep)
-        except BaseException as exc:
-            if not applied:
-                for rel, text in originals.items():
-                    (deck.root / rel).write_text(text, encoding="utf-8")
-            if isinstance(exc, OpsdeckError) and not isinstance(exc, RefusedError):
-                kept = "applied, pins left uncommitted" if applied else "pins restored"
-                raise reworded(exc, f"standby expire of {env} failed at {step} ({kept}): {exc}") from exc
-            raise
+                sha = await release.commit(f"standby expire {env}: {', '.join(sorted(found))}\n\n{body}")
+                _, sha = await release.publish()
+                release.finish(sha)
         finally:
-            planning.forget_plan(deck, env)
             bluegreen.forget_prepared(deck, env)  # the switch back to a cold color is not instant
-        run.note(commit=sha)
+    if release.unverified is not None:
+        raise OpsdeckError(f"standby expire of {env} committed ({sha[:12]}), but {release.unverified}")
     return Expired(env, found, sha)

@@ -23,7 +23,7 @@ from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import read_pins
 from opsdeck.core.events import Reporter
 from opsdeck.core.observe import planning
-from opsdeck.core.release import rollout
+from opsdeck.core.release import fleet, rollout
 from opsdeck.core.safety.operation import audited, refuse
 from opsdeck.errors import OpsdeckError, RefusedError
 
@@ -216,7 +216,7 @@ async def _run(deck: Deck, env: str, rep: Reporter, confirm: Any, started: float
         created = fresh.summary.add
         await rollout.apply_plan(deck, env, fresh, inner)
     planning.forget_plan(deck, env)
-    await rollout.wait_for_images(deck, env, plan.pins, rep)
+    await fleet.wait_for_images(deck, env, plan.pins, rep)
     drift_store.forget(deck, env)
     return NukeResult(
         environment=env,

@@ -34,7 +34,7 @@ from opsdeck.core.model import ImageRef, PlanResult, PlanSummary
 from opsdeck.core.observe import planning
 from opsdeck.core.observe.plans import parse_plan
 from opsdeck.core.ports import EnvTools
-from opsdeck.core.release import rollout
+from opsdeck.core.release import fleet, rollout
 from opsdeck.core.release.distribute import Distribution, make_usable
 from opsdeck.core.release.images import load_catalog
 from opsdeck.core.safety.audit import TRAILER
@@ -252,7 +252,7 @@ async def _recover(
 ) -> RecoverResult:
     name = copy_name(env, region)
     credentials = glass.credentials if glass is not None and glass.env == env else None
-    source: dict[str, Pin] = await asyncio.to_thread(rollout.expected_pins, deck, env)
+    source: dict[str, Pin] = await asyncio.to_thread(fleet.expected_pins, deck, env)
     versions: dict[str, str] = {}
     with rep.phase("copy images"):
         pins, made = await _copy_images(deck, env, region, source, rep, versions)
@@ -280,7 +280,7 @@ async def _recover(
         planning.drop_scratch(deck, name, "recover")
     unhealthy: OpsdeckError | None = None
     try:
-        await rollout.wait_for_images(deck, env, pins, rep, credentials=credentials, cloud=tools.cloud)
+        await fleet.wait_for_images(deck, env, pins, rep, credentials=credentials, cloud=tools.cloud)
     except OpsdeckError as exc:
         unhealthy = exc
     with rep.phase("ledger"):
@@ -415,7 +415,7 @@ async def _destroy(
 ) -> tuple[int, str]:
     record = await asyncio.to_thread(read_copy, deck, env, region)
     pins: dict[str, Pin] = (
-        record.images if record is not None else await asyncio.to_thread(rollout.expected_pins, deck, env)
+        record.images if record is not None else await asyncio.to_thread(fleet.expected_pins, deck, env)
     )
     tools = await asyncio.to_thread(copy_tools, deck, env, region)
     name = copy_name(env, region)
