@@ -42,9 +42,11 @@ def bare() -> None:
 
 
 def opsdeck(deck: str) -> None:
+    from opsdeck import wiring
     from opsdeck.core.estate.deck import Deck
     from opsdeck.tui.app import OpsDeckApp
 
+    wiring.install()  # the real tools for the decks a benchmark opens
     app = OpsDeckApp(Deck.open(Path(deck)), live=False, on_first_frame=first_frame)
     app.run(headless=True, size=(120, 40))
     if app.state is None:

@@ -74,8 +74,10 @@ def interleave(runs: int, *jobs: Callable[[], float]) -> list[list[float]]:
 def tool_env(deck: Path, env: str) -> dict[str, str]:
     """The process environment opsdeck gives Terraform for ``env`` (its assumed-role credentials, its
     region, the endpoint and the provider mirror), so raw runs see exactly the same cloud and account."""
+    from opsdeck import wiring
     from opsdeck.core.estate.deck import Deck
 
+    wiring.install()  # the real tools for the decks a benchmark opens
     return dict(Deck.open(deck).tools.env(env).terraform.env)
 
 
@@ -165,10 +167,12 @@ def bench_refresh(deck: Path, runs: int) -> dict[str, Any]:
 def _unchanged_in_process(deck: Path, runs: int) -> list[float]:
     import asyncio
 
+    from opsdeck import wiring
     from opsdeck.core.estate.deck import Deck
     from opsdeck.core.events import Reporter
     from opsdeck.core.observe.refresh import refresh
 
+    wiring.install()  # the real tools for the decks a benchmark opens
     opened = Deck.open(deck)
     asyncio.run(refresh(opened, Reporter("bench"), with_drift=False))  # warm: imports, clients, plans
     samples = []
@@ -182,8 +186,10 @@ def _unchanged_in_process(deck: Path, runs: int) -> list[float]:
 def bench_bake(deck: Path, runs: int) -> dict[str, Any]:
     """`opsdeck bake --service web` against raw `packer build` of the same recipe with the same
     variables, in the environment opsdeck gives Packer (the build account's assumed role)."""
+    from opsdeck import wiring
     from opsdeck.core.estate.deck import Deck
 
+    wiring.install()  # the real tools for the decks a benchmark opens
     opened = Deck.open(deck)
     env = dict(opened.tools.packer().env)
     recipe = deck / opened.config.service("web").recipe

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from opsdeck import wiring
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.demo_deck import last_demo_deck
 from opsdeck.tui.app import OpsDeckApp
@@ -21,6 +22,7 @@ OUT = Path(__file__).resolve().parents[1] / "docs" / "deck.svg"
 
 
 async def shoot(root: Path) -> None:
+    wiring.install()
     app = OpsDeckApp(Deck.open(root), live=True)
     async with app.run_test(size=(120, 40)) as pilot:
         deadline = time.monotonic() + 300

@@ -25,16 +25,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from opsdeck.adapters.aws import Credentials, Group, Image, Instance, Rule, TargetGroup
-from opsdeck.adapters.checkov import INSTALL_HINT, Failure, Report
+from opsdeck.adapters.checkov import INSTALL_HINT
 from opsdeck.adapters.git import Git
-from opsdeck.adapters.inventory import CloudResource
-from opsdeck.adapters.packer import BuildResult, PackerLine
+from opsdeck.adapters.process import LocalProcesses
+from opsdeck.adapters.secrets import KeyringSecrets
+from opsdeck.adapters.sshsig import SshSigner
 from opsdeck.core.estate.backend import backend_of
 from opsdeck.core.estate.config import DeckConfig
 from opsdeck.core.estate.pins import pin_or_none, pin_spec
 from opsdeck.core.estate.settings import UserSettings
-from opsdeck.core.ports import EnvTools, Target
+from opsdeck.core.ports.factory import EnvTools, Target
+from opsdeck.core.types.cloud import CloudResource, Credentials, Group, Image, Instance, Rule, TargetGroup
+from opsdeck.core.types.tools import BuildResult, Failure, PackerLine, Report
 from opsdeck.errors import CloudUnavailableError, RefusedError, ToolError, ToolMissingError
 from tests import fake_fleet
 
@@ -556,7 +558,7 @@ class FakeTools:
     def __init__(self, world: World, root: Path, config: DeckConfig, settings: UserSettings) -> None:
         self.world, self.root, self.config, self.settings = world, root, config, settings
         self._git = Git(root)
-        self.secrets: list[str] = []
+        self.handed_out: list[str] = []  # every secret given to a tool (for redaction)
 
     @property
     def git(self) -> Git:
@@ -576,7 +578,7 @@ class FakeTools:
         return {}
 
     def redact(self, text: str) -> str:
-        for secret in self.secrets:
+        for secret in self.handed_out:
             text = text.replace(secret, "********")
         return text
 
@@ -591,7 +593,7 @@ class FakeTools:
     def _reach(self, target: Target, credentials: Credentials | None) -> str:
         """The account the target's credentials reach (a role is assumed into its own account)."""
         if credentials is not None:
-            self.secrets.extend(credentials.secrets())
+            self.handed_out.extend(credentials.secrets())
             return self.world.account_of(credentials, DEFAULT_ACCOUNT)
         if target.role is not None:
             if target.role in self.world.unassumable:
@@ -630,6 +632,17 @@ class FakeTools:
         if self.world.policy_missing:
             raise ToolMissingError(INSTALL_HINT)
         return FakePolicy(self.world)
+
+    # The machine's own systems are real here, as git is: the keyring (a file backend the test session
+    # configures), ssh-keygen, and processes.
+    def secrets(self) -> KeyringSecrets:
+        return KeyringSecrets(self.config.name)
+
+    def signer(self) -> SshSigner:
+        return SshSigner()
+
+    def processes(self) -> LocalProcesses:
+        return LocalProcesses()
 
 
 class FakePolicy:

@@ -12,47 +12,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from opsdeck.adapters.process import run_captured
+from opsdeck.core.types.tools import Failure, Report
 from opsdeck.errors import ToolError, ToolMissingError
 
 INSTALL_HINT = (
     "Checkov is not installed: run scripts/bootstrap.sh (it installs Checkov into its own venv), or "
     "`pipx install checkov` and `opsdeck config set checkov.binary PATH`"
 )
-
-
-@dataclass(frozen=True)
-class Failure:
-    """One failed check on one resource."""
-
-    check_id: str
-    name: str
-    resource: str
-    guideline: str = ""
-
-    def describe(self) -> str:
-        return f"{self.check_id} on {self.resource}: {self.name}"
-
-    def to_json(self) -> dict[str, str]:
-        return {"check": self.check_id, "name": self.name, "resource": self.resource}
-
-
-@dataclass(frozen=True)
-class Report:
-    """What Checkov said of one plan."""
-
-    passed: int
-    failed: tuple[Failure, ...]
-    skipped: int
-    version: str
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
 
 
 def find_binary(configured: str | None) -> str:

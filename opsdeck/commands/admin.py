@@ -109,7 +109,7 @@ def parse_credentials_json(text: str) -> tuple[str, str, str | None]:
 
 
 def _read_credentials() -> Any:
-    from opsdeck.adapters.aws import Credentials
+    from opsdeck.core.types.cloud import Credentials
 
     if sys.stdin.isatty():
         access = input("AWS access key id: ").strip()

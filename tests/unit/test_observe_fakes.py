@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from opsdeck.adapters.inventory import CloudResource
 from opsdeck.core.drift.check import check
 from opsdeck.core.drift.reconcile import apply_env
 from opsdeck.core.estate.deck import Deck
@@ -20,6 +19,7 @@ from opsdeck.core.observe.refresh import refresh
 from opsdeck.core.observe.status import deck_status
 from opsdeck.core.safety import audit, locks, recovery
 from opsdeck.core.sandbox.nuke import inventory, nuke_rebuild
+from opsdeck.core.types.cloud import CloudResource
 from opsdeck.errors import RefusedError
 from tests.fakes import FakeGroup, World, fake_tools
 from tests.unit.estate import make_estate

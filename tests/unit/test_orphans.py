@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from opsdeck.adapters.hygiene import Snapshot, Tagged
 from opsdeck.core.estate.backend import Backend
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
@@ -31,6 +30,7 @@ from opsdeck.core.release.bake import bake
 from opsdeck.core.release.distribute import make_usable
 from opsdeck.core.release.images import load_catalog
 from opsdeck.core.safety import audit
+from opsdeck.core.types.hygiene import Snapshot, Tagged
 from opsdeck.errors import ConfigError, OpsdeckError, RefusedError
 from tests.fake_hygiene import set_modified
 from tests.fakes import World, fake_tools
@@ -681,9 +681,9 @@ def test_an_image_pinned_after_the_confirmation_is_kept(estate: tuple[Deck, Worl
 
 
 def test_images_a_copy_record_or_an_open_request_names_are_kept(estate: tuple[Deck, World]) -> None:
-    from opsdeck.adapters.aws import Image
     from opsdeck.core.release.images import SOURCE_TAG
     from opsdeck.core.sandbox.copies import RecoveredCopy, write_copy
+    from opsdeck.core.types.cloud import Image
 
     deck, world = estate
     rep = Reporter("test")

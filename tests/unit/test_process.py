@@ -11,9 +11,9 @@ import textwrap
 import time
 from pathlib import Path
 
-from opsdeck.adapters.aws import Credentials
 from opsdeck.adapters.process import run_streaming
 from opsdeck.core.estate.deck import Deck
+from opsdeck.core.types.cloud import Credentials
 
 
 def test_lines_are_streamed_and_secrets_redacted(sample_copy: Path, tmp_path: Path) -> None:

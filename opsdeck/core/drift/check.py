@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from opsdeck.adapters.inventory import CloudResource
 from opsdeck.core.drift import store as drift_store
 from opsdeck.core.drift.ignore import DriftIgnore, load_ignore
 from opsdeck.core.drift.ownership import Ownership, among_peers, owner, ownerships, unmanaged
@@ -30,6 +29,7 @@ from opsdeck.core.observe.plans import parse_drift
 from opsdeck.core.observe.status import concurrency
 from opsdeck.core.release.fleet import expected_pins
 from opsdeck.core.tasks import all_or_nothing
+from opsdeck.core.types.cloud import CloudResource
 
 
 def filter_managed(changes: list[ResourceChange], ignore: DriftIgnore) -> tuple[list[ResourceChange], int]:

@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from opsdeck.adapters.aws import Credentials
 from opsdeck.core.drift import store as drift_store
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import read_pins
@@ -25,6 +24,7 @@ from opsdeck.core.safety.breakglass import BreakGlass
 from opsdeck.core.safety.confirm import Confirm, NotConfirmedError, Preview, ServiceChange, confirmed
 from opsdeck.core.safety.operation import audited
 from opsdeck.core.team.requests import Request
+from opsdeck.core.types.cloud import Credentials
 from opsdeck.errors import ToolError
 
 

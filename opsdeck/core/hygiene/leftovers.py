@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from opsdeck.adapters.hygiene import Tagged
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.hygiene.prices import Cost, PriceTable, significant
-from opsdeck.core.ports import CloudPort
+from opsdeck.core.ports.cloud import CloudPort
+from opsdeck.core.types.hygiene import Tagged
 from opsdeck.errors import OpsdeckError
 
 LEDGER_DIR = "recovered"  # core/sandbox/copies.py keeps each copy's record there

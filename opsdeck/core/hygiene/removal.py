@@ -17,13 +17,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from opsdeck.adapters.hygiene import REMOVE_ORDER
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.hygiene.leftovers import Orphan, OrphanReport, Place, cloud_of
 from opsdeck.core.safety.confirm import NotConfirmedError
 from opsdeck.core.safety.locks import holder as lock_holder
 from opsdeck.core.safety.operation import audited
+from opsdeck.core.types.hygiene import REMOVE_ORDER
 from opsdeck.errors import OpsdeckError
 
 ATTEMPTS = 4  # a deletion that failed is tried again after the others (a group before its instances ...)

@@ -44,7 +44,7 @@ from opsdeck.core.hygiene.trail_records import (
     sort_records,
 )
 from opsdeck.core.hygiene.trail_report import Finding, SkippedFile, TrailReport, iso, load_report, save_report
-from opsdeck.core.ports import CloudPort
+from opsdeck.core.ports.cloud import CloudPort
 from opsdeck.errors import ConfigError, OpsdeckError
 
 __all__ = [

@@ -9,13 +9,13 @@ import json
 import re
 from collections.abc import Iterable
 
-from opsdeck.adapters.aws import Image
-from opsdeck.adapters.hygiene import Snapshot
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import pin_rel, pin_spec, value_in
 from opsdeck.core.hygiene.leftovers import Orphan, Place, RecoveredCopyLike, epoch
 from opsdeck.core.hygiene.prices import PriceTable
 from opsdeck.core.release.images import Catalog, load_catalog, service_of
+from opsdeck.core.types.cloud import Image
+from opsdeck.core.types.hygiene import Snapshot
 from opsdeck.errors import OpsdeckError
 
 

@@ -18,13 +18,13 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from opsdeck.adapters.aws import Credentials
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import read_pin
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import PlanResult, PlanSummary
 from opsdeck.core.observe.plans import parse_plan
-from opsdeck.core.ports import TerraformPort
+from opsdeck.core.ports.tools import TerraformPort
+from opsdeck.core.types.cloud import Credentials
 from opsdeck.errors import OpsdeckError
 from opsdeck.files import write_atomic
 

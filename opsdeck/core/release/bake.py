@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from opsdeck.adapters.aws import Image
-from opsdeck.adapters.packer import PackerLine
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.release.images import VERSION, find_image, load_catalog
 from opsdeck.core.safety.operation import audited
 from opsdeck.core.tasks import every_one
+from opsdeck.core.types.cloud import Image
+from opsdeck.core.types.tools import PackerLine
 from opsdeck.errors import ConfigError, OpsdeckError, RefusedError
 
 

@@ -31,8 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from opsdeck.adapters.aws import Credentials, Rule, TargetGroup
-from opsdeck.adapters.process import run_command
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import Color, ColorPin, read_color_pin, write_color_pins
 from opsdeck.core.events import Reporter
@@ -40,6 +38,7 @@ from opsdeck.core.model import PlanResult
 from opsdeck.core.observe import planning
 from opsdeck.core.release import fleet, rollout
 from opsdeck.core.release.gates import GateError
+from opsdeck.core.types.cloud import Credentials, Rule, TargetGroup
 from opsdeck.errors import OpsdeckError, RefusedError
 
 COLOR_TAG = fleet.COLOR_TAG
@@ -240,7 +239,7 @@ async def smoke_gate(
             environ = {**os.environ, **variables}
             for command in settings.smoke:
                 rep.progress(f"smoke {service} {color}: {command}")
-                result = await run_command(
+                result = await deck.tools.processes().run_shell(
                     command,
                     cwd=deck.root,
                     env=environ,

@@ -19,12 +19,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from opsdeck.adapters.aws import Credentials, Group, Instance
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import COLORS, Color, ColorPin, read_color_pin, read_pin
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import InstanceCounts
-from opsdeck.core.ports import CloudPort
+from opsdeck.core.ports.cloud import CloudPort
+from opsdeck.core.types.cloud import Credentials, Group, Instance
 from opsdeck.errors import OpsdeckError
 
 COLOR_TAG = "color"

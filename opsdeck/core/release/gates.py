@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from opsdeck.adapters import checkov
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import PlanResult
 from opsdeck.core.release.ledger import PinChange
+from opsdeck.core.types.tools import Failure
 from opsdeck.errors import RefusedError, ToolMissingError
 from opsdeck.files import write_atomic
 
@@ -46,7 +46,7 @@ class PolicyVerdict:
 
     plan_sha256: str
     passed: int
-    failed: tuple[checkov.Failure, ...]
+    failed: tuple[Failure, ...]
     ran: bool = True
     note: str = ""
 

@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from opsdeck.adapters.aws import Image
 from opsdeck.core.estate.deck import Deck
+from opsdeck.core.types.cloud import Image
 from opsdeck.errors import RefusedError
 
 VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")

@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from opsdeck.adapters.fleet import InstanceRefresh
 from opsdeck.core.events import Reporter
-from opsdeck.core.ports import FleetPort
+from opsdeck.core.ports.cloud import FleetPort
+from opsdeck.core.types.cloud import InstanceRefresh
 from opsdeck.errors import OpsdeckError
 
 INTERVAL = 0.5

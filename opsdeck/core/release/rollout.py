@@ -10,11 +10,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from opsdeck.adapters.aws import Credentials
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import PlanResult
-from opsdeck.core.ports import TerraformPort
+from opsdeck.core.ports.tools import TerraformPort
+from opsdeck.core.types.cloud import Credentials
 
 
 async def apply_plan(

@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Protocol
 
 from opsdeck.core.estate.config import EnvSettings
 from opsdeck.core.events import Reporter
-from opsdeck.core.ports import CloudPort
+from opsdeck.core.ports.cloud import CloudPort
 from opsdeck.core.release import refresh
 from opsdeck.core.release.facts import GroupFacts, PlanFacts, ServiceFacts
 from opsdeck.core.release.fleet import Snapshot, rollout_state, service_groups

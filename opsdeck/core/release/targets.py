@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from opsdeck.adapters.aws import Image
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import pin_files, read_pin
 from opsdeck.core.events import Reporter
@@ -15,6 +14,7 @@ from opsdeck.core.release import gates
 from opsdeck.core.release.images import Catalog, service_of
 from opsdeck.core.release.ledger import last_release, pinned_history, previous_pin
 from opsdeck.core.safety.breakglass import BreakGlass
+from opsdeck.core.types.cloud import Image
 from opsdeck.errors import LockedError, RefusedError
 
 

@@ -27,7 +27,6 @@ from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
-from opsdeck.adapters.aws import Credentials
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import ColorPin, write_color_pins, write_pins
 from opsdeck.core.events import Reporter
@@ -41,6 +40,7 @@ from opsdeck.core.safety.operation import Run
 from opsdeck.core.tasks import all_or_nothing
 from opsdeck.core.team.identity import operator
 from opsdeck.core.team.remote import publish
+from opsdeck.core.types.cloud import Credentials
 from opsdeck.errors import OpsdeckError, RefusedError, reworded
 
 

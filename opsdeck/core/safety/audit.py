@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opsdeck.adapters.aws import Credentials
 from opsdeck.core.estate.deck import Deck
+from opsdeck.core.types.cloud import Credentials
 from opsdeck.errors import OpsdeckError
 
 AUDIT_FILE = "audit.jsonl"

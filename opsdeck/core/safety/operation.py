@@ -25,10 +25,10 @@ from opsdeck.core.safety.locks import env_lock
 from opsdeck.errors import LockedError, RefusedError
 
 if TYPE_CHECKING:
-    from opsdeck.adapters.aws import Credentials
     from opsdeck.core.estate.deck import Deck
     from opsdeck.core.events import Reporter
     from opsdeck.core.safety.breakglass import BreakGlass
+    from opsdeck.core.types.cloud import Credentials
 
 
 @dataclass

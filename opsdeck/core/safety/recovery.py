@@ -7,7 +7,6 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from opsdeck.adapters.process import processes_in
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import pin_files, read_pins
 from opsdeck.core.events import Reporter
@@ -91,7 +90,7 @@ async def unlock(deck: Deck, env: str, rep: Reporter) -> Interrupted | None:
     dirs = [deck.env_dir(env)]
     if here and record.root and Path(record.root) != deck.root:  # an engine worker's own clone on this machine
         dirs.append(Path(record.root) / deck.env(env).path)
-    running = [p for d in dirs for p in processes_in(d) if "terraform" in p[1]]
+    running = [p for d in dirs for p in deck.tools.processes().processes_in(d) if "terraform" in p[1]]
     if running:
         pid, cmd = running[0]
         raise RefusedError(f"terraform is still running in {env} (pid {pid}: {cmd[:60]}); wait for it to finish")

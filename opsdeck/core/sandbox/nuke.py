@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from opsdeck.adapters.inventory import DELETE_ORDER, CloudResource
 from opsdeck.core.drift import store as drift_store
 from opsdeck.core.drift.ownership import Ownership, among_peers, owner, ownerships, unmanaged
 from opsdeck.core.estate.deck import Deck
@@ -25,6 +24,7 @@ from opsdeck.core.events import Reporter
 from opsdeck.core.observe import planning
 from opsdeck.core.release import fleet, rollout
 from opsdeck.core.safety.operation import audited, refuse
+from opsdeck.core.types.cloud import DELETE_ORDER, CloudResource
 from opsdeck.errors import OpsdeckError, RefusedError
 
 DELETE_ATTEMPTS = 6

@@ -27,13 +27,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from opsdeck.core.drift.ownership import from_state
+from opsdeck.core.estate import installed
 from opsdeck.core.estate.backend import Backend
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import ImageRef, PlanResult, PlanSummary
 from opsdeck.core.observe import planning
 from opsdeck.core.observe.plans import parse_plan
-from opsdeck.core.ports import EnvTools
+from opsdeck.core.ports.factory import EnvTools
 from opsdeck.core.release import fleet, rollout
 from opsdeck.core.release.distribute import Distribution, make_usable
 from opsdeck.core.release.images import load_catalog
@@ -62,9 +63,7 @@ from opsdeck.errors import OpsdeckError, RefusedError
 
 
 def known_regions() -> list[str]:
-    from opsdeck.adapters.aws import known_regions as botocore_regions
-
-    return botocore_regions("ec2")
+    return installed.outside().known_regions("ec2")
 
 
 @dataclass(frozen=True)

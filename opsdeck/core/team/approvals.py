@@ -8,7 +8,6 @@ import json
 import re
 import time
 
-from opsdeck.adapters import sshsig
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.safety import audit
@@ -48,8 +47,10 @@ async def _decide(
         who = signer(deck, key)
         signed = request.covers()  # the record exactly as this signer read it
         data = covers.payload(request.id, decision, signed, reason)
-        signature = await asyncio.to_thread(sshsig.sign, who.signing_key or "", covers.NAMESPACE, data)
-        checked = await asyncio.to_thread(sshsig.verify, signers_file(deck), covers.NAMESPACE, signature, data)
+        signature = await asyncio.to_thread(deck.tools.signer().sign, who.signing_key or "", covers.NAMESPACE, data)
+        checked = await asyncio.to_thread(
+            deck.tools.signer().verify, signers_file(deck), covers.NAMESPACE, signature, data
+        )
         if not checked.valid:
             raise RefusedError(cannot_sign(deck, who, action, checked))
         principal = checked.principal

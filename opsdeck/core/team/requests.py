@@ -31,10 +31,10 @@ from opsdeck.core.team.signatures import Approval
 from opsdeck.errors import OpsdeckError, RefusedError
 
 if TYPE_CHECKING:
-    from opsdeck.adapters.aws import Credentials
     from opsdeck.core.estate.deck import Deck
     from opsdeck.core.events import Reporter
     from opsdeck.core.model import PlanResult
+    from opsdeck.core.types.cloud import Credentials
 
 FOLDER = "requests"
 STATUSES = ("pending", "approved", "stale", "executed", "rejected")
