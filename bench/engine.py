@@ -120,7 +120,7 @@ def bench_plan(stack: Stack, env: str, runs: int) -> dict[str, Any]:
     from opsdeck.core.engine.remote import plan_on_worker
     from opsdeck.core.estate.deck import Deck
     from opsdeck.core.events import Reporter
-    from opsdeck.core.observe import planning
+    from opsdeck.core.plans import planning
 
     wiring.install()  # the real tools for the decks a benchmark opens
     deck = Deck.open(stack.deck)

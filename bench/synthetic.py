@@ -153,7 +153,7 @@ async def _one(root: Path, state: DeckState, size: tuple[int, int]) -> dict[str,
     """One app at ``size``: start to first frame, then render, filter and one plan (CPU; render also wall)."""
     from opsdeck import wiring
     from opsdeck.core.estate.deck import Deck
-    from opsdeck.core.observe.planning import stored_plan
+    from opsdeck.core.plans.planning import stored_plan
     from opsdeck.tui.app import OpsDeckApp
     from opsdeck.tui.widgets.details import PlanPane
 

@@ -26,19 +26,18 @@ from opsdeck.adapters import localcloud, sshsig
 from opsdeck.adapters.aws import Aws
 from opsdeck.adapters.git import Git
 from opsdeck.adapters.secrets import DEMO_SOURCE
-from opsdeck.core.estate.config import trail_location
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.demo_deck import is_demo_deck
 from opsdeck.core.estate.demo_deck import marker as marker_file
 from opsdeck.core.estate.pins import ColorPin, write_color_pins, write_pins
+from opsdeck.core.estate.sections import trail_location
 from opsdeck.core.events import Reporter
-from opsdeck.core.observe import planning
-from opsdeck.core.observe.status import concurrency
+from opsdeck.core.plans import planning
 from opsdeck.core.release import fleet, rollout
 from opsdeck.core.release.bake import bake
 from opsdeck.core.release.distribute import make_usable
 from opsdeck.core.release.images import load_catalog
-from opsdeck.core.tasks import all_or_nothing
+from opsdeck.core.tasks import all_or_nothing, concurrency
 from opsdeck.core.types.cloud import Credentials
 from opsdeck.errors import OpsdeckError, RefusedError, ToolError
 from opsdeck.shipped import copy_tree, shipped

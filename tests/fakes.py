@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from opsdeck.adapters.checkov import INSTALL_HINT
 from opsdeck.adapters.git import Git
@@ -36,9 +36,13 @@ from opsdeck.core.estate.pins import pin_or_none, pin_spec
 from opsdeck.core.estate.settings import UserSettings
 from opsdeck.core.ports.factory import EnvTools, Target
 from opsdeck.core.types.cloud import CloudResource, Credentials, Group, Image, Instance, Rule, TargetGroup
+from opsdeck.core.types.hygiene import Snapshot, Tagged
 from opsdeck.core.types.tools import BuildResult, Failure, PackerLine, Report
 from opsdeck.errors import CloudUnavailableError, RefusedError, ToolError, ToolMissingError
 from tests import fake_fleet
+
+if TYPE_CHECKING:
+    from tests.fake_hygiene import FakeHygiene
 
 DEFAULT_ACCOUNT = "123456789012"
 _ids = itertools.count(1)
@@ -66,10 +70,10 @@ class Place:
     permissions: dict[str, set[str]] = field(default_factory=dict)  # image -> accounts allowed to launch
     groups: dict[str, FakeGroup] = field(default_factory=dict)
     strays: list[CloudResource] = field(default_factory=list)  # made by hand, outside Terraform
-    tagged: list[Any] = field(default_factory=list)  # hygiene.Tagged with cost facts (tests/fake_hygiene.py)
-    snapshots: dict[str, list[Any]] = field(default_factory=dict)  # image -> its hygiene.Snapshots
+    tagged: list[Tagged] = field(default_factory=list)  # with cost facts (tests/fake_hygiene.py)
+    snapshots: dict[str, list[Snapshot]] = field(default_factory=dict)  # image -> its snapshots
     plain: list[Instance] = field(default_factory=list)  # instances no group runs (tests/fake_fleet.py)
-    refreshes: dict[str, list[Any]] = field(default_factory=dict)  # group -> its fake_fleet.Refreshing
+    refreshes: dict[str, list[fake_fleet.Refreshing]] = field(default_factory=dict)  # group -> its refreshes
 
 
 @dataclass
@@ -229,15 +233,13 @@ class FakeCloud:
         self.here.strays = [s for s in self.here.strays if s.id != resource.id]
         self.here.groups.pop(resource.id, None)
 
-    def hygiene(self) -> Any:
-        from tests.fake_hygiene import FakeHygiene
+    def hygiene(self) -> FakeHygiene:
+        from tests.fake_hygiene import FakeHygiene  # it imports this module
 
         return FakeHygiene(self)
 
-    def fleet(self) -> Any:
-        from tests.fake_fleet import FakeFleet
-
-        return FakeFleet(self)
+    def fleet(self) -> fake_fleet.FakeFleet:
+        return fake_fleet.FakeFleet(self)
 
     def publish(self, topic_arn: str, subject: str, message: str) -> str:
         self.world.check()

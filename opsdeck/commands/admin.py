@@ -188,7 +188,7 @@ def standby_expire_cmd(args: argparse.Namespace) -> int:
 
 def unlock_cmd(args: argparse.Namespace) -> int:
     from opsdeck.core.events import Reporter
-    from opsdeck.core.safety import recovery
+    from opsdeck.core.release import recovery
 
     deck = open_deck(args)
     deck.env(args.env)

@@ -118,7 +118,7 @@ def status_json(state: DeckState) -> dict[str, Any]:
 
 
 def ledger_text(ledger: dict[str, Any] | None) -> str:
-    from opsdeck.core.team.remote import Ledger
+    from opsdeck.core.ledger.remote import Ledger
 
     if not ledger:
         return "unknown"
@@ -237,7 +237,7 @@ def refresh_cmd(args: argparse.Namespace) -> int:
 
 def plan_text(result: PlanResult) -> str:
     """The plan for a person: each resource, then each changed attribute's before → after."""
-    from opsdeck.core.observe.plans import plan_lines
+    from opsdeck.core.plans.shown import plan_lines
 
     return "\n".join(plan_lines(result))
 

@@ -40,7 +40,7 @@ def register(sub: Any) -> None:
 def schedule_drift_cmd(args: argparse.Namespace) -> int:
     from opsdeck import __version__
     from opsdeck.core.hygiene.notify import parse_target
-    from opsdeck.core.hygiene.schedule import KINDS, Schedule, parse_at, render
+    from opsdeck.core.schedules.drift import KINDS, Schedule, parse_at, render
 
     # A target kept in an environment variable stays a reference (only its name is checked here: the
     # variable is set where the schedule runs); the others are checked as drift would check them.
@@ -65,8 +65,8 @@ def schedule_drift_cmd(args: argparse.Namespace) -> int:
 
 def schedule_bake_cmd(args: argparse.Namespace) -> int:
     from opsdeck import __version__
-    from opsdeck.core.hygiene.schedule import parse_at
-    from opsdeck.core.release.bake_schedule import KINDS, NIGHTLY, BakeSchedule, render, watched
+    from opsdeck.core.schedules.bake import KINDS, NIGHTLY, BakeSchedule, render, watched
+    from opsdeck.core.schedules.drift import parse_at
     from opsdeck.errors import ConfigError
 
     hour, minute = parse_at(args.at)

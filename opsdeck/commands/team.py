@@ -46,7 +46,7 @@ def request_line(data: dict[str, Any]) -> str:
 
 
 def requests_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.team.remote import latest
+    from opsdeck.core.ledger.remote import latest
     from opsdeck.core.team.requests import all_requests
 
     deck = open_deck(args)
@@ -103,7 +103,7 @@ def reject_cmd(args: argparse.Namespace) -> int:
 
 def execute_cmd(args: argparse.Namespace) -> int:
     from opsdeck.commands.lifecycle import cli_confirm
-    from opsdeck.core.team.execute import execute
+    from opsdeck.core.release.execute import execute
 
     deck = open_deck(args)
     deck.check_cloud()

@@ -78,8 +78,6 @@ class PlanResult:
     def to_json(self, detail: bool = True) -> dict[str, Any]:
         """``detail``: the stored form (every field); otherwise the `plan --json` form, whose resources
         list each changed attribute as ``{"attribute", "before", "after"}``."""
-        from opsdeck.core.observe.plans import changes_json
-
         data: dict[str, Any] = {
             "environment": self.environment,
             "add": self.summary.add,
@@ -272,3 +270,17 @@ class DeckState:
             images=tuple(data.get("images", ())),
             ledger=data.get("ledger"),
         )
+
+
+def changes_json(resource: ResourceChange) -> list[dict[str, Any]]:
+    """Each changed attribute's before and after (masked as Terraform masks sensitive values)."""
+    return [
+        {
+            "attribute": c.name,
+            "before": c.before,
+            "after": None if c.after_unknown else c.after,
+            "after_unknown": c.after_unknown,
+            "forces_replacement": c.forces_replacement,
+        }
+        for c in resource.changes
+    ]

@@ -263,7 +263,7 @@ class OpsDeckApp(Operations, App[int]):
     def _details(self, env: str) -> None:
         from opsdeck.core.drift import store as drift_store
         from opsdeck.core.hygiene.store import env_hygiene
-        from opsdeck.core.observe import planning
+        from opsdeck.core.plans import planning
 
         try:
             hygiene = env_hygiene(self.deck, env)

@@ -508,7 +508,7 @@ class Operations:
     @work(thread=True, exclusive=True, group="requests", exit_on_error=False)
     def open_requests(self, reload_only: bool = False) -> None:
         """Read the ledger's requests (signatures checked) off the UI loop, then show them."""
-        from opsdeck.core.team.remote import latest
+        from opsdeck.core.ledger.remote import latest
         from opsdeck.core.team.requests import all_requests
 
         app = self._app
@@ -561,7 +561,7 @@ class Operations:
     def execute_request(self, request_id: str) -> None:
         if self._refuse_if_read_only():
             return
-        from opsdeck.core.team.execute import execute
+        from opsdeck.core.release.execute import execute
 
         self.start(
             f"execute {request_id}",

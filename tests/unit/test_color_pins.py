@@ -67,7 +67,7 @@ def _change(address: str, type_: str, actions: tuple[str, ...], **attrs: tuple[o
 
 def _plan(*changes: object) -> object:
     from opsdeck.core.model import PlanResult
-    from opsdeck.core.observe.plans import summarize
+    from opsdeck.core.plans.shown import summarize
 
     return PlanResult("dev", summarize(changes), tuple(changes))  # type: ignore[arg-type]
 

@@ -20,7 +20,7 @@ from opsdeck.core.engine.settings import broker_url, wait_seconds
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Event, LogLine, OpFinished, PhaseFinished, PhaseStarted, Progress, Reporter
 from opsdeck.core.model import ImageRef, PlanResult, PlanSummary
-from opsdeck.core.observe import planning
+from opsdeck.core.plans import planning
 from opsdeck.core.safety import locks
 from opsdeck.core.safety.confirm import Preview, ServiceChange
 from opsdeck.errors import ConfigError, LockedError, OpsdeckError

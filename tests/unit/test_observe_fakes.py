@@ -17,7 +17,8 @@ from opsdeck.core.estate.pins import read_pins
 from opsdeck.core.events import Reporter
 from opsdeck.core.observe.refresh import refresh
 from opsdeck.core.observe.status import deck_status
-from opsdeck.core.safety import audit, locks, recovery
+from opsdeck.core.release import recovery
+from opsdeck.core.safety import audit, locks
 from opsdeck.core.sandbox.nuke import inventory, nuke_rebuild
 from opsdeck.core.types.cloud import CloudResource
 from opsdeck.errors import RefusedError

@@ -331,7 +331,7 @@ def test_a_failed_policy_check_stops_the_release_before_anything_is_applied(esta
 
 def test_a_plan_is_checked_once_until_the_decks_own_checks_change(estate: tuple[Deck, World]) -> None:
     from opsdeck.core.estate.pins import write_pins
-    from opsdeck.core.observe import planning
+    from opsdeck.core.plans import planning
     from opsdeck.core.release import gates
 
     deck, world = estate

@@ -10,7 +10,7 @@ from pathlib import Path
 from opsdeck.core.adopt.groups import Rollout, Sink, rollout_of, sinks, tags_of
 from opsdeck.core.adopt.modules import ModuleNode, ModuleReader, Unfollowed, backend_of
 from opsdeck.core.adopt.values import Evaluator, Feed, Unknown, Value
-from opsdeck.core.estate.config import ROLE_ARN
+from opsdeck.core.estate.sections import ROLE_ARN
 from opsdeck.core.types.hcl import Expr, HclError, shown
 
 IMAGE_INPUT = re.compile(r"^(ami|ami_id|image|image_id|.+_ami|.+_ami_id|.+_image_id)$")

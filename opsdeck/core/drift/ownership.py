@@ -16,7 +16,7 @@ from typing import Any
 
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
-from opsdeck.core.observe import planning
+from opsdeck.core.plans import planning
 from opsdeck.core.tasks import all_or_nothing
 from opsdeck.core.types.cloud import CloudResource
 

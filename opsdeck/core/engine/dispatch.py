@@ -34,6 +34,7 @@ from opsdeck.core.engine.settings import broker_url, wait_seconds
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.safety.confirm import Confirm, confirmed
+from opsdeck.core.sandbox.nuke import NukePlan
 from opsdeck.errors import CloudUnavailableError, ConfigError, LockedError, OpsdeckError, RefusedError, ToolError
 
 with engine_packages():
@@ -151,7 +152,7 @@ class Engine:
     """Sends a deck's jobs to its broker and follows them."""
 
     def __init__(self, deck: Deck, broker: str, wait: float | None = None) -> None:
-        from opsdeck.core.engine.celery_app import make_app
+        from opsdeck.core.engine.celery_app import make_app  # lazy: Celery (the optional engine extra) is heavy
 
         self.deck = deck
         self.broker = broker
@@ -272,8 +273,6 @@ class Engine:
                             answer = False
                             try:
                                 if "nuke" in data:
-                                    from opsdeck.core.sandbox.nuke import NukePlan
-
                                     answer = await confirm(NukePlan.from_json(data["nuke"]))  # type: ignore[arg-type]
                                 else:
                                     answer = await confirm(preview_from_json(data["preview"]))

@@ -10,11 +10,19 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from opsdeck.core.drift import check
+from opsdeck.core.drift.ignore import load_ignore
+from opsdeck.core.drift.ownership import ownerships
 from opsdeck.core.engine.jobs import JobSpec
 from opsdeck.core.engine.planfiles import upload
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
+from opsdeck.core.plans import planning
+from opsdeck.core.release.bake import bake
+from opsdeck.core.release.promote import deploy_newest, promote, rollback
 from opsdeck.core.safety.confirm import Confirm, confirmed
+from opsdeck.core.sandbox.nuke import nuke_rebuild
+from opsdeck.core.team.requests import Request
 from opsdeck.errors import OpsdeckError
 
 
@@ -36,8 +44,6 @@ def _text(spec: JobSpec, name: str) -> str:
 
 def release_json(result: Any) -> dict[str, Any]:
     """A release's JSON, or the request it became (an environment with approvals)."""
-    from opsdeck.core.team.requests import Request
-
     if isinstance(result, Request):
         return {"request": result.to_json()}
     return {"release": result.to_json(), "summary": result.summary(), "commit": result.commit}
@@ -46,28 +52,18 @@ def release_json(result: Any) -> dict[str, Any]:
 async def run_job(deck: Deck, spec: JobSpec, rep: Reporter, confirm: Confirm = confirmed) -> dict[str, Any]:
     """Run ``spec`` on ``deck`` and return its result as JSON."""
     if spec.op == "plan":
-        from opsdeck.core.observe import planning
-
         plan = await planning.plan(deck, spec.env, rep, reuse=bool(spec.args.get("reuse", True)))
         shipped = await asyncio.to_thread(upload, deck, spec.env, Path(plan.planfile))
         return {"plan": plan.to_json(), "planfile": shipped.to_json()}
     if spec.op == "drift":
-        from opsdeck.core.drift import check
-        from opsdeck.core.drift.ignore import load_ignore
-        from opsdeck.core.drift.ownership import ownerships
-
         owners = await ownerships(deck, rep)
         report = await check.check_env(deck, spec.env, owners, load_ignore(deck.root), rep)
         return {"drift": report.to_json()}
     if spec.op == "nuke":
-        from opsdeck.core.sandbox.nuke import nuke_rebuild
-
         # The caller asked for a confirmation (the deck's typed one): the plan goes to it, "no" is "no".
         nuked = await nuke_rebuild(deck, spec.env, rep, confirm=confirm if spec.args.get("confirm") else None)
         return {"nuke": nuked.to_json()}
     if spec.op == "bake":
-        from opsdeck.core.release.bake import bake
-
         version = spec.args.get("version")
         baked = await bake(
             deck,
@@ -77,7 +73,6 @@ async def run_job(deck: Deck, spec: JobSpec, rep: Reporter, confirm: Confirm = c
             base=bool(spec.args.get("base")),
         )
         return {"bake": [r.to_json() for r in baked], "commit": await asyncio.to_thread(deck.tools.git.head)}
-    from opsdeck.core.release.promote import deploy_newest, promote, rollback
 
     services, reason = _services(spec), _text(spec, "reason")
     if spec.op == "promote":

@@ -13,13 +13,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opsdeck.core.engine.jobs import JobSpec
 from opsdeck.core.engine.settings import broker_url
 from opsdeck.core.estate.config import CONFIG_FILE
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import PlanResult
-from opsdeck.core.observe.refresh import RefreshResult
+from opsdeck.core.observe.refresh import RefreshResult, refresh
+from opsdeck.core.plans import planning
+from opsdeck.core.release.bake import bake
+from opsdeck.core.release.promote import deploy_newest, promote, rollback
 from opsdeck.core.safety.confirm import Confirm, confirmed
+from opsdeck.core.sandbox import nuke
+from opsdeck.core.team.requests import Request, load
+from opsdeck.errors import OpsdeckError
 
 
 def runs_on_workers(deck: Deck) -> bool:
@@ -39,11 +46,9 @@ async def refresh_deck(
     """`refresh` here, or with each environment's Terraform on a worker of its account (``workers`` names them)."""
     broker = broker_url(deck)
     if not broker:
-        from opsdeck.core.observe.refresh import refresh
-
         return await refresh(deck, rep, with_drift=with_drift, reuse=reuse, envs=envs, drift_envs=drift_envs)
-    from opsdeck.core.engine.dispatch import Engine
-    from opsdeck.core.engine.remote import refresh_on_workers
+    from opsdeck.core.engine.dispatch import Engine  # lazy: needs redis (the engine extra)
+    from opsdeck.core.engine.remote import refresh_on_workers  # lazy: needs redis (the engine extra)
 
     engine = Engine(deck, broker)
     try:
@@ -57,13 +62,11 @@ async def refresh_deck(
 async def plan_env(deck: Deck, env: str, rep: Reporter, *, reuse: bool = False) -> tuple[PlanResult, str | None]:
     """`plan ENV`: here (checked against the cloud's state bucket beside Terraform), or on a worker of
     its account. Returns the plan and the worker that made it (None: a saved plan reused, or made here)."""
-    from opsdeck.core.observe import planning
-
     broker = broker_url(deck)
     if not broker:
         return await planning.checked(deck, planning.plan(deck, env, rep, reuse=reuse)), None
-    from opsdeck.core.engine.dispatch import Engine
-    from opsdeck.core.engine.remote import plan_env_on_workers
+    from opsdeck.core.engine.dispatch import Engine  # lazy: needs redis (the engine extra)
+    from opsdeck.core.engine.remote import plan_env_on_workers  # lazy: needs redis (the engine extra)
 
     engine = Engine(deck, broker)
     try:
@@ -86,8 +89,6 @@ async def bake_images(
     """`bake`: here, or on a worker of the build account; each image's JSON (as `bake --json` prints
     it) and the worker that baked them (None: here). Recipes (or an opsdeck.toml, whose conventions
     name the image's tags) with uncommitted changes bake here: a worker bakes what its clone holds."""
-    from opsdeck.core.release.bake import bake
-
     broker = broker_url(deck)
     names = [] if base else deck.config.services_named(services)
     if broker:
@@ -105,9 +106,7 @@ async def bake_images(
 async def _bake_on_worker(
     deck: Deck, broker: str, rep: Reporter, args: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], str | None]:
-    from opsdeck.core.engine.dispatch import Engine
-    from opsdeck.core.engine.jobs import JobSpec
-    from opsdeck.errors import OpsdeckError
+    from opsdeck.core.engine.dispatch import Engine  # lazy: needs redis (the engine extra)
 
     engine = Engine(deck, broker)
     try:
@@ -125,21 +124,18 @@ async def _bake_on_worker(
 async def nuke_rebuild(deck: Deck, env: str, rep: Reporter, *, confirm: Any = None) -> tuple[Any, str | None]:
     """nuke-and-rebuild: here, or on a worker of the sandbox's account; the NukeResult and the worker
     (None: here). ``confirm`` gets the NukePlan either way (from the worker, before it deletes)."""
-    from opsdeck.core.sandbox import nuke
-
     broker = broker_url(deck)
     here = not broker
     if broker:
-        from opsdeck.core.engine.remote import dirty_env
+        from opsdeck.core.engine.remote import dirty_env  # lazy: needs redis (the engine extra)
 
         if await asyncio.to_thread(dirty_env, deck, env):
             rep.log(f"{env} has uncommitted changes a worker cannot see: nuked and rebuilt here", "notice")
             here = True
     if here:
         return await nuke.nuke_rebuild(deck, env, rep, confirm=confirm), None
-    from opsdeck.core.engine.dispatch import Engine
-    from opsdeck.core.engine.remote import nuke_on_worker
-    from opsdeck.errors import OpsdeckError
+    from opsdeck.core.engine.dispatch import Engine  # lazy: needs redis (the engine extra)
+    from opsdeck.core.engine.remote import nuke_on_worker  # lazy: needs redis (the engine extra)
 
     engine = Engine(deck, broker)
     try:
@@ -189,16 +185,13 @@ async def release(
     sent: call promote/rollback/deploy_newest with the glass here."""
     broker = broker_url(deck)
     if not broker:
-        from opsdeck.core.release.promote import deploy_newest, promote, rollback
-
         if action == "promote":
             return await promote(deck, src, env, rep, services=services, reason=reason, confirm=confirm)
         if action == "rollback":
             return await rollback(deck, env, rep, services=services, to=to, reason=reason, confirm=confirm)
         return await deploy_newest(deck, env, rep, services=services, reason=reason, confirm=confirm)
-    from opsdeck.core.engine.dispatch import Engine
-    from opsdeck.core.engine.remote import release_on_worker
-    from opsdeck.core.team.requests import Request, load
+    from opsdeck.core.engine.dispatch import Engine  # lazy: needs redis (the engine extra)
+    from opsdeck.core.engine.remote import release_on_worker  # lazy: needs redis (the engine extra)
 
     args: dict[str, Any] = {"services": services, "reason": reason}
     if action == "promote":

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opsdeck.core.estate import installed
-from opsdeck.core.estate.config import CONFIG_FILE, ROLE_ARN, DeckConfig, EnvSettings, load_config
+from opsdeck.core.estate.backend import backend_of, initialized_backend
+from opsdeck.core.estate.config import CONFIG_FILE, DeckConfig, load_config
 from opsdeck.core.estate.demo_deck import is_demo_deck, last_demo_deck
 from opsdeck.core.estate.installed import ToolsFactory
+from opsdeck.core.estate.sections import ROLE_ARN, EnvSettings
 from opsdeck.core.estate.settings import UserSettings, load_settings
 from opsdeck.errors import CloudUnavailableError, ConfigError, OpsdeckError
 
@@ -89,14 +91,10 @@ class Deck:
 
     def backend(self, env: str) -> Backend | None:
         """Where ``env``'s Terraform state lives."""
-        from opsdeck.core.estate.backend import backend_of
-
         return backend_of(self.env_dir(env))
 
     def state_location(self, env: str) -> tuple[str, str] | None:
         """(bucket, key) of the environment's state, as `terraform init` recorded it."""
-        from opsdeck.core.estate.backend import initialized_backend
-
         found = initialized_backend(self.env_dir(env))
         return (found.bucket, found.key) if found else None
 

@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from opsdeck import paths
 from opsdeck.errors import ConfigError, OpsdeckError
 from opsdeck.files import write_atomic
 
@@ -237,8 +238,6 @@ def shipped_table() -> PriceTable:
 
 
 def refreshed_path() -> Path:
-    from opsdeck import paths
-
     return paths.data_dir() / "prices.json"
 
 

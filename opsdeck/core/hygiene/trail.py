@@ -30,8 +30,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from opsdeck.core.estate.config import trail_location
 from opsdeck.core.estate.deck import Deck
+from opsdeck.core.estate.sections import trail_location
 from opsdeck.core.events import Reporter
 from opsdeck.core.hygiene.trail_records import (
     BadLogFile,
@@ -185,7 +185,7 @@ def _account_of(deck: Deck, env: str) -> str:
     return configured or deck.tools.env(env).cloud.caller_identity()["account"]
 
 
-OPSDECK_SESSION = "opsdeck-"  # every role session opsdeck opens is named so (core/estate/tools.session_name)
+OPSDECK_SESSION = "opsdeck-"  # every role session opsdeck opens is named so (opsdeck/wiring/tools.session_name)
 
 
 @dataclass(frozen=True)

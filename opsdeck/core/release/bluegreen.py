@@ -27,16 +27,25 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from opsdeck.core.estate.deck import Deck
-from opsdeck.core.estate.pins import Color, ColorPin, read_color_pin, write_color_pins
+from opsdeck.core.estate.pins import (
+    Color,
+    ColorPin,
+    color_pin_from_text,
+    pin_files,
+    pin_rel,
+    pin_spec,
+    read_color_pin,
+    write_color_pins,
+)
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import PlanResult
-from opsdeck.core.observe import planning
-from opsdeck.core.release import fleet, rollout
+from opsdeck.core.plans import planning
+from opsdeck.core.release import fleet, gates, rollout
 from opsdeck.core.release.gates import GateError
 from opsdeck.core.types.cloud import Credentials, Rule, TargetGroup
 from opsdeck.errors import OpsdeckError, RefusedError
@@ -68,8 +77,6 @@ def color_pins(deck: Deck, env: str, services: list[str] | None = None) -> dict[
 
 def pins_in_texts(deck: Deck, env: str, texts: dict[str, str], services: list[str]) -> dict[str, ColorPin]:
     """Each service's blue/green pin as pin file texts (deck-relative path -> text) hold it."""
-    from opsdeck.core.estate.pins import color_pin_from_text, pin_rel, pin_spec
-
     pins = {}
     for service in services:
         rel = pin_rel(deck, env, service)
@@ -361,8 +368,6 @@ async def prepare_switch_back(
     """Right after a release of ``services``: plan and policy-check the switch of each back to its warm
     standby (what rolling that release back is), so an instant rollback only applies it. Valid while
     nothing the plan depends on moves (its inputs key)."""
-    from opsdeck.core.release import gates
-
     forget_prepared(deck, env)
     pins = await asyncio.to_thread(color_pins, deck, env, services)
     warm = {s: p for s, p in pins.items() if p.warm()}
@@ -420,8 +425,6 @@ async def prepared_switch_back(deck: Deck, env: str, wanted: dict[str, ColorPin]
 
 
 def _pin_rels(deck: Deck, env: str, services: list[str]) -> list[str]:
-    from opsdeck.core.estate.pins import pin_rel
-
     return list(dict.fromkeys(pin_rel(deck, env, s) for s in services))
 
 
@@ -456,10 +459,6 @@ async def reconcile_traffic(deck: Deck, env: str, rep: Reporter) -> str | None:
     rule forwards to one target group). If no service's traffic moved, the pin files go back to the
     last commit (the next plan shows what is left of the stage); if some did, the pins left in the
     working tree are committed with the cloud's live colors. Returns the commit, if one was made."""
-    from dataclasses import replace
-
-    from opsdeck.core.estate.pins import pin_files
-
     git = deck.tools.git
     services = deck.config.service_names
     files = pin_files(deck, env)

@@ -17,7 +17,7 @@ from typing import ClassVar
 
 from opsdeck.core.estate.pins import ColorPin, write_color_pins
 from opsdeck.core.model import PlanResult
-from opsdeck.core.observe import planning
+from opsdeck.core.plans import planning
 from opsdeck.core.release import bluegreen, fleet, rollout
 from opsdeck.core.release.transaction import Release
 from opsdeck.errors import OpsdeckError

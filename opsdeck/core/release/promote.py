@@ -20,8 +20,9 @@ from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import pin_files, read_pin
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import ImageRef, PlanResult
-from opsdeck.core.observe.plans import plan_lines
+from opsdeck.core.plans.shown import plan_lines
 from opsdeck.core.release import gates
+from opsdeck.core.release.bluegreen import traffic_json
 from opsdeck.core.release.bluegreen_rollout import BlueGreen
 from opsdeck.core.release.distribute import Distribution, make_usable
 from opsdeck.core.release.images import Catalog, is_revoked, load_catalog
@@ -30,7 +31,7 @@ from opsdeck.core.release.targets import Target, check_chain, preflight, resolve
 from opsdeck.core.release.transaction import Release
 from opsdeck.core.safety.breakglass import BreakGlass
 from opsdeck.core.safety.confirm import Confirm, Preview, ServiceChange, confirmed
-from opsdeck.core.safety.operation import Run, audited
+from opsdeck.core.safety.operation import Run, audited, refuse
 from opsdeck.core.team import requests
 from opsdeck.core.team.requests import Request
 from opsdeck.errors import LockedError, OpsdeckError, RefusedError
@@ -115,8 +116,6 @@ async def change_pins(
 
 
 def _traffic(pin: Any) -> dict[str, Any]:
-    from opsdeck.core.release.bluegreen import traffic_json
-
     return traffic_json(pin)
 
 
@@ -349,8 +348,6 @@ async def deploy_newest(
 
 async def _refused(deck: Deck, action: str, env: str, reason: str, exc: OpsdeckError, glass: BreakGlass | None) -> None:
     """A release refused before it started is audited as an attempt."""
-    from opsdeck.core.safety.operation import refuse
-
     await asyncio.to_thread(refuse, deck, action, env, exc, reason=reason)
 
 

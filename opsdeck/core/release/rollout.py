@@ -14,6 +14,7 @@ from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import PlanResult
 from opsdeck.core.ports.tools import TerraformPort
+from opsdeck.core.release import gates
 from opsdeck.core.types.cloud import Credentials
 
 
@@ -29,8 +30,6 @@ async def apply_plan(
 ) -> None:
     """Apply exactly this saved plan, once it passes the policy gate, reporting each resource as it
     completes; with the environment's Terraform, or ``terraform`` (a recovered copy's)."""
-    from opsdeck.core.release import gates
-
     await gates.policy(deck, env, plan, rep, break_glass=credentials is not None, missing_ok=policy_missing_ok)
     total = max(1, plan.summary.add + plan.summary.change + plan.summary.destroy)
     done = 0

@@ -23,7 +23,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-from opsdeck.core.estate.config import EnvSettings
+from opsdeck.core.estate.sections import EnvSettings
 from opsdeck.core.events import Reporter
 from opsdeck.core.ports.cloud import CloudPort
 from opsdeck.core.release import refresh

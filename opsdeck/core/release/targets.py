@@ -10,10 +10,12 @@ from typing import Any
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import pin_files, read_pin
 from opsdeck.core.events import Reporter
+from opsdeck.core.ledger.remote import sync_before_change
 from opsdeck.core.release import gates
 from opsdeck.core.release.images import Catalog, service_of
 from opsdeck.core.release.ledger import last_release, pinned_history, previous_pin
-from opsdeck.core.safety.breakglass import BreakGlass
+from opsdeck.core.safety import locks
+from opsdeck.core.safety.breakglass import BreakGlass, guard
 from opsdeck.core.types.cloud import Image
 from opsdeck.errors import LockedError, RefusedError
 
@@ -33,10 +35,6 @@ def preflight(deck: Deck, env: str, action: str, glass: BreakGlass | None, rep: 
     break-glass, a detached HEAD, an operation running in (or interrupted in) ``env``, uncommitted
     changes to its pin files. Checked again under the lock; here so the first refusal names the real
     reason."""
-    from opsdeck.core.safety import locks
-    from opsdeck.core.safety.breakglass import guard
-    from opsdeck.core.team.remote import sync_before_change
-
     guard(deck, env, glass, action, approved=deck.env(env).approvals > 0)  # approvals: it becomes a request
     ledger = sync_before_change(deck, rep, offline_ok=glass is not None and glass.env == env)
     git = deck.tools.git

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from opsdeck.core.ledger.remote import sync_before_change
 from opsdeck.core.safety import audit
 from opsdeck.core.safety.breakglass import guard
 from opsdeck.core.safety.locks import env_lock
@@ -103,8 +104,6 @@ async def audited(
         if env is not None:
             guard(deck, env, glass, action, approved=approved)
             if sync:
-                from opsdeck.core.team.remote import sync_before_change
-
                 ledger = await asyncio.to_thread(sync_before_change, deck, rep, offline_ok=credentials is not None)
                 if ledger.offline:
                     fields["offline"] = True

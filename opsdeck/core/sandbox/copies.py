@@ -14,13 +14,14 @@ repository as ``recovered/ENV/R.json``, outside the environment's module (its sa
 
 from __future__ import annotations
 
+import calendar
 import json
 import os
 import posixpath
 import re
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -161,8 +162,6 @@ def _utc(epoch: float) -> str:
 
 
 def _epoch(text: str) -> float:
-    import calendar
-
     return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
 
 
@@ -234,8 +233,6 @@ def images_of(pin: Pin) -> list[str]:
 def mapped(pin: Pin, images: dict[str, str]) -> Pin:
     """``pin`` with each image replaced by its counterpart in ``images``."""
     if isinstance(pin, ColorPin):
-        from dataclasses import replace
-
         return replace(
             pin,
             blue=images[pin.blue] if pin.blue else None,

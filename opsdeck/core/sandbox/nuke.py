@@ -21,7 +21,7 @@ from opsdeck.core.drift.ownership import Ownership, among_peers, owner, ownershi
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import read_pins
 from opsdeck.core.events import Reporter
-from opsdeck.core.observe import planning
+from opsdeck.core.plans import planning
 from opsdeck.core.release import fleet, rollout
 from opsdeck.core.safety.operation import audited, refuse
 from opsdeck.core.types.cloud import DELETE_ORDER, CloudResource

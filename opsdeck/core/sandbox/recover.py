@@ -31,9 +31,12 @@ from opsdeck.core.estate import installed
 from opsdeck.core.estate.backend import Backend
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
+from opsdeck.core.ledger.identity import operator
+from opsdeck.core.ledger.remote import publish
 from opsdeck.core.model import ImageRef, PlanResult, PlanSummary
-from opsdeck.core.observe import planning
-from opsdeck.core.observe.plans import parse_plan
+from opsdeck.core.plans import planning
+from opsdeck.core.plans.planning import keep_shown
+from opsdeck.core.plans.shown import parse_plan
 from opsdeck.core.ports.factory import EnvTools
 from opsdeck.core.release import fleet, rollout
 from opsdeck.core.release.distribute import Distribution, make_usable
@@ -233,7 +236,6 @@ async def _plan(deck: Deck, name: str, region: str, tools: EnvTools, pins: dict[
             return PlanResult(name, PlanSummary(), (), **extra)
         shown = await tools.terraform.show_json(planfile)
         check_plan_region(shown, region, name)  # before the policy gate and the apply: nothing applied else
-    from opsdeck.core.release.gates import keep_shown
 
     await asyncio.to_thread(keep_shown, deck, planfile, shown)  # what the policy gate reads
     return parse_plan(name, shown, **extra)
@@ -309,9 +311,6 @@ def _commit_record(
     unhealthy: OpsdeckError | None,
     rep: Reporter,
 ) -> tuple[RecoveredCopy, str]:
-    from opsdeck.core.team.identity import operator
-    from opsdeck.core.team.remote import publish
-
     now = float(int(time.time()))  # the record keeps whole seconds
     try:
         before = read_copy(deck, env, region)
@@ -457,9 +456,6 @@ async def _destroy(
 
 
 def _drop_record(deck: Deck, env: str, region: str, plan: CopyInventory, rep: Reporter, audit_hash: str) -> str:
-    from opsdeck.core.team.identity import operator
-    from opsdeck.core.team.remote import publish
-
     rel = record_rel(env, region)
     (deck.root / rel).unlink()
     who = operator(deck)

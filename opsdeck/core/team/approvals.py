@@ -10,9 +10,9 @@ import time
 
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
+from opsdeck.core.ledger.remote import publish, sync_before_change
 from opsdeck.core.safety import audit
 from opsdeck.core.team import covers
-from opsdeck.core.team.remote import publish, sync_before_change
 from opsdeck.core.team.requests import Request, load, request_dir
 from opsdeck.core.team.signatures import cannot_sign, is_requester, signer, signers_file
 from opsdeck.errors import RefusedError

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from opsdeck.core.ledger.identity import operator
+from opsdeck.core.ledger.remote import publish
 from opsdeck.core.team import covers, signatures
-from opsdeck.core.team.identity import operator
 from opsdeck.core.team.signatures import Approval
 from opsdeck.errors import OpsdeckError, RefusedError
 
@@ -269,8 +270,6 @@ async def create(
 ) -> Request:
     """Turn a planned change into a request: the saved plan to the state bucket, the request to the
     ledger (committed and pushed). Nothing is applied."""
-    from opsdeck.core.team.remote import publish
-
     who = operator(deck)
     planfile = Path(plan.planfile)
     body = planfile.read_bytes()

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from opsdeck.core.ledger.identity import Operator, email_of, operator
 from opsdeck.core.team import covers
-from opsdeck.core.team.identity import Operator, email_of, operator
 from opsdeck.core.types.signatures import Verified
 from opsdeck.errors import RefusedError
 

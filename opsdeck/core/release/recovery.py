@@ -10,7 +10,8 @@ from pathlib import Path
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import pin_files, read_pins
 from opsdeck.core.events import Reporter
-from opsdeck.core.observe import planning
+from opsdeck.core.plans import planning
+from opsdeck.core.release import bluegreen
 from opsdeck.core.safety import audit, locks
 from opsdeck.core.safety.locks import LockRecord
 from opsdeck.errors import LockedError, OpsdeckError, RefusedError
@@ -114,8 +115,6 @@ async def unlock(deck: Deck, env: str, rep: Reporter) -> Interrupted | None:
         probe.unlink(missing_ok=True)
     reconciled = None
     if deck.env(env).blue_green:
-        from opsdeck.core.release import bluegreen
-
         try:
             reconciled = await bluegreen.reconcile_traffic(deck, env, rep)
         except OpsdeckError as exc:  # the lock still goes: the next plan shows what is left
