@@ -16,15 +16,8 @@ from opsdeck.core.estate.backend import Backend
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.hygiene.orphans import OrphanReport, find_orphans
-from opsdeck.core.hygiene.prices import (
-    PriceTable,
-    load_table,
-    on_demand_price,
-    parse_table,
-    read_table,
-    refresh_table,
-    shipped_table,
-)
+from opsdeck.core.hygiene.price_list import on_demand_price, refresh_table
+from opsdeck.core.hygiene.prices import PriceTable, load_table, parse_table, read_table, shipped_table
 from opsdeck.core.hygiene.removal import Removal, plan_removal, remove_orphans
 from opsdeck.core.release.bake import bake
 from opsdeck.core.release.distribute import make_usable
@@ -421,7 +414,7 @@ def test_refresh_reads_every_price_again_and_keeps_what_the_api_lacks() -> None:
 
 
 def test_refresh_is_refused_on_the_local_cloud(estate: tuple[Deck, World]) -> None:
-    from opsdeck.core.hygiene.prices import refresh_from_aws
+    from opsdeck.core.hygiene.price_list import refresh_from_aws
 
     deck, _ = estate
     with pytest.raises(OpsdeckError, match="local cloud has no AWS Price List API"):
