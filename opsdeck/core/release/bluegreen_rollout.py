@@ -18,7 +18,7 @@ from typing import ClassVar
 from opsdeck.core.estate.pins import ColorPin, write_color_pins
 from opsdeck.core.model import PlanResult
 from opsdeck.core.plans import planning
-from opsdeck.core.release import bluegreen, fleet, rollout
+from opsdeck.core.release import bluegreen, bluegreen_gates, fleet, rollout
 from opsdeck.core.release.transaction import Release
 from opsdeck.errors import OpsdeckError
 
@@ -93,7 +93,7 @@ class BlueGreen:
         deck, env, rep, credentials = release.deck, release.env, release.rep, release.credentials
         if self.instant:
             with release.at("health", phase=False):
-                await bluegreen.health_gate(deck, env, self.before, rep, credentials=credentials)
+                await bluegreen_gates.health_gate(deck, env, self.before, rep, credentials=credentials)
             await self._switch(plan)
             return self.final
         try:
@@ -102,10 +102,10 @@ class BlueGreen:
                 release.applied = False  # staged only: the pins follow the cloud from the switch on
             planning.forget_plan(deck, env)
             with release.at("health", phase=False):
-                await bluegreen.health_gate(deck, env, self.staged, rep, credentials=credentials)
+                await bluegreen_gates.health_gate(deck, env, self.staged, rep, credentials=credentials)
             if self.smoke:
                 with release.at("smoke", phase=False):
-                    ran = await bluegreen.smoke_gate(deck, env, self.staged, rep, credentials=credentials)
+                    ran = await bluegreen_gates.smoke_gate(deck, env, self.staged, rep, credentials=credentials)
                 if ran:
                     release.run.note(smoke=ran)
             with release.at("switch", phase=False):

@@ -14,6 +14,7 @@ repository as ``recovered/ENV/R.json``, outside the environment's module (its sa
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import json
 import os
@@ -25,9 +26,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from opsdeck.core.estate import installed
 from opsdeck.core.estate.backend import Backend
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import ColorPin, pin_files, pin_spec, with_pin
+from opsdeck.core.ports.factory import EnvTools
+from opsdeck.core.safety.breakglass import BreakGlass
 from opsdeck.errors import OpsdeckError, RefusedError
 
 LEDGER_DIR = "recovered"
@@ -359,3 +363,17 @@ def check_plan_region(shown: dict[str, Any], region: str, name: str) -> None:
                 f"{name}: {module} configures its own aws provider with {_region_expression(config)} for "
                 f"region, which recover cannot move to {region!r}: nothing applied"
             )
+
+
+def known_regions() -> list[str]:
+    return installed.outside().known_regions("ec2")
+
+
+async def validate(deck: Deck, env: str, region: str) -> None:
+    """Bad input, before anything runs: an unknown environment or region, or the environment's own."""
+    check_target(deck, env, region, await asyncio.to_thread(known_regions))
+
+
+def copy_tools(deck: Deck, env: str, region: str, glass: BreakGlass | None = None) -> EnvTools:
+    credentials = glass.credentials if glass is not None and glass.env == env else None
+    return deck.tools.env_copy(env, region, work_dir(deck, env, region), credentials)
