@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
+from opsdeck.adapters import elb
 from opsdeck.core.types.cloud import Credentials, Group, Image, Instance, Rule, TargetGroup
 from opsdeck.errors import CloudUnavailableError, ToolError
 
@@ -305,61 +306,15 @@ class Aws:
             )
         return groups
 
-    # -- load balancing -----------------------------------------------------------------------
-
-    def _tags_of(self, arns: list[str]) -> dict[str, dict[str, str]]:
-        elb = self.client("elbv2")
-        found: dict[str, dict[str, str]] = {}
-        for start in range(0, len(arns), 20):
-            raw = elb.describe_tags(ResourceArns=arns[start : start + 20])
-            for item in raw.get("TagDescriptions", []):
-                found[item["ResourceArn"]] = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
-        return found
+    # -- load balancing (adapters/elb.py) ----------------------------------------------------------
 
     def target_groups(self, tag_key: str, value: str) -> list[TargetGroup]:
         """Target groups tagged ``tag_key = value``, with each target's health."""
-        elb = self.client("elbv2")
-        with self.errors("aws elbv2 describe-target-groups"):
-            raw = [g for page in elb.get_paginator("describe_target_groups").paginate() for g in page["TargetGroups"]]
-            tags = self._tags_of([g["TargetGroupArn"] for g in raw])
-            groups = []
-            for g in raw:
-                arn = g["TargetGroupArn"]
-                if tags.get(arn, {}).get(tag_key) != value:
-                    continue
-                health = elb.describe_target_health(TargetGroupArn=arn).get("TargetHealthDescriptions", [])
-                targets = {h["Target"]["Id"]: h.get("TargetHealth", {}).get("State", "unknown") for h in health}
-                groups.append(TargetGroup(arn, g.get("TargetGroupName", ""), tags.get(arn, {}), targets))
-        return groups
+        return elb.target_groups(self, tag_key, value)
 
     def listener_rules(self, tag_key: str, value: str) -> list[Rule]:
         """The rules on the listeners of load balancers tagged ``tag_key = value`` (default rules left out)."""
-        elb = self.client("elbv2")
-        with self.errors("aws elbv2 describe-rules"):
-            lbs = [b for page in elb.get_paginator("describe_load_balancers").paginate() for b in page["LoadBalancers"]]
-            lb_tags = self._tags_of([b["LoadBalancerArn"] for b in lbs])
-            raw_rules = []
-            for lb in lbs:
-                if lb_tags.get(lb["LoadBalancerArn"], {}).get(tag_key) != value:
-                    continue
-                for listener in elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"]).get("Listeners", []):
-                    rules = elb.describe_rules(ListenerArn=listener["ListenerArn"]).get("Rules", [])
-                    raw_rules += [(r, lb.get("DNSName", "")) for r in rules if not r.get("IsDefault")]
-            tags = self._tags_of([r["RuleArn"] for r, _ in raw_rules])
-        found = []
-        for r, dns in raw_rules:
-            hosts: list[str] = []
-            for condition in r.get("Conditions", []):
-                if condition.get("Field") == "host-header":
-                    hosts += (condition.get("HostHeaderConfig") or {}).get("Values") or condition.get("Values", [])
-            forward = next((a for a in r.get("Actions", []) if a.get("Type") == "forward"), None)
-            target = None
-            if forward is not None:
-                target = forward.get("TargetGroupArn") or next(
-                    (t["TargetGroupArn"] for t in (forward.get("ForwardConfig") or {}).get("TargetGroups", [])), None
-                )
-            found.append(Rule(r["RuleArn"], tuple(hosts), target, tags.get(r["RuleArn"], {}), dns))
-        return found
+        return elb.listener_rules(self, tag_key, value)
 
     # -- inventory ----------------------------------------------------------------------------
 

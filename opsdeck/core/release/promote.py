@@ -96,7 +96,7 @@ async def change_pins(
         _, sha = await release.publish()
         release.finish(sha)
         if colors is not None:
-            run.note(traffic={s: _traffic(p) for s, p in colors.final.items()}, instant=colors.instant)
+            run.note(traffic={s: traffic_json(p) for s, p in colors.final.items()}, instant=colors.instant)
             await colors.after_publish(action)
     if release.unverified is not None:
         raise OpsdeckError(f"{action} of {env} applied and committed ({sha[:12]}), but {release.unverified}")
@@ -109,14 +109,10 @@ async def change_pins(
         phases=tuple(rep.phases),
         distributions=tuple(distributions),
         instant=colors.instant if colors is not None else None,
-        traffic={s: _traffic(p) for s, p in colors.final.items()} if colors is not None else {},
+        traffic={s: traffic_json(p) for s, p in colors.final.items()} if colors is not None else {},
         rollouts=release.result_notes().get("rollouts", {}),
         still=tuple(release.still),
     )
-
-
-def _traffic(pin: Any) -> dict[str, Any]:
-    return traffic_json(pin)
 
 
 def _fields(
@@ -181,10 +177,6 @@ def _moving(deck: Deck, env: str, targets: list[Target], catalog: Catalog, run: 
         )
         for t in moving
     ]
-
-
-def _version(catalog: Catalog, image_id: str) -> str:
-    return image_ref(catalog, image_id).version
 
 
 def _strategy_notes(strategies: dict[str, Any]) -> str:
@@ -349,9 +341,6 @@ async def deploy_newest(
 async def _refused(deck: Deck, action: str, env: str, reason: str, exc: OpsdeckError, glass: BreakGlass | None) -> None:
     """A release refused before it started is audited as an attempt."""
     await asyncio.to_thread(refuse, deck, action, env, exc, reason=reason)
-
-
-# -- rollback -----------------------------------------------------------------------------------
 
 
 # -- rollback -----------------------------------------------------------------------------------
