@@ -5,6 +5,7 @@ mypy checks the types of the same pairs (tests/port_checks.py, in mypy's files).
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
@@ -21,9 +22,12 @@ from opsdeck.core.ports.factory import Tools
 from opsdeck.core.ports.git import GitPort
 from opsdeck.core.ports.outside import ProcessPort, SecretsPort, SignerPort
 from opsdeck.core.ports.tools import PackerPort, PolicyPort, TerraformPort
+from opsdeck.core.release import fleet
+from opsdeck.core.types.cloud import Group, Instance
 from tests.fake_fleet import FakeFleet
 from tests.fake_hygiene import FakeHygiene
 from tests.fakes import FakeCloud, FakePacker, FakePolicy, FakeTerraform, FakeTools
+from tests.unit.estate import make_estate
 
 PAIRS: list[tuple[type[Any], type[Any]]] = [
     (CloudPort, FakeCloud),
@@ -88,3 +92,30 @@ def test_a_drifted_fake_is_caught() -> None:
 
     member = members(CloudPort)["put_object"]
     assert shape(Drifted.put_object) != shape(member)
+
+
+class OnlyGroups:
+    """Only what the release's view of a fleet reads (groups, plain instances), nothing else of a cloud."""
+
+    def __init__(self, groups: list[Group], plain: list[Instance]) -> None:
+        self._groups, self._plain = groups, plain
+
+    def groups(self, tag_key: str, value: str) -> list[Group]:
+        return [g for g in self._groups if g.tags.get(tag_key) == value]
+
+    def fleet(self) -> OnlyGroups:
+        return self
+
+    def standalone(self, tag_key: str, value: str) -> list[Instance]:
+        return [i for i in self._plain if i.tags.get(tag_key) == value]
+
+
+def test_a_caller_of_a_narrow_port_runs_on_a_fake_of_that_port_alone(tmp_path: Path) -> None:
+    deck, _ = make_estate(tmp_path / "shop")
+    tag = deck.config.conventions.env_tag
+    web = Instance("i-web", "ami-web", "running", group="dev-web", tags={tag: "dev"})
+    group = Group("dev-web", 1, 1, 1, None, {tag: "dev", "app": "web"}, (web,))
+    spare = Instance("i-spare", "ami-spare", "running", tags={tag: "dev"})
+    snap = fleet.snapshot(deck, "dev", cloud=OnlyGroups([group], [spare]))  # snapshot asks for a GroupsPort
+    assert [g.name for g in snap.groups] == ["dev-web"] and [i.id for i in snap.plain] == ["i-spare"]
+    assert not hasattr(OnlyGroups, "put_object")  # none of the object store, images, traffic ...

@@ -44,7 +44,7 @@ from opsdeck.core.hygiene.trail_records import (
     sort_records,
 )
 from opsdeck.core.hygiene.trail_report import Finding, SkippedFile, TrailReport, iso, load_report, save_report
-from opsdeck.core.ports.cloud import CloudPort
+from opsdeck.core.ports.cloud import ObjectStorePort
 from opsdeck.errors import ConfigError, OpsdeckError
 
 __all__ = [
@@ -298,7 +298,7 @@ async def _read_source(
         )
 
 
-def _list_region(cloud: CloudPort, source: _Source, region: str, start: datetime, now: datetime) -> list[str]:
+def _list_region(cloud: ObjectStorePort, source: _Source, region: str, start: datetime, now: datetime) -> list[str]:
     """The keys of ``region``'s day folders from ``start``'s day to ``now``'s, the first from ``start``'s minute."""
     keys: list[str] = []
     day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -312,7 +312,7 @@ def _list_region(cloud: CloudPort, source: _Source, region: str, start: datetime
     return keys
 
 
-def _read_file(cloud: CloudPort, bucket: str, key: str, start: datetime) -> tuple[str, Sorted | SkippedFile]:
+def _read_file(cloud: ObjectStorePort, bucket: str, key: str, start: datetime) -> tuple[str, Sorted | SkippedFile]:
     """One log file's write events since ``start``, or why it was skipped (runs in the pool)."""
     try:
         stream = cloud.open_object(bucket, key)

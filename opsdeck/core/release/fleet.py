@@ -23,7 +23,7 @@ from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import COLORS, Color, ColorPin, read_color_pin, read_pin
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import InstanceCounts
-from opsdeck.core.ports.cloud import CloudPort
+from opsdeck.core.ports.cloud import GroupsPort
 from opsdeck.core.types.cloud import Credentials, Group, Instance
 from opsdeck.errors import OpsdeckError
 
@@ -167,7 +167,7 @@ def env_groups(deck: Deck, env: str, credentials: Credentials | None = None) -> 
     return deck.tools.env(env, credentials).cloud.groups(deck.config.conventions.env_tag, env)
 
 
-def snapshot(deck: Deck, env: str, credentials: Credentials | None = None, cloud: CloudPort | None = None) -> Snapshot:
+def snapshot(deck: Deck, env: str, credentials: Credentials | None = None, cloud: GroupsPort | None = None) -> Snapshot:
     """``env``'s groups and plain instances, in its account and region (or in ``cloud``)."""
     cloud = cloud or deck.tools.env(env, credentials).cloud
     tag = deck.config.conventions.env_tag
@@ -183,7 +183,7 @@ async def wait_for_images(
     credentials: Credentials | None = None,
     timeout: float = 600.0,
     interval: float = 1.0,
-    cloud: CloudPort | None = None,
+    cloud: GroupsPort | None = None,
 ) -> dict[str, Rollout | ColorRollout]:
     """Poll until each service in ``images`` (service -> image, or its blue/green pin) runs its image on
     every desired instance, its older groups gone; in the environment's account and region, or in
