@@ -347,6 +347,17 @@ class FakeTerraform:
                     "instances": [{"attributes": {"id": g.name, "name": g.name}}],
                 }
             )
+        for i in self.cloud.here.plain:
+            if i.tags.get(self._env_tag) == self.name and i.state != "terminated":
+                resources.append(
+                    {
+                        "module": f"module.{i.tags.get(self._service_tag)}",
+                        "mode": "managed",
+                        "type": "aws_instance",
+                        "name": "this",
+                        "instances": [{"attributes": {"id": i.id}}],
+                    }
+                )
         body = {"serial": state["serial"] + 1, "pins": pins, "vpc": vpc, "resources": resources}
         self.world.objects[self._location()] = json.dumps(body).encode()
 

@@ -3,6 +3,7 @@ commit's message (each service's from -> to, where the images were made usable, 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,7 @@ class ReleaseResult:
     traffic: dict[str, dict[str, Any]] = field(default_factory=dict)
     rollouts: dict[str, dict[str, Any]] = field(default_factory=dict)  # service -> how its image reached it
     still: tuple[str, ...] = ()  # services whose instances nothing replaced ("N of M ... old image")
+    finished_at: float = field(default_factory=time.time)  # when it was done (epoch seconds)
 
     @property
     def version(self) -> str:
@@ -60,6 +62,7 @@ class ReleaseResult:
             ],
             "commit": self.commit,
             "seconds": round(self.seconds, 3),
+            "finished_at": round(self.finished_at, 3),
             "phases": [{"name": n, "seconds": round(s, 3)} for n, s in self.phases],
         }
         if len(self.moved) == 1:  # one service: its from -> to at the top as well
