@@ -191,10 +191,11 @@ def test_killed_mid_apply_shows_interrupted_and_loses_nothing(demo_deck: Path, s
     assert records[-1]["action"] == "unlock" and records[-1]["interrupted"] == "rollback"
     assert opsdeck("audit", "verify", deck=demo_deck).returncode == 0
 
-    # Nothing lost: git history as it was, the pin the operation wrote is kept (uncommitted), and the
-    # plan is correct: terraform finished the apply, so code and cloud agree.
-    assert _git(demo_deck, "rev-parse", "HEAD") == head
-    assert _pin(demo_deck, "sandbox") == target
+    # Nothing lost: terraform finished the apply, so unlock settled the ledger to what the cloud runs (the
+    # pin the operation wrote, committed with the unlock's audit anchor), and code and cloud agree.
+    assert _git(demo_deck, "rev-parse", "HEAD~1") == head
+    assert _git(demo_deck, "log", "-1", "--format=%s").startswith("settle sandbox after an interrupted rollback")
+    assert _pin(demo_deck, "sandbox") == target and _git(demo_deck, "status", "--porcelain", "--", "envs") == ""
     plan = opsdeck("plan", "sandbox", "--json", deck=demo_deck)
     assert plan.returncode == 0, plan.stdout + plan.stderr
     counts = _status(demo_deck)["sandbox"]["instances"]

@@ -368,24 +368,11 @@ def test_a_worker_killed_mid_apply_leaves_the_environment_interrupted_and_nothin
 
     _wait_for(unlocked, timeout=180, what="unlock")
     assert _status(deck)["sandbox"]["lock"] is None
-    # The ledger is as it was (the worker died before its commit); terraform finished the rollback, so
-    # this clone records it as test_40 does, and the killed worker comes back on a fresh clone.
-    assert _git(deck, "rev-parse", "HEAD") == head and live_pins(deck, "sandbox")["web"] == before
-    history = json.loads(opsdeck("history", "sandbox", "--service", "web", "--json", deck=deck, check=True).stdout)
-    target = next(r["services"][0]["from_image"] for r in history if r["services"][0]["image_id"] == before)
-    pins = json.loads((deck / "envs" / "sandbox" / PIN).read_text())
-    pins["images"]["web"] = target
-    (deck / "envs" / "sandbox" / PIN).write_text(json.dumps(pins, indent=2) + "\n")
-    _git(
-        deck,
-        "commit",
-        "-q",
-        "-m",
-        "rollback web sandbox (finished after its worker was lost)",
-        "--",
-        f"envs/sandbox/{PIN}",
-    )
-    _git(deck, "push", "-q")
+    # The worker died before its commit; terraform finished the rollback, so unlock (here, in the caller's
+    # clone) settled the ledger to the rollback's target, which the lock named, and pushed it.
+    assert _git(deck, "rev-parse", "HEAD~1") == head
+    assert _git(deck, "log", "-1", "--format=%s").startswith("settle sandbox after an interrupted rollback")
+    assert live_pins(deck, "sandbox")["web"] != before and _git(deck, "status", "--porcelain", "--", "envs") == ""
     plan = opsdeck("plan", "sandbox", "--json", deck=deck)
     assert plan.returncode == 0, plan.stdout + plan.stderr  # code and cloud agree
     engine.start_worker(name)
