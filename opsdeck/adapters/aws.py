@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from opsdeck.adapters.fleet import Fleet
     from opsdeck.adapters.hygiene import Hygiene
     from opsdeck.adapters.inventory import CloudResource
+    from opsdeck.adapters.traffic import Traffic
 
 
 @dataclass(frozen=True)
@@ -490,6 +491,11 @@ class Aws:
         from opsdeck.adapters.fleet import Fleet
 
         return Fleet(self)
+
+    def traffic(self) -> Traffic:
+        from opsdeck.adapters.traffic import Traffic
+
+        return Traffic(self)
 
     def instances(self, ids: list[str]) -> dict[str, Instance]:
         if not ids:

@@ -162,6 +162,9 @@ def _release(args: argparse.Namespace, env: str, action: str, call: Any, job: di
         print_json(result.to_json())
     else:
         print(f"{action} {env}: {result.summary()}, commit {result.commit[:12]} ({result.seconds:.1f}s)")
+    if result.follow_up is not None:  # once reported: the operator has the result, this tidies after it
+        sys.stdout.flush()
+        run(result.follow_up(reporter(args, "prepare switch back", env)))
     return 0
 
 

@@ -82,6 +82,22 @@ class FleetPort(Protocol):
         ...
 
 
+class TrafficPort(Protocol):
+    """A load balancer's rules and targets, moved and read with its own API (blocking calls)."""
+
+    def target_health(self, target_group: str) -> dict[str, str]:
+        """Each registered target of the group and its state (healthy, initial, unhealthy ...)."""
+        ...
+
+    def forward(self, rule: str, target_group: str) -> None:
+        """Point the listener rule at ``target_group``; its conditions stay."""
+        ...
+
+    def rule_targets(self, rules: list[str]) -> dict[str, str | None]:
+        """Where each rule forwards now."""
+        ...
+
+
 class HygienePort(Protocol):
     """Orphan hunting in one account and region (core/hygiene): find, price, remove."""
 
@@ -174,6 +190,10 @@ class CloudPort(Protocol):
 
     def fleet(self) -> FleetPort:
         """Plain instances and instance refreshes here (core/release/strategies)."""
+        ...
+
+    def traffic(self) -> TrafficPort:
+        """Listener rules and target health, by the load balancer's own API (core/release/traffic.py)."""
         ...
 
     def publish(self, topic_arn: str, subject: str, message: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -101,6 +102,10 @@ class Operations:
             app.post_message(OpDone(key, False, f"internal error: {type(exc).__name__}: {exc}"))
         else:
             app.post_message(OpDone(key, True, summarize(result)))
+            follow_up = getattr(result, "follow_up", None)
+            if follow_up is not None:  # after the result is shown, never while the engineer waits for it
+                with contextlib.suppress(OpsdeckError):
+                    asyncio.run(_awaited(follow_up(Reporter("prepare switch back", env))))
 
     def finish_operation(self, message: OpDone) -> None:
         env = self.op_envs.pop(message.key, None)

@@ -146,7 +146,14 @@ def test_rollback_inside_the_window_switches_back_and_launches_nothing(demo_deck
     assert state_serial(demo_deck, "dev") == serial + 1  # one apply: the switch
     assert _cloud_live(demo_deck)["web"] == standby and _status_traffic(demo_deck)["live"] == standby
     assert _status_traffic(demo_deck)["standby"]["color"] == live  # the bad release stays warm, for a look
-    assert "plan switch" not in [p["name"] for p in result["phases"]]  # the switch back prepared at release
+    phases = [p["name"] for p in result["phases"]]
+    assert "plan switch" not in phases  # the switch back, prepared once the release was reported
+    # Traffic moved by the load balancer's API first (its own phase, timed from the confirmation), then the
+    # ledger, then Terraform's state brought in line by the switch plan: the next plan is clean.
+    assert phases.index("traffic moved") < phases.index("commit") < phases.index("state in line"), phases
+    assert "apply" not in phases[: phases.index("traffic moved")]
+    assert result["traffic_moved_s"] > 0
+    assert opsdeck("plan", "dev", deck=demo_deck).returncode == 0
 
 
 def test_a_failing_smoke_check_stops_the_release_with_traffic_where_it_was(demo_deck: Path, dev_settings: Path) -> None:

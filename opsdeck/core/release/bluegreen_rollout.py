@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from opsdeck.core.estate.pins import ColorPin, write_color_pins
+from opsdeck.core.events import Reporter
 from opsdeck.core.model import PlanResult
 from opsdeck.core.observe import planning
-from opsdeck.core.release import bluegreen, fleet, rollout
+from opsdeck.core.release import bluegreen, fleet, gates, rollout, traffic
 from opsdeck.core.release.transaction import Release
 from opsdeck.errors import OpsdeckError
 
@@ -34,6 +36,8 @@ class BlueGreen:
     final: dict[str, ColorPin]  # traffic switched (known up front only when instant)
     instant: bool
     smoke: bool
+    traffic_moved_s: float | None = None  # an instant rollback: from the confirmation to traffic moved
+    in_line: PlanResult | None = None  # the switch plan still to apply for Terraform's state, once committed
 
     @classmethod
     async def moving(cls, release: Release, images: dict[str, str], *, rollback: bool) -> BlueGreen:
@@ -92,9 +96,25 @@ class BlueGreen:
         release = self.release
         deck, env, rep, credentials = release.deck, release.env, release.rep, release.credentials
         if self.instant:
-            with release.at("health", phase=False):
-                await bluegreen.health_gate(deck, env, self.before, rep, credentials=credentials)
-            await self._switch(plan)
+            moves = traffic.moves_of(gates.shown_of(deck, plan))
+            if moves is None:  # the switch plan does not say every move: Terraform makes the switch
+                with release.at("health", phase=False):
+                    await bluegreen.health_gate(deck, env, self.before, rep, credentials=credentials)
+                await self._switch(plan)
+                return self.final
+            started = time.monotonic()
+            port = deck.tools.env(env, credentials).cloud.traffic()
+            with release.at("traffic moved"):
+                await traffic.check_health(port, moves)
+                release.applied = True  # from the first rule moved on, the pins follow the cloud
+                try:
+                    await traffic.move(port, moves, rep)
+                except OpsdeckError:
+                    await self._record_traffic()
+                    raise
+            self.traffic_moved_s = time.monotonic() - started
+            self.in_line = plan
+            rep.log(f"{env}: traffic moved back in {self.traffic_moved_s:.2f}s; Terraform's state follows", "notice")
             return self.final
         try:
             if plan.summary.has_changes:
@@ -119,6 +139,29 @@ class BlueGreen:
             raise
         await self._switch(switch)
         return self.final
+
+    async def state_in_line(self) -> None:
+        """After an instant rollback's commit: apply the switch plan whose moves the API made, so Terraform's
+        state says what the cloud does (the next plan is clean). A failure here leaves traffic and the ledger
+        right, and says how to finish it."""
+        if self.in_line is None:
+            return
+        release = self.release
+        try:
+            with release.at("state in line"):
+                await bluegreen.apply_switch(
+                    release.deck, release.env, self.final, self.in_line, release.rep, credentials=release.credentials
+                )
+        except OpsdeckError as exc:
+            release.run.note(state_in_line=str(exc))
+            release.rep.log(
+                f"{release.env}: traffic and the ledger are right, but Terraform's state is not in line ({exc}): "
+                f"`opsdeck apply {release.env}` brings it in line",
+                "warning",
+            )
+        finally:
+            Path(self.in_line.planfile).unlink(missing_ok=True)
+            self.in_line = None
 
     async def _switch(self, plan: PlanResult) -> None:
         release = self.release
@@ -174,16 +217,21 @@ class BlueGreen:
             lines.append(line)
         return "\n".join(lines)
 
-    async def after_publish(self, action: str) -> None:
-        """Prepare the switch back while the old color is warm, so a rollback is the switch alone."""
+    def follow_up(self, action: str) -> Callable[[Reporter], Awaitable[None]] | None:
+        """What to do once the release is reported: prepare the switch back while the old color is warm,
+        so a rollback shows its plan at once (a plan with variable files: no lock, no pin file touched).
+        After a rollback the next thing is a fix, not a switch back: nothing."""
         release = self.release
         bluegreen.forget_prepared(release.deck, release.env)
-        if not self.final or action == "rollback":  # after a rollback the next thing is a fix, not a switch back
-            return
-        try:
-            await bluegreen.prepare_switch_back(
-                release.deck, release.env, list(self.final), release.rep, credentials=release.credentials
-            )
-        except OpsdeckError as exc:  # the release stands; a rollback will plan its switch itself
-            bluegreen.forget_prepared(release.deck, release.env)
-            release.rep.log(f"could not prepare the switch back ({exc}); a rollback will plan it", "warning")
+        if not self.final or action == "rollback":
+            return None
+        deck, env, services, credentials = release.deck, release.env, list(self.final), release.credentials
+
+        async def prepare(rep: Reporter) -> None:
+            try:
+                await bluegreen.prepare_switch_back(deck, env, services, rep, credentials=credentials)
+            except OpsdeckError as exc:  # the release stands; a rollback will plan its switch itself
+                bluegreen.forget_prepared(deck, env)
+                rep.log(f"could not prepare the switch back ({exc}); a rollback will plan it", "warning")
+
+        return prepare

@@ -96,7 +96,9 @@ async def change_pins(
         release.finish(sha)
         if colors is not None:
             run.note(traffic={s: _traffic(p) for s, p in colors.final.items()}, instant=colors.instant)
-            await colors.after_publish(action)
+            if colors.traffic_moved_s is not None:
+                run.note(traffic_moved_s=round(colors.traffic_moved_s, 3))
+            await colors.state_in_line()
     if release.unverified is not None:
         raise OpsdeckError(f"{action} of {env} applied and committed ({sha[:12]}), but {release.unverified}")
     return ReleaseResult(
@@ -111,6 +113,8 @@ async def change_pins(
         traffic={s: _traffic(p) for s, p in colors.final.items()} if colors is not None else {},
         rollouts=release.result_notes().get("rollouts", {}),
         still=tuple(release.still),
+        traffic_moved_s=colors.traffic_moved_s if colors is not None else None,
+        follow_up=colors.follow_up(action) if colors is not None else None,
     )
 
 

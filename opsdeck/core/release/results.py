@@ -4,9 +4,11 @@ commit's message (each service's from -> to, where the images were made usable, 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from opsdeck.core.events import Reporter
 from opsdeck.core.model import ImageRef
 from opsdeck.core.release.distribute import Distribution
 from opsdeck.core.release.images import Catalog, is_revoked
@@ -48,6 +50,9 @@ class ReleaseResult:
     rollouts: dict[str, dict[str, Any]] = field(default_factory=dict)  # service -> how its image reached it
     still: tuple[str, ...] = ()  # services whose instances nothing replaced ("N of M ... old image")
     finished_at: float = field(default_factory=time.time)  # when it was done (epoch seconds)
+    traffic_moved_s: float | None = None  # an instant rollback: from the confirmation to traffic moved
+    # What to do once the result is reported, never while the operator waits (the switch back prepared).
+    follow_up: Callable[[Reporter], Awaitable[None]] | None = field(default=None, compare=False, repr=False)
 
     @property
     def version(self) -> str:
@@ -71,6 +76,8 @@ class ReleaseResult:
             data["instant"] = bool(self.instant)
         if self.traffic:
             data["traffic"] = self.traffic
+        if self.traffic_moved_s is not None:
+            data["traffic_moved_s"] = round(self.traffic_moved_s, 3)
         if self.rollouts:
             data["rollouts"] = self.rollouts
         if self.still:
