@@ -117,7 +117,8 @@ def test_a_release_stages_the_idle_color_then_switches_and_keeps_the_old_one_war
     phases = [p["name"] for p in result["phases"]]
     for gate in ("health", "smoke", "plan switch", "verify traffic"):
         assert gate in phases, phases
-    assert phases.index("health") < phases.index("smoke") < phases.index("plan switch")
+    # The switch is planned beside the gates; it is applied (and traffic read back) only once they pass.
+    assert phases.index("health") < phases.index("smoke") < phases.index("verify traffic")
     # The cloud, the ledger and status agree on the live color.
     assert _cloud_live(demo_deck)["web"] == new
     assert _color_pin(demo_deck)["live"] == new and live_pins(demo_deck, "dev")["web"] == result["to_image"]

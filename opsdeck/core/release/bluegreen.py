@@ -317,6 +317,33 @@ async def plan_switch(
     return plan
 
 
+async def plan_switch_ahead(
+    deck: Deck,
+    env: str,
+    switched: dict[str, ColorPin],
+    rep: Reporter,
+    *,
+    credentials: Credentials | None = None,
+) -> PlanResult:
+    """The switch planned before it may run (beside the gates): the switched pins as variable files outside
+    the working tree, the plan checked to move listener rules and nothing else."""
+    with rep.phase("plan switch"):
+        folder = planning.plan_dir(deck) / f"{env}.switch-vars"
+        files = switched_files(deck, env, switched, folder)
+        planfile = planning.scratch_planfile(deck, env, "switch")
+        try:
+            plan = await planning.plan_into(deck, env, planfile, rep, credentials=credentials, var_files=tuple(files))
+            check_switch_plan(plan)
+        except BaseException:
+            planfile.unlink(missing_ok=True)
+            raise
+        finally:
+            for file in files:
+                file.unlink(missing_ok=True)
+        rep.log(f"switch plan: {plan.summary.change} listener rules move, nothing else")
+    return plan
+
+
 async def apply_switch(
     deck: Deck,
     env: str,

@@ -93,34 +93,51 @@ class BlueGreen:
     async def roll(self, plan: PlanResult) -> dict[str, ColorPin]:
         """After the confirmation: stage, gate, switch (or, instant, the switch alone). Returns the pins
         as switched."""
+        if self.instant:
+            await self._roll_back(plan)
+        else:
+            await self._switch(await self._stage_and_gate(plan))
+        return self.final
+
+    async def _roll_back(self, plan: PlanResult) -> None:
+        """Traffic back to the warm standby: by the load balancer's API when the switch plan says every
+        rule it moves (its Terraform apply follows the commit), else by Terraform."""
         release = self.release
         deck, env, rep, credentials = release.deck, release.env, release.rep, release.credentials
-        if self.instant:
-            moves = traffic.moves_of(gates.shown_of(deck, plan))
-            if moves is None:  # the switch plan does not say every move: Terraform makes the switch
-                with release.at("health", phase=False):
-                    await bluegreen.health_gate(deck, env, self.before, rep, credentials=credentials)
-                await self._switch(plan)
-                return self.final
-            started = time.monotonic()
-            port = deck.tools.env(env, credentials).cloud.traffic()
-            with release.at("traffic moved"):
-                await traffic.check_health(port, moves)
-                release.applied = True  # from the first rule moved on, the pins follow the cloud
-                try:
-                    await traffic.move(port, moves, rep)
-                except OpsdeckError:
-                    await self._record_traffic()
-                    raise
-            self.traffic_moved_s = time.monotonic() - started
-            self.in_line = plan
-            rep.log(f"{env}: traffic moved back in {self.traffic_moved_s:.2f}s; Terraform's state follows", "notice")
-            return self.final
+        moves = traffic.moves_of(gates.shown_of(deck, plan))
+        if moves is None:
+            with release.at("health", phase=False):
+                await bluegreen.health_gate(deck, env, self.before, rep, credentials=credentials)
+            await self._switch(plan)
+            return
+        started = time.monotonic()
+        port = deck.tools.env(env, credentials).cloud.traffic()
+        with release.at("traffic moved"):
+            await traffic.check_health(port, moves)
+            release.applied = True  # from the first rule moved on, the pins follow the cloud
+            try:
+                await traffic.move(port, moves, rep)
+            except OpsdeckError:
+                await self._record_traffic()
+                raise
+        self.traffic_moved_s = time.monotonic() - started
+        self.in_line = plan
+        rep.log(f"{env}: traffic moved back in {self.traffic_moved_s:.2f}s; Terraform's state follows", "notice")
+
+    async def _stage_and_gate(self, plan: PlanResult) -> PlanResult:
+        """Stage the idle colors, then the health and smoke gates, while the switch is planned and
+        policy-checked beside them (with variable files: the working tree keeps the staged pins until the
+        gates pass). A gate that fails puts the idle colors back; traffic never moved. The switch plan."""
+        release = self.release
+        deck, env, rep, credentials = release.deck, release.env, release.rep, release.credentials
+        planned: asyncio.Future[PlanResult] | None = None
         try:
             if plan.summary.has_changes:
                 await release.apply(plan)
                 release.applied = False  # staged only: the pins follow the cloud from the switch on
             planning.forget_plan(deck, env)
+            self.final = {s: p.switched(deck.env(env).standby_minutes) for s, p in self.staged.items()}
+            planned = asyncio.ensure_future(self._plan_switch())
             with release.at("health", phase=False):
                 await bluegreen.health_gate(deck, env, self.staged, rep, credentials=credentials)
             if self.smoke:
@@ -129,16 +146,29 @@ class BlueGreen:
                 if ran:
                     release.run.note(smoke=ran)
             with release.at("switch", phase=False):
-                self.final = {s: p.switched(deck.env(env).standby_minutes) for s, p in self.staged.items()}
-                switch = await bluegreen.plan_switch(deck, env, self.final, rep, credentials=credentials)
-                await release.policy(switch)
-                release.step = "switch"
+                switch = await planned
+                await asyncio.to_thread(write_color_pins, deck, env, self.final)
         except BaseException as exc:
+            if planned is not None and not planned.done():
+                planned.cancel()
+                await asyncio.gather(planned, return_exceptions=True)
             if not isinstance(exc, asyncio.CancelledError):
                 await self._put_back()  # nothing switched: traffic is where it was
             raise
-        await self._switch(switch)
-        return self.final
+        return switch
+
+    async def _plan_switch(self) -> PlanResult:
+        release = self.release
+        switch = await bluegreen.plan_switch_ahead(
+            release.deck, release.env, self.final, release.rep, credentials=release.credentials
+        )
+        # Beside the gates: the release's step stays theirs (an error names the gate, not this).
+        verdict = await gates.policy(
+            release.deck, release.env, switch, release.rep, break_glass=release.credentials is not None
+        )
+        if verdict is not None:
+            release.run.note(switch_policy=verdict.to_json())
+        return switch
 
     async def state_in_line(self) -> None:
         """After an instant rollback's commit: apply the switch plan whose moves the API made, so Terraform's
