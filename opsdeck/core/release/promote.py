@@ -21,12 +21,12 @@ from opsdeck.core.estate.pins import pin_files, read_pin
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import ImageRef, PlanResult
 from opsdeck.core.observe.plans import plan_lines
-from opsdeck.core.release import gates
+from opsdeck.core.release.asked import Asked, ask_deploy, ask_promote, ask_rollback
 from opsdeck.core.release.bluegreen_rollout import BlueGreen
 from opsdeck.core.release.distribute import Distribution, make_usable
-from opsdeck.core.release.images import Catalog, is_revoked, load_catalog
+from opsdeck.core.release.images import Catalog, load_catalog
 from opsdeck.core.release.results import Moved, ReleaseResult, distribution_note, image_ref, release_message
-from opsdeck.core.release.targets import Target, check_chain, preflight, resolve_promotion, resolve_rollback, soak_notes
+from opsdeck.core.release.targets import Target, preflight
 from opsdeck.core.release.transaction import Release
 from opsdeck.core.safety.breakglass import BreakGlass
 from opsdeck.core.safety.confirm import Confirm, Preview, ServiceChange, confirmed
@@ -239,7 +239,7 @@ async def _file_request(release: Release, plan: PlanResult, moved: list[Moved], 
     return request
 
 
-# -- promote ------------------------------------------------------------------------------------
+# -- the three kinds of release ------------------------------------------------------------------
 
 
 async def promote(
@@ -256,45 +256,12 @@ async def promote(
     """Promote the images SRC runs (or the image SRC names) to DST: one release, audited."""
     deck.env(dst)
     deck.config.services_named(services)
-    try:
-        offline = await asyncio.to_thread(preflight, deck, dst, "promote", glass, rep)
-        catalog = await asyncio.to_thread(load_catalog, deck)
-        targets, source_env = await asyncio.to_thread(resolve_promotion, deck, catalog, src, dst, services)
-        for target in targets:
-            if is_revoked(target.image):
-                raise RefusedError(
-                    f"{target.service} {target.image.version} ({target.image.id}) is revoked: "
-                    f"{target.image.tags.get('revoked')}"
-                )
-        await asyncio.to_thread(check_chain, deck, catalog, targets, source_env, dst)
-        in_glass = glass is not None and glass.env == dst
-        soaks = await asyncio.to_thread(
-            gates.soak, deck, dst, {t.service: t.image.id for t in targets}, glass=in_glass, rep=rep
-        )
-    except (RefusedError, LockedError) as exc:
-        await _refused(deck, "promote", dst, reason, exc, glass)
-        raise
-    origin = source_env or "image"
+    in_glass = glass is not None and glass.env == dst
 
-    def head(moved: list[Moved]) -> str:
-        what = ", ".join(f"{m.service} {m.version or m.to_image}" for m in moved)
-        return f"promote {what} to {dst}" + (f": {reason}" if reason else "")
+    def ask(catalog: Catalog) -> Asked:
+        return ask_promote(deck, catalog, src, dst, services, reason, in_glass=in_glass, rep=rep)
 
-    return await change_pins(
-        deck,
-        dst,
-        targets,
-        catalog,
-        rep,
-        action="promote",
-        reason=reason,
-        head=head,
-        details=[f"from: {origin}", f"to: {dst}"],
-        confirm=confirm,
-        glass=glass,
-        offline=offline,
-        notes=soak_notes(soaks),
-    )
+    return await _release(deck, "promote", dst, ask, rep, reason=reason, confirm=confirm, glass=glass)
 
 
 async def deploy_newest(
@@ -308,60 +275,17 @@ async def deploy_newest(
     glass: BreakGlass | None = None,
 ) -> ReleaseResult | Request:
     """Deploy each service's newest image (not revoked) to ``env``, which takes no promotions."""
-    settings = deck.env(env)
-    names = deck.config.services_named(services)
-    try:
-        if settings.promote_from is not None:
-            raise RefusedError(f"{env} takes images from {settings.promote_from} only (promote them from there)")
-        offline = await asyncio.to_thread(preflight, deck, env, "deploy", glass, rep)
-        catalog = await asyncio.to_thread(load_catalog, deck)
-        targets = []
-        for service in names:
-            candidates = [i for i in catalog.service_images(service) if not is_revoked(i)]
-            if not candidates:
-                raise RefusedError(
-                    f"{service} has no image to deploy yet: bake one (`opsdeck bake --service {service}`)"
-                )
-            newest = candidates[-1]
-            if catalog.canonical(await asyncio.to_thread(read_pin, deck, env, service)) != newest.id:
-                targets.append(Target(service, newest))
-        if not targets:
-            raise RefusedError(f"{env} already runs the newest image of {', '.join(names)}")
-    except (RefusedError, LockedError) as exc:
-        await _refused(deck, "deploy", env, reason, exc, glass)
-        raise
+    deck.config.services_named(services)
 
-    def head(moved: list[Moved]) -> str:
-        what = ", ".join(f"{m.service} {m.version or m.to_image}" for m in moved)
-        return f"deploy {what} to {env}" + (f": {reason}" if reason else "")
+    def ask(catalog: Catalog) -> Asked:
+        return ask_deploy(deck, catalog, env, services, reason)
 
-    return await change_pins(
-        deck,
-        env,
-        targets,
-        catalog,
-        rep,
-        action="deploy",
-        reason=reason,
-        head=head,
-        details=["from: newest images", f"to: {env}"],
-        confirm=confirm,
-        glass=glass,
-        offline=offline,
-    )
+    def first() -> None:  # said before anything is read from the cloud
+        source = deck.env(env).promote_from
+        if source is not None:
+            raise RefusedError(f"{env} takes images from {source} only (promote them from there)")
 
-
-async def _refused(deck: Deck, action: str, env: str, reason: str, exc: OpsdeckError, glass: BreakGlass | None) -> None:
-    """A release refused before it started is audited as an attempt."""
-    from opsdeck.core.safety.operation import refuse
-
-    await asyncio.to_thread(refuse, deck, action, env, exc, reason=reason)
-
-
-# -- rollback -----------------------------------------------------------------------------------
-
-
-# -- rollback -----------------------------------------------------------------------------------
+    return await _release(deck, "deploy", env, ask, rep, reason=reason, confirm=confirm, glass=glass, first=first)
 
 
 async def rollback(
@@ -378,35 +302,54 @@ async def rollback(
     """Point ``env``'s services back at their previous images (or at ``to``, an image it ran before)."""
     deck.env(env)
     deck.config.services_named(services)
+
+    def ask(catalog: Catalog) -> Asked:
+        return ask_rollback(deck, catalog, env, services, to, reason)
+
+    return await _release(deck, "rollback", env, ask, rep, reason=reason, confirm=confirm, glass=glass)
+
+
+async def _release(
+    deck: Deck,
+    action: str,
+    env: str,
+    ask: Callable[[Catalog], Asked],
+    rep: Reporter,
+    *,
+    reason: str,
+    confirm: Confirm,
+    glass: BreakGlass | None,
+    first: Callable[[], None] | None = None,
+) -> ReleaseResult | Request:
+    """What refuses it before anything is locked (audited as an attempt), then the release."""
     try:
-        offline = await asyncio.to_thread(preflight, deck, env, "rollback", glass, rep)
+        if first is not None:
+            first()
+        offline = await asyncio.to_thread(preflight, deck, env, action, glass, rep)
         catalog = await asyncio.to_thread(load_catalog, deck)
-        targets = await asyncio.to_thread(resolve_rollback, deck, catalog, env, services, to)
-        for target in targets:
-            if is_revoked(target.image):
-                raise RefusedError(
-                    f"{target.service} {target.image.version} ({target.image.id}) is revoked: "
-                    f"{target.image.tags.get('revoked')}"
-                )
+        asked = await asyncio.to_thread(ask, catalog)
     except (RefusedError, LockedError) as exc:
-        await _refused(deck, "rollback", env, reason, exc, glass)
+        await _refused(deck, action, env, reason, exc, glass)
         raise
-
-    def head(moved: list[Moved]) -> str:
-        what = ", ".join(f"{m.service} {m.from_version or m.from_image} -> {m.version or m.to_image}" for m in moved)
-        return f"rollback {env}: {what}" + (f" ({reason})" if reason else "")
-
     return await change_pins(
         deck,
         env,
-        targets,
+        asked.targets,
         catalog,
         rep,
-        action="rollback",
+        action=action,
         reason=reason,
-        head=head,
-        details=[f"to: {env}"],
+        head=asked.head,
+        details=asked.details,
         confirm=confirm,
         glass=glass,
         offline=offline,
+        notes=asked.notes,
     )
+
+
+async def _refused(deck: Deck, action: str, env: str, reason: str, exc: OpsdeckError, glass: BreakGlass | None) -> None:
+    """A release refused before it started is audited as an attempt."""
+    from opsdeck.core.safety.operation import refuse
+
+    await asyncio.to_thread(refuse, deck, action, env, exc, reason=reason)
