@@ -21,10 +21,12 @@ from opsdeck.core.estate.pins import pin_files, read_pin
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import ImageRef, PlanResult
 from opsdeck.core.observe.plans import plan_lines
+from opsdeck.core.release import preplan
 from opsdeck.core.release.asked import Asked, ask_deploy, ask_promote, ask_rollback
 from opsdeck.core.release.bluegreen_rollout import BlueGreen
 from opsdeck.core.release.distribute import Distribution, make_usable
 from opsdeck.core.release.images import Catalog, load_catalog
+from opsdeck.core.release.preplan import PrePlan
 from opsdeck.core.release.results import Moved, ReleaseResult, distribution_note, image_ref, release_message
 from opsdeck.core.release.targets import Target, preflight
 from opsdeck.core.release.transaction import Release
@@ -40,21 +42,28 @@ Head = Callable[[list[Moved]], str]
 
 async def change_pins(
     deck: Deck,
-    env: str,
-    targets: list[Target],
+    asked: Asked,
     catalog: Catalog,
     rep: Reporter,
     *,
-    action: str,
-    reason: str,
-    head: Head,
-    details: list[str],
     confirm: Confirm,
     glass: BreakGlass | None,
     offline: bool = False,
-    notes: dict[str, Any] | None = None,
+    preplanned: PrePlan | None = None,
+    confirmed_ahead: bool = False,
 ) -> ReleaseResult | Request:
-    """One release of ``targets`` into ``env``, from the images to the commit (see the module's docstring)."""
+    """One release of ``asked``, from the images to the commit (see the module's docstring). With
+    ``preplanned`` (a plan made ahead), when it is still current under the lock, that plan is applied as it
+    is, without planning again; ``confirmed_ahead``: its caller's confirmation showed it already."""
+    env, targets, action, reason, head, details = (
+        asked.env,
+        asked.targets,
+        asked.action,
+        asked.reason,
+        asked.head,
+        asked.details,
+    )
+    notes = asked.notes
     started = time.monotonic()
     services = [t.service for t in targets]
     credentials = glass.credentials if glass is not None and glass.env == env else None
@@ -74,7 +83,11 @@ async def change_pins(
         colors = (
             await BlueGreen.moving(release, images, rollback=action == "rollback") if deck.env(env).blue_green else None
         )
-        if colors is not None:
+        pre = await _still_current(release, asked, preplanned, instant=colors is not None and colors.instant)
+        if pre is not None:
+            release.write_texts(pre.texts)
+            plan = pre.result()
+        elif colors is not None:
             plan = await colors.pin_and_plan()
         else:
             release.write_pins(images)
@@ -85,7 +98,8 @@ async def change_pins(
         message = release_message(head(moved), moved, catalog, details, reason, glass, distributions)
         if to_request:  # the change stops here, as a request for this exact plan; nothing is applied
             return await _file_request(release, plan, moved, reason, message)
-        await release.confirm(preview, confirm)
+        if pre is None or not confirmed_ahead:
+            await release.confirm(preview, confirm)
         if colors is not None:
             await colors.roll(plan)
             message += "\n" + colors.traffic_lines()
@@ -116,6 +130,21 @@ async def change_pins(
         traffic_moved_s=colors.traffic_moved_s if colors is not None else None,
         follow_up=colors.follow_up(action) if colors is not None else None,
     )
+
+
+async def _still_current(release: Release, asked: Asked, pre: PrePlan | None, *, instant: bool) -> PrePlan | None:
+    """``pre`` when it still plans exactly this release (checked under the lock), else None, said."""
+    if pre is None or instant:  # an instant rollback applies its prepared switch back instead
+        return None
+    if await asyncio.to_thread(preplan.current, release.deck, asked) is None:
+        release.rep.log(
+            f"the plan of {asked.env} made ahead is no longer current (something it depends on moved): planning again",
+            "notice",
+        )
+        return None
+    made = time.strftime("%H:%M:%S", time.localtime(pre.created_at))
+    release.rep.log(f"applying the plan of {asked.env} made ahead at {made}", "notice")
+    return pre
 
 
 def _traffic(pin: Any) -> dict[str, Any]:
@@ -252,6 +281,7 @@ async def promote(
     reason: str = "",
     confirm: Confirm = confirmed,
     glass: BreakGlass | None = None,
+    preplanned: PrePlan | None = None,
 ) -> ReleaseResult | Request:
     """Promote the images SRC runs (or the image SRC names) to DST: one release, audited."""
     deck.env(dst)
@@ -261,7 +291,9 @@ async def promote(
     def ask(catalog: Catalog) -> Asked:
         return ask_promote(deck, catalog, src, dst, services, reason, in_glass=in_glass, rep=rep)
 
-    return await _release(deck, "promote", dst, ask, rep, reason=reason, confirm=confirm, glass=glass)
+    return await _release(
+        deck, "promote", dst, ask, rep, reason=reason, confirm=confirm, glass=glass, preplanned=preplanned
+    )
 
 
 async def deploy_newest(
@@ -273,6 +305,7 @@ async def deploy_newest(
     reason: str = "",
     confirm: Confirm = confirmed,
     glass: BreakGlass | None = None,
+    preplanned: PrePlan | None = None,
 ) -> ReleaseResult | Request:
     """Deploy each service's newest image (not revoked) to ``env``, which takes no promotions."""
     deck.config.services_named(services)
@@ -285,7 +318,9 @@ async def deploy_newest(
         if source is not None:
             raise RefusedError(f"{env} takes images from {source} only (promote them from there)")
 
-    return await _release(deck, "deploy", env, ask, rep, reason=reason, confirm=confirm, glass=glass, first=first)
+    return await _release(
+        deck, "deploy", env, ask, rep, reason=reason, confirm=confirm, glass=glass, first=first, preplanned=preplanned
+    )
 
 
 async def rollback(
@@ -298,6 +333,7 @@ async def rollback(
     reason: str = "",
     confirm: Confirm = confirmed,
     glass: BreakGlass | None = None,
+    preplanned: PrePlan | None = None,
 ) -> ReleaseResult | Request:
     """Point ``env``'s services back at their previous images (or at ``to``, an image it ran before)."""
     deck.env(env)
@@ -306,7 +342,9 @@ async def rollback(
     def ask(catalog: Catalog) -> Asked:
         return ask_rollback(deck, catalog, env, services, to, reason)
 
-    return await _release(deck, "rollback", env, ask, rep, reason=reason, confirm=confirm, glass=glass)
+    return await _release(
+        deck, "rollback", env, ask, rep, reason=reason, confirm=confirm, glass=glass, preplanned=preplanned
+    )
 
 
 async def _release(
@@ -320,8 +358,10 @@ async def _release(
     confirm: Confirm,
     glass: BreakGlass | None,
     first: Callable[[], None] | None = None,
+    preplanned: PrePlan | None = None,
 ) -> ReleaseResult | Request:
-    """What refuses it before anything is locked (audited as an attempt), then the release."""
+    """What refuses it before anything is locked (audited as an attempt), then the release: on a plan made
+    ahead when one is current (``preplanned``: the one its caller's confirmation showed already)."""
     try:
         if first is not None:
             first()
@@ -331,20 +371,17 @@ async def _release(
     except (RefusedError, LockedError) as exc:
         await _refused(deck, action, env, reason, exc, glass)
         raise
+    pre = preplanned or await asyncio.to_thread(preplan.current, deck, asked)
     return await change_pins(
         deck,
-        env,
-        asked.targets,
+        asked,
         catalog,
         rep,
-        action=action,
-        reason=reason,
-        head=asked.head,
-        details=asked.details,
         confirm=confirm,
         glass=glass,
         offline=offline,
-        notes=asked.notes,
+        preplanned=pre,
+        confirmed_ahead=preplanned is not None,
     )
 
 
