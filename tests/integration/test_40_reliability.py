@@ -200,15 +200,6 @@ def test_killed_mid_apply_shows_interrupted_and_loses_nothing(demo_deck: Path, s
     assert plan.returncode == 0, plan.stdout + plan.stderr
     counts = _status(demo_deck)["sandbox"]["instances"]
     assert counts["running"] == counts["desired"] == counts["on_pinned_image"] > 0
-    _git(
-        demo_deck,
-        "commit",
-        "-q",
-        "-m",
-        "rollback web sandbox (finished after an interrupted run)",
-        "--",
-        f"envs/sandbox/{PIN}",
-    )
 
 
 def _cloud_pid() -> int:
