@@ -41,7 +41,7 @@ def register(sub: Any) -> None:
     expire.set_defaults(handler=expire_cmd)
     extend = actions.add_parser("extend", help="add hours to a sandbox's lifetime")
     extend.add_argument("env", help="the sandbox")
-    extend.add_argument("--hours", type=float, required=True, help="hours to add")
+    extend.add_argument("--hours", required=True, metavar="N", help="hours to add")
     extend.add_argument("--reason", default="", help="why (recorded in the ledger and the audit log)")
     extend.add_argument("--json", action="store_true", help="print JSON")
     extend.set_defaults(handler=extend_cmd)
@@ -120,11 +120,15 @@ def extend_cmd(args: argparse.Namespace) -> int:
     from opsdeck.core.estate.lifetimes import ttl_of
     from opsdeck.core.sandbox.expire import extend
 
+    try:
+        hours = float(args.hours)
+    except ValueError:
+        raise ConfigError(f"--hours {args.hours}: expected a number of hours above 0") from None
     deck = open_deck(args)
-    record = run(extend(deck, args.env, args.hours, reporter(args, "sandbox-extend", args.env), reason=args.reason))
+    record = run(extend(deck, args.env, hours, reporter(args, "sandbox-extend", args.env), reason=args.reason))
     ends = record.expires_at(ttl_of(deck, args.env) or 0.0)
     if args.json:
         print_json({"environment": args.env, "expires_at": ends, **record.to_json()})
     else:
-        print(f"extended {args.env} by {args.hours:g}h: its lifetime ends at {_when(ends)}")
+        print(f"extended {args.env} by {hours:g}h: its lifetime ends at {_when(ends)}")
     return 0

@@ -22,8 +22,8 @@ from opsdeck.core.safety.breakglass import BreakGlass, open_break_glass
 from opsdeck.core.safety.freeze import parse_until, read_freeze, signed_payload
 from opsdeck.core.sandbox.nuke import nuke_rebuild
 from opsdeck.core.team import approvals
-from opsdeck.core.team.execute import execute
 from opsdeck.core.team.covers import NAMESPACE
+from opsdeck.core.team.execute import execute
 from opsdeck.core.team.freezing import freeze, unfreeze
 from opsdeck.core.team.remote import latest
 from opsdeck.errors import ConfigError, RefusedError
