@@ -93,6 +93,8 @@ def unfreeze_cmd(args: argparse.Namespace) -> int:
     for d in done:
         if d.decision == "unfreeze" and d.replaced is not None:
             print(f"unfroze {d.environment} as {d.by} (frozen by {d.replaced.by}: {d.replaced.reason})")
+        elif d.decision == "tidy":
+            print(f"{d.environment} was not frozen; its freeze record that no longer counted is replaced")
         else:
             print(f"{d.environment} is not frozen; nothing to lift")
     return 0

@@ -186,6 +186,8 @@ def test_an_unsigned_or_forged_freeze_blocks_nobody_and_status_says_so(team: Tea
     assert git(team.a.root, "rev-parse", "HEAD") == head and not git(team.a.root, "status", "--porcelain")
     refused = audit.read(team.a)[-1]
     assert (refused["action"], refused["result"]) == ("freeze", "refused")
+    tidy = asyncio.run(unfreeze(team.b, ["sandbox"], rep()))  # a signed record replaces the one that did not count
+    assert [d.decision for d in tidy] == ["tidy"] and not read_freeze(team.b, "sandbox").problem
 
 
 def test_an_unsigned_unfreeze_or_a_deleted_file_lifts_nothing_and_a_replay_brings_nothing_back(team: Team) -> None:

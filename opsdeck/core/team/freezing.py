@@ -28,7 +28,7 @@ class Decided:
     """What a freeze or unfreeze did to one environment."""
 
     environment: str
-    decision: str  # "freeze", "unfreeze", or "none" (nothing was frozen there)
+    decision: str  # "freeze", "unfreeze", "tidy" (a record that did not count replaced) or "none"
     by: str = ""
     reason: str = ""
     until: float | None = None
@@ -155,7 +155,7 @@ async def unfreeze(deck: Deck, envs: list[str], rep: Reporter, *, key: str | Non
                 "lifts": before.id if before is not None else "",
             }
             records[env] = record = await asyncio.to_thread(_sign, deck, who, record, f"unfreeze {env}")
-            decided.append(Decided(env, "unfreeze" if before is not None else "none", record["by"], replaced=before))
+            decided.append(Decided(env, "unfreeze" if before is not None else "tidy", record["by"], replaced=before))
         files = await asyncio.to_thread(_write, deck, records)
     except RefusedError as exc:
         await asyncio.to_thread(_refused, deck, "unfreeze", envs, exc)
@@ -182,7 +182,7 @@ async def _commit(
     for item in decided:
         item = Decided(**{**item.__dict__, "pushed": pushed, "commit": sha})
         done.append(item)
-        if item.decision == "none" and freeze_path(item.environment) not in files:
+        if item.decision == "none":
             continue
         fields: dict[str, Any] = {"by": item.by, "pushed": pushed, "commit": sha}
         if item.decision == "freeze":
