@@ -368,9 +368,11 @@ class Operations:
         env = self._selected()
         if env is None or self._refuse_if_read_only():
             return
-        if not self._app.deck.env(env).protected:
+        row = self._app.state.env(env) if self._app.state is not None else None
+        if not self._app.deck.env(env).protected and not (row is not None and row.freeze):
             self._app.notify(
-                f"{env} is not protected; break-glass is only for protected environments", severity="warning"
+                f"{env} is not protected; break-glass is only for protected (or frozen) environments",
+                severity="warning",
             )
             return
         from opsdeck.tui.screens import ReasonScreen

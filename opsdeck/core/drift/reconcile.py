@@ -14,6 +14,7 @@ from typing import Any
 
 from opsdeck.adapters.aws import Credentials
 from opsdeck.core.drift import store as drift_store
+from opsdeck.core.estate import lifetimes
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import read_pins
 from opsdeck.core.events import Reporter
@@ -24,6 +25,7 @@ from opsdeck.core.release.transaction import Release
 from opsdeck.core.safety.breakglass import BreakGlass
 from opsdeck.core.safety.confirm import Confirm, NotConfirmedError, Preview, ServiceChange, confirmed
 from opsdeck.core.safety.operation import audited
+from opsdeck.core.team.remote import publish
 from opsdeck.core.team.requests import Request
 from opsdeck.errors import ToolError
 
@@ -132,6 +134,8 @@ async def apply_env(
         finally:
             planning.forget_plan(deck, env)
         drift_store.forget(deck, env)  # the last drift report described the cloud before this apply
+        if lifetimes.ttl_of(deck, env) is not None:  # a first build's lifetime record goes to the team
+            await asyncio.to_thread(publish, deck, rep)
         s = plan.summary
         run.note(add=s.add, change=s.change, destroy=s.destroy)
     return ApplyResult(env, True, s.add, s.change, s.destroy, replanned, time.monotonic() - started)

@@ -201,6 +201,11 @@ class EnvSettings:
         "(`opsdeck trail` reads the changes made outside the pipeline from them).",
     )
     sandbox: bool = setting(False, doc="Nuke-and-rebuild is allowed.")
+    ttl_hours: float | None = setting(
+        None,
+        doc="A sandbox's lifetime in hours, counted from its last build (its first apply, or its last "
+        "nuke-and-rebuild); `opsdeck sandbox expire` destroys it once ended (`sandbox extend` adds hours).",
+    )
     protected: bool = setting(False, doc="Read-only unless break-glass.")
     promote_from: str | None = setting(None, doc="The environment whose images may be promoted here.")
     approval: Approval | None = setting(
@@ -411,6 +416,10 @@ def _check(config: DeckConfig, root: Path, where: Where) -> None:
             raise ew.child("path").error(f"expected a directory with the root module, {env.path} does not exist")
         if env.sandbox and env.protected:
             raise ew.error("an environment cannot be both sandbox and protected")
+        if env.ttl_hours is not None and not env.sandbox:
+            raise ew.child("ttl_hours").error("a lifetime is for sandbox environments only (sandbox = true)")
+        if env.ttl_hours is not None and not 0 < env.ttl_hours < float("inf"):
+            raise ew.child("ttl_hours").error(f"expected a number of hours above 0, got {env.ttl_hours}")
         _check_target(ew, env.account, env.region, env.role, env.profile)
         if env.break_glass_role is not None:
             _check_role(ew.child("break_glass_role"), env.break_glass_role, env.account)

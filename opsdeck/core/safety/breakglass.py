@@ -3,11 +3,13 @@
 Protected environments are read-only. Break-glass loads the environment's credentials from the
 keyring (stored with `opsdeck secrets set ENV`) into the break-glass value itself: the operation
 that holds it hands them to that environment's tools only. It lasts until it expires; every action
-taken under it is audited with its reason.
+taken under it is audited with its reason. A frozen environment that is not protected may be broken
+into too: there are no elevated credentials then, the break-glass only passes the freeze.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -17,7 +19,8 @@ from opsdeck.adapters.aws import Credentials
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.demo_deck import is_demo_deck
 from opsdeck.core.safety import audit
-from opsdeck.errors import RefusedError
+from opsdeck.core.safety.freeze import Freeze, read_freeze
+from opsdeck.errors import OpsdeckError, RefusedError
 
 DEMO_STORE = "demo-break-glass.json"
 DEMO_SOURCE = "the demo's own credentials file (local cloud only, not a keyring)"
@@ -58,11 +61,16 @@ def open_break_glass(deck: Deck, env: str, reason: str, minutes: float | None = 
 
 def _open(deck: Deck, env: str, reason: str, minutes: float | None) -> BreakGlass:
     settings = deck.env(env)
-    if not settings.protected:
-        raise RefusedError(f"{env} is not protected; break-glass is only for protected environments")
+    frozen = None if settings.protected else _freeze_of(deck, env)
+    if not settings.protected and frozen is None:
+        raise RefusedError(f"{env} is not protected; break-glass is only for protected (or frozen) environments")
     if not reason.strip():
         raise RefusedError("break-glass needs a reason (--reason TEXT)")
-    creds, source = load_credentials(deck, env)
+    creds: Credentials | None = None
+    if frozen is None:
+        creds, source = load_credentials(deck, env)
+    else:  # nothing to elevate: break-glass here only passes the freeze (audited as its bypass)
+        source = f"{env}'s own credentials (not protected: break-glass passes its freeze only)"
     now = time.time()
     span = 60.0 * (minutes if minutes is not None else deck.config.safety.break_glass_minutes)
     glass = BreakGlass(
@@ -77,8 +85,18 @@ def _open(deck: Deck, env: str, reason: str, minutes: float | None) -> BreakGlas
         expires_at=glass.expires_at,
         credentials_from=source,
         who=audit.who(deck, env, creds),
+        **({"freeze": frozen.record()} if frozen is not None else {}),
     )
     return glass
+
+
+def _freeze_of(deck: Deck, env: str) -> Freeze | None:
+    """The freeze in force on ``env``, as the team's remote has it when it can be reached."""
+    from opsdeck.core.team.remote import latest
+
+    with contextlib.suppress(OpsdeckError):
+        latest(deck)
+    return read_freeze(deck, env).freeze
 
 
 def load_credentials(deck: Deck, env: str) -> tuple[Credentials, str]:
