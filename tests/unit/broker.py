@@ -17,13 +17,14 @@ import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
 from opsdeck.core.engine.jobs import JobSpec, alive_key
 from opsdeck.core.engine.packages import engine_packages
-from opsdeck.core.engine.worker import Channel, Registration
+from opsdeck.core.engine.worker import Channel, Registration, execute_job
 from opsdeck.core.events import Event, LogLine
 from opsdeck.errors import OpsdeckError
 
@@ -99,13 +100,14 @@ class Taken:
     spec: JobSpec
     task: str  # the Celery task it was sent as (read-only or mutating)
     channel: Channel
+    data: dict[str, Any]  # the spec as sent
 
 
 class PlayedWorker:
     """A worker played by the test (see the module's docstring)."""
 
     def __init__(self, server: RedisServer, name: str, queues: list[str], deck: str = "shop") -> None:
-        self.name, self.queues = name, queues
+        self.name, self.queues, self.url = name, queues, server.url
         self.client = server.client()
         info = {"name": name, "host": "test", "pid": os.getpid(), "queues": queues, "deck": deck}
         self.registration = Registration(self.client, name, {**info, "concurrency": 1, "started": time.time()})
@@ -123,7 +125,12 @@ class PlayedWorker:
         message = json.loads(found[1])
         args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
         spec = JobSpec.from_json(args[0])
-        return Taken(spec, str(message["headers"]["task"]), Channel(self.client, spec.id, self.name))
+        return Taken(spec, str(message["headers"]["task"]), Channel(self.client, spec.id, self.name), args[0])
+
+    def run(self, job: Taken, root: Path) -> dict[str, Any]:
+        """Run the job as a worker does once Celery handed it over (the worker's own execute_job), on the
+        clone at ``root`` (opened by the test beforehand: worker._decks)."""
+        return execute_job(job.data, worker=self.name, deck_root=root, broker=self.url, attempt=0, may_retry=False)
 
     def start(self, job: Taken, *, attempt: int = 0, alive_ms: int = 5000) -> None:
         """What execute_job does first: the alive key (gone after ``alive_ms`` unless refreshed), "started"."""
