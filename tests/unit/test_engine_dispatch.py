@@ -124,11 +124,13 @@ async def test_a_confirmation_is_asked_here_and_the_answer_reaches_the_worker(
     assert asked == [PREVIEW] and outcome.result == {"confirmed": answer}
 
 
-async def test_a_confirmation_that_fails_here_is_a_no_there(engine: Engine, deck: Deck, w1: PlayedWorker) -> None:
+async def test_a_confirmation_that_fails_here_is_a_no_there(
+    engine: Engine, deck: Deck, w1: PlayedWorker, server: RedisServer
+) -> None:
     from opsdeck.core.sandbox.nuke import NukePlan
 
     plan = NukePlan("sandbox", "111111111111", ("module.web.aws_autoscaling_group.this",), (), {"web": "ami-1"})
-    heard: list[bool] = []
+    jobs = []
 
     async def confirm(preview: object) -> bool:
         assert isinstance(preview, NukePlan) and preview.to_json() == plan.to_json()
@@ -136,14 +138,17 @@ async def test_a_confirmation_that_fails_here_is_a_no_there(engine: Engine, deck
 
     def play() -> None:
         job = w1.take()
+        jobs.append(job)
         w1.start(job)
         job.channel.send("confirm", nuke=plan.to_json())
-        heard.append(job.channel.answer(5))
+        wait_for(lambda: w1.client.exists(answer_key(job.spec.id)), "the caller's answer")
 
     spec = JobSpec.new(deck, "nuke", "sandbox", {"confirm": True})
     with pytest.raises(OpsdeckError, match="the terminal went away"):
         await alongside(engine.run(spec, Reporter("nuke", "sandbox"), confirm), play)
-    assert heard == [False]
+    with server.client() as client:  # an answer no worker reads expires with the job's other keys
+        assert 0 < client.ttl(answer_key(spec.id)) <= KEY_TTL
+    assert jobs[0].channel.answer(5) is False
 
 
 async def test_cancelling_here_cancels_the_job_on_its_worker(

@@ -280,7 +280,7 @@ class Engine:
                                     answer = await confirm(preview_from_json(data["preview"]))
                             finally:  # refused or failed here: the worker hears "no" and changes nothing
                                 await client.rpush(answer_key(spec.id), "yes" if answer else "no")
-                            await client.expire(answer_key(spec.id), KEY_TTL)
+                                await client.expire(answer_key(spec.id), KEY_TTL)  # never left without expiry
                         elif kind == "done":
                             if data.get("ok"):
                                 return str(data.get("worker") or worker), dict(data.get("result") or {})
