@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import finish, live_pins, opsdeck, released, spawn
+from tests.helpers import applying, finish, live_pins, opsdeck, released, spawn
 
 pytestmark = pytest.mark.integration
 
@@ -156,7 +156,7 @@ def test_killed_mid_apply_shows_interrupted_and_loses_nothing(demo_deck: Path, s
     for line in proc.stderr:
         if "rollback sandbox: apply" in line:
             break
-    time.sleep(1.5)  # inside terraform apply: the new launch template is being created
+    _wait_for(lambda: applying(demo_deck / "envs" / "sandbox"), timeout=60, what="terraform to apply in sandbox")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     for stream in (proc.stdout, proc.stderr):
@@ -321,7 +321,8 @@ def test_break_glass_expires_on_time(demo_deck: Path) -> None:
     glass = open_break_glass(deck, "prod", "short window", minutes=0.5 / 60)
     guard(deck, "prod", glass, "rollback")  # open: allowed
     head = _git(demo_deck, "rev-parse", "HEAD")
-    time.sleep(0.6)
+    # Letting the window pass is what is tested: wait until it has ended by the break-glass's own clock.
+    _wait_for(lambda: not glass.active(), timeout=10, what="the half-second break-glass window to end")
     with pytest.raises(
         RefusedError, match=r"break-glass for prod expired at \d\d:\d\d:\d\d; open it again to rollback"
     ):

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import edited, finish, live_pins, opsdeck, spawn, state_serial
+from tests.helpers import applying, edited, finish, live_pins, opsdeck, spawn, state_serial, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -271,7 +271,7 @@ def test_killed_during_the_switch_leaves_traffic_on_one_color_that_ledger_and_st
     try:
         _wait_for_line(proc, "plan switch (")  # the switch's plan is made; its apply follows
         _wait_for_line(proc, "dev: apply")
-        time.sleep(0.3)
+        wait_until(lambda: applying(demo_deck / "envs" / "dev"), "terraform to apply the switch in dev")
     finally:
         proc.send_signal(signal.SIGKILL)
         finish(proc)
@@ -316,7 +316,7 @@ def test_the_standby_window_ending_during_a_rollback_does_not_pull_the_standby_a
 
     async def confirm_after_the_window(preview: Any) -> bool:
         assert "instant" in preview.note
-        while time.time() < ends + 0.5:
+        while time.time() < ends + 0.5:  # the window ending meanwhile is what is tested: let it pass
             await asyncio.sleep(0.2)
         tried.append(await asyncio.to_thread(opsdeck, "standby", "expire", "dev", deck=demo_deck))
         return True
