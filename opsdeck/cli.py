@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "orphans",
     "engine",
     "init",
+    "govern",
 )
 
 

@@ -201,6 +201,17 @@ class FakeCloud:
         self.world.check()
         return []
 
+    def target_health(self, target_group: str) -> dict[str, str]:
+        self.world.check()
+        return {}  # the fake root module has no load balancer: nothing is registered anywhere
+
+    def forward(self, rule: str, target_group: str) -> None:
+        self.world.calls.append(f"forward {rule} {target_group}")
+
+    def rule_targets(self, rules: list[str]) -> dict[str, str | None]:
+        self.world.check()
+        return dict.fromkeys(rules)
+
     def groups(self, tag_key: str, value: str) -> list[Group]:
         self.world.check()
         return [
@@ -351,6 +362,17 @@ class FakeTerraform:
                     "instances": [{"attributes": {"id": g.name, "name": g.name}}],
                 }
             )
+        for i in self.cloud.here.plain:
+            if i.tags.get(self._env_tag) == self.name and i.state != "terminated":
+                resources.append(
+                    {
+                        "module": f"module.{i.tags.get(self._service_tag)}",
+                        "mode": "managed",
+                        "type": "aws_instance",
+                        "name": "this",
+                        "instances": [{"attributes": {"id": i.id}}],
+                    }
+                )
         body = {"serial": state["serial"] + 1, "pins": pins, "vpc": vpc, "resources": resources}
         self.world.objects[self._location()] = json.dumps(body).encode()
 
@@ -362,13 +384,17 @@ class FakeTerraform:
     def _service_tag(self) -> str:
         return self.tools.config.conventions.service_tag
 
-    def _wanted(self) -> dict[str, str]:
+    def _wanted(self, overrides: dict[str, Any] | None = None) -> dict[str, str]:
+        """Each service's pin as Terraform reads it: the pin files, overridden by ``-var-file`` values."""
         config = self.tools.config
         pins = {}
         for service in config.service_names:
             spec = pin_spec(config, service)
             path = self.workdir / spec.file
-            pin = pin_or_none(path.read_text() if path.is_file() else None, spec)
+            text = path.read_text() if path.is_file() else None
+            if overrides and spec.variable[0] in overrides:
+                text = json.dumps({**json.loads(text or "{}"), **overrides})
+            pin = pin_or_none(text, spec)
             if pin is None:
                 raise ToolError(f"terraform plan in {self.name}", f"variable {spec.label}: no value for {service}")
             pins[service] = pin
@@ -400,11 +426,15 @@ class FakeTerraform:
         destroy: bool = False,
         lock: bool = False,
         on_event: Callable[[dict[str, Any]], None] | None = None,
+        var_files: tuple[Path, ...] = (),
     ) -> None:
         self.world.check()
         self.world.calls.append(f"plan {self.name}" + (" -refresh-only" if refresh_only else ""))
         state = self._state()
-        wanted = {} if refresh_only else self._wanted()
+        overrides: dict[str, Any] = {}
+        for file in var_files:
+            overrides.update(json.loads(file.read_text()))
+        wanted = {} if refresh_only else self._wanted(overrides)
         changed = sorted(s for s, image in wanted.items() if state["pins"].get(s) != image)
         drifted = []
         if refresh_only:
@@ -415,7 +445,7 @@ class FakeTerraform:
                         drifted.append((group.tags[self._service_tag], want, group.desired))
         fresh = state["vpc"] is None and not refresh_only
         plan = {"serial": state["serial"], "pins": wanted, "changed": changed, "drifted": drifted, "new": fresh}
-        out.write_text(json.dumps({**plan, "variables": self._variables()}))
+        out.write_text(json.dumps({**plan, "variables": {**self._variables(), **overrides}}))
         add = 2 * len(changed) + (1 if fresh else 0)
         if on_event is not None:
             on_event({"type": "change_summary", "changes": {"add": add, "change": len(changed), "remove": 0}})

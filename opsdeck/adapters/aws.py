@@ -316,6 +316,15 @@ class Aws:
         """The rules on the listeners of load balancers tagged ``tag_key = value`` (default rules left out)."""
         return elb.listener_rules(self, tag_key, value)
 
+    def target_health(self, target_group: str) -> dict[str, str]:
+        return elb.target_health(self, target_group)
+
+    def forward(self, rule: str, target_group: str) -> None:
+        elb.forward(self, rule, target_group)
+
+    def rule_targets(self, rules: list[str]) -> dict[str, str | None]:
+        return elb.rule_targets(self, rules)
+
     # -- inventory ----------------------------------------------------------------------------
 
     def find(self, env: str, vpc_ids: Iterable[str], tag_key: str) -> list[CloudResource]:

@@ -3,7 +3,7 @@ their host names and the target group each forwards to, found by the tags of the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from opsdeck.core.types.cloud import Rule, TargetGroup
 
@@ -65,4 +65,36 @@ def listener_rules(aws: Aws, tag_key: str, value: str) -> list[Rule]:
                 (t["TargetGroupArn"] for t in (forward.get("ForwardConfig") or {}).get("TargetGroups", [])), None
             )
         found.append(Rule(r["RuleArn"], tuple(hosts), target, tags.get(r["RuleArn"], {}), dns))
+    return found
+
+
+# -- moving traffic with the load balancer's own API (an instant rollback: core/release/traffic.py) ---------
+
+
+def target_health(aws: Aws, target_group: str) -> dict[str, str]:
+    """Each registered target of the group and its state (healthy, initial, unhealthy, draining...)."""
+    with aws.errors(f"aws elbv2 describe-target-health {target_group.rsplit('/', 2)[-2]}"):
+        raw = aws.client("elbv2").describe_target_health(TargetGroupArn=target_group)
+    return {
+        h["Target"]["Id"]: h.get("TargetHealth", {}).get("State", "unknown") for h in raw["TargetHealthDescriptions"]
+    }
+
+
+def forward(aws: Aws, rule: str, target_group: str) -> None:
+    """Make the rule forward everything to ``target_group`` (its conditions stay as they are)."""
+    with aws.errors("aws elbv2 modify-rule"):
+        aws.client("elbv2").modify_rule(RuleArn=rule, Actions=[{"Type": "forward", "TargetGroupArn": target_group}])
+
+
+def rule_targets(aws: Aws, rules: list[str]) -> dict[str, str | None]:
+    """Where each rule forwards now (its target group's ARN; None when it forwards nowhere)."""
+    with aws.errors("aws elbv2 describe-rules"):
+        raw = aws.client("elbv2").describe_rules(RuleArns=rules)["Rules"]
+    found: dict[str, str | None] = {}
+    for rule in raw:
+        forwarding: dict[str, Any] = next((a for a in rule.get("Actions", []) if a.get("Type") == "forward"), {})
+        target = forwarding.get("TargetGroupArn") or next(
+            (t["TargetGroupArn"] for t in (forwarding.get("ForwardConfig") or {}).get("TargetGroups", [])), None
+        )
+        found[rule["RuleArn"]] = target
     return found

@@ -205,6 +205,9 @@ class EnvStatus:
     request: dict[str, Any] | None = None  # the change waiting for approvals: {"id", "approvals", "needed", ...}
     copies: tuple[str, ...] = ()  # the regions of its recovered copies (`opsdeck recover ENV --region R`)
     last: dict[str, Any] | None = None  # its last change from this clone's audit log: action, result, when, why
+    freeze: dict[str, Any] | None = None  # the freeze in force: {"by", "reason", "until"} (core/safety/freeze.py)
+    freeze_problem: str = ""  # a freeze record in the ledger that does not count, said aloud
+    lifetime: dict[str, Any] | None = None  # a sandbox's: {"ttl_hours", "expires_at", "built_at", ...}
     error: str | None = None
 
     def service(self, name: str) -> ServiceStatus | None:

@@ -26,6 +26,7 @@ from opsdeck.core.observe.snapshot import load_snapshot
 from opsdeck.errors import OpsdeckError
 from opsdeck.tui import keys
 from opsdeck.tui.header import DeckHeader
+from opsdeck.tui.lifetimes import LifetimeWatch
 from opsdeck.tui.messages import DetailsLoaded, OpDone, OpEvent, StateLoaded
 from opsdeck.tui.operations import Operations
 from opsdeck.tui.themes import DEFAULT, load_themes
@@ -100,6 +101,7 @@ class OpsDeckApp(Operations, App[int]):
         self.last_done: OpDone | None = None
         self.details: DetailsLoaded | None = None
         self._details_timer: Timer | None = None
+        self.lifetimes = LifetimeWatch()
         self.themes = load_themes()
         for item in self.themes.values():
             self.register_theme(item)
@@ -207,6 +209,8 @@ class OpsDeckApp(Operations, App[int]):
         self.header.envs = len(state.environments)
         self.header.services = len(self.deck.config.services)
         self.header.accounts = len({e.account for e in state.environments if e.account})
+        self.header.frozen = {e.name: float(e.freeze["until"]) for e in state.environments if e.freeze}
+        self.header.freeze_problems = [e.name for e in state.environments if e.freeze_problem]
         self.header.redraw(self.clock())
         self.table.running = dict(self.running_envs)
         self.table.show(state)
@@ -322,6 +326,8 @@ class OpsDeckApp(Operations, App[int]):
             self.expire_break_glass()
         if self.live and int(now) % STANDBY_CHECK_SECONDS == 0:
             self.expire_standbys()
+        for text, severity in self.lifetimes.due(self.state, now):  # a sandbox's lifetime running out
+            self.notify(text, title="sandbox lifetime", severity=severity, timeout=15)
 
     # -- simple actions -----------------------------------------------------------------------
 

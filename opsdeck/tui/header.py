@@ -1,4 +1,5 @@
-"""The deck's header: deck name, cloud, and what mode it is in (READ-ONLY, BREAK-GLASS with a countdown)."""
+"""The deck's header: deck name, cloud, what mode it is in (READ-ONLY, BREAK-GLASS with a countdown),
+and the environments frozen."""
 
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ class DeckHeader(Static):
         self.service: str | None = None  # the service filter
         self.ledger: dict[str, object] | None = None  # where the clone stands against the team's remote
         self.engine: tuple[str, bool] | None = None  # the job engine's line and whether it is well (None: in-process)
+        self.frozen: dict[str, float] = {}  # environment -> when its freeze ends
+        self.freeze_problems: list[str] = []  # environments with a freeze record that does not count
 
     def redraw(self, now: float) -> None:
         text = Text()
@@ -59,6 +62,11 @@ class DeckHeader(Static):
         if self.engine is not None:
             line, well = self.engine
             text.append(f" · {line}", style=Style(dim=True) if well else warn)
+        frozen = sorted(env for env, until in self.frozen.items() if until > now)
+        if frozen:
+            text.append(f" · ❄ FROZEN {', '.join(frozen)}", style=warn)
+        if self.freeze_problems:
+            text.append(f" · freeze record not counted: {', '.join(self.freeze_problems)}", style=warn)
         if self.service:
             text.append(f"  [service: {self.service}]", style=Style(bold=True))
         if self.read_only:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -101,6 +102,10 @@ class Operations:
             app.post_message(OpDone(key, False, f"internal error: {type(exc).__name__}: {exc}"))
         else:
             app.post_message(OpDone(key, True, summarize(result)))
+            follow_up = getattr(result, "follow_up", None)
+            if follow_up is not None:  # after the result is shown, never while the engineer waits for it
+                with contextlib.suppress(OpsdeckError):
+                    asyncio.run(_awaited(follow_up(Reporter("prepare switch back", env))))
 
     def finish_operation(self, message: OpDone) -> None:
         env = self.op_envs.pop(message.key, None)
@@ -363,9 +368,11 @@ class Operations:
         env = self._selected()
         if env is None or self._refuse_if_read_only():
             return
-        if not self._app.deck.env(env).protected:
+        row = self._app.state.env(env) if self._app.state is not None else None
+        if not self._app.deck.env(env).protected and not (row is not None and row.freeze):
             self._app.notify(
-                f"{env} is not protected; break-glass is only for protected environments", severity="warning"
+                f"{env} is not protected; break-glass is only for protected (or frozen) environments",
+                severity="warning",
             )
             return
         from opsdeck.tui.screens import ReasonScreen

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from opsdeck.core.drift import store as drift_store
+from opsdeck.core.estate import lifetimes
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import pin_files, read_pins
 from opsdeck.core.events import Reporter
+from opsdeck.core.ledger.remote import publish
 from opsdeck.core.model import ImageRef, PlanResult
 from opsdeck.core.plans import planning
 from opsdeck.core.plans.shown import plan_lines
@@ -129,6 +131,8 @@ async def apply_env(
         finally:
             planning.forget_plan(deck, env)
         drift_store.forget(deck, env)  # the last drift report described the cloud before this apply
+        if lifetimes.ttl_of(deck, env) is not None:  # a first build's lifetime record goes to the team
+            await asyncio.to_thread(publish, deck, rep)
         s = plan.summary
         run.note(add=s.add, change=s.change, destroy=s.destroy)
     return ApplyResult(env, True, s.add, s.change, s.destroy, replanned, time.monotonic() - started)

@@ -43,6 +43,7 @@ with engine_packages():
 
 READ_ONLY_RESENDS = 2
 START_SECONDS = 30.0  # a sent job no worker started in this long, while none serves its queue, is given up
+READ_BLOCK_MS = 1000  # one read of a job's stream waits this long for news before the alive key is checked
 
 
 class EngineError(OpsdeckError):
@@ -251,7 +252,7 @@ class Engine:
         sent_at = time.monotonic()
         try:
             while True:
-                entries: Any = await client.xread({stream: last}, block=1000, count=500)
+                entries: Any = await client.xread({stream: last}, block=READ_BLOCK_MS, count=500)
                 for _, messages in entries or []:
                     for message_id, fields in messages:
                         last = message_id
@@ -278,7 +279,7 @@ class Engine:
                                     answer = await confirm(preview_from_json(data["preview"]))
                             finally:  # refused or failed here: the worker hears "no" and changes nothing
                                 await client.rpush(answer_key(spec.id), "yes" if answer else "no")
-                            await client.expire(answer_key(spec.id), KEY_TTL)
+                                await client.expire(answer_key(spec.id), KEY_TTL)  # never left without expiry
                         elif kind == "done":
                             if data.get("ok"):
                                 return str(data.get("worker") or worker), dict(data.get("result") or {})

@@ -121,11 +121,14 @@ async def _bake_on_worker(
     return [{**image, "worker": outcome.worker} for image in baked], outcome.worker
 
 
-async def nuke_rebuild(deck: Deck, env: str, rep: Reporter, *, confirm: Any = None) -> tuple[Any, str | None]:
+async def nuke_rebuild(
+    deck: Deck, env: str, rep: Reporter, *, confirm: Any = None, glass: Any = None
+) -> tuple[Any, str | None]:
     """nuke-and-rebuild: here, or on a worker of the sandbox's account; the NukeResult and the worker
-    (None: here). ``confirm`` gets the NukePlan either way (from the worker, before it deletes)."""
+    (None: here). ``confirm`` gets the NukePlan either way (from the worker, before it deletes).
+    Break-glass (``glass``) runs here, where it was opened."""
     broker = broker_url(deck)
-    here = not broker
+    here = not broker or glass is not None
     if broker:
         from opsdeck.core.engine.remote import dirty_env  # lazy: needs redis (the engine extra)
 
@@ -133,7 +136,7 @@ async def nuke_rebuild(deck: Deck, env: str, rep: Reporter, *, confirm: Any = No
             rep.log(f"{env} has uncommitted changes a worker cannot see: nuked and rebuilt here", "notice")
             here = True
     if here:
-        return await nuke.nuke_rebuild(deck, env, rep, confirm=confirm), None
+        return await nuke.nuke_rebuild(deck, env, rep, confirm=confirm, glass=glass), None
     from opsdeck.core.engine.dispatch import Engine  # lazy: needs redis (the engine extra)
     from opsdeck.core.engine.remote import nuke_on_worker  # lazy: needs redis (the engine extra)
 

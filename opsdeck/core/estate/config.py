@@ -252,6 +252,10 @@ def _check_env(config: DeckConfig, root: Path, ew: Where, env: EnvSettings) -> N
         raise ew.child("path").error(f"expected a directory with the root module, {env.path} does not exist")
     if env.sandbox and env.protected:
         raise ew.error("an environment cannot be both sandbox and protected")
+    if env.ttl_hours is not None and not env.sandbox:
+        raise ew.child("ttl_hours").error("a lifetime is for sandbox environments only (sandbox = true)")
+    if env.ttl_hours is not None and not 0 < env.ttl_hours < float("inf"):
+        raise ew.child("ttl_hours").error(f"expected a number of hours above 0, got {env.ttl_hours}")
     _check_target(ew, env.account, env.region, env.role, env.profile)
     if env.break_glass_role is not None:
         _check_role(ew.child("break_glass_role"), env.break_glass_role, env.account)

@@ -195,6 +195,11 @@ class EnvSettings:
         "(`opsdeck trail` reads the changes made outside the pipeline from them).",
     )
     sandbox: bool = setting(False, doc="Nuke-and-rebuild is allowed.")
+    ttl_hours: float | None = setting(
+        None,
+        doc="A sandbox's lifetime in hours, counted from its last build (its first apply, or its last "
+        "nuke-and-rebuild); `opsdeck sandbox expire` destroys it once ended (`sandbox extend` adds hours).",
+    )
     protected: bool = setting(False, doc="Read-only unless break-glass.")
     promote_from: str | None = setting(None, doc="The environment whose images may be promoted here.")
     approval: Approval | None = setting(

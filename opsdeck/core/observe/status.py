@@ -19,6 +19,7 @@ from opsdeck.core.estate.pins import ColorPin
 from opsdeck.core.events import Reporter
 from opsdeck.core.ledger.remote import check, follow
 from opsdeck.core.model import DeckState, EnvStatus, ImageRef, InstanceCounts, ServiceStatus
+from opsdeck.core.observe.governance import with_governance
 from opsdeck.core.observe.lag import with_lag
 from opsdeck.core.observe.rollouts import last_changes, rollout_of
 from opsdeck.core.observe.snapshot import store_snapshot
@@ -132,6 +133,7 @@ async def deck_status(
         catalog = await asyncio.to_thread(load_catalog, deck)
     except CloudUnavailableError as exc:
         rows = [replace(_base(deck, n), error=str(exc)) for n in names]
+        rows = await asyncio.to_thread(with_governance, deck, rows)
         return DeckState(deck=deck.name, environments=tuple(rows), cloud="unreachable", ledger=ledger)
     except OpsdeckError as exc:  # the build account cannot be read: rows still come, without versions
         rep.log(f"images: {exc}", "warning")
@@ -151,6 +153,7 @@ async def deck_status(
     rows = [replace(r, request=waiting.get(r.name), last=lasts.get(r.name)) for r in rows]
 
     rows = await asyncio.to_thread(with_lag, deck, rows, catalog)
+    rows = await asyncio.to_thread(with_governance, deck, rows)  # freezes and sandbox lifetimes
     images: tuple[dict[str, Any], ...] = ()
     if catalog is not None:
         pins = {r.name: {s.name: s.image.id for s in r.services if s.image} for r in rows}

@@ -207,10 +207,11 @@ async def plan_into(
     rep: Reporter,
     *,
     credentials: Credentials | None = None,
+    var_files: tuple[Path, ...] = (),
 ) -> PlanResult:
-    """Plan ``env`` into ``planfile``, shown and parsed, but not kept as
-    the environment's pending plan: a step inside an operation (a traffic switch), not what the deck
-    shows as waiting."""
+    """Plan ``env`` into ``planfile``, shown and parsed, but not kept as the environment's pending plan: a
+    step inside an operation (a traffic switch), or a plan of other pins (``var_files``: pin files as they
+    would be, outside the working tree), not what the deck shows as waiting."""
     await ensure_init(deck, env, rep, credentials)
     tf = (await asyncio.to_thread(deck.tools.env, env, credentials)).terraform
     summary: dict[str, Any] = {}
@@ -221,7 +222,7 @@ async def plan_into(
             if event.get("type") == "change_summary":
                 summary.update(event.get("changes") or {})
 
-    await tf.plan(planfile, on_event=on_event)
+    await tf.plan(planfile, on_event=on_event, var_files=var_files)
     extra: dict[str, Any] = {"planfile": str(planfile), "pins": _pinned(deck, env), "created_at": time.time()}
     if summary and not any(summary.get(k) for k in ("add", "change", "remove", "import")):
         return PlanResult(env, PlanSummary(), (), **extra)

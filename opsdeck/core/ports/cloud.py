@@ -111,6 +111,18 @@ class TrafficPort(Protocol):
         """The listener rules of the load balancers tagged ``tag_key = value``."""
         ...
 
+    def target_health(self, target_group: str) -> dict[str, str]:
+        """Each registered target of the group and its state (healthy, initial, unhealthy ...)."""
+        ...
+
+    def forward(self, rule: str, target_group: str) -> None:
+        """Point the listener rule at ``target_group`` with the load balancer's API; its conditions stay."""
+        ...
+
+    def rule_targets(self, rules: list[str]) -> dict[str, str | None]:
+        """Where each rule forwards now."""
+        ...
+
 
 class InventoryPort(Protocol):
     """Everything an environment holds, found by tag and VPC, and deleted one by one (nuke)."""

@@ -30,7 +30,11 @@ class TerraformPort(Protocol):
         destroy: bool = False,
         lock: bool = False,
         on_event: JsonSink | None = None,
-    ) -> None: ...
+        var_files: tuple[Path, ...] = (),
+    ) -> None:
+        """A saved plan into ``out``; ``var_files`` override the root module's own variable files (a plan of
+        other pins without touching the working tree)."""
+        ...
 
     async def show_json(self, planfile: Path) -> dict[str, Any]: ...
 

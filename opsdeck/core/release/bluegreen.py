@@ -37,6 +37,7 @@ from opsdeck.core.estate.pins import (
     pin_rel,
     pin_spec,
     read_color_pin,
+    with_pin,
     write_color_pins,
 )
 from opsdeck.core.events import Reporter
@@ -172,6 +173,33 @@ async def plan_switch(
     return plan
 
 
+async def plan_switch_ahead(
+    deck: Deck,
+    env: str,
+    switched: dict[str, ColorPin],
+    rep: Reporter,
+    *,
+    credentials: Credentials | None = None,
+) -> PlanResult:
+    """The switch planned before it may run (beside the gates): the switched pins as variable files outside
+    the working tree, the plan checked to move listener rules and nothing else."""
+    with rep.phase("plan switch"):
+        folder = planning.plan_dir(deck) / f"{env}.switch-vars"
+        files = switched_files(deck, env, switched, folder)
+        planfile = planning.scratch_planfile(deck, env, "switch")
+        try:
+            plan = await planning.plan_into(deck, env, planfile, rep, credentials=credentials, var_files=tuple(files))
+            check_switch_plan(plan)
+        except BaseException:
+            planfile.unlink(missing_ok=True)
+            raise
+        finally:
+            for file in files:
+                file.unlink(missing_ok=True)
+        rep.log(f"switch plan: {plan.summary.change} listener rules move, nothing else")
+    return plan
+
+
 async def apply_switch(
     deck: Deck,
     env: str,
@@ -214,33 +242,32 @@ def forget_prepared(deck: Deck, env: str) -> None:
 async def prepare_switch_back(
     deck: Deck, env: str, services: list[str], rep: Reporter, *, credentials: Credentials | None = None
 ) -> bool:
-    """Right after a release of ``services``: plan and policy-check the switch of each back to its warm
-    standby (what rolling that release back is), so an instant rollback only applies it. Valid while
-    nothing the plan depends on moves (its inputs key)."""
+    """After a release of ``services`` has been reported: plan and policy-check the switch of each back to
+    its warm standby (what rolling that release back is), so a rollback shows its plan at once and applies
+    it. The switched pins go to Terraform as variable files outside the working tree, so it takes no lock
+    and touches no pin file. Valid while nothing the plan depends on moves (its inputs key)."""
     forget_prepared(deck, env)
     pins = await asyncio.to_thread(color_pins, deck, env, services)
     warm = {s: p for s, p in pins.items() if p.warm()}
     if not warm:
         return False
     back = {s: p.switched(deck.env(env).standby_minutes) for s, p in warm.items()}
-    rel_texts = {rel: (deck.root / rel).read_text(encoding="utf-8") for rel in _pin_rels(deck, env, list(back))}
+    key = await asyncio.to_thread(planning.inputs_key, deck, env)
     planfile, meta = _prepared_paths(deck, env)
     with rep.phase("prepare switch back"):
+        files = switched_files(deck, env, back, planfile.parent / f"{env}.switch-back-vars")
+        tmp = planning.scratch_planfile(deck, env, "switch-back")
         try:
-            await asyncio.to_thread(write_color_pins, deck, env, back)
-            tmp = planning.scratch_planfile(deck, env, "switch-back")
-            plan = await planning.plan_into(deck, env, tmp, rep, credentials=credentials)
-        finally:
-            for rel, text in rel_texts.items():
-                (deck.root / rel).write_text(text, encoding="utf-8")
-        try:
+            plan = await planning.plan_into(deck, env, tmp, rep, credentials=credentials, var_files=tuple(files))
             check_switch_plan(plan)
             await gates.policy(deck, env, plan, rep, break_glass=credentials is not None)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        finally:
+            for file in files:
+                file.unlink(missing_ok=True)
         tmp.replace(planfile)
-        key = await asyncio.to_thread(planning.inputs_key, deck, env)
         record = {
             "key": key,
             "created_at": time.time(),
@@ -252,6 +279,22 @@ async def prepare_switch_back(
         meta.write_text(json.dumps(record), encoding="utf-8")
         rep.log("rollback prepared: " + ", ".join(f"{s} → {p.live}" for s, p in back.items()))
     return True
+
+
+def switched_files(deck: Deck, env: str, pins: dict[str, ColorPin], folder: Path) -> list[Path]:
+    """The pin files of ``env`` as they would be with ``pins`` written, as variable files in ``folder``
+    (outside the working tree): a plan of them is a plan of those pins."""
+    texts: dict[str, str] = {}
+    for service, pin in pins.items():
+        rel = pin_rel(deck, env, service)
+        current = texts.get(rel) or (deck.root / rel).read_text(encoding="utf-8")
+        texts[rel] = with_pin(current, pin_spec(deck.config, service), pin.to_json())
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for n, text in enumerate(texts.values()):
+        files.append(folder / f"{n}.tfvars.json")
+        files[-1].write_text(text, encoding="utf-8")
+    return files
 
 
 async def prepared_switch_back(deck: Deck, env: str, wanted: dict[str, ColorPin]) -> PlanResult | None:
@@ -271,10 +314,6 @@ async def prepared_switch_back(deck: Deck, env: str, wanted: dict[str, ColorPin]
         return None
     plan = PlanResult.from_json(record["plan"])
     return PlanResult(plan.environment, plan.summary, plan.resources, plan.created_at, key, str(planfile), plan.pins)
-
-
-def _pin_rels(deck: Deck, env: str, services: list[str]) -> list[str]:
-    return list(dict.fromkeys(pin_rel(deck, env, s) for s in services))
 
 
 # -- standby ------------------------------------------------------------------------------------

@@ -167,11 +167,22 @@ def env_groups(deck: Deck, env: str, credentials: Credentials | None = None) -> 
     return deck.tools.env(env, credentials).cloud.groups(deck.config.conventions.env_tag, env)
 
 
-def snapshot(deck: Deck, env: str, credentials: Credentials | None = None, cloud: GroupsPort | None = None) -> Snapshot:
-    """``env``'s groups and plain instances, in its account and region (or in ``cloud``)."""
+def snapshot(
+    deck: Deck,
+    env: str,
+    credentials: Credentials | None = None,
+    cloud: GroupsPort | None = None,
+    *,
+    services: list[str] | None = None,
+) -> Snapshot:
+    """``env``'s groups and plain instances, in its account and region (or in ``cloud``). With ``services``,
+    plain instances are read only when one of them runs in no group (a poll's call saved)."""
     cloud = cloud or deck.tools.env(env, credentials).cloud
     tag = deck.config.conventions.env_tag
-    return Snapshot(cloud.groups(tag, env), cloud.fleet().standalone(tag, env))
+    groups = cloud.groups(tag, env)
+    if services is not None and all(service_groups(deck, groups, s) for s in services):
+        return Snapshot(groups)
+    return Snapshot(groups, cloud.fleet().standalone(tag, env))
 
 
 async def wait_for_images(
@@ -191,7 +202,7 @@ async def wait_for_images(
     with rep.phase("verify instances"):
         deadline = time.monotonic() + timeout
         while True:
-            snap = await asyncio.to_thread(snapshot, deck, env, credentials, cloud)
+            snap = await asyncio.to_thread(snapshot, deck, env, credentials, cloud, services=list(images))
             states = {s: state_of(deck, snap, s, want) for s, want in images.items()}
             on_image = sum(st.counts.on_pinned_image for st in states.values())
             desired = sum(st.counts.desired for st in states.values())

@@ -6,14 +6,19 @@ import asyncio
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from opsdeck.core.estate.deck import Deck
-from opsdeck.core.estate.pins import pin_files, read_pins
+from opsdeck.core.estate.pins import pin_files, pin_rel, pin_spec, read_pins, with_pin
 from opsdeck.core.events import Reporter
+from opsdeck.core.ledger.identity import operator
+from opsdeck.core.ledger.remote import publish
 from opsdeck.core.plans import planning
 from opsdeck.core.release import bluegreen
 from opsdeck.core.safety import audit, locks
+from opsdeck.core.safety.audit import TRAILER
 from opsdeck.core.safety.locks import LockRecord
+from opsdeck.core.team.requests import load
 from opsdeck.errors import LockedError, OpsdeckError, RefusedError
 
 
@@ -61,10 +66,11 @@ def inspect(deck: Deck, env: str) -> Interrupted | None:
     return Interrupted(record, tuple(dirty), pins_now)
 
 
-def _close_orphans(deck: Deck, env: str, lock_id: str) -> int:
-    """Close 'started' audit records of ``env`` that never got their end: they were interrupted."""
+def _close_orphans(deck: Deck, env: str, lock_id: str, running: int | None = None) -> int:
+    """Close 'started' audit records of ``env`` that never got their end: they were interrupted (all but
+    ``running``, the unlock's own)."""
     records = audit.read(deck)
-    closed = {r.get("started") for r in records if r.get("started") is not None}
+    closed = {r.get("started") for r in records if r.get("started") is not None} | {running}
     orphans = [
         r for r in records if r.get("environment") == env and r.get("result") == "started" and r["seq"] not in closed
     ]
@@ -113,23 +119,97 @@ async def unlock(deck: Deck, env: str, rep: Reporter) -> Interrupted | None:
         await terraform.force_unlock(lock_id)
     finally:
         probe.unlink(missing_ok=True)
-    reconciled = None
-    if deck.env(env).blue_green:
-        try:
+    run = audit.AuditedRun(deck, "unlock", env, {"interrupted": record.operation, "lock_id": record.id}).open()
+    reconciled: str | None = None
+    try:
+        if deck.env(env).blue_green:
             reconciled = await bluegreen.reconcile_traffic(deck, env, rep)
-        except OpsdeckError as exc:  # the lock still goes: the next plan shows what is left
-            rep.log(f"could not reconcile {env}'s live colors with the cloud ({exc}); check `opsdeck status`", "error")
+        else:
+            reconciled = await settle_pins(deck, env, rep, found, run.hash)
+    except OpsdeckError as exc:  # the lock still goes: the next plan shows what is left
+        rep.log(f"could not settle {env}'s pins with what the cloud runs ({exc}); check `opsdeck plan {env}`", "error")
     cleared = await asyncio.to_thread(locks.clear_stale, deck, env)
-    closed = _close_orphans(deck, env, found.record.id)
-    audit.append(
-        deck,
-        action="unlock",
-        environment=env,
-        result="ok",
-        interrupted=found.record.operation,
-        lock_id=found.record.id,
-        closed_records=closed,
-        who=audit.who(deck, env),
-        **({"reconciled": reconciled} if reconciled else {}),
-    )
+    closed = _close_orphans(deck, env, found.record.id, run.started.get("seq"))
+    notes: dict[str, Any] = {"reconciled": reconciled} if reconciled else {}
+    run.close("ok", closed_records=closed, **notes)
     return found if cleared else None
+
+
+async def settle_pins(deck: Deck, env: str, rep: Reporter, found: Interrupted, anchor: str) -> str | None:
+    """After an interrupted change, make the ledger say what the cloud runs. Terraform was left to finish
+    (only opsdeck was killed), so its state holds the pins of one of: the working tree (written, then
+    applied), the interrupted operation's target (applied from another clone: an engine worker's), or
+    the last commit (never applied). The first whose plan changes nothing is what runs: committed (with the
+    operator's trailers and this unlock's audit record) when it is not the last commit, the pin files put
+    back when it is. When none plans clean (drift besides), nothing is changed, and that is said. What
+    happened: "committed", "restored", or None."""
+    git = deck.tools.git
+    files = pin_files(deck, env)
+    head = {rel: await asyncio.to_thread(git.text_at, "HEAD", rel) for rel in files}
+    now = {rel: (deck.root / rel).read_text(encoding="utf-8") for rel in found.dirty}
+    target = _target_texts(deck, env, found.record, head)
+    committed = {rel: text for rel in found.dirty if (text := head.get(rel)) is not None}
+    candidates = [("the working tree's", now), ("its target's", target), ("the committed", committed)]
+    for label, texts in candidates:
+        if texts is None or (label != "the committed" and not texts):
+            continue
+        if not await _plans_nothing(deck, env, rep, texts):
+            continue
+        if label == "the committed":
+            for rel in found.dirty:
+                await asyncio.to_thread(git.restore, rel)
+            if found.dirty:
+                rep.log(f"{env}: the interrupted {found.record.operation} was never applied; pins put back", "notice")
+            return "restored" if found.dirty else None
+        for rel, text in texts.items():
+            (deck.root / rel).write_text(text, encoding="utf-8")
+        who = await asyncio.to_thread(operator, deck)
+        pins = ", ".join(f"{s} {i}" for s, i in read_pins(deck, env).items())
+        what = found.record.operation
+        text = f"settle {env} after an interrupted {what}: the cloud runs these pins\n\n{pins}\n\n"
+        await asyncio.to_thread(git.commit, list(texts), f"{text}{who.trailers()}\n{TRAILER}: {anchor}\n")
+        await asyncio.to_thread(publish, deck, rep)
+        rep.log(f"{env}: the interrupted {what} was applied; {label} pins are committed ({pins})", "notice")
+        return "committed"
+    rep.log(f"{env}: no pins plan clean (drift besides the interrupted change?): " + found.advice(), "warning")
+    return None
+
+
+def _target_texts(deck: Deck, env: str, record: LockRecord, head: dict[str, str | None]) -> dict[str, str] | None:
+    """The pin files as the interrupted operation would have committed them (from its lock's detail: the
+    images of a release, or an approved request's pins); None when the lock does not say."""
+    detail = record.detail or {}
+    if detail.get("request"):
+        try:
+            return dict(load(deck, str(detail["request"]), check_stale=False).pins) or None
+        except OpsdeckError:
+            return None
+    services, images = str(detail.get("services", "")).split(","), str(detail.get("to", "")).split(",")
+    if not detail.get("to") or len(services) != len(images):
+        return None
+    texts: dict[str, str] = {}
+    for service, image in zip(services, images, strict=True):
+        if service not in deck.config.service_names or not image.startswith("ami-"):
+            return None
+        rel = pin_rel(deck, env, service)
+        texts[rel] = with_pin(texts.get(rel, head.get(rel)), pin_spec(deck.config, service), image)
+    return texts
+
+
+async def _plans_nothing(deck: Deck, env: str, rep: Reporter, texts: dict[str, str]) -> bool:
+    """Whether a plan with these pin file texts (over the working tree's, as variable files written outside
+    it; none: the working tree as it is) changes nothing."""
+    scratch = planning.plan_dir(deck) / f"{env}.settle"
+    scratch.mkdir(exist_ok=True)
+    files = []
+    for n, text in enumerate(texts.values()):
+        files.append(scratch / f"{n}.tfvars.json")
+        files[-1].write_text(text, encoding="utf-8")
+    planfile = planning.scratch_planfile(deck, env, "settle")
+    try:
+        plan = await planning.plan_into(deck, env, planfile, rep, var_files=tuple(files))
+    finally:
+        planfile.unlink(missing_ok=True)
+        for file in files:
+            file.unlink(missing_ok=True)
+    return not plan.summary.has_changes

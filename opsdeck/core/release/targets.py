@@ -16,6 +16,7 @@ from opsdeck.core.release.images import Catalog, service_of
 from opsdeck.core.release.ledger import last_release, pinned_history, previous_pin
 from opsdeck.core.safety import locks
 from opsdeck.core.safety.breakglass import BreakGlass, guard
+from opsdeck.core.safety.freeze import check_freeze
 from opsdeck.core.types.cloud import Image
 from opsdeck.errors import LockedError, RefusedError
 
@@ -32,11 +33,12 @@ class Target:
 
 def preflight(deck: Deck, env: str, action: str, glass: BreakGlass | None, rep: Reporter) -> bool:
     """What refuses a release before anything is read from the cloud: a protected environment without
-    break-glass, a detached HEAD, an operation running in (or interrupted in) ``env``, uncommitted
-    changes to its pin files. Checked again under the lock; here so the first refusal names the real
-    reason."""
+    break-glass, a freeze (core/safety/freeze.py), a detached HEAD, an operation running in (or
+    interrupted in) ``env``, uncommitted changes to its pin files. Checked again under the lock; here so
+    the first refusal names the real reason."""
     guard(deck, env, glass, action, approved=deck.env(env).approvals > 0)  # approvals: it becomes a request
     ledger = sync_before_change(deck, rep, offline_ok=glass is not None and glass.env == env)
+    check_freeze(deck, env, glass, action)
     git = deck.tools.git
     if git.is_detached():
         raise RefusedError(

@@ -34,7 +34,7 @@ from opsdeck.core.ledger.identity import operator
 from opsdeck.core.ledger.remote import publish
 from opsdeck.core.model import PlanResult
 from opsdeck.core.plans import planning
-from opsdeck.core.release import fleet, gates, rollout, strategies
+from opsdeck.core.release import fleet, gates, preplan, rollout, strategies
 from opsdeck.core.release.facts import read_facts
 from opsdeck.core.safety.audit import TRAILER
 from opsdeck.core.safety.confirm import Confirm, NotConfirmedError, Preview
@@ -250,6 +250,7 @@ class Release:
     def finish(self, sha: str) -> None:
         """The closing record: the commit, and a release whose instances did not all come up as failed."""
         planning.forget_plan(self.deck, self.env)
+        preplan.forget(self.deck, self.env)  # made for the pins before this release
         self.run.note(commit=sha)
         if self.strategies:
             self.run.note(rollouts={s: st.to_json() for s, st in self.strategies.items()})

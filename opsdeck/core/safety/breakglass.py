@@ -3,18 +3,22 @@
 Protected environments are read-only. Break-glass loads the environment's credentials from the
 keyring (stored with `opsdeck secrets set ENV`) into the break-glass value itself: the operation
 that holds it hands them to that environment's tools only. It lasts until it expires; every action
-taken under it is audited with its reason.
+taken under it is audited with its reason. A frozen environment that is not protected may be broken
+into too: there are no elevated credentials then, the break-glass only passes the freeze.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 
 from opsdeck.core.estate.deck import Deck
+from opsdeck.core.ledger.remote import latest
 from opsdeck.core.safety import audit
+from opsdeck.core.safety.freeze import Freeze, read_freeze
 from opsdeck.core.types.cloud import Credentials
-from opsdeck.errors import RefusedError, SecretsUnavailableError
+from opsdeck.errors import OpsdeckError, RefusedError, SecretsUnavailableError
 
 
 @dataclass(frozen=True)
@@ -52,11 +56,16 @@ def open_break_glass(deck: Deck, env: str, reason: str, minutes: float | None = 
 
 def _open(deck: Deck, env: str, reason: str, minutes: float | None) -> BreakGlass:
     settings = deck.env(env)
-    if not settings.protected:
-        raise RefusedError(f"{env} is not protected; break-glass is only for protected environments")
+    frozen = None if settings.protected else _freeze_of(deck, env)
+    if not settings.protected and frozen is None:
+        raise RefusedError(f"{env} is not protected; break-glass is only for protected (or frozen) environments")
     if not reason.strip():
         raise RefusedError("break-glass needs a reason (--reason TEXT)")
-    creds, source = load_credentials(deck, env)
+    creds: Credentials | None = None
+    if frozen is None:
+        creds, source = load_credentials(deck, env)
+    else:  # nothing to elevate: break-glass here only passes the freeze (audited as its bypass)
+        source = f"{env}'s own credentials (not protected: break-glass passes its freeze only)"
     now = time.time()
     span = 60.0 * (minutes if minutes is not None else deck.config.safety.break_glass_minutes)
     glass = BreakGlass(
@@ -71,8 +80,16 @@ def _open(deck: Deck, env: str, reason: str, minutes: float | None) -> BreakGlas
         expires_at=glass.expires_at,
         credentials_from=source,
         who=audit.who(deck, env, creds),
+        **({"freeze": frozen.record()} if frozen is not None else {}),
     )
     return glass
+
+
+def _freeze_of(deck: Deck, env: str) -> Freeze | None:
+    """The freeze in force on ``env``, as the team's remote has it when it can be reached."""
+    with contextlib.suppress(OpsdeckError):
+        latest(deck)
+    return read_freeze(deck, env).freeze
 
 
 def load_credentials(deck: Deck, env: str) -> tuple[Credentials, str]:

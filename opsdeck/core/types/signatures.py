@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
+from typing import Any
+
+APPROVAL_NAMESPACE = "opsdeck-approval"  # the SSH signature namespace of requests, approvals, rejections and freezes
+
+
+def canonical(value: Any) -> bytes:
+    """A value's canonical JSON bytes: what a signature over a record covers."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 @dataclass(frozen=True)
