@@ -42,6 +42,22 @@ def test_a_warm_checkov_answers_as_the_command_does_from_one_process(binary: str
     assert "CKV2_SHOP_1" in {c for c, _ in found[0][1]}  # the deck's own check, loaded once and still run
 
 
+def test_a_warm_checkov_answers_each_plan_for_itself(binary: str) -> None:
+    """Checkov keeps state between runs in one process: without a fresh child per plan, a plan with no
+    resources was answered with the verdict of the plan checked before it."""
+    cold = checkov.Checkov(binary)
+    server = checkov.warm_server(binary)
+    assert server is not None
+    empty = PLAN.with_name("plan_pin_change.json")
+    verdicts = []
+    for plan in (PLAN, empty, PLAN):
+        answer = server.check(cold.argv(plan, checks_dir=CHECKS)[1:])
+        assert answer is not None
+        verdicts.append(checkov.parse(answer[1]))
+    assert verdicts[0].failed and not verdicts[1].failed and verdicts[1].passed == 0
+    assert len(verdicts[2].failed) == len(verdicts[0].failed)
+
+
 def test_a_warm_checkov_that_died_is_started_again(binary: str) -> None:
     server = checkov.warm_server(binary)
     assert server is not None
