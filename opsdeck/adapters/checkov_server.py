@@ -19,7 +19,7 @@ import sys
 import warnings
 
 
-def _check(argv: list) -> dict:
+def _check(argv: list[str]) -> dict[str, object]:
     """Run checkov with ``argv`` here (in the forked child) and capture what it prints."""
     from checkov.main import Checkov
 
@@ -35,7 +35,7 @@ def _check(argv: list) -> dict:
     return {"rc": code or 0, "out": out.getvalue(), "err": err.getvalue()}
 
 
-def _in_child(argv: list) -> dict:
+def _in_child(argv: list[str]) -> dict[str, object]:
     """The answer for ``argv`` from a child forked for this one plan."""
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -43,7 +43,7 @@ def _in_child(argv: list) -> dict:
         os.close(read_end)
         try:
             answer = _check(argv)
-        except BaseException as exc:
+        except BaseException as exc:  # whatever happened is the answer
             answer = {"rc": 2, "out": "", "err": f"{type(exc).__name__}: {exc}\n"}
         with os.fdopen(write_end, "w") as pipe:
             pipe.write(json.dumps(answer))
@@ -54,7 +54,8 @@ def _in_child(argv: list) -> dict:
     os.waitpid(pid, 0)
     if not text:
         return {"rc": 2, "out": "", "err": "checkov's checking process ended without an answer\n"}
-    return json.loads(text)
+    parsed: dict[str, object] = json.loads(text)
+    return parsed
 
 
 def main() -> int:
