@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from opsdeck import __version__, wiring
+from opsdeck.commands import finish_notices
 from opsdeck.errors import OpsdeckError
 
 COMMAND_MODULES = (
@@ -129,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         first = " ".join(str(exc).split()) or type(exc).__name__
         print(f"opsdeck: internal error: {type(exc).__name__}: {first} ({where})", file=sys.stderr)
         return 1
+    finally:
+        finish_notices()  # release notices still being sent get a few seconds before the process exits
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from opsdeck.core.estate.settings import UserSettings
 from opsdeck.core.ports.factory import EnvTools, Target
 from opsdeck.core.types.cloud import CloudResource, Credentials, Group, Image, Instance, Rule, TargetGroup
 from opsdeck.core.types.hygiene import Snapshot, Tagged
-from opsdeck.core.types.tools import BuildResult, Failure, PackerLine, Report
+from opsdeck.core.types.tools import BuildResult, DeliveryError, Failure, PackerLine, Report
 from opsdeck.errors import CloudUnavailableError, RefusedError, ToolError, ToolMissingError
 from tests import fake_fleet
 
@@ -700,3 +700,25 @@ def fake_tools(world: World) -> Callable[[Path, DeckConfig, UserSettings], FakeT
         return FakeTools(world, root, config, settings)
 
     return make
+
+
+class FakeWebhook:
+    """core's WebhookPort: each POST recorded (url, the JSON body) as it starts; ``answers`` are played in
+    order (an int is a 2xx status, a DeliveryError is raised; the last repeats), and while ``hold`` is
+    clear every POST waits for it (a target that hangs)."""
+
+    def __init__(self, *answers: int | DeliveryError) -> None:
+        self.answers: list[int | DeliveryError] = list(answers) or [200]
+        self.posts: list[tuple[str, dict[str, Any]]] = []
+        self.hold = threading.Event()
+        self.hold.set()
+        self._lock = threading.Lock()
+
+    def post_json(self, url: str, body: bytes, timeout: float) -> int:
+        with self._lock:
+            self.posts.append((url, json.loads(body)))
+            answer = self.answers[min(len(self.posts), len(self.answers)) - 1]
+        self.hold.wait()
+        if isinstance(answer, DeliveryError):
+            raise answer
+        return answer

@@ -19,11 +19,20 @@ from opsdeck.core.ports.cloud import (
 )
 from opsdeck.core.ports.factory import Tools
 from opsdeck.core.ports.git import CommitPort, GitIdentityPort, GitPort, HistoryPort, RemotePort
-from opsdeck.core.ports.outside import ProcessPort, SecretsPort, SignerPort
+from opsdeck.core.ports.outside import ProcessPort, SecretsPort, SignerPort, WebhookPort
 from opsdeck.core.ports.tools import PackerPort, PolicyPort, TerraformPort
 from tests.fake_fleet import FakeFleet
 from tests.fake_hygiene import FakeHygiene
-from tests.fakes import FakeCloud, FakePacker, FakePolicy, FakeTerraform, FakeTools, World, fake_tools
+from tests.fakes import (
+    FakeCloud,
+    FakePacker,
+    FakePolicy,
+    FakeTerraform,
+    FakeTools,
+    FakeWebhook,
+    World,
+    fake_tools,
+)
 
 
 def cloud_ports(cloud: FakeCloud) -> None:
@@ -59,3 +68,8 @@ def git_ports(tools: FakeTools) -> None:
     remote: RemotePort = git
     identity: GitIdentityPort = git
     del history, commits, remote, identity
+
+
+def webhook_port(webhook: FakeWebhook) -> None:
+    port: WebhookPort = webhook
+    del port

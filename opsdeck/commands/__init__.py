@@ -11,12 +11,34 @@ from typing import Any, TextIO, TypeVar
 
 from opsdeck.core.estate.deck import Deck, find_deck_root
 from opsdeck.core.events import Event, LogLine, PhaseFinished, PhaseStarted, Reporter
+from opsdeck.core.hygiene.notices import Notices
 
 T = TypeVar("T")
 
 
 def open_deck(args: Any) -> Deck:
-    return Deck.open(find_deck_root(getattr(args, "deck", None), command=argv_without_deck(getattr(args, "argv", []))))
+    deck = Deck.open(find_deck_root(getattr(args, "deck", None), command=argv_without_deck(getattr(args, "argv", []))))
+    attach_notices(deck)
+    return deck
+
+
+# The release notices of the decks this command opened: ``finish_notices`` waits for them before it exits.
+_outboxes: list[Notices] = []
+
+
+def attach_notices(deck: Deck) -> None:
+    """Tell the deck's [notify] targets of each change; a target not told is a line on stderr."""
+    if deck.config.notify.targets and deck.announcer is None:
+        deck.announcer = notices = Notices(deck, on_failure=lambda line: print(f"opsdeck: {line}", file=sys.stderr))
+        _outboxes.append(notices)
+
+
+def finish_notices() -> None:
+    """Wait for notices still being sent, at most [notify] wait_seconds per deck, then let them go."""
+    while _outboxes:
+        notices = _outboxes.pop()
+        if notices.wait(notices.settings.wait_seconds) == 0:
+            notices.close()
 
 
 def argv_without_deck(argv: Sequence[str]) -> list[str]:

@@ -5,9 +5,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsdeck.core.estate.config import CONFIG_FILE
+
+if TYPE_CHECKING:
+    from opsdeck.core.estate.deck import Deck
+    from opsdeck.core.hygiene.notices import Notices
+    from opsdeck.tui.app import OpsDeckApp
 
 
 def _choose_root(args: Any) -> Path | None:
@@ -50,5 +55,25 @@ def open_deck_tui(root: Path, args: Any) -> int:
     from opsdeck.tui.app import OpsDeckApp
 
     app = OpsDeckApp(deck, read_only=bool(getattr(args, "read_only", False)), theme=theme)
+    notices = attach_notices(deck, app)
     app.run()
+    if notices is not None and notices.wait(deck.config.notify.wait_seconds) == 0:
+        notices.close()
     return app.return_code or 0
+
+
+def attach_notices(deck: Deck, app: OpsDeckApp) -> Notices | None:
+    """The deck tells its [notify] targets of each change in the background; a target not told is a
+    notice on screen (a line on stderr once the deck has closed)."""
+    from opsdeck.core.hygiene.notices import Notices
+
+    def failed(line: str) -> None:
+        try:
+            app.call_from_thread(app.notify, line, title="release notice", severity="error", timeout=12)
+        except RuntimeError:  # the app is not running (any more), or this is its own thread
+            print(f"opsdeck: {line}", file=sys.stderr)
+
+    if not deck.config.notify.targets:
+        return None
+    deck.announcer = notices = Notices(deck, on_failure=failed)
+    return notices

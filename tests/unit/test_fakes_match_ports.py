@@ -20,13 +20,13 @@ from opsdeck.adapters.sshsig import SshSigner
 from opsdeck.core.ports.cloud import CloudPort, FleetPort, HygienePort
 from opsdeck.core.ports.factory import Tools
 from opsdeck.core.ports.git import GitPort
-from opsdeck.core.ports.outside import ProcessPort, SecretsPort, SignerPort
+from opsdeck.core.ports.outside import ProcessPort, SecretsPort, SignerPort, WebhookPort
 from opsdeck.core.ports.tools import PackerPort, PolicyPort, TerraformPort
 from opsdeck.core.release import fleet
 from opsdeck.core.types.cloud import Group, Instance
 from tests.fake_fleet import FakeFleet
 from tests.fake_hygiene import FakeHygiene
-from tests.fakes import FakeCloud, FakePacker, FakePolicy, FakeTerraform, FakeTools
+from tests.fakes import FakeCloud, FakePacker, FakePolicy, FakeTerraform, FakeTools, FakeWebhook
 from tests.unit.estate import make_estate
 
 PAIRS: list[tuple[type[Any], type[Any]]] = [
@@ -43,6 +43,7 @@ PAIRS: list[tuple[type[Any], type[Any]]] = [
     (SecretsPort, FallbackSecrets),
     (SignerPort, SshSigner),
     (ProcessPort, LocalProcesses),
+    (WebhookPort, FakeWebhook),
 ]
 
 

@@ -38,6 +38,7 @@ from opsdeck.core.engine.operations import run_job
 from opsdeck.core.engine.packages import engine_packages
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Event, Reporter
+from opsdeck.core.hygiene.notices import Notices
 from opsdeck.core.ledger.remote import latest
 from opsdeck.core.safety import locks
 from opsdeck.core.safety.confirm import Preview
@@ -132,7 +133,10 @@ def deck_for(root: Path) -> Deck:
     with _decks_lock:
         known = _decks.get(root)
         if known is None or known[0] != stamp:
-            known = (stamp, Deck.open(root))
+            deck = Deck.open(root)
+            if deck.config.notify.targets:  # the worker runs the change, so it tells the team of it
+                deck.announcer = Notices(deck, on_failure=lambda line: print(f"worker: {line}", file=sys.stderr))
+            known = (stamp, deck)
             _decks[root] = known
         return known[1]
 

@@ -30,11 +30,13 @@ from opsdeck.core.estate.sections import (
     EngineSettings,
     EnvSettings,
     ImageSettings,
+    NotifySettings,
     OrphanSettings,
     PolicySettings,
     SafetySettings,
     ServiceSettings,
     TeamSettings,
+    check_notify,
 )
 from opsdeck.errors import ConfigError
 
@@ -56,6 +58,7 @@ class DeckConfig:
     engine: EngineSettings = setting(factory=EngineSettings, doc="Where operations run (in-process or workers).")
     orphans: OrphanSettings = setting(factory=OrphanSettings, doc="Orphaned resources and their cost estimates.")
     team: TeamSettings = setting(factory=TeamSettings, doc="The shared ledger and approvals.")
+    notify: NotifySettings = setting(factory=NotifySettings, doc="Who is told of each release, and how.")
     policy: PolicySettings | None = setting(None, doc="The policy gate on every plan (none: no policy gate).")
     image: ImageSettings | None = setting(None, doc="The single-image format of earlier decks (one service).")
     refresh_minutes: float = setting(5.0, doc="How often the open deck refreshes plans and instances on its own.")
@@ -217,6 +220,7 @@ def _check_deck(config: DeckConfig, root: Path, where: Where) -> None:
         base_where = where.child("image").child("base_recipe") if legacy else where.child("base").child("recipe")
         raise base_where.error(f"expected a Packer template, {config.base.recipe} does not exist")
     _check_conventions(config.conventions, where.child("conventions"))
+    check_notify(config.notify, where.child("notify"))
     _check_pins(config, where)
     if config.policy is not None:
         pw = where.child("policy")

@@ -3,7 +3,8 @@
 The deck is handed its tools (``Tools``); it never builds an adapter itself. ``Deck.open`` gives it the
 factory it is handed (unit tests hand it fakes), else the one the composition root installed
 (core/estate/installed.py: the real tools of opsdeck/wiring). It holds no credentials: break-glass
-credentials travel in the break-glass value of the operation that uses them.
+credentials travel in the break-glass value of the operation that uses them. Whoever opened it may hand it
+an ``Announcer`` (core/hygiene/notices.py), which tells the team of each change once its result is known.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opsdeck.core.estate import installed
 from opsdeck.core.estate.backend import backend_of, initialized_backend
@@ -48,6 +49,13 @@ def find_deck_root(explicit: str | None, command: Sequence[str] = ()) -> Path:
     return root
 
 
+class Announcer(Protocol):
+    """Tells the team of a change, given its closing audit record; returns at once (it never blocks or
+    fails the change)."""
+
+    def announce(self, record: dict[str, Any], result: str | None = None) -> None: ...
+
+
 class Deck:
     """One deck, opened from its directory, with the tools its operations use."""
 
@@ -56,6 +64,12 @@ class Deck:
         self.config = config
         self.settings = settings
         self.tools = tools
+        self.announcer: Announcer | None = None
+
+    def announce(self, record: dict[str, Any], result: str | None = None) -> None:
+        """Hand a change's closing record (or a break-glass opening) to the announcer, if one was attached."""
+        if self.announcer is not None:
+            self.announcer.announce(record, result)
 
     @classmethod
     def open(cls, root: Path, tools: ToolsFactory | None = None) -> Deck:

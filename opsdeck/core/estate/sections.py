@@ -7,8 +7,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urlsplit
 
-from opsdeck.core.estate.schema import setting
+from opsdeck.core.estate.schema import Where, setting
 from opsdeck.errors import ConfigError
 
 ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
@@ -17,6 +18,10 @@ ACCOUNT_ID = re.compile(r"^\d{12}$")
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]+$")
 REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 TAG_KEY = re.compile(r"^[\w .:/=+@-]{1,128}$")
+SNS_ARN = re.compile(
+    r"^arn:aws[a-z-]*:sns:(?P<region>[a-z]+(?:-[a-z]+)+-\d+):(?P<account>\d{12}):(?P<name>[\w.-]{1,256})$"
+)
+ENV_TARGET = re.compile(r"^env:[A-Za-z_][A-Za-z0-9_]*$")
 
 Approval = Literal["none", "confirm", "typed"]
 Rollout = Literal["auto", "replace", "blue-green", "instance-refresh", "instances"]
@@ -155,6 +160,41 @@ class SafetySettings:
     """How hard it is to change things."""
 
     break_glass_minutes: int = setting(30, doc="How long break-glass lasts once opened.")
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """Who is told of each release (promote, rollback, deploy, execute, nuke-and-rebuild, break-glass):
+    what changed, who made it and why, and the result. Sending never holds up or fails the change."""
+
+    targets: tuple[str, ...] = setting(
+        factory=tuple,
+        doc="The drift alarm's targets: http(s) webhook URLs, SNS topic ARNs, or env:NAME (the target is in "
+        "environment variable NAME, so a webhook's key stays out of the deck's repository).",
+    )
+    wait_seconds: float = setting(
+        5.0, doc="How long a command waits, before it exits, for notices still being sent (the deck sends on)."
+    )
+    timeout_seconds: float = setting(10.0, doc="How long one attempt to tell a target may take.")
+    attempts: int = setting(3, doc="Attempts per target (1, 2, 4 ... seconds apart) before it counts as not told.")
+
+
+def check_notify(notify: NotifySettings, where: Where) -> None:
+    """Each target's form (an env:NAME target is read when a notice is sent), and positive limits."""
+    for target in notify.targets:
+        parts = urlsplit(target) if "://" in target else None
+        webhook = parts is not None and parts.scheme in ("http", "https") and bool(parts.hostname)
+        if not (webhook or SNS_ARN.match(target) or ENV_TARGET.match(target)):
+            shown = f"{parts.scheme}://{parts.netloc}/…" if parts is not None else target
+            raise where.child("targets").error(
+                f"expected an http(s):// webhook URL, an SNS topic ARN or env:NAME, got {shown!r}"
+            )
+    if not notify.wait_seconds >= 0:
+        raise where.child("wait_seconds").error(f"expected 0 seconds or more, got {notify.wait_seconds!r}")
+    if not notify.timeout_seconds > 0:
+        raise where.child("timeout_seconds").error(f"expected more than 0 seconds, got {notify.timeout_seconds!r}")
+    if notify.attempts < 1:
+        raise where.child("attempts").error(f"expected at least 1, got {notify.attempts!r}")
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,12 @@ from urllib.parse import urlsplit
 
 from opsdeck.core.estate import installed
 from opsdeck.core.estate.deck import Deck
+from opsdeck.core.estate.sections import SNS_ARN
 from opsdeck.core.events import Reporter
+from opsdeck.core.ports.outside import WebhookPort
 from opsdeck.core.types.tools import DeliveryError
 from opsdeck.errors import CloudUnavailableError, ConfigError, OpsdeckError, RefusedError, ToolError
 
-SNS_ARN = re.compile(
-    r"^arn:aws[a-z-]*:sns:(?P<region>[a-z]+(?:-[a-z]+)+-\d+):(?P<account>\d{12}):(?P<name>[\w.-]{1,256})$"
-)
 SNS_LIMIT = 256 * 1024  # bytes of one SNS message
 SUBJECT_LIMIT = 100  # characters of an SNS subject
 # SNS answers that a retry will not change.
@@ -193,7 +192,7 @@ async def send(
     (it did not open) webhooks are still told; a topic cannot be reached."""
     with rep.phase("notify"):
         results = await asyncio.gather(
-            *(_deliver(deck, t, alarm, rep, timeout=timeout, attempts=attempts, backoff=backoff) for t in targets)
+            *(deliver(deck, t, alarm, rep, timeout=timeout, attempts=attempts, backoff=backoff) for t in targets)
         )
     failed = [d for d in results if not d.ok]
     if failed:
@@ -203,7 +202,7 @@ async def send(
     return list(results)
 
 
-async def _deliver(
+async def deliver(
     deck: Deck | None,
     target: NotifyTarget,
     alarm: Alarm,
@@ -212,8 +211,10 @@ async def _deliver(
     timeout: float,
     attempts: int,
     backoff: float,
+    webhook: WebhookPort | None = None,
 ) -> Delivery:
-    webhook = installed.outside().webhook()
+    """Tell one target, retried as every alarm is; the Delivery says whether it was told (never raises)."""
+    webhook = webhook or installed.outside().webhook()
     shown = target.shown()
     last = ""
     for attempt in range(1, attempts + 1):

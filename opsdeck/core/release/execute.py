@@ -62,6 +62,8 @@ async def execute(deck: Deck, request_id: str, rep: Reporter, *, confirm: Confir
         "request": request.id,
         "approved_by": request.valid_approvers,
         "services": [s["name"] for s in request.services],
+        "from": {s["name"]: s.get("from_image", "") for s in request.services},
+        "to": {s["name"]: s.get("to_image", "") for s in request.services},
         "reason": request.reason,
         "plan_sha256": request.plan_sha256,
     }

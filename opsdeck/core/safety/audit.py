@@ -146,8 +146,11 @@ class AuditedRun:
     def hash(self) -> str:
         return str(self.started.get("hash", ""))
 
-    def close(self, result: str, *, error: str = "", phases: list[dict[str, Any]] | None = None, **more: Any) -> None:
-        append(
+    def close(
+        self, result: str, *, error: str = "", phases: list[dict[str, Any]] | None = None, **more: Any
+    ) -> dict[str, Any]:
+        """Write the closing record; it is returned with its hash."""
+        return append(
             self.deck,
             action=self.action,
             environment=self.environment,

@@ -71,7 +71,7 @@ def _open(deck: Deck, env: str, reason: str, minutes: float | None) -> BreakGlas
     glass = BreakGlass(
         env=env, reason=reason.strip(), opened_at=now, expires_at=now + span, credentials=creds, source=source
     )
-    audit.append(
+    opened = audit.append(
         deck,
         action="break-glass",
         environment=env,
@@ -82,6 +82,7 @@ def _open(deck: Deck, env: str, reason: str, minutes: float | None) -> BreakGlas
         who=audit.who(deck, env, creds),
         **({"freeze": frozen.record()} if frozen is not None else {}),
     )
+    deck.announce(opened)
     return glass
 
 

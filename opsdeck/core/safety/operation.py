@@ -9,7 +9,8 @@ refuses (break-glass passes, recorded as ``freeze_bypassed``; see core/safety/fr
 credentials the operation will use must reach the account the deck says the environment is in
 (STS); a refusal there is audited as an attempt. Then the lock is taken and a "started" record is
 written, so an operation killed midway stays visible; the closing record says ok, refused, failed or
-interrupted by one rule (``audit.outcome``).
+interrupted by one rule (``audit.outcome``). Once the lock is released, the closing record goes to the
+deck's announcer (release notices, core/hygiene/notices.py), which returns at once.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from opsdeck.core.ledger.remote import sync_before_change
 from opsdeck.core.safety import audit
 from opsdeck.core.safety.breakglass import guard
+from opsdeck.core.safety.confirm import NotConfirmedError
 from opsdeck.core.safety.freeze import check_freeze
 from opsdeck.core.safety.locks import env_lock
 from opsdeck.errors import LockedError, RefusedError
@@ -102,6 +104,8 @@ async def audited(
     who = await asyncio.to_thread(audit.who, deck, env, credentials)
     stack = contextlib.ExitStack()
     run: Run | None = None
+    closing: dict[str, Any] | None = None
+    told: str | None = None  # the notice's word for the result, where it differs from the audit log's
     try:
         if env is not None:
             guard(deck, env, glass, action, approved=approved)
@@ -123,10 +127,13 @@ async def audited(
             if isinstance(exc, RefusedError | LockedError):  # an attempt counts too
                 audit.append(deck, action=action, environment=env, result="refused", error=str(exc), who=who, **fields)
         else:
-            run.record.close(audit.outcome(exc), error=str(exc), phases=rep.phase_list(), **run.closing)
+            closing = run.record.close(audit.outcome(exc), error=str(exc), phases=rep.phase_list(), **run.closing)
+            told = "cancelled" if isinstance(exc, NotConfirmedError) else None
         raise
     else:
         assert run is not None
-        run.record.close(run.result, error=run.error, phases=rep.phase_list(), **run.closing)
+        closing = run.record.close(run.result, error=run.error, phases=rep.phase_list(), **run.closing)
     finally:
         stack.close()
+        if closing is not None:  # after the lock is released; it returns at once
+            deck.announce(closing, told)
