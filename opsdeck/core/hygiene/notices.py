@@ -127,11 +127,17 @@ class Notices:
         self._pending: dict[concurrent.futures.Future[None], Notice] = {}
 
     def announce(self, record: dict[str, Any], result: str | None = None) -> None:
-        """Start telling the targets of ``record``'s change (when they are told of such changes)."""
-        notice = notice_of(self.deck.name, record, result)
-        if notice is None or not self.targets:
+        """Start telling the targets of ``record``'s change (when they are told of such changes). It never
+        raises: the change it tells of is already done."""
+        try:
+            notice = notice_of(self.deck.name, record, result)
+            if notice is None or not self.targets:
+                return
+            future = asyncio.run_coroutine_threadsafe(self._tell_all(notice), self._running_loop())
+        except Exception as exc:  # a notice that cannot be made is said, never raised into the change
+            where = f"{record.get('action', '?')} {record.get('environment') or ''}".strip()
+            self.on_failure(f"notify: no notice of {where}: {type(exc).__name__}: {' '.join(str(exc).split())}")
             return
-        future = asyncio.run_coroutine_threadsafe(self._tell_all(notice), self._running_loop())
         with self._lock:
             self._pending[future] = notice
         future.add_done_callback(self._done)
