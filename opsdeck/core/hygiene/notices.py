@@ -80,8 +80,10 @@ def notice_of(deck_name: str, record: dict[str, Any], result: str | None = None)
     else:
         executed = f" (request {record['request']})" if record.get("request") and said != "requested" else ""
         head = f"{action} {env}{executed} {said}" + (f": {what}" if what else "")
-        if action in ("nuke-rebuild", "sandbox-expire") and said == "ok":
+        if action == "nuke-rebuild" and said == "ok":
             head += f": {record.get('destroyed', 0)} destroyed, {record.get('created', 0)} created"
+        elif action == "sandbox-expire" and said == "ok":
+            head += f": its lifetime ended; {record.get('destroyed', 0)} destroyed, not rebuilt"
     text = f"opsdeck {deck_name}: {head}" + (f" ({error})" if error and said != "ok" else "")
     text += f"; by {by}" + (f"; reason: {reason}" if reason else "")
     body: dict[str, Any] = {
