@@ -27,6 +27,7 @@ from opsdeck.core.types.cloud import Credentials
 from opsdeck.core.types.tools import DeliveryError
 from opsdeck.errors import ConfigError, OpsdeckError, RefusedError
 from tests.fakes import FakeWebhook, World, fake_tools
+from tests.helpers import wait_until
 from tests.unit.estate import make_estate
 from tests.unit.team import Team, file_request
 
@@ -202,7 +203,7 @@ def test_a_target_never_told_is_an_audit_record_and_a_line_for_the_person(estate
 def test_a_hanging_target_does_not_hold_up_the_change_and_the_command_waits_only_so_long(
     estate: tuple[Deck, World],
 ) -> None:
-    deck, _world = estate
+    deck, world = estate
     new = bake_one(deck, "api")
     hanging = FakeWebhook(200)
     hanging.hold.clear()
@@ -219,6 +220,19 @@ def test_a_hanging_target_does_not_hold_up_the_change_and_the_command_waits_only
     hanging.hold.set()
     settled(notices)
     assert len(hanging.posts) == 1
+    # With a second target that answers, only the one still hanging is recorded as not told.
+    told = len(records(deck, "notify"))
+    hanging.hold.clear()
+    deck.tools.secrets().store("prod", Credentials("ASIAHANG", "s3cret-hang"))
+    world.topics.add(TOPIC)
+    notices, lines = attach(deck, hanging, HOOK, TOPIC)
+    open_break_glass(deck, "prod", "incident 13")
+    wait_until(lambda: notices.unsent == [HOOK], "the topic to be told")
+    assert len(world.published) == 1
+    assert notices.wait(0.05) == 1 and len(lines) == 1 and lines[0].startswith("notify: https://chat.example.com/…")
+    assert [r["target"] for r in records(deck, "notify")[told:]] == ["https://chat.example.com/…"]
+    hanging.hold.set()
+    settled(notices)
 
 
 def test_notify_settings_are_checked_in_one_line(estate: tuple[Deck, World]) -> None:

@@ -126,7 +126,8 @@ class Notices:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._pending: dict[concurrent.futures.Future[None], Notice] = {}
+        # Each notice being sent, with the targets already told or given up on.
+        self._pending: dict[concurrent.futures.Future[None], tuple[Notice, set[str]]] = {}
 
     def announce(self, record: dict[str, Any], result: str | None = None) -> None:
         """Start telling the targets of ``record``'s change (when they are told of such changes). It never
@@ -135,19 +136,26 @@ class Notices:
             notice = notice_of(self.deck.name, record, result)
             if notice is None or not self.targets:
                 return
-            future = asyncio.run_coroutine_threadsafe(self._tell_all(notice), self._running_loop())
+            settled: set[str] = set()
+            future = asyncio.run_coroutine_threadsafe(self._tell_all(notice, settled), self._running_loop())
         except Exception as exc:  # a notice that cannot be made is said, never raised into the change
             where = f"{record.get('action', '?')} {record.get('environment') or ''}".strip()
             self.on_failure(f"notify: no notice of {where}: {type(exc).__name__}: {' '.join(str(exc).split())}")
             return
         with self._lock:
-            self._pending[future] = notice
+            self._pending[future] = (notice, settled)
         future.add_done_callback(self._done)
 
     @property
     def pending(self) -> int:
         with self._lock:
             return len(self._pending)
+
+    @property
+    def unsent(self) -> list[str]:
+        """The targets still being told, one entry per notice."""
+        with self._lock:
+            return [t for _, settled in self._pending.values() for t in self.targets if t not in settled]
 
     def wait(self, seconds: float) -> int:
         """Let sending go on for at most ``seconds``; what is still unsent then is recorded as not told
@@ -157,10 +165,12 @@ class Notices:
         if pending:
             concurrent.futures.wait(pending, timeout=seconds)
         with self._lock:
-            left = [(f, n) for f, n in self._pending.items() if not f.done()]
-        for _future, notice in left:
+            left = [
+                (notice, set(self.targets) - settled) for f, (notice, settled) in self._pending.items() if not f.done()
+            ]
+        for notice, unsent in left:
             why = f"still being sent after {seconds:g}s, when opsdeck exited"
-            for target in self.targets:
+            for target in sorted(unsent, key=self.targets.index):
                 self._failed(notice, Delivery(_shown(target), False, 0, why))
         return len(left)
 
@@ -185,16 +195,23 @@ class Notices:
 
     def _done(self, future: concurrent.futures.Future[None]) -> None:
         with self._lock:
-            notice = self._pending.pop(future, None)
+            notice, _ = self._pending.pop(future, (None, None))
         if notice is not None and not future.cancelled() and future.exception() is not None:
             exc = future.exception()
             self.on_failure(f"notify: {notice.action} {notice.environment}: {type(exc).__name__}: {exc}")
 
-    async def _tell_all(self, notice: Notice) -> None:
+    async def _tell_all(self, notice: Notice, settled: set[str]) -> None:
         rep = Reporter("notify", notice.environment or None)
-        await asyncio.gather(*(self._tell(notice, target, rep) for target in self.targets))
+        await asyncio.gather(*(self._tell(notice, target, rep, settled) for target in self.targets))
 
-    async def _tell(self, notice: Notice, text: str, rep: Reporter) -> None:
+    async def _tell(self, notice: Notice, text: str, rep: Reporter, settled: set[str]) -> None:
+        try:
+            await self._tell_one(notice, text, rep)
+        finally:
+            with self._lock:
+                settled.add(text)
+
+    async def _tell_one(self, notice: Notice, text: str, rep: Reporter) -> None:
         try:
             target = parse_target(text)  # an env:NAME target is read now: the variable may be set late
         except ConfigError as exc:
