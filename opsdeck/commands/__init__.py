@@ -35,10 +35,14 @@ def attach_notices(deck: Deck) -> None:
 
 def finish_notices() -> None:
     """Wait for notices still being sent, at most [notify] wait_seconds per deck, then let them go."""
-    while _outboxes:
-        notices = _outboxes.pop()
-        if notices.wait(notices.settings.wait_seconds) == 0:
-            notices.close()
+    try:
+        while _outboxes:
+            notices = _outboxes.pop()
+            if notices.wait(notices.settings.wait_seconds) == 0:
+                notices.close()
+    except KeyboardInterrupt:  # Ctrl-C while waiting: the person chose not to wait (no traceback)
+        print("opsdeck: stopped waiting for release notices", file=sys.stderr)
+        _outboxes.clear()
 
 
 def argv_without_deck(argv: Sequence[str]) -> list[str]:

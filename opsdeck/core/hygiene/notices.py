@@ -177,7 +177,7 @@ class Notices:
     def close(self) -> None:
         """Stop the sending thread (once nothing is pending; a pending send is left to the process's exit)."""
         with self._lock:
-            loop, thread, busy = self._loop, self._thread, bool(self._pending)
+            loop, thread, busy = self._loop, self._thread, any(not f.done() for f in self._pending)
             if busy or loop is None or thread is None:
                 return
             self._loop = self._thread = None
