@@ -23,6 +23,7 @@ from opsdeck.core.estate.sections import (
     SERVICE_NAME,
     TAG_KEY,
     TRAIL_URL,
+    AuditSettings,
     AwsSettings,
     BaseSettings,
     BuildSettings,
@@ -35,6 +36,7 @@ from opsdeck.core.estate.sections import (
     SafetySettings,
     ServiceSettings,
     TeamSettings,
+    check_audit,
 )
 from opsdeck.errors import ConfigError
 
@@ -57,6 +59,7 @@ class DeckConfig:
     orphans: OrphanSettings = setting(factory=OrphanSettings, doc="Orphaned resources and their cost estimates.")
     team: TeamSettings = setting(factory=TeamSettings, doc="The shared ledger and approvals.")
     policy: PolicySettings | None = setting(None, doc="The policy gate on every plan (none: no policy gate).")
+    audit: AuditSettings | None = setting(None, doc="The audit log shipped to S3 (none: it stays on this machine).")
     image: ImageSettings | None = setting(None, doc="The single-image format of earlier decks (one service).")
     refresh_minutes: float = setting(5.0, doc="How often the open deck refreshes plans and instances on its own.")
     drift_minutes: float = setting(
@@ -236,6 +239,7 @@ def _check_deck(config: DeckConfig, root: Path, where: Where) -> None:
     if config.drift_minutes < 0:
         raise where.child("drift_minutes").error("expected a number of minutes, 0 or more")
     _check_orphans(config.orphans, root, where.child("orphans"))
+    check_audit(config.audit, where.child("audit"))
 
 
 def _check_env(config: DeckConfig, root: Path, ew: Where, env: EnvSettings) -> None:

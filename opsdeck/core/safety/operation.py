@@ -9,7 +9,8 @@ refuses (break-glass passes, recorded as ``freeze_bypassed``; see core/safety/fr
 credentials the operation will use must reach the account the deck says the environment is in
 (STS); a refusal there is audited as an attempt. Then the lock is taken and a "started" record is
 written, so an operation killed midway stays visible; the closing record says ok, refused, failed or
-interrupted by one rule (``audit.outcome``).
+interrupted by one rule (``audit.outcome``). Once the lock is released the records are shipped off the
+machine when the deck says so (core/safety/audit_shipping.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from opsdeck.core.ledger.remote import sync_before_change
-from opsdeck.core.safety import audit
+from opsdeck.core.safety import audit, audit_shipping
 from opsdeck.core.safety.breakglass import guard
 from opsdeck.core.safety.freeze import check_freeze
 from opsdeck.core.safety.locks import env_lock
@@ -102,6 +103,7 @@ async def audited(
     who = await asyncio.to_thread(audit.who, deck, env, credentials)
     stack = contextlib.ExitStack()
     run: Run | None = None
+    ship = True
     try:
         if env is not None:
             guard(deck, env, glass, action, approved=approved)
@@ -119,6 +121,7 @@ async def audited(
         run = Run(audit.AuditedRun(deck, action, env, fields, who=who).open())
         yield run
     except BaseException as exc:
+        ship = isinstance(exc, Exception)  # not when cancelled or interrupted: the next operation ships
         if run is None:
             if isinstance(exc, RefusedError | LockedError):  # an attempt counts too
                 audit.append(deck, action=action, environment=env, result="refused", error=str(exc), who=who, **fields)
@@ -130,3 +133,5 @@ async def audited(
         run.record.close(run.result, error=run.error, phases=rep.phase_list(), **run.closing)
     finally:
         stack.close()
+        if run is not None and ship:  # after the change and its lock: a failure to ship is only a notice
+            await asyncio.to_thread(audit_shipping.ship_after, deck, rep)
