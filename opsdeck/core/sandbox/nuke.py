@@ -264,4 +264,5 @@ async def _leftovers(deck: Deck, env: str, before: dict[str, Ownership]) -> list
         for res in found
         if owner(res, before, tag) == env
         and not (res.type == "ec2:instance" and res.state not in ("pending", "running", "stopping", "stopped"))
+        and not is_audit_bucket(deck, res.type, res.id)  # kept on purpose (see _inventory)
     ]
