@@ -35,6 +35,7 @@ CLONE_FILE = "clone-id"
 MARKER_FILE = "audit-shipped.json"
 BATCH = 500  # records per object: a first ship of a long log is a few objects, not thousands
 DAY = 86400.0
+NOT_SHIPPED = "audit log not shipped"  # how the notice of a failure to ship begins (the deck shows it)
 
 
 def settings(deck: Deck) -> AuditSettings:
@@ -173,8 +174,7 @@ def ship_after(deck: Deck, rep: Reporter) -> None:
         except (OpsdeckError, ValueError):
             waiting = "its records"
         rep.log(
-            f"audit log not shipped: {exc}; {waiting} wait in the local log for the next operation "
-            "or `opsdeck audit ship`",
+            f"{NOT_SHIPPED}: {exc}; {waiting} wait in the local log for the next operation or `opsdeck audit ship`",
             "notice",
         )
 
