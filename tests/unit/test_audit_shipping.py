@@ -100,6 +100,8 @@ def test_a_failure_to_ship_is_a_notice_and_the_records_wait_for_the_next_operati
     deck, world = estate
     events: list[Event] = []
     promote_api(deck, events)  # the bucket does not exist yet: the change is made all the same
+    unshipped = audit_shipping.verify_shipped(deck, audit.read(deck))  # no bucket yet, nothing shipped: no problem
+    assert unshipped is not None and (unshipped.verified_through, unshipped.problem) == (0, "")
     (notice,) = notices(events)
     assert f"audit log not shipped: cannot read the audit bucket {BUCKET}" in notice
     assert "wait in the local log for the next operation or `opsdeck audit ship`" in notice

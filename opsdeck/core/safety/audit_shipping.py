@@ -209,6 +209,10 @@ def verify_shipped(deck: Deck, records: list[dict[str, Any]]) -> ShippedCheck | 
     bucket, prefix = settings(deck).bucket, key_prefix(deck)
     cloud = _cloud(deck)
     store = cloud.locked_store()
+    claimed = int(_marker(deck)["through"])
+    if not cloud.bucket_exists(bucket):
+        gone = f"the audit bucket {bucket} is not there, but this clone shipped through record {claimed}"
+        return ShippedCheck(bucket, 0, gone if claimed else "")  # nothing shipped yet: nothing to compare
     local = {r.get("seq"): r for r in records}
     through = 0
     for key in cloud.list_keys(bucket, prefix):
@@ -223,7 +227,6 @@ def verify_shipped(deck: Deck, records: list[dict[str, Any]]) -> ShippedCheck | 
             if local[seq] != shipped:
                 return ShippedCheck(bucket, through, f"record {seq} differs from the shipped copy in {where}")
             through = seq
-    claimed = int(_marker(deck)["through"])
     if claimed > through:
         return ShippedCheck(
             bucket, through, f"record {through + 1} is missing from the shipped copy (shipped through {claimed})"
