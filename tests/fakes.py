@@ -40,6 +40,7 @@ from opsdeck.core.types.hygiene import Snapshot, Tagged
 from opsdeck.core.types.tools import BuildResult, DeliveryError, Failure, PackerLine, Report
 from opsdeck.errors import CloudUnavailableError, RefusedError, ToolError, ToolMissingError
 from tests import fake_fleet
+from tests.fake_locked import FakeLockedStore
 
 if TYPE_CHECKING:
     from tests.fake_hygiene import FakeHygiene
@@ -95,6 +96,8 @@ class World:
     published: list[tuple[str, str, str]] = field(default_factory=list)  # (topic, subject, message)
     kinds: dict[str, str] = field(default_factory=dict)  # "env/service" -> how it rolls (tests/fake_fleet.py)
     refresh_fail: set[str] = field(default_factory=set)  # groups whose instance refresh fails half way
+    object_lock: dict[str, tuple[str, int]] = field(default_factory=dict)  # bucket -> (mode, days) (fake_locked.py)
+    versions: dict[tuple[str, str], list[tuple[bytes, float]]] = field(default_factory=dict)  # locked, oldest first
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def place(self, account: str, region: str) -> Place:
@@ -251,6 +254,9 @@ class FakeCloud:
 
     def fleet(self) -> fake_fleet.FakeFleet:
         return fake_fleet.FakeFleet(self)
+
+    def locked_store(self) -> FakeLockedStore:
+        return FakeLockedStore(self.world)
 
     def publish(self, topic_arn: str, subject: str, message: str) -> str:
         self.world.check()

@@ -13,6 +13,7 @@ from opsdeck.core.ports.cloud import (
     IdentityPort,
     ImagesPort,
     InventoryPort,
+    LockedStorePort,
     NotificationsPort,
     ObjectStorePort,
     TrafficPort,
@@ -23,6 +24,7 @@ from opsdeck.core.ports.outside import ProcessPort, SecretsPort, SignerPort, Web
 from opsdeck.core.ports.tools import PackerPort, PolicyPort, TerraformPort
 from tests.fake_fleet import FakeFleet
 from tests.fake_hygiene import FakeHygiene
+from tests.fake_locked import FakeLockedStore
 from tests.fakes import (
     FakeCloud,
     FakePacker,
@@ -46,7 +48,8 @@ def cloud_ports(cloud: FakeCloud) -> None:
     notifications: NotificationsPort = cloud
     fleet: FleetPort = FakeFleet(cloud)
     hygiene: HygienePort = FakeHygiene(cloud)
-    del whole, identity, objects, images, groups, traffic, inventory, notifications, fleet, hygiene
+    locked: LockedStorePort = FakeLockedStore(cloud.world)
+    del whole, identity, objects, images, groups, traffic, inventory, notifications, fleet, hygiene, locked
 
 
 def tool_ports(tools: FakeTools, terraform: FakeTerraform, packer: FakePacker, policy: FakePolicy) -> None:

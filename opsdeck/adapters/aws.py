@@ -18,6 +18,7 @@ from opsdeck.errors import CloudUnavailableError, ToolError
 if TYPE_CHECKING:
     from opsdeck.adapters.fleet import Fleet
     from opsdeck.adapters.hygiene import Hygiene
+    from opsdeck.adapters.objectlock import LockedStore
     from opsdeck.core.types.cloud import CloudResource
 
 
@@ -347,6 +348,11 @@ class Aws:
         from opsdeck.adapters.fleet import Fleet
 
         return Fleet(self)
+
+    def locked_store(self) -> LockedStore:
+        from opsdeck.adapters.objectlock import LockedStore
+
+        return LockedStore(self)
 
     def instances(self, ids: list[str]) -> dict[str, Instance]:
         if not ids:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from opsdeck.adapters.aws import Aws
 from opsdeck.core.types.cloud import DELETE_ORDER, CloudResource
+from opsdeck.errors import ToolError
 
 T = TypeVar("T")
 
@@ -203,6 +204,10 @@ class Inventory:
             raise NotImplementedError(f"opsdeck cannot delete {kind} resources ({res.id}); delete it by hand")
 
     def _empty_and_delete_bucket(self, bucket: str) -> None:
+        from opsdeck.adapters.objectlock import LockedStore
+
+        if LockedStore(self.aws).lock_retention(bucket) is not None:  # e.g. the shipped audit log's
+            raise ToolError(f"aws s3 delete-bucket {bucket}", "it has Object Lock: opsdeck never empties such a bucket")
         s3 = self.aws.client("s3")
         pages = s3.get_paginator("list_object_versions").paginate(Bucket=bucket)
         for page in pages:

@@ -295,6 +295,12 @@ class OpsDeckApp(Operations, App[int]):
 
     def on_op_event(self, message: OpEvent) -> None:
         self.main(OperationsPane).feed(message.key, message.event)
+        from opsdeck.core.events import LogLine
+        from opsdeck.core.safety.audit_shipping import NOT_SHIPPED
+
+        event = message.event
+        if isinstance(event, LogLine) and event.level == "notice" and event.text.startswith(NOT_SHIPPED):
+            self.notify(event.text, severity="warning", timeout=12)  # outlives the pane's status line
 
     def on_op_done(self, message: OpDone) -> None:
         self.last_done = message

@@ -172,6 +172,17 @@ CASES = [
         setup=_edit("opsdeck.toml", 'account = "333333333333"', 'account = "33333"'),
     ),
     Case(
+        "an audit bucket name S3 cannot have",
+        ("status",),
+        r"audit\.bucket: expected an S3 bucket name \(3-63 of a-z 0-9 \. -\), got 'Audit_Log'",
+        setup=_edit("opsdeck.toml", "[safety]\n", '[audit]\nbucket = "Audit_Log"\n\n[safety]\n'),
+    ),
+    Case(
+        "shipping the audit log of a deck that names no bucket",
+        ("audit", "ship"),
+        r"this deck ships no audit log: set \[audit\] bucket",
+    ),
+    Case(
         "a policy checks folder that is not there",
         ("status",),
         r"policy\.checks: expected a folder of Checkov checks, rules does not exist",

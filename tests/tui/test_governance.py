@@ -1,5 +1,6 @@
 """The deck shows freezes and sandbox lifetimes (fixture deck, fixed clock, no cloud): the frozen row and
-the header, the time left on a sandbox's row, and the notices at 2 hours and 30 minutes left."""
+the header, the time left on a sandbox's row, and the notices at 2 hours and 30 minutes left; a failure
+to ship the audit log as a warning."""
 
 from __future__ import annotations
 
@@ -71,3 +72,18 @@ async def test_the_deck_shows_a_freeze_and_the_time_left_and_warns_before_a_sand
         app.tick()
         assert "FROZEN" not in str(app.main(DeckHeader).render())
         assert str(table.get_cell("dev", "op")) == "ready" and "❄" not in str(table.get_cell("dev", "env"))
+
+
+async def test_a_failure_to_ship_the_audit_log_is_a_warning_that_outlives_the_operation(tmp_path: Path) -> None:
+    from opsdeck.core.events import LogLine
+    from opsdeck.tui.messages import OpEvent
+
+    app = Recording(_deck(tmp_path), theme="opsdeck-dark", live=False, clock=lambda: NOW)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        unshipped = "audit log not shipped: cannot read the audit bucket acme-audit (NoSuchBucket); 2 records wait"
+        app.post_message(OpEvent("promote dev", LogLine("promote", "dev", unshipped, "notice")))
+        app.post_message(OpEvent("promote dev", LogLine("promote", "dev", "the demo deck is ready", "notice")))
+        await pilot.pause()
+        assert (unshipped, "warning") in app.notices
+        assert not [n for n in app.notices if "demo deck" in n[0]]  # other notices stay in the pane

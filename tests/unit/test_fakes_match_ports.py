@@ -11,13 +11,14 @@ from typing import Any, Protocol
 import pytest
 
 from opsdeck.adapters.git import Git
+from opsdeck.adapters.objectlock import LockedStore
 from opsdeck.adapters.process import LocalProcesses
 from opsdeck.adapters.secrets import FallbackSecrets, FileSecrets, KeyringSecrets
 from opsdeck.adapters.sshsig import SshSigner
 
 # Fakes of a port. The machine's own systems (git, the keyring, ssh-keygen, processes) are real in unit
 # tests; their adapters are checked against the same ports here.
-from opsdeck.core.ports.cloud import CloudPort, FleetPort, HygienePort
+from opsdeck.core.ports.cloud import CloudPort, FleetPort, HygienePort, LockedStorePort
 from opsdeck.core.ports.factory import Tools
 from opsdeck.core.ports.git import GitPort
 from opsdeck.core.ports.outside import ProcessPort, SecretsPort, SignerPort, WebhookPort
@@ -26,6 +27,7 @@ from opsdeck.core.release import fleet
 from opsdeck.core.types.cloud import Group, Instance
 from tests.fake_fleet import FakeFleet
 from tests.fake_hygiene import FakeHygiene
+from tests.fake_locked import FakeLockedStore
 from tests.fakes import FakeCloud, FakePacker, FakePolicy, FakeTerraform, FakeTools, FakeWebhook
 from tests.unit.estate import make_estate
 
@@ -33,6 +35,8 @@ PAIRS: list[tuple[type[Any], type[Any]]] = [
     (CloudPort, FakeCloud),
     (FleetPort, FakeFleet),
     (HygienePort, FakeHygiene),
+    (LockedStorePort, FakeLockedStore),
+    (LockedStorePort, LockedStore),
     (TerraformPort, FakeTerraform),
     (PackerPort, FakePacker),
     (PolicyPort, FakePolicy),

@@ -25,7 +25,7 @@ from opsdeck.core.model import PlanResult
 from opsdeck.core.observe.refresh import RefreshResult
 from opsdeck.core.observe.status import deck_status
 from opsdeck.core.plans import planning
-from opsdeck.core.safety import audit, locks
+from opsdeck.core.safety import audit, audit_shipping, locks
 from opsdeck.core.safety.confirm import Confirm, confirmed
 from opsdeck.core.tasks import all_or_nothing
 from opsdeck.errors import OpsdeckError, RefusedError
@@ -215,6 +215,7 @@ async def _run_recorded(
         await asyncio.to_thread(
             audit.append, deck, action=action, environment=spec.env, result=result, error=str(exc), who=who, engine=job
         )
+        await asyncio.to_thread(audit_shipping.ship_after, deck, rep)  # the worker ships its own chain
         raise
     fields = await asyncio.to_thread(recorded, outcome)
     await asyncio.to_thread(
@@ -226,6 +227,7 @@ async def _run_recorded(
         engine={**job, "worker": outcome.worker, "seconds": round(outcome.seconds, 3)},
         **fields,
     )
+    await asyncio.to_thread(audit_shipping.ship_after, deck, rep)
     return outcome
 
 

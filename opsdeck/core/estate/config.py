@@ -23,6 +23,7 @@ from opsdeck.core.estate.sections import (
     SERVICE_NAME,
     TAG_KEY,
     TRAIL_URL,
+    AuditSettings,
     AwsSettings,
     BaseSettings,
     BuildSettings,
@@ -36,6 +37,7 @@ from opsdeck.core.estate.sections import (
     SafetySettings,
     ServiceSettings,
     TeamSettings,
+    check_audit,
     check_notify,
 )
 from opsdeck.errors import ConfigError
@@ -60,6 +62,7 @@ class DeckConfig:
     team: TeamSettings = setting(factory=TeamSettings, doc="The shared ledger and approvals.")
     notify: NotifySettings = setting(factory=NotifySettings, doc="Who is told of each release, and how.")
     policy: PolicySettings | None = setting(None, doc="The policy gate on every plan (none: no policy gate).")
+    audit: AuditSettings | None = setting(None, doc="The audit log shipped to S3 (none: it stays on this machine).")
     image: ImageSettings | None = setting(None, doc="The single-image format of earlier decks (one service).")
     refresh_minutes: float = setting(5.0, doc="How often the open deck refreshes plans and instances on its own.")
     drift_minutes: float = setting(
@@ -240,6 +243,7 @@ def _check_deck(config: DeckConfig, root: Path, where: Where) -> None:
     if config.drift_minutes < 0:
         raise where.child("drift_minutes").error("expected a number of minutes, 0 or more")
     _check_orphans(config.orphans, root, where.child("orphans"))
+    check_audit(config.audit, where.child("audit"))
 
 
 def _check_env(config: DeckConfig, root: Path, ew: Where, env: EnvSettings) -> None:

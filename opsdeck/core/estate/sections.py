@@ -1,6 +1,6 @@
 """The tables of a deck's `opsdeck.toml` below the deck itself: the AWS side, services and the base layer,
-conventions, the build account, the team, policy, orphans, the engine, safety, and each environment.
-core/estate/config.py reads them into a ``DeckConfig`` and checks them as a whole."""
+conventions, the build account, the team, policy, orphans, the engine, safety, the shipped audit log,
+and each environment. core/estate/config.py reads them into a ``DeckConfig`` and checks them as a whole."""
 
 from __future__ import annotations
 
@@ -195,6 +195,33 @@ def check_notify(notify: NotifySettings, where: Where) -> None:
         raise where.child("timeout_seconds").error(f"expected more than 0 seconds, got {notify.timeout_seconds!r}")
     if notify.attempts < 1:
         raise where.child("attempts").error(f"expected at least 1, got {notify.attempts!r}")
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """The audit log shipped off the machine: an S3 bucket of the build account with Object Lock in
+    compliance mode, where each clone and worker writes its own chain once, kept for the retention."""
+
+    bucket: str = setting(doc="The bucket (`opsdeck audit ship --setup` creates it with Object Lock on).")
+    retention_days: int = setting(365, doc="Days each shipped record is locked (compliance: no one can delete it).")
+    prefix: str = setting("audit", doc="Key prefix; each clone ships under <prefix>/<clone id>/.")
+    region: str | None = setting(None, doc="The bucket's region (default: the build account's).")
+
+
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def check_audit(audit: AuditSettings | None, where: Where) -> None:
+    if audit is None:
+        return
+    if not BUCKET_NAME.match(audit.bucket):
+        raise where.child("bucket").error(f"expected an S3 bucket name (3-63 of a-z 0-9 . -), got {audit.bucket!r}")
+    if audit.retention_days <= 0:
+        raise where.child("retention_days").error("expected a positive number of days")
+    if not re.match(r"^[\w.-]+(/[\w.-]+)*$", audit.prefix):
+        raise where.child("prefix").error(f"expected a key prefix such as audit or logs/opsdeck, got {audit.prefix!r}")
+    if audit.region is not None and not REGION.match(audit.region):
+        raise where.child("region").error(f"expected an AWS region such as us-east-1, got {audit.region!r}")
 
 
 @dataclass(frozen=True)

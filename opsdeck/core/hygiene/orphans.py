@@ -46,6 +46,7 @@ from opsdeck.core.hygiene.leftovers import (
 )
 from opsdeck.core.hygiene.prices import Cost, PriceTable, load_table
 from opsdeck.core.hygiene.unpinned import old_images
+from opsdeck.core.safety.audit_shipping import is_audit_bucket
 from opsdeck.core.types.hygiene import REMOVE_ORDER, Tagged
 from opsdeck.errors import OpsdeckError
 
@@ -136,7 +137,8 @@ def _keep_ghost_copies(deck: Deck, orphans: list[Orphan], ghosts: list[Recovered
 
 def _scan_place(deck: Deck, place: Place) -> tuple[list[Tagged], set[str]]:
     hygiene = cloud_of(deck, place).hygiene()
-    return hygiene.tagged(deck.config.conventions.env_tag), hygiene.running_images()
+    found = [t for t in hygiene.tagged(deck.config.conventions.env_tag) if not is_audit_bucket(deck, t.type, t.id)]
+    return found, hygiene.running_images()
 
 
 def priced(item: Tagged, region: str, prices: PriceTable) -> Cost:

@@ -1,6 +1,7 @@
-"""One account and region of the cloud, split by what callers need: who we are there, the object store,
-images, groups and their instances (with plain instances and instance refreshes), traffic, the inventory,
-notifications, and orphan hunting. ``CloudPort`` is all of them: what the factory hands out.
+"""One account and region of the cloud, split by what callers need: who we are there, the object store
+(and its Object Lock side), images, groups and their instances (with plain instances and instance
+refreshes), traffic, the inventory, notifications, and orphan hunting. ``CloudPort`` is all of them: what
+the factory hands out.
 
 Blocking calls (boto3 underneath): core runs them in threads.
 """
@@ -46,6 +47,29 @@ class ObjectStorePort(Protocol):
 
     def open_object(self, bucket: str, key: str) -> BinaryIO | None:
         """An object's body as a stream, None when it does not exist."""
+        ...
+
+
+class LockedStorePort(Protocol):
+    """S3 with Object Lock in compliance mode: objects written once and kept, unchangeable and undeletable
+    by anyone, until their retention ends (the shipped audit log)."""
+
+    def create_locked_bucket(self, bucket: str, retention_days: int) -> None:
+        """Create ``bucket`` with Object Lock on (versioned) and a default retention of ``retention_days``
+        in compliance mode; a bucket that exists gets the default retention set."""
+        ...
+
+    def lock_retention(self, bucket: str) -> tuple[str, int] | None:
+        """The bucket's default retention (mode, days); None when Object Lock is off or has no default."""
+        ...
+
+    def put_locked(self, bucket: str, key: str, body: bytes, retain_until: float) -> bool:
+        """Write once, locked in compliance mode until ``retain_until`` (epoch seconds): False when an
+        object already has that key (nothing is overwritten)."""
+        ...
+
+    def read_first(self, bucket: str, key: str) -> bytes | None:
+        """The object's first version (what was written once, whatever came after it); None when none."""
         ...
 
 
@@ -184,4 +208,8 @@ class CloudPort(
 
     def hygiene(self) -> HygienePort:
         """Orphan scanning and removal here (core/hygiene/orphans.py)."""
+        ...
+
+    def locked_store(self) -> LockedStorePort:
+        """S3 with Object Lock here (core/safety/shipping.py)."""
         ...

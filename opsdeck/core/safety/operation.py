@@ -10,7 +10,8 @@ credentials the operation will use must reach the account the deck says the envi
 (STS); a refusal there is audited as an attempt. Then the lock is taken and a "started" record is
 written, so an operation killed midway stays visible; the closing record says ok, refused, failed or
 interrupted by one rule (``audit.outcome``). Once the lock is released, the closing record goes to the
-deck's announcer (release notices, core/hygiene/notices.py), which returns at once.
+deck's announcer (release notices, core/hygiene/notices.py), which returns at once, and the records are
+shipped off the machine when the deck says so (core/safety/audit_shipping.py).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from opsdeck.core.ledger.remote import sync_before_change
-from opsdeck.core.safety import audit
+from opsdeck.core.safety import audit, audit_shipping
 from opsdeck.core.safety.breakglass import guard
 from opsdeck.core.safety.confirm import NotConfirmedError
 from opsdeck.core.safety.freeze import check_freeze
@@ -106,6 +107,7 @@ async def audited(
     run: Run | None = None
     closing: dict[str, Any] | None = None
     told: str | None = None  # the notice's word for the result, where it differs from the audit log's
+    ship = True
     try:
         if env is not None:
             guard(deck, env, glass, action, approved=approved)
@@ -123,6 +125,7 @@ async def audited(
         run = Run(audit.AuditedRun(deck, action, env, fields, who=who).open())
         yield run
     except BaseException as exc:
+        ship = isinstance(exc, Exception)  # not when cancelled or interrupted: the next operation ships
         if run is None:
             if isinstance(exc, RefusedError | LockedError):  # an attempt counts too
                 audit.append(deck, action=action, environment=env, result="refused", error=str(exc), who=who, **fields)
@@ -137,3 +140,5 @@ async def audited(
         stack.close()
         if closing is not None:  # after the lock is released; it returns at once
             deck.announce(closing, told)
+        if run is not None and ship:  # after the change and its lock: a failure to ship is only a notice
+            await asyncio.to_thread(audit_shipping.ship_after, deck, rep)

@@ -25,6 +25,7 @@ from opsdeck.core.events import Reporter
 from opsdeck.core.ledger.remote import publish
 from opsdeck.core.plans import planning
 from opsdeck.core.release import fleet, rollout
+from opsdeck.core.safety.audit_shipping import is_audit_bucket
 from opsdeck.core.safety.breakglass import BreakGlass
 from opsdeck.core.safety.operation import audited, refuse
 from opsdeck.core.types.cloud import DELETE_ORDER, CloudResource
@@ -126,7 +127,8 @@ async def _inventory(deck: Deck, env: str, rep: Reporter) -> tuple[NukePlan, dic
     tag = deck.config.conventions.env_tag
     cloud = deck.tools.env(env).cloud
     found = await asyncio.to_thread(cloud.find, env, owners[env].vpc_ids, tag)
-    strays = unmanaged(env, found, owners, tag)
+    # The shipped audit log's bucket outlives every nuke, whatever it is tagged with.
+    strays = [r for r in unmanaged(env, found, owners, tag) if not is_audit_bucket(deck, r.type, r.id)]
     pins = await asyncio.to_thread(read_pins, deck, env)
     plan = NukePlan(env, account, owners[env].addresses, tuple(strays), pins, deck.config.region_of(env))
     return plan, owners
@@ -262,4 +264,5 @@ async def _leftovers(deck: Deck, env: str, before: dict[str, Ownership]) -> list
         for res in found
         if owner(res, before, tag) == env
         and not (res.type == "ec2:instance" and res.state not in ("pending", "running", "stopping", "stopped"))
+        and not is_audit_bucket(deck, res.type, res.id)  # kept on purpose (see _inventory)
     ]
