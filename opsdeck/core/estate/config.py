@@ -21,7 +21,6 @@ from opsdeck.core.estate.sections import (
     REGION,
     ROLE_ARN,
     SERVICE_NAME,
-    TAG_KEY,
     TRAIL_URL,
     AuditSettings,
     AwsSettings,
@@ -38,7 +37,9 @@ from opsdeck.core.estate.sections import (
     ServiceSettings,
     TeamSettings,
     check_audit,
+    check_conventions,
     check_notify,
+    check_orphans,
 )
 from opsdeck.errors import ConfigError
 
@@ -222,7 +223,7 @@ def _check_deck(config: DeckConfig, root: Path, where: Where) -> None:
         legacy = config.image is not None and config.image.base_recipe is not None
         base_where = where.child("image").child("base_recipe") if legacy else where.child("base").child("recipe")
         raise base_where.error(f"expected a Packer template, {config.base.recipe} does not exist")
-    _check_conventions(config.conventions, where.child("conventions"))
+    check_conventions(config.conventions, where.child("conventions"))
     check_notify(config.notify, where.child("notify"))
     _check_pins(config, where)
     if config.policy is not None:
@@ -242,7 +243,7 @@ def _check_deck(config: DeckConfig, root: Path, where: Where) -> None:
         raise where.child("refresh_minutes").error("expected a positive number of minutes")
     if config.drift_minutes < 0:
         raise where.child("drift_minutes").error("expected a number of minutes, 0 or more")
-    _check_orphans(config.orphans, root, where.child("orphans"))
+    check_orphans(config.orphans, root, where.child("orphans"))
     check_audit(config.audit, where.child("audit"))
 
 
@@ -321,35 +322,6 @@ def _check_rollouts(where: Where, env: EnvSettings, services: list[str]) -> None
             .child("checkpoint_percentages")
             .error("expected rising percentages from 1 to 100, such as [50, 100]")
         )
-
-
-# Tags opsdeck itself reads on images (core/release/images.py): a deck's names must not take them.
-IMAGE_TAGS = ("role", "source_image", "source_region", "revoked", "revoked_by", "revoked_at", "base_ami")
-
-
-def _check_conventions(conventions: Conventions, where: Where) -> None:
-    for name in ("env_tag", "service_tag", "image_service_tag", "image_version_tag"):
-        value = getattr(conventions, name)
-        if not TAG_KEY.match(value) or value.startswith("aws:"):
-            raise where.child(name).error(f"expected a tag key, got {value!r}")
-    for name in ("image_service_tag", "image_version_tag"):
-        value = getattr(conventions, name)
-        if value in IMAGE_TAGS:
-            raise where.child(name).error(f"{value!r} is a tag opsdeck sets on images itself: pick another key")
-    if conventions.image_service_tag == conventions.image_version_tag:
-        raise where.child("image_version_tag").error(
-            f"the service and the version of an image need two tags, both are {conventions.image_version_tag!r}"
-        )
-
-
-def _check_orphans(orphans: OrphanSettings, root: Path, where: Where) -> None:
-    if orphans.keep_images < 1:
-        raise where.child("keep_images").error(f"expected 1 or more images to keep, got {orphans.keep_images}")
-    for key in ("copy_max_age_hours", "sandbox_max_age_hours"):
-        if getattr(orphans, key) <= 0:
-            raise where.child(key).error(f"expected a number of hours above 0, got {getattr(orphans, key)}")
-    if orphans.price_table is not None and not (root / orphans.price_table).is_file():
-        raise where.child("price_table").error(f"expected a JSON price table, {orphans.price_table} does not exist")
 
 
 def _check_target(where: Where, account: str | None, region: str | None, role: str | None, profile: str | None) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -337,3 +338,32 @@ def trail_location(url: str) -> tuple[str, str]:
     if match is None:
         raise ConfigError(f"expected s3://bucket or s3://bucket/prefix, got {url!r}")
     return match.group(1), (match.group(2) or "").strip("/")
+
+
+# Tags opsdeck itself reads on images (core/release/images.py): a deck's names must not take them.
+IMAGE_TAGS = ("role", "source_image", "source_region", "revoked", "revoked_by", "revoked_at", "base_ami")
+
+
+def check_conventions(conventions: Conventions, where: Where) -> None:
+    for name in ("env_tag", "service_tag", "image_service_tag", "image_version_tag"):
+        value = getattr(conventions, name)
+        if not TAG_KEY.match(value) or value.startswith("aws:"):
+            raise where.child(name).error(f"expected a tag key, got {value!r}")
+    for name in ("image_service_tag", "image_version_tag"):
+        value = getattr(conventions, name)
+        if value in IMAGE_TAGS:
+            raise where.child(name).error(f"{value!r} is a tag opsdeck sets on images itself: pick another key")
+    if conventions.image_service_tag == conventions.image_version_tag:
+        raise where.child("image_version_tag").error(
+            f"the service and the version of an image need two tags, both are {conventions.image_version_tag!r}"
+        )
+
+
+def check_orphans(orphans: OrphanSettings, root: Path, where: Where) -> None:
+    if orphans.keep_images < 1:
+        raise where.child("keep_images").error(f"expected 1 or more images to keep, got {orphans.keep_images}")
+    for key in ("copy_max_age_hours", "sandbox_max_age_hours"):
+        if getattr(orphans, key) <= 0:
+            raise where.child(key).error(f"expected a number of hours above 0, got {getattr(orphans, key)}")
+    if orphans.price_table is not None and not (root / orphans.price_table).is_file():
+        raise where.child("price_table").error(f"expected a JSON price table, {orphans.price_table} does not exist")
