@@ -232,12 +232,13 @@ class OpsDeckApp(Operations, App[int]):
         state = asyncio.run(deck_status(self.deck, Reporter("status")))
         self.post_message(StateLoaded(state))
         if (plans or drift) and state.cloud == "reachable":
-            from opsdeck.core.engine.runner import refresh_deck
+            from opsdeck.core.engine import registry, runner
+            from opsdeck.core.engine.operation import RefreshArgs
             from opsdeck.core.observe.refresh import stale_drift
 
-            drift_envs = stale_drift(self.deck, self.clock()) if drift else []
-            result = asyncio.run(refresh_deck(self.deck, Reporter("refresh"), drift_envs=drift_envs))
-            self.post_message(StateLoaded(result.state))
+            what = RefreshArgs(drift_envs=stale_drift(self.deck, self.clock()) if drift else [])
+            ran = asyncio.run(runner.run(self.deck, registry.REFRESH, what, Reporter("refresh")))
+            self.post_message(StateLoaded(ran.result.state))
 
     def scheduled_refresh(self) -> None:
         """The deck's own refresh (every refresh_minutes): plans, instances and drift that went stale."""

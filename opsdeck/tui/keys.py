@@ -1,4 +1,5 @@
-"""The deck's key map: one binding (with an id) per action, remappable from the user's config.
+"""The deck's key map: one binding (with an id) per action, remappable from the user's config. A key that
+runs a core operation names it: the registry says whether it changes anything.
 
 `[keys]` in config.toml maps an action to a key (`promote = "P"`); it becomes a Textual keymap.
 """
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 
 from textual.binding import Binding
 
+from opsdeck.core.engine import registry
 from opsdeck.errors import ConfigError
 
 
@@ -18,25 +20,30 @@ class Action:
     key: str
     description: str
     help: str
-    mutating: bool = False
+    operation: str = ""  # the core operation it runs (the registry's name): whether it changes anything
     show: bool = True
+
+    @property
+    def mutating(self) -> bool:
+        """Changes something (the registry says): disabled, visibly, on a read-only deck."""
+        return bool(self.operation) and registry.operation(self.operation).mutating
 
 
 ACTIONS = (
-    Action("bake", "b", "Bake", "bake a new image with the deck's Packer recipe", mutating=True),
-    Action("promote", "p", "Promote", "promote the selected environment's image to the next one", mutating=True),
+    Action("bake", "b", "Bake", "bake a new image with the deck's Packer recipe", "bake"),
+    Action("promote", "p", "Promote", "promote the selected environment's image to the next one", "promote"),
     Action(
         "deploy_newest",
         "u",
         "Deploy",
         "deploy the newest image to the selected environment (one without promote_from: sandbox, dev)",
-        mutating=True,
+        "deploy",
     ),
-    Action("rollback", "r", "Rollback", "point the selected environment at the image it ran before", mutating=True),
+    Action("rollback", "r", "Rollback", "point the selected environment at the image it ran before", "rollback"),
     Action("requests", "a", "Requests", "changes waiting for approvals: approve, reject or run them"),
-    Action("nuke", "n", "Nuke", "nuke and rebuild the selected sandbox from code", mutating=True),
-    Action("refresh", "f", "Refresh", "refresh plans, images and instances"),
-    Action("drift", "d", "Drift", "check every environment for drift"),
+    Action("nuke", "n", "Nuke", "nuke and rebuild the selected sandbox from code", "nuke"),
+    Action("refresh", "f", "Refresh", "refresh plans, images and instances", "refresh"),
+    Action("drift", "d", "Drift", "check every environment for drift", "drift-check"),
     Action(
         "hygiene",
         "h",
@@ -48,7 +55,7 @@ ACTIONS = (
     Action("service", "s", "Service", "show and act on one service (each in turn, then all again)"),
     Action("theme", "t", "Theme", "switch to the next theme (your choice is saved)", show=False),
     Action(
-        "break_glass", "exclamation_mark", "Break-glass", "elevated access to a protected environment", mutating=True
+        "break_glass", "exclamation_mark", "Break-glass", "elevated access to a protected environment", "break-glass"
     ),
     Action("help", "question_mark", "Help", "the key map"),
     Action("quit", "q", "Quit", "leave the deck"),

@@ -207,20 +207,22 @@ class Operations:
     def action_bake(self) -> None:
         if self._refuse_if_read_only():
             return
-        from opsdeck.core.engine.runner import bake_images
+        from opsdeck.core.engine import registry, runner
+        from opsdeck.core.engine.operation import BakeArgs, Ran
 
         services = self._services()
 
-        def summary(baked: tuple[list[dict[str, Any]], str | None]) -> str:
-            images, worker = baked
+        def summary(baked: Ran[list[dict[str, Any]]]) -> str:
+            images, worker = baked.result, baked.worker
             return (
                 "baked "
                 + ", ".join(f"{r['service'] or 'base'} {r['version']}" for r in images)
                 + (f" on {worker}" if worker else "")
             )
 
+        what = BakeArgs(services)
         self.start(
-            f"bake{self._named()}", None, lambda rep: bake_images(self._app.deck, rep, services=services), summary
+            f"bake{self._named()}", None, lambda rep: runner.run(self._app.deck, registry.BAKE, what, rep), summary
         )
 
     def action_promote(self) -> None:
@@ -274,30 +276,26 @@ class Operations:
         )
 
     async def _release(self, action: str, env: str, rep: Reporter, services: list[str] | None, *, src: str = "") -> Any:
-        """A release from the deck: on the engine's workers when a broker is configured (their progress
-        comes back through ``rep``, labelled by worker), here otherwise. Break-glass releases run here,
-        under this engineer's glass."""
-        from opsdeck.core.engine import runner
-        from opsdeck.core.release.promote import deploy_newest, promote, rollback
+        """A release from the deck, wherever the runner sends it (break-glass releases run here, under
+        this engineer's glass, with its reason)."""
+        from opsdeck.core.engine import registry, runner
+        from opsdeck.core.engine.operation import DeployArgs, PromoteArgs, RollbackArgs
 
-        deck = self._app.deck
         glass = self._glass_for(env)
-        if glass is None and runner.runs_on_workers(deck):
-            return await runner.release(
-                deck, action, env, rep, src=src, services=services, confirm=self.confirm_preview
-            )
         reason = glass.reason if glass else ""
+        deck, ask = self._app.deck, self.confirm_preview
         if action == "promote":
-            return await promote(
-                deck, src, env, rep, services=services, reason=reason, confirm=self.confirm_preview, glass=glass
+            ran: Any = await runner.run(
+                deck, registry.PROMOTE, PromoteArgs(src, env, services, reason), rep, confirm=ask, glass=glass
             )
-        if action == "rollback":
-            return await rollback(
-                deck, env, rep, services=services, reason=reason, confirm=self.confirm_preview, glass=glass
+        elif action == "rollback":
+            what = RollbackArgs(env, services, reason=reason)
+            ran = await runner.run(deck, registry.ROLLBACK, what, rep, confirm=ask, glass=glass)
+        else:
+            ran = await runner.run(
+                deck, registry.DEPLOY, DeployArgs(env, services, reason), rep, confirm=ask, glass=glass
             )
-        return await deploy_newest(
-            deck, env, rep, services=services, reason=reason, confirm=self.confirm_preview, glass=glass
-        )
+        return ran.result
 
     def action_nuke(self) -> None:
         env = self._selected()
@@ -308,17 +306,21 @@ class Operations:
                 f"nuke-and-rebuild is only for sandbox environments; {env} is not one", severity="error", timeout=8
             )
             return
-        from opsdeck.core.engine.runner import nuke_rebuild
+        from opsdeck.core.engine import registry, runner
+        from opsdeck.core.engine.operation import EnvArgs
 
-        def summary(done: tuple[Any, str | None]) -> str:
-            r, worker = done
+        def summary(done: Any) -> str:
+            r, worker = done.result, done.worker
             return (
                 f"nuked and rebuilt {env}: -{r.destroyed} managed, -{r.unmanaged_deleted} strays, "
                 f"+{r.created} ({r.seconds:.0f}s{f' on {worker}' if worker else ''})"
             )
 
         self.start(
-            f"nuke {env}", env, lambda rep: nuke_rebuild(self._app.deck, env, rep, confirm=self._confirm_nuke), summary
+            f"nuke {env}",
+            env,
+            lambda rep: runner.run(self._app.deck, registry.NUKE, EnvArgs(env), rep, confirm=self._confirm_nuke),
+            summary,
         )
 
     async def _confirm_nuke(self, plan: Any) -> bool:
@@ -340,15 +342,18 @@ class Operations:
     def action_refresh(self) -> None:
         if not self._app.live:
             return
-        from opsdeck.core.engine.runner import refresh_deck
+        from opsdeck.core.engine import registry, runner
+        from opsdeck.core.engine.operation import RefreshArgs
 
-        def summary(r: Any) -> str:
+        def summary(ran: Any) -> str:
+            r = ran.result
             workers = sorted({w for w in r.workers.values() if w})
             return f"refreshed {len(r.plans)} plans in {r.seconds:.1f}s" + (
                 f" on {', '.join(workers)}" if workers else ""
             )
 
-        self.start("refresh", None, lambda rep: refresh_deck(self._app.deck, rep, with_drift=False), summary)
+        what = RefreshArgs(with_drift=False)
+        self.start("refresh", None, lambda rep: runner.run(self._app.deck, registry.REFRESH, what, rep), summary)
 
     def action_drift(self) -> None:
         from opsdeck.core.drift.check import check
