@@ -47,7 +47,7 @@ def opsdeck(deck: str) -> None:
 
     app = OpsDeckApp(Deck.open(Path(deck)), live=False, on_first_frame=first_frame)
     app.run(headless=True, size=(120, 40))
-    if app.state is None:
+    if app.deck_screen.state is None:
         raise SystemExit("bench: the deck had no stored snapshot to show")
 
 

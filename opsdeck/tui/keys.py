@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 from opsdeck.core.engine import registry
 from opsdeck.errors import ConfigError
@@ -62,6 +62,15 @@ ACTIONS = (
 )
 MUTATING = frozenset(a.name for a in ACTIONS if a.mutating)
 BINDINGS = [Binding(a.key, a.name, a.description, show=a.show, id=a.name) for a in ACTIONS]
+ORDER = {a.name: i for i, a in enumerate(ACTIONS)}  # the footer's order, whoever owns each key
+
+
+def bindings(*names: str) -> list[BindingType]:
+    """The bindings of the actions a part of the deck owns (each with its id: config.toml remaps it)."""
+    unknown = set(names) - set(ORDER)
+    if unknown:
+        raise ValueError(f"no such deck actions: {', '.join(sorted(unknown))}")
+    return [b for b in BINDINGS if b.id in names]
 
 
 def keymap(remap: dict[str, str] | None) -> dict[str, str]:
