@@ -18,12 +18,12 @@ from textual.screen import Screen
 
 from opsdeck.core.estate.deck import Deck
 from opsdeck.tui import keys
-from opsdeck.tui.controller import DeckContext, TellsFailures
+from opsdeck.tui.controller import DeckContext
 from opsdeck.tui.deck_screen import DeckScreen
 from opsdeck.tui.themes import DEFAULT, load_themes
 
 
-class OpsDeckApp(TellsFailures, App[int]):
+class OpsDeckApp(App[int]):
     """The deck. ``live=False`` shows only the stored snapshot (no workers): for snapshots and demos."""
 
     CSS_PATH = "deck.tcss"

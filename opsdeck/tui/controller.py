@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from textual.containers import Container
@@ -21,7 +22,9 @@ from opsdeck.errors import OpsdeckError
 from opsdeck.tui import keys
 
 if TYPE_CHECKING:
+    from opsdeck.core.engine.operation import Ask, Ran
     from opsdeck.core.estate.deck import Deck
+    from opsdeck.core.safety.breakglass import BreakGlass
     from opsdeck.tui.widgets.envtable import EnvironmentsTable
     from opsdeck.tui.widgets.ops import OperationsPane
 
@@ -83,7 +86,7 @@ class Controller(TellsFailures, Container):
         return self.query_one(OperationsPane)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if self.ctx.read_only and action in keys.MUTATING:
+        if self.ctx.read_only and action in keys.mutating():
             return None  # shown, visibly disabled
         return True
 
@@ -92,6 +95,25 @@ class Controller(TellsFailures, Container):
         if self.ctx.read_only:
             self.notify("the deck is read-only (--read-only)", severity="error")
         return self.ctx.read_only
+
+    def run(
+        self,
+        title: str,
+        env: str | None,
+        operation: str,
+        what: Any,
+        summarize: Callable[[Ran[Any]], str],
+        *,
+        confirm: Ask | None = None,
+        glass: BreakGlass | None = None,
+    ) -> str | None:
+        """Run the registry's ``operation`` on ``what`` in the operations pane, one per environment at a
+        time; the runner chooses here or a worker. Its key, or None when ``env`` is busy."""
+        from opsdeck.core.engine import registry, runner  # on the first key press, not on the start path
+
+        op, deck = registry.operation(operation), self.deck
+        work = partial(runner.run, deck, op, what, confirm=confirm, glass=glass)
+        return self.operations.start(title, env, lambda rep: work(rep), summarize)
 
     def selected(self) -> str | None:
         env = self.table.selected

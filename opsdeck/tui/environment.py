@@ -1,8 +1,9 @@
 """The environment controller: f, d, n and h — refresh, drift, nuke-and-rebuild and hygiene — and the
 deck's live state: read from the cloud when the deck opens and every refresh_minutes after.
 
-Refresh, drift and nuke run their core operations from the registry in the operations pane; the state
-comes back as a StateLoaded message; the hygiene view reads and scans off the UI loop.
+Refresh, drift and nuke run their core operations from the registry in the operations pane (core's
+operation types are imported on the first key press, not on the start path); the state comes back as a
+StateLoaded message; the hygiene view reads and scans off the UI loop.
 """
 
 from __future__ import annotations
@@ -14,14 +15,12 @@ from typing import TYPE_CHECKING, Any
 from textual import work
 from textual.message import Message
 
-from opsdeck.core.engine import registry, runner
-from opsdeck.core.engine.operation import EnvArgs, EnvsArgs, Ran, RefreshArgs
 from opsdeck.errors import OpsdeckError
 from opsdeck.tui import keys
-from opsdeck.tui.confirm import Confirmations
 from opsdeck.tui.controller import Controller, DeckContext
 
 if TYPE_CHECKING:
+    from opsdeck.core.engine.operation import Ran
     from opsdeck.core.estate.deck import Deck
     from opsdeck.core.hygiene.store import EnvHygiene
     from opsdeck.core.model import DeckState
@@ -74,6 +73,8 @@ class EnvironmentController(Controller):
         """Status from the cloud, then (``plans``) a refresh of plans that went stale and (``drift``) a
         drift check where the last one is older than the deck's drift_minutes. A thread of its own: the
         status reads boto3 and git inline."""
+        from opsdeck.core.engine import registry, runner
+        from opsdeck.core.engine.operation import RefreshArgs
         from opsdeck.core.events import Reporter
         from opsdeck.core.observe.refresh import stale_drift
         from opsdeck.core.observe.status import deck_status
@@ -94,6 +95,7 @@ class EnvironmentController(Controller):
     def action_refresh(self) -> None:
         if not self.ctx.live:
             return
+        from opsdeck.core.engine.operation import RefreshArgs
 
         def summary(ran: Ran[Any]) -> str:
             workers = sorted({w for w in ran.result.workers.values() if w})
@@ -102,18 +104,16 @@ class EnvironmentController(Controller):
                 f" on {', '.join(workers)}" if workers else ""
             )
 
-        what = RefreshArgs(with_drift=False)
-        self.operations.start("refresh", None, lambda rep: runner.run(self.deck, registry.REFRESH, what, rep), summary)
+        self.run("refresh", None, "refresh", RefreshArgs(with_drift=False), summary)
 
     def action_drift(self) -> None:
+        from opsdeck.core.engine.operation import EnvsArgs
+
         def summary(ran: Ran[Any]) -> str:
             drifted = [r.name for r in ran.result if r.status == "drifted"]
             return f"drift: {', '.join(drifted)} drifted" if drifted else "drift: every environment is clean"
 
-        every = EnvsArgs()
-        self.operations.start(
-            "drift", None, lambda rep: runner.run(self.deck, registry.DRIFT_CHECK, every, rep), summary
-        )
+        self.run("drift", None, "drift-check", EnvsArgs(), summary)
 
     def action_nuke(self) -> None:
         env = self.selected()
@@ -124,6 +124,8 @@ class EnvironmentController(Controller):
                 f"nuke-and-rebuild is only for sandbox environments; {env} is not one", severity="error", timeout=8
             )
             return
+        from opsdeck.core.engine.operation import EnvArgs
+        from opsdeck.tui.confirm import Confirmations
 
         def summary(ran: Ran[Any]) -> str:
             r, on = ran.result, f" on {ran.worker}" if ran.worker else ""
@@ -132,13 +134,7 @@ class EnvironmentController(Controller):
                 f"+{r.created} ({r.seconds:.0f}s{on})"
             )
 
-        ask = Confirmations(self.app, self.ctx).nuke
-        self.operations.start(
-            f"nuke {env}",
-            env,
-            lambda rep: runner.run(self.deck, registry.NUKE, EnvArgs(env), rep, confirm=ask),
-            summary,
-        )
+        self.run(f"nuke {env}", env, "nuke", EnvArgs(env), summary, confirm=Confirmations(self.app, self.ctx).nuke)
 
     # -- hygiene: recovered copies, orphans and their cost, changes outside the pipeline ----------------
 

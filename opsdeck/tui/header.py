@@ -3,6 +3,7 @@ and the job engine's line when the deck has a broker (read from it every ENGINE_
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from rich.style import Style
@@ -127,14 +128,13 @@ class DeckHeader(TellsFailures, Widget):
         self.poll_engine(deck)
         self.set_interval(ENGINE_SECONDS, lambda: self.poll_engine(deck))
 
-    @work(thread=True, exclusive=True, group="engine", exit_on_error=False)
-    def poll_engine(self, deck: Deck) -> None:
+    @work(exclusive=True, group="engine", exit_on_error=False)
+    async def poll_engine(self, deck: Deck) -> None:
         try:
             from opsdeck.core.engine.status import engine_status  # without the engine's packages: one line
 
-            status = engine_status(deck)
+            status = await asyncio.to_thread(engine_status, deck)  # Redis's blocking client
         except OpsdeckError as exc:
-            line = (f"engine: {exc}", False)
+            self.engine = (f"engine: {exc}", False)
         else:
-            line = engine_line(status.to_json())
-        self.app.call_from_thread(setattr, self, "engine", line)
+            self.engine = engine_line(status.to_json())

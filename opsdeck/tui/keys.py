@@ -6,11 +6,11 @@ runs a core operation names it: the registry says whether it changes anything.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from textual.binding import Binding, BindingType
 
-from opsdeck.core.engine import registry
 from opsdeck.errors import ConfigError
 
 
@@ -26,6 +26,8 @@ class Action:
     @property
     def mutating(self) -> bool:
         """Changes something (the registry says): disabled, visibly, on a read-only deck."""
+        from opsdeck.core.engine import registry  # asked only of a read-only deck: not on the start path
+
         return bool(self.operation) and registry.operation(self.operation).mutating
 
 
@@ -60,9 +62,14 @@ ACTIONS = (
     Action("help", "question_mark", "Help", "the key map"),
     Action("quit", "q", "Quit", "leave the deck"),
 )
-MUTATING = frozenset(a.name for a in ACTIONS if a.mutating)
 BINDINGS = [Binding(a.key, a.name, a.description, show=a.show, id=a.name) for a in ACTIONS]
 ORDER = {a.name: i for i, a in enumerate(ACTIONS)}  # the footer's order, whoever owns each key
+
+
+@functools.cache
+def mutating() -> frozenset[str]:
+    """The actions that change something: those a read-only deck disables."""
+    return frozenset(a.name for a in ACTIONS if a.mutating)
 
 
 def bindings(*names: str) -> list[BindingType]:

@@ -2,37 +2,26 @@
 protected environment; and the clock that ends break-glass and scales expired warm standbys to zero.
 
 Each key runs its core operation from the registry (the runner chooses here or a worker) in the
-operations pane. Protection is checked here for a clear notice, and again in core.
+operations pane. Protection is checked here for a clear notice, and again in core. Core's operation
+types are imported on the first key press: the deck's first frame does not wait for them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from textual import work
 from textual.reactive import reactive
 
-from opsdeck.core.engine import registry, runner
-from opsdeck.core.engine.operation import (
-    BakeArgs,
-    DeployArgs,
-    EnvArgs,
-    GlassArgs,
-    Operation,
-    PromoteArgs,
-    Ran,
-    RollbackArgs,
-)
 from opsdeck.errors import OpsdeckError
 from opsdeck.tui import keys
-from opsdeck.tui.confirm import Confirmations
 from opsdeck.tui.controller import Controller, DeckContext
 from opsdeck.tui.header import DeckHeader
 
 if TYPE_CHECKING:
-    from opsdeck.core.events import Reporter
+    from opsdeck.core.engine.operation import DeployArgs, PromoteArgs, Ran, RollbackArgs
     from opsdeck.core.safety.breakglass import BreakGlass
+    from opsdeck.tui.confirm import Confirmations
 
 STANDBY_CHECK_SECONDS = 30  # how often the deck looks for warm standbys past their window
 
@@ -61,6 +50,8 @@ class ReleasesController(Controller):
     @property
     def confirm(self) -> Confirmations:
         if self._confirm is None:
+            from opsdeck.tui.confirm import Confirmations
+
             self._confirm = Confirmations(self.app, self.ctx)
         return self._confirm
 
@@ -96,15 +87,13 @@ class ReleasesController(Controller):
     def action_bake(self) -> None:
         if self.refused_read_only():
             return
+        from opsdeck.core.engine.operation import BakeArgs
 
         def summary(baked: Ran[list[dict[str, Any]]]) -> str:
             images = ", ".join(f"{r['service'] or 'base'} {r['version']}" for r in baked.result)
             return f"baked {images}" + (f" on {baked.worker}" if baked.worker else "")
 
-        what = BakeArgs(self._services())
-        self.operations.start(
-            f"bake{self._named()}", None, lambda rep: runner.run(self.deck, registry.BAKE, what, rep), summary
-        )
+        self.run(f"bake{self._named()}", None, "bake", BakeArgs(self._services()), summary)
 
     def action_promote(self) -> None:
         env = self.selected()
@@ -117,13 +106,10 @@ class ReleasesController(Controller):
         dst = target.name
         if not self._allowed(dst, "promote"):
             return
+        from opsdeck.core.engine.operation import PromoteArgs
+
         what = PromoteArgs(env, dst, self._services(), self._reason(dst))
-        self.operations.start(
-            f"promote{self._named()} → {dst}",
-            dst,
-            self._release(registry.PROMOTE, what),
-            lambda ran: released(ran.result, f"promoted {dst}"),
-        )
+        self._release(f"promote{self._named()} → {dst}", "promote", what, f"promoted {dst}")
 
     def action_deploy_newest(self) -> None:
         env = self.selected()
@@ -134,36 +120,28 @@ class ReleasesController(Controller):
             return
         if not self._allowed(env, "deploy"):
             return
+        from opsdeck.core.engine.operation import DeployArgs
+
         what = DeployArgs(env, self._services(), self._reason(env))
-        self.operations.start(
-            f"deploy{self._named()} → {env}",
-            env,
-            self._release(registry.DEPLOY, what),
-            lambda ran: released(ran.result, f"deployed to {env}"),
-        )
+        self._release(f"deploy{self._named()} → {env}", "deploy", what, f"deployed to {env}")
 
     def action_rollback(self) -> None:
         env = self.selected()
         if env is None or self.refused_read_only() or not self._allowed(env, "rollback"):
             return
+        from opsdeck.core.engine.operation import RollbackArgs
+
         what = RollbackArgs(env, self._services(), reason=self._reason(env))
-        self.operations.start(
-            f"rollback{self._named()} {env}",
-            env,
-            self._release(registry.ROLLBACK, what),
-            lambda ran: released(ran.result, f"rolled {env} back"),
-        )
+        self._release(f"rollback{self._named()} {env}", "rollback", what, f"rolled {env} back")
 
     def _reason(self, env: str) -> str:
         glass = self._glass_for(env)
         return glass.reason if glass else ""
 
-    def _release(
-        self, op: Operation[Any, Any], what: PromoteArgs | DeployArgs | RollbackArgs
-    ) -> Callable[[Reporter], Awaitable[Ran[Any]]]:
+    def _release(self, title: str, operation: str, what: PromoteArgs | DeployArgs | RollbackArgs, done: str) -> None:
         """A release wherever the runner sends it; under this engineer's break-glass, here, with its reason."""
         glass, ask = self._glass_for(what.env), self.confirm.preview
-        return lambda rep: runner.run(self.deck, op, what, rep, confirm=ask, glass=glass)
+        self.run(title, what.env, operation, what, lambda ran: released(ran.result, done), confirm=ask, glass=glass)
 
     # -- break-glass ------------------------------------------------------------------------------
 
@@ -187,6 +165,8 @@ class ReleasesController(Controller):
 
     @work(exclusive=True, group="break-glass", exit_on_error=False)
     async def _open_glass(self, env: str, reason: str) -> None:
+        from opsdeck.core.engine import registry, runner
+        from opsdeck.core.engine.operation import GlassArgs
         from opsdeck.core.events import Reporter
 
         ran = await runner.run(self.deck, registry.BREAK_GLASS, GlassArgs(env, reason), Reporter("break-glass", env))
@@ -241,9 +221,7 @@ class ReleasesController(Controller):
                 self._expire(name, ", ".join(f"{s} {p.idle}" for s, p in due.items()))
 
     def _expire(self, env: str, what: str) -> None:
-        self.operations.start(
-            f"standby expire {env}",
-            env,
-            lambda rep: runner.run(self.deck, registry.STANDBY_EXPIRE, EnvArgs(env), rep),
-            lambda ran: f"{env}: standby {what} scaled to zero (its window ended)",
-        )
+        from opsdeck.core.engine.operation import EnvArgs
+
+        summary = f"{env}: standby {what} scaled to zero (its window ended)"
+        self.run(f"standby expire {env}", env, "standby-expire", EnvArgs(env), lambda ran: summary)

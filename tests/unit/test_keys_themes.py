@@ -12,7 +12,7 @@ from opsdeck.tui.themes import REQUIRED_VARIABLES, load_theme, load_themes, them
 def test_every_action_has_a_binding_with_an_id() -> None:
     ids = {b.id for b in keys.BINDINGS}
     assert ids == {a.name for a in keys.ACTIONS}
-    assert {"bake", "promote", "deploy_newest", "rollback", "nuke", "break_glass"} == keys.MUTATING
+    assert {"bake", "promote", "deploy_newest", "rollback", "nuke", "break_glass"} == keys.mutating()
     assert {a.key for a in keys.ACTIONS} >= {"b", "p", "r", "n", "f", "d", "slash", "t", "exclamation_mark", "q"}
 
 
