@@ -280,6 +280,9 @@ async def test_drift_and_refresh_keys(shop: tuple[Deck, World]) -> None:
         await pilot.press("f")
         result = await done(pilot, app, 3)
         assert result.ok and result.summary.startswith("refreshed 4 plans"), result.summary
+        drift = next(c for c in app.get_system_commands(screen) if c.title == "Drift")
+        await drift.callback()  # the command palette runs the key's action where the key lives
+        assert (await done(pilot, app, 4)).summary.startswith("drift: ")
         await until(
             pilot,
             lambda: screen.state is not None and all(e.drift != "unknown" for e in screen.state.environments),
