@@ -40,7 +40,12 @@ async def confirm_dialog(pilot: Any, app: OpsDeckApp, typed: str | None = None) 
     await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation")
     screen = app.screen
     assert isinstance(screen, ConfirmScreen)
-    await until(pilot, lambda: screen.query("#ok").first().region.area > 0, timeout=10, what="the modal laid out")
+
+    def laid_out() -> bool:
+        buttons = screen.query("#ok")
+        return bool(buttons) and buttons.first().region.area > 0
+
+    await until(pilot, laid_out, timeout=10, what="the modal laid out")
     assert screen.typed == typed
     if typed:
         await pilot.press(*typed, "enter")

@@ -48,6 +48,12 @@ def git(deck: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(deck), *args], capture_output=True, text=True, check=True).stdout
 
 
+@pytest.fixture(scope="module", autouse=True)
+def snapshot(demo_deck: Path) -> None:
+    """The demo deck's status stored: the deck opens on it (these decks do not refresh themselves)."""
+    opsdeck("status", deck=demo_deck, check=True)
+
+
 def demo_app(deck: Path) -> OpsDeckApp:
     return OpsDeckApp(Deck.open(deck), theme="opsdeck-dark", live=False)
 
