@@ -115,12 +115,14 @@ class Stack:
 
 def bench_plan(stack: Stack, env: str, runs: int) -> dict[str, Any]:
     """One plan (reuse off) in this process against the same plan sent to a worker and shipped back."""
+    from opsdeck import wiring
     from opsdeck.core.engine.dispatch import Engine
     from opsdeck.core.engine.remote import plan_on_worker
     from opsdeck.core.estate.deck import Deck
     from opsdeck.core.events import Reporter
-    from opsdeck.core.observe import planning
+    from opsdeck.core.plans import planning
 
+    wiring.install()  # the real tools for the decks a benchmark opens
     deck = Deck.open(stack.deck)
     engine = Engine(deck, stack.url)
     head = deck.tools.git.head()

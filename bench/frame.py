@@ -42,6 +42,7 @@ def bare() -> None:
 
 
 def opsdeck(deck: str) -> None:
+    from opsdeck import wiring
     from opsdeck.core.estate.deck import Deck
     from opsdeck.tui.app import OpsDeckApp
 
@@ -51,6 +52,7 @@ def opsdeck(deck: str) -> None:
         shown.append(app.deck_screen.state is not None)
         first_frame(app)
 
+    wiring.install()  # the real tools for the decks a benchmark opens
     app = OpsDeckApp(Deck.open(Path(deck)), live=False, on_first_frame=frame)
     app.run(headless=True, size=(120, 40))
     if shown != [True]:

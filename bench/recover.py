@@ -28,10 +28,11 @@ RAW_KEY = "shop/staging/bench-raw-us-west-2/terraform.tfstate"
 
 
 def bench_recover(deck: Path, runs: int) -> dict[str, Any]:
+    from opsdeck import wiring
     from opsdeck.core.estate.deck import Deck
-    from opsdeck.core.sandbox.copies import work_dir
-    from opsdeck.core.sandbox.recover import copy_tools
+    from opsdeck.core.sandbox.copies import copy_tools, work_dir
 
+    wiring.install()  # the real tools for the decks a benchmark opens
     opened = Deck.open(deck)
     env = dict(copy_tools(opened, ENV, REGION).terraform.env)  # the copy's account, region, endpoint, mirror
     backend = opened.backend(ENV)

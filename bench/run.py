@@ -40,6 +40,7 @@ class Timed:
 
     def __init__(self, wall: float, cpu: float, rc: int, stdout: str = "") -> None:
         self.wall, self.cpu, self.rc, self.stdout = wall, cpu, rc, stdout
+        self.ended = time.time()  # when the command returned (epoch), to set beside what it reports
 
 
 def timed(argv: list[str], *, cwd: Path = ROOT, env: dict[str, str] | None = None, ok: tuple[int, ...] = (0,)) -> Timed:
@@ -74,8 +75,10 @@ def interleave(runs: int, *jobs: Callable[[], float]) -> list[list[float]]:
 def tool_env(deck: Path, env: str) -> dict[str, str]:
     """The process environment opsdeck gives Terraform for ``env`` (its assumed-role credentials, its
     region, the endpoint and the provider mirror), so raw runs see exactly the same cloud and account."""
+    from opsdeck import wiring
     from opsdeck.core.estate.deck import Deck
 
+    wiring.install()  # the real tools for the decks a benchmark opens
     return dict(Deck.open(deck).tools.env(env).terraform.env)
 
 
@@ -165,10 +168,12 @@ def bench_refresh(deck: Path, runs: int) -> dict[str, Any]:
 def _unchanged_in_process(deck: Path, runs: int) -> list[float]:
     import asyncio
 
+    from opsdeck import wiring
     from opsdeck.core.estate.deck import Deck
     from opsdeck.core.events import Reporter
     from opsdeck.core.observe.refresh import refresh
 
+    wiring.install()  # the real tools for the decks a benchmark opens
     opened = Deck.open(deck)
     asyncio.run(refresh(opened, Reporter("bench"), with_drift=False))  # warm: imports, clients, plans
     samples = []
@@ -182,8 +187,10 @@ def _unchanged_in_process(deck: Path, runs: int) -> list[float]:
 def bench_bake(deck: Path, runs: int) -> dict[str, Any]:
     """`opsdeck bake --service web` against raw `packer build` of the same recipe with the same
     variables, in the environment opsdeck gives Packer (the build account's assumed role)."""
+    from opsdeck import wiring
     from opsdeck.core.estate.deck import Deck
 
+    wiring.install()  # the real tools for the decks a benchmark opens
     opened = Deck.open(deck)
     env = dict(opened.tools.packer().env)
     recipe = deck / opened.config.service("web").recipe
@@ -290,8 +297,13 @@ def bench_promote(deck: Path, runs: int) -> dict[str, Any]:
     pin = envdir / "images.auto.tfvars.json"
     other = other_web(deck)
 
+    reported: list[float] = []  # from the command's start to its result, before it prepares the switch back
+
     def ours() -> float:
-        return opsdeck(deck, "promote", other(), "dev", "--service", "web", "--yes", "--reason", "bench").wall
+        run = opsdeck(deck, "promote", other(), "dev", "--service", "web", "--yes", "--reason", "bench", "--json")
+        result = json.loads(run.stdout)
+        reported.append(run.wall - (run.ended - result["finished_at"]))
+        return run.wall
 
     def rollback() -> float:  # back to the pin before: each run flips dev's web between two images
         return opsdeck(deck, "rollback", "dev", "--service", "web", "--yes", "--reason", "bench").wall
@@ -317,12 +329,56 @@ def bench_promote(deck: Path, runs: int) -> dict[str, Any]:
     mine, back, theirs = interleave(runs, ours, rollback, raw)
     return {
         "opsdeck_s": median(mine),
+        "opsdeck_to_result_s": median(reported),
+        "ratio_to_result": median(reported) / median(theirs),
         "rollback_s": median(back),
         "raw_s": median(theirs),
         "ratio": median(mine) / median(theirs),
         "rollback_ratio": median(back) / median(theirs),
         "command": "opsdeck promote IMAGE dev --service web --yes / opsdeck rollback dev --service web --yes  vs  "
         "edit images.web + terraform apply -auto-approve + git commit",
+    }
+
+
+def bench_preplanned(deck: Path, runs: int) -> dict[str, Any]:
+    """A replace-style release on a plan made ahead (sandbox's web: its deploy and its rollback in turn,
+    each planned ahead by `opsdeck preplan sandbox`, not timed, as the open deck plans while idle) against
+    the raw change: edit the pin, `terraform apply -auto-approve` (which plans and applies), `git commit`.
+    The release only applies; the raw change also plans."""
+    env = tool_env(deck, "sandbox")
+    envdir = deck / "envs" / "sandbox"
+    pin = envdir / "images.auto.tfvars.json"
+    webs = [i["id"] for i in opsdeck_json(deck, "images") if i["service"] == "web" and not i["revoked"]]
+    if len(webs) < 2:
+        opsdeck(deck, "bake", "--service", "web")
+    ahead_used: list[bool] = []
+
+    def ours() -> float:
+        opsdeck(deck, "preplan", "sandbox")
+        current = json.loads(pin.read_text())["images"]["web"]
+        newest = [i["id"] for i in opsdeck_json(deck, "images") if i["service"] == "web" and not i["revoked"]][-1]
+        action = "rollback" if current == newest else "deploy"
+        run = opsdeck(deck, action, "sandbox", "--service", "web", "--yes", "--json")
+        ahead_used.append("plan" not in [p["name"] for p in json.loads(run.stdout)["phases"]])
+        return run.wall
+
+    def raw() -> float:
+        t0 = time.perf_counter()
+        data = json.loads(pin.read_text())
+        data["images"]["web"] = next(i for i in webs if i != data["images"]["web"])
+        pin.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        timed(["terraform", "apply", "-auto-approve", "-input=false"], cwd=envdir, env=env)
+        timed(["git", "-C", str(deck), "commit", "-q", "-m", "bench: raw pin change", "--", str(pin)])
+        return time.perf_counter() - t0
+
+    mine, theirs = interleave(runs, ours, raw)
+    return {
+        "opsdeck_s": median(mine),
+        "raw_s": median(theirs),
+        "ratio": median(mine) / median(theirs),
+        "all_made_ahead": all(ahead_used),
+        "command": "opsdeck deploy|rollback sandbox --service web --yes on a plan made ahead (opsdeck preplan "
+        "sandbox first, not timed)  vs  edit images.web + terraform apply -auto-approve + git commit",
     }
 
 
@@ -444,6 +500,8 @@ def bench_blue_green(deck: Path, runs: int) -> dict[str, Any]:
     sandbox_pin = deck / "envs" / "sandbox" / "images.auto.tfvars.json"
     phases: dict[str, list[float]] = {}
     instant: list[bool] = []
+    moved: list[float] = []  # an instant rollback: its confirmation to traffic moved
+    committed: list[float] = []  # ... to its pins committed and pushed
 
     def promote() -> float:  # not compared: it makes the warm standby each rollback returns to
         fresh = opsdeck_json(deck, "bake", "--service", "web")[0]["id"]  # a new image: a full release each time
@@ -454,7 +512,14 @@ def bench_blue_green(deck: Path, runs: int) -> dict[str, Any]:
 
     def rollback() -> float:
         run = opsdeck(deck, "rollback", "dev", "--service", "web", "--yes", "--reason", "bench", "--json")
-        instant.append(bool(json.loads(run.stdout)["instant"]))
+        result = json.loads(run.stdout)
+        instant.append(bool(result["instant"]))
+        if result.get("traffic_moved_s") is not None:
+            moved.append(result["traffic_moved_s"])
+            names = [p["name"] for p in result["phases"]]
+            after = names.index("traffic moved") + 1
+            done = [p["seconds"] for p in result["phases"][after:] if p["name"] in ("commit", "push")]
+            committed.append(result["traffic_moved_s"] + sum(done))
         return run.wall
 
     def raw_switch() -> float:  # the same switch, by hand: flip the live color, apply, commit
@@ -481,6 +546,8 @@ def bench_blue_green(deck: Path, runs: int) -> dict[str, Any]:
         "rebuild_rollback_s": median(rebuilt),
         "rebuild_over_instant": median(rebuilt) / median(back),
         "all_instant": all(instant),
+        "traffic_moved_s": median(moved) if moved else None,
+        "traffic_moved_and_committed_s": median(committed) if committed else None,
         "promote_phases_s": {name: median(values) for name, values in phases.items()},
         "command": "opsdeck rollback dev --service web --yes (warm standby)  vs  flip images.web.live + terraform "
         "apply -auto-approve + git commit  vs  opsdeck rollback sandbox --service web --yes (replace)",
@@ -515,6 +582,7 @@ BENCHES: dict[str, Callable[[Path, int], dict[str, Any]]] = {
     "refresh": bench_refresh,
     "bake": bench_bake,
     "promote": bench_promote,
+    "preplanned": bench_preplanned,
     "team": bench_team,
     "gates": bench_gates,
     "blue_green": bench_blue_green,

@@ -151,13 +151,15 @@ def peak_rss_mb() -> float:
 
 async def _one(root: Path, state: DeckState, size: tuple[int, int]) -> dict[str, float | str]:
     """One app at ``size``: start to first frame, then render, filter and one plan (CPU; render also wall)."""
+    from opsdeck import wiring
     from opsdeck.core.estate.deck import Deck
-    from opsdeck.core.observe.planning import stored_plan
+    from opsdeck.core.plans.planning import stored_plan
     from opsdeck.tui.app import OpsDeckApp
     from opsdeck.tui.widgets.details import PlanPane
 
     t0 = time.perf_counter()
     shown: list[float] = []
+    wiring.install()  # the real tools for the decks a benchmark opens
     app = OpsDeckApp(Deck.open(root), live=False, on_first_frame=lambda _, seen=shown: seen.append(time.perf_counter()))
     async with app.run_test(size=size) as pilot:
         while not shown:

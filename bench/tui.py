@@ -45,9 +45,11 @@ def first_frame(deck: Path, runs: int) -> dict[str, Any]:
 
 
 async def _stall(deck: Path) -> float:
+    from opsdeck import wiring
     from opsdeck.core.estate.deck import Deck
     from opsdeck.tui.app import OpsDeckApp
 
+    wiring.install()  # the real tools for the decks a benchmark opens
     app = OpsDeckApp(Deck.open(deck), live=True)  # as a person opens it: the live state loads first
     worst = 0.0
     async with app.run_test(size=(120, 40)) as pilot:

@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from opsdeck import __version__
+from opsdeck import __version__, wiring
 from opsdeck.errors import OpsdeckError
 
 COMMAND_MODULES = (
@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "orphans",
     "engine",
     "init",
+    "govern",
 )
 
 
@@ -108,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # to say how to run it on another deck
     _stacks_on_sigusr1()
+    wiring.install()  # the real tools: every deck this process opens gets them
     try:
         if args.command is None:
             from opsdeck.tui.launch import open_default

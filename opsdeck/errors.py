@@ -47,3 +47,7 @@ def reworded(exc: OpsdeckError, message: str) -> OpsdeckError:
     new.__dict__.update(exc.__dict__)
     new.args = (message,)
     return new
+
+
+class SecretsUnavailableError(OpsdeckError):
+    """No usable store for secrets (no keyring backend)."""

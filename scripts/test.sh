@@ -9,5 +9,6 @@ export OPSDECK_TF_PLUGIN_MIRROR="${OPSDECK_TF_PLUGIN_MIRROR:-$("$VENV/bin/opsdec
 export OPSDECK_CHECKOV="${OPSDECK_CHECKOV:-$("$VENV/bin/opsdeck" config get checkov.binary)}"
 "$VENV/bin/ruff" check opsdeck tests bench
 "$VENV/bin/ruff" format --check --quiet opsdeck tests bench
-"$VENV/bin/mypy"  # strict, on the whole package (pyproject.toml [tool.mypy])
+"$VENV/bin/mypy"  # strict, on the whole package and the fakes (pyproject.toml [tool.mypy])
+"$VENV/bin/lint-imports" --no-cache >/dev/null || "$VENV/bin/lint-imports" --no-cache  # the layers ([tool.importlinter]); the report when broken
 exec "$VENV/bin/python" -m pytest "$@"

@@ -48,7 +48,7 @@ class Delivery:
     """Log files put into a trail bucket as CloudTrail delivers them; deleted again afterwards."""
 
     def __init__(self, deck: Any, env: str) -> None:
-        from opsdeck.core.estate.config import trail_location
+        from opsdeck.core.estate.sections import trail_location
 
         self.cloud = deck.tools.env(env).cloud
         self.account = deck.env(env).account

@@ -18,9 +18,11 @@ from typing import Any
 
 import pytest
 
+from opsdeck import wiring
 from tests.helpers import ROOT, opsdeck
 
 SESSION_HOME = Path(tempfile.mkdtemp(prefix="opsdeck-tests-"))
+wiring.install()  # decks the tests open without fakes get the real tools, as the command line's do
 
 for key in [k for k in os.environ if k.startswith("AWS_")]:
     del os.environ[key]

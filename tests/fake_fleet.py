@@ -20,8 +20,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from opsdeck.adapters.aws import Instance
-from opsdeck.adapters.fleet import InstanceRefresh
+from opsdeck.core.types.cloud import Instance, InstanceRefresh
 
 if TYPE_CHECKING:
     from tests.fakes import FakeCloud, FakeGroup, FakeTerraform

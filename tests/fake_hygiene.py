@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from opsdeck.adapters.hygiene import Snapshot, StoredObject, Tagged
+from opsdeck.core.types.hygiene import Snapshot, StoredObject, Tagged
 from opsdeck.errors import ToolError
 
 if TYPE_CHECKING:

@@ -23,20 +23,26 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from opsdeck.adapters.aws import Credentials, Group, Image, Instance, Rule, TargetGroup
-from opsdeck.adapters.checkov import INSTALL_HINT, Failure, Report
+from opsdeck.adapters.checkov import INSTALL_HINT
 from opsdeck.adapters.git import Git
-from opsdeck.adapters.inventory import CloudResource
-from opsdeck.adapters.packer import BuildResult, PackerLine
+from opsdeck.adapters.process import LocalProcesses
+from opsdeck.adapters.secrets import KeyringSecrets
+from opsdeck.adapters.sshsig import SshSigner
 from opsdeck.core.estate.backend import backend_of
 from opsdeck.core.estate.config import DeckConfig
 from opsdeck.core.estate.pins import pin_or_none, pin_spec
 from opsdeck.core.estate.settings import UserSettings
-from opsdeck.core.ports import EnvTools, Target
+from opsdeck.core.ports.factory import EnvTools, Target
+from opsdeck.core.types.cloud import CloudResource, Credentials, Group, Image, Instance, Rule, TargetGroup
+from opsdeck.core.types.hygiene import Snapshot, Tagged
+from opsdeck.core.types.tools import BuildResult, Failure, PackerLine, Report
 from opsdeck.errors import CloudUnavailableError, RefusedError, ToolError, ToolMissingError
 from tests import fake_fleet
+
+if TYPE_CHECKING:
+    from tests.fake_hygiene import FakeHygiene
 
 DEFAULT_ACCOUNT = "123456789012"
 _ids = itertools.count(1)
@@ -64,10 +70,10 @@ class Place:
     permissions: dict[str, set[str]] = field(default_factory=dict)  # image -> accounts allowed to launch
     groups: dict[str, FakeGroup] = field(default_factory=dict)
     strays: list[CloudResource] = field(default_factory=list)  # made by hand, outside Terraform
-    tagged: list[Any] = field(default_factory=list)  # hygiene.Tagged with cost facts (tests/fake_hygiene.py)
-    snapshots: dict[str, list[Any]] = field(default_factory=dict)  # image -> its hygiene.Snapshots
+    tagged: list[Tagged] = field(default_factory=list)  # with cost facts (tests/fake_hygiene.py)
+    snapshots: dict[str, list[Snapshot]] = field(default_factory=dict)  # image -> its snapshots
     plain: list[Instance] = field(default_factory=list)  # instances no group runs (tests/fake_fleet.py)
-    refreshes: dict[str, list[Any]] = field(default_factory=dict)  # group -> its fake_fleet.Refreshing
+    refreshes: dict[str, list[fake_fleet.Refreshing]] = field(default_factory=dict)  # group -> its refreshes
 
 
 @dataclass
@@ -195,6 +201,17 @@ class FakeCloud:
         self.world.check()
         return []
 
+    def target_health(self, target_group: str) -> dict[str, str]:
+        self.world.check()
+        return {}  # the fake root module has no load balancer: nothing is registered anywhere
+
+    def forward(self, rule: str, target_group: str) -> None:
+        self.world.calls.append(f"forward {rule} {target_group}")
+
+    def rule_targets(self, rules: list[str]) -> dict[str, str | None]:
+        self.world.check()
+        return dict.fromkeys(rules)
+
     def groups(self, tag_key: str, value: str) -> list[Group]:
         self.world.check()
         return [
@@ -227,15 +244,13 @@ class FakeCloud:
         self.here.strays = [s for s in self.here.strays if s.id != resource.id]
         self.here.groups.pop(resource.id, None)
 
-    def hygiene(self) -> Any:
-        from tests.fake_hygiene import FakeHygiene
+    def hygiene(self) -> FakeHygiene:
+        from tests.fake_hygiene import FakeHygiene  # it imports this module
 
         return FakeHygiene(self)
 
-    def fleet(self) -> Any:
-        from tests.fake_fleet import FakeFleet
-
-        return FakeFleet(self)
+    def fleet(self) -> fake_fleet.FakeFleet:
+        return fake_fleet.FakeFleet(self)
 
     def publish(self, topic_arn: str, subject: str, message: str) -> str:
         self.world.check()
@@ -347,6 +362,17 @@ class FakeTerraform:
                     "instances": [{"attributes": {"id": g.name, "name": g.name}}],
                 }
             )
+        for i in self.cloud.here.plain:
+            if i.tags.get(self._env_tag) == self.name and i.state != "terminated":
+                resources.append(
+                    {
+                        "module": f"module.{i.tags.get(self._service_tag)}",
+                        "mode": "managed",
+                        "type": "aws_instance",
+                        "name": "this",
+                        "instances": [{"attributes": {"id": i.id}}],
+                    }
+                )
         body = {"serial": state["serial"] + 1, "pins": pins, "vpc": vpc, "resources": resources}
         self.world.objects[self._location()] = json.dumps(body).encode()
 
@@ -358,13 +384,17 @@ class FakeTerraform:
     def _service_tag(self) -> str:
         return self.tools.config.conventions.service_tag
 
-    def _wanted(self) -> dict[str, str]:
+    def _wanted(self, overrides: dict[str, Any] | None = None) -> dict[str, str]:
+        """Each service's pin as Terraform reads it: the pin files, overridden by ``-var-file`` values."""
         config = self.tools.config
         pins = {}
         for service in config.service_names:
             spec = pin_spec(config, service)
             path = self.workdir / spec.file
-            pin = pin_or_none(path.read_text() if path.is_file() else None, spec)
+            text = path.read_text() if path.is_file() else None
+            if overrides and spec.variable[0] in overrides:
+                text = json.dumps({**json.loads(text or "{}"), **overrides})
+            pin = pin_or_none(text, spec)
             if pin is None:
                 raise ToolError(f"terraform plan in {self.name}", f"variable {spec.label}: no value for {service}")
             pins[service] = pin
@@ -396,11 +426,15 @@ class FakeTerraform:
         destroy: bool = False,
         lock: bool = False,
         on_event: Callable[[dict[str, Any]], None] | None = None,
+        var_files: tuple[Path, ...] = (),
     ) -> None:
         self.world.check()
         self.world.calls.append(f"plan {self.name}" + (" -refresh-only" if refresh_only else ""))
         state = self._state()
-        wanted = {} if refresh_only else self._wanted()
+        overrides: dict[str, Any] = {}
+        for file in var_files:
+            overrides.update(json.loads(file.read_text()))
+        wanted = {} if refresh_only else self._wanted(overrides)
         changed = sorted(s for s, image in wanted.items() if state["pins"].get(s) != image)
         drifted = []
         if refresh_only:
@@ -411,7 +445,7 @@ class FakeTerraform:
                         drifted.append((group.tags[self._service_tag], want, group.desired))
         fresh = state["vpc"] is None and not refresh_only
         plan = {"serial": state["serial"], "pins": wanted, "changed": changed, "drifted": drifted, "new": fresh}
-        out.write_text(json.dumps({**plan, "variables": self._variables()}))
+        out.write_text(json.dumps({**plan, "variables": {**self._variables(), **overrides}}))
         add = 2 * len(changed) + (1 if fresh else 0)
         if on_event is not None:
             on_event({"type": "change_summary", "changes": {"add": add, "change": len(changed), "remove": 0}})
@@ -556,7 +590,7 @@ class FakeTools:
     def __init__(self, world: World, root: Path, config: DeckConfig, settings: UserSettings) -> None:
         self.world, self.root, self.config, self.settings = world, root, config, settings
         self._git = Git(root)
-        self.secrets: list[str] = []
+        self.handed_out: list[str] = []  # every secret given to a tool (for redaction)
 
     @property
     def git(self) -> Git:
@@ -576,7 +610,7 @@ class FakeTools:
         return {}
 
     def redact(self, text: str) -> str:
-        for secret in self.secrets:
+        for secret in self.handed_out:
             text = text.replace(secret, "********")
         return text
 
@@ -591,7 +625,7 @@ class FakeTools:
     def _reach(self, target: Target, credentials: Credentials | None) -> str:
         """The account the target's credentials reach (a role is assumed into its own account)."""
         if credentials is not None:
-            self.secrets.extend(credentials.secrets())
+            self.handed_out.extend(credentials.secrets())
             return self.world.account_of(credentials, DEFAULT_ACCOUNT)
         if target.role is not None:
             if target.role in self.world.unassumable:
@@ -630,6 +664,17 @@ class FakeTools:
         if self.world.policy_missing:
             raise ToolMissingError(INSTALL_HINT)
         return FakePolicy(self.world)
+
+    # The machine's own systems are real here, as git is: the keyring (a file backend the test session
+    # configures), ssh-keygen, and processes.
+    def secrets(self) -> KeyringSecrets:
+        return KeyringSecrets(self.config.name)
+
+    def signer(self) -> SshSigner:
+        return SshSigner()
+
+    def processes(self) -> LocalProcesses:
+        return LocalProcesses()
 
 
 class FakePolicy:

@@ -142,6 +142,25 @@ def edited(path: Path, old: str, new: str) -> Iterator[None]:
 NO_PROD_APPROVALS = ("approvals = 2\n", "")  # prod as a deck without approvals has it: break-glass only
 
 
+def wait_until(predicate: Any, what: str, timeout: float = 60.0, every: float = 0.05) -> None:
+    """Poll ``predicate`` until it holds; fail naming ``what`` once ``timeout`` seconds have passed."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(every)
+
+
+def applying(env_dir: Path) -> bool:
+    """Terraform's apply runs in ``env_dir`` and has started its AWS provider: it is making the changes."""
+    from opsdeck.adapters.process import processes_in
+
+    running = [cmd for _, cmd in processes_in(env_dir)]
+    return any("terraform apply" in cmd for cmd in running) and any("terraform-provider-aws" in c for c in running)
+
+
 def live_pins(deck: Path, env: str, file: str = "images.auto.tfvars.json") -> dict[str, str]:
     """Each service's pinned image in ``env``: the live color's in a blue/green environment."""
     import json

@@ -7,124 +7,18 @@ never from whatever the process environment says, so a deck on the local cloud c
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
+from opsdeck.adapters import elb
+from opsdeck.core.types.cloud import Credentials, Group, Image, Instance, Rule, TargetGroup
 from opsdeck.errors import CloudUnavailableError, ToolError
 
 if TYPE_CHECKING:
     from opsdeck.adapters.fleet import Fleet
     from opsdeck.adapters.hygiene import Hygiene
-    from opsdeck.adapters.inventory import CloudResource
-
-
-@dataclass(frozen=True)
-class Credentials:
-    access_key: str
-    secret_key: str = field(repr=False)
-    session_token: str | None = field(default=None, repr=False)
-    expires_at: float | None = None  # epoch seconds; None: does not expire
-
-    def secrets(self) -> tuple[str, ...]:
-        """What must never be printed."""
-        return tuple(s for s in (self.secret_key, self.session_token) if s)
-
-
-@dataclass(frozen=True)
-class Image:
-    """An AMI and its tags; which tags name its service and its version is the deck's (its
-    ``[conventions]``: the image catalog sets them on every image it reads)."""
-
-    id: str
-    name: str
-    created: str
-    tags: dict[str, str] = field(default_factory=dict)
-    state: str = ""  # pending | available | failed ...
-    service_tag: str = field(default="app", repr=False, compare=False)
-    version_tag: str = field(default="version", repr=False, compare=False)
-
-    @property
-    def service(self) -> str:
-        return self.tags.get(self.service_tag, "")
-
-    @property
-    def versioned(self) -> bool:
-        """Whether it carries a version tag (a pipeline may bake without one)."""
-        return bool(self.tags.get(self.version_tag))
-
-    @property
-    def version(self) -> str:
-        """Its version tag; an image without one is named by its creation time to the minute
-        (2026-12-04T10:31Z), so it is shown, promoted and recorded like any other."""
-        return self.tags.get(self.version_tag) or created_label(self.created)
-
-    @classmethod
-    def from_api(cls, raw: dict[str, Any]) -> Image:
-        tags = {t["Key"]: t["Value"] for t in raw.get("Tags", [])}
-        return cls(
-            id=raw["ImageId"],
-            name=raw.get("Name", ""),
-            created=raw.get("CreationDate", ""),
-            tags=tags,
-            state=raw.get("State", ""),
-        )
-
-
-def created_label(created: str) -> str:
-    """An AMI's CreationDate (2026-12-04T10:31:22.000Z) to the minute: 2026-12-04T10:31Z."""
-    return f"{created[:16]}Z" if re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d", created) else ""
-
-
-@dataclass(frozen=True)
-class Instance:
-    id: str
-    image_id: str
-    state: str  # pending | running | stopping | stopped | shutting-down | terminated
-    group: str | None = None
-    lifecycle: str | None = None  # the group's view: InService, Pending, Terminating...
-    tags: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Group:
-    """An auto scaling group and its instances."""
-
-    name: str
-    desired: int
-    min_size: int
-    max_size: int
-    launch_template_id: str | None
-    tags: dict[str, str]
-    instances: tuple[Instance, ...]
-
-
-@dataclass(frozen=True)
-class TargetGroup:
-    """A load balancer target group and the health of each target in it (instance id -> state:
-    healthy, initial, unhealthy, unused, draining ...)."""
-
-    arn: str
-    name: str
-    tags: dict[str, str]
-    targets: dict[str, str]
-
-    @property
-    def healthy(self) -> list[str]:
-        return sorted(i for i, state in self.targets.items() if state == "healthy")
-
-
-@dataclass(frozen=True)
-class Rule:
-    """A listener rule: its host names, the target group it forwards to, and its tags."""
-
-    arn: str
-    hosts: tuple[str, ...]
-    target_group: str | None
-    tags: dict[str, str]
-    dns_name: str = ""  # of the load balancer the rule is on
+    from opsdeck.core.types.cloud import CloudResource
 
 
 @contextlib.contextmanager
@@ -333,7 +227,7 @@ class Aws:
         filters = [{"Name": f"tag:{key}", "Values": [value]} for key, value in tags.items()]
         with self.errors("aws ec2 describe-images"):
             raw = self.client("ec2").describe_images(Owners=["self"], Filters=filters)["Images"]
-        images = [Image.from_api(item) for item in raw]
+        images = [_image(item) for item in raw]
         return sorted(images, key=lambda i: (i.created, i.id))
 
     def image(self, image_id: str) -> Image | None:
@@ -346,7 +240,7 @@ class Aws:
                 if exc.response.get("Error", {}).get("Code", "").startswith("InvalidAMIID"):
                     return None
                 raise
-        return Image.from_api(raw[0]) if raw else None
+        return _image(raw[0]) if raw else None
 
     def tag_image(self, image_id: str, tags: dict[str, str]) -> None:
         with self.errors(f"aws ec2 create-tags {image_id}"):
@@ -412,61 +306,24 @@ class Aws:
             )
         return groups
 
-    # -- load balancing -----------------------------------------------------------------------
-
-    def _tags_of(self, arns: list[str]) -> dict[str, dict[str, str]]:
-        elb = self.client("elbv2")
-        found: dict[str, dict[str, str]] = {}
-        for start in range(0, len(arns), 20):
-            raw = elb.describe_tags(ResourceArns=arns[start : start + 20])
-            for item in raw.get("TagDescriptions", []):
-                found[item["ResourceArn"]] = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
-        return found
+    # -- load balancing (adapters/elb.py) ----------------------------------------------------------
 
     def target_groups(self, tag_key: str, value: str) -> list[TargetGroup]:
         """Target groups tagged ``tag_key = value``, with each target's health."""
-        elb = self.client("elbv2")
-        with self.errors("aws elbv2 describe-target-groups"):
-            raw = [g for page in elb.get_paginator("describe_target_groups").paginate() for g in page["TargetGroups"]]
-            tags = self._tags_of([g["TargetGroupArn"] for g in raw])
-            groups = []
-            for g in raw:
-                arn = g["TargetGroupArn"]
-                if tags.get(arn, {}).get(tag_key) != value:
-                    continue
-                health = elb.describe_target_health(TargetGroupArn=arn).get("TargetHealthDescriptions", [])
-                targets = {h["Target"]["Id"]: h.get("TargetHealth", {}).get("State", "unknown") for h in health}
-                groups.append(TargetGroup(arn, g.get("TargetGroupName", ""), tags.get(arn, {}), targets))
-        return groups
+        return elb.target_groups(self, tag_key, value)
 
     def listener_rules(self, tag_key: str, value: str) -> list[Rule]:
         """The rules on the listeners of load balancers tagged ``tag_key = value`` (default rules left out)."""
-        elb = self.client("elbv2")
-        with self.errors("aws elbv2 describe-rules"):
-            lbs = [b for page in elb.get_paginator("describe_load_balancers").paginate() for b in page["LoadBalancers"]]
-            lb_tags = self._tags_of([b["LoadBalancerArn"] for b in lbs])
-            raw_rules = []
-            for lb in lbs:
-                if lb_tags.get(lb["LoadBalancerArn"], {}).get(tag_key) != value:
-                    continue
-                for listener in elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"]).get("Listeners", []):
-                    rules = elb.describe_rules(ListenerArn=listener["ListenerArn"]).get("Rules", [])
-                    raw_rules += [(r, lb.get("DNSName", "")) for r in rules if not r.get("IsDefault")]
-            tags = self._tags_of([r["RuleArn"] for r, _ in raw_rules])
-        found = []
-        for r, dns in raw_rules:
-            hosts: list[str] = []
-            for condition in r.get("Conditions", []):
-                if condition.get("Field") == "host-header":
-                    hosts += (condition.get("HostHeaderConfig") or {}).get("Values") or condition.get("Values", [])
-            forward = next((a for a in r.get("Actions", []) if a.get("Type") == "forward"), None)
-            target = None
-            if forward is not None:
-                target = forward.get("TargetGroupArn") or next(
-                    (t["TargetGroupArn"] for t in (forward.get("ForwardConfig") or {}).get("TargetGroups", [])), None
-                )
-            found.append(Rule(r["RuleArn"], tuple(hosts), target, tags.get(r["RuleArn"], {}), dns))
-        return found
+        return elb.listener_rules(self, tag_key, value)
+
+    def target_health(self, target_group: str) -> dict[str, str]:
+        return elb.target_health(self, target_group)
+
+    def forward(self, rule: str, target_group: str) -> None:
+        elb.forward(self, rule, target_group)
+
+    def rule_targets(self, rules: list[str]) -> dict[str, str | None]:
+        return elb.rule_targets(self, rules)
 
     # -- inventory ----------------------------------------------------------------------------
 
@@ -504,6 +361,16 @@ class Aws:
                         for raw in reservation["Instances"]:
                             found[raw["InstanceId"]] = _instance(raw)
         return found
+
+
+def _image(raw: dict[str, Any]) -> Image:
+    return Image(
+        id=raw["ImageId"],
+        name=raw.get("Name", ""),
+        created=raw.get("CreationDate", ""),
+        tags={t["Key"]: t["Value"] for t in raw.get("Tags", [])},
+        state=raw.get("State", ""),
+    )
 
 
 def _instance(raw: dict[str, Any]) -> Instance:

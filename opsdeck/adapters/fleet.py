@@ -8,47 +8,14 @@ version, and does not wait for it. What a refresh reports is read here as ``Inst
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from opsdeck.core.types.cloud import InstanceRefresh
+
 if TYPE_CHECKING:
-    from opsdeck.adapters.aws import Aws, Instance
-
-ACTIVE = ("Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking")
-
-
-@dataclass(frozen=True)
-class InstanceRefresh:
-    """One instance refresh of a group, as DescribeInstanceRefreshes reports it."""
-
-    id: str
-    group: str
-    status: str  # Pending | InProgress | Successful | Failed | Cancelling | Cancelled | Rollback* | Baking
-    percentage: int = 0
-    to_update: int | None = None  # instances still to replace
-    reason: str = ""
-    started: float | None = None
-    ended: float | None = None
-    desired: dict[str, Any] = field(default_factory=dict)  # DesiredConfiguration ({} when none was given)
-    preferences: dict[str, Any] = field(default_factory=dict)
-    rollback_percentage: int | None = None
-    rollback_to_update: int | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.status in ACTIVE
-
-    @property
-    def rolling_back(self) -> bool:
-        return self.status.startswith("Rollback")
-
-    def describe(self) -> str:
-        if self.rolling_back:
-            left = f", {self.rollback_to_update} to go" if self.rollback_to_update is not None else ""
-            return f"{self.status} {self.rollback_percentage or 0}%{left}"
-        left = f", {self.to_update} to go" if self.to_update is not None else ""
-        return f"{self.status} {self.percentage}%{left}" + (f": {self.reason}" if self.reason else "")
+    from opsdeck.adapters.aws import Aws
+    from opsdeck.core.types.cloud import Instance
 
 
 def _epoch(value: Any) -> float | None:

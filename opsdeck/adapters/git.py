@@ -11,24 +11,12 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from opsdeck.core.types.tools import FileVersion
 from opsdeck.errors import OpsdeckError, ToolError
-
-
-@dataclass(frozen=True)
-class FileVersion:
-    """A file as one commit left it (``text`` None: deleted there)."""
-
-    commit: str
-    when: datetime
-    author: str
-    message: str
-    text: str | None
-
 
 T = TypeVar("T")
 

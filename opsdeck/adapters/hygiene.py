@@ -10,30 +10,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from opsdeck.adapters.inventory import LIVE_INSTANCE_STATES, CloudResource, Inventory, arn_type, with_retries
+from opsdeck.adapters.inventory import LIVE_INSTANCE_STATES, Inventory, arn_type, with_retries
+from opsdeck.core.types.cloud import CloudResource
+from opsdeck.core.types.hygiene import Snapshot, StoredObject, Tagged
 
 if TYPE_CHECKING:
     from opsdeck.adapters.aws import Aws
 
-# What holds others goes first (an instance before its volume, a load balancer before its target group).
-REMOVE_ORDER = (
-    "autoscaling:group",
-    "ec2:instance",
-    "elasticloadbalancing:loadbalancer",
-    "elasticloadbalancing:targetgroup",
-    "ec2:natgateway",
-    "ec2:elastic-ip",
-    "ec2:launch-template",
-    "ec2:volume",
-    "ec2:security-group",
-    "ec2:subnet",
-    "ec2:vpc",
-)
 _OWN_DESCRIBE = {
     "ec2:instance",
     "ec2:volume",
@@ -49,36 +36,6 @@ _OWN_DESCRIBE = {
     "ec2:image",
     "ec2:snapshot",  # images and their snapshots are judged by the image catalog, not by tags
 }
-
-
-@dataclass(frozen=True)
-class Tagged:
-    """A resource carrying the tag key, with the facts its hourly cost depends on."""
-
-    type: str  # service:kind, as the inventory names it (ec2:instance, ec2:volume, ...)
-    id: str
-    tags: dict[str, str] = field(default_factory=dict)
-    created: float | None = None  # epoch seconds; None when the API does not say (addresses, groups)
-    size: str | None = None  # what it is billed by: instance type, volume type, load balancer type
-    gigabytes: float | None = None  # volumes
-    vpc_id: str | None = None
-    arn: str | None = None
-    state: str | None = None
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    """One object of a bucket."""
-
-    key: str
-    size: int
-    modified: float  # epoch seconds
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    id: str
-    gigabytes: float
 
 
 def _epoch(value: Any) -> float | None:

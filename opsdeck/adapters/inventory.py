@@ -11,43 +11,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from opsdeck.adapters.aws import Aws
+from opsdeck.core.types.cloud import DELETE_ORDER, CloudResource
 
 T = TypeVar("T")
 
 LIVE_INSTANCE_STATES = ["pending", "running", "stopping", "stopped"]
 THROTTLING = {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
-# Deletion order: what holds others goes first.
-DELETE_ORDER = (
-    "autoscaling:group",
-    "ec2:instance",
-    "ec2:launch-template",
-    "ec2:volume",
-    "ec2:security-group",
-    "ec2:subnet",
-    "ec2:vpc",
-    "s3:bucket",
-)
-
-
-@dataclass(frozen=True)
-class CloudResource:
-    """One resource: its type (service:kind), id, VPC and tags."""
-
-    type: str
-    id: str
-    vpc_id: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-    image_id: str | None = None  # instances
-    group: str | None = None  # instances launched by an auto scaling group
-    state: str | None = None
-    arn: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": self.type, "id": self.id}
 
 
 def with_retries(call: Callable[[], T], attempts: int = 6, base: float = 0.2) -> T:

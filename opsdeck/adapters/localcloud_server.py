@@ -14,6 +14,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from opsdeck.adapters.localcloud_faults import AFTER_FAULT, Faults
+
 # The one lock around moto's backends: each request holds it (Serialized), and so does each step of
 # the work the local cloud does on its own between requests (an instance refresh's batches).
 REQUEST_LOCK = threading.Lock()
@@ -180,7 +182,8 @@ class Serialized:
                     status, headers, body = kept
                     start_response(status, headers)
                     return body
-                self.log(f"localcloud: attempt {attempt} of {invocation} ({what}): run again")
+                if not environ.get(AFTER_FAULT):  # an attempt the faults answered never ran: no news in its retry
+                    self.log(f"localcloud: attempt {attempt} of {invocation} ({what}): run again")
             captured: list[Any] = []
 
             def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -211,11 +214,14 @@ def _attempt(header: str) -> int:
 
 
 def serve(port: int) -> Any:
-    """Start serving on 127.0.0.1:port in a thread; returns the server (call .shutdown() to stop)."""
+    """Start serving on 127.0.0.1:port in a thread; returns the server (call .shutdown() to stop).
+
+    Faults (throttling, plain 503s) sit in front of everything, so a call they answer never reaches
+    moto; they are off until a test sets them (opsdeck.adapters.localcloud_faults)."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
-    app = Serialized(DomainDispatcherApplication(create_backend_app), lock=REQUEST_LOCK)
+    app = Faults(Serialized(DomainDispatcherApplication(create_backend_app), lock=REQUEST_LOCK))
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
     threading.Thread(target=server.serve_forever, name="localcloud", daemon=True).start()
     return server

@@ -9,54 +9,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from opsdeck.adapters.process import run_captured, run_streaming
+from opsdeck.core.types.tools import BuildResult, PackerLine
 from opsdeck.errors import ToolError
 
 COMMA = "%!(PACKER_COMMA)"
 
 
-@dataclass(frozen=True)
-class PackerLine:
-    """One machine-readable line."""
-
-    timestamp: str
-    target: str
-    type: str
-    data: tuple[str, ...]
-
-    @classmethod
-    def parse(cls, line: str) -> PackerLine | None:
-        parts = line.split(",")
-        if len(parts) < 3 or not parts[0].isdigit():
-            return None
-        data = tuple(p.replace(COMMA, ",").replace("\\n", "\n") for p in parts[3:])
-        return cls(parts[0], parts[1], parts[2], data)
-
-    @property
-    def text(self) -> str:
-        """The human text of a ui line (``ui,say,<text>``)."""
-        return self.data[1] if self.type == "ui" and len(self.data) > 1 else ",".join(self.data)
-
-
-@dataclass
-class BuildResult:
-    """What a build produced."""
-
-    artifacts: list[str] = field(default_factory=list)  # "region:ami-..." ids
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def image_ids(self) -> list[str]:
-        ids = []
-        for artifact in self.artifacts:
-            for part in artifact.split(","):
-                ami = part.split(":")[-1].strip()
-                if ami.startswith("ami-") and ami not in ids:
-                    ids.append(ami)
-        return ids
+def parse_line(line: str) -> PackerLine | None:
+    """One machine-readable line (``timestamp,target,type,data...``); None for anything else."""
+    parts = line.split(",")
+    if len(parts) < 3 or not parts[0].isdigit():
+        return None
+    data = tuple(p.replace(COMMA, ",").replace("\\n", "\n") for p in parts[3:])
+    return PackerLine(parts[0], parts[1], parts[2], data)
 
 
 class Packer:
@@ -80,7 +48,7 @@ class Packer:
         result = BuildResult()
 
         def line(text: str) -> None:
-            parsed = PackerLine.parse(text)
+            parsed = parse_line(text)
             if parsed is None:
                 return
             if parsed.type == "artifact" and len(parsed.data) >= 3 and parsed.data[1] == "id":

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from opsdeck.core.types.tools import CommandResult
 from opsdeck.errors import ToolMissingError
 
 LineSink = Callable[[str], None]
@@ -175,19 +176,6 @@ def processes_in(directory: Path) -> list[tuple[int, str]]:
     return found
 
 
-@dataclass(frozen=True)
-class CommandResult:
-    """How a shell command ended: its exit status (None: killed at its timeout) and its last lines."""
-
-    returncode: int | None
-    tail: tuple[str, ...]
-    seconds: float
-
-    @property
-    def timed_out(self) -> bool:
-        return self.returncode is None
-
-
 async def run_command(
     command: str,
     *,
@@ -260,3 +248,22 @@ async def _kill_group(proc: asyncio.subprocess.Process, grace: float = 2.0) -> N
             return
         except TimeoutError:
             continue
+
+
+class LocalProcesses:
+    """core's ProcessPort: shell commands and the processes of this machine."""
+
+    async def run_shell(
+        self,
+        command: str,
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        timeout: float,
+        on_line: Callable[[str], None],
+        redact: Callable[[str], str],
+    ) -> CommandResult:
+        return await run_command(command, cwd=cwd, env=env, timeout=timeout, on_line=on_line, redact=redact)
+
+    def processes_in(self, directory: Path) -> list[tuple[int, str]]:
+        return processes_in(directory)

@@ -13,56 +13,12 @@ import os
 import re
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
+from opsdeck.core.types.signatures import Listing, Verified
 from opsdeck.errors import ToolError, ToolMissingError
 
 TIMEOUT = 30.0
-
-
-@dataclass(frozen=True)
-class Listing:
-    """One line of an allowed_signers file: ``principals [options] keytype base64 [comment]``."""
-
-    number: int  # its line number, from 1
-    principals: str
-    options: tuple[str, ...]  # as written, e.g. ('namespaces="git"', "cert-authority")
-    key: str  # "keytype base64"
-
-    @property
-    def namespaces(self) -> str | None:
-        """Its ``namespaces`` pattern-list (None: the key may sign in any namespace)."""
-        for option in self.options:
-            name, _, value = option.partition("=")
-            if name.lower() == "namespaces":
-                return value.strip('"')
-        return None
-
-    def permits(self, namespace: str) -> bool:
-        patterns = self.namespaces
-        return patterns is None or _matches(namespace, patterns)
-
-    def with_namespace(self, namespace: str) -> str:
-        """This line with ``namespace`` added to its namespaces, its other options kept: what to write so
-        the key also signs there."""
-        wanted = f'namespaces="{self.namespaces},{namespace}"' if self.namespaces else f'namespaces="{namespace}"'
-        options = [wanted if o.partition("=")[0].lower() == "namespaces" else o for o in self.options]
-        if wanted not in options:
-            options.append(wanted)
-        return f"{self.principals} {','.join(options)} {self.key}"
-
-
-@dataclass(frozen=True)
-class Verified:
-    """What checking a signature found: the principal it is from, or why it is not valid. ``listed``: the
-    signing key's lines in allowed_signers when it is there but none lets it sign in the namespace
-    checked (a key teams list for git commits only, ``namespaces="git"``)."""
-
-    valid: bool
-    principal: str = ""
-    problem: str = ""
-    listed: tuple[Listing, ...] = ()
 
 
 def _run(argv: list[str], data: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -232,19 +188,6 @@ def _split_options(text: str) -> list[str]:
     return [*options, current] if current else options
 
 
-def _matches(name: str, patterns: str) -> bool:
-    """OpenSSH's pattern-list: comma-separated patterns with * and ?, a leading ! negates (and wins)."""
-    matched = False
-    for pattern in patterns.split(","):
-        negated = pattern.startswith("!")
-        regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern.lstrip("!"))
-        if re.fullmatch(regex, name):
-            if negated:
-                return False
-            matched = True
-    return matched
-
-
 def fingerprint(key: str) -> str:
     """The SHA256 fingerprint of a key file (private or public), as ssh-keygen -l prints it."""
     path = Path(key).expanduser()
@@ -275,3 +218,16 @@ def new_key(path: Path, comment: str) -> None:
     if result.returncode != 0:
         raise ToolError("ssh-keygen -t ed25519", _why(result))
     os.chmod(path, 0o600)
+
+
+class SshSigner:
+    """core's SignerPort: the functions above."""
+
+    def sign(self, key: str, namespace: str, data: bytes) -> str:
+        return sign(key, namespace, data)
+
+    def verify(self, allowed_signers: Path, namespace: str, signature: str, data: bytes) -> Verified:
+        return verify(allowed_signers, namespace, signature, data)
+
+    def fingerprint(self, key: str) -> str:
+        return fingerprint(key)

@@ -135,6 +135,7 @@ class Terraform:
         refresh_only: bool = False,
         destroy: bool = False,
         lock: bool = False,
+        var_files: tuple[Path, ...] = (),
     ) -> list[str]:
         # Plans write no state, so by default they take no state lock (like HCP Terraform's speculative
         # plans): a refresh never blocks, or is blocked by, an apply. Applying a saved plan does lock,
@@ -147,6 +148,8 @@ class Terraform:
             lock_timeout="0s" if lock else None,
             refresh_only=IsFlagged if refresh_only else IsNotFlagged,
             destroy=IsFlagged if destroy else IsNotFlagged,
+            # Given on the command line, a variable file wins over the *.auto.tfvars files it names.
+            var_file=[str(f) for f in var_files] or None,
             out=str(out),
         )
 
@@ -219,10 +222,11 @@ class Terraform:
         destroy: bool = False,
         lock: bool = False,
         on_event: JsonSink | None = None,
+        var_files: tuple[Path, ...] = (),
     ) -> None:
         kind = "plan -refresh-only" if refresh_only else "plan -destroy" if destroy else "plan"
         step = f"terraform {kind} in {self.workdir.name}"
-        argv = self.plan_argv(out, refresh_only=refresh_only, destroy=destroy, lock=lock)
+        argv = self.plan_argv(out, refresh_only=refresh_only, destroy=destroy, lock=lock, var_files=var_files)
         outcome = await self.stream(argv, step, on_event)
         if outcome.returncode != 0:
             self.raise_for(outcome, step)

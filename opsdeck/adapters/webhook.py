@@ -9,24 +9,9 @@ from __future__ import annotations
 import http.client
 import urllib.error
 import urllib.request
-from urllib.parse import urlsplit
 
 from opsdeck import __version__
-
-
-class DeliveryError(Exception):
-    """One attempt that did not deliver: ``reason`` is short ("HTTP 500", "timed out after 5s")."""
-
-    def __init__(self, reason: str, *, retry: bool = True) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry = retry
-
-
-def shown(url: str) -> str:
-    """The URL as opsdeck prints it: scheme, host and port. A chat webhook's path is its secret."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}/…" if parts.path not in ("", "/") else f"{parts.scheme}://{parts.netloc}/"
+from opsdeck.core.types.tools import DeliveryError
 
 
 def post_json(url: str, body: bytes, timeout: float) -> int:
@@ -60,3 +45,10 @@ def post_json(url: str, body: bytes, timeout: float) -> int:
         raise DeliveryError(exc.strerror or type(exc).__name__) from None
     except (ValueError, http.client.HTTPException) as exc:  # a URL or an answer HTTP cannot take
         raise DeliveryError(f"{type(exc).__name__}: {' '.join(str(exc).split())}", retry=False) from None
+
+
+class Webhook:
+    """core's WebhookPort: ``post_json`` above."""
+
+    def post_json(self, url: str, body: bytes, timeout: float) -> int:
+        return post_json(url, body, timeout)

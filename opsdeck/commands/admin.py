@@ -109,7 +109,7 @@ def parse_credentials_json(text: str) -> tuple[str, str, str | None]:
 
 
 def _read_credentials() -> Any:
-    from opsdeck.adapters.aws import Credentials
+    from opsdeck.core.types.cloud import Credentials
 
     if sys.stdin.isatty():
         access = input("AWS access key id: ").strip()
@@ -188,7 +188,7 @@ def standby_expire_cmd(args: argparse.Namespace) -> int:
 
 def unlock_cmd(args: argparse.Namespace) -> int:
     from opsdeck.core.events import Reporter
-    from opsdeck.core.safety import recovery
+    from opsdeck.core.release import recovery
 
     deck = open_deck(args)
     deck.env(args.env)

@@ -22,8 +22,7 @@ def register(sub: Any) -> None:
 
 
 def demo_cmd(args: argparse.Namespace) -> int:
-    from opsdeck import paths
-    from opsdeck.core import demo
+    from opsdeck import demo, paths
 
     target = args.dir or paths.default_demo_dir()
     started = time.monotonic()

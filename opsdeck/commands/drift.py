@@ -50,6 +50,8 @@ def register(sub: Any) -> None:
     nuke = sub.add_parser("nuke-rebuild", help="delete everything of a sandbox and rebuild it from code")
     nuke.add_argument("env")
     nuke.add_argument("--yes", action="store_true", help="do it (without: print what would be deleted, and exit)")
+    nuke.add_argument("--break-glass", action="store_true", help="pass the sandbox's freeze (audited)")
+    nuke.add_argument("--reason", default="", help="why (needed with --break-glass)")
     nuke.add_argument("--json", action="store_true", help="print JSON")
     nuke.add_argument("-v", "--verbose", action="store_true", help="print progress")
     nuke.set_defaults(handler=nuke_cmd)
@@ -226,8 +228,14 @@ def nuke_cmd(args: argparse.Namespace) -> int:
         return 0
     from opsdeck.core.engine import registry, runner
     from opsdeck.core.engine.operation import EnvArgs
+    from opsdeck.core.safety.breakglass import close_break_glass, open_break_glass
 
-    ran = run(runner.run(deck, registry.NUKE, EnvArgs(args.env), rep))
+    glass = open_break_glass(deck, args.env, args.reason) if args.break_glass else None
+    try:
+        ran = run(runner.run(deck, registry.NUKE, EnvArgs(args.env), rep, glass=glass))
+    finally:
+        if glass is not None:
+            close_break_glass(deck, glass)
     result, worker = ran.result, ran.worker
     if args.json:
         print_json(result.to_json() | ({"worker": worker} if worker else {}))

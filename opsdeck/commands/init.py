@@ -29,7 +29,8 @@ def register(sub: Any) -> None:
 def init_cmd(args: argparse.Namespace) -> int:
     from opsdeck.core.adopt.draft import adoption_json, render, rollout_note
     from opsdeck.core.adopt.infer import adopt
-    from opsdeck.core.estate.config import CONFIG_FILE, Rollout
+    from opsdeck.core.estate.config import CONFIG_FILE
+    from opsdeck.core.estate.sections import Rollout
     from opsdeck.errors import OpsdeckError
 
     repo = Path(args.dir)

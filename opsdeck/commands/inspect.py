@@ -104,6 +104,12 @@ def status_json(state: DeckState) -> dict[str, Any]:
         data["request"] = e.request  # None, or the change waiting for approvals: {"id", "approvals", "needed"}
         data["copies"] = list(e.copies)  # regions of its recovered copies (`opsdeck recovered` has the detail)
         data["last"] = e.last  # its last change from this clone's audit log: {"action", "result", "at", ...}
+        data["freeze"] = e.freeze  # None, or the freeze in force: {"by", "reason", "until"} (epoch seconds)
+        if e.freeze_problem:
+            data["freeze_problem"] = e.freeze_problem  # a freeze record in the ledger that does not count
+        if e.lifetime is not None:  # a sandbox with ttl_hours: when it ends (None: no build recorded, or destroyed)
+            data["expires_at"] = e.lifetime.get("expires_at")
+            data["lifetime"] = e.lifetime
         if e.error:
             data["error"] = e.error
         return data
@@ -118,7 +124,7 @@ def status_json(state: DeckState) -> dict[str, Any]:
 
 
 def ledger_text(ledger: dict[str, Any] | None) -> str:
-    from opsdeck.core.team.remote import Ledger
+    from opsdeck.core.ledger.remote import Ledger
 
     if not ledger:
         return "unknown"
@@ -134,6 +140,25 @@ def _lag_text(e: EnvStatus) -> str:
         return f"= {e.lag.source}"
     behind = f"{e.lag.behind} behind" if e.lag.behind else "differs"
     return f"{behind} {e.lag.source} (for {age(e.lag.since)})" if e.lag.since else f"{behind} {e.lag.source}"
+
+
+def governance_text(e: EnvStatus, now: float | None = None) -> str:
+    """A row's freeze and sandbox lifetime, in words."""
+    from opsdeck.core.estate.lifetimes import time_left
+
+    parts = []
+    if e.freeze:
+        until = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(e.freeze["until"])))
+        parts.append(f"FROZEN by {e.freeze['by']} until {until}: {e.freeze['reason']}")
+    life = e.lifetime or {}
+    if life.get("expires_at"):
+        left = time_left(float(life["expires_at"]), now)
+        parts.append("lifetime ended (sandbox expire destroys it)" if left == "ended" else f"lifetime {left} left")
+    elif life.get("destroyed_at"):
+        parts.append("expired (destroyed)")
+    elif life:
+        parts.append(f"lifetime {life.get('ttl_hours', 0):g}h from its next build")
+    return " · ".join(parts)
 
 
 def status_cmd(args: argparse.Namespace) -> int:
@@ -167,6 +192,8 @@ def status_cmd(args: argparse.Namespace) -> int:
             state_text = e.error or ""
             if e.request:
                 state_text = f"awaiting {e.request['approvals']}/{e.request['needed']} approvals ({e.request['id']})"
+            if e.freeze or e.lifetime:
+                state_text = " · ".join(t for t in (governance_text(e), state_text) if t)
             if e.lock:
                 who = e.lock.get("who") or e.lock.get("user", "")
                 by = f" by {who}@{e.lock.get('host', '')}" if who else ""
@@ -181,6 +208,9 @@ def status_cmd(args: argparse.Namespace) -> int:
     print(f"ledger: {ledger_text(state.ledger)}")
     headers = ["ENV", "ACCOUNT/REGION", "FLAGS", "SERVICE", "IMAGE", "ON-PIN/RUN/WANT", "PLAN", "DRIFT", "LAG", "STATE"]
     print(table(headers, rows))
+    for e in state.environments:
+        if e.freeze_problem:
+            print(f"{e.name}: warning: {e.freeze_problem}")
     for e in stopped:
         last = e.last or {}
         why = last.get("stopped") or last.get("error") or ""
@@ -219,7 +249,7 @@ def refresh_cmd(args: argparse.Namespace) -> int:
 
 def plan_text(result: PlanResult) -> str:
     """The plan for a person: each resource, then each changed attribute's before → after."""
-    from opsdeck.core.observe.plans import plan_lines
+    from opsdeck.core.plans.shown import plan_lines
 
     return "\n".join(plan_lines(result))
 

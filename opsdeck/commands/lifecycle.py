@@ -61,6 +61,14 @@ def register(sub: Any) -> None:
     _mutating(rollback)
     rollback.set_defaults(handler=rollback_cmd)
 
+    ahead = sub.add_parser(
+        "preplan", help="plan ahead what promote, deploy and rollback would apply (the deck does it when idle)"
+    )
+    ahead.add_argument("envs", nargs="*", metavar="ENV", help="environments (default: all)")
+    ahead.add_argument("--json", action="store_true", help="print JSON")
+    ahead.add_argument("-v", "--verbose", action="store_true", help="print progress")
+    ahead.set_defaults(handler=preplan_cmd)
+
     revoke = sub.add_parser("revoke", help="mark an image revoked: promote refuses it, status flags it")
     revoke.add_argument("image", help="image id or version")
     revoke.add_argument("--reason", required=True, help="why (recorded on the image and in the audit log)")
@@ -171,6 +179,10 @@ def _release(args: argparse.Namespace, op: Operation[A, Released], what: A, env:
         print(f"{op.name} {env} on {result.worker}: {result.text}, commit {result.commit[:12]} ({result.seconds:.1f}s)")
     else:
         print(f"{op.name} {env}: {result.summary()}, commit {result.commit[:12]} ({result.seconds:.1f}s)")
+    follow_up = getattr(result, "follow_up", None)  # a release run here (a worker's prepares nothing here)
+    if follow_up is not None:  # once reported: the operator has the result, this tidies after it
+        sys.stdout.flush()
+        run(follow_up(reporter(args, "prepare switch back", env)))
     return 0
 
 
@@ -258,3 +270,55 @@ def history_cmd(args: argparse.Namespace) -> int:
         rows.append([r.commit[:12], when(r.when), moved, r.author, r.message])
     print(table(["COMMIT", "WHEN", "SERVICES", "AUTHOR", "MESSAGE"], rows))
     return 0
+
+
+def preplan_cmd(args: argparse.Namespace) -> int:
+    """Make the plans that are missing or no longer current; list every current one."""
+    from opsdeck.core.engine import registry, runner
+    from opsdeck.core.engine.operation import EnvsArgs
+    from opsdeck.core.release.preplan import stored
+
+    deck = open_deck(args)
+    for env in args.envs:
+        deck.env(env)
+    deck.check_cloud()
+    made = run(runner.run(deck, registry.PREPLAN, EnvsArgs(args.envs or None), reporter(args, "preplan"))).result
+    rows: list[dict[str, Any]] = []
+    for env in args.envs or deck.config.env_names:
+        for action in ("promote", "deploy", "rollback"):
+            pre = stored(deck, env, action)
+            if pre is None:
+                continue
+            plan = pre.result()
+            rows.append(
+                {
+                    "environment": env,
+                    "action": action,
+                    "images": pre.usable,
+                    "plan": {"add": plan.summary.add, "change": plan.summary.change, "destroy": plan.summary.destroy},
+                    "made_at": pre.created_at,
+                    "made_now": any(m.env == env and m.action == action for m in made),
+                    "refused": pre.refused or None,
+                }
+            )
+    if args.json:
+        print_json(rows)
+        return 0
+    lines = [
+        [
+            r["environment"],
+            r["action"],
+            ", ".join(f"{s} {i}" for s, i in r["images"].items()),
+            _plan_cell(r),
+            when(r["made_at"]),
+        ]
+        for r in rows
+    ]
+    print(table(["ENV", "KEY", "IMAGES", "PLAN", "MADE"], lines))
+    return 0
+
+
+def _plan_cell(row: dict[str, Any]) -> str:
+    plan = row["plan"]
+    text = f"+{plan['add']} ~{plan['change']} -{plan['destroy']}"
+    return f"{text} (refused: {row['refused']})" if row["refused"] else text

@@ -38,7 +38,7 @@ def orphans_cmd(args: argparse.Namespace) -> int:
     deck = open_deck(args)
     deck.check_cloud()
     if args.refresh_prices:
-        from opsdeck.core.hygiene.prices import refresh_from_aws
+        from opsdeck.core.hygiene.price_list import refresh_from_aws
 
         fresh, notes, path = refresh_from_aws(deck)
         print(f"price table of {fresh.date} written to {path}", file=sys.stderr)

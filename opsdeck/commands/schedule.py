@@ -1,5 +1,6 @@
-"""`opsdeck schedule drift` and `opsdeck schedule bake`: print ready-to-install schedules for the
-nightly drift check, and for the nightly base bake and each service's bake on a merge (CI)."""
+"""`opsdeck schedule drift`, `schedule bake` and `schedule sandbox-expire`: print ready-to-install
+schedules for the nightly drift check, the nightly base bake and each service's bake on a merge (CI),
+and the hourly expiry of sandboxes whose lifetime ended."""
 
 from __future__ import annotations
 
@@ -35,12 +36,18 @@ def register(sub: Any) -> None:
         help="print only this kind (repeatable)",
     )
     bake.set_defaults(handler=schedule_bake_cmd)
+    expire = kinds.add_parser("sandbox-expire", help="`sandbox expire --yes`: destroy sandboxes whose lifetime ended")
+    expire.add_argument("--every", default="1h", metavar="PERIOD", help="how often: 15m, 30m, 1h (default), 6h ...")
+    expire.add_argument(
+        "--only", choices=("cron", "systemd"), action="append", help="print only this kind (repeatable)"
+    )
+    expire.set_defaults(handler=schedule_expire_cmd)
 
 
 def schedule_drift_cmd(args: argparse.Namespace) -> int:
     from opsdeck import __version__
     from opsdeck.core.hygiene.notify import parse_target
-    from opsdeck.core.hygiene.schedule import KINDS, Schedule, parse_at, render
+    from opsdeck.core.schedules.drift import KINDS, Schedule, parse_at, render
 
     # A target kept in an environment variable stays a reference (only its name is checked here: the
     # variable is set where the schedule runs); the others are checked as drift would check them.
@@ -65,8 +72,8 @@ def schedule_drift_cmd(args: argparse.Namespace) -> int:
 
 def schedule_bake_cmd(args: argparse.Namespace) -> int:
     from opsdeck import __version__
-    from opsdeck.core.hygiene.schedule import parse_at
-    from opsdeck.core.release.bake_schedule import KINDS, NIGHTLY, BakeSchedule, render, watched
+    from opsdeck.core.schedules.bake import KINDS, NIGHTLY, BakeSchedule, render, watched
+    from opsdeck.core.schedules.drift import parse_at
     from opsdeck.errors import ConfigError
 
     hour, minute = parse_at(args.at)
@@ -94,6 +101,18 @@ def schedule_bake_cmd(args: argparse.Namespace) -> int:
         packer=_packer_version(deck),
     )
     print(render(schedule, kinds), end="")
+    return 0
+
+
+def schedule_expire_cmd(args: argparse.Namespace) -> int:
+    from opsdeck.core.schedules.expire import KINDS, ExpireSchedule, parse_every, render
+
+    every = parse_every(args.every)
+    deck = open_deck(args)
+    if not any(e.sandbox and e.ttl_hours for e in deck.config.environments):
+        print("note: no sandbox of this deck has a lifetime (ttl_hours) yet: expire finds nothing", file=sys.stderr)
+    schedule = ExpireSchedule(opsdeck=_executable(), deck=deck.root, every_minutes=every)
+    print(render(schedule, tuple(args.only) if args.only else KINDS), end="")
     return 0
 
 

@@ -46,7 +46,7 @@ def request_line(data: dict[str, Any]) -> str:
 
 
 def requests_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.team.remote import latest
+    from opsdeck.core.ledger.remote import latest
     from opsdeck.core.team.requests import all_requests
 
     deck = open_deck(args)

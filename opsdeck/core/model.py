@@ -78,8 +78,6 @@ class PlanResult:
     def to_json(self, detail: bool = True) -> dict[str, Any]:
         """``detail``: the stored form (every field); otherwise the `plan --json` form, whose resources
         list each changed attribute as ``{"attribute", "before", "after"}``."""
-        from opsdeck.core.observe.plans import changes_json
-
         data: dict[str, Any] = {
             "environment": self.environment,
             "add": self.summary.add,
@@ -207,6 +205,9 @@ class EnvStatus:
     request: dict[str, Any] | None = None  # the change waiting for approvals: {"id", "approvals", "needed", ...}
     copies: tuple[str, ...] = ()  # the regions of its recovered copies (`opsdeck recover ENV --region R`)
     last: dict[str, Any] | None = None  # its last change from this clone's audit log: action, result, when, why
+    freeze: dict[str, Any] | None = None  # the freeze in force: {"by", "reason", "until"} (core/safety/freeze.py)
+    freeze_problem: str = ""  # a freeze record in the ledger that does not count, said aloud
+    lifetime: dict[str, Any] | None = None  # a sandbox's: {"ttl_hours", "expires_at", "built_at", ...}
     error: str | None = None
 
     def service(self, name: str) -> ServiceStatus | None:
@@ -272,3 +273,17 @@ class DeckState:
             images=tuple(data.get("images", ())),
             ledger=data.get("ledger"),
         )
+
+
+def changes_json(resource: ResourceChange) -> list[dict[str, Any]]:
+    """Each changed attribute's before and after (masked as Terraform masks sensitive values)."""
+    return [
+        {
+            "attribute": c.name,
+            "before": c.before,
+            "after": None if c.after_unknown else c.after,
+            "after_unknown": c.after_unknown,
+            "forces_replacement": c.forces_replacement,
+        }
+        for c in resource.changes
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -29,3 +30,8 @@ async def every_one(*work: Awaitable[T]) -> list[T]:
         if isinstance(result, BaseException):
             raise result
     return [r for r in results if not isinstance(r, BaseException)]
+
+
+def concurrency() -> int:
+    """How many environments an operation works on side by side: one per core."""
+    return max(1, os.cpu_count() or 1)

@@ -25,6 +25,7 @@ from opsdeck.tui import keys
 from opsdeck.tui.controller import DeckContext, TellsFailures
 from opsdeck.tui.environment import EnvironmentController
 from opsdeck.tui.header import DeckHeader
+from opsdeck.tui.lifetimes import LifetimeWatch
 from opsdeck.tui.releases import ReleasesController
 from opsdeck.tui.widgets.details import Details
 from opsdeck.tui.widgets.envtable import EnvironmentsTable
@@ -57,6 +58,7 @@ class DeckScreen(TellsFailures, Screen[None]):
         super().__init__()
         self.ctx = ctx
         self.on_first_frame = on_first_frame
+        self.lifetimes = LifetimeWatch()  # the sandbox lifetime notices given
 
     def compose(self) -> ComposeResult:
         with ReleasesController(self.ctx, id="releases"), EnvironmentController(self.ctx, id="environments"):
@@ -136,6 +138,8 @@ class DeckScreen(TellsFailures, Screen[None]):
         header.envs = len(state.environments)
         header.services = len(self.ctx.deck.config.services)
         header.accounts = len({e.account for e in state.environments if e.account})
+        header.frozen = {e.name: float(e.freeze["until"]) for e in state.environments if e.freeze}
+        header.freeze_problems = [e.name for e in state.environments if e.freeze_problem]
         header.now = self.ctx.clock()
         self.table.show(state)
         self.call_after_refresh(self.load_details)  # its worker starts after this frame is drawn
@@ -172,6 +176,8 @@ class DeckScreen(TellsFailures, Screen[None]):
         self.header.now = now
         self.table.tick_ages()
         self.releases.tick(now)
+        for text, severity in self.lifetimes.due(self.state, now):  # a sandbox's lifetime running out
+            self.notify(text, title="sandbox lifetime", severity=severity, timeout=15)
 
     # -- the details of the row under the cursor ----------------------------------------------------
 

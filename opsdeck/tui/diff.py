@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 def change_text(change: AttributeChange, action: str, colors: dict[str, str], indent: str = "") -> Text:
     """An attribute's ``before → after`` (one line per changed part), coloured, long values elided."""
-    from opsdeck.core.observe.plans import change_lines
+    from opsdeck.core.plans.shown import change_lines
 
     out = Text()
     for index, (name, before, after) in enumerate(change_lines(change, action)):

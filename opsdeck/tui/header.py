@@ -1,5 +1,5 @@
-"""The deck's header: deck name, cloud, and what mode it is in (READ-ONLY, BREAK-GLASS with a countdown),
-and the job engine's line when the deck has a broker (read from it every ENGINE_SECONDS)."""
+"""The deck's header: deck name, cloud, what mode it is in (READ-ONLY, BREAK-GLASS with a countdown), the
+environments frozen, and the job engine's line when the deck has a broker (read from it every ENGINE_SECONDS)."""
 
 from __future__ import annotations
 
@@ -58,6 +58,8 @@ class DeckHeader(TellsFailures, Widget):
     service: reactive[str | None] = reactive(None)  # the service filter
     ledger: reactive[dict[str, object] | None] = reactive(None)  # where the clone stands against the remote
     engine: reactive[tuple[str, bool] | None] = reactive(None)  # the engine's line and whether it is well
+    frozen: reactive[dict[str, float]] = reactive(dict)  # environment -> when its freeze ends
+    freeze_problems: reactive[list[str]] = reactive(list)  # environments with a freeze record that does not count
 
     def __init__(self, deck: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -98,6 +100,11 @@ class DeckHeader(TellsFailures, Widget):
         if self.engine is not None:
             line, well = self.engine
             text.append(f" · {line}", style=Style(dim=True) if well else warn)
+        frozen = sorted(env for env, until in self.frozen.items() if until > self.now)
+        if frozen:
+            text.append(f" · ❄ FROZEN {', '.join(frozen)}", style=warn)
+        if self.freeze_problems:
+            text.append(f" · freeze record not counted: {', '.join(self.freeze_problems)}", style=warn)
         if self.service:
             text.append(f"  [service: {self.service}]", style=Style(bold=True))
         if self.read_only:

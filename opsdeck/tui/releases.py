@@ -1,5 +1,5 @@
 """The releases controller: b, p, u, r and ! — bake, promote, deploy, roll back, and break-glass to a
-protected environment; and the clock that ends break-glass and scales expired warm standbys to zero.
+protected (or frozen) environment; and the clock that ends break-glass and scales expired warm standbys to zero.
 
 Each key runs its core operation from the registry (the runner chooses here or a worker) in the
 operations pane. Protection is checked here for a clear notice, and again in core. Core's operation
@@ -149,8 +149,13 @@ class ReleasesController(Controller):
         env = self.selected()
         if env is None or self.refused_read_only():
             return
-        if not self.deck.env(env).protected:
-            self.notify(f"{env} is not protected; break-glass is only for protected environments", severity="warning")
+        state = self.table.state
+        row = state.env(env) if state is not None else None  # a frozen row takes break-glass too
+        if not self.deck.env(env).protected and not (row is not None and row.freeze):
+            self.notify(
+                f"{env} is not protected; break-glass is only for protected (or frozen) environments",
+                severity="warning",
+            )
             return
         from opsdeck.tui.screens import ReasonScreen
 

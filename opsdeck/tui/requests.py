@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 def load_requests(deck: Deck) -> tuple[list[dict[str, Any]], str]:
     """The team's requests (not only the ones this clone has), open ones first, and a warning when the
     ledger could not be brought level with the team's remote."""
-    from opsdeck.core.team.remote import latest
+    from opsdeck.core.ledger.remote import latest
     from opsdeck.core.team.requests import all_requests
 
     ledger = latest(deck)

@@ -310,6 +310,42 @@ CASES = [
     Case("credentials that are not JSON", ("secrets", "set", "prod"), r"stdin: expected JSON \{\"access_key_id\""),
     Case("damaged audit log", ("audit",), r"audit\.jsonl: line 2 is not a JSON record", setup=_damaged_audit),
     Case(
+        "freeze until a word",
+        ("freeze", "dev", "--until", "tomorrow", "--reason", "sale"),
+        r"--until tomorrow: expected a duration \(90m, 2h, 3d\) or an ISO 8601 time",
+    ),
+    Case(
+        "freeze until a time that has passed",
+        ("freeze", "dev", "--until", "2001-01-01T00:00Z", "--reason", "sale"),
+        r"--until 2001-01-01T00:00Z: that time has passed",
+    ),
+    Case("freeze nothing", ("freeze", "--until", "2h", "--reason", "sale"), r"freeze: name an environment, or --all"),
+    Case(
+        "freeze an unknown environment",
+        ("freeze", "qa", "--until", "2h", "--reason", "sale"),
+        r"unknown environment 'qa' \(this deck has: sandbox, dev, staging, prod\)",
+    ),
+    Case(
+        "freeze without a signing key",
+        ("freeze", "dev", "--until", "2h", "--reason", "sale"),
+        r"git has no signing key: set user\.signingkey to your SSH key",
+    ),
+    Case(
+        "extend by a word",
+        ("sandbox", "extend", "sandbox", "--hours", "lots"),
+        r"--hours lots: expected a number of hours above 0",
+    ),
+    Case(
+        "extend a sandbox without a lifetime",
+        ("sandbox", "extend", "sandbox", "--hours", "2"),
+        r"sandbox has no lifetime",
+    ),
+    Case(
+        "expire every seven minutes",
+        ("schedule", "sandbox-expire", "--every", "7m"),
+        r"--every 7m: expected minutes dividing an hour \(15m, 30m\) or hours dividing a day",
+    ),
+    Case(
         "no keyring backend",
         ("secrets", "status"),
         r"no keyring backend is available to hold credentials",

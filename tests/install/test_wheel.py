@@ -26,12 +26,14 @@ import asyncio, sys
 from pathlib import Path
 
 import opsdeck
+from opsdeck import wiring
 from opsdeck.core.estate.deck import Deck
 from opsdeck.tui.app import OpsDeckApp
 from opsdeck.tui.themes import load_themes
 
 
 async def main(root: str) -> None:
+    wiring.install()
     deck = Deck.open(Path(root))
     shown = []
     for name in sorted(load_themes()):

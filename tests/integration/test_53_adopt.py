@@ -15,106 +15,40 @@ Runs on the session's local cloud (the `demo_deck` fixture starts it), in an acc
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
-from tests.helpers import ROOT, finish, opsdeck, spawn
+from tests import adopt_estate
+from tests.helpers import finish, opsdeck, spawn
 
 pytestmark = pytest.mark.integration
 
-SOURCE = ROOT / "tests" / "decks" / "adopt"
-ACCOUNT = "444444444444"
-REGION = "us-east-1"
-BUCKET = "opsdeck-adopt-tfstate"
-PIN = "amis.auto.tfvars.json"
-DUMMY = {"aws_access_key_id": "adopt", "aws_secret_access_key": "adopt"}
 SLOW = 300
-
-
-@dataclass(frozen=True)
-class Adopted:
-    deck: Path
-    draft: str  # what `opsdeck init` wrote, before the review
-    session: boto3.Session  # the adopted account, as the tests look at it from outside
+REGION, PIN = adopt_estate.REGION, adopt_estate.PIN
+Adopted = adopt_estate.Estate
 
 
 def _git(deck: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(deck), *args], capture_output=True, text=True, check=True).stdout
+    return adopt_estate.git(deck, *args)
 
 
 def _json(deck: Path, *args: str, timeout: float = SLOW) -> Any:
     return json.loads(opsdeck(*args, "--json", deck=deck, check=True, timeout=timeout).stdout)
 
 
-def review(draft: str) -> str:
-    """What the team changes in the draft: the local cloud, its account and roles, its image tags."""
-    role = f"arn:aws:iam::{ACCOUNT}:role/adopt"
-    text = draft.replace("local = false", "local = true")
-    text = text.replace('# account = "123456789012"', f'account = "{ACCOUNT}"\nrole = "{role}-deploy"\n#')
-    text = text.replace(
-        "[conventions]\n", '[conventions]\nimage_service_tag = "Service"\nimage_version_tag = "Release"\n'
-    )
-    return text.replace(
-        "[conventions]\n", f'[build]\naccount = "{ACCOUNT}"\nrole = "{role}-build"\n\n[conventions]\n', 1
-    )
-
-
 @pytest.fixture(scope="module")
-def adopted(demo_deck: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Adopted]:
-    deck = tmp_path_factory.mktemp("adopt") / "estate"
-    shutil.copytree(
-        SOURCE, deck, ignore=shutil.ignore_patterns(".terraform", ".opsdeck", "*.tfplan", ".terraform.lock.hcl")
-    )
-    _git(deck, "init", "-q", "-b", "main")
-    _git(deck, "config", "user.name", "Web Team")
-    _git(deck, "config", "user.email", "web@example.com")
-    drafted = opsdeck("init", cwd=deck, timeout=60)
-    assert drafted.returncode == 0, drafted.stderr  # everything inferred: no TODO left
-    draft = (deck / "opsdeck.toml").read_text()
-    (deck / "opsdeck.toml").write_text(review(draft))
-    _git(deck, "add", "-A")
-    _git(deck, "reset", "-q", "--", f"envs/qa/{PIN}", f"envs/live/{PIN}")  # the first pins are the first release
-    _git(deck, "commit", "-q", "-m", "opsdeck deck, drafted by opsdeck init and reviewed")
-
+def adopted(demo_deck: Path, tmp_path_factory: pytest.TempPathFactory) -> Adopted:
     endpoint = json.loads(opsdeck("cloud", "status", "--json", check=True).stdout)["endpoint"]
-    sts = boto3.client("sts", endpoint_url=endpoint, region_name=REGION, **DUMMY)
-    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/adopt-test", RoleSessionName="test")["Credentials"]
-    session = boto3.Session(
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-        region_name=REGION,
-    )
-    session.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
-    session.endpoint = endpoint  # type: ignore[attr-defined]
-
-    _json(deck, "bake", "--base")
-    images = {i["service"]: i["id"] for i in _json(deck, "bake")}
-    for env in ("qa", "live"):
-        (deck / "envs" / env / PIN).write_text(
-            json.dumps({"web_ami": images["web"], "batch_ami": images["batch"]}) + "\n"
-        )
-        _git(deck, "add", f"envs/{env}/{PIN}")
-        _git(deck, "commit", "-q", "-m", f"pin web and batch in {env}")
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        done = list(pool.map(lambda e: opsdeck("apply", e, "--yes", deck=deck, timeout=SLOW), ("qa", "live")))
-    for result in done:
-        assert result.returncode == 0, result.stderr
-    yield Adopted(deck, draft, session)
+    return adopt_estate.adopt(tmp_path_factory.mktemp("adopt") / "estate", endpoint)
 
 
 def _client(adopted: Adopted, name: str) -> Any:
-    return adopted.session.client(name, endpoint_url=adopted.session.endpoint)  # type: ignore[attr-defined]
+    return adopted.client(name)
 
 
 def _group(adopted: Adopted, env: str) -> tuple[str, dict[str, str]]:

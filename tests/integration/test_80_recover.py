@@ -32,7 +32,7 @@ def _instances(deck: Path) -> set[str]:
 
 def _copy_groups(deck: Path) -> list[Any]:
     from opsdeck.core.estate.deck import Deck
-    from opsdeck.core.sandbox.recover import copy_tools
+    from opsdeck.core.sandbox.copies import copy_tools
 
     opened = Deck.open(deck)
     tools = copy_tools(opened, "staging", REGION)

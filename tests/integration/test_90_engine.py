@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import ROOT, finish, live_pins, opsdeck
+from tests.helpers import ROOT, applying, finish, live_pins, opsdeck
 
 pytestmark = pytest.mark.integration
 
@@ -156,6 +156,20 @@ def _audit(deck: Path) -> list[dict[str, Any]]:
     from opsdeck.core.safety import audit
 
     return audit.read(Deck.open(deck))
+
+
+def _started(engine: Engine, job: str) -> list[str]:
+    """The workers that started ``job``, from its event stream."""
+    from opsdeck.core.engine.jobs import events_key
+    from opsdeck.core.engine.packages import engine_packages
+
+    with engine_packages():
+        import redis
+
+    with redis.Redis.from_url(engine.url) as client:
+        entries = client.xrange(events_key(job))
+    kinds = [json.loads(fields[b"data"]) for _, fields in entries]
+    return [str(data["worker"]) for data in kinds if data.get("kind") == "started"]
 
 
 def _names(engine: Engine) -> set[str]:
@@ -335,11 +349,12 @@ def test_a_worker_killed_mid_apply_leaves_the_environment_interrupted_and_nothin
             victim = line.split("rollback sandbox on ")[1].split(":")[0]
             break
     assert victim, "".join(seen)[-3000:]
-    time.sleep(1.5)  # inside terraform apply: the new launch template is being created
     name = victim.split("@")[0]
+    _wait_for(lambda: applying(engine.home / name / "envs" / "sandbox"), 60, f"terraform to apply on {victim}")
     engine.workers[name].send_signal(signal.SIGKILL)
     engine.workers[name].wait()
     _out, err = finish(proc, timeout=120)
+    gave_up = time.time()
     assert proc.returncode == 1
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"opsdeck: worker {victim} was lost during rollback of sandbox"), err[-2000:]
@@ -353,9 +368,17 @@ def test_a_worker_killed_mid_apply_leaves_the_environment_interrupted_and_nothin
         "sandbox has an interrupted operation: rollback by " in refused.stderr
         and f"on worker {victim}" in refused.stderr
     )
-    # Nothing re-ran it: the other worker is idle, the queue is empty, and the job started once.
-    time.sleep(3)
-    status = engine.status()
+    # Nothing re-ran it: the job started once, and the other worker, registered again since the caller
+    # gave up (its registration says what it runs), is idle; the queue is empty.
+    job = next(r for r in reversed(_audit(deck)) if r["action"] == "rollback" and r.get("engine"))["engine"]["job"]
+    assert _started(engine, job) == [victim]
+    status: dict[str, Any] = {}
+
+    def seen_since() -> bool:
+        status.update(engine.status())
+        return all(w["seen"] > gave_up for w in status["workers"] if w["name"] != victim)
+
+    _wait_for(seen_since, 30, "the other worker's registration written after the caller gave up")
     other = [w for w in status["workers"] if w["name"] != victim]
     assert len(other) == 1 and other[0]["jobs"] == []
     assert all(q["waiting"] == 0 for q in status["queues"])
@@ -371,24 +394,11 @@ def test_a_worker_killed_mid_apply_leaves_the_environment_interrupted_and_nothin
 
     _wait_for(unlocked, timeout=180, what="unlock")
     assert _status(deck)["sandbox"]["lock"] is None
-    # The ledger is as it was (the worker died before its commit); terraform finished the rollback, so
-    # this clone records it as test_40 does, and the killed worker comes back on a fresh clone.
-    assert _git(deck, "rev-parse", "HEAD") == head and live_pins(deck, "sandbox")["web"] == before
-    history = json.loads(opsdeck("history", "sandbox", "--service", "web", "--json", deck=deck, check=True).stdout)
-    target = next(r["services"][0]["from_image"] for r in history if r["services"][0]["image_id"] == before)
-    pins = json.loads((deck / "envs" / "sandbox" / PIN).read_text())
-    pins["images"]["web"] = target
-    (deck / "envs" / "sandbox" / PIN).write_text(json.dumps(pins, indent=2) + "\n")
-    _git(
-        deck,
-        "commit",
-        "-q",
-        "-m",
-        "rollback web sandbox (finished after its worker was lost)",
-        "--",
-        f"envs/sandbox/{PIN}",
-    )
-    _git(deck, "push", "-q")
+    # The worker died before its commit; terraform finished the rollback, so unlock (here, in the caller's
+    # clone) settled the ledger to the rollback's target, which the lock named, and pushed it.
+    assert _git(deck, "rev-parse", "HEAD~1") == head
+    assert _git(deck, "log", "-1", "--format=%s").startswith("settle sandbox after an interrupted rollback")
+    assert live_pins(deck, "sandbox")["web"] != before and _git(deck, "status", "--porcelain", "--", "envs") == ""
     plan = opsdeck("plan", "sandbox", "--json", deck=deck)
     assert plan.returncode == 0, plan.stdout + plan.stderr  # code and cloud agree
     engine.start_worker(name)

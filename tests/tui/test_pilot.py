@@ -13,9 +13,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from opsdeck.adapters import secrets
-from opsdeck.adapters.aws import Credentials
-from opsdeck.adapters.hygiene import Tagged
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import read_pin
 from opsdeck.core.events import Reporter
@@ -26,6 +23,8 @@ from opsdeck.core.release.images import load_catalog
 from opsdeck.core.release.promote import deploy_newest, promote
 from opsdeck.core.safety import audit
 from opsdeck.core.team.approvals import approve
+from opsdeck.core.types.cloud import Credentials
+from opsdeck.core.types.hygiene import Tagged
 from opsdeck.tui.app import OpsDeckApp
 from opsdeck.tui.hygiene import HygieneScreen
 from opsdeck.tui.requests import RequestsScreen
@@ -208,7 +207,7 @@ async def test_break_glass_opens_for_its_time_box_then_closes(shop: tuple[Deck, 
     deck, world = shop
     creds = Credentials(f"ASIAFAKE{PROD}", "glass-secret-never-printed", "token-never-printed")
     world.keys[creds.access_key] = PROD
-    secrets.store(deck.name, "prod", creds)
+    deck.tools.secrets().store("prod", creds)
     await bake(deck, Reporter("bake"), services=["web"])
     await deploy_newest(deck, "dev", Reporter("deploy"), services=["web"])
     await promote(deck, "dev", "staging", Reporter("promote"), services=["web"])

@@ -1,8 +1,10 @@
 """The deck on the fake tools in states the local cloud will not produce on demand: a cloud that stops
 answering, an apply that fails half way, an operation interrupted on another machine, two keys pressed
-on one environment at once."""
+on one environment at once, a release's follow-up (the switch back) held until its result is shown."""
 
 from __future__ import annotations
+
+import threading
 
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import read_pin
@@ -98,3 +100,29 @@ async def test_one_operation_at_a_time_per_environment(shop: tuple[Deck, World])
         ends = {key.split("#")[0]: operations(app).rows[key].status_text for key in operations(app).finished}
         assert ends["deploy web → dev"].startswith("✗ deploy of dev was not confirmed; nothing changed"), ends
         assert ends["bake web"].startswith("✓ baked web 1.0.2"), ends
+
+
+async def test_a_follow_up_runs_after_the_result_is_shown_never_before(shop: tuple[Deck, World]) -> None:
+    """A blue/green release prepares its switch back once reported: the row and the notice come first."""
+    deck, _ = shop
+    shown, tidied = threading.Event(), threading.Event()
+
+    class Released:
+        async def follow_up(self, rep: Reporter) -> None:
+            assert shown.wait(10)  # the test saw the result first
+            tidied.set()
+
+    async def work(rep: Reporter) -> Released:
+        return Released()
+
+    app = make_app(deck, live=False)
+    async with app.run_test(size=SIZE) as pilot:
+        ops = operations(app)
+        ops.start("release dev", "dev", work, lambda result: "released dev")
+        await until(pilot, lambda: ops.last is not None, timeout=10, what="the result")
+        assert ops.last is not None and ops.last.ok and ops.last.summary == "released dev"
+        assert not tidied.is_set() and "released dev" in notices(app) and "dev" not in ops.running
+        shown.set()
+        await until(pilot, tidied.is_set, timeout=10, what="the follow-up")
+        await pilot.pause()
+        assert notices(app).count("released dev") == 1  # the worker's end says nothing twice

@@ -12,7 +12,7 @@ from pathlib import Path
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import write_pins
 from opsdeck.core.events import Reporter
-from opsdeck.core.observe import planning
+from opsdeck.core.plans import planning
 from opsdeck.core.release import rollout
 from opsdeck.core.release.bake import bake
 from opsdeck.core.release.distribute import make_usable

@@ -13,8 +13,9 @@ import pytest
 
 from opsdeck.core.adopt.draft import render
 from opsdeck.core.adopt.infer import Adoption, adopt
-from opsdeck.core.estate.config import DeckConfig, Rollout, load_config
+from opsdeck.core.estate.config import DeckConfig, load_config
 from opsdeck.core.estate.pins import pin_spec
+from opsdeck.core.estate.sections import Rollout
 from opsdeck.errors import ConfigError
 from tests.unit.terraform_repos import ASG_MODULE, community, red_black, root_head, write
 

@@ -18,9 +18,9 @@ import pytest
 
 from opsdeck.adapters import sshsig
 from opsdeck.core.estate.pins import read_pin
+from opsdeck.core.release.execute import execute
 from opsdeck.core.release.promote import ReleaseResult
 from opsdeck.core.team import approvals, covers, requests
-from opsdeck.core.team.execute import execute
 from opsdeck.errors import RefusedError
 from tests.unit.estate import git
 from tests.unit.team import Team, bake_one, file_request, rep

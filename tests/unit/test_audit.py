@@ -115,7 +115,7 @@ def test_garbage_line_is_reported_not_skipped(deck: Deck) -> None:
 
 
 def test_held_secrets_are_redacted_in_records(deck: Deck) -> None:
-    from opsdeck.adapters.aws import Credentials
+    from opsdeck.core.types.cloud import Credentials
     from tests.fakes import World, fake_tools
 
     deck = Deck.open(deck.root, tools=fake_tools(World()))

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from opsdeck.adapters.aws import Image
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import read_pin
 from opsdeck.core.events import Reporter
@@ -20,6 +19,7 @@ from opsdeck.core.release.bake import bake
 from opsdeck.core.release.images import catalog_rows, is_revoked, load_catalog, revoke
 from opsdeck.core.release.ledger import history
 from opsdeck.core.release.promote import ReleaseResult, deploy_newest, promote
+from opsdeck.core.types.cloud import Image
 from opsdeck.errors import OpsdeckError, RefusedError
 from tests.fakes import World, new_id
 from tests.unit.estate import git, make_estate

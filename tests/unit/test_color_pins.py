@@ -67,7 +67,7 @@ def _change(address: str, type_: str, actions: tuple[str, ...], **attrs: tuple[o
 
 def _plan(*changes: object) -> object:
     from opsdeck.core.model import PlanResult
-    from opsdeck.core.observe.plans import summarize
+    from opsdeck.core.plans.shown import summarize
 
     return PlanResult("dev", summarize(changes), tuple(changes))  # type: ignore[arg-type]
 
@@ -122,8 +122,8 @@ def test_a_standby_expires_at_the_end_of_its_window_and_status_says_so() -> None
 
 
 def test_each_color_is_its_own_rollout_and_a_cold_one_must_be_empty() -> None:
-    from opsdeck.adapters.aws import Group, Instance
     from opsdeck.core.release.fleet import color_state
+    from opsdeck.core.types.cloud import Group, Instance
 
     def group(color: str, image: str, n: int) -> Group:
         members = tuple(Instance(f"i-{color}{k}", image, "running", lifecycle="InService") for k in range(n))

@@ -15,10 +15,10 @@ from opsdeck.commands import argv_without_deck
 from opsdeck.core.estate.deck import Deck, find_deck_root
 from opsdeck.core.estate.demo_deck import marker
 from opsdeck.core.estate.settings import load_settings
-from opsdeck.core.estate.tools import LiveTools
 from opsdeck.core.events import Reporter
 from opsdeck.core.observe.status import deck_status
 from opsdeck.errors import CloudUnavailableError, ConfigError
+from opsdeck.wiring.tools import LiveTools
 from tests.fakes import World
 from tests.unit.estate import make_estate
 

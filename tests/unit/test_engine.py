@@ -20,7 +20,7 @@ from opsdeck.core.engine.settings import broker_url, wait_seconds
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Event, LogLine, OpFinished, PhaseFinished, PhaseStarted, Progress, Reporter
 from opsdeck.core.model import ImageRef, PlanResult, PlanSummary
-from opsdeck.core.observe import planning
+from opsdeck.core.plans import planning
 from opsdeck.core.safety import locks
 from opsdeck.core.safety.confirm import Preview, ServiceChange
 from opsdeck.errors import ConfigError, LockedError, OpsdeckError
@@ -314,8 +314,8 @@ def test_without_a_broker_the_runner_is_the_in_process_code_path(
 
 
 def test_a_nuke_plan_and_result_travel_as_json() -> None:
-    from opsdeck.adapters.inventory import CloudResource
     from opsdeck.core.sandbox.nuke import NukePlan, NukeResult
+    from opsdeck.core.types.cloud import CloudResource
 
     plan = NukePlan("sandbox", "111111111111", ("module.web.aws_autoscaling_group.this",),
                     (CloudResource("ec2:instance", "i-stray"),), {"web": "ami-1"}, "us-east-1")  # fmt: skip

@@ -7,19 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from opsdeck.adapters.hcl import (
-    Call,
-    HclError,
-    Index,
-    Opaque,
-    Ref,
-    Template,
-    installed_modules,
-    read_file,
-    read_tfvars,
-    refs,
-    shown,
-)
+from opsdeck.adapters.hcl import installed_modules, read_file, read_tfvars
+from opsdeck.core.types.hcl import Call, HclError, Index, Opaque, Ref, Template, refs, shown
 
 
 def attrs(tmp_path: Path, body: str) -> dict[str, object]:

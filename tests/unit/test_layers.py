@@ -1,15 +1,18 @@
-"""The layers stay apart: core never loads a UI library, and imports only point down (tui -> core -> adapters)."""
+"""The layers stay apart: core never loads a UI library, and the import contracts (pyproject.toml
+[tool.importlinter], checked by `lint-imports` in scripts/test.sh) hold and are the ones written down."""
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[2] / "opsdeck"
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "opsdeck"
 
 
 def _modules(layer: str) -> list[str]:
@@ -36,40 +39,30 @@ def test_module_loads_no_ui(module: str) -> None:
     assert result.stdout.strip() == "", f"{module} loads {result.stdout.strip()}"
 
 
-def _imports(path: Path) -> set[str]:
-    """Every module a file imports, at any depth; ``from opsdeck import tui`` counts as opsdeck.tui."""
-    tree = ast.parse(path.read_text())
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return names
+def _contracts() -> list[dict[str, Any]]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    return list(config["contracts"])
 
 
-def test_the_walk_sees_every_spelling_of_an_import(tmp_path: Path) -> None:
-    sample = tmp_path / "m.py"
-    sample.write_text(
-        "from opsdeck import tui\ndef f():\n    import textual.app\n    from opsdeck.adapters import aws\n"
-    )
-    found = _imports(sample)
-    assert {"opsdeck.tui", "textual.app", "opsdeck.adapters.aws"} <= found
-    assert len(CORE_MODULES) > 20 and "opsdeck.core.estate.config" in CORE_MODULES
+def test_every_package_of_core_has_its_place_in_the_layers() -> None:
+    (core,) = [c for c in _contracts() if c.get("containers") == ["opsdeck.core"]]
+    assert core["type"] == "layers" and core["exhaustive"] is True
+    listed = {name.strip() for layer in core["layers"] for name in layer.replace(":", "|").split("|")}
+    children = {p.stem for p in (PACKAGE / "core").iterdir() if p.suffix == ".py" or (p / "__init__.py").is_file()}
+    assert listed == children - {"__init__"}
+    assert core["layers"][-1] == "types" and core["layers"][0].startswith("engine")
 
 
-def test_imports_point_down() -> None:
-    rules = {
-        "adapters": ("opsdeck.core", "opsdeck.tui", "opsdeck.commands", "opsdeck.cli"),
-        "core": ("opsdeck.tui", "opsdeck.commands", "opsdeck.cli", "textual", "rich"),
-        # The deck renders what core gives it: it never reaches an outside system itself.
-        "tui": ("opsdeck.adapters", "opsdeck.commands", "opsdeck.cli", "boto3", "botocore", "git", "keyring"),
-    }
-    wrong = []
-    for layer, forbidden in rules.items():
-        for path in (PACKAGE / layer).rglob("*.py"):
-            for name in _imports(path):
-                if name.startswith(forbidden):
-                    wrong.append(f"{path.relative_to(PACKAGE)} imports {name}")
-    assert wrong == []
+def test_core_is_forbidden_the_adapters_the_wiring_and_the_ui() -> None:
+    (rule,) = [c for c in _contracts() if c.get("source_modules") == ["opsdeck.core"]]
+    assert {"opsdeck.adapters", "opsdeck.wiring", "textual", "rich", "boto3", "keyring"} <= set(
+        rule["forbidden_modules"]
+    )  # type: ignore[call-overload]
+
+
+def test_the_contracts_hold() -> None:
+    """`lint-imports` itself, so a plain pytest run checks the layers too."""
+    linter = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run([str(linter), "--no-cache"], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "0 broken" in result.stdout

@@ -13,8 +13,9 @@ import pytest
 
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
+from opsdeck.core.release import recovery
 from opsdeck.core.release.promote import rollback
-from opsdeck.core.safety import audit, locks, recovery
+from opsdeck.core.safety import audit, locks
 from opsdeck.errors import LockedError
 from tests.fakes import World
 from tests.unit.estate import make_estate

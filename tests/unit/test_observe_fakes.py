@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from opsdeck.adapters.inventory import CloudResource
 from opsdeck.core.drift.check import check
 from opsdeck.core.drift.reconcile import apply_env
 from opsdeck.core.estate.deck import Deck
@@ -18,8 +17,10 @@ from opsdeck.core.estate.pins import read_pins
 from opsdeck.core.events import Reporter
 from opsdeck.core.observe.refresh import refresh
 from opsdeck.core.observe.status import deck_status
-from opsdeck.core.safety import audit, locks, recovery
+from opsdeck.core.release import recovery
+from opsdeck.core.safety import audit, locks
 from opsdeck.core.sandbox.nuke import inventory, nuke_rebuild
+from opsdeck.core.types.cloud import CloudResource
 from opsdeck.errors import RefusedError
 from tests.fakes import FakeGroup, World, fake_tools
 from tests.unit.estate import make_estate
@@ -183,6 +184,54 @@ def test_unlock_releases_what_an_interrupted_operation_left_and_closes_its_recor
     assert closing["result"] == "interrupted" and closing["action"] == "promote"
     assert audit.read(deck)[-1]["action"] == "unlock"
     assert audit.verify(deck).ok
+
+
+def _interrupted(deck: Deck, env: str, detail: dict[str, str], operation: str = "promote") -> None:
+    """A lock left by an operation killed with its pins half written (its process and host are gone)."""
+    audit.append(deck, action=operation, environment=env, result="started", who={"user": "ghost"})
+    path = deck.local_dir / "locks" / f"{env}.lock"
+    path.parent.mkdir(exist_ok=True)
+    record = {"id": "lock-2", "env": env, "operation": operation, "pid": 999999, "host": "gone", "user": "ghost"}
+    path.write_text(json.dumps({**record, "since": 1.0, "detail": detail}))
+
+
+@pytest.mark.parametrize("applied", ["here", "elsewhere", "never"])
+def test_unlock_settles_the_pins_of_a_killed_change_to_what_the_cloud_runs(
+    estate: tuple[Deck, World], applied: str
+) -> None:
+    """A replace-style release killed after its pins were written: Terraform finished the apply (or never
+    started it); or an engine worker's, whose pins were in the worker's clone. unlock commits the pins the
+    cloud runs, with its audit anchor, or puts the old ones back."""
+    from opsdeck.core.estate.pins import write_pins
+    from opsdeck.core.plans import planning
+    from opsdeck.core.release import rollout
+    from opsdeck.core.release.bake import bake
+    from tests.unit.estate import git
+
+    deck, _ = estate
+    (baked,) = asyncio.run(bake(deck, rep(), services=["web"]))
+    before = read_pins(deck, "sandbox")
+    write_pins(deck, "sandbox", {"web": baked.id})
+    if applied != "never":
+        plan = asyncio.run(planning.plan(deck, "sandbox", rep(), reuse=False))
+        asyncio.run(rollout.apply_plan(deck, "sandbox", plan, rep()))
+    if applied == "elsewhere":
+        git(deck.root, "checkout", "--", "envs/sandbox/images.auto.tfvars.json")  # the worker's clone had them
+    _interrupted(deck, "sandbox", {"services": "web", "to": baked.id})
+    head = git(deck.root, "rev-parse", "HEAD")
+    asyncio.run(recovery.unlock(deck, "sandbox", rep()))
+    assert locks.status(deck, "sandbox") is None and not git(deck.root, "status", "--porcelain").strip()
+    record = audit.read(deck)[-1]
+    assert record["action"] == "unlock" and record["reconciled"] == ("restored" if applied == "never" else "committed")
+    if applied != "never":
+        assert read_pins(deck, "sandbox")["web"] == baked.id
+        body = git(deck.root, "log", "-1", "--format=%B")
+        assert body.startswith("settle sandbox after an interrupted promote: the cloud runs these pins")
+        assert f"Opsdeck-Audit: {audit.read(deck)[-3]['hash']}" in body  # the unlock's own started record
+    else:
+        assert read_pins(deck, "sandbox") == before and git(deck.root, "rev-parse", "HEAD") == head
+    plan = asyncio.run(planning.plan(deck, "sandbox", rep(), reuse=False))
+    assert not plan.summary.has_changes  # the ledger, the state and the cloud agree
 
 
 def test_status_says_how_long_prod_waits_for_stagings_image_to_soak(estate: tuple[Deck, World]) -> None:

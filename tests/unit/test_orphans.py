@@ -12,25 +12,18 @@ from typing import Any
 
 import pytest
 
-from opsdeck.adapters.hygiene import Snapshot, Tagged
 from opsdeck.core.estate.backend import Backend
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.hygiene.orphans import OrphanReport, find_orphans
-from opsdeck.core.hygiene.prices import (
-    PriceTable,
-    load_table,
-    on_demand_price,
-    parse_table,
-    read_table,
-    refresh_table,
-    shipped_table,
-)
+from opsdeck.core.hygiene.price_list import on_demand_price, refresh_table
+from opsdeck.core.hygiene.prices import PriceTable, load_table, parse_table, read_table, shipped_table
 from opsdeck.core.hygiene.removal import Removal, plan_removal, remove_orphans
 from opsdeck.core.release.bake import bake
 from opsdeck.core.release.distribute import make_usable
 from opsdeck.core.release.images import load_catalog
 from opsdeck.core.safety import audit
+from opsdeck.core.types.hygiene import Snapshot, Tagged
 from opsdeck.errors import ConfigError, OpsdeckError, RefusedError
 from tests.fake_hygiene import set_modified
 from tests.fakes import World, fake_tools
@@ -421,7 +414,7 @@ def test_refresh_reads_every_price_again_and_keeps_what_the_api_lacks() -> None:
 
 
 def test_refresh_is_refused_on_the_local_cloud(estate: tuple[Deck, World]) -> None:
-    from opsdeck.core.hygiene.prices import refresh_from_aws
+    from opsdeck.core.hygiene.price_list import refresh_from_aws
 
     deck, _ = estate
     with pytest.raises(OpsdeckError, match="local cloud has no AWS Price List API"):
@@ -681,9 +674,9 @@ def test_an_image_pinned_after_the_confirmation_is_kept(estate: tuple[Deck, Worl
 
 
 def test_images_a_copy_record_or_an_open_request_names_are_kept(estate: tuple[Deck, World]) -> None:
-    from opsdeck.adapters.aws import Image
     from opsdeck.core.release.images import SOURCE_TAG
     from opsdeck.core.sandbox.copies import RecoveredCopy, write_copy
+    from opsdeck.core.types.cloud import Image
 
     deck, world = estate
     rep = Reporter("test")

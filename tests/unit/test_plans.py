@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from opsdeck.core.observe.plans import parse_drift, parse_plan
+from opsdeck.core.plans.shown import parse_drift, parse_plan
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -102,7 +102,7 @@ def test_refresh_only_drift_lists_attributes_changed_outside_terraform() -> None
 
 def test_a_change_reads_before_to_after_with_long_values_cut_in_the_middle() -> None:
     from opsdeck.core.model import AttributeChange
-    from opsdeck.core.observe.plans import SENSITIVE, change_line, elide
+    from opsdeck.core.plans.shown import SENSITIVE, change_line, elide
 
     assert change_line(AttributeChange("image_id", "ami-0aaa", "ami-0bbb"), "replace") == (
         'image_id: "ami-0aaa" → "ami-0bbb"'

@@ -8,12 +8,12 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
-from opsdeck.adapters.aws import Credentials
-from opsdeck.adapters.process import run_streaming
+from opsdeck.adapters.process import processes_in, run_streaming
 from opsdeck.core.estate.deck import Deck
+from opsdeck.core.types.cloud import Credentials
+from tests.helpers import wait_until
 
 
 def test_lines_are_streamed_and_secrets_redacted(sample_copy: Path, tmp_path: Path) -> None:
@@ -87,10 +87,9 @@ def test_a_tool_finishes_when_opsdeck_is_killed(tmp_path: Path) -> None:
                                   env={{"PATH": os.environ["PATH"]}}, on_stdout=lambda line: None))
     """)
     proc = subprocess.Popen([sys.executable, "-c", runner])
-    time.sleep(0.5)
+    wait_until(lambda: any(" -c sleep 1;" in cmd for _, cmd in processes_in(tmp_path)), "the tool to start", 30)
+    assert not marker.exists()  # opsdeck is killed while its tool still runs
     proc.kill()
     proc.wait()
-    deadline = time.monotonic() + 20
-    while not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(marker.exists, "the tool to finish after opsdeck was killed", 20)
     assert marker.read_text() == "ok\n"

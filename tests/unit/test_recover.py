@@ -19,7 +19,8 @@ from opsdeck.core.release.gates import GateError
 from opsdeck.core.safety import audit, locks
 from opsdeck.core.safety.confirm import Preview
 from opsdeck.core.sandbox import copies
-from opsdeck.core.sandbox.recover import destroy_copy, inventory, recover
+from opsdeck.core.sandbox.destroy_copy import destroy_copy, inventory
+from opsdeck.core.sandbox.recover import recover
 from opsdeck.errors import ConfigError, LockedError, OpsdeckError, RefusedError
 from tests.fakes import FakeTerraform, World, fake_tools, provider_config
 from tests.unit.estate import make_estate

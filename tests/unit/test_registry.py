@@ -16,9 +16,14 @@ from opsdeck.core.engine.jobs import JobSpec
 from opsdeck.core.engine.operation import (
     BakeArgs,
     EnvArgs,
+    EnvsArgs,
+    ExpireArgs,
+    ExtendArgs,
+    FreezeArgs,
     PlanArgs,
     PromoteArgs,
     RollbackArgs,
+    UnfreezeArgs,
     Where,
     args_from_job,
     args_json,
@@ -62,7 +67,8 @@ def test_every_operation_is_declared_once_and_consistently() -> None:
         assert (op.unseen is None) == (op.done_here == ""), name  # whatever keeps it here is said
     changes = {name for name, op in ops.items() if op.mutating}
     assert {"bake", "promote", "deploy", "rollback", "nuke", "approve", "execute", "break-glass"} <= changes
-    assert not {"plan", "drift", "drift-check", "refresh"} & changes
+    assert {"freeze", "unfreeze", "sandbox-expire", "sandbox-extend"} <= changes  # governance: signed, audited
+    assert not {"plan", "drift", "drift-check", "refresh", "preplan"} & changes  # preplan takes no lock
     assert registry.JOBS == ["bake", "deploy", "drift", "nuke", "plan", "promote", "rollback"]
     with pytest.raises(ConfigError, match="unknown operation 'promot' \\(expected one of: apply, approve"):
         registry.operation("promot")
@@ -200,3 +206,28 @@ def test_a_job_runs_through_the_table_and_asks_its_caller_only_when_told(estate:
     wrong = JobSpec.from_json({**quiet.to_json(), "args": {"services": "web"}})
     with pytest.raises(OpsdeckError, match=f"^job {wrong.id}: services must be a list of names$"):
         asyncio.run(runner.run_job(deck, wrong, Reporter("promote", "dev")))
+
+
+def test_governance_runs_here_through_the_table_even_with_a_broker(
+    estate: tuple[Deck, World], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opsdeck.core.release.bake import bake
+
+    deck, _ = estate
+    monkeypatch.setenv("OPSDECK_BROKER", DEAD_BROKER)  # nothing listens: a choice that reached for it would fail
+    rep, said = notices()
+    until = FreezeArgs(["dev"], 2e9, "close")
+    for op, args in (
+        (registry.FREEZE, until),
+        (registry.UNFREEZE, UnfreezeArgs(["dev"])),
+        (registry.SANDBOX_EXPIRE, ExpireArgs()),
+        (registry.SANDBOX_EXTEND, ExtendArgs("sandbox", 2.0)),
+        (registry.PREPLAN, EnvsArgs()),
+    ):
+        assert op.where is Where.HERE and op.job is None, op.name
+        assert not asyncio.run(runner.sends(deck, op, args, rep)), op.name
+    asyncio.run(bake(deck, Reporter("bake"), services=["web"]))  # sandbox's deploy now moves web
+    ran = asyncio.run(runner.run(deck, registry.PREPLAN, EnvsArgs(["sandbox"]), rep))
+    assert not ran.sent and [(p.env, p.action) for p in ran.result] == [("sandbox", "deploy")]
+    assert asyncio.run(runner.run(deck, registry.PREPLAN, EnvsArgs(["sandbox"]), rep)).result == []  # kept
+    assert said == []

@@ -131,7 +131,7 @@ def test_promote_to_another_account_and_region_shares_and_copies_once(estate: tu
 
 
 def open_glass(deck: Deck, world: World, account: str = "333333333333") -> object:
-    from opsdeck.adapters.aws import Credentials
+    from opsdeck.core.types.cloud import Credentials
 
     creds = Credentials(f"ASIAFAKE{account}", "glass-secret-never-printed", "token-never-printed")
     world.keys[creds.access_key] = account
@@ -278,7 +278,7 @@ def test_the_soak_counts_how_long_an_image_ran_in_the_source_and_break_glass_may
     import time
     from dataclasses import replace
 
-    from opsdeck.adapters.aws import Credentials
+    from opsdeck.core.types.cloud import Credentials
 
     deck, world = estate
     deck.config = replace(  # staging takes only images that ran in dev for 30 minutes
@@ -331,7 +331,7 @@ def test_a_failed_policy_check_stops_the_release_before_anything_is_applied(esta
 
 def test_a_plan_is_checked_once_until_the_decks_own_checks_change(estate: tuple[Deck, World]) -> None:
     from opsdeck.core.estate.pins import write_pins
-    from opsdeck.core.observe import planning
+    from opsdeck.core.plans import planning
     from opsdeck.core.release import gates
 
     deck, world = estate

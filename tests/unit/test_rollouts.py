@@ -203,3 +203,24 @@ def test_auto_reads_each_service_from_a_real_plan() -> None:
     assert web.templates_changed and not web.instances
     assert batch.instances_replaced and batch.plain_count == 1 and not batch.groups
     assert auto(web, None, "web") == "instance-refresh" and auto(batch, None, "batch") == "instances"
+
+
+def test_plain_instances_are_managed_and_rebuilt_by_nuke(tmp_path: Path, closing: list[Deck]) -> None:
+    """Plain instances are Terraform's: not strays to the nuke's inventory or to drift, destroyed with the
+    environment and launched again on the same pins."""
+    from opsdeck.core.drift.check import check
+    from opsdeck.core.sandbox.nuke import inventory, nuke_rebuild
+
+    deck, world = shop(tmp_path, web="instances")
+    closing.append(deck)
+    place = world.place(*SANDBOX)
+    before = {i.id for i in place.plain if i.tags.get("env") == "sandbox"}
+    assert len(before) == 2
+    plan = asyncio.run(inventory(deck, "sandbox"))
+    assert not plan.unmanaged and any("aws_instance" in a for a in plan.managed)
+    (report,) = asyncio.run(check(deck, ["sandbox"], rep()))
+    assert report.status == "clean", report
+    result = asyncio.run(nuke_rebuild(deck, "sandbox", rep()))
+    after = {i.id: i.image_id for i in place.plain if i.tags.get("env") == "sandbox"}
+    assert result.unmanaged_deleted == 0 and len(after) == 2 and not set(after) & before
+    assert set(after.values()) == {read_pin(deck, "sandbox", "web")}

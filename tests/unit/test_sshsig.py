@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from opsdeck.adapters import sshsig
+from opsdeck.core.types.signatures import Listing, Verified
 
 NAMESPACE = "opsdeck-approval"
 
@@ -64,7 +65,7 @@ def test_lines_are_read_with_their_options_as_ssh_keygen_writes_them(tmp_path: P
     ],
 )
 def test_namespaces_are_an_openssh_pattern_list(patterns: str, permitted: bool) -> None:
-    listing = sshsig.Listing(1, "dana@shop.example", (f'namespaces="{patterns}"',), "ssh-ed25519 AAAA")
+    listing = Listing(1, "dana@shop.example", (f'namespaces="{patterns}"',), "ssh-ed25519 AAAA")
     assert listing.permits(NAMESPACE) is permitted
 
 
@@ -83,7 +84,7 @@ def test_a_key_listed_for_git_only_is_told_apart_from_a_stranger(key: Path, tmp_
 
     # ssh-keygen stays the judge: a pattern that lets opsdeck's namespace in verifies.
     signers.write_text(f'dana@shop.example namespaces="git,opsdeck-*" {public}\n')
-    assert sshsig.verify(signers, NAMESPACE, signature, b"payload") == sshsig.Verified(True, "dana@shop.example")
+    assert sshsig.verify(signers, NAMESPACE, signature, b"payload") == Verified(True, "dana@shop.example")
 
     signers.write_text(
         "erin@shop.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB5dJVn2sQ6n1Ha5gbTWd0fNZVv9bpqGNv9TK1vW9f0L\n"

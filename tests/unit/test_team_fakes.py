@@ -13,16 +13,16 @@ from dataclasses import replace
 import pytest
 
 from opsdeck.adapters import sshsig
-from opsdeck.adapters.aws import Credentials
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import read_pin, read_pins
+from opsdeck.core.ledger.remote import check
 from opsdeck.core.observe.status import deck_status
+from opsdeck.core.release.execute import execute
 from opsdeck.core.release.promote import ReleaseResult, deploy_newest, promote, rollback
 from opsdeck.core.safety import audit, locks
 from opsdeck.core.safety.breakglass import BreakGlass
 from opsdeck.core.team import approvals, requests
-from opsdeck.core.team.execute import execute
-from opsdeck.core.team.remote import check
+from opsdeck.core.types.cloud import Credentials
 from opsdeck.errors import LockedError, RefusedError
 from tests.unit.estate import git
 from tests.unit.team import Team, bake_one, file_request, rep

@@ -50,6 +50,16 @@ def test_plan_argvs(tmp_path: Path) -> None:
     tf = _tf(tmp_path)
     out = tmp_path / "x.tfplan"
     assert tf.plan_argv(out) == ["terraform", "plan", "-input=false", "-json", "-lock=false", f"-out={out}"]
+    pins = tmp_path / "pins.json"
+    assert tf.plan_argv(out, var_files=(pins,)) == [
+        "terraform",
+        "plan",
+        "-input=false",
+        "-json",
+        "-lock=false",
+        f"-var-file={pins}",
+        f"-out={out}",
+    ]
     assert tf.plan_argv(out, refresh_only=True) == [
         "terraform",
         "plan",

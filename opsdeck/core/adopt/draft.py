@@ -13,7 +13,7 @@ from typing import Any, get_args
 
 from opsdeck.core.adopt.infer import TODO, Adoption, EnvDraft, ServiceDraft
 from opsdeck.core.adopt.naming import PRODUCTION
-from opsdeck.core.estate.config import Rollout
+from opsdeck.core.estate.sections import Rollout
 
 WIDTH = 110
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from opsdeck.adapters.hcl import Block, Ref, refs
 from opsdeck.core.adopt.modules import ModuleNode
 from opsdeck.core.adopt.values import Evaluator, Feed, Value, dependencies, refers_to
+from opsdeck.core.types.hcl import Block, Ref, refs
 
 IMAGE_ATTRIBUTE = {"aws_launch_template": "image_id", "aws_launch_configuration": "image_id", "aws_instance": "ami"}
 ROLLS_NOTHING = "rolls nothing: instances keep the old image"

@@ -25,6 +25,8 @@ from opsdeck.core.adopt.naming import (
 )
 from opsdeck.core.adopt.recipes import base_recipe, packer_templates, recipe_for
 from opsdeck.core.adopt.survey import EnvSurvey, Fed, survey
+from opsdeck.core.estate import installed
+from opsdeck.core.ports.outside import TerraformFilesPort
 from opsdeck.errors import ConfigError
 
 TODO = "<TODO>"  # a value the team must give: it fails the deck's checks until they do
@@ -77,11 +79,12 @@ class Adoption:
         return [t.text for t in self.todos if t.where == where]
 
 
-def adopt(repo: Path) -> Adoption:
-    """Survey the Terraform under ``repo``; a repository without a root module is one ConfigError."""
+def adopt(repo: Path, files: TerraformFilesPort | None = None) -> Adoption:
+    """Survey the Terraform under ``repo`` (read with ``files``, else the installed reader); a repository
+    without a root module is one ConfigError."""
     if not repo.is_dir():
         raise ConfigError(f"{repo} is not a directory")
-    reader = ModuleReader(repo)
+    reader = ModuleReader(repo, files or installed.outside().terraform_files())
     roots = reader.root_modules()
     if not roots:
         raise ConfigError(

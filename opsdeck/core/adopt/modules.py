@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from opsdeck.adapters.hcl import Block, Expr, HclError, installed_modules, read_file
+from opsdeck.core.ports.outside import TerraformFilesPort
+from opsdeck.core.types.hcl import Block, Expr, HclError
 
 SKIPPED_DIRS = (".terraform", ".git", "node_modules")
 MAX_DEPTH = 12
@@ -95,8 +96,9 @@ class ModuleReader:
     """Reads each directory's ``.tf`` files once (environments share their modules); a file the
     parser refuses is a problem reported once, not an error that stops the survey."""
 
-    def __init__(self, repo: Path) -> None:
+    def __init__(self, repo: Path, files: TerraformFilesPort) -> None:
         self.repo = repo
+        self.files = files
         self._blocks: dict[Path, list[Block]] = {}
         self.problems: list[str] = []
 
@@ -112,7 +114,7 @@ class ModuleReader:
             found: list[Block] = []
             for path in sorted(directory.glob("*.tf")):
                 try:
-                    found.extend(read_file(path, self.rel(path)))
+                    found.extend(self.files.read_file(path, self.rel(path)))
                 except HclError as exc:
                     self.problems.append(str(exc))
             self._blocks[directory] = found
@@ -134,7 +136,7 @@ class ModuleReader:
         """A root module with every module call under it that can be followed."""
         node = ModuleNode((), root, self.blocks(root))
         unfollowed: list[Unfollowed] = []
-        self._follow(node, root, _Follow(installed_modules(root), instances, unfollowed))
+        self._follow(node, root, _Follow(self.files.installed_modules(root), instances, unfollowed))
         return node, unfollowed
 
     def _follow(self, node: ModuleNode, root: Path, how: _Follow) -> None:

@@ -7,11 +7,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from opsdeck.adapters.hcl import Expr, HclError, read_tfvars, shown
 from opsdeck.core.adopt.groups import Rollout, Sink, rollout_of, sinks, tags_of
 from opsdeck.core.adopt.modules import ModuleNode, ModuleReader, Unfollowed, backend_of
 from opsdeck.core.adopt.values import Evaluator, Feed, Unknown, Value
-from opsdeck.core.estate.config import ROLE_ARN
+from opsdeck.core.estate.sections import ROLE_ARN
+from opsdeck.core.types.hcl import Expr, HclError, shown
 
 IMAGE_INPUT = re.compile(r"^(ami|ami_id|image|image_id|.+_ami|.+_ami_id|.+_image_id)$")
 
@@ -64,7 +64,7 @@ def survey(reader: ModuleReader, root: Path, name: str) -> EnvSurvey:
     env = EnvSurvey(name, reader.rel(root), backend)
     for path in tfvars_files(root):
         try:
-            env.tfvars[path.name] = read_tfvars(path, reader.rel(path))
+            env.tfvars[path.name] = reader.files.read_tfvars(path, reader.rel(path))
         except HclError as exc:
             env.todos.append(f"{exc}: its values are not read")
     others = sorted(p.name for p in root.glob("*.tfvars*") if p.is_file() and p not in tfvars_files(root))

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeAlias, cast
 
-from opsdeck.adapters.hcl import Call, Expr, Index, Opaque, Ref, Template, refs, shown
 from opsdeck.core.adopt.modules import ModuleNode
+from opsdeck.core.types.hcl import Call, Expr, Index, Opaque, Ref, Template, refs, shown
 
 MAX_STEPS = 64
 

@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from opsdeck.adapters.inventory import CloudResource
 from opsdeck.core.drift import store as drift_store
 from opsdeck.core.drift.ignore import DriftIgnore, load_ignore
 from opsdeck.core.drift.ownership import Ownership, among_peers, owner, ownerships, unmanaged
@@ -25,11 +24,11 @@ from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import ColorPin
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import ResourceChange
-from opsdeck.core.observe import planning
-from opsdeck.core.observe.plans import parse_drift
-from opsdeck.core.observe.status import concurrency
+from opsdeck.core.plans import planning
+from opsdeck.core.plans.shown import parse_drift
 from opsdeck.core.release.fleet import expected_pins
-from opsdeck.core.tasks import all_or_nothing
+from opsdeck.core.tasks import all_or_nothing, concurrency
+from opsdeck.core.types.cloud import CloudResource
 
 
 def filter_managed(changes: list[ResourceChange], ignore: DriftIgnore) -> tuple[list[ResourceChange], int]:

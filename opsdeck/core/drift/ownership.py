@@ -14,11 +14,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from opsdeck.adapters.inventory import CloudResource
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
-from opsdeck.core.observe import planning
+from opsdeck.core.plans import planning
 from opsdeck.core.tasks import all_or_nothing
+from opsdeck.core.types.cloud import CloudResource
 
 
 @dataclass(frozen=True)

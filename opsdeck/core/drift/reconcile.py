@@ -12,19 +12,23 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from opsdeck.adapters.aws import Credentials
 from opsdeck.core.drift import store as drift_store
+from opsdeck.core.estate import lifetimes
 from opsdeck.core.estate.deck import Deck
-from opsdeck.core.estate.pins import read_pins
+from opsdeck.core.estate.pins import pin_files, read_pins
 from opsdeck.core.events import Reporter
+from opsdeck.core.ledger.remote import publish
 from opsdeck.core.model import ImageRef, PlanResult
-from opsdeck.core.observe import planning
-from opsdeck.core.release import fleet
+from opsdeck.core.plans import planning
+from opsdeck.core.plans.shown import plan_lines
+from opsdeck.core.release import fleet, gates
 from opsdeck.core.release.transaction import Release
 from opsdeck.core.safety.breakglass import BreakGlass
 from opsdeck.core.safety.confirm import Confirm, NotConfirmedError, Preview, ServiceChange, confirmed
 from opsdeck.core.safety.operation import audited
+from opsdeck.core.team import requests
 from opsdeck.core.team.requests import Request
+from opsdeck.core.types.cloud import Credentials
 from opsdeck.errors import ToolError
 
 
@@ -66,11 +70,6 @@ async def apply_env(
 ) -> ApplyResult | Request:
     """Apply ``env``'s pending plan after it was shown and confirmed; audited, locked. An environment
     that needs approvals gets a request for the plan instead (break-glass bypasses, audited)."""
-    from opsdeck.core.estate.pins import pin_files
-    from opsdeck.core.observe.plans import plan_lines
-    from opsdeck.core.release import gates
-    from opsdeck.core.team import requests
-
     started = time.monotonic()
     deck.env(env)
     credentials = glass.credentials if glass is not None and glass.env == env else None
@@ -132,6 +131,8 @@ async def apply_env(
         finally:
             planning.forget_plan(deck, env)
         drift_store.forget(deck, env)  # the last drift report described the cloud before this apply
+        if lifetimes.ttl_of(deck, env) is not None:  # a first build's lifetime record goes to the team
+            await asyncio.to_thread(publish, deck, rep)
         s = plan.summary
         run.note(add=s.add, change=s.change, destroy=s.destroy)
     return ApplyResult(env, True, s.add, s.change, s.destroy, replanned, time.monotonic() - started)

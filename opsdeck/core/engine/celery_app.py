@@ -58,7 +58,7 @@ def make_app(broker: str, deck_root: Path | None = None) -> Celery:
         retry_jitter=False,
     )
     def read_only(self: Any, spec: dict[str, Any]) -> dict[str, Any]:
-        from opsdeck.core.engine.worker import execute_job
+        from opsdeck.core.engine.worker import execute_job  # lazy: worker imports this module (RetryableJobError)
 
         return execute_job(
             spec,
@@ -73,7 +73,7 @@ def make_app(broker: str, deck_root: Path | None = None) -> Celery:
         name=MUTATING_TASK, bind=True, acks_late=False, reject_on_worker_lost=False, max_retries=0
     )
     def mutating(self: Any, spec: dict[str, Any]) -> dict[str, Any]:
-        from opsdeck.core.engine.worker import execute_job
+        from opsdeck.core.engine.worker import execute_job  # lazy: worker imports this module (RetryableJobError)
 
         return execute_job(
             spec,

@@ -34,6 +34,7 @@ from opsdeck.core.engine.settings import broker_url, wait_seconds
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.safety.confirm import Confirm, confirmed
+from opsdeck.core.sandbox.nuke import NukePlan
 from opsdeck.errors import CloudUnavailableError, ConfigError, LockedError, OpsdeckError, RefusedError, ToolError
 
 with engine_packages():
@@ -42,6 +43,7 @@ with engine_packages():
 
 READ_ONLY_RESENDS = 2
 START_SECONDS = 30.0  # a sent job no worker started in this long, while none serves its queue, is given up
+READ_BLOCK_MS = 1000  # one read of a job's stream waits this long for news before the alive key is checked
 
 
 class EngineError(OpsdeckError):
@@ -151,7 +153,7 @@ class Engine:
     """Sends a deck's jobs to its broker and follows them."""
 
     def __init__(self, deck: Deck, broker: str, wait: float | None = None) -> None:
-        from opsdeck.core.engine.celery_app import make_app
+        from opsdeck.core.engine.celery_app import make_app  # lazy: Celery (the optional engine extra) is heavy
 
         self.deck = deck
         self.broker = broker
@@ -250,7 +252,7 @@ class Engine:
         sent_at = time.monotonic()
         try:
             while True:
-                entries: Any = await client.xread({stream: last}, block=1000, count=500)
+                entries: Any = await client.xread({stream: last}, block=READ_BLOCK_MS, count=500)
                 for _, messages in entries or []:
                     for message_id, fields in messages:
                         last = message_id
@@ -272,14 +274,12 @@ class Engine:
                             answer = False
                             try:
                                 if "nuke" in data:
-                                    from opsdeck.core.sandbox.nuke import NukePlan
-
                                     answer = await confirm(NukePlan.from_json(data["nuke"]))  # type: ignore[arg-type]
                                 else:
                                     answer = await confirm(preview_from_json(data["preview"]))
                             finally:  # refused or failed here: the worker hears "no" and changes nothing
                                 await client.rpush(answer_key(spec.id), "yes" if answer else "no")
-                            await client.expire(answer_key(spec.id), KEY_TTL)
+                                await client.expire(answer_key(spec.id), KEY_TTL)  # never left without expiry
                         elif kind == "done":
                             if data.get("ok"):
                                 return str(data.get("worker") or worker), dict(data.get("result") or {})

@@ -165,6 +165,32 @@ class GlassArgs:
     reason: str
 
 
+@dataclass(frozen=True)
+class FreezeArgs:
+    envs: list[str]
+    until: float  # epoch seconds
+    reason: str
+    key: str | None = None  # an SSH private key file instead of git's user.signingkey
+
+
+@dataclass(frozen=True)
+class UnfreezeArgs:
+    envs: list[str]
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class ExpireArgs:
+    yes: bool = False  # destroy the sandboxes whose lifetime ended (False: list them)
+
+
+@dataclass(frozen=True)
+class ExtendArgs:
+    env: str
+    hours: float
+    reason: str = ""
+
+
 def args_json(args: Any) -> dict[str, Any]:
     """A job's arguments: the dataclass as JSON, without the environment (the job names it)."""
     return {k: v for k, v in dataclasses.asdict(args).items() if k != "env"}

@@ -4,6 +4,7 @@ to install in one line, wherever the engine is first needed (a worker, `engine s
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Iterator
 
 from opsdeck.errors import ToolMissingError
@@ -30,8 +31,6 @@ def engine_packages() -> Iterator[None]:
 
 def check_installed() -> None:
     """Both packages import here: a worker needs Celery as well as Redis, and says so before it does anything."""
-    import importlib
-
     with engine_packages():
         for name in ("redis", "celery"):
             importlib.import_module(name)

@@ -16,7 +16,7 @@ from typing import Any
 
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.model import PlanResult
-from opsdeck.core.observe.planning import plan_dir
+from opsdeck.core.plans.planning import plan_dir
 from opsdeck.errors import OpsdeckError
 
 PLANS_SUFFIX = ".opsdeck-plans"

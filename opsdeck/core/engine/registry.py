@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from opsdeck.core.engine import governance as gov
 from opsdeck.core.engine import operations as ops
 from opsdeck.core.engine.operation import (
     ApproveArgs,
@@ -21,6 +22,9 @@ from opsdeck.core.engine.operation import (
     EnvArgs,
     EnvsArgs,
     ExecuteArgs,
+    ExpireArgs,
+    ExtendArgs,
+    FreezeArgs,
     GlassArgs,
     Operation,
     PlanArgs,
@@ -28,6 +32,7 @@ from opsdeck.core.engine.operation import (
     RefreshArgs,
     RejectArgs,
     RollbackArgs,
+    UnfreezeArgs,
     Where,
 )
 from opsdeck.errors import ConfigError, OpsdeckError
@@ -51,6 +56,9 @@ DRIFT_CHECK = Operation("drift-check", EnvsArgs, ops.drift_check_here)  # every 
 REFRESH = Operation(  # on the workers: each environment's plan and drift check as jobs of its account
     "refresh", RefreshArgs, ops.refresh_here, where=Where.ENV, on_workers=ops.refresh_on_workers
 )
+# Plans made ahead of promote, deploy and rollback: no pin file touched, no lock (an image it shares or
+# copies is audited by the release code it shares)
+PREPLAN = Operation("preplan", EnvsArgs, gov.preplan_here)
 
 # -- changes: locked, audited, refused by a read-only deck ---------------------------------------------
 
@@ -109,6 +117,10 @@ EXECUTE = Operation("execute", ExecuteArgs, ops.execute_here, mutating=True)
 STANDBY_EXPIRE = Operation("standby-expire", EnvArgs, ops.standby_expire_here, mutating=True)
 BREAK_GLASS = Operation("break-glass", GlassArgs, ops.break_glass_here, mutating=True)  # its credentials are here
 APPLY = Operation("apply", EnvArgs, ops.apply_here, mutating=True)
+FREEZE = Operation("freeze", FreezeArgs, gov.freeze_here, mutating=True)  # signed with this engineer's key
+UNFREEZE = Operation("unfreeze", UnfreezeArgs, gov.unfreeze_here, mutating=True)
+SANDBOX_EXPIRE = Operation("sandbox-expire", ExpireArgs, gov.expire_here, mutating=True)
+SANDBOX_EXTEND = Operation("sandbox-extend", ExtendArgs, gov.extend_here, mutating=True)
 
 OPERATIONS: dict[str, Operation[Any, Any]] = {
     op.name: op
@@ -117,6 +129,7 @@ OPERATIONS: dict[str, Operation[Any, Any]] = {
         DRIFT,
         DRIFT_CHECK,
         REFRESH,
+        PREPLAN,
         BAKE,
         PROMOTE,
         DEPLOY,
@@ -128,6 +141,10 @@ OPERATIONS: dict[str, Operation[Any, Any]] = {
         STANDBY_EXPIRE,
         BREAK_GLASS,
         APPLY,
+        FREEZE,
+        UNFREEZE,
+        SANDBOX_EXPIRE,
+        SANDBOX_EXTEND,
     )
 }
 JOBS = sorted(name for name, op in OPERATIONS.items() if op.job is not None)  # what the engine's workers run

@@ -23,10 +23,11 @@ from opsdeck.core.engine.planfiles import ShippedPlan, store_shipped
 from opsdeck.core.engine.registry import DRIFT, PLAN
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
+from opsdeck.core.ledger.remote import check, latest
 from opsdeck.core.model import PlanResult
-from opsdeck.core.observe import planning
 from opsdeck.core.observe.refresh import RefreshResult
 from opsdeck.core.observe.status import deck_status
+from opsdeck.core.plans import planning
 from opsdeck.core.safety import audit, locks
 from opsdeck.core.safety.confirm import Confirm, confirmed
 from opsdeck.core.tasks import all_or_nothing
@@ -157,8 +158,6 @@ async def release_on_worker(
     confirm: Confirm = confirmed,
 ) -> JobOutcome:
     """Run a release on a worker of ``env``'s account; this clone then follows the commit it pushed."""
-    from opsdeck.core.team.remote import check, latest
-
     deck.env(env)
     deck.config.services_named(args.get("services"))
     ledger = await asyncio.to_thread(check, deck)

@@ -27,11 +27,19 @@ A = TypeVar("A")
 R = TypeVar("R")
 
 
-async def sends(deck: Deck, op: Operation[A, R], args: A, rep: Reporter, glass: BreakGlass | None = None) -> bool:
+async def sends(
+    deck: Deck,
+    op: Operation[A, R],
+    args: A,
+    rep: Reporter,
+    glass: BreakGlass | None = None,
+    engine: Engine | None = None,
+) -> bool:
     """Whether ``op`` runs on the engine's workers: only where it may (the registry says), with a broker
-    configured, and not under break-glass (its credentials are here). Files a worker's clone would not
-    see (uncommitted changes) keep it here, said as a notice."""
-    if not op.sendable or glass is not None or not broker_url(deck):
+    configured (or an ``engine`` already open on one: a refresh spreading its jobs), and not under
+    break-glass (its credentials are here). Files a worker's clone would not see (uncommitted changes)
+    keep it here, said as a notice."""
+    if not op.sendable or glass is not None or (engine is None and not broker_url(deck)):
         return False
     unseen = await asyncio.to_thread(op.unseen, deck, args) if op.unseen is not None else ""
     if unseen:
@@ -56,7 +64,7 @@ async def run(
     ``check_cloud``: first check that the cloud answers and holds the deck's state (on the way to the
     workers after the engine is loaded, so an engine that is not installed is what is said)."""
     call = Call(confirm, glass)
-    if not await sends(deck, op, args, rep, glass) or op.on_workers is None:
+    if not await sends(deck, op, args, rep, glass, engine) or op.on_workers is None:
         if check_cloud:
             await asyncio.to_thread(deck.check_cloud)
         return Ran(await op.here(deck, args, rep, call))

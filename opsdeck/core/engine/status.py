@@ -82,7 +82,7 @@ def deck_queues(deck: Deck) -> dict[str, list[str]]:
 
 def consuming(broker: str, timeout: float = 1.0) -> dict[str, list[str]]:
     """Which queues each live Celery worker consumes, as the workers answer a broadcast (``timeout``)."""
-    from opsdeck.core.engine.celery_app import make_app
+    from opsdeck.core.engine.celery_app import make_app  # lazy: Celery (the optional engine extra) is heavy
 
     app = make_app(broker)
     try:

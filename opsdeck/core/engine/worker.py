@@ -20,9 +20,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from opsdeck.core.engine.dispatch import check_broker
 from opsdeck.core.engine.jobs import (
     KEY_TTL,
     JobSpec,
+    account_of,
     alive_key,
     answer_key,
     cancel_key,
@@ -36,8 +38,10 @@ from opsdeck.core.engine.packages import engine_packages
 from opsdeck.core.engine.runner import run_job
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Event, Reporter
+from opsdeck.core.ledger.remote import latest
 from opsdeck.core.safety import locks
 from opsdeck.core.safety.confirm import Preview
+from opsdeck.core.safety.operation import verify_account
 from opsdeck.errors import CloudUnavailableError, OpsdeckError, RefusedError, ToolError
 
 with engine_packages():
@@ -136,8 +140,6 @@ def deck_for(root: Path) -> Deck:
 def same_ledger(deck: Deck, spec: JobSpec, worker: str) -> None:
     """Bring the worker's clone level with the team's remote, then check it runs the caller's ledger: a
     read runs on exactly the caller's commit, a change on it or on what the team pushed after it."""
-    from opsdeck.core.team.remote import latest
-
     if spec.head and deck.tools.git.head() == spec.head:
         return  # already on the caller's commit (a change syncs again under its own rules)
     ledger = latest(deck)
@@ -209,7 +211,7 @@ def execute_job(
     data: dict[str, Any], *, worker: str, deck_root: Path, broker: str, attempt: int, may_retry: bool
 ) -> dict[str, Any]:
     """Run one job (in a pool thread of the worker) and stream how it goes; its JSON result."""
-    from opsdeck.core.engine.celery_app import RetryableJobError
+    from opsdeck.core.engine.celery_app import RetryableJobError  # lazy: Celery is heavy, loaded by a worker only
 
     client = redis.Redis.from_url(broker, socket_connect_timeout=5.0)
     job_id = str(data.get("id", "?")) if isinstance(data, dict) else "?"
@@ -262,9 +264,6 @@ def execute_job(
 
 def default_queues(deck: Deck) -> list[str]:
     """The queues of every account this machine's credentials reach (checked with STS, once per account)."""
-    from opsdeck.core.engine.jobs import account_of
-    from opsdeck.core.safety.operation import verify_account
-
     queues: list[str] = []
     for env in deck.config.env_names:
         queue = queue_of_account(account_of(deck, env))
@@ -315,8 +314,7 @@ class Registration:
 
 def run_worker(deck: Deck, broker: str, queues: list[str], name: str, concurrency: int) -> int:
     """Serve ``queues`` until stopped (SIGTERM or ctrl-c finish the jobs that run, then stop)."""
-    from opsdeck.core.engine.celery_app import make_app
-    from opsdeck.core.engine.dispatch import check_broker
+    from opsdeck.core.engine.celery_app import make_app  # lazy: Celery is heavy, loaded by a worker only
 
     check_broker(broker)
     hostname = f"{name}@{socket.gethostname()}"

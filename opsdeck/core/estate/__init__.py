@@ -1,1 +1,1 @@
-"""What a deck is: its config, its user settings, and the tools bound to each environment."""
+"""What a deck is: its config, its user settings, its pins, and the tools it was handed (installed.py)."""

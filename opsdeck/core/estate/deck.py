@@ -1,7 +1,8 @@
 """A deck: its directory, its config, the user's settings, and the one factory of its tools.
 
 The deck is handed its tools (``Tools``); it never builds an adapter itself. ``Deck.open`` gives it the
-real ones (core/estate/tools.py); unit tests give it fakes. It holds no credentials: break-glass
+factory it is handed (unit tests hand it fakes), else the one the composition root installed
+(core/estate/installed.py: the real tools of opsdeck/wiring). It holds no credentials: break-glass
 credentials travel in the break-glass value of the operation that uses them.
 """
 
@@ -9,20 +10,23 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from opsdeck.core.estate.config import CONFIG_FILE, ROLE_ARN, DeckConfig, EnvSettings, load_config
+from opsdeck.core.estate import installed
+from opsdeck.core.estate.backend import backend_of, initialized_backend
+from opsdeck.core.estate.config import CONFIG_FILE, DeckConfig, load_config
 from opsdeck.core.estate.demo_deck import is_demo_deck, last_demo_deck
+from opsdeck.core.estate.installed import ToolsFactory
+from opsdeck.core.estate.sections import ROLE_ARN, EnvSettings
 from opsdeck.core.estate.settings import UserSettings, load_settings
 from opsdeck.errors import CloudUnavailableError, ConfigError, OpsdeckError
 
 if TYPE_CHECKING:
     from opsdeck.core.estate.backend import Backend
-    from opsdeck.core.ports import CloudPort, Tools
-
-ToolsFactory = Callable[[Path, DeckConfig, UserSettings], "Tools"]
+    from opsdeck.core.ports.cloud import CloudPort
+    from opsdeck.core.ports.factory import Tools
 
 
 def find_deck_root(explicit: str | None, command: Sequence[str] = ()) -> Path:
@@ -44,12 +48,6 @@ def find_deck_root(explicit: str | None, command: Sequence[str] = ()) -> Path:
     return root
 
 
-def live_tools(root: Path, config: DeckConfig, settings: UserSettings) -> Tools:
-    from opsdeck.core.estate.tools import LiveTools
-
-    return LiveTools(root, config, settings)
-
-
 class Deck:
     """One deck, opened from its directory, with the tools its operations use."""
 
@@ -60,10 +58,11 @@ class Deck:
         self.tools = tools
 
     @classmethod
-    def open(cls, root: Path, tools: ToolsFactory = live_tools) -> Deck:
+    def open(cls, root: Path, tools: ToolsFactory | None = None) -> Deck:
         config = load_config(root)
         settings = load_settings()
-        deck = cls(root, config, settings, tools(root, config, settings))
+        factory = tools or installed.tools_factory()
+        deck = cls(root, config, settings, factory(root, config, settings))
         check_state_keys(deck)
         return deck
 
@@ -92,14 +91,10 @@ class Deck:
 
     def backend(self, env: str) -> Backend | None:
         """Where ``env``'s Terraform state lives."""
-        from opsdeck.core.estate.backend import backend_of
-
         return backend_of(self.env_dir(env))
 
     def state_location(self, env: str) -> tuple[str, str] | None:
         """(bucket, key) of the environment's state, as `terraform init` recorded it."""
-        from opsdeck.core.estate.backend import initialized_backend
-
         found = initialized_backend(self.env_dir(env))
         return (found.bucket, found.key) if found else None
 

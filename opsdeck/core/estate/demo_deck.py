@@ -1,5 +1,5 @@
 """Which deck is the demo deck: its marker inside the deck, and where the last one was made. Kept below
-`core/demo.py` so a deck's own errors can tell the demo from a team's deck and point at the demo."""
+`opsdeck/demo.py` so a deck's own errors can tell the demo from a team's deck and point at the demo."""
 
 from __future__ import annotations
 

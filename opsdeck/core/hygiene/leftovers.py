@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from opsdeck.adapters.hygiene import Tagged
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.hygiene.prices import Cost, PriceTable, significant
-from opsdeck.core.ports import CloudPort
+from opsdeck.core.ledger.remote import latest
+from opsdeck.core.ports.cloud import CloudPort
+from opsdeck.core.sandbox.copies import recovered_copies as ledger_copies
+from opsdeck.core.types.hygiene import Tagged
 from opsdeck.errors import OpsdeckError
 
 LEDGER_DIR = "recovered"  # core/sandbox/copies.py keeps each copy's record there
@@ -174,11 +176,7 @@ class RecoveredCopyLike(Protocol):
 
 def recovered_copies(deck: Deck) -> tuple[list[RecoveredCopyLike], str]:
     """The deck's recovered copies (its ledger's records), and a note when they cannot be known."""
-    try:
-        from opsdeck.core.sandbox.copies import recovered_copies as ledger
-    except ImportError:
-        return [], "recovered copies not checked: this opsdeck has no core/sandbox/copies.py"
-    return list(ledger(deck)), ""
+    return list(ledger_copies(deck)), ""
 
 
 def known_copies(deck: Deck, copies: Iterable[RecoveredCopyLike]) -> tuple[list[RecoveredCopyLike], list[str]]:
@@ -200,8 +198,6 @@ def known_copies(deck: Deck, copies: Iterable[RecoveredCopyLike]) -> tuple[list[
 def sync_for_reading(deck: Deck) -> str:
     """Bring the clone level with the team's remote before a scan (recovered copies, pins and requests
     are committed there); a note when it could not be, empty when it is level or has no remote."""
-    from opsdeck.core.team.remote import latest
-
     try:
         ledger = latest(deck)
     except OpsdeckError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import time
 from collections.abc import Sequence
@@ -18,8 +19,10 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from opsdeck.core.estate import installed
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
+from opsdeck.core.types.tools import DeliveryError
 from opsdeck.errors import CloudUnavailableError, ConfigError, OpsdeckError, RefusedError, ToolError
 
 SNS_ARN = re.compile(
@@ -45,9 +48,7 @@ class NotifyTarget:
     def shown(self) -> str:
         if self.kind == "sns":
             return self.value
-        from opsdeck.adapters.webhook import shown
-
-        return shown(self.value)
+        return shown_url(self.value)
 
 
 def parse_target(text: str) -> NotifyTarget:
@@ -74,8 +75,6 @@ def parse_target(text: str) -> NotifyTarget:
 def _from_environment(text: str) -> NotifyTarget:
     """`env:NAME`: the target is in environment variable NAME, so a webhook's key stays out of the
     command line (`ps`), crontabs and unit files."""
-    import os
-
     name = text.removeprefix("env:")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise ConfigError(f"--notify {text}: expected env:NAME, NAME an environment variable")
@@ -90,19 +89,21 @@ def _from_environment(text: str) -> NotifyTarget:
         raise ConfigError(f"--notify {text}: {name} holds no target: {str(exc).split(': ', 1)[-1]}") from None
 
 
-def _shown_url(text: str) -> str:
-    from opsdeck.adapters.webhook import shown
+def shown_url(url: str) -> str:
+    """A webhook URL as opsdeck prints it: scheme, host and port. A chat webhook's path is its secret."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/…" if parts.path not in ("", "/") else f"{parts.scheme}://{parts.netloc}/"
 
+
+def _shown_url(text: str) -> str:
     try:
-        return shown(text)
+        return shown_url(text)
     except ValueError:
         return text.split("/", 3)[2] if text.count("/") >= 2 else text
 
 
 def _known_region(text: str, region: str) -> None:
-    import boto3
-
-    regions = set(boto3.session.Session().get_available_regions("sns"))
+    regions = set(installed.outside().known_regions("sns"))
     if regions and region not in regions:
         raise ConfigError(f"--notify {text}: unknown region {region}")
 
@@ -212,15 +213,14 @@ async def _deliver(
     attempts: int,
     backoff: float,
 ) -> Delivery:
-    from opsdeck.adapters.webhook import DeliveryError, post_json
-
+    webhook = installed.outside().webhook()
     shown = target.shown()
     last = ""
     for attempt in range(1, attempts + 1):
         try:
             if target.kind == "webhook":
                 status = await asyncio.wait_for(
-                    asyncio.to_thread(post_json, target.value, alarm.json_bytes(), timeout), timeout + 5
+                    asyncio.to_thread(webhook.post_json, target.value, alarm.json_bytes(), timeout), timeout + 5
                 )
                 detail = f"HTTP {status}"
             else:

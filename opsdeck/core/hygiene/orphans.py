@@ -25,7 +25,6 @@ import time
 from collections.abc import Iterable
 from dataclasses import replace
 
-from opsdeck.adapters.hygiene import REMOVE_ORDER, Tagged
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.hygiene.leftovers import (
@@ -47,6 +46,7 @@ from opsdeck.core.hygiene.leftovers import (
 )
 from opsdeck.core.hygiene.prices import Cost, PriceTable, load_table
 from opsdeck.core.hygiene.unpinned import old_images
+from opsdeck.core.types.hygiene import REMOVE_ORDER, Tagged
 from opsdeck.errors import OpsdeckError
 
 __all__ = ["KINDS", "Orphan", "OrphanReport", "Place", "count_by_kind", "find_orphans", "priced"]

@@ -13,18 +13,16 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from opsdeck import paths
 from opsdeck.errors import ConfigError, OpsdeckError
-from opsdeck.files import write_atomic
 
 if TYPE_CHECKING:
-    from opsdeck.core.estate.deck import Deck
+    pass
 
 SHIPPED = "prices.json"
 PRICING_REGION = "us-east-1"  # the Price List API answers in us-east-1 (and a few others)
@@ -237,8 +235,6 @@ def shipped_table() -> PriceTable:
 
 
 def refreshed_path() -> Path:
-    from opsdeck import paths
-
     return paths.data_dir() / "prices.json"
 
 
@@ -253,162 +249,3 @@ def load_table(deck_table: Path | None = None) -> PriceTable:
         if table.date >= shipped.date:
             return PriceTable(table.date, table.regions, "refreshed", table.hours_per_month, table.note)
     return shipped
-
-
-# -- the AWS Price List API ---------------------------------------------------------------------
-
-Fetch = Callable[[str, dict[str, str]], list[dict[str, Any]]]
-"""(service code, TERM_MATCH filters) -> the Price List API's product documents."""
-
-
-def on_demand_price(
-    products: list[dict[str, Any]], unit: str, match: Callable[[dict[str, Any]], bool] | None = None
-) -> float | None:
-    """The on-demand price per ``unit`` (Hrs, GB-Mo) in USD in Price List product documents: the first
-    product ``match`` accepts with a first-tier (beginRange 0) price above zero; None when none has one.
-
-    A document is ``{"product": {"productFamily", "attributes": {...}}, "terms": {"OnDemand": {OFFER:
-    {"priceDimensions": {RATE: {"unit": "Hrs", "beginRange": "0", "pricePerUnit": {"USD": "0.0104"}}}}}}}``.
-    """
-    for doc in products:
-        attributes = (doc.get("product") or {}).get("attributes") or {}
-        if match is not None and not match(attributes):
-            continue
-        for offer in ((doc.get("terms") or {}).get("OnDemand") or {}).values():
-            for dimension in (offer.get("priceDimensions") or {}).values():
-                if str(dimension.get("unit", "")).lower() != unit.lower():
-                    continue
-                if str(dimension.get("beginRange", "0")) not in ("0", "0.0"):
-                    continue
-                try:
-                    usd = float((dimension.get("pricePerUnit") or {}).get("USD", ""))
-                except ValueError:
-                    continue
-                if usd > 0:
-                    return usd
-    return None
-
-
-def _usage(suffix: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda attributes: str(attributes.get("usagetype", "")).endswith(suffix)
-
-
-def refresh_table(fetch: Fetch, regions: list[str], base: PriceTable, today: date) -> tuple[PriceTable, list[str]]:
-    """A new table dated ``today`` with every price of ``base`` (in ``regions`` too) read again from the
-    Price List API; a price the API does not give keeps its old value, and is named in the notes."""
-    notes: list[str] = []
-    template = base.regions.get(regions[0]) if regions else None
-    out: dict[str, RegionPrices] = {}
-    for region in sorted({*base.regions, *regions}):
-        old = base.regions.get(region) or template or RegionPrices()
-
-        def keep(what: str, new: float | None, previous: float | None, region: str = region) -> float | None:
-            if new is None:
-                notes.append(f"{region}: no {what} price from the Price List API; kept {previous}")
-                return previous
-            return new
-
-        ec2 = {"regionCode": region}
-        instance = {
-            t: keep(
-                t,
-                on_demand_price(
-                    fetch(
-                        "AmazonEC2",
-                        {
-                            **ec2,
-                            "instanceType": t,
-                            "operatingSystem": "Linux",
-                            "tenancy": "Shared",
-                            "preInstalledSw": "NA",
-                            "capacitystatus": "Used",
-                        },
-                    ),
-                    "Hrs",
-                ),
-                p if region in base.regions else None,
-            )
-            for t, p in old.instance.items()
-        }
-        volumes = {
-            v: keep(
-                f"{v} volume",
-                on_demand_price(fetch("AmazonEC2", {**ec2, "productFamily": "Storage", "volumeApiName": v}), "GB-Mo"),
-                p if region in base.regions else None,
-            )
-            for v, p in old.volume_gb_month.items()
-        }
-        families = {"application": "Load Balancer-Application", "network": "Load Balancer-Network"}
-        balancers = {
-            kind: keep(
-                f"{kind} load balancer",
-                on_demand_price(
-                    fetch("AWSELB", {**ec2, "productFamily": families.get(kind, "Load Balancer-Gateway")}),
-                    "Hrs",
-                    _usage("LoadBalancerUsage"),
-                ),
-                p if region in base.regions else None,
-            )
-            for kind, p in old.load_balancer.items()
-        }
-        here = region in base.regions
-        nat = keep(
-            "NAT gateway",
-            on_demand_price(
-                fetch("AmazonEC2", {**ec2, "productFamily": "NAT Gateway"}), "Hrs", _usage("NatGateway-Hours")
-            ),
-            old.nat_gateway if here else None,
-        )
-        ipv4 = keep(
-            "public IPv4",
-            on_demand_price(fetch("AmazonVPC", ec2), "Hrs", _usage("PublicIPv4:InUseAddress")),
-            old.public_ipv4 if here else None,
-        )
-        snapshot = keep(
-            "snapshot",
-            on_demand_price(
-                fetch("AmazonEC2", {**ec2, "productFamily": "Storage Snapshot"}), "GB-Mo", _usage("EBS:SnapshotUsage")
-            ),
-            old.snapshot_gb_month if here else None,
-        )
-        s3 = keep(
-            "S3 storage",
-            on_demand_price(
-                fetch("AmazonS3", {**ec2, "storageClass": "General Purpose", "volumeType": "Standard"}), "GB-Mo"
-            ),
-            old.s3_gb_month if here else None,
-        )
-        out[region] = RegionPrices(
-            instance={k: v for k, v in instance.items() if v is not None},
-            load_balancer={k: v for k, v in balancers.items() if v is not None},
-            volume_gb_month={k: v for k, v in volumes.items() if v is not None},
-            nat_gateway=nat,
-            public_ipv4=ipv4,
-            snapshot_gb_month=snapshot,
-            s3_gb_month=s3,
-        )
-    note = f"AWS Price List API (on-demand, Linux, shared tenancy), read on {today.isoformat()}"
-    return PriceTable(today.isoformat(), out, "refreshed", base.hours_per_month, note), notes
-
-
-def write_table(table: PriceTable, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps(table.to_json(), indent=2) + "\n")
-
-
-def refresh_from_aws(deck: Deck, today: date | None = None) -> tuple[PriceTable, list[str], Path]:
-    """Read every price of the current table again (and the deck's regions) from the AWS Price List API
-    with the build account's credentials, and save it as the refreshed table; (table, notes, path)."""
-    if deck.is_local:
-        raise OpsdeckError(
-            "the local cloud has no AWS Price List API (moto does not implement it): refresh prices on a real "
-            "account; the shipped table stays in use"
-        )
-    pricing = deck.tools.build(PRICING_REGION).hygiene()
-    own = deck.root / deck.config.orphans.price_table if deck.config.orphans.price_table else None
-    table, notes = refresh_table(
-        pricing.price_products, deck.config.regions, load_table(own), today or datetime.now(UTC).date()
-    )
-    path = refreshed_path()
-    write_table(table, path)
-    return table, notes, path

@@ -17,14 +17,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from opsdeck.adapters.hygiene import REMOVE_ORDER
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
-from opsdeck.core.hygiene.leftovers import Orphan, OrphanReport, Place, cloud_of
+from opsdeck.core.hygiene.leftovers import Orphan, OrphanReport, Place, cloud_of, env_of_state, recovered_copies
+from opsdeck.core.hygiene.orphans import find_orphans
+from opsdeck.core.hygiene.unpinned import held_images
+from opsdeck.core.ledger.remote import sync_before_change
+from opsdeck.core.release.images import SOURCE_TAG
 from opsdeck.core.safety.confirm import NotConfirmedError
 from opsdeck.core.safety.locks import holder as lock_holder
-from opsdeck.core.safety.operation import audited
-from opsdeck.errors import OpsdeckError
+from opsdeck.core.safety.operation import audited, refuse
+from opsdeck.core.types.hygiene import REMOVE_ORDER
+from opsdeck.errors import OpsdeckError, RefusedError
 
 ATTEMPTS = 4  # a deletion that failed is tried again after the others (a group before its instances ...)
 
@@ -133,8 +137,6 @@ async def remove_orphans(
     again, so a recovered copy, a pin or a request committed since ``report`` keeps what it needs: what
     is no longer an orphan is skipped. After the confirmation, right before each deletion, what it
     depends on is read again (an environment's lock; an image's pins, copies, requests and instances)."""
-    from opsdeck.core.hygiene.orphans import find_orphans
-
     rep = rep or Reporter("orphans-delete")
     started = time.monotonic()
     removal = await asyncio.to_thread(plan_removal, deck, report, only)  # a wrong --only fails at once
@@ -171,10 +173,6 @@ async def remove_orphans(
 async def _sync(deck: Deck, rep: Reporter, *, attempt: bool = True) -> None:
     """The clone level with the team's remote, or a refusal (audited as an attempt unless the audited
     operation has started: its closing record says refused then)."""
-    from opsdeck.core.safety.operation import refuse
-    from opsdeck.core.team.remote import sync_before_change
-    from opsdeck.errors import RefusedError
-
     try:
         await asyncio.to_thread(sync_before_change, deck, rep)
     except RefusedError as exc:
@@ -209,9 +207,6 @@ def _recheck(deck: Deck, removal: Removal, fresh: OrphanReport) -> Removal:
 
 
 async def _audit_refused(deck: Deck, removal: Removal, rep: Reporter) -> None:
-    from opsdeck.core.safety.operation import refuse
-    from opsdeck.errors import RefusedError
-
     reason = removal.refused[0][1]
     exc = RefusedError(f"removal of {len(removal.refused)} orphans refused: {reason}")
     await asyncio.to_thread(refuse, deck, "orphans-delete", None, exc, refused=[_brief(o) for o, _ in removal.refused])
@@ -227,9 +222,6 @@ def _order(orphan: Orphan) -> tuple[int, int]:
 
 def _in_use(deck: Deck, orphan: Orphan, family: set[str], where: list[Place]) -> str:
     """Why ``orphan`` must stay after all, read again right before it is deleted ("" when it may go)."""
-    from opsdeck.core.hygiene.leftovers import env_of_state, recovered_copies
-    from opsdeck.core.hygiene.unpinned import held_images
-
     if orphan.kind == "image":
         envs = list(deck.config.env_names)  # an operation under way may be pinning any image
     elif orphan.kind == "state-file" and orphan.bucket:
@@ -257,8 +249,6 @@ def _in_use(deck: Deck, orphan: Orphan, family: set[str], where: list[Place]) ->
 
 def _families(orphans: tuple[Orphan, ...]) -> dict[str, set[str]]:
     """Each image orphan's original and every copy of it the selection has."""
-    from opsdeck.core.release.images import SOURCE_TAG
-
     by_original: dict[str, set[str]] = {}
     for orphan in orphans:
         if orphan.kind == "image":

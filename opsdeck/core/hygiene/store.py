@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsdeck.core.estate.deck import Deck
+from opsdeck.core.hygiene.trail_report import load_report
+from opsdeck.core.sandbox.copies import recovered_copies
 from opsdeck.files import write_atomic
 
 if TYPE_CHECKING:
@@ -66,9 +68,6 @@ class EnvHygiene:
 
 def env_hygiene(deck: Deck, env: str) -> EnvHygiene:
     """What the deck shows for ``env`` (file reads only: cheap enough for the details worker)."""
-    from opsdeck.core.hygiene.trail_report import load_report
-    from opsdeck.core.sandbox.copies import recovered_copies
-
     copies = [c.to_json() for c in recovered_copies(deck) if c.env == env]
     stored = load_orphans(deck)
     orphans: list[dict[str, Any]] = []

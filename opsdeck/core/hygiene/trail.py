@@ -30,8 +30,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from opsdeck.core.estate.config import trail_location
 from opsdeck.core.estate.deck import Deck
+from opsdeck.core.estate.sections import trail_location
 from opsdeck.core.events import Reporter
 from opsdeck.core.hygiene.trail_records import (
     BadLogFile,
@@ -44,7 +44,7 @@ from opsdeck.core.hygiene.trail_records import (
     sort_records,
 )
 from opsdeck.core.hygiene.trail_report import Finding, SkippedFile, TrailReport, iso, load_report, save_report
-from opsdeck.core.ports import CloudPort
+from opsdeck.core.ports.cloud import ObjectStorePort
 from opsdeck.errors import ConfigError, OpsdeckError
 
 __all__ = [
@@ -185,7 +185,7 @@ def _account_of(deck: Deck, env: str) -> str:
     return configured or deck.tools.env(env).cloud.caller_identity()["account"]
 
 
-OPSDECK_SESSION = "opsdeck-"  # every role session opsdeck opens is named so (core/estate/tools.session_name)
+OPSDECK_SESSION = "opsdeck-"  # every role session opsdeck opens is named so (opsdeck/wiring/tools.session_name)
 
 
 @dataclass(frozen=True)
@@ -298,7 +298,7 @@ async def _read_source(
         )
 
 
-def _list_region(cloud: CloudPort, source: _Source, region: str, start: datetime, now: datetime) -> list[str]:
+def _list_region(cloud: ObjectStorePort, source: _Source, region: str, start: datetime, now: datetime) -> list[str]:
     """The keys of ``region``'s day folders from ``start``'s day to ``now``'s, the first from ``start``'s minute."""
     keys: list[str] = []
     day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -312,7 +312,7 @@ def _list_region(cloud: CloudPort, source: _Source, region: str, start: datetime
     return keys
 
 
-def _read_file(cloud: CloudPort, bucket: str, key: str, start: datetime) -> tuple[str, Sorted | SkippedFile]:
+def _read_file(cloud: ObjectStorePort, bucket: str, key: str, start: datetime) -> tuple[str, Sorted | SkippedFile]:
     """One log file's write events since ``start``, or why it was skipped (runs in the pool)."""
     try:
         stream = cloud.open_object(bucket, key)

@@ -9,13 +9,14 @@ import json
 import re
 from collections.abc import Iterable
 
-from opsdeck.adapters.aws import Image
-from opsdeck.adapters.hygiene import Snapshot
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import pin_rel, pin_spec, value_in
 from opsdeck.core.hygiene.leftovers import Orphan, Place, RecoveredCopyLike, epoch
 from opsdeck.core.hygiene.prices import PriceTable
 from opsdeck.core.release.images import Catalog, load_catalog, service_of
+from opsdeck.core.team.requests import FOLDER
+from opsdeck.core.types.cloud import Image
+from opsdeck.core.types.hygiene import Snapshot
 from opsdeck.errors import OpsdeckError
 
 
@@ -62,8 +63,6 @@ def copy_images(copies: Iterable[RecoveredCopyLike]) -> set[str]:
 def requested_images(deck: Deck) -> set[str]:
     """Every image an open approval request names (core/team/requests.py: neither executed nor
     rejected), read from its committed record as it stands, whatever its signatures say."""
-    from opsdeck.core.team.requests import FOLDER
-
     folder = deck.root / FOLDER
     found: set[str] = set()
     if not folder.is_dir():

@@ -1,1 +1,1 @@
-"""Observing the deck: plans, refresh, status, the stored snapshot and lag."""
+"""Observing the deck: refresh, status, the stored snapshot, lag and rollouts (plans are core/plans)."""

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.model import EnvStatus, Lag, ServiceStatus
+from opsdeck.core.release.gates import minutes_live
 from opsdeck.core.release.images import Catalog
 from opsdeck.core.release.ledger import PinChange, service_history
 from opsdeck.errors import OpsdeckError
@@ -53,8 +54,6 @@ def _service_lag(
         history = []
     lag = Lag(source, theirs.image, behind, _since(history, theirs.image.id, canonical) if history else None)
     if needed and catalog is not None and history:
-        from opsdeck.core.release.gates import minutes_live
-
         soaked = minutes_live(history, canonical, theirs.image.id, time.time())
         lag = replace(lag, soaked=soaked, soak_needed=needed)
     return lag

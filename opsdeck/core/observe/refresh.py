@@ -19,10 +19,10 @@ from opsdeck.core.drift.store import DriftReport
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import DeckState, PlanResult
-from opsdeck.core.observe import planning
-from opsdeck.core.observe.status import concurrency, deck_status
+from opsdeck.core.observe.status import deck_status
+from opsdeck.core.plans import planning
 from opsdeck.core.safety import locks
-from opsdeck.core.tasks import all_or_nothing
+from opsdeck.core.tasks import all_or_nothing, concurrency
 from opsdeck.errors import OpsdeckError
 
 

@@ -9,7 +9,6 @@ the whole deck. The result is stored as the deck's snapshot.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -18,20 +17,21 @@ from opsdeck.core.drift import store as drift_store
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import ColorPin
 from opsdeck.core.events import Reporter
+from opsdeck.core.ledger.remote import check, follow
 from opsdeck.core.model import DeckState, EnvStatus, ImageRef, InstanceCounts, ServiceStatus
-from opsdeck.core.observe import planning
+from opsdeck.core.observe.governance import with_governance
+from opsdeck.core.observe.lag import with_lag
 from opsdeck.core.observe.rollouts import last_changes, rollout_of
 from opsdeck.core.observe.snapshot import store_snapshot
+from opsdeck.core.plans import planning
 from opsdeck.core.release.bluegreen import traffic_json
 from opsdeck.core.release.fleet import expected_pins, snapshot, state_of
 from opsdeck.core.release.images import Catalog, describe_images, is_revoked, load_catalog
 from opsdeck.core.safety import locks
-from opsdeck.core.tasks import all_or_nothing
+from opsdeck.core.sandbox.copies import recovered_copies
+from opsdeck.core.tasks import all_or_nothing, concurrency
+from opsdeck.core.team.requests import pending_for
 from opsdeck.errors import CloudUnavailableError, OpsdeckError
-
-
-def concurrency() -> int:
-    return max(1, os.cpu_count() or 1)
 
 
 def _ref(catalog: Catalog | None, image_id: str) -> ImageRef:
@@ -42,8 +42,6 @@ def _ref(catalog: Catalog | None, image_id: str) -> ImageRef:
 def _copies(deck: Deck, name: str) -> tuple[str, ...]:
     """The regions of ``name``'s recovered copies, from the ledger (a damaged record: none shown here,
     the hygiene view and `opsdeck recovered` name it)."""
-    from opsdeck.core.sandbox.copies import recovered_copies
-
     try:
         return tuple(sorted(c.region for c in recovered_copies(deck) if c.env == name))
     except OpsdeckError:
@@ -135,6 +133,7 @@ async def deck_status(
         catalog = await asyncio.to_thread(load_catalog, deck)
     except CloudUnavailableError as exc:
         rows = [replace(_base(deck, n), error=str(exc)) for n in names]
+        rows = await asyncio.to_thread(with_governance, deck, rows)
         return DeckState(deck=deck.name, environments=tuple(rows), cloud="unreachable", ledger=ledger)
     except OpsdeckError as exc:  # the build account cannot be read: rows still come, without versions
         rep.log(f"images: {exc}", "warning")
@@ -152,9 +151,9 @@ async def deck_status(
     waiting = await asyncio.to_thread(_waiting, deck)
     lasts = await asyncio.to_thread(last_changes, deck)
     rows = [replace(r, request=waiting.get(r.name), last=lasts.get(r.name)) for r in rows]
-    from opsdeck.core.observe.lag import with_lag
 
     rows = await asyncio.to_thread(with_lag, deck, rows, catalog)
+    rows = await asyncio.to_thread(with_governance, deck, rows)  # freezes and sandbox lifetimes
     images: tuple[dict[str, Any], ...] = ()
     if catalog is not None:
         pins = {r.name: {s.name: s.image.id for s in r.services if s.image} for r in rows}
@@ -167,8 +166,6 @@ async def deck_status(
 
 
 def _ledger(deck: Deck, fetch: bool) -> dict[str, Any] | None:
-    from opsdeck.core.team.remote import check, follow
-
     try:
         return follow(deck, check(deck, fetch=fetch)).to_json()
     except OpsdeckError as exc:
@@ -177,8 +174,6 @@ def _ledger(deck: Deck, fetch: bool) -> dict[str, Any] | None:
 
 def _waiting(deck: Deck) -> dict[str, dict[str, Any]]:
     """Per environment, the change waiting for approvals (checked signatures, not staleness)."""
-    from opsdeck.core.team.requests import pending_for
-
     try:
         found = pending_for(deck)
     except OpsdeckError:

@@ -9,19 +9,21 @@ catalog finds it as it finds a pipeline's.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from opsdeck.adapters.aws import Image
-from opsdeck.adapters.packer import PackerLine
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
-from opsdeck.core.release.images import VERSION, find_image, load_catalog
+from opsdeck.core.release.images import VERSION, find_image, load_catalog, next_patch
 from opsdeck.core.safety.operation import audited
 from opsdeck.core.tasks import every_one
+from opsdeck.core.types.cloud import Image
+from opsdeck.core.types.tools import PackerLine
 from opsdeck.errors import ConfigError, OpsdeckError, RefusedError
 
 
@@ -106,8 +108,6 @@ async def _bake(deck: Deck, rep: Reporter, service: str | None, version: str | N
         catalog = await asyncio.to_thread(load_catalog, deck, [deck.config.build_region])
         existing = catalog.bases() if service is None else catalog.service_images(service)
         if version is None:
-            from opsdeck.core.release.images import next_patch
-
             version = next_patch([i.version for i in existing])
         clash = find_image(existing, version)
         if clash is not None:
@@ -184,9 +184,6 @@ def _tag_the_decks_way(deck: Deck, image: Image, recipe: str, service: str | Non
 
 def _builder(deck: Deck) -> str:
     """Who bakes: a pipeline's run (GitHub Actions, GitLab CI), else the git identity or the OS user."""
-    import getpass
-    import os
-
     if os.environ.get("GITHUB_ACTIONS") == "true":
         repo, run = os.environ.get("GITHUB_REPOSITORY", ""), os.environ.get("GITHUB_RUN_ID", "")
         return f"github-actions {repo} run {run}".strip()

@@ -23,31 +23,33 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from opsdeck.adapters.aws import Credentials, Rule, TargetGroup
-from opsdeck.adapters.process import run_command
 from opsdeck.core.estate.deck import Deck
-from opsdeck.core.estate.pins import Color, ColorPin, read_color_pin, write_color_pins
+from opsdeck.core.estate.pins import (
+    Color,
+    ColorPin,
+    color_pin_from_text,
+    pin_files,
+    pin_rel,
+    pin_spec,
+    read_color_pin,
+    with_pin,
+    write_color_pins,
+)
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import PlanResult
-from opsdeck.core.observe import planning
-from opsdeck.core.release import fleet, rollout
-from opsdeck.core.release.gates import GateError
+from opsdeck.core.plans import planning
+from opsdeck.core.release import fleet, gates, rollout
+from opsdeck.core.types.cloud import Credentials, Rule, TargetGroup
 from opsdeck.errors import OpsdeckError, RefusedError
 
 COLOR_TAG = fleet.COLOR_TAG
 TRAFFIC_TAG = "traffic"
 RULE_TYPE = "aws_lb_listener_rule"
-# Like a load balancer's healthy threshold: a color is healthy when two reads in a row, one interval
-# apart, find every target healthy (a target that fails right after registering is not let through).
-HEALTHY_READS = 2
 
 
 # -- pins ---------------------------------------------------------------------------------------
@@ -69,8 +71,6 @@ def color_pins(deck: Deck, env: str, services: list[str] | None = None) -> dict[
 
 def pins_in_texts(deck: Deck, env: str, texts: dict[str, str], services: list[str]) -> dict[str, ColorPin]:
     """Each service's blue/green pin as pin file texts (deck-relative path -> text) hold it."""
-    from opsdeck.core.estate.pins import color_pin_from_text, pin_rel, pin_spec
-
     pins = {}
     for service in services:
         rel = pin_rel(deck, env, service)
@@ -137,150 +137,6 @@ def _role(rule: Rule) -> str:
     return "preview" if any("-preview." in h for h in rule.hosts) else "live"
 
 
-# -- gates --------------------------------------------------------------------------------------
-
-
-async def health_gate(
-    deck: Deck,
-    env: str,
-    staged: dict[str, ColorPin],
-    rep: Reporter,
-    *,
-    credentials: Credentials | None = None,
-    interval: float = 1.0,
-) -> None:
-    """Wait until each staged service's idle color runs its image on every desired instance and every
-    one of them is healthy in the color's target group, on HEALTHY_READS reads in a row; GateError
-    after the environment's health_timeout, naming the service, the color and what is not healthy."""
-    timeout = deck.env(env).health_timeout
-    # Only the new color is waited for: the live one may be the very thing that is failing (a rollback).
-    with rep.phase("health"):
-        deadline = time.monotonic() + timeout
-        healthy_reads = 0
-        while True:
-            groups = await asyncio.to_thread(fleet.env_groups, deck, env, credentials)
-            traffic = await asyncio.to_thread(read_traffic, deck, env, credentials)
-            waiting = []
-            healthy_total = wanted_total = 0
-            for service, pin in staged.items():
-                color = pin.idle
-                image = pin.image(color)
-                mine = [g for g in fleet.service_groups(deck, groups, service) if g.tags.get(COLOR_TAG) == color]
-                members = {
-                    i.id: i.state if i.image_id == image else f"on {i.image_id}"
-                    for g in mine
-                    for i in g.instances
-                    if i.state != "terminated"
-                }
-                wanted = max(sum(g.desired for g in mine), len(members))
-                group = traffic.get(service, ServiceTraffic(service, {}, None, None)).target_groups.get(color)
-                healthy = [
-                    i
-                    for i, state in members.items()
-                    if state == "running" and group and group.targets.get(i) == "healthy"
-                ]
-                healthy_total += len(healthy)
-                wanted_total += wanted
-                if group is None:
-                    waiting.append(f"{service} {color}: no target group tagged {COLOR_TAG} = {color}")
-                elif not wanted or len(healthy) < wanted:
-                    states = ", ".join(
-                        f"{i} {group.targets.get(i, 'not registered') if state == 'running' else state}"
-                        for i, state in members.items()
-                        if i not in healthy
-                    )
-                    waiting.append(f"{service} {color}: {len(healthy)} of {wanted} targets healthy ({states})")
-            rep.progress(
-                f"{healthy_total}/{wanted_total} targets of the new colors healthy", healthy_total, wanted_total
-            )
-            healthy_reads = 0 if waiting else healthy_reads + 1
-            if healthy_reads >= HEALTHY_READS:
-                rep.log(
-                    f"health: {healthy_total} targets healthy in "
-                    + ", ".join(f"{s} {p.idle}" for s, p in staged.items())
-                )
-                return
-            if waiting and time.monotonic() > deadline:
-                raise GateError("health", f"after {timeout:g}s {'; '.join(waiting)}; traffic stays where it was")
-            await asyncio.sleep(interval)
-
-
-async def smoke_gate(
-    deck: Deck,
-    env: str,
-    staged: dict[str, ColorPin],
-    rep: Reporter,
-    *,
-    credentials: Credentials | None = None,
-) -> list[dict[str, Any]]:
-    """Run the environment's smoke commands against each staged service's new color; GateError on the
-    first that fails or outlives its timeout. Returns what ran (for the audit record)."""
-    settings = deck.env(env)
-    if not settings.smoke:
-        return []
-    ran: list[dict[str, Any]] = []
-    with rep.phase("smoke"):
-        traffic = await asyncio.to_thread(read_traffic, deck, env, credentials)
-        for service, pin in staged.items():
-            color = pin.idle
-            seen = traffic.get(service)
-            group = seen.target_groups.get(color) if seen else None
-            variables = {
-                "OPSDECK_ENV": env,
-                "OPSDECK_SERVICE": service,
-                "OPSDECK_COLOR": color,
-                "OPSDECK_IMAGE": pin.image(color) or "",
-                "OPSDECK_ENDPOINT": seen.endpoint if seen else "",
-                "OPSDECK_HOST": seen.host if seen else "",
-                "OPSDECK_PREVIEW_HOST": seen.preview_host if seen else "",
-                "OPSDECK_TARGET_GROUP": group.arn if group else "",
-                "OPSDECK_LOCAL_CLOUD": deck.tools.endpoint() or "",
-                "OPSDECK_PYTHON": sys.executable,
-            }
-            environ = {**os.environ, **variables}
-            for command in settings.smoke:
-                rep.progress(f"smoke {service} {color}: {command}")
-                result = await run_command(
-                    command,
-                    cwd=deck.root,
-                    env=environ,
-                    timeout=settings.smoke_timeout,
-                    on_line=_smoke_sink(rep, service),
-                    redact=deck.tools.redact,
-                )
-                ran.append(
-                    {
-                        "service": service,
-                        "color": color,
-                        "command": command,
-                        "exit": result.returncode,
-                        "seconds": round(result.seconds, 2),
-                    }
-                )
-                if result.timed_out:
-                    raise GateError(
-                        "smoke",
-                        f"`{command}` did not finish within {settings.smoke_timeout:g}s for {service} {color}; "
-                        "traffic stays where it was",
-                    )
-                if result.returncode != 0:
-                    last = f": {result.tail[-1]}" if result.tail else ""
-                    raise GateError(
-                        "smoke",
-                        f"`{command}` failed (exit {result.returncode}) for {service} {color}{last}; "
-                        "traffic stays where it was",
-                    )
-            rep.log(f"smoke: {len(settings.smoke)} checks passed for {service} {color}")
-    return ran
-
-
-def _smoke_sink(rep: Reporter, service: str) -> Callable[[str], None]:
-    def sink(line: str) -> None:
-        rep.log(f"smoke {service}: {line}")
-
-    return sink
-
-
 # -- the switch ---------------------------------------------------------------------------------
 
 
@@ -313,6 +169,33 @@ async def plan_switch(
         except RefusedError:
             planfile.unlink(missing_ok=True)
             raise
+        rep.log(f"switch plan: {plan.summary.change} listener rules move, nothing else")
+    return plan
+
+
+async def plan_switch_ahead(
+    deck: Deck,
+    env: str,
+    switched: dict[str, ColorPin],
+    rep: Reporter,
+    *,
+    credentials: Credentials | None = None,
+) -> PlanResult:
+    """The switch planned before it may run (beside the gates): the switched pins as variable files outside
+    the working tree, the plan checked to move listener rules and nothing else."""
+    with rep.phase("plan switch"):
+        folder = planning.plan_dir(deck) / f"{env}.switch-vars"
+        files = switched_files(deck, env, switched, folder)
+        planfile = planning.scratch_planfile(deck, env, "switch")
+        try:
+            plan = await planning.plan_into(deck, env, planfile, rep, credentials=credentials, var_files=tuple(files))
+            check_switch_plan(plan)
+        except BaseException:
+            planfile.unlink(missing_ok=True)
+            raise
+        finally:
+            for file in files:
+                file.unlink(missing_ok=True)
         rep.log(f"switch plan: {plan.summary.change} listener rules move, nothing else")
     return plan
 
@@ -359,35 +242,32 @@ def forget_prepared(deck: Deck, env: str) -> None:
 async def prepare_switch_back(
     deck: Deck, env: str, services: list[str], rep: Reporter, *, credentials: Credentials | None = None
 ) -> bool:
-    """Right after a release of ``services``: plan and policy-check the switch of each back to its warm
-    standby (what rolling that release back is), so an instant rollback only applies it. Valid while
-    nothing the plan depends on moves (its inputs key)."""
-    from opsdeck.core.release import gates
-
+    """After a release of ``services`` has been reported: plan and policy-check the switch of each back to
+    its warm standby (what rolling that release back is), so a rollback shows its plan at once and applies
+    it. The switched pins go to Terraform as variable files outside the working tree, so it takes no lock
+    and touches no pin file. Valid while nothing the plan depends on moves (its inputs key)."""
     forget_prepared(deck, env)
     pins = await asyncio.to_thread(color_pins, deck, env, services)
     warm = {s: p for s, p in pins.items() if p.warm()}
     if not warm:
         return False
     back = {s: p.switched(deck.env(env).standby_minutes) for s, p in warm.items()}
-    rel_texts = {rel: (deck.root / rel).read_text(encoding="utf-8") for rel in _pin_rels(deck, env, list(back))}
+    key = await asyncio.to_thread(planning.inputs_key, deck, env)
     planfile, meta = _prepared_paths(deck, env)
     with rep.phase("prepare switch back"):
+        files = switched_files(deck, env, back, planfile.parent / f"{env}.switch-back-vars")
+        tmp = planning.scratch_planfile(deck, env, "switch-back")
         try:
-            await asyncio.to_thread(write_color_pins, deck, env, back)
-            tmp = planning.scratch_planfile(deck, env, "switch-back")
-            plan = await planning.plan_into(deck, env, tmp, rep, credentials=credentials)
-        finally:
-            for rel, text in rel_texts.items():
-                (deck.root / rel).write_text(text, encoding="utf-8")
-        try:
+            plan = await planning.plan_into(deck, env, tmp, rep, credentials=credentials, var_files=tuple(files))
             check_switch_plan(plan)
             await gates.policy(deck, env, plan, rep, break_glass=credentials is not None)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        finally:
+            for file in files:
+                file.unlink(missing_ok=True)
         tmp.replace(planfile)
-        key = await asyncio.to_thread(planning.inputs_key, deck, env)
         record = {
             "key": key,
             "created_at": time.time(),
@@ -399,6 +279,22 @@ async def prepare_switch_back(
         meta.write_text(json.dumps(record), encoding="utf-8")
         rep.log("rollback prepared: " + ", ".join(f"{s} → {p.live}" for s, p in back.items()))
     return True
+
+
+def switched_files(deck: Deck, env: str, pins: dict[str, ColorPin], folder: Path) -> list[Path]:
+    """The pin files of ``env`` as they would be with ``pins`` written, as variable files in ``folder``
+    (outside the working tree): a plan of them is a plan of those pins."""
+    texts: dict[str, str] = {}
+    for service, pin in pins.items():
+        rel = pin_rel(deck, env, service)
+        current = texts.get(rel) or (deck.root / rel).read_text(encoding="utf-8")
+        texts[rel] = with_pin(current, pin_spec(deck.config, service), pin.to_json())
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for n, text in enumerate(texts.values()):
+        files.append(folder / f"{n}.tfvars.json")
+        files[-1].write_text(text, encoding="utf-8")
+    return files
 
 
 async def prepared_switch_back(deck: Deck, env: str, wanted: dict[str, ColorPin]) -> PlanResult | None:
@@ -418,12 +314,6 @@ async def prepared_switch_back(deck: Deck, env: str, wanted: dict[str, ColorPin]
         return None
     plan = PlanResult.from_json(record["plan"])
     return PlanResult(plan.environment, plan.summary, plan.resources, plan.created_at, key, str(planfile), plan.pins)
-
-
-def _pin_rels(deck: Deck, env: str, services: list[str]) -> list[str]:
-    from opsdeck.core.estate.pins import pin_rel
-
-    return list(dict.fromkeys(pin_rel(deck, env, s) for s in services))
 
 
 # -- standby ------------------------------------------------------------------------------------
@@ -457,10 +347,6 @@ async def reconcile_traffic(deck: Deck, env: str, rep: Reporter) -> str | None:
     rule forwards to one target group). If no service's traffic moved, the pin files go back to the
     last commit (the next plan shows what is left of the stage); if some did, the pins left in the
     working tree are committed with the cloud's live colors. Returns the commit, if one was made."""
-    from dataclasses import replace
-
-    from opsdeck.core.estate.pins import pin_files
-
     git = deck.tools.git
     services = deck.config.service_names
     files = pin_files(deck, env)

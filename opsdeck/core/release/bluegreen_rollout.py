@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from opsdeck.core.estate.pins import ColorPin, write_color_pins
+from opsdeck.core.events import Reporter
 from opsdeck.core.model import PlanResult
-from opsdeck.core.observe import planning
-from opsdeck.core.release import bluegreen, fleet, rollout
+from opsdeck.core.plans import planning
+from opsdeck.core.release import bluegreen, bluegreen_gates, fleet, gates, rollout, traffic
 from opsdeck.core.release.transaction import Release
 from opsdeck.errors import OpsdeckError
 
@@ -34,6 +36,8 @@ class BlueGreen:
     final: dict[str, ColorPin]  # traffic switched (known up front only when instant)
     instant: bool
     smoke: bool
+    traffic_moved_s: float | None = None  # an instant rollback: from the confirmation to traffic moved
+    in_line: PlanResult | None = None  # the switch plan still to apply for Terraform's state, once committed
 
     @classmethod
     async def moving(cls, release: Release, images: dict[str, str], *, rollback: bool) -> BlueGreen:
@@ -89,36 +93,105 @@ class BlueGreen:
     async def roll(self, plan: PlanResult) -> dict[str, ColorPin]:
         """After the confirmation: stage, gate, switch (or, instant, the switch alone). Returns the pins
         as switched."""
+        if self.instant:
+            await self._roll_back(plan)
+        else:
+            await self._switch(await self._stage_and_gate(plan))
+        return self.final
+
+    async def _roll_back(self, plan: PlanResult) -> None:
+        """Traffic back to the warm standby: by the load balancer's API when the switch plan says every
+        rule it moves (its Terraform apply follows the commit), else by Terraform."""
         release = self.release
         deck, env, rep, credentials = release.deck, release.env, release.rep, release.credentials
-        if self.instant:
+        moves = traffic.moves_of(planning.shown_of(deck, plan))
+        if moves is None:
             with release.at("health", phase=False):
-                await bluegreen.health_gate(deck, env, self.before, rep, credentials=credentials)
+                await bluegreen_gates.health_gate(deck, env, self.before, rep, credentials=credentials)
             await self._switch(plan)
-            return self.final
+            return
+        started = time.monotonic()
+        port = deck.tools.env(env, credentials).cloud
+        with release.at("traffic moved"):
+            await traffic.check_health(port, moves)
+            release.applied = True  # from the first rule moved on, the pins follow the cloud
+            try:
+                await traffic.move(port, moves, rep)
+            except OpsdeckError:
+                await self._record_traffic()
+                raise
+        self.traffic_moved_s = time.monotonic() - started
+        self.in_line = plan
+        rep.log(f"{env}: traffic moved back in {self.traffic_moved_s:.2f}s; Terraform's state follows", "notice")
+
+    async def _stage_and_gate(self, plan: PlanResult) -> PlanResult:
+        """Stage the idle colors, then the health and smoke gates, while the switch is planned and
+        policy-checked beside them (with variable files: the working tree keeps the staged pins until the
+        gates pass). A gate that fails puts the idle colors back; traffic never moved. The switch plan."""
+        release = self.release
+        deck, env, rep, credentials = release.deck, release.env, release.rep, release.credentials
+        planned: asyncio.Future[PlanResult] | None = None
         try:
             if plan.summary.has_changes:
                 await release.apply(plan)
                 release.applied = False  # staged only: the pins follow the cloud from the switch on
             planning.forget_plan(deck, env)
+            self.final = {s: p.switched(deck.env(env).standby_minutes) for s, p in self.staged.items()}
+            planned = asyncio.ensure_future(self._plan_switch())
             with release.at("health", phase=False):
-                await bluegreen.health_gate(deck, env, self.staged, rep, credentials=credentials)
+                await bluegreen_gates.health_gate(deck, env, self.staged, rep, credentials=credentials)
             if self.smoke:
                 with release.at("smoke", phase=False):
-                    ran = await bluegreen.smoke_gate(deck, env, self.staged, rep, credentials=credentials)
+                    ran = await bluegreen_gates.smoke_gate(deck, env, self.staged, rep, credentials=credentials)
                 if ran:
                     release.run.note(smoke=ran)
             with release.at("switch", phase=False):
-                self.final = {s: p.switched(deck.env(env).standby_minutes) for s, p in self.staged.items()}
-                switch = await bluegreen.plan_switch(deck, env, self.final, rep, credentials=credentials)
-                await release.policy(switch)
-                release.step = "switch"
+                switch = await planned
+                await asyncio.to_thread(write_color_pins, deck, env, self.final)
         except BaseException as exc:
+            if planned is not None and not planned.done():
+                planned.cancel()
+                await asyncio.gather(planned, return_exceptions=True)
             if not isinstance(exc, asyncio.CancelledError):
                 await self._put_back()  # nothing switched: traffic is where it was
             raise
-        await self._switch(switch)
-        return self.final
+        return switch
+
+    async def _plan_switch(self) -> PlanResult:
+        release = self.release
+        switch = await bluegreen.plan_switch_ahead(
+            release.deck, release.env, self.final, release.rep, credentials=release.credentials
+        )
+        # Beside the gates: the release's step stays theirs (an error names the gate, not this).
+        verdict = await gates.policy(
+            release.deck, release.env, switch, release.rep, break_glass=release.credentials is not None
+        )
+        if verdict is not None:
+            release.run.note(switch_policy=verdict.to_json())
+        return switch
+
+    async def state_in_line(self) -> None:
+        """After an instant rollback's commit: apply the switch plan whose moves the API made, so Terraform's
+        state says what the cloud does (the next plan is clean). A failure here leaves traffic and the ledger
+        right, and says how to finish it."""
+        if self.in_line is None:
+            return
+        release = self.release
+        try:
+            with release.at("state in line"):
+                await bluegreen.apply_switch(
+                    release.deck, release.env, self.final, self.in_line, release.rep, credentials=release.credentials
+                )
+        except OpsdeckError as exc:
+            release.run.note(state_in_line=str(exc))
+            release.rep.log(
+                f"{release.env}: traffic and the ledger are right, but Terraform's state is not in line ({exc}): "
+                f"`opsdeck apply {release.env}` brings it in line",
+                "warning",
+            )
+        finally:
+            Path(self.in_line.planfile).unlink(missing_ok=True)
+            self.in_line = None
 
     async def _switch(self, plan: PlanResult) -> None:
         release = self.release
@@ -174,16 +247,21 @@ class BlueGreen:
             lines.append(line)
         return "\n".join(lines)
 
-    async def after_publish(self, action: str) -> None:
-        """Prepare the switch back while the old color is warm, so a rollback is the switch alone."""
+    def follow_up(self, action: str) -> Callable[[Reporter], Awaitable[None]] | None:
+        """What to do once the release is reported: prepare the switch back while the old color is warm,
+        so a rollback shows its plan at once (a plan with variable files: no lock, no pin file touched).
+        After a rollback the next thing is a fix, not a switch back: nothing."""
         release = self.release
         bluegreen.forget_prepared(release.deck, release.env)
-        if not self.final or action == "rollback":  # after a rollback the next thing is a fix, not a switch back
-            return
-        try:
-            await bluegreen.prepare_switch_back(
-                release.deck, release.env, list(self.final), release.rep, credentials=release.credentials
-            )
-        except OpsdeckError as exc:  # the release stands; a rollback will plan its switch itself
-            bluegreen.forget_prepared(release.deck, release.env)
-            release.rep.log(f"could not prepare the switch back ({exc}); a rollback will plan it", "warning")
+        if not self.final or action == "rollback":
+            return None
+        deck, env, services, credentials = release.deck, release.env, list(self.final), release.credentials
+
+        async def prepare(rep: Reporter) -> None:
+            try:
+                await bluegreen.prepare_switch_back(deck, env, services, rep, credentials=credentials)
+            except OpsdeckError as exc:  # the release stands; a rollback will plan its switch itself
+                bluegreen.forget_prepared(deck, env)
+                rep.log(f"could not prepare the switch back ({exc}); a rollback will plan it", "warning")
+
+        return prepare

@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from opsdeck.adapters.aws import Image
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.release.images import SOURCE_REGION_TAG, SOURCE_TAG, Catalog
+from opsdeck.core.types.cloud import Image
 from opsdeck.errors import OpsdeckError
 
 COPY_TIMEOUT = 1800.0  # a real copy of a large image takes minutes

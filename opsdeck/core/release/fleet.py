@@ -19,12 +19,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from opsdeck.adapters.aws import Credentials, Group, Instance
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import COLORS, Color, ColorPin, read_color_pin, read_pin
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import InstanceCounts
-from opsdeck.core.ports import CloudPort
+from opsdeck.core.ports.cloud import GroupsPort
+from opsdeck.core.types.cloud import Credentials, Group, Instance
 from opsdeck.errors import OpsdeckError
 
 COLOR_TAG = "color"
@@ -167,11 +167,22 @@ def env_groups(deck: Deck, env: str, credentials: Credentials | None = None) -> 
     return deck.tools.env(env, credentials).cloud.groups(deck.config.conventions.env_tag, env)
 
 
-def snapshot(deck: Deck, env: str, credentials: Credentials | None = None, cloud: CloudPort | None = None) -> Snapshot:
-    """``env``'s groups and plain instances, in its account and region (or in ``cloud``)."""
+def snapshot(
+    deck: Deck,
+    env: str,
+    credentials: Credentials | None = None,
+    cloud: GroupsPort | None = None,
+    *,
+    services: list[str] | None = None,
+) -> Snapshot:
+    """``env``'s groups and plain instances, in its account and region (or in ``cloud``). With ``services``,
+    plain instances are read only when one of them runs in no group (a poll's call saved)."""
     cloud = cloud or deck.tools.env(env, credentials).cloud
     tag = deck.config.conventions.env_tag
-    return Snapshot(cloud.groups(tag, env), cloud.fleet().standalone(tag, env))
+    groups = cloud.groups(tag, env)
+    if services is not None and all(service_groups(deck, groups, s) for s in services):
+        return Snapshot(groups)
+    return Snapshot(groups, cloud.fleet().standalone(tag, env))
 
 
 async def wait_for_images(
@@ -183,7 +194,7 @@ async def wait_for_images(
     credentials: Credentials | None = None,
     timeout: float = 600.0,
     interval: float = 1.0,
-    cloud: CloudPort | None = None,
+    cloud: GroupsPort | None = None,
 ) -> dict[str, Rollout | ColorRollout]:
     """Poll until each service in ``images`` (service -> image, or its blue/green pin) runs its image on
     every desired instance, its older groups gone; in the environment's account and region, or in
@@ -191,7 +202,7 @@ async def wait_for_images(
     with rep.phase("verify instances"):
         deadline = time.monotonic() + timeout
         while True:
-            snap = await asyncio.to_thread(snapshot, deck, env, credentials, cloud)
+            snap = await asyncio.to_thread(snapshot, deck, env, credentials, cloud, services=list(images))
             states = {s: state_of(deck, snap, s, want) for s, want in images.items()}
             on_image = sum(st.counts.on_pinned_image for st in states.values())
             desired = sum(st.counts.desired for st in states.values())

@@ -23,11 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from opsdeck.adapters import checkov
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import PlanResult
-from opsdeck.core.release.ledger import PinChange
+from opsdeck.core.plans.planning import hash_tree, keep_shown, sha256_of, shown_dir
+from opsdeck.core.release.images import load_catalog
+from opsdeck.core.release.ledger import PinChange, service_history
+from opsdeck.core.types.tools import Failure
 from opsdeck.errors import RefusedError, ToolMissingError
 from opsdeck.files import write_atomic
 
@@ -46,7 +48,7 @@ class PolicyVerdict:
 
     plan_sha256: str
     passed: int
-    failed: tuple[checkov.Failure, ...]
+    failed: tuple[Failure, ...]
     ran: bool = True
     note: str = ""
 
@@ -60,49 +62,12 @@ class PolicyVerdict:
 _VERDICTS: dict[str, PolicyVerdict] = {}
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def shown_dir(deck: Deck) -> Path:
-    path = deck.local_dir / "plans" / "shown"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def keep_shown(deck: Deck, planfile: Path, shown: dict[str, Any]) -> None:
-    """Keep `terraform show -json` of a saved plan for the policy gate (named by the plan's hash)."""
-    target = shown_dir(deck) / f"{sha256_of(planfile)}.json"
-    write_atomic(target, json.dumps(shown))
-    cutoff = time.time() - 86400
-    for old in shown_dir(deck).glob("*.json"):
-        if old.stat().st_mtime < cutoff:
-            old.unlink(missing_ok=True)
-
-
-def shown_of(deck: Deck, plan: PlanResult) -> dict[str, Any] | None:
-    """`terraform show -json` of a saved plan, as kept when it was made (None: no changes, none kept)."""
-    if not plan.planfile or not Path(plan.planfile).is_file():
-        return None
-    try:
-        data = json.loads((shown_dir(deck) / f"{sha256_of(Path(plan.planfile))}.json").read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _policy_key(deck: Deck) -> str:
     """What a verdict also depends on besides the plan: the deck's policy settings and its own checks
     (a check edited while the deck is open is run on the next apply, not answered from before)."""
     settings = deck.config.policy
     digest = hashlib.sha256(f"{deck.root}\n{settings!r}".encode())
     if settings is not None and settings.checks:
-        from opsdeck.core.observe.planning import hash_tree
-
         hash_tree(digest, deck.root / settings.checks)
     return digest.hexdigest()[:16]
 
@@ -218,9 +183,6 @@ def soak(deck: Deck, dst: str, images: dict[str, str], *, glass: bool = False, r
     """Each image (service -> original image id) must have been live in ``dst``'s source environment
     for ``dst``'s soak_minutes, counted from the commit that pinned it there. GateError naming the
     image and how long is left; break-glass bypasses it, with a warning (the caller audits it)."""
-    from opsdeck.core.release.images import load_catalog
-    from opsdeck.core.release.ledger import service_history
-
     settings = deck.env(dst)
     source = settings.promote_from
     if source is None or settings.soak_minutes <= 0:

@@ -16,9 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from opsdeck.adapters.aws import Image
 from opsdeck.core.estate.deck import Deck
-from opsdeck.errors import RefusedError
+from opsdeck.core.estate.pins import read_pins
+from opsdeck.core.release.fleet import snapshot
+from opsdeck.core.safety import audit
+from opsdeck.core.types.cloud import Image
+from opsdeck.errors import OpsdeckError, RefusedError
 
 VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 REVOKED_TAG = "revoked"
@@ -216,10 +219,6 @@ def launch_accounts(deck: Deck, catalog: Catalog, owner: str) -> dict[str, list[
 
 def catalog_rows(deck: Deck, *, with_accounts: bool = True) -> list[dict[str, Any]]:
     """`opsdeck images`: every image, where it is pinned, where it runs, where it may run."""
-    from opsdeck.core.estate.pins import read_pins
-    from opsdeck.core.release.fleet import snapshot
-    from opsdeck.errors import OpsdeckError
-
     catalog = load_catalog(deck)
     pins: dict[str, dict[str, str]] = {}
     running: dict[str, set[str]] = {}
@@ -238,8 +237,6 @@ def catalog_rows(deck: Deck, *, with_accounts: bool = True) -> list[dict[str, An
 
 def revoke(deck: Deck, ref: str, reason: str) -> Image:
     """Mark an image revoked (AMI tags, on its copies too); promote and rollback refuse it from then on."""
-    from opsdeck.core.safety import audit
-
     if not reason.strip():
         raise RefusedError("revoke needs a reason (--reason TEXT)")
     catalog = load_catalog(deck)

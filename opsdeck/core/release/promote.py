@@ -20,17 +20,20 @@ from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import pin_files, read_pin
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import ImageRef, PlanResult
-from opsdeck.core.observe.plans import plan_lines
-from opsdeck.core.release import gates
+from opsdeck.core.plans.shown import plan_lines
+from opsdeck.core.release import preplan
+from opsdeck.core.release.asked import Asked, ask_deploy, ask_promote, ask_rollback
+from opsdeck.core.release.bluegreen import traffic_json
 from opsdeck.core.release.bluegreen_rollout import BlueGreen
 from opsdeck.core.release.distribute import Distribution, make_usable
-from opsdeck.core.release.images import Catalog, is_revoked, load_catalog
+from opsdeck.core.release.images import Catalog, load_catalog
+from opsdeck.core.release.preplan import PrePlan
 from opsdeck.core.release.results import Moved, ReleaseResult, distribution_note, image_ref, release_message
-from opsdeck.core.release.targets import Target, check_chain, preflight, resolve_promotion, resolve_rollback, soak_notes
+from opsdeck.core.release.targets import Target, preflight
 from opsdeck.core.release.transaction import Release
 from opsdeck.core.safety.breakglass import BreakGlass
 from opsdeck.core.safety.confirm import Confirm, Preview, ServiceChange, confirmed
-from opsdeck.core.safety.operation import Run, audited
+from opsdeck.core.safety.operation import Run, audited, refuse
 from opsdeck.core.team import requests
 from opsdeck.core.team.requests import Request
 from opsdeck.errors import LockedError, OpsdeckError, RefusedError
@@ -40,21 +43,28 @@ Head = Callable[[list[Moved]], str]
 
 async def change_pins(
     deck: Deck,
-    env: str,
-    targets: list[Target],
+    asked: Asked,
     catalog: Catalog,
     rep: Reporter,
     *,
-    action: str,
-    reason: str,
-    head: Head,
-    details: list[str],
     confirm: Confirm,
     glass: BreakGlass | None,
     offline: bool = False,
-    notes: dict[str, Any] | None = None,
+    preplanned: PrePlan | None = None,
+    confirmed_ahead: bool = False,
 ) -> ReleaseResult | Request:
-    """One release of ``targets`` into ``env``, from the images to the commit (see the module's docstring)."""
+    """One release of ``asked``, from the images to the commit (see the module's docstring). With
+    ``preplanned`` (a plan made ahead), when it is still current under the lock, that plan is applied as it
+    is, without planning again; ``confirmed_ahead``: its caller's confirmation showed it already."""
+    env, targets, action, reason, head, details = (
+        asked.env,
+        asked.targets,
+        asked.action,
+        asked.reason,
+        asked.head,
+        asked.details,
+    )
+    notes = asked.notes
     started = time.monotonic()
     services = [t.service for t in targets]
     credentials = glass.credentials if glass is not None and glass.env == env else None
@@ -74,7 +84,11 @@ async def change_pins(
         colors = (
             await BlueGreen.moving(release, images, rollback=action == "rollback") if deck.env(env).blue_green else None
         )
-        if colors is not None:
+        pre = await _still_current(release, asked, preplanned, instant=colors is not None and colors.instant)
+        if pre is not None:
+            release.write_texts(pre.texts)
+            plan = pre.result()
+        elif colors is not None:
             plan = await colors.pin_and_plan()
         else:
             release.write_pins(images)
@@ -85,7 +99,8 @@ async def change_pins(
         message = release_message(head(moved), moved, catalog, details, reason, glass, distributions)
         if to_request:  # the change stops here, as a request for this exact plan; nothing is applied
             return await _file_request(release, plan, moved, reason, message)
-        await release.confirm(preview, confirm)
+        if pre is None or not confirmed_ahead:
+            await release.confirm(preview, confirm)
         if colors is not None:
             await colors.roll(plan)
             message += "\n" + colors.traffic_lines()
@@ -95,8 +110,10 @@ async def change_pins(
         _, sha = await release.publish()
         release.finish(sha)
         if colors is not None:
-            run.note(traffic={s: _traffic(p) for s, p in colors.final.items()}, instant=colors.instant)
-            await colors.after_publish(action)
+            run.note(traffic={s: traffic_json(p) for s, p in colors.final.items()}, instant=colors.instant)
+            if colors.traffic_moved_s is not None:
+                run.note(traffic_moved_s=round(colors.traffic_moved_s, 3))
+            await colors.state_in_line()
     if release.unverified is not None:
         raise OpsdeckError(f"{action} of {env} applied and committed ({sha[:12]}), but {release.unverified}")
     return ReleaseResult(
@@ -108,16 +125,27 @@ async def change_pins(
         phases=tuple(rep.phases),
         distributions=tuple(distributions),
         instant=colors.instant if colors is not None else None,
-        traffic={s: _traffic(p) for s, p in colors.final.items()} if colors is not None else {},
+        traffic={s: traffic_json(p) for s, p in colors.final.items()} if colors is not None else {},
         rollouts=release.result_notes().get("rollouts", {}),
         still=tuple(release.still),
+        traffic_moved_s=colors.traffic_moved_s if colors is not None else None,
+        follow_up=colors.follow_up(action) if colors is not None else None,
     )
 
 
-def _traffic(pin: Any) -> dict[str, Any]:
-    from opsdeck.core.release.bluegreen import traffic_json
-
-    return traffic_json(pin)
+async def _still_current(release: Release, asked: Asked, pre: PrePlan | None, *, instant: bool) -> PrePlan | None:
+    """``pre`` when it still plans exactly this release (checked under the lock), else None, said."""
+    if pre is None or instant:  # an instant rollback applies its prepared switch back instead
+        return None
+    if await asyncio.to_thread(preplan.current, release.deck, asked) is None:
+        release.rep.log(
+            f"the plan of {asked.env} made ahead is no longer current (something it depends on moved): planning again",
+            "notice",
+        )
+        return None
+    made = time.strftime("%H:%M:%S", time.localtime(pre.created_at))
+    release.rep.log(f"applying the plan of {asked.env} made ahead at {made}", "notice")
+    return pre
 
 
 def _fields(
@@ -184,10 +212,6 @@ def _moving(deck: Deck, env: str, targets: list[Target], catalog: Catalog, run: 
     ]
 
 
-def _version(catalog: Catalog, image_id: str) -> str:
-    return image_ref(catalog, image_id).version
-
-
 def _strategy_notes(strategies: dict[str, Any]) -> str:
     return "; ".join(n for n in (s.note() for s in strategies.values()) if n)
 
@@ -235,7 +259,7 @@ async def _file_request(release: Release, plan: PlanResult, moved: list[Moved], 
     return request
 
 
-# -- promote ------------------------------------------------------------------------------------
+# -- the three kinds of release ------------------------------------------------------------------
 
 
 async def promote(
@@ -248,48 +272,18 @@ async def promote(
     reason: str = "",
     confirm: Confirm = confirmed,
     glass: BreakGlass | None = None,
+    preplanned: PrePlan | None = None,
 ) -> ReleaseResult | Request:
     """Promote the images SRC runs (or the image SRC names) to DST: one release, audited."""
     deck.env(dst)
     deck.config.services_named(services)
-    try:
-        offline = await asyncio.to_thread(preflight, deck, dst, "promote", glass, rep)
-        catalog = await asyncio.to_thread(load_catalog, deck)
-        targets, source_env = await asyncio.to_thread(resolve_promotion, deck, catalog, src, dst, services)
-        for target in targets:
-            if is_revoked(target.image):
-                raise RefusedError(
-                    f"{target.service} {target.image.version} ({target.image.id}) is revoked: "
-                    f"{target.image.tags.get('revoked')}"
-                )
-        await asyncio.to_thread(check_chain, deck, catalog, targets, source_env, dst)
-        in_glass = glass is not None and glass.env == dst
-        soaks = await asyncio.to_thread(
-            gates.soak, deck, dst, {t.service: t.image.id for t in targets}, glass=in_glass, rep=rep
-        )
-    except (RefusedError, LockedError) as exc:
-        await _refused(deck, "promote", dst, reason, exc, glass)
-        raise
-    origin = source_env or "image"
+    in_glass = glass is not None and glass.env == dst
 
-    def head(moved: list[Moved]) -> str:
-        what = ", ".join(f"{m.service} {m.version or m.to_image}" for m in moved)
-        return f"promote {what} to {dst}" + (f": {reason}" if reason else "")
+    def ask(catalog: Catalog) -> Asked:
+        return ask_promote(deck, catalog, src, dst, services, reason, in_glass=in_glass, rep=rep)
 
-    return await change_pins(
-        deck,
-        dst,
-        targets,
-        catalog,
-        rep,
-        action="promote",
-        reason=reason,
-        head=head,
-        details=[f"from: {origin}", f"to: {dst}"],
-        confirm=confirm,
-        glass=glass,
-        offline=offline,
-        notes=soak_notes(soaks),
+    return await _release(
+        deck, "promote", dst, ask, rep, reason=reason, confirm=confirm, glass=glass, preplanned=preplanned
     )
 
 
@@ -302,62 +296,22 @@ async def deploy_newest(
     reason: str = "",
     confirm: Confirm = confirmed,
     glass: BreakGlass | None = None,
+    preplanned: PrePlan | None = None,
 ) -> ReleaseResult | Request:
     """Deploy each service's newest image (not revoked) to ``env``, which takes no promotions."""
-    settings = deck.env(env)
-    names = deck.config.services_named(services)
-    try:
-        if settings.promote_from is not None:
-            raise RefusedError(f"{env} takes images from {settings.promote_from} only (promote them from there)")
-        offline = await asyncio.to_thread(preflight, deck, env, "deploy", glass, rep)
-        catalog = await asyncio.to_thread(load_catalog, deck)
-        targets = []
-        for service in names:
-            candidates = [i for i in catalog.service_images(service) if not is_revoked(i)]
-            if not candidates:
-                raise RefusedError(
-                    f"{service} has no image to deploy yet: bake one (`opsdeck bake --service {service}`)"
-                )
-            newest = candidates[-1]
-            if catalog.canonical(await asyncio.to_thread(read_pin, deck, env, service)) != newest.id:
-                targets.append(Target(service, newest))
-        if not targets:
-            raise RefusedError(f"{env} already runs the newest image of {', '.join(names)}")
-    except (RefusedError, LockedError) as exc:
-        await _refused(deck, "deploy", env, reason, exc, glass)
-        raise
+    deck.config.services_named(services)
 
-    def head(moved: list[Moved]) -> str:
-        what = ", ".join(f"{m.service} {m.version or m.to_image}" for m in moved)
-        return f"deploy {what} to {env}" + (f": {reason}" if reason else "")
+    def ask(catalog: Catalog) -> Asked:
+        return ask_deploy(deck, catalog, env, services, reason)
 
-    return await change_pins(
-        deck,
-        env,
-        targets,
-        catalog,
-        rep,
-        action="deploy",
-        reason=reason,
-        head=head,
-        details=["from: newest images", f"to: {env}"],
-        confirm=confirm,
-        glass=glass,
-        offline=offline,
+    def first() -> None:  # said before anything is read from the cloud
+        source = deck.env(env).promote_from
+        if source is not None:
+            raise RefusedError(f"{env} takes images from {source} only (promote them from there)")
+
+    return await _release(
+        deck, "deploy", env, ask, rep, reason=reason, confirm=confirm, glass=glass, first=first, preplanned=preplanned
     )
-
-
-async def _refused(deck: Deck, action: str, env: str, reason: str, exc: OpsdeckError, glass: BreakGlass | None) -> None:
-    """A release refused before it started is audited as an attempt."""
-    from opsdeck.core.safety.operation import refuse
-
-    await asyncio.to_thread(refuse, deck, action, env, exc, reason=reason)
-
-
-# -- rollback -----------------------------------------------------------------------------------
-
-
-# -- rollback -----------------------------------------------------------------------------------
 
 
 async def rollback(
@@ -370,39 +324,58 @@ async def rollback(
     reason: str = "",
     confirm: Confirm = confirmed,
     glass: BreakGlass | None = None,
+    preplanned: PrePlan | None = None,
 ) -> ReleaseResult | Request:
     """Point ``env``'s services back at their previous images (or at ``to``, an image it ran before)."""
     deck.env(env)
     deck.config.services_named(services)
+
+    def ask(catalog: Catalog) -> Asked:
+        return ask_rollback(deck, catalog, env, services, to, reason)
+
+    return await _release(
+        deck, "rollback", env, ask, rep, reason=reason, confirm=confirm, glass=glass, preplanned=preplanned
+    )
+
+
+async def _release(
+    deck: Deck,
+    action: str,
+    env: str,
+    ask: Callable[[Catalog], Asked],
+    rep: Reporter,
+    *,
+    reason: str,
+    confirm: Confirm,
+    glass: BreakGlass | None,
+    first: Callable[[], None] | None = None,
+    preplanned: PrePlan | None = None,
+) -> ReleaseResult | Request:
+    """What refuses it before anything is locked (audited as an attempt), then the release: on a plan made
+    ahead when one is current (``preplanned``: the one its caller's confirmation showed already)."""
     try:
-        offline = await asyncio.to_thread(preflight, deck, env, "rollback", glass, rep)
+        if first is not None:
+            first()
+        offline = await asyncio.to_thread(preflight, deck, env, action, glass, rep)
         catalog = await asyncio.to_thread(load_catalog, deck)
-        targets = await asyncio.to_thread(resolve_rollback, deck, catalog, env, services, to)
-        for target in targets:
-            if is_revoked(target.image):
-                raise RefusedError(
-                    f"{target.service} {target.image.version} ({target.image.id}) is revoked: "
-                    f"{target.image.tags.get('revoked')}"
-                )
+        asked = await asyncio.to_thread(ask, catalog)
     except (RefusedError, LockedError) as exc:
-        await _refused(deck, "rollback", env, reason, exc, glass)
+        await _refused(deck, action, env, reason, exc, glass)
         raise
-
-    def head(moved: list[Moved]) -> str:
-        what = ", ".join(f"{m.service} {m.from_version or m.from_image} -> {m.version or m.to_image}" for m in moved)
-        return f"rollback {env}: {what}" + (f" ({reason})" if reason else "")
-
+    pre = preplanned or await asyncio.to_thread(preplan.current, deck, asked)
     return await change_pins(
         deck,
-        env,
-        targets,
+        asked,
         catalog,
         rep,
-        action="rollback",
-        reason=reason,
-        head=head,
-        details=[f"to: {env}"],
         confirm=confirm,
         glass=glass,
         offline=offline,
+        preplanned=pre,
+        confirmed_ahead=preplanned is not None,
     )
+
+
+async def _refused(deck: Deck, action: str, env: str, reason: str, exc: OpsdeckError, glass: BreakGlass | None) -> None:
+    """A release refused before it started is audited as an attempt."""
+    await asyncio.to_thread(refuse, deck, action, env, exc, reason=reason)

@@ -3,7 +3,7 @@ progress live, and stop it (roll it back, or cancel it) when the release is stop
 
 Terraform's AWS provider starts a refresh when a group with an ``instance_refresh`` block gets a new
 launch template version, and returns without waiting for it; so the refresh an apply started is the
-one whose id was not there before the apply. Polls are short (half a second) so that the release ends
+one whose id was not there before the apply. Polls are short (a quarter of a second) so that the release ends
 within a second of the refresh's last replacement.
 """
 
@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import time
 
-from opsdeck.adapters.fleet import InstanceRefresh
 from opsdeck.core.events import Reporter
-from opsdeck.core.ports import FleetPort
+from opsdeck.core.ports.cloud import FleetPort
+from opsdeck.core.types.cloud import InstanceRefresh
 from opsdeck.errors import OpsdeckError
 
-INTERVAL = 0.5
+INTERVAL = 0.25
 STARTED_WITHIN = 15.0  # seconds after the apply for the refresh it started to show up
 
 

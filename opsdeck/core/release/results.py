@@ -3,9 +3,12 @@ commit's message (each service's from -> to, where the images were made usable, 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from opsdeck.core.events import Reporter
 from opsdeck.core.model import ImageRef
 from opsdeck.core.release.distribute import Distribution
 from opsdeck.core.release.images import Catalog, is_revoked
@@ -46,6 +49,10 @@ class ReleaseResult:
     traffic: dict[str, dict[str, Any]] = field(default_factory=dict)
     rollouts: dict[str, dict[str, Any]] = field(default_factory=dict)  # service -> how its image reached it
     still: tuple[str, ...] = ()  # services whose instances nothing replaced ("N of M ... old image")
+    finished_at: float = field(default_factory=time.time)  # when it was done (epoch seconds)
+    traffic_moved_s: float | None = None  # an instant rollback: from the confirmation to traffic moved
+    # What to do once the result is reported, never while the operator waits (the switch back prepared).
+    follow_up: Callable[[Reporter], Awaitable[None]] | None = field(default=None, compare=False, repr=False)
 
     @property
     def version(self) -> str:
@@ -60,6 +67,7 @@ class ReleaseResult:
             ],
             "commit": self.commit,
             "seconds": round(self.seconds, 3),
+            "finished_at": round(self.finished_at, 3),
             "phases": [{"name": n, "seconds": round(s, 3)} for n, s in self.phases],
         }
         if len(self.moved) == 1:  # one service: its from -> to at the top as well
@@ -68,6 +76,8 @@ class ReleaseResult:
             data["instant"] = bool(self.instant)
         if self.traffic:
             data["traffic"] = self.traffic
+        if self.traffic_moved_s is not None:
+            data["traffic_moved_s"] = round(self.traffic_moved_s, 3)
         if self.rollouts:
             data["rollouts"] = self.rollouts
         if self.still:

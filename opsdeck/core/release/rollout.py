@@ -7,14 +7,18 @@ service's rollout strategy's (core/release/strategies); what a service runs is c
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
-from opsdeck.adapters.aws import Credentials
+from opsdeck.core.estate import lifetimes
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import PlanResult
-from opsdeck.core.ports import TerraformPort
+from opsdeck.core.ports.tools import TerraformPort
+from opsdeck.core.release import gates
+from opsdeck.core.types.cloud import Credentials
+from opsdeck.errors import OpsdeckError
 
 
 async def apply_plan(
@@ -26,11 +30,11 @@ async def apply_plan(
     *,
     policy_missing_ok: str = "",
     terraform: TerraformPort | None = None,
+    rebuilt: bool = False,
 ) -> None:
     """Apply exactly this saved plan, once it passes the policy gate, reporting each resource as it
-    completes; with the environment's Terraform, or ``terraform`` (a recovered copy's)."""
-    from opsdeck.core.release import gates
-
+    completes; with the environment's Terraform, or ``terraform`` (a recovered copy's). A sandbox with a
+    lifetime starts one at its first apply (``rebuilt``: a nuke-and-rebuild starts a new one)."""
     await gates.policy(deck, env, plan, rep, break_glass=credentials is not None, missing_ok=policy_missing_ok)
     total = max(1, plan.summary.add + plan.summary.change + plan.summary.destroy)
     done = 0
@@ -46,7 +50,23 @@ async def apply_plan(
         elif kind == "apply_errored":
             rep.log(event.get("@message", ""), "error")
 
+    own = terraform is None  # a recovered copy's apply is not the environment's build
     if terraform is None:
         terraform = (await asyncio.to_thread(deck.tools.env, env, credentials)).terraform
     with rep.phase("apply"):
         await terraform.apply(Path(plan.planfile), on_event=on_event)
+    if own:
+        await asyncio.to_thread(_note_build, deck, env, rep, rebuilt)
+
+
+def _note_build(deck: Deck, env: str, rep: Reporter, rebuilt: bool) -> None:
+    """The sandbox's lifetime, recorded in the ledger; never a reason to fail the apply that happened."""
+    try:
+        record = lifetimes.note_build(deck, env, "nuke-rebuild" if rebuilt else "apply", renew=rebuilt)
+    except OpsdeckError as exc:
+        rep.log(f"{env}: its lifetime could not be recorded in the ledger ({exc})", "warning")
+        return
+    ttl = lifetimes.ttl_of(deck, env)
+    if record is not None and ttl is not None:
+        ends = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.expires_at(ttl)))
+        rep.log(f"{env}: its lifetime of {ttl:g}h starts now and ends at {ends}", "notice")

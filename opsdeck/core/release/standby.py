@@ -25,6 +25,7 @@ from opsdeck.core.events import Reporter
 from opsdeck.core.model import PlanResult
 from opsdeck.core.release import bluegreen, fleet
 from opsdeck.core.release.transaction import Release
+from opsdeck.core.safety import locks
 from opsdeck.core.safety.operation import audited
 from opsdeck.errors import LockedError, OpsdeckError, RefusedError
 
@@ -86,7 +87,6 @@ async def expire(deck: Deck, env: str, rep: Reporter, *, now: float | None = Non
     settings = deck.env(env)
     if not settings.blue_green:
         raise RefusedError(f"{env} rolls out by replacement, not blue-green: it keeps no standby")
-    from opsdeck.core.safety import locks
 
     record, _alive = await asyncio.to_thread(locks.holder, deck, env)
     if record is not None:  # the pins in the working tree are that operation's, not the ledger's

@@ -23,9 +23,9 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-from opsdeck.core.estate.config import EnvSettings
+from opsdeck.core.estate.sections import EnvSettings
 from opsdeck.core.events import Reporter
-from opsdeck.core.ports import CloudPort
+from opsdeck.core.ports.cloud import GroupsPort
 from opsdeck.core.release import refresh
 from opsdeck.core.release.facts import GroupFacts, PlanFacts, ServiceFacts
 from opsdeck.core.release.fleet import Snapshot, rollout_state, service_groups
@@ -37,7 +37,7 @@ class Where:
 
     env: str
     settings: EnvSettings
-    cloud: CloudPort
+    cloud: GroupsPort  # its groups, plain instances and refreshes: all a strategy touches
     rep: Reporter
 
 

@@ -7,14 +7,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from opsdeck.adapters.aws import Image
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import pin_files, read_pin
 from opsdeck.core.events import Reporter
+from opsdeck.core.ledger.remote import sync_before_change
 from opsdeck.core.release import gates
 from opsdeck.core.release.images import Catalog, service_of
 from opsdeck.core.release.ledger import last_release, pinned_history, previous_pin
-from opsdeck.core.safety.breakglass import BreakGlass
+from opsdeck.core.safety import locks
+from opsdeck.core.safety.breakglass import BreakGlass, guard
+from opsdeck.core.safety.freeze import check_freeze
+from opsdeck.core.types.cloud import Image
 from opsdeck.errors import LockedError, RefusedError
 
 
@@ -30,15 +33,12 @@ class Target:
 
 def preflight(deck: Deck, env: str, action: str, glass: BreakGlass | None, rep: Reporter) -> bool:
     """What refuses a release before anything is read from the cloud: a protected environment without
-    break-glass, a detached HEAD, an operation running in (or interrupted in) ``env``, uncommitted
-    changes to its pin files. Checked again under the lock; here so the first refusal names the real
-    reason."""
-    from opsdeck.core.safety import locks
-    from opsdeck.core.safety.breakglass import guard
-    from opsdeck.core.team.remote import sync_before_change
-
+    break-glass, a freeze (core/safety/freeze.py), a detached HEAD, an operation running in (or
+    interrupted in) ``env``, uncommitted changes to its pin files. Checked again under the lock; here so
+    the first refusal names the real reason."""
     guard(deck, env, glass, action, approved=deck.env(env).approvals > 0)  # approvals: it becomes a request
     ledger = sync_before_change(deck, rep, offline_ok=glass is not None and glass.env == env)
+    check_freeze(deck, env, glass, action)
     git = deck.tools.git
     if git.is_detached():
         raise RefusedError(

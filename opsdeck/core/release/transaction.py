@@ -10,7 +10,7 @@
             await release.commit(head, body)             # commit, with the operator's trailers
             await release.publish()                      # push to the team's remote
 
-Promote, deploy, rollback (core/release/promote.py), execute (core/team/execute.py), standby expiry
+Promote, deploy, rollback (core/release/promote.py), execute (core/release/execute.py), standby expiry
 (core/release/standby.py) and blue/green releases (core/release/bluegreen_rollout.py) are compositions
 of these steps. The failure rule lives here and nowhere else: until the apply, the pin files are put
 back as they were; once applied, they stay as written (uncommitted: what the cloud may run now), and
@@ -27,20 +27,20 @@ from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
-from opsdeck.adapters.aws import Credentials
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import ColorPin, write_color_pins, write_pins
 from opsdeck.core.events import Reporter
+from opsdeck.core.ledger.identity import operator
+from opsdeck.core.ledger.remote import publish
 from opsdeck.core.model import PlanResult
-from opsdeck.core.observe import planning
-from opsdeck.core.release import fleet, gates, rollout, strategies
+from opsdeck.core.plans import planning
+from opsdeck.core.release import fleet, gates, preplan, rollout, strategies
 from opsdeck.core.release.facts import read_facts
 from opsdeck.core.safety.audit import TRAILER
 from opsdeck.core.safety.confirm import Confirm, NotConfirmedError, Preview
 from opsdeck.core.safety.operation import Run
 from opsdeck.core.tasks import all_or_nothing
-from opsdeck.core.team.identity import operator
-from opsdeck.core.team.remote import publish
+from opsdeck.core.types.cloud import Credentials
 from opsdeck.errors import OpsdeckError, RefusedError, reworded
 
 
@@ -150,7 +150,7 @@ class Release:
 
     def choose(self, plan: PlanResult, services: list[str]) -> dict[str, strategies.Strategy]:
         """The rollout strategy of each service for this plan (what the confirmation then shows)."""
-        shown = gates.shown_of(self.deck, plan)
+        shown = planning.shown_of(self.deck, plan)
         facts = read_facts(shown or {}, self.deck.config.conventions.service_tag, self.deck.config.service_names)
         tools = self.deck.tools.env(self.env, self.credentials)
         where = strategies.Where(self.env, self.deck.env(self.env), tools.cloud, self.rep)
@@ -250,6 +250,7 @@ class Release:
     def finish(self, sha: str) -> None:
         """The closing record: the commit, and a release whose instances did not all come up as failed."""
         planning.forget_plan(self.deck, self.env)
+        preplan.forget(self.deck, self.env)  # made for the pins before this release
         self.run.note(commit=sha)
         if self.strategies:
             self.run.note(rollouts={s: st.to_json() for s, st in self.strategies.items()})

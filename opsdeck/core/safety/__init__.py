@@ -1,1 +1,1 @@
-"""Safety: locks, the audit log, break-glass, and recovery after an interrupted operation."""
+"""Safety: locks, the audit log, break-glass, confirmation, and one audited operation."""

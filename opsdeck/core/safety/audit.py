@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opsdeck.adapters.aws import Credentials
 from opsdeck.core.estate.deck import Deck
-from opsdeck.errors import OpsdeckError
+from opsdeck.core.ledger.identity import operator
+from opsdeck.core.types.cloud import Credentials
+from opsdeck.errors import OpsdeckError, RefusedError
 
 AUDIT_FILE = "audit.jsonl"
 GENESIS = "0" * 64
@@ -71,8 +72,6 @@ def who(deck: Deck, env: str | None = None, credentials: Credentials | None = No
     the environment's own, break-glass ``credentials``, or the build account's for deck-wide work."""
     key = (str(deck.root), env, credentials.access_key if credentials else "")
     if key not in _identity_cache:
-        from opsdeck.core.team.identity import operator
-
         me = operator(deck)
         ident = {"user": f"{getpass.getuser()}@{socket.gethostname()}", "git": me.git}
         if me.fingerprint:
@@ -111,8 +110,6 @@ def outcome(exc: BaseException) -> str:
     """How an operation that raised ``exc`` ended, the same everywhere: a safety rule said no
     (refused), it was stopped from outside (interrupted: cancelled, Ctrl-C, exit), or it broke (failed,
     whatever the error's class: a TypeError is a failure, not an interruption)."""
-    from opsdeck.errors import RefusedError
-
     if isinstance(exc, RefusedError):
         return "refused"
     if isinstance(exc, Exception):

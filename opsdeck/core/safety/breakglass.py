@@ -3,24 +3,22 @@
 Protected environments are read-only. Break-glass loads the environment's credentials from the
 keyring (stored with `opsdeck secrets set ENV`) into the break-glass value itself: the operation
 that holds it hands them to that environment's tools only. It lasts until it expires; every action
-taken under it is audited with its reason.
+taken under it is audited with its reason. A frozen environment that is not protected may be broken
+into too: there are no elevated credentials then, the break-glass only passes the freeze.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
-from opsdeck.adapters import secrets
-from opsdeck.adapters.aws import Credentials
 from opsdeck.core.estate.deck import Deck
-from opsdeck.core.estate.demo_deck import is_demo_deck
+from opsdeck.core.ledger.remote import latest
 from opsdeck.core.safety import audit
-from opsdeck.errors import RefusedError
-
-DEMO_STORE = "demo-break-glass.json"
-DEMO_SOURCE = "the demo's own credentials file (local cloud only, not a keyring)"
+from opsdeck.core.safety.freeze import Freeze, read_freeze
+from opsdeck.core.types.cloud import Credentials
+from opsdeck.errors import OpsdeckError, RefusedError, SecretsUnavailableError
 
 
 @dataclass(frozen=True)
@@ -58,11 +56,16 @@ def open_break_glass(deck: Deck, env: str, reason: str, minutes: float | None = 
 
 def _open(deck: Deck, env: str, reason: str, minutes: float | None) -> BreakGlass:
     settings = deck.env(env)
-    if not settings.protected:
-        raise RefusedError(f"{env} is not protected; break-glass is only for protected environments")
+    frozen = None if settings.protected else _freeze_of(deck, env)
+    if not settings.protected and frozen is None:
+        raise RefusedError(f"{env} is not protected; break-glass is only for protected (or frozen) environments")
     if not reason.strip():
         raise RefusedError("break-glass needs a reason (--reason TEXT)")
-    creds, source = load_credentials(deck, env)
+    creds: Credentials | None = None
+    if frozen is None:
+        creds, source = load_credentials(deck, env)
+    else:  # nothing to elevate: break-glass here only passes the freeze (audited as its bypass)
+        source = f"{env}'s own credentials (not protected: break-glass passes its freeze only)"
     now = time.time()
     span = 60.0 * (minutes if minutes is not None else deck.config.safety.break_glass_minutes)
     glass = BreakGlass(
@@ -77,60 +80,30 @@ def _open(deck: Deck, env: str, reason: str, minutes: float | None) -> BreakGlas
         expires_at=glass.expires_at,
         credentials_from=source,
         who=audit.who(deck, env, creds),
+        **({"freeze": frozen.record()} if frozen is not None else {}),
     )
     return glass
 
 
+def _freeze_of(deck: Deck, env: str) -> Freeze | None:
+    """The freeze in force on ``env``, as the team's remote has it when it can be reached."""
+    with contextlib.suppress(OpsdeckError):
+        latest(deck)
+    return read_freeze(deck, env).freeze
+
+
 def load_credentials(deck: Deck, env: str) -> tuple[Credentials, str]:
-    """``env``'s break-glass credentials and where they came from: the keyring, or (a demo deck on the
-    local cloud only) the demo's own credentials file when this machine has no keyring backend."""
+    """``env``'s break-glass credentials and where they came from (the deck's secrets: the keyring; a
+    demo deck on the local cloud without a keyring backend keeps its own file, and says so)."""
     try:
-        creds = secrets.load(deck.name, env)
-    except secrets.SecretsUnavailableError as exc:
-        demo = _demo_store(deck).get(env)
-        if demo is None:
-            raise RefusedError(str(exc)) from None
-        return demo, DEMO_SOURCE
-    if creds is None:
-        demo = _demo_store(deck).get(env)
-        if demo is not None:
-            return demo, DEMO_SOURCE
+        found = deck.tools.secrets().load(env)
+    except SecretsUnavailableError as exc:
+        raise RefusedError(str(exc)) from None
+    if found is None:
         raise RefusedError(
             f"no break-glass credentials for {env} in the keyring; store them with `opsdeck secrets set {env}`"
         )
-    return creds, f"keyring ({secrets.backend_name()})"
-
-
-def _demo_store(deck: Deck) -> dict[str, Credentials]:
-    """The demo's credentials file; empty for any deck that is not a demo deck on the local cloud."""
-    if not (deck.is_local and is_demo_deck(deck.root)):
-        return {}
-    try:
-        data = json.loads((deck.local_dir / DEMO_STORE).read_text("utf-8"))
-        return {env: Credentials(**value) for env, value in data.items()}
-    except (OSError, ValueError, TypeError):
-        return {}
-
-
-def store_demo_credentials(deck: Deck, env: str, creds: Credentials) -> str:
-    """Keep a demo deck's break-glass credentials: in the keyring when this machine has one, else in the
-    demo's own file (labelled as such wherever it is used). Returns where they went."""
-    if not deck.is_local:
-        raise RefusedError("demo break-glass credentials are only for a deck on the local cloud")
-    try:
-        secrets.store(deck.name, env, creds)
-        return f"keyring ({secrets.backend_name()})"
-    except secrets.SecretsUnavailableError:
-        pass
-    path = deck.local_dir / DEMO_STORE
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
-        data = {}
-    data[env] = asdict(creds)
-    path.touch(mode=0o600)
-    path.write_text(json.dumps(data), encoding="utf-8")
-    return DEMO_SOURCE
+    return found
 
 
 def close_break_glass(deck: Deck, glass: BreakGlass, why: str = "closed") -> None:

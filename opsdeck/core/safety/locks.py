@@ -38,7 +38,7 @@ from opsdeck.core.estate.deck import Deck
 from opsdeck.errors import LockedError, OpsdeckError
 
 if TYPE_CHECKING:
-    from opsdeck.adapters.aws import Credentials
+    from opsdeck.core.types.cloud import Credentials
 
 HEARTBEAT_SECONDS = 15.0
 STALE_SECONDS = 90.0  # a team-wide lock whose heartbeat is older is an interrupted operation

@@ -4,7 +4,8 @@ records, and how the operation ended, owned in one place for every mutating oper
     async with audited(deck, "promote", "dev", rep, glass=glass, fields={...}) as run:
         ...                       # the work; run.note(commit=sha) adds to the closing record
 
-Before anything is locked or recorded, a protected environment needs break-glass, and the
+Before anything is locked or recorded, a protected environment needs break-glass, a frozen one
+refuses (break-glass passes, recorded as ``freeze_bypassed``; see core/safety/freeze.py), and the
 credentials the operation will use must reach the account the deck says the environment is in
 (STS); a refusal there is audited as an attempt. Then the lock is taken and a "started" record is
 written, so an operation killed midway stays visible; the closing record says ok, refused, failed or
@@ -19,16 +20,18 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from opsdeck.core.ledger.remote import sync_before_change
 from opsdeck.core.safety import audit
 from opsdeck.core.safety.breakglass import guard
+from opsdeck.core.safety.freeze import check_freeze
 from opsdeck.core.safety.locks import env_lock
 from opsdeck.errors import LockedError, RefusedError
 
 if TYPE_CHECKING:
-    from opsdeck.adapters.aws import Credentials
     from opsdeck.core.estate.deck import Deck
     from opsdeck.core.events import Reporter
     from opsdeck.core.safety.breakglass import BreakGlass
+    from opsdeck.core.types.cloud import Credentials
 
 
 @dataclass
@@ -103,11 +106,13 @@ async def audited(
         if env is not None:
             guard(deck, env, glass, action, approved=approved)
             if sync:
-                from opsdeck.core.team.remote import sync_before_change
-
                 ledger = await asyncio.to_thread(sync_before_change, deck, rep, offline_ok=credentials is not None)
                 if ledger.offline:
                     fields["offline"] = True
+            # After the sync: the freezes are the team's, as the remote has them.
+            bypassed = await asyncio.to_thread(check_freeze, deck, env, glass, action)
+            if bypassed is not None:
+                fields["freeze_bypassed"] = bypassed
             await asyncio.to_thread(verify_account, deck, env, credentials)
             if lock:
                 stack.enter_context(env_lock(deck, env, action, lock_detail, credentials))

@@ -14,19 +14,24 @@ repository as ``recovered/ENV/R.json``, outside the environment's module (its sa
 
 from __future__ import annotations
 
+import asyncio
+import calendar
 import json
 import os
 import posixpath
 import re
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from opsdeck.core.estate import installed
 from opsdeck.core.estate.backend import Backend
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import ColorPin, pin_files, pin_spec, with_pin
+from opsdeck.core.ports.factory import EnvTools
+from opsdeck.core.safety.breakglass import BreakGlass
 from opsdeck.errors import OpsdeckError, RefusedError
 
 LEDGER_DIR = "recovered"
@@ -161,8 +166,6 @@ def _utc(epoch: float) -> str:
 
 
 def _epoch(text: str) -> float:
-    import calendar
-
     return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
 
 
@@ -234,8 +237,6 @@ def images_of(pin: Pin) -> list[str]:
 def mapped(pin: Pin, images: dict[str, str]) -> Pin:
     """``pin`` with each image replaced by its counterpart in ``images``."""
     if isinstance(pin, ColorPin):
-        from dataclasses import replace
-
         return replace(
             pin,
             blue=images[pin.blue] if pin.blue else None,
@@ -362,3 +363,17 @@ def check_plan_region(shown: dict[str, Any], region: str, name: str) -> None:
                 f"{name}: {module} configures its own aws provider with {_region_expression(config)} for "
                 f"region, which recover cannot move to {region!r}: nothing applied"
             )
+
+
+def known_regions() -> list[str]:
+    return installed.outside().known_regions("ec2")
+
+
+async def validate(deck: Deck, env: str, region: str) -> None:
+    """Bad input, before anything runs: an unknown environment or region, or the environment's own."""
+    check_target(deck, env, region, await asyncio.to_thread(known_regions))
+
+
+def copy_tools(deck: Deck, env: str, region: str, glass: BreakGlass | None = None) -> EnvTools:
+    credentials = glass.credentials if glass is not None and glass.env == env else None
+    return deck.tools.env_copy(env, region, work_dir(deck, env, region), credentials)

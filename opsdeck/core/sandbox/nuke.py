@@ -16,15 +16,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from opsdeck.adapters.inventory import DELETE_ORDER, CloudResource
 from opsdeck.core.drift import store as drift_store
 from opsdeck.core.drift.ownership import Ownership, among_peers, owner, ownerships, unmanaged
+from opsdeck.core.estate import lifetimes
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import read_pins
 from opsdeck.core.events import Reporter
-from opsdeck.core.observe import planning
+from opsdeck.core.ledger.remote import publish
+from opsdeck.core.plans import planning
 from opsdeck.core.release import fleet, rollout
+from opsdeck.core.safety.breakglass import BreakGlass
 from opsdeck.core.safety.operation import audited, refuse
+from opsdeck.core.types.cloud import DELETE_ORDER, CloudResource
 from opsdeck.errors import OpsdeckError, RefusedError
 
 DELETE_ATTEMPTS = 6
@@ -164,8 +167,11 @@ async def _delete_all(deck: Deck, env: str, resources: tuple[CloudResource, ...]
     raise OpsdeckError(f"could not delete {names} after {DELETE_ATTEMPTS} attempts")
 
 
-async def nuke_rebuild(deck: Deck, env: str, rep: Reporter, *, confirm: Any = None) -> NukeResult:
-    """Destroy everything of the sandbox ``env`` and rebuild it from code; audited, locked."""
+async def nuke_rebuild(
+    deck: Deck, env: str, rep: Reporter, *, confirm: Any = None, glass: BreakGlass | None = None
+) -> NukeResult:
+    """Destroy everything of the sandbox ``env`` and rebuild it from code; audited, locked (``glass``:
+    break-glass, which passes a freeze)."""
     started = time.monotonic()
     if not deck.env(env).sandbox:  # before anything else: not even break-glass makes this a sandbox
         exc = RefusedError(
@@ -173,7 +179,7 @@ async def nuke_rebuild(deck: Deck, env: str, rep: Reporter, *, confirm: Any = No
         )
         await asyncio.to_thread(refuse, deck, "nuke-rebuild", env, exc)
         raise exc
-    async with audited(deck, "nuke-rebuild", env, rep) as run:
+    async with audited(deck, "nuke-rebuild", env, rep, glass=glass) as run:
         await asyncio.to_thread(check_allowed, deck, env)
         result = await _run(deck, env, rep, confirm, started)
         run.note(
@@ -185,7 +191,18 @@ async def nuke_rebuild(deck: Deck, env: str, rep: Reporter, *, confirm: Any = No
     return result
 
 
-async def _run(deck: Deck, env: str, rep: Reporter, confirm: Any, started: float) -> NukeResult:
+@dataclass(frozen=True)
+class Teardown:
+    """What the destroy steps did: Terraform's destroyed count and the unmanaged resources deleted."""
+
+    plan: NukePlan
+    destroyed: int
+    gone: tuple[CloudResource, ...]
+
+
+async def teardown(deck: Deck, env: str, rep: Reporter, confirm: Any) -> Teardown:
+    """Inventory, delete unmanaged, terraform destroy, verify empty: the sandbox gone, nothing rebuilt
+    (`sandbox expire` stops here; nuke-and-rebuild goes on to rebuild)."""
     with rep.phase("inventory"):
         plan, owners = await _inventory(deck, env, rep)
     if confirm is not None and not await confirm(plan):
@@ -209,23 +226,30 @@ async def _run(deck: Deck, env: str, rep: Reporter, confirm: Any, started: float
             names = ", ".join(f"{r.type} {r.id}" for r in left[:5])
             raise OpsdeckError(f"{env} is not empty after destroy: {names}")
     planning.forget_plan(deck, env)
+    return Teardown(plan, destroyed, tuple(gone))
+
+
+async def _run(deck: Deck, env: str, rep: Reporter, confirm: Any, started: float) -> NukeResult:
+    down = await teardown(deck, env, rep, confirm)
     created = 0
     with rep.phase("terraform apply"):
         inner = rep.child()  # its plan/show/apply steps still reach the sink, inside this phase
         fresh = await planning.plan(deck, env, inner, reuse=False)
         created = fresh.summary.add
-        await rollout.apply_plan(deck, env, fresh, inner)
+        await rollout.apply_plan(deck, env, fresh, inner, rebuilt=True)  # a new lifetime starts (if it has one)
     planning.forget_plan(deck, env)
-    await fleet.wait_for_images(deck, env, plan.pins, rep)
+    await fleet.wait_for_images(deck, env, down.plan.pins, rep)
     drift_store.forget(deck, env)
+    if lifetimes.ttl_of(deck, env) is not None:  # the lifetime's record goes to the team's remote
+        await asyncio.to_thread(publish, deck, rep)
     return NukeResult(
         environment=env,
-        destroyed=destroyed,
-        unmanaged_deleted=len(gone),
+        destroyed=down.destroyed,
+        unmanaged_deleted=len(down.gone),
         created=created,
         phases=tuple(rep.phases),
         seconds=time.monotonic() - started,
-        deleted=tuple(r.to_json() for r in gone),
+        deleted=tuple(r.to_json() for r in down.gone),
     )
 
 

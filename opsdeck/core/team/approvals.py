@@ -8,12 +8,11 @@ import json
 import re
 import time
 
-from opsdeck.adapters import sshsig
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
+from opsdeck.core.ledger.remote import publish, sync_before_change
 from opsdeck.core.safety import audit
 from opsdeck.core.team import covers
-from opsdeck.core.team.remote import publish, sync_before_change
 from opsdeck.core.team.requests import Request, load, request_dir
 from opsdeck.core.team.signatures import cannot_sign, is_requester, signer, signers_file
 from opsdeck.errors import RefusedError
@@ -48,8 +47,10 @@ async def _decide(
         who = signer(deck, key)
         signed = request.covers()  # the record exactly as this signer read it
         data = covers.payload(request.id, decision, signed, reason)
-        signature = await asyncio.to_thread(sshsig.sign, who.signing_key or "", covers.NAMESPACE, data)
-        checked = await asyncio.to_thread(sshsig.verify, signers_file(deck), covers.NAMESPACE, signature, data)
+        signature = await asyncio.to_thread(deck.tools.signer().sign, who.signing_key or "", covers.NAMESPACE, data)
+        checked = await asyncio.to_thread(
+            deck.tools.signer().verify, signers_file(deck), covers.NAMESPACE, signature, data
+        )
         if not checked.valid:
             raise RefusedError(cannot_sign(deck, who, action, checked))
         principal = checked.principal

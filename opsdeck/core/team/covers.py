@@ -10,16 +10,13 @@ fields that were edited.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any
 
+from opsdeck.core.types.signatures import APPROVAL_NAMESPACE, canonical
+
 FORMAT = 2  # requests filed before their whole record was signed have no "format"
-NAMESPACE = "opsdeck-approval"  # the SSH signature namespace of requests, approvals and rejections
-
-
-def canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+NAMESPACE = APPROVAL_NAMESPACE  # the SSH signature namespace of requests, approvals and rejections
 
 
 def digests(record: Mapping[str, Any]) -> dict[str, str]:

@@ -13,7 +13,7 @@ import json
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from opsdeck.core.estate.pins import ColorPin, pin_rel, pin_spec, value_in
-from opsdeck.core.observe.plans import parse_plan, plan_lines, show_value
+from opsdeck.core.plans.shown import parse_plan, plan_lines, show_value
 from opsdeck.errors import OpsdeckError, RefusedError
 
 if TYPE_CHECKING:

@@ -25,16 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from opsdeck.core.ledger.identity import operator
+from opsdeck.core.ledger.remote import publish
 from opsdeck.core.team import covers, signatures
-from opsdeck.core.team.identity import operator
 from opsdeck.core.team.signatures import Approval
 from opsdeck.errors import OpsdeckError, RefusedError
 
 if TYPE_CHECKING:
-    from opsdeck.adapters.aws import Credentials
     from opsdeck.core.estate.deck import Deck
     from opsdeck.core.events import Reporter
     from opsdeck.core.model import PlanResult
+    from opsdeck.core.types.cloud import Credentials
 
 FOLDER = "requests"
 STATUSES = ("pending", "approved", "stale", "executed", "rejected")
@@ -269,8 +270,6 @@ async def create(
 ) -> Request:
     """Turn a planned change into a request: the saved plan to the state bucket, the request to the
     ledger (committed and pushed). Nothing is applied."""
-    from opsdeck.core.team.remote import publish
-
     who = operator(deck)
     planfile = Path(plan.planfile)
     body = planfile.read_bytes()

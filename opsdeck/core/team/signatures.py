@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opsdeck.adapters import sshsig
+from opsdeck.core.ledger.identity import Operator, email_of, operator
 from opsdeck.core.team import covers
-from opsdeck.core.team.identity import Operator, email_of, operator
+from opsdeck.core.types.signatures import Verified
 from opsdeck.errors import RefusedError
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ def signer(deck: Deck, key: str | None) -> Operator:
     return who
 
 
-def cannot_sign(deck: Deck, who: Operator, action: str, checked: sshsig.Verified) -> str:
+def cannot_sign(deck: Deck, who: Operator, action: str, checked: Verified) -> str:
     """Why the operator's key cannot sign here: not in allowed_signers, or (teams that sign commits have
     ``namespaces="git"``) listed for other namespaces only, with the line that lets it sign."""
     signers = deck.config.team.allowed_signers
@@ -80,8 +80,8 @@ def sign_filed(deck: Deck, request: Request) -> None:
     who = signer(deck, None)
     signed = request.covers()
     data = covers.payload(request.id, "request", signed)
-    signature = sshsig.sign(who.signing_key or "", covers.NAMESPACE, data)
-    checked = sshsig.verify(signers_file(deck), covers.NAMESPACE, signature, data)
+    signature = deck.tools.signer().sign(who.signing_key or "", covers.NAMESPACE, data)
+    checked = deck.tools.signer().verify(signers_file(deck), covers.NAMESPACE, signature, data)
     if not checked.valid:
         raise RefusedError(
             cannot_sign(deck, who, f"request a change to {request.environment}", checked)
@@ -105,7 +105,7 @@ def filed_problem(deck: Deck, request: Request) -> str:
     if signed is None or not isinstance(signature, str):
         return "its requester's signature is missing from request.json"
     data = covers.payload(request.id, "request", signed)
-    checked = sshsig.verify(signers_file(deck), covers.NAMESPACE, signature, data)
+    checked = deck.tools.signer().verify(signers_file(deck), covers.NAMESPACE, signature, data)
     if not checked.valid:
         return f"its requester's signature does not verify ({checked.problem})"
     fields = covers.edited(signed, request.covers())
@@ -135,7 +135,7 @@ def approvals(deck: Deck, request: Request) -> list[Approval]:
         if signed is None or request.format < covers.FORMAT:
             found.append(Approval(claimed, key, at, False, "made by an older opsdeck: it does not cover the request"))
             continue
-        checked = sshsig.verify(
+        checked = deck.tools.signer().verify(
             signers_file(deck), covers.NAMESPACE, signature, covers.payload(request.id, "approve", signed)
         )
         problem = checked.problem

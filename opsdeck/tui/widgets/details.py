@@ -282,7 +282,7 @@ class Details(TellsFailures, Horizontal):
     def _load(self, env: str) -> None:
         from opsdeck.core.drift import store as drift_store
         from opsdeck.core.hygiene.store import env_hygiene
-        from opsdeck.core.observe import planning
+        from opsdeck.core.plans import planning
 
         try:
             hygiene = env_hygiene(self.deck, env)

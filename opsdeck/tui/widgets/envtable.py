@@ -16,6 +16,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import DataTable
 
+from opsdeck.core.estate.lifetimes import WARNINGS, time_left
 from opsdeck.core.model import DeckState, EnvStatus, ServiceStatus
 from opsdeck.core.observe.snapshot import age
 
@@ -31,7 +32,7 @@ SERVICE_WIDTH = 11  # "1.0.12 3/3/3"
 SUMMARY_WIDTH = 16
 PADDING = 2  # a DataTable cell's padding, left and right
 CHROME = 6  # the table's border and margins
-AGED = ("plan", "drift")  # cells that carry an age, redrawn as it ticks
+AGED = ("env", "plan", "drift", "op")  # cells with an age, a time left or a freeze, redrawn as it ticks
 
 
 class EnvironmentsTable(DataTable[Text]):
@@ -190,6 +191,7 @@ class EnvironmentsTable(DataTable[Text]):
         label = env.name.upper() if env.protected else env.name
         marks = " ⚠" if env.protected else " ◇" if env.sandbox else ""
         marks += " ⧉" if env.copies else ""  # a recovered copy in another region: h shows it
+        marks += " ❄" if frozen(env, now) else ""  # frozen: every change is refused but break-glass
         cells = {"env": Text(label + marks, style=row_style + Style(bold=True))}
         cells["where"] = Text(f"{env.account or '?'} {env.region}", style=row_style + Style(dim=not env.protected))
         for service in self.services:
@@ -268,4 +270,20 @@ class EnvironmentsTable(DataTable[Text]):
         if env.request:
             waiting = f"awaiting {env.request['approvals']}/{env.request['needed']}"
             return Text(waiting, style=row_style + self._tint(env, "warning", "yellow", bold=True))
+        now = self.clock()
+        if frozen(env, now) and env.freeze is not None:
+            left = float(env.freeze["until"]) - now  # the whole freeze is in the header and `status`
+            short = f"{int(left // 86400)}d" if left >= 86400 else f"{int(left // 3600)}h" if left >= 3600 else ""
+            short = short or f"{max(1, int(left // 60))}m"
+            return Text(f"frozen {short}", style=row_style + self._tint(env, "accent", "cyan", bold=True))
+        end = (env.lifetime or {}).get("expires_at")
+        if end:
+            left_s = float(end) - now
+            var = "error" if left_s <= min(WARNINGS) else "warning" if left_s <= max(WARNINGS) else "foreground"
+            return Text(f"⏳ {time_left(float(end), now)}", style=row_style + self._tint(env, var, "white"))
         return Text("ready", style=row_style + Style(dim=True))
+
+
+def frozen(env: EnvStatus, now: float) -> bool:
+    """A freeze in force on the row (it lifts itself at its end, before the next refresh says so)."""
+    return env.freeze is not None and float(env.freeze.get("until", 0)) > now

@@ -4,6 +4,7 @@ recently finished) one with its progress and phase timeline."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from textual.reactive import reactive
 from textual.widgets import Label, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
+from opsdeck.errors import OpsdeckError
 from opsdeck.tui.controller import one_line
 
 if TYPE_CHECKING:
@@ -203,7 +205,13 @@ class OperationsPane(VerticalScroll):
         def sink(event: Event) -> None:
             self.post_message(self.Progressed(key, event))  # from this thread: post_message is thread-safe
 
-        return asyncio.run(_awaited(work(Reporter(title, env, sink))))
+        result = asyncio.run(_awaited(work(Reporter(title, env, sink))))
+        follow_up = getattr(getattr(result, "result", result), "follow_up", None)  # a Ran's, or the result's
+        if follow_up is not None:  # the result is shown first: this tidies after it, never while one waits
+            self.app.call_from_thread(self._ended, key, result)
+            with contextlib.suppress(OpsdeckError):
+                asyncio.run(_awaited(follow_up(Reporter("prepare switch back", env))))
+        return result
 
     def on_operations_pane_progressed(self, message: OperationsPane.Progressed) -> None:
         if message.key in self.rows:
@@ -211,14 +219,21 @@ class OperationsPane(VerticalScroll):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         key = event.worker.name
-        if key not in self._envs or event.state not in (WorkerState.SUCCESS, WorkerState.ERROR):
+        if event.state is WorkerState.SUCCESS:
+            self._ended(key, event.worker.result)
+        elif event.state is WorkerState.ERROR:
+            self._ended(key, None, event.worker.error or RuntimeError("failed"))
+
+    def _ended(self, key: str, result: Any, error: BaseException | None = None) -> None:
+        """An operation's result (or its error) shown, once: a follow-up may still run in its worker."""
+        if key not in self._envs:
             return
         env = self._envs.pop(key)
         summarize = self._summaries.pop(key)
-        if event.state is WorkerState.SUCCESS:
-            done = self.Finished(key, True, summarize(event.worker.result), env)
+        if error is None:
+            done = self.Finished(key, True, summarize(result), env)
         else:
-            done = self.Finished(key, False, one_line(event.worker.error or RuntimeError("failed")), env)
+            done = self.Finished(key, False, one_line(error), env)
         if env is not None:
             self.running = {e: t for e, t in self.running.items() if e != env}
         self.last = done

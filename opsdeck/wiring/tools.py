@@ -1,4 +1,5 @@
-"""The real tools of a deck: Terraform, boto3, Packer and git, bound to each environment's target.
+"""The real tools of a deck: Terraform, boto3, Packer, git, the keyring, ssh-keygen and processes, bound
+to each environment's target (core's ``Tools``, core/ports/factory.py).
 
 One factory for every tool an operation uses. An environment's tools run with that environment's
 account, region and credentials: a role it names is assumed (the session name carries the
@@ -15,20 +16,26 @@ import os
 import re
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from opsdeck import paths
+from opsdeck.adapters import localcloud
+from opsdeck.adapters import secrets as stored
+from opsdeck.adapters.aws import Aws
+from opsdeck.adapters.checkov import Checkov, find_binary
+from opsdeck.adapters.git import Git
+from opsdeck.adapters.packer import Packer
+from opsdeck.adapters.process import LocalProcesses
+from opsdeck.adapters.sshsig import SshSigner
+from opsdeck.adapters.terraform import Terraform, write_cli_config
 from opsdeck.core.estate.config import DeckConfig
 from opsdeck.core.estate.demo_deck import is_demo_deck
 from opsdeck.core.estate.settings import UserSettings
-from opsdeck.core.ports import EnvTools, Target
+from opsdeck.core.ports.factory import EnvTools, Target
+from opsdeck.core.ports.outside import SecretsPort
+from opsdeck.core.types.cloud import Credentials
 from opsdeck.errors import CloudUnavailableError, ConfigError, RefusedError, ToolError
-
-if TYPE_CHECKING:
-    from opsdeck.adapters.aws import Aws, Credentials
-    from opsdeck.adapters.checkov import Checkov
-    from opsdeck.adapters.git import Git
-    from opsdeck.adapters.packer import Packer
 
 LOCAL_KEY = "opsdeck-local"  # moto accepts any key; this one says where it came from
 RENEW_BEFORE = 300.0  # seconds: assumed credentials are renewed this long before they expire
@@ -75,8 +82,6 @@ class LiveTools:
     def git(self) -> Git:
         with self._lock:
             if self._git is None:
-                from opsdeck.adapters.git import Git
-
                 self._git = Git(self.root)
             return self._git
 
@@ -87,7 +92,6 @@ class LiveTools:
     def endpoint(self) -> str | None:
         if not self.is_local:
             return None
-        from opsdeck.adapters import localcloud
 
         try:
             return localcloud.running_endpoint()
@@ -102,14 +106,11 @@ class LiveTools:
 
     def check_endpoint(self) -> None:
         endpoint = self.endpoint()
-        if endpoint is not None:
-            from opsdeck.adapters import localcloud
-
-            if not localcloud.answers(endpoint, timeout=2.0):
-                again = ", or restart the demo with `opsdeck demo --reset`" if is_demo_deck(self.root) else ""
-                raise CloudUnavailableError(
-                    f"the local cloud at {endpoint} does not answer (stopped or overloaded); try again{again}"
-                )
+        if endpoint is not None and not localcloud.answers(endpoint, timeout=2.0):
+            again = ", or restart the demo with `opsdeck demo --reset`" if is_demo_deck(self.root) else ""
+            raise CloudUnavailableError(
+                f"the local cloud at {endpoint} does not answer (stopped or overloaded); try again{again}"
+            )
 
     def operator(self) -> str:
         """Who opsdeck acts for: the git identity's name, else the OS user."""
@@ -162,16 +163,12 @@ class LiveTools:
 
     def _base_cloud(self, region: str, profile: str | None) -> Aws:
         """boto3 with the operator's own credentials (the local cloud's dummies, or a profile)."""
-        from opsdeck.adapters.aws import Aws, Credentials
-
         creds = Credentials(LOCAL_KEY, LOCAL_KEY) if self.is_local else None
         return Aws(region, endpoint=self.endpoint(), profile=None if self.is_local else profile, credentials=creds)
 
     def credentials(self, target: Target) -> Credentials | None:
         """The credentials ``target`` is reached with: its role's (assumed, renewed before they expire),
         the local cloud's dummies, or None (its profile, or the default chain)."""
-        from opsdeck.adapters.aws import Credentials
-
         if target.role is None:
             return Credentials(LOCAL_KEY, LOCAL_KEY) if self.is_local else None
         with self._lock:
@@ -192,8 +189,6 @@ class LiveTools:
         return creds
 
     def _cloud(self, target: Target, creds: Credentials | None, region: str | None = None) -> Aws:
-        from opsdeck.adapters.aws import Aws
-
         region = region or target.region
         key = (target.name, region, creds.access_key if creds else "")
         with self._lock:
@@ -207,8 +202,6 @@ class LiveTools:
             return self._clouds[key]
 
     def env(self, name: str, credentials: Credentials | None = None) -> EnvTools:
-        from opsdeck.adapters.terraform import Terraform
-
         target = self.env_target(name)
         if credentials is not None:
             with self._lock:
@@ -236,10 +229,6 @@ class LiveTools:
         return tools
 
     def env_copy(self, name: str, region: str, workdir: Path, credentials: Credentials | None = None) -> EnvTools:
-        from dataclasses import replace
-
-        from opsdeck.adapters.terraform import Terraform
-
         target = replace(self.env_target(name), region=region)
         if credentials is not None:
             with self._lock:
@@ -266,17 +255,27 @@ class LiveTools:
         )
 
     def packer(self) -> Packer:
-        from opsdeck.adapters.packer import Packer
-
         target = self.build_target()
         return Packer(
             self.tool_env(target, self.credentials(target)), binary=self.settings.packer.binary, redact=self.redact
         )
 
     def policy(self) -> Checkov:
-        from opsdeck.adapters.checkov import Checkov, find_binary
-
         return Checkov(find_binary(self.settings.checkov.binary))
+
+    def secrets(self) -> SecretsPort:
+        keyring = stored.KeyringSecrets(self.config.name)
+        if self.is_local and is_demo_deck(self.root):
+            # The demo on a machine without a keyring backend keeps its own credentials in a file of its
+            # own, labelled as such wherever break-glass shows where its credentials came from.
+            return stored.FallbackSecrets(keyring, stored.FileSecrets(self.root / ".opsdeck" / stored.DEMO_STORE))
+        return keyring
+
+    def signer(self) -> SshSigner:
+        return SshSigner()
+
+    def processes(self) -> LocalProcesses:
+        return LocalProcesses()
 
     def tool_env(self, target: Target, creds: Credentials | None) -> dict[str, str]:
         """The process environment of a tool opsdeck starts (Terraform, Packer) for ``target``."""
@@ -289,9 +288,6 @@ class LiveTools:
         out["PACKER_CHECKPOINT_DISABLE"] = "1"
         mirror = self.settings.terraform.plugin_mirror
         if mirror:
-            from opsdeck import paths
-            from opsdeck.adapters.terraform import write_cli_config
-
             mirror_path = Path(mirror).expanduser()
             if not (mirror_path / "registry.terraform.io").is_dir():
                 raise ConfigError(

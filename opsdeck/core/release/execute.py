@@ -16,20 +16,20 @@ from pathlib import Path
 
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
+from opsdeck.core.ledger.identity import operator
+from opsdeck.core.ledger.remote import sync_before_change
 from opsdeck.core.model import ImageRef, PlanResult
-from opsdeck.core.observe import planning
-from opsdeck.core.observe.plans import parse_plan
+from opsdeck.core.plans import planning
+from opsdeck.core.plans.planning import keep_shown
+from opsdeck.core.plans.shown import parse_plan
 from opsdeck.core.release import fleet
 from opsdeck.core.release.bluegreen_rollout import BlueGreen
-from opsdeck.core.release.gates import keep_shown
 from opsdeck.core.release.results import Moved, ReleaseResult
 from opsdeck.core.release.transaction import Release
 from opsdeck.core.safety import audit
 from opsdeck.core.safety.confirm import Confirm, Preview, ServiceChange, confirmed
 from opsdeck.core.safety.operation import audited
 from opsdeck.core.team import plan_match
-from opsdeck.core.team.identity import operator
-from opsdeck.core.team.remote import sync_before_change
 from opsdeck.core.team.requests import Request, load, staleness
 from opsdeck.errors import OpsdeckError, RefusedError
 

@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from opsdeck.core.estate.pins import pin_files
 from opsdeck.errors import OpsdeckError, RefusedError, ToolError
 
 if TYPE_CHECKING:
@@ -115,8 +116,6 @@ def latest(deck: Deck) -> Ledger:
 
 
 def _dirty(deck: Deck) -> list[str]:
-    from opsdeck.core.estate.pins import pin_files
-
     git = deck.tools.git
     return [rel for env in deck.config.env_names for rel in pin_files(deck, env) if git.is_dirty(rel)]
 

@@ -43,8 +43,6 @@ def email_of(identity: str) -> str:
 
 def operator(deck: Deck, signing_key: str | None = None) -> Operator:
     """The operator behind this process (``signing_key`` instead of git's user.signingkey)."""
-    from opsdeck.adapters import sshsig
-
     git = deck.tools.git
     try:
         identity = git.identity()
@@ -59,7 +57,7 @@ def operator(deck: Deck, signing_key: str | None = None) -> Operator:
     fingerprint = ""
     if key:
         try:
-            fingerprint = sshsig.fingerprint(key)
+            fingerprint = deck.tools.signer().fingerprint(key)
         except OpsdeckError:
             fingerprint = ""
     return Operator(identity, email_of(identity), key, fingerprint, f"{getpass.getuser()}@{socket.gethostname()}")

@@ -18,13 +18,13 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from opsdeck.adapters.aws import Credentials
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import read_pin
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import PlanResult, PlanSummary
-from opsdeck.core.observe.plans import parse_plan
-from opsdeck.core.ports import TerraformPort
+from opsdeck.core.plans.shown import parse_plan
+from opsdeck.core.ports.tools import TerraformPort
+from opsdeck.core.types.cloud import Credentials
 from opsdeck.errors import OpsdeckError
 from opsdeck.files import write_atomic
 
@@ -195,8 +195,6 @@ async def plan(
         return _stored(deck, PlanResult(env, PlanSummary(), (), **extra))
     with rep.phase("show"):
         shown = await tf.show_json(planfile)
-    from opsdeck.core.release.gates import keep_shown
-
     await asyncio.to_thread(keep_shown, deck, planfile, shown)  # what the policy gate reads
     result = parse_plan(env, shown, **extra)
     return _stored(deck, result)
@@ -209,10 +207,11 @@ async def plan_into(
     rep: Reporter,
     *,
     credentials: Credentials | None = None,
+    var_files: tuple[Path, ...] = (),
 ) -> PlanResult:
-    """Plan ``env`` into ``planfile``, shown and parsed, but not kept as
-    the environment's pending plan: a step inside an operation (a traffic switch), not what the deck
-    shows as waiting."""
+    """Plan ``env`` into ``planfile``, shown and parsed, but not kept as the environment's pending plan: a
+    step inside an operation (a traffic switch), or a plan of other pins (``var_files``: pin files as they
+    would be, outside the working tree), not what the deck shows as waiting."""
     await ensure_init(deck, env, rep, credentials)
     tf = (await asyncio.to_thread(deck.tools.env, env, credentials)).terraform
     summary: dict[str, Any] = {}
@@ -223,13 +222,11 @@ async def plan_into(
             if event.get("type") == "change_summary":
                 summary.update(event.get("changes") or {})
 
-    await tf.plan(planfile, on_event=on_event)
+    await tf.plan(planfile, on_event=on_event, var_files=var_files)
     extra: dict[str, Any] = {"planfile": str(planfile), "pins": _pinned(deck, env), "created_at": time.time()}
     if summary and not any(summary.get(k) for k in ("add", "change", "remove", "import")):
         return PlanResult(env, PlanSummary(), (), **extra)
     shown = await tf.show_json(planfile)
-    from opsdeck.core.release.gates import keep_shown
-
     await asyncio.to_thread(keep_shown, deck, planfile, shown)
     return parse_plan(env, shown, **extra)
 
@@ -262,3 +259,38 @@ def _stored(deck: Deck, result: PlanResult) -> PlanResult:
     path = plan_dir(deck) / f"{result.environment}.json"
     write_atomic(path, json.dumps(result.to_json()))
     return result
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def shown_dir(deck: Deck) -> Path:
+    path = deck.local_dir / "plans" / "shown"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def keep_shown(deck: Deck, planfile: Path, shown: dict[str, Any]) -> None:
+    """Keep `terraform show -json` of a saved plan for the policy gate (named by the plan's hash)."""
+    target = shown_dir(deck) / f"{sha256_of(planfile)}.json"
+    write_atomic(target, json.dumps(shown))
+    cutoff = time.time() - 86400
+    for old in shown_dir(deck).glob("*.json"):
+        if old.stat().st_mtime < cutoff:
+            old.unlink(missing_ok=True)
+
+
+def shown_of(deck: Deck, plan: PlanResult) -> dict[str, Any] | None:
+    """`terraform show -json` of a saved plan, as kept when it was made (None: no changes, none kept)."""
+    if not plan.planfile or not Path(plan.planfile).is_file():
+        return None
+    try:
+        data = json.loads((shown_dir(deck) / f"{sha256_of(Path(plan.planfile))}.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from opsdeck.core.estate.config import DeckConfig
-from opsdeck.core.hygiene.schedule import systemd_quote
+from opsdeck.core.schedules.drift import systemd_quote
 
 KINDS = ("cron", "systemd", "github", "gitlab")
 NIGHTLY = ("cron", "systemd")

@@ -1,5 +1,9 @@
 """`opsdeck demo`: the sample deck as a git repository, applied to the local cloud, ready to open.
 
+An application of core on the local cloud, like the command line: it sits above core and the adapters
+(it sets up what a team's accounts would hold: roles, trails, SSH keys, a git remote), so core stays
+free of the demo and of every adapter.
+
 The demo deck is an ordinary deck: the same Packer recipes and Terraform a team would run against a
 real account, on the embedded local cloud. A deck is "ready" while the cloud it was built on still
 runs (moto forgets everything when it stops); otherwise it is rebuilt.
@@ -8,29 +12,36 @@ runs (moto forgets everything when it stops); otherwise it is rebuilt.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import secrets
 import shutil
 import time
+from collections import defaultdict
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from opsdeck import paths
-from opsdeck.adapters import localcloud
+from opsdeck.adapters import localcloud, sshsig
+from opsdeck.adapters.aws import Aws
 from opsdeck.adapters.git import Git
+from opsdeck.adapters.secrets import DEMO_SOURCE
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.demo_deck import is_demo_deck
 from opsdeck.core.estate.demo_deck import marker as marker_file
 from opsdeck.core.estate.pins import ColorPin, write_color_pins, write_pins
+from opsdeck.core.estate.sections import trail_location
 from opsdeck.core.events import Reporter
-from opsdeck.core.observe import planning
-from opsdeck.core.observe.status import concurrency
+from opsdeck.core.plans import planning
 from opsdeck.core.release import fleet, rollout
 from opsdeck.core.release.bake import bake
 from opsdeck.core.release.distribute import make_usable
 from opsdeck.core.release.images import load_catalog
-from opsdeck.core.tasks import all_or_nothing
+from opsdeck.core.tasks import all_or_nothing, concurrency
+from opsdeck.core.types.cloud import Credentials
 from opsdeck.errors import OpsdeckError, RefusedError, ToolError
 from opsdeck.shipped import copy_tree, shipped
+from opsdeck.wiring.tools import LOCAL_KEY
 
 TEAM = (("alice", "Alice (on call)"), ("bob", "Bob"), ("carol", "Carol"))  # alice runs the demo's deck
 TEAM_DOMAIN = "shop.example"
@@ -87,19 +98,13 @@ async def _apply_env(deck: Deck, env: str, pins: dict[str, str], rep: Reporter) 
 def _accounts(deck: Deck) -> None:
     """Each account's roles (deploy, build, break-glass), as a team's account set-up would have made them:
     from then on the local cloud, like AWS, refuses a role its account does not have."""
-    import json as _json
-    from collections import defaultdict
-
-    from opsdeck.adapters.aws import Aws, Credentials
-    from opsdeck.core.estate.tools import LOCAL_KEY
-
     wanted = [deck.config.build.role]
     for env in deck.config.environments:
         wanted += [env.role, env.break_glass_role]
     by_account: dict[str, list[str]] = defaultdict(list)
     for arn in dict.fromkeys(r for r in wanted if r):
         by_account[arn.split(":")[4]].append(arn)
-    trust = _json.dumps(
+    trust = json.dumps(
         {
             "Version": "2012-10-17",
             "Statement": [
@@ -134,9 +139,6 @@ async def _trails(deck: Deck) -> None:
     """Each account's CloudTrail trail (multi-region) and the bucket it delivers to, as a team's account
     set-up would have made them. The local cloud never delivers a file: `opsdeck trail` reads what is
     written there in CloudTrail's format."""
-    from opsdeck.adapters.aws import Aws
-    from opsdeck.core.estate.config import trail_location
-
     made: set[str] = set()
     for env in deck.config.environments:
         if not env.trail or env.account in made:
@@ -163,12 +165,6 @@ async def _trails(deck: Deck) -> None:
 def _store_break_glass(deck: Deck, rep: Reporter) -> None:
     """Credentials for the protected environments, so break-glass (`!`) works in the demo as it would
     with a team's own stored credentials. On the local cloud any key is accepted."""
-    import secrets as random
-
-    from opsdeck.adapters.aws import Aws, Credentials
-    from opsdeck.core.estate.tools import LOCAL_KEY
-    from opsdeck.core.safety.breakglass import DEMO_SOURCE, store_demo_credentials
-
     for env in (e for e in deck.config.environments if e.protected):
         if env.break_glass_role:  # credentials of the environment's break-glass role, in its own account
             local = Aws(
@@ -179,10 +175,10 @@ def _store_break_glass(deck: Deck, rep: Reporter) -> None:
             creds = local.assume_role(env.break_glass_role, "opsdeck-demo-break-glass", seconds=43200)
             creds = Credentials(creds.access_key, creds.secret_key, creds.session_token)  # kept past the hour
         else:
-            key = "ASIA" + "".join(random.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") for _ in range(16))
-            creds = Credentials(key, random.token_urlsafe(30))
-        where = store_demo_credentials(deck, env.name, creds)
-        if where == DEMO_SOURCE:
+            key = "ASIA" + "".join(secrets.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") for _ in range(16))
+            creds = Credentials(key, secrets.token_urlsafe(30))
+        where = deck.tools.secrets().store(env.name, creds)
+        if where == DEMO_SOURCE:  # the keyring has no backend here (opsdeck/wiring/tools.py secrets)
             rep.log(
                 f"no keyring backend on this machine: {env.name}'s demo break-glass credentials are in {where}; "
                 "for a keyring, `pip install keyrings.alt` or run a Secret Service (see README, Secrets)",
@@ -197,8 +193,6 @@ def demo_team_dir() -> Path:
 
 def demo_remote(target: Path) -> Path:
     """The demo deck's team remote: a bare repository on disk, as a team's git server would be."""
-    import hashlib
-
     digest = hashlib.sha256(str(target).encode()).hexdigest()[:12]
     return paths.data_dir() / "demo-remote" / f"{target.name}-{digest}.git"
 
@@ -206,8 +200,6 @@ def demo_remote(target: Path) -> Path:
 def _team(target: Path, git: Git) -> None:
     """The demo's team: an SSH key each (alice, who runs the deck; bob and carol, who approve), the deck's
     allowed_signers file naming them, and alice's git identity and signing key in the deck's repository."""
-    from opsdeck.adapters import sshsig
-
     keys = demo_team_dir()
     lines = [
         "# Who may approve changes to this deck's environments (git's SSH allowed-signers format).",

@@ -14,6 +14,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from opsdeck.core.hygiene.notify import shown_url
 from opsdeck.errors import ConfigError
 
 AT = re.compile(r"^(?P<hour>[01]?\d|2[0-3]):(?P<minute>[0-5]\d)$")
@@ -64,7 +65,7 @@ def _env_file_help(s: Schedule) -> list[str]:
     if not s.secrets:
         return []
     lines = ["# the webhooks live in ~/.config/opsdeck/drift.env (chmod 600), one per line, quoted:"]
-    lines += [f"#   {name}='{_shown(url)}'  (the full URL)" for url, name in s.secrets.items()]
+    lines += [f"#   {name}='{shown_url(url)}'  (the full URL)" for url, name in s.secrets.items()]
     return lines
 
 
@@ -137,7 +138,7 @@ def github(s: Schedule) -> str:
     command = shlex.join(s.argv("opsdeck", s.deck_in_repo))
     lines = [
         "# .github/workflows/opsdeck-drift.yml",
-        *(f"# repository secret {name}: {_shown(url)}" for url, name in secrets.items()),
+        *(f"# repository secret {name}: {shown_url(url)}" for url, name in secrets.items()),
         "name: opsdeck nightly drift",
         "on:",
         "  schedule:",
@@ -171,12 +172,6 @@ def github(s: Schedule) -> str:
         lines += [f"          {name}: ${{{{ secrets.{name} }}}}" for name in secrets.values()]
     lines += ["        run: |", f"          {command}"]
     return "\n".join(lines)
-
-
-def _shown(url: str) -> str:
-    from opsdeck.adapters.webhook import shown
-
-    return shown(url)
 
 
 def render(s: Schedule, kinds: tuple[str, ...] = KINDS) -> str:

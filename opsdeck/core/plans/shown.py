@@ -8,6 +8,7 @@ merely turn unknown on replacement (arn, id, ...) are not listed. Sensitive valu
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -196,8 +197,6 @@ def elide(text: str, width: int = VALUE_WIDTH) -> str:
 
 def show_value(value: Any, width: int = VALUE_WIDTH) -> str:
     """One attribute value on one line: strings as they are, the rest as compact JSON, elided."""
-    import json
-
     if isinstance(value, str):
         text = value if value in (SENSITIVE, UNKNOWN) else json.dumps(value)
     else:
@@ -257,20 +256,6 @@ def change_line(change: AttributeChange, action: str, width: int = VALUE_WIDTH) 
         f"{name}: {after}" if action == "create" else f"{name}: {before} → {after}"
         for name, before, after in change_lines(change, action, width)
     )
-
-
-def changes_json(resource: ResourceChange) -> list[dict[str, Any]]:
-    """Each changed attribute's before and after (masked as Terraform masks sensitive values)."""
-    return [
-        {
-            "attribute": c.name,
-            "before": c.before,
-            "after": None if c.after_unknown else c.after,
-            "after_unknown": c.after_unknown,
-            "forces_replacement": c.forces_replacement,
-        }
-        for c in resource.changes
-    ]
 
 
 SYMBOL = {"create": "+", "update": "~", "delete": "-", "replace": "-/+"}

@@ -1,0 +1,215 @@
+"""After an interrupted operation: say what it left, and release its locks once nothing still runs."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opsdeck.core.estate.deck import Deck
+from opsdeck.core.estate.pins import pin_files, pin_rel, pin_spec, read_pins, with_pin
+from opsdeck.core.events import Reporter
+from opsdeck.core.ledger.identity import operator
+from opsdeck.core.ledger.remote import publish
+from opsdeck.core.plans import planning
+from opsdeck.core.release import bluegreen
+from opsdeck.core.safety import audit, locks
+from opsdeck.core.safety.audit import TRAILER
+from opsdeck.core.safety.locks import LockRecord
+from opsdeck.core.team.requests import load
+from opsdeck.errors import LockedError, OpsdeckError, RefusedError
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """An interrupted operation and what it left in the working tree."""
+
+    record: LockRecord
+    dirty: tuple[str, ...]  # pin files with uncommitted changes
+    pins_now: dict[str, str]  # service -> what the working tree pins
+
+    @property
+    def pin_dirty(self) -> bool:
+        return bool(self.dirty)
+
+    def advice(self) -> str:
+        detail = self.record.detail or {}
+        if not self.dirty:
+            return "the pin files are as committed"
+        pins = ", ".join(f"{s} {i}" for s, i in self.pins_now.items())
+        return (
+            f"{', '.join(self.dirty)} holds {pins} uncommitted (the {self.record.operation} was moving "
+            f"{detail.get('services', '?')} to {detail.get('to', '?')}): run `opsdeck plan` to see what the "
+            "cloud runs, then commit the pins or restore them with `git checkout -- <pin file>`"
+        )
+
+
+def inspect(deck: Deck, env: str) -> Interrupted | None:
+    record, alive = locks.holder(deck, env)
+    if record is None:
+        return None
+    if alive:
+        raise LockedError(f"{env} is locked by a running operation: {record.describe()}")
+    dirty = []
+    for rel in pin_files(deck, env):
+        try:
+            if deck.tools.git.is_dirty(rel):
+                dirty.append(rel)
+        except OpsdeckError:
+            continue
+    try:
+        pins_now = read_pins(deck, env)
+    except OpsdeckError:
+        pins_now = {}
+    return Interrupted(record, tuple(dirty), pins_now)
+
+
+def _close_orphans(deck: Deck, env: str, lock_id: str, running: int | None = None) -> int:
+    """Close 'started' audit records of ``env`` that never got their end: they were interrupted (all but
+    ``running``, the unlock's own)."""
+    records = audit.read(deck)
+    closed = {r.get("started") for r in records if r.get("started") is not None} | {running}
+    orphans = [
+        r for r in records if r.get("environment") == env and r.get("result") == "started" and r["seq"] not in closed
+    ]
+    for rec in orphans:
+        audit.append(
+            deck,
+            action=rec["action"],
+            environment=env,
+            result="interrupted",
+            started=rec["seq"],
+            error=f"the process ended before the operation did (lock {lock_id})",
+            who=audit.who(deck, env),
+        )
+    return len(orphans)
+
+
+async def unlock(deck: Deck, env: str, rep: Reporter) -> Interrupted | None:
+    """Release the lock an interrupted operation left (and Terraform's, if it left one too)."""
+    found = inspect(deck, env)
+    if found is None:
+        return None
+    record = found.record
+    here = record.host == socket.gethostname()
+    dirs = [deck.env_dir(env)]
+    if here and record.root and Path(record.root) != deck.root:  # an engine worker's own clone on this machine
+        dirs.append(Path(record.root) / deck.env(env).path)
+    running = [p for d in dirs for p in deck.tools.processes().processes_in(d) if "terraform" in p[1]]
+    if running:
+        pid, cmd = running[0]
+        raise RefusedError(f"terraform is still running in {env} (pid {pid}: {cmd[:60]}); wait for it to finish")
+    await planning.ensure_init(deck, env, rep)
+    probe = planning.scratch_planfile(deck, env, "unlock")
+    terraform = deck.tools.env(env).terraform
+    try:
+        # A refresh-only plan that takes the state lock: the way to find a lock Terraform left behind.
+        await terraform.plan(probe, refresh_only=True, lock=True)
+    except LockedError as exc:
+        lock_id = str(exc).rsplit("lock id ", 1)[-1].rstrip(")")
+        if record.worker and not here:  # its Terraform may still run on the worker's machine
+            raise RefusedError(
+                f"Terraform's state lock {lock_id} is still held in {env}, and the interrupted {record.operation} "
+                f"ran on worker {record.worker}: check that no terraform runs on {record.host}, then run "
+                f"`opsdeck unlock {env}` there"
+            ) from None
+        rep.log(f"releasing Terraform's state lock {lock_id} left in {env}", "notice")
+        await terraform.force_unlock(lock_id)
+    finally:
+        probe.unlink(missing_ok=True)
+    run = audit.AuditedRun(deck, "unlock", env, {"interrupted": record.operation, "lock_id": record.id}).open()
+    reconciled: str | None = None
+    try:
+        if deck.env(env).blue_green:
+            reconciled = await bluegreen.reconcile_traffic(deck, env, rep)
+        else:
+            reconciled = await settle_pins(deck, env, rep, found, run.hash)
+    except OpsdeckError as exc:  # the lock still goes: the next plan shows what is left
+        rep.log(f"could not settle {env}'s pins with what the cloud runs ({exc}); check `opsdeck plan {env}`", "error")
+    cleared = await asyncio.to_thread(locks.clear_stale, deck, env)
+    closed = _close_orphans(deck, env, found.record.id, run.started.get("seq"))
+    notes: dict[str, Any] = {"reconciled": reconciled} if reconciled else {}
+    run.close("ok", closed_records=closed, **notes)
+    return found if cleared else None
+
+
+async def settle_pins(deck: Deck, env: str, rep: Reporter, found: Interrupted, anchor: str) -> str | None:
+    """After an interrupted change, make the ledger say what the cloud runs. Terraform was left to finish
+    (only opsdeck was killed), so its state holds the pins of one of: the working tree (written, then
+    applied), the interrupted operation's target (applied from another clone: an engine worker's), or
+    the last commit (never applied). The first whose plan changes nothing is what runs: committed (with the
+    operator's trailers and this unlock's audit record) when it is not the last commit, the pin files put
+    back when it is. When none plans clean (drift besides), nothing is changed, and that is said. What
+    happened: "committed", "restored", or None."""
+    git = deck.tools.git
+    files = pin_files(deck, env)
+    head = {rel: await asyncio.to_thread(git.text_at, "HEAD", rel) for rel in files}
+    now = {rel: (deck.root / rel).read_text(encoding="utf-8") for rel in found.dirty}
+    target = _target_texts(deck, env, found.record, head)
+    committed = {rel: text for rel in found.dirty if (text := head.get(rel)) is not None}
+    candidates = [("the working tree's", now), ("its target's", target), ("the committed", committed)]
+    for label, texts in candidates:
+        if texts is None or (label != "the committed" and not texts):
+            continue
+        if not await _plans_nothing(deck, env, rep, texts):
+            continue
+        if label == "the committed":
+            for rel in found.dirty:
+                await asyncio.to_thread(git.restore, rel)
+            if found.dirty:
+                rep.log(f"{env}: the interrupted {found.record.operation} was never applied; pins put back", "notice")
+            return "restored" if found.dirty else None
+        for rel, text in texts.items():
+            (deck.root / rel).write_text(text, encoding="utf-8")
+        who = await asyncio.to_thread(operator, deck)
+        pins = ", ".join(f"{s} {i}" for s, i in read_pins(deck, env).items())
+        what = found.record.operation
+        text = f"settle {env} after an interrupted {what}: the cloud runs these pins\n\n{pins}\n\n"
+        await asyncio.to_thread(git.commit, list(texts), f"{text}{who.trailers()}\n{TRAILER}: {anchor}\n")
+        await asyncio.to_thread(publish, deck, rep)
+        rep.log(f"{env}: the interrupted {what} was applied; {label} pins are committed ({pins})", "notice")
+        return "committed"
+    rep.log(f"{env}: no pins plan clean (drift besides the interrupted change?): " + found.advice(), "warning")
+    return None
+
+
+def _target_texts(deck: Deck, env: str, record: LockRecord, head: dict[str, str | None]) -> dict[str, str] | None:
+    """The pin files as the interrupted operation would have committed them (from its lock's detail: the
+    images of a release, or an approved request's pins); None when the lock does not say."""
+    detail = record.detail or {}
+    if detail.get("request"):
+        try:
+            return dict(load(deck, str(detail["request"]), check_stale=False).pins) or None
+        except OpsdeckError:
+            return None
+    services, images = str(detail.get("services", "")).split(","), str(detail.get("to", "")).split(",")
+    if not detail.get("to") or len(services) != len(images):
+        return None
+    texts: dict[str, str] = {}
+    for service, image in zip(services, images, strict=True):
+        if service not in deck.config.service_names or not image.startswith("ami-"):
+            return None
+        rel = pin_rel(deck, env, service)
+        texts[rel] = with_pin(texts.get(rel, head.get(rel)), pin_spec(deck.config, service), image)
+    return texts
+
+
+async def _plans_nothing(deck: Deck, env: str, rep: Reporter, texts: dict[str, str]) -> bool:
+    """Whether a plan with these pin file texts (over the working tree's, as variable files written outside
+    it; none: the working tree as it is) changes nothing."""
+    scratch = planning.plan_dir(deck) / f"{env}.settle"
+    scratch.mkdir(exist_ok=True)
+    files = []
+    for n, text in enumerate(texts.values()):
+        files.append(scratch / f"{n}.tfvars.json")
+        files[-1].write_text(text, encoding="utf-8")
+    planfile = planning.scratch_planfile(deck, env, "settle")
+    try:
+        plan = await planning.plan_into(deck, env, planfile, rep, var_files=tuple(files))
+    finally:
+        planfile.unlink(missing_ok=True)
+        for file in files:
+            file.unlink(missing_ok=True)
+    return not plan.summary.has_changes

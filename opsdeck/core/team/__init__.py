@@ -1,0 +1,1 @@
+"""A team on one deck: requests for approval, their signatures, and approving or rejecting them."""
