@@ -46,10 +46,16 @@ def opsdeck(deck: str) -> None:
     from opsdeck.core.estate.deck import Deck
     from opsdeck.tui.app import OpsDeckApp
 
+    shown: list[bool] = []
+
+    def frame(app: OpsDeckApp) -> None:
+        shown.append(app.deck_screen.state is not None)
+        first_frame(app)
+
     wiring.install()  # the real tools for the decks a benchmark opens
-    app = OpsDeckApp(Deck.open(Path(deck)), live=False, on_first_frame=first_frame)
+    app = OpsDeckApp(Deck.open(Path(deck)), live=False, on_first_frame=frame)
     app.run(headless=True, size=(120, 40))
-    if app.state is None:
+    if shown != [True]:
         raise SystemExit("bench: the deck had no stored snapshot to show")
 
 

@@ -167,18 +167,18 @@ async def _one(root: Path, state: DeckState, size: tuple[int, int]) -> dict[str,
         start = shown[0] - t0
         await pilot.pause(0.3)
         c0, w0 = time.process_time(), time.perf_counter()
-        app.show_state(state)  # the whole main screen, from a 50-environment snapshot
+        app.deck_screen.state = state  # the whole main screen, from a 50-environment snapshot
         await pilot.pause()
         render, wall = time.process_time() - c0, time.perf_counter() - w0
-        keys = [key for key, _, _ in app.table.column_plan()]
+        keys = [key for key, _, _ in app.deck_screen.table.column_plan()]
         layout = "column per service" if any(k.startswith("svc:") for k in keys) else "one summary cell"
         c1 = time.process_time()
-        app.table.set_filter("env-4")
+        app.deck_screen.table.set_filter("env-4")
         await pilot.pause()
         filtered = time.process_time() - c1
-        assert app.table.row_count == 10, app.table.row_count
+        assert app.deck_screen.table.row_count == 10, app.deck_screen.table.row_count
         c2 = time.process_time()
-        app.main(PlanPane).show("env-41", stored_plan(app.deck, "env-41"))
+        app.deck_screen.query_one(PlanPane).show("env-41", stored_plan(app.deck, "env-41"))
         await pilot.pause()
         plan = time.process_time() - c2
     return {"start": start, "render": render, "wall": wall, "filter": filtered, "plan": plan, "layout": layout}

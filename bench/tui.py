@@ -48,15 +48,15 @@ async def _stall(deck: Path) -> float:
     from opsdeck import wiring
     from opsdeck.core.estate.deck import Deck
     from opsdeck.tui.app import OpsDeckApp
-    from opsdeck.tui.widgets.ops import OperationsPane
 
     wiring.install()  # the real tools for the decks a benchmark opens
     app = OpsDeckApp(Deck.open(deck), live=True)  # as a person opens it: the live state loads first
     worst = 0.0
     async with app.run_test(size=(120, 40)) as pilot:
-        taken = app.state.taken_at if app.state else 0.0
+        screen = app.deck_screen
+        taken = screen.state.taken_at if screen.state else 0.0
         deadline = time.monotonic() + 120
-        while (app.state is None or app.state.taken_at == taken) and time.monotonic() < deadline:
+        while (screen.state is None or screen.state.taken_at == taken) and time.monotonic() < deadline:
             await pilot.pause(0.05)
         last = time.perf_counter()
 
@@ -67,9 +67,9 @@ async def _stall(deck: Path) -> float:
             last = now
 
         app.set_interval(0.01, beat)
-        app.action_bake()
-        app.action_refresh()  # every environment's plan, and none is fresh: Terraform runs for each
-        pane = app.main(OperationsPane)
+        screen.releases.action_bake()
+        screen.environments.action_refresh()  # every environment's plan, and none is fresh: Terraform runs for each
+        pane = screen.operations
         deadline = time.monotonic() + 300
         while len(pane.finished) < 2 and time.monotonic() < deadline:
             await pilot.pause(0.05)

@@ -25,12 +25,14 @@ async def shoot(root: Path) -> None:
     wiring.install()
     app = OpsDeckApp(Deck.open(root), live=True)
     async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.deck_screen
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and not (app.state and all(e.plan for e in app.state.environments)):
+        while time.monotonic() < deadline and not (screen.state and all(e.plan for e in screen.state.environments)):
             await pilot.pause(0.5)
-        rows = [e.name for e in app.table.visible_rows()]
-        busy = next((e.name for e in app.state.environments if e.plan and e.plan.has_changes), rows[1])
-        app.table.move_cursor(row=rows.index(busy))
+        rows = [e.name for e in screen.table.visible_rows()]
+        changing = [e.name for e in screen.state.environments if e.plan and e.plan.has_changes] if screen.state else []
+        busy = (changing or rows[1:])[0]
+        screen.table.move_cursor(row=rows.index(busy))
         await pilot.pause(1.0)
         app.save_screenshot(filename=OUT.name, path=str(OUT.parent))
     print(f"saved {OUT}")

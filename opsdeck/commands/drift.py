@@ -58,7 +58,9 @@ def register(sub: Any) -> None:
 
 
 def drift_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.drift.check import check, drift_json
+    from opsdeck.core.drift.check import drift_json
+    from opsdeck.core.engine import registry, runner
+    from opsdeck.core.engine.operation import EnvsArgs
     from opsdeck.core.hygiene.notify import parse_target
 
     targets = [parse_target(t) for t in args.notify]  # a bad target fails before any work
@@ -71,7 +73,9 @@ def drift_cmd(args: argparse.Namespace) -> int:
         for env in args.envs:
             deck.env(env)
         deck.check_cloud()
-        reports = run(check(deck, args.envs or None, reporter(args, "drift")))
+        reports = run(
+            runner.run(deck, registry.DRIFT_CHECK, EnvsArgs(args.envs or None), reporter(args, "drift"))
+        ).result
     except Exception as exc:  # the check itself failed: that is an alarm too (then the error, as always)
         if targets:
             _alarm(args, deck, targets, None, error=_one_line(exc))
@@ -169,7 +173,8 @@ def _alarm(
 
 
 def apply_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.drift.reconcile import apply_env
+    from opsdeck.core.engine import registry, runner
+    from opsdeck.core.engine.operation import EnvArgs
     from opsdeck.core.safety.breakglass import close_break_glass, open_break_glass
 
     deck = open_deck(args)
@@ -177,9 +182,9 @@ def apply_cmd(args: argparse.Namespace) -> int:
     deck.check_cloud()
     glass = open_break_glass(deck, args.env, args.reason) if args.break_glass else None
     try:
-        result = run(
-            apply_env(deck, args.env, reporter(args, "apply", args.env), confirm=cli_confirm(args), glass=glass)
-        )
+        rep = reporter(args, "apply", args.env)
+        ran = run(runner.run(deck, registry.APPLY, EnvArgs(args.env), rep, confirm=cli_confirm(args), glass=glass))
+        result = ran.result
     finally:
         if glass is not None:
             close_break_glass(deck, glass)
@@ -221,15 +226,17 @@ def nuke_cmd(args: argparse.Namespace) -> int:
             print(f"  delete unmanaged   {res.type} {res.id}")
         print(f"re-run with --yes to nuke and rebuild {args.env}", file=sys.stderr)
         return 0
-    from opsdeck.core.engine.runner import nuke_rebuild
+    from opsdeck.core.engine import registry, runner
+    from opsdeck.core.engine.operation import EnvArgs
     from opsdeck.core.safety.breakglass import close_break_glass, open_break_glass
 
     glass = open_break_glass(deck, args.env, args.reason) if args.break_glass else None
     try:
-        result, worker = run(nuke_rebuild(deck, args.env, rep, glass=glass))
+        ran = run(runner.run(deck, registry.NUKE, EnvArgs(args.env), rep, glass=glass))
     finally:
         if glass is not None:
             close_break_glass(deck, glass)
+    result, worker = ran.result, ran.worker
     if args.json:
         print_json(result.to_json() | ({"worker": worker} if worker else {}))
         return 0

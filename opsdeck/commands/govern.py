@@ -63,13 +63,14 @@ def _when(epoch: float) -> str:
 
 
 def freeze_cmd(args: argparse.Namespace) -> int:
+    from opsdeck.core.engine import registry, runner
+    from opsdeck.core.engine.operation import FreezeArgs
     from opsdeck.core.safety.freeze import parse_until
-    from opsdeck.core.team.freezing import freeze
 
     until = parse_until(args.until)  # bad input fails before the deck is read
     deck = open_deck(args)
-    envs = _envs(deck, args)
-    done = run(freeze(deck, envs, until, args.reason, reporter(args, "freeze"), key=args.key))
+    what = FreezeArgs(_envs(deck, args), until, args.reason, args.key)
+    done = run(runner.run(deck, registry.FREEZE, what, reporter(args, "freeze"))).result
     if args.json:
         print_json([d.to_json() for d in done])
         return 0
@@ -82,11 +83,12 @@ def freeze_cmd(args: argparse.Namespace) -> int:
 
 
 def unfreeze_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.team.freezing import unfreeze
+    from opsdeck.core.engine import registry, runner
+    from opsdeck.core.engine.operation import UnfreezeArgs
 
     deck = open_deck(args)
-    envs = _envs(deck, args)
-    done = run(unfreeze(deck, envs, reporter(args, "unfreeze"), key=args.key))
+    what = UnfreezeArgs(_envs(deck, args), args.key)
+    done = run(runner.run(deck, registry.UNFREEZE, what, reporter(args, "unfreeze"))).result
     if args.json:
         print_json([d.to_json() for d in done])
         return 0
@@ -101,11 +103,13 @@ def unfreeze_cmd(args: argparse.Namespace) -> int:
 
 
 def expire_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.sandbox.expire import expire
+    from opsdeck.core.engine import registry, runner
+    from opsdeck.core.engine.operation import ExpireArgs
 
     deck = open_deck(args)
     deck.check_cloud()
-    found = run(expire(deck, reporter(args, "sandbox-expire"), yes=args.yes))
+    rep = reporter(args, "sandbox-expire")
+    found = run(runner.run(deck, registry.SANDBOX_EXPIRE, ExpireArgs(args.yes), rep)).result
     if args.json:
         print_json({"dry_run": not args.yes, "sandboxes": [e.to_json() for e in found]})
     elif not found:
@@ -119,15 +123,17 @@ def expire_cmd(args: argparse.Namespace) -> int:
 
 
 def extend_cmd(args: argparse.Namespace) -> int:
+    from opsdeck.core.engine import registry, runner
+    from opsdeck.core.engine.operation import ExtendArgs
     from opsdeck.core.estate.lifetimes import ttl_of
-    from opsdeck.core.sandbox.expire import extend
 
     try:
         hours = float(args.hours)
     except ValueError:
         raise ConfigError(f"--hours {args.hours}: expected a number of hours above 0") from None
     deck = open_deck(args)
-    record = run(extend(deck, args.env, hours, reporter(args, "sandbox-extend", args.env), reason=args.reason))
+    rep = reporter(args, "sandbox-extend", args.env)
+    record = run(runner.run(deck, registry.SANDBOX_EXTEND, ExtendArgs(args.env, hours, args.reason), rep)).result
     ends = record.expires_at(ttl_of(deck, args.env) or 0.0)
     if args.json:
         print_json({"environment": args.env, "expires_at": ends, **record.to_json()})

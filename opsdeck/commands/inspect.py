@@ -220,32 +220,14 @@ def status_cmd(args: argparse.Namespace) -> int:
 
 
 def refresh_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.engine.settings import broker_url
-    from opsdeck.core.observe.refresh import refresh
+    from opsdeck.core.engine import registry, runner
+    from opsdeck.core.engine.operation import RefreshArgs
 
     deck = open_deck(args)
-    if broker_url(deck):  # the engine: each environment's Terraform runs on a worker of its account
-        from opsdeck.core.engine.dispatch import Engine
-        from opsdeck.core.engine.remote import refresh_on_workers
-
-        engine = Engine(deck, broker_url(deck))
-        try:
-            result = run(
-                refresh_on_workers(
-                    deck,
-                    engine,
-                    reporter(args, "refresh"),
-                    with_drift=not args.no_drift,
-                    reuse=not args.fresh,
-                    envs=args.envs,
-                )
-            )
-        finally:
-            engine.close()
-    else:
-        result = run(
-            refresh(deck, reporter(args, "refresh"), with_drift=not args.no_drift, reuse=not args.fresh, envs=args.envs)
-        )
+    # With the engine, each environment's Terraform runs on a worker of its account.
+    what = RefreshArgs(with_drift=not args.no_drift, reuse=not args.fresh, envs=args.envs)
+    ran = run(runner.run(deck, registry.REFRESH, what, reporter(args, "refresh")))
+    result = ran.result
     if args.json:
         print_json(
             {
@@ -254,7 +236,7 @@ def refresh_cmd(args: argparse.Namespace) -> int:
                 "errors": result.errors,
                 "skipped": result.skipped,
             }
-            | ({"workers": result.workers} if broker_url(deck) else {})
+            | ({"workers": result.workers} if ran.sent else {})
         )
     else:
         for env, error in result.errors.items():
@@ -273,7 +255,8 @@ def plan_text(result: PlanResult) -> str:
 
 
 def plan_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.engine.runner import plan_env
+    from opsdeck.core.engine import registry, runner
+    from opsdeck.core.engine.operation import PlanArgs
 
     deck = open_deck(args)
     deck.env(args.env)
@@ -281,7 +264,8 @@ def plan_cmd(args: argparse.Namespace) -> int:
     # A real plan (refresh included) unless --cached: only a plan that reads the cloud sees a change made
     # there outside Terraform. The state bucket check runs beside Terraform, not before it.
     started = time.time()
-    result, worker = run(plan_env(deck, args.env, reporter(args, "plan", args.env), reuse=args.cached))
+    ran = run(runner.run(deck, registry.PLAN, PlanArgs(args.env, args.cached), reporter(args, "plan", args.env)))
+    result, worker = ran.result, ran.worker
     cached = result.created_at < started
     if args.json:
         print_json(

@@ -5,11 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from opsdeck.commands import open_deck, print_json, reporter, run, table, when
 from opsdeck.commands.inspect import plan_text
 from opsdeck.core.estate.deck import Deck
+
+if TYPE_CHECKING:
+    from opsdeck.core.engine.operation import Operation
+    from opsdeck.core.engine.operations import Released
+
+A = TypeVar("A")
 
 
 def _mutating(parser: argparse.ArgumentParser) -> None:
@@ -77,18 +83,18 @@ def register(sub: Any) -> None:
 
 
 def bake_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.engine.runner import bake_images
+    from opsdeck.core.engine import registry, runner
+    from opsdeck.core.engine.operation import BakeArgs
 
     deck = open_deck(args)
     deck.check_cloud()
-    results, worker = run(
-        bake_images(deck, reporter(args, "bake"), services=args.services, version=args.version, base=args.base)
-    )
+    baking = BakeArgs(args.services, args.version, args.base)
+    ran = run(runner.run(deck, registry.BAKE, baking, reporter(args, "bake")))
     if args.json:
-        print_json(results)
+        print_json(ran.result)
     else:
-        where = f" on {worker}" if worker else ""
-        for r in results:
+        where = f" on {ran.worker}" if ran.worker else ""
+        for r in ran.result:
             what = "base image" if r["service"] is None else f"{r['service']} image"
             print(f"baked {what} {r['version']}: {r['id']} (git {r['git_sha']}, {r['seconds']:.1f}s{where})")
     return 0
@@ -136,30 +142,31 @@ def _glass(deck: Deck, args: argparse.Namespace, env: str) -> Any:
     return open_break_glass(deck, env, args.reason)
 
 
-def _release(args: argparse.Namespace, env: str, action: str, call: Any, job: dict[str, Any] | None = None) -> int:
-    """Run a release here, or (``job``: its arguments) on a worker when the deck has a broker; break-glass
-    always runs here, where its credentials are."""
-    from opsdeck.core.engine.settings import broker_url
+def _release(args: argparse.Namespace, op: Operation[A, Released], what: A, env: str) -> int:
+    """A release, here or on a worker (the runner chooses; break-glass runs here, where its credentials are)."""
+    from opsdeck.core.engine import runner
+    from opsdeck.core.engine.operations import RemoteRelease
     from opsdeck.core.safety.breakglass import close_break_glass
+    from opsdeck.core.team.requests import Request
 
     deck = open_deck(args)
     deck.env(env)
     deck.config.services_named(args.services)
-    if job is not None and not args.break_glass and broker_url(deck):
-        return _release_on_worker(args, deck, env, action, job)
-    deck.check_cloud()
+    if args.break_glass:  # it runs here: the cloud answers before its credentials are opened
+        deck.check_cloud()
     glass = _glass(deck, args, env)
     try:
-        result = run(call(deck, reporter(args, action, env), glass))
+        rep = reporter(args, op.name, env)
+        ask = cli_confirm(args)
+        ran = run(runner.run(deck, op, what, rep, confirm=ask, glass=glass, check_cloud=glass is None))
     finally:
         if glass is not None:
             close_break_glass(deck, glass)
-    from opsdeck.core.team.requests import Request
-
+    result = ran.result
     if isinstance(result, Request):  # the environment needs approvals: nothing was applied
-        data = result.to_json()
+        data = dict(ran.data["request"]) if ran.sent else result.to_json()  # as the worker filed it
         if args.json:
-            print_json(data)
+            print_json({**data, "worker": ran.worker} if ran.sent else data)
         else:
             from opsdeck.commands.team import request_line
 
@@ -168,100 +175,36 @@ def _release(args: argparse.Namespace, env: str, action: str, call: Any, job: di
         return 0
     if args.json:
         print_json(result.to_json())
+    elif isinstance(result, RemoteRelease):
+        print(f"{op.name} {env} on {result.worker}: {result.text}, commit {result.commit[:12]} ({result.seconds:.1f}s)")
     else:
-        print(f"{action} {env}: {result.summary()}, commit {result.commit[:12]} ({result.seconds:.1f}s)")
-    if result.follow_up is not None:  # once reported: the operator has the result, this tidies after it
+        print(f"{op.name} {env}: {result.summary()}, commit {result.commit[:12]} ({result.seconds:.1f}s)")
+    follow_up = getattr(result, "follow_up", None)  # a release run here (a worker's prepares nothing here)
+    if follow_up is not None:  # once reported: the operator has the result, this tidies after it
         sys.stdout.flush()
-        run(result.follow_up(reporter(args, "prepare switch back", env)))
-    return 0
-
-
-def _release_on_worker(args: argparse.Namespace, deck: Deck, env: str, action: str, job: dict[str, Any]) -> int:
-    from opsdeck.core.engine.dispatch import Engine
-    from opsdeck.core.engine.remote import release_on_worker
-    from opsdeck.core.engine.settings import broker_url
-
-    deck.check_cloud()
-    engine = Engine(deck, broker_url(deck))
-    try:
-        outcome = run(release_on_worker(deck, engine, action, env, job, reporter(args, action, env), cli_confirm(args)))
-    finally:
-        engine.close()
-    data = outcome.result
-    if "request" in data:  # the environment needs approvals: nothing was applied
-        if args.json:
-            print_json({**data["request"], "worker": outcome.worker})
-        else:
-            from opsdeck.commands.team import request_line
-
-            print(request_line(data["request"]))
-            request_id = data["request"]["id"]
-            print(f"approve it with `opsdeck approve {request_id}`; once approved, `opsdeck execute {request_id}`")
-        return 0
-    if args.json:
-        print_json({**data["release"], "worker": outcome.worker, "job": outcome.spec.id})
-    else:
-        print(
-            f"{action} {env} on {outcome.worker}: {data['summary']}, commit {str(data['commit'])[:12]} "
-            f"({outcome.seconds:.1f}s)"
-        )
+        run(follow_up(reporter(args, "prepare switch back", env)))
     return 0
 
 
 def promote_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.release.promote import promote
+    from opsdeck.core.engine import registry
+    from opsdeck.core.engine.operation import PromoteArgs
 
-    return _release(
-        args,
-        args.dst,
-        "promote",
-        lambda deck, rep, glass: promote(
-            deck,
-            args.src,
-            args.dst,
-            rep,
-            services=args.services,
-            reason=args.reason,
-            confirm=cli_confirm(args),
-            glass=glass,
-        ),
-        job={"src": args.src, "services": args.services, "reason": args.reason},
-    )
+    return _release(args, registry.PROMOTE, PromoteArgs(args.src, args.dst, args.services, args.reason), args.dst)
 
 
 def deploy_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.release.promote import deploy_newest
+    from opsdeck.core.engine import registry
+    from opsdeck.core.engine.operation import DeployArgs
 
-    return _release(
-        args,
-        args.env,
-        "deploy",
-        lambda deck, rep, glass: deploy_newest(
-            deck, args.env, rep, services=args.services, reason=args.reason, confirm=cli_confirm(args), glass=glass
-        ),
-        job={"services": args.services, "reason": args.reason},
-    )
+    return _release(args, registry.DEPLOY, DeployArgs(args.env, args.services, args.reason), args.env)
 
 
 def rollback_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.release.promote import rollback
+    from opsdeck.core.engine import registry
+    from opsdeck.core.engine.operation import RollbackArgs
 
-    return _release(
-        args,
-        args.env,
-        "rollback",
-        lambda deck, rep, glass: rollback(
-            deck,
-            args.env,
-            rep,
-            services=args.services,
-            to=args.to,
-            reason=args.reason,
-            confirm=cli_confirm(args),
-            glass=glass,
-        ),
-        job={"services": args.services, "to": args.to, "reason": args.reason},
-    )
+    return _release(args, registry.ROLLBACK, RollbackArgs(args.env, args.services, args.to, args.reason), args.env)
 
 
 def revoke_cmd(args: argparse.Namespace) -> int:
@@ -331,13 +274,15 @@ def history_cmd(args: argparse.Namespace) -> int:
 
 def preplan_cmd(args: argparse.Namespace) -> int:
     """Make the plans that are missing or no longer current; list every current one."""
-    from opsdeck.core.release.preplan import ahead, stored
+    from opsdeck.core.engine import registry, runner
+    from opsdeck.core.engine.operation import EnvsArgs
+    from opsdeck.core.release.preplan import stored
 
     deck = open_deck(args)
     for env in args.envs:
         deck.env(env)
     deck.check_cloud()
-    made = run(ahead(deck, reporter(args, "preplan"), envs=args.envs or None))
+    made = run(runner.run(deck, registry.PREPLAN, EnvsArgs(args.envs or None), reporter(args, "preplan"))).result
     rows: list[dict[str, Any]] = []
     for env in args.envs or deck.config.env_names:
         for action in ("promote", "deploy", "rollback"):

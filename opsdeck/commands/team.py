@@ -78,10 +78,12 @@ def requests_cmd(args: argparse.Namespace) -> int:
 
 
 def approve_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.team.approvals import approve
+    from opsdeck.core.engine import registry, runner
+    from opsdeck.core.engine.operation import ApproveArgs
 
     deck = open_deck(args)
-    request = run(approve(deck, args.request, reporter(args, "approve"), key=args.key))
+    what = ApproveArgs(args.request, args.key)
+    request = run(runner.run(deck, registry.APPROVE, what, reporter(args, "approve"))).result
     if args.json:
         print_json(request.to_json())
     else:
@@ -90,10 +92,12 @@ def approve_cmd(args: argparse.Namespace) -> int:
 
 
 def reject_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.team.approvals import reject
+    from opsdeck.core.engine import registry, runner
+    from opsdeck.core.engine.operation import RejectArgs
 
     deck = open_deck(args)
-    request = run(reject(deck, args.request, args.reason, reporter(args, "reject"), key=args.key))
+    what = RejectArgs(args.request, args.reason, args.key)
+    request = run(runner.run(deck, registry.REJECT, what, reporter(args, "reject"))).result
     if args.json:
         print_json(request.to_json())
     else:
@@ -103,11 +107,13 @@ def reject_cmd(args: argparse.Namespace) -> int:
 
 def execute_cmd(args: argparse.Namespace) -> int:
     from opsdeck.commands.lifecycle import cli_confirm
-    from opsdeck.core.release.execute import execute
+    from opsdeck.core.engine import registry, runner
+    from opsdeck.core.engine.operation import ExecuteArgs
 
     deck = open_deck(args)
     deck.check_cloud()
-    result = run(execute(deck, args.request, reporter(args, "execute"), confirm=cli_confirm(args)))
+    rep = reporter(args, "execute")
+    result = run(runner.run(deck, registry.EXECUTE, ExecuteArgs(args.request), rep, confirm=cli_confirm(args))).result
     if args.json:
         print_json({**result.to_json(), "request": args.request})
     else:

@@ -8,6 +8,7 @@ account and region the deck knows, and the trails), off the UI loop.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rich.style import Style
@@ -20,7 +21,6 @@ from textual.widgets import DataTable, Label, Static, TabbedContent, TabPane
 
 if TYPE_CHECKING:
     from opsdeck.core.hygiene.store import EnvHygiene
-    from opsdeck.tui.app import OpsDeckApp
 
 TABS = ("copies", "orphans", "trail")
 
@@ -74,15 +74,12 @@ class HygieneScreen(ModalScreen[None]):
     HygieneScreen .hint { color: $text-muted; }
     """
 
-    def __init__(self, hygiene: EnvHygiene, tab: str = "copies") -> None:
+    def __init__(self, hygiene: EnvHygiene, rescan: Callable[[str], bool], tab: str = "copies") -> None:
         super().__init__()
         self.hygiene = hygiene
+        self.rescan = rescan  # starts a scan of an environment unless one runs (then False)
         self.tab = tab if tab in TABS else "copies"
         self.scanning = False
-
-    @property
-    def deck_app(self) -> OpsDeckApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -229,7 +226,7 @@ class HygieneScreen(ModalScreen[None]):
     def action_rescan(self) -> None:
         if self.scanning:
             return
-        if self.deck_app.scan_hygiene(self.hygiene.env):
+        if self.rescan(self.hygiene.env):
             self.scanning = True
             self.show(self.hygiene)
 

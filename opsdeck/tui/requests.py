@@ -1,24 +1,47 @@
 """The requests view: changes waiting for approvals, with their before → after diff; approve, reject or
-run them from here. What is shown comes from core (the ledger's requests, signatures checked)."""
+run them from here (a, x, e: the registry's operations, in the deck's operations pane). What is shown
+comes from core (the ledger's requests, signatures checked)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rich.style import Style
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label, Static
 
+from opsdeck.core.engine import registry, runner
+from opsdeck.core.engine.operation import ApproveArgs, ExecuteArgs, Operation, RejectArgs
+from opsdeck.tui.controller import TellsFailures
+
 if TYPE_CHECKING:
-    from opsdeck.tui.app import OpsDeckApp
+    from opsdeck.core.estate.deck import Deck
+    from opsdeck.tui.controller import DeckContext
+    from opsdeck.tui.widgets.ops import OperationsPane
 
 
-class RequestsScreen(ModalScreen[None]):
+def load_requests(deck: Deck) -> tuple[list[dict[str, Any]], str]:
+    """The team's requests (not only the ones this clone has), open ones first, and a warning when the
+    ledger could not be brought level with the team's remote."""
+    from opsdeck.core.ledger.remote import latest
+    from opsdeck.core.team.requests import all_requests
+
+    ledger = latest(deck)
+    warning = f"requests as this clone has them: {ledger.describe()}" if ledger.offline or ledger.behind else ""
+    rows = [r.to_json() for r in all_requests(deck)]
+    open_first = sorted(rows, key=lambda r: (r["status"] not in ("pending", "approved", "stale"), -r["created_at"]))
+    return open_first, warning
+
+
+class RequestsScreen(TellsFailures, ModalScreen[None]):
     """Every open request (and the decided ones below them); keys act on the one under the cursor."""
 
     BINDINGS = [
@@ -38,13 +61,11 @@ class RequestsScreen(ModalScreen[None]):
     RequestsScreen .hint { color: $text-muted; }
     """
 
-    def __init__(self, rows: list[dict[str, Any]]) -> None:
+    def __init__(self, rows: list[dict[str, Any]], ctx: DeckContext, operations: OperationsPane) -> None:
         super().__init__()
         self.rows = rows
-
-    @property
-    def deck_app(self) -> OpsDeckApp:
-        return self.app  # type: ignore[return-value]
+        self.ctx = ctx
+        self.operations = operations  # the deck's: a decision runs there like any operation
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -133,17 +154,50 @@ class RequestsScreen(ModalScreen[None]):
         self.dismiss(None)
 
     def action_reload(self) -> None:
-        self.deck_app.open_requests(reload_only=True)
+        self.reload()
+
+    @work(exclusive=True, group="requests", exit_on_error=False)
+    async def reload(self) -> None:
+        rows, warning = await asyncio.to_thread(load_requests, self.ctx.deck)
+        if warning:
+            self.notify(warning, severity="warning")
+        self.show(rows)
+
+    def _decide(self, op: Operation[Any, Any], what: Any, title: str, summary: Callable[[Any], str]) -> None:
+        if self.ctx.read_only:
+            self.notify("the deck is read-only (--read-only)", severity="error")
+            return
+        from opsdeck.tui.confirm import Confirmations
+
+        ask = Confirmations(self.app, self.ctx).preview
+        self.operations.start(title, None, lambda rep: runner.run(self.ctx.deck, op, what, rep, confirm=ask), summary)
 
     def action_approve(self) -> None:
         row = self.selected
         if row is not None:
-            self.deck_app.approve_request(row["id"])
+            self._decide(
+                registry.APPROVE,
+                ApproveArgs(row["id"]),
+                f"approve {row['id']}",
+                lambda ran: (
+                    f"approved {ran.result.id}: {len(ran.result.valid_approvers)}/{ran.result.needed} "
+                    f"approvals, {ran.result.status}"
+                ),
+            )
 
     def action_execute(self) -> None:
         row = self.selected
         if row is not None:
-            self.deck_app.execute_request(row["id"])
+            rid = row["id"]
+            self._decide(
+                registry.EXECUTE,
+                ExecuteArgs(rid),
+                f"execute {rid}",
+                lambda ran: (
+                    f"executed {rid}: {ran.result.action} {ran.result.environment} {ran.result.summary()}, "
+                    f"commit {ran.result.commit[:10]}"
+                ),
+            )
 
     def action_reject(self) -> None:
         row = self.selected
@@ -153,6 +207,11 @@ class RequestsScreen(ModalScreen[None]):
 
         def rejected(reason: str | None) -> None:
             if reason:
-                self.deck_app.reject_request(row["id"], reason)
+                self._decide(
+                    registry.REJECT,
+                    RejectArgs(row["id"], reason),
+                    f"reject {row['id']}",
+                    lambda ran: f"rejected {ran.result.id}: {reason}",
+                )
 
         self.app.push_screen(ReasonScreen(f"reject {row['id']}", "Why is this change turned down?"), rejected)

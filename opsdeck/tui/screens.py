@@ -188,7 +188,7 @@ class HelpScreen(ModalScreen[None]):
             line = Text(f"  {shown:<7} ")
             line.append(f"{action.description:<12}", style=Style(bold=True))  # the footer's name for it
             line.append(action.help)
-            if action.mutating and self.read_only:
+            if self.read_only and action.mutating:
                 line.append("  (disabled: read-only)", style=Style(dim=True))
             lines.append(line)
         lines += [Text(""), Text("ctrl+p opens the command palette; every action is there too.", style=Style(dim=True))]

@@ -247,14 +247,14 @@ async def test_the_deck_shows_the_refresh_as_it_runs(adopted: Adopted) -> None:
     from opsdeck.core.estate.deck import Deck
     from opsdeck.tui.app import OpsDeckApp
     from opsdeck.tui.widgets.ops import OpRow
-    from tests.tui.test_pilot import confirm_dialog, done, select, until
+    from tests.tui.pilot import confirm_dialog, done, select, until
 
     name, before = _group(adopted, "qa")
     image = _bake_web(adopted)
     app = OpsDeckApp(Deck.open(adopted.deck), theme="opsdeck-dark", live=False)
     seen: set[str] = set()
     async with app.run_test(size=(120, 40)) as pilot:
-        await until(pilot, lambda: app.state is not None, what="the deck's state")
+        await until(pilot, lambda: app.deck_screen.state is not None, what="the deck's state")
         await select(pilot, app, "qa")
         await pilot.press("s")  # web only (batch's newest is already in qa)
         await pilot.press("u")
@@ -263,7 +263,8 @@ async def test_the_deck_shows_the_refresh_as_it_runs(adopted: Adopted) -> None:
 
         def watched() -> bool:
             seen.update(row.status_text for row in app.query(OpRow))
-            return app.last_done is not None and app.last_done.key.endswith("#1") and not app.running_envs
+            ops = app.deck_screen.operations
+            return ops.last is not None and ops.last.key.endswith("#1") and not ops.running
 
         await until(pilot, watched, what="the deploy to end")
         result = await done(pilot, app, 1)

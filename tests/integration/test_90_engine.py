@@ -199,22 +199,25 @@ async def test_the_deck_header_shows_the_engine(engine: Engine, monkeypatch: pyt
     monkeypatch.setenv("OPSDECK_BROKER", engine.url)
     app = OpsDeckApp(Deck.open(engine.deck), theme="opsdeck-dark", live=False)
     async with app.run_test(size=(160, 40)) as pilot:
-        app.watch_engine()  # what a live deck does on mount (this one is not refreshing the cloud)
+        header = app.deck_screen.header
+        header.follow_engine(app.deck)  # what a live deck does on mount (this one is not refreshing the cloud)
         for _ in range(100):
-            if app.header.engine is not None:
+            if header.engine is not None:
                 break
             await pilot.pause(0.1)
-        assert app.header.engine == ("engine 2 workers", True)
-        assert "engine 2 workers" in str(app.header.content)
+        assert header.engine == ("engine 2 workers", True)
+        await pilot.pause()
+        assert "engine 2 workers" in str(header.render())
     monkeypatch.setenv("OPSDECK_BROKER", "redis://127.0.0.1:1/0")
     gone = OpsDeckApp(Deck.open(engine.deck), theme="opsdeck-dark", live=False)
     async with gone.run_test(size=(160, 40)) as pilot:
-        gone.watch_engine()
+        header = gone.deck_screen.header
+        header.follow_engine(gone.deck)
         for _ in range(100):
-            if gone.header.engine is not None:
+            if header.engine is not None:
                 break
             await pilot.pause(0.1)
-        assert gone.header.engine == ("engine: broker 127.0.0.1:1 UNREACHABLE", False)
+        assert header.engine == ("engine: broker 127.0.0.1:1 UNREACHABLE", False)
 
 
 async def test_the_decks_refresh_key_runs_on_the_workers_with_their_progress_live(
@@ -226,7 +229,6 @@ async def test_the_decks_refresh_key_runs_on_the_workers_with_their_progress_liv
 
     from opsdeck.core.estate.deck import Deck
     from opsdeck.tui.app import OpsDeckApp
-    from opsdeck.tui.widgets.ops import OperationsPane
 
     monkeypatch.setenv("OPSDECK_BROKER", engine.url)
     deck = Deck.open(engine.deck)
@@ -236,27 +238,28 @@ async def test_the_decks_refresh_key_runs_on_the_workers_with_their_progress_liv
         return any(w.group == "state" and w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in app.workers)
 
     async with app.run_test(size=(160, 40)) as pilot:
+        screen = app.deck_screen
+        ops = screen.operations
         for _ in range(1800):
-            if app.state is not None and app.state.cloud == "reachable" and not loading():
+            if screen.state is not None and screen.state.cloud == "reachable" and not loading():
                 break
             await pilot.pause(0.1)
         # Every plan stale, here and in the workers' clones (each keeps its own saved plans): a change to
         # a module all environments use, committed and pushed, so each plan is a job on a worker.
         network = engine.deck / "modules" / "network" / "main.tf"
-        network.write_text(network.read_text() + f"# touched by {app.op_count} tests\n")
+        network.write_text(network.read_text() + f"# touched by {ops.count} tests\n")
         _git(engine.deck, "commit", "-qm", "touch the network module: every plan is stale", "--", str(network))
         _git(engine.deck, "push", "-q")
-        before = app.op_count
+        before = ops.count
         seen: list[str] = []
         await pilot.press("f")
         for _ in range(1800):
-            pane = app.query_one(OperationsPane)
-            seen += [" ".join(str(p[0]) for p in row.phases) for row in pane.rows.values()]
-            if app.last_done is not None and app.last_done.key.endswith(f"#{before + 1}"):
+            seen += [" ".join(str(p[0]) for p in row.phases) for row in ops.rows.values()]
+            if ops.last is not None and ops.last.key.endswith(f"#{before + 1}"):
                 break
             await pilot.pause(0.1)
-        assert app.last_done is not None and app.last_done.ok, app.last_done
-        summary = app.last_done.summary
+        assert ops.last is not None and ops.last.ok, ops.last
+        summary = ops.last.summary
         assert summary.startswith("refreshed 4 plans in ") and " on w" in summary, summary
         assert any(" on w1@" in s or " on w2@" in s for s in seen), seen[-3:]
 
@@ -423,8 +426,9 @@ async def test_the_decks_nuke_key_runs_on_a_worker_and_asks_here_first(
     monkeypatch.setenv("OPSDECK_BROKER", engine.url)
     app = OpsDeckApp(Deck.open(engine.deck), theme="opsdeck-dark", live=False)
     async with app.run_test(size=(160, 40)) as pilot:
-        names = [e.name for e in app.table.visible_rows()]
-        app.table.move_cursor(row=names.index("sandbox"))
+        table, ops = app.deck_screen.table, app.deck_screen.operations
+        names = [e.name for e in table.visible_rows()]
+        table.move_cursor(row=names.index("sandbox"))
         await pilot.pause()
         await pilot.press("n")
         for _ in range(1200):
@@ -436,11 +440,11 @@ async def test_the_decks_nuke_key_runs_on_a_worker_and_asks_here_first(
         await pilot.pause(7.0)  # a person reads the plan: longer than a redis read waits by default (5 s)
         await pilot.press(*"sandbox", "enter")
         for _ in range(3000):
-            if app.last_done is not None and not app.running_envs:
+            if ops.last is not None and not ops.running:
                 break
             await pilot.pause(0.1)
-        assert app.last_done is not None and app.last_done.ok, app.last_done
-        summary = app.last_done.summary
+        assert ops.last is not None and ops.last.ok, ops.last
+        summary = ops.last.summary
         assert summary.startswith("nuked and rebuilt sandbox") and " on w" in summary, summary
     counts = _status(engine.deck)["sandbox"]["instances"]
     assert counts["running"] == counts["desired"] == counts["on_pinned_image"] > 0

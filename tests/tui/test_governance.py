@@ -1,6 +1,6 @@
 """The deck shows freezes and sandbox lifetimes (fixture deck, fixed clock, no cloud): the frozen row and
-the header, the time left on a sandbox's row, and the notices at 2 hours and 30 minutes left; a failure
-to ship the audit log as a warning."""
+the header, the time left on a sandbox's row, the notices at 2 hours and 30 minutes left, and break-glass
+offered on a frozen row that is not protected."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from opsdeck.core.estate.deck import Deck
 from opsdeck.core.model import DeckState
 from opsdeck.tui import app as app_module
 from opsdeck.tui.app import OpsDeckApp
-from opsdeck.tui.header import DeckHeader
-from opsdeck.tui.widgets.envtable import EnvironmentsTable
+from opsdeck.tui.screens import ReasonScreen
 from tests.tui import fixture
+from tests.tui.pilot import select, until
 
 NOW = fixture.NOW
 
@@ -54,36 +54,57 @@ async def test_the_deck_shows_a_freeze_and_the_time_left_and_warns_before_a_sand
     app = Recording(_deck(tmp_path), theme="opsdeck-dark", live=False, clock=lambda: clock[0])
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
-        table = app.main(EnvironmentsTable)
+        screen = app.deck_screen
+        table = screen.table
         assert str(table.get_cell("dev", "op")) == "frozen 3h"
         assert "❄" in str(table.get_cell("dev", "env")) and "❄" not in str(table.get_cell("staging", "env"))
         assert str(table.get_cell("sandbox", "op")) == "⏳ 1h30m"
-        assert "❄ FROZEN dev" in str(app.main(DeckHeader).render())
-        app.tick()
+        assert "❄ FROZEN dev" in str(screen.header.render())
+        screen.tick()
         assert app.notices[-1] == ("sandbox's lifetime ends in 1h30m: `opsdeck sandbox extend` keeps it", "warning")
         count = len(app.notices)
-        app.tick()
+        screen.tick()
         assert len(app.notices) == count  # once
         clock[0] = NOW + 65 * 60
-        app.tick()
+        screen.tick()
         assert app.notices[-1] == ("sandbox's lifetime ends in 25m: `opsdeck sandbox extend` keeps it", "error")
         assert str(table.get_cell("sandbox", "op")) == "⏳ 25m"
         clock[0] = NOW + 3 * 3600 + 1  # the freeze lifts itself at its end, before any refresh
-        app.tick()
-        assert "FROZEN" not in str(app.main(DeckHeader).render())
+        screen.tick()
+        assert "FROZEN" not in str(screen.header.render())
         assert str(table.get_cell("dev", "op")) == "ready" and "❄" not in str(table.get_cell("dev", "env"))
+
+
+async def test_break_glass_is_offered_on_a_frozen_row_and_refused_on_a_plain_one(tmp_path: Path) -> None:
+    app = Recording(_deck(tmp_path), theme="opsdeck-dark", live=False, clock=lambda: NOW)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await select(pilot, app, "sandbox")  # neither protected nor frozen
+        await pilot.press("!")
+        await until(pilot, lambda: bool(app.notices), timeout=10, what="the refusal")
+        assert app.notices[-1] == (
+            "sandbox is not protected; break-glass is only for protected (or frozen) environments",
+            "warning",
+        )
+        assert not isinstance(app.screen, ReasonScreen)
+        await select(pilot, app, "dev")  # frozen: break-glass passes its freeze
+        await pilot.press("!")
+        await until(pilot, lambda: isinstance(app.screen, ReasonScreen), timeout=10, what="the reason prompt")
+        await pilot.press("escape")
 
 
 async def test_a_failure_to_ship_the_audit_log_is_a_warning_that_outlives_the_operation(tmp_path: Path) -> None:
     from opsdeck.core.events import LogLine
-    from opsdeck.tui.messages import OpEvent
+    from opsdeck.tui.widgets.ops import OperationsPane
 
     app = Recording(_deck(tmp_path), theme="opsdeck-dark", live=False, clock=lambda: NOW)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
+        pane = app.screen.query_one(OperationsPane)
         unshipped = "audit log not shipped: cannot read the audit bucket acme-audit (NoSuchBucket); 2 records wait"
-        app.post_message(OpEvent("promote dev", LogLine("promote", "dev", unshipped, "notice")))
-        app.post_message(OpEvent("promote dev", LogLine("promote", "dev", "the demo deck is ready", "notice")))
+        pane.post_message(OperationsPane.Progressed("promote dev", LogLine("promote", "dev", unshipped, "notice")))
+        pane.post_message(
+            OperationsPane.Progressed("promote dev", LogLine("promote", "dev", "the demo deck is ready", "notice"))
+        )
         await pilot.pause()
         assert (unshipped, "warning") in app.notices
         assert not [n for n in app.notices if "demo deck" in n[0]]  # other notices stay in the pane

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.screen import Screen
 
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.safety.confirm import Preview
@@ -72,10 +73,13 @@ def _preview(deck: Deck, env: str, action: str = "promote") -> Preview:
 
 
 def _modal(deck: Deck, screen: Any) -> OpsDeckApp:
+    """The deck with ``screen`` on top (or with what ``screen`` makes of the running app)."""
     the_app = app(deck)
 
     async def show(pilot: Any) -> None:
-        the_app.push_screen(screen)
+        if not isinstance(screen, Screen):
+            await pilot.pause()  # the deck's screen is mounted: what the factory asks of it is there
+        the_app.push_screen(screen if isinstance(screen, Screen) else screen(the_app))
         await pilot.pause()
 
     the_app.snapshot_before = show  # type: ignore[attr-defined]
@@ -182,5 +186,5 @@ def test_requests_view(snap_compare: Any, deck: Deck) -> None:
             "pending",
         ),
     ]
-    the_app = _modal(deck, RequestsScreen(rows))
+    the_app = _modal(deck, lambda a: RequestsScreen(rows, a.ctx, a.deck_screen.operations))
     assert snap_compare(the_app, terminal_size=(120, 40), run_before=the_app.snapshot_before)  # type: ignore[attr-defined]

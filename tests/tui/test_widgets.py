@@ -11,7 +11,6 @@ from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import LogLine, PhaseFinished, PhaseStarted, Progress
 from opsdeck.tui.app import OpsDeckApp
 from opsdeck.tui.screens import ConfirmScreen
-from opsdeck.tui.widgets.ops import OperationsPane
 from tests.tui import fixture
 
 
@@ -30,8 +29,8 @@ def _text(widget: Any) -> str:
 
 async def test_events_before_the_row_is_mounted_are_drawn(deck: Deck) -> None:
     async with _app(deck).run_test(size=(120, 40)) as pilot:
-        pane = pilot.app.main(OperationsPane)
-        pane.start("drift#1", "drift")  # no pause: the row is not composed yet when events arrive
+        pane = pilot.app.deck_screen.operations
+        pane.show("drift#1", "drift")  # no pause: the row is not composed yet when events arrive
         pane.feed("drift#1", PhaseStarted("drift", "dev", "refresh"))
         pane.feed("drift#1", Progress("drift", "dev", "refresh", "refreshed 3 of 7", 3, 7))
         pane.feed("drift#1", PhaseFinished("drift", "dev", "refresh", 2.5))
@@ -47,8 +46,8 @@ async def test_events_before_the_row_is_mounted_are_drawn(deck: Deck) -> None:
 
 async def test_a_single_environment_operation_does_not_repeat_its_name(deck: Deck) -> None:
     async with _app(deck).run_test(size=(120, 40)) as pilot:
-        pane = pilot.app.main(OperationsPane)
-        pane.start("promote → dev#1", "promote → dev", "dev")
+        pane = pilot.app.deck_screen.operations
+        pane.show("promote → dev#1", "promote → dev", "dev")
         await pilot.pause()
         pane.feed("promote → dev#1", PhaseStarted("promote", "dev", "plan"))
         pane.feed("promote → dev#1", PhaseFinished("promote", "dev", "plan", 4.0))
@@ -58,15 +57,15 @@ async def test_a_single_environment_operation_does_not_repeat_its_name(deck: Dec
 
 async def test_the_newest_operation_stays_in_view(deck: Deck) -> None:
     async with _app(deck).run_test(size=(120, 40)) as pilot:
-        pane = pilot.app.main(OperationsPane)
+        pane = pilot.app.deck_screen.operations
         for n in range(6):
-            pane.start(f"bake#{n}", f"bake {n}")
+            pane.show(f"bake#{n}", f"bake {n}")
             for i in range(8):
                 pane.feed(f"bake#{n}", PhaseFinished("bake", None, f"phase {i}", 1.0))
             await pilot.pause()
         pane.scroll_end(animate=False)
         await pilot.pause()
-        pane.start("bake#new", "bake new")
+        pane.show("bake#new", "bake new")
         await pilot.pause(0.2)
         assert pane.scroll_y == 0 and pane.rows["bake#new"].region.y < pane.region.bottom
 

@@ -14,8 +14,8 @@ import pytest
 
 from opsdeck.core.engine import jobs
 from opsdeck.core.engine.jobs import JobSpec, event_from_json, event_to_json, preview_from_json, preview_to_json
-from opsdeck.core.engine.operations import run_job
 from opsdeck.core.engine.planfiles import ShippedPlan, store_shipped
+from opsdeck.core.engine.runner import run_job
 from opsdeck.core.engine.settings import broker_url, wait_seconds
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Event, LogLine, OpFinished, PhaseFinished, PhaseStarted, Progress, Reporter
@@ -295,18 +295,22 @@ def test_a_worker_runs_only_its_decks_jobs_on_the_callers_ledger(estate: tuple[D
 def test_without_a_broker_the_runner_is_the_in_process_code_path(
     estate: tuple[Deck, World], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from opsdeck.core.engine import runner
+    from opsdeck.core.engine import registry, runner
+    from opsdeck.core.engine.operation import PromoteArgs, RefreshArgs
     from opsdeck.core.release.bake import bake
     from opsdeck.core.release.promote import ReleaseResult
 
     deck, _ = estate
     monkeypatch.delenv("OPSDECK_BROKER", raising=False)
-    assert not runner.runs_on_workers(deck)
-    refreshed = asyncio.run(runner.refresh_deck(deck, Reporter("refresh"), with_drift=False, envs=["dev"]))
-    assert set(refreshed.plans) == {"dev"} and refreshed.workers == {}
+    refresh = RefreshArgs(with_drift=False, envs=["dev"])
+    assert not asyncio.run(runner.sends(deck, registry.REFRESH, refresh, Reporter("refresh")))
+    refreshed = asyncio.run(runner.run(deck, registry.REFRESH, refresh, Reporter("refresh")))
+    assert not refreshed.sent and refreshed.worker is None
+    assert set(refreshed.result.plans) == {"dev"} and refreshed.result.workers == {}
     (web,) = asyncio.run(bake(deck, Reporter("bake"), services=["web"]))
-    done = asyncio.run(runner.release(deck, "promote", "dev", Reporter("promote", "dev"), src=web.id, services=["web"]))
-    assert isinstance(done, ReleaseResult) and done.moved[0].to_image == web.id
+    what = PromoteArgs(web.id, "dev", ["web"])
+    done = asyncio.run(runner.run(deck, registry.PROMOTE, what, Reporter("promote", "dev")))
+    assert isinstance(done.result, ReleaseResult) and done.result.moved[0].to_image == web.id
 
 
 def test_a_nuke_plan_and_result_travel_as_json() -> None:

@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 
 from opsdeck.core.drift import store as drift_store
-from opsdeck.core.engine import dispatch
+from opsdeck.core.engine import dispatch, registry, runner
 from opsdeck.core.engine import worker as worker_side
 from opsdeck.core.engine.dispatch import Engine, EngineError, WorkerLostError
+from opsdeck.core.engine.operation import PlanArgs
 from opsdeck.core.engine.planfiles import ShippedPlan
 from opsdeck.core.engine.remote import (
     drift_on_worker,
@@ -141,15 +142,18 @@ async def test_a_fresh_plan_sends_no_job_and_code_a_worker_cannot_see_is_planned
     again, worker = await plan_env_on_workers(shop.deck, shop.engine, "dev", rep)  # no worker side at all
     assert worker is None and again == plan and shop.worker.queued() == 0
 
+    # Whether files a worker cannot see keep it here is the runner's one choice (runner.sends).
     pins = shop.deck.root / "envs" / "dev" / "images.auto.tfvars.json"
     committed = pins.read_text()
     pins.write_text(json.dumps(json.loads(committed)) + "\n")  # the same pins, uncommitted
     seen = Seen()
     try:
-        _, worker = await plan_env_on_workers(shop.deck, shop.engine, "dev", Reporter("plan", "dev", seen), reuse=False)
+        what = PlanArgs("dev", reuse=False)
+        ran = await runner.run(shop.deck, registry.PLAN, what, Reporter("plan", "dev", seen), engine=shop.engine)
     finally:
         pins.write_text(committed)
-    assert worker == "" and shop.worker.queued() == 0
+    assert not ran.sent and ran.worker is None and shop.worker.queued() == 0
+    assert ran.result.environment == "dev"
     assert seen.lines("notice") == ["dev has uncommitted changes a worker cannot see: planned here"]
 
 

@@ -12,7 +12,7 @@ from opsdeck.tui.themes import REQUIRED_VARIABLES, load_theme, load_themes, them
 def test_every_action_has_a_binding_with_an_id() -> None:
     ids = {b.id for b in keys.BINDINGS}
     assert ids == {a.name for a in keys.ACTIONS}
-    assert {"bake", "promote", "deploy_newest", "rollback", "nuke", "break_glass"} == keys.MUTATING
+    assert {"bake", "promote", "deploy_newest", "rollback", "nuke", "break_glass"} == keys.mutating()
     assert {a.key for a in keys.ACTIONS} >= {"b", "p", "r", "n", "f", "d", "slash", "t", "exclamation_mark", "q"}
 
 
@@ -41,3 +41,13 @@ def test_a_broken_theme_file_is_named(tmp_path) -> None:  # type: ignore[no-unty
     with pytest.raises(ConfigError, match=r"mine\.toml: a theme needs name, primary and variables"):
         load_theme(bad)
     assert theme_dirs()[0].name == "themes"
+
+
+def test_a_key_is_mutating_exactly_when_the_operation_it_runs_is() -> None:
+    from opsdeck.core.engine import registry
+
+    for action in keys.ACTIONS:
+        if action.operation:
+            assert action.mutating is registry.operation(action.operation).mutating, action.name
+        else:
+            assert not action.mutating, action.name  # views: requests, hygiene, filter, help ...

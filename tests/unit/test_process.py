@@ -91,5 +91,8 @@ def test_a_tool_finishes_when_opsdeck_is_killed(tmp_path: Path) -> None:
     assert not marker.exists()  # opsdeck is killed while its tool still runs
     proc.kill()
     proc.wait()
-    wait_until(marker.exists, "the tool to finish after opsdeck was killed", 20)
+    # `echo ok > file` creates the file before it writes the line: wait for the line, not the file.
+    wait_until(
+        lambda: marker.exists() and marker.read_text().endswith("\n"), "the tool to finish after opsdeck was killed", 20
+    )
     assert marker.read_text() == "ok\n"

@@ -12,17 +12,15 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from opsdeck.core.engine.operation import Where
+from opsdeck.core.engine.registry import job_operation
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Event, LogLine, OpFinished, PhaseFinished, PhaseStarted, Progress
 from opsdeck.core.model import ImageRef, PlanResult
 from opsdeck.core.safety.confirm import Preview, ServiceChange
-from opsdeck.errors import ConfigError, OpsdeckError
+from opsdeck.errors import OpsdeckError
 
 QUEUE_PREFIX = "opsdeck."
-READ_ONLY = frozenset({"plan", "drift"})
-MUTATING = frozenset({"promote", "rollback", "deploy", "nuke"})
-BUILD = frozenset({"bake"})  # on the build account, of no environment; run at most once like a change
-OPERATIONS = READ_ONLY | MUTATING | BUILD
 READ_ONLY_TASK = "opsdeck.read_only"
 MUTATING_TASK = "opsdeck.mutating"
 
@@ -56,9 +54,7 @@ class JobSpec:
 
     @classmethod
     def new(cls, deck: Deck, op: str, env: str, args: dict[str, Any] | None = None, head: str = "") -> JobSpec:
-        if op not in OPERATIONS:
-            raise ConfigError(f"unknown job operation {op!r} (the engine runs: {', '.join(sorted(OPERATIONS))})")
-        if op in BUILD:
+        if job_operation(op).where is Where.BUILD:
             env, account = "", deck.config.build.account or "default"
         else:
             deck.env(env)
@@ -80,15 +76,15 @@ class JobSpec:
 
     @property
     def mutating(self) -> bool:
-        """Run at most once: acknowledged on receipt, never sent again."""
-        return self.op in MUTATING or self.op in BUILD
+        """Run at most once: acknowledged on receipt, never sent again (a change, or a bake)."""
+        return job_operation(self.op).mutating
 
     @property
     def task(self) -> str:
         return MUTATING_TASK if self.mutating else READ_ONLY_TASK
 
     def label(self) -> str:
-        if self.op in BUILD:
+        if job_operation(self.op).where is Where.BUILD:
             what = (
                 "the base layer"
                 if self.args.get("base")
@@ -108,8 +104,7 @@ class JobSpec:
         missing = [k for k in ("id", "op", "env", "account", "deck", "head") if not isinstance(data.get(k), str)]
         if missing:
             raise OpsdeckError(f"job spec without {', '.join(missing)} (strings expected)")
-        if data["op"] not in OPERATIONS:
-            raise OpsdeckError(f"job {data['id']}: unknown operation {data['op']!r}")
+        job_operation(data["op"], data["id"])
         args = data.get("args") or {}
         if not isinstance(args, dict):
             raise OpsdeckError(f"job {data['id']}: args must be a JSON object")

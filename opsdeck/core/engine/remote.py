@@ -15,9 +15,12 @@ from typing import Any
 
 from opsdeck.core.drift import store as drift_store
 from opsdeck.core.drift.store import DriftReport
+from opsdeck.core.engine import runner
 from opsdeck.core.engine.dispatch import Engine, EngineError, JobOutcome, WorkerLostError
 from opsdeck.core.engine.jobs import JobSpec
+from opsdeck.core.engine.operation import EnvArgs, PlanArgs
 from opsdeck.core.engine.planfiles import ShippedPlan, store_shipped
+from opsdeck.core.engine.registry import DRIFT, PLAN
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Reporter
 from opsdeck.core.ledger.remote import check, latest
@@ -29,15 +32,6 @@ from opsdeck.core.safety import audit, audit_shipping, locks
 from opsdeck.core.safety.confirm import Confirm, confirmed
 from opsdeck.core.tasks import all_or_nothing
 from opsdeck.errors import OpsdeckError, RefusedError
-
-
-def dirty_env(deck: Deck, env: str) -> bool:
-    """The environment's files differ from the commit a worker would plan."""
-    rel = str(deck.env(env).path)
-    try:
-        return deck.tools.git.is_dirty(rel)
-    except OpsdeckError:
-        return True
 
 
 async def plan_on_worker(
@@ -78,15 +72,11 @@ async def plan_env_on_workers(
     deck: Deck, engine: Engine, env: str, rep: Reporter, *, reuse: bool = True, head: str = ""
 ) -> tuple[PlanResult, str | None]:
     """Plan ``env`` on a worker of its account, and that worker's name. A saved plan nothing has moved
-    since is reused with no job at all (None); an environment whose files differ from the commit a
-    worker would plan is planned here ("")."""
+    since is reused with no job at all (None)."""
     if reuse:
         cached = await planning.fresh_plan(deck, env)
         if cached is not None:
             return cached, None
-    if await asyncio.to_thread(dirty_env, deck, env):
-        rep.log(f"{env} has uncommitted changes a worker cannot see: planned here", "notice")
-        return await planning.plan(deck, env, rep, reuse=reuse), ""
     head = head or await asyncio.to_thread(deck.tools.git.head)
     plan, outcome = await plan_on_worker(engine, deck, env, rep, reuse=reuse, head=head)
     return plan, outcome.worker
@@ -109,8 +99,6 @@ async def refresh_on_workers(
     for name in names:
         deck.env(name)
     await asyncio.to_thread(deck.check_cloud)
-    await asyncio.to_thread(engine.check)
-    head = await asyncio.to_thread(deck.tools.git.head)
     plans: dict[str, PlanResult] = {}
     reports: dict[str, DriftReport] = {}
     errors: dict[str, str] = {}
@@ -129,26 +117,28 @@ async def refresh_on_workers(
         if await busy(env, "plan"):
             return
         try:
-            plans[env], worker = await plan_env_on_workers(
-                deck, engine, env, rep.child(op="plan", env=env), reuse=reuse, head=head
-            )
-            if worker is not None:
-                workers[env] = worker
+            ran = await runner.run(deck, PLAN, PlanArgs(env, reuse), rep.child(op="plan", env=env), engine=engine)
         except EngineError:
             raise
         except OpsdeckError as exc:
             errors[env] = str(exc)
+            return
+        plans[env] = ran.result
+        if ran.worker is not None or not ran.sent:  # a saved plan reused names no one; "": planned here
+            workers[env] = ran.worker or ""
 
     async def drift_one(env: str) -> None:
         if await busy(env, "drift check"):
             return
         try:
-            reports[env], outcome = await drift_on_worker(engine, deck, env, rep.child(op="drift", env=env), head=head)
-            workers.setdefault(env, outcome.worker)
+            ran = await runner.run(deck, DRIFT, EnvArgs(env), rep.child(op="drift", env=env), engine=engine)
         except EngineError:
             raise
         except OpsdeckError as exc:
             errors.setdefault(env, str(exc))
+            return
+        reports[env] = ran.result
+        workers.setdefault(env, ran.worker or "")
 
     jobs = [plan_one(env) for env in names]
     if with_drift:
@@ -170,7 +160,6 @@ async def release_on_worker(
     """Run a release on a worker of ``env``'s account; this clone then follows the commit it pushed."""
     deck.env(env)
     deck.config.services_named(args.get("services"))
-    await asyncio.to_thread(engine.check)
     ledger = await asyncio.to_thread(check, deck)
     if not ledger.shared:
         raise RefusedError(
@@ -234,7 +223,6 @@ async def _run_recorded(
 async def nuke_on_worker(deck: Deck, engine: Engine, env: str, rep: Reporter, confirm: Any = None) -> JobOutcome:
     """nuke-and-rebuild ``env`` on a worker of its account (recorded here as a release is)."""
     deck.env(env)
-    await asyncio.to_thread(engine.check)
     head = await asyncio.to_thread(deck.tools.git.head)
     spec = JobSpec.new(deck, "nuke", env, {"confirm": confirm is not None}, head)
     return await _run_recorded(deck, engine, spec, rep, confirm or confirmed, "nuke-rebuild")

@@ -34,8 +34,8 @@ from opsdeck.core.engine.jobs import (
     queue_of_account,
     worker_key,
 )
-from opsdeck.core.engine.operations import run_job
 from opsdeck.core.engine.packages import engine_packages
+from opsdeck.core.engine.runner import run_job
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import Event, Reporter
 from opsdeck.core.hygiene.notices import Notices

@@ -1,22 +1,32 @@
-"""The panes for the selected environment: plan diff, drift detail, and the deck's images."""
+"""The panes for the selected environment: plan diff, drift detail, and the deck's images; `Details`
+holds the three and loads what they show."""
 
 from __future__ import annotations
 
 import calendar
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.style import Style
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.reactive import reactive
+from textual.timer import Timer
 from textual.widgets import Static
+
+from opsdeck.errors import OpsdeckError
+from opsdeck.tui.controller import TellsFailures
 
 if TYPE_CHECKING:
     from opsdeck.core.drift.store import DriftReport
+    from opsdeck.core.estate.deck import Deck
     from opsdeck.core.hygiene.store import EnvHygiene
-    from opsdeck.core.model import EnvStatus, PlanResult, ResourceChange
+    from opsdeck.core.model import DeckState, EnvStatus, PlanResult, ResourceChange
 
 ACTION_ORDER = ("delete", "replace", "update", "create")
 ACTION_LABEL = {"create": "+ create", "update": "~ update", "delete": "- destroy", "replace": "-/+ replace"}
@@ -218,3 +228,88 @@ class ImagesPane(Pane):
                 )
             )
         self.body.update(Group(*lines) if lines else Text("no images yet: press b to bake one"))
+
+
+DETAILS_DELAY = 0.12  # seconds the cursor rests on a row before its details load
+
+
+class Details(TellsFailures, Horizontal):
+    """The selected environment's plan and environment, and the deck's images, side by side. The saved
+    plan, drift report and hygiene of the row the cursor rests on load off the UI loop."""
+
+    state: reactive[DeckState | None] = reactive(None)
+
+    @dataclass
+    class Loaded(Message, bubble=False):
+        """The saved plan, drift report and hygiene of ``env``."""
+
+        env: str
+        plan: PlanResult | None
+        drift: DriftReport | None
+        hygiene: EnvHygiene | None = None
+
+    def __init__(self, deck: Deck, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.deck = deck
+        self.loaded: Details.Loaded | None = None
+        self._timer: Timer | None = None
+        self._wanted: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield PlanPane("Plan", id="plan")
+        yield EnvPane("Environment", id="env")
+        yield ImagesPane("Images", id="images")
+
+    def watch_state(self, state: DeckState | None) -> None:
+        if state is not None:
+            self.query_one(ImagesPane).show(list(state.images) if state.images else None)
+
+    def select(self, env: str | None) -> None:
+        """Load ``env``'s details once the cursor rests on it: scrolling or filtering through many rows
+        loads only where it stops."""
+        self._wanted = env
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(DETAILS_DELAY, lambda: self.load(self._wanted))
+
+    def load(self, env: str | None) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        if env is not None:
+            self._load(env)
+
+    @work(thread=True, exclusive=True, group="details", exit_on_error=False)
+    def _load(self, env: str) -> None:
+        from opsdeck.core.drift import store as drift_store
+        from opsdeck.core.hygiene.store import env_hygiene
+        from opsdeck.core.plans import planning
+
+        try:
+            hygiene = env_hygiene(self.deck, env)
+        except OpsdeckError:
+            hygiene = None  # a broken copy record: the hygiene view names it
+        self.post_message(
+            self.Loaded(env, planning.stored_plan(self.deck, env), drift_store.load(self.deck, env), hygiene)
+        )
+
+    def on_details_loaded(self, message: Details.Loaded) -> None:
+        self.loaded = message
+        pane = self.query_one(PlanPane)
+        pane.show(message.env, message.plan, full=self.screen.maximized is pane)
+        env = self.state.env(message.env) if self.state else None
+        self.query_one(EnvPane).show(env, message.drift, message.hygiene)
+
+    def toggle_full(self, env: str | None) -> None:
+        """The plan full screen, or back beside the table; ``env``: the row under the cursor now (not the
+        one the debounce was waiting on)."""
+        if self._timer is not None:
+            self.load(env)
+        pane = self.query_one(PlanPane)
+        if self.screen.maximized is pane:
+            self.screen.minimize()
+            full = False
+        else:
+            self.screen.maximize(pane, container=False)
+            full = True
+        if self.loaded is not None:
+            pane.show(self.loaded.env, self.loaded.plan, full=full)

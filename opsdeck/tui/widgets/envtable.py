@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from rich.style import Style
 from rich.text import Text
+from textual.reactive import reactive
 from textual.widgets import DataTable
 
 from opsdeck.core.estate.lifetimes import WARNINGS, time_left
@@ -34,20 +36,21 @@ AGED = ("env", "plan", "drift", "op")  # cells with an age, a time left or a fre
 
 
 class EnvironmentsTable(DataTable[Text]):
-    """Environments of the deck; ``running`` maps an environment to the operation running on it."""
+    """Environments of the deck, and what runs on each."""
 
     DEFAULT_CSS = """
     EnvironmentsTable { height: auto; max-height: 50%; }
     """
 
-    def __init__(self, clock: Callable[[], float] = time.time, **kwargs: object) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)  # type: ignore[arg-type]
+    service: reactive[str | None] = reactive(None, init=False)  # the one service shown (None: all)
+    running: reactive[dict[str, str]] = reactive(dict, init=False)  # environment -> the operation running there
+
+    def __init__(self, clock: Callable[[], float] = time.time, **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self.clock = clock
         self.state: DeckState | None = None
         self.filter = ""
-        self.service: str | None = None  # the one service shown (None: all)
         self.services: list[str] = []  # the deck's services, in its order
-        self.running: dict[str, str] = {}
         self.narrow = False
         self.width_hint = 120
         self._layout: list[tuple[str, str, int]] = []  # (key, label, width) of the columns drawn
@@ -86,9 +89,11 @@ class EnvironmentsTable(DataTable[Text]):
                 self._columns()
             self.refresh_rows()
 
-    def set_service(self, service: str | None) -> None:
-        self.service = service
+    def watch_service(self) -> None:
         self._columns()
+        self.refresh_rows()
+
+    def watch_running(self) -> None:
         self.refresh_rows()
 
     def show(self, state: DeckState) -> None:

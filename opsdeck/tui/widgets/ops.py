@@ -1,18 +1,30 @@
-"""The operations pane: every running (and recently finished) operation, its progress and phase timeline."""
+"""The operations pane: runs each of the deck's operations in a worker, and shows every running (and
+recently finished) one with its progress and phase timeline."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.reactive import reactive
 from textual.widgets import Label, ProgressBar, Static
+from textual.worker import Worker, WorkerState
+
+from opsdeck.errors import OpsdeckError
+from opsdeck.tui.controller import one_line
 
 if TYPE_CHECKING:
-    from opsdeck.core.events import Event
+    from opsdeck.core.events import Event, Reporter
 
 KEEP_FINISHED = 6
 
@@ -113,17 +125,131 @@ class OpRow(Static):
 
 
 class OperationsPane(VerticalScroll):
+    """Runs the deck's operations, each in its own worker, and shows them: a row per operation with its
+    progress and phases, the newest on top. One operation at a time per environment."""
+
     DEFAULT_CSS = """
     OperationsPane { border: round $secondary; height: auto; max-height: 12; min-height: 3; }
     """
+
+    running: reactive[dict[str, str]] = reactive(dict, init=False)  # environment -> the operation running there
+
+    @dataclass
+    class Progressed(Message, bubble=False):
+        """One event of a running operation (phase, progress, log line); a flood of progress collapses."""
+
+        key: str
+        event: Event
+
+        def can_replace(self, message: Message) -> bool:
+            from opsdeck.core.events import Progress
+
+            return (
+                isinstance(message, OperationsPane.Progressed)
+                and message.key == self.key
+                and isinstance(message.event, Progress)
+                and isinstance(self.event, Progress)
+            )
+
+    @dataclass
+    class Finished(Message):
+        """An operation ended: ok with its one-line summary, or failed with its one-line error."""
+
+        key: str
+        ok: bool
+        summary: str
+        env: str | None = None
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.border_title = "Operations"
         self.rows: dict[str, OpRow] = {}
         self.finished: list[str] = []
+        self.count = 0  # operations started since the deck opened
+        self.last: OperationsPane.Finished | None = None
+        self._envs: dict[str, str | None] = {}  # key -> its environment
+        self._summaries: dict[str, Callable[[Any], str]] = {}
 
-    def start(self, key: str, title: str, env: str | None = None) -> None:
+    # -- running ----------------------------------------------------------------------------------
+
+    def start(
+        self, title: str, env: str | None, work: Callable[[Reporter], Awaitable[Any]], summarize: Callable[[Any], str]
+    ) -> str | None:
+        """Start ``work`` (a core coroutine, given its reporter) unless an operation already runs on
+        ``env``; returns its key. ``summarize`` turns its result into the line shown when it ends."""
+        if env is not None and env in self.running:
+            self.notify(f"{env} is busy: {self.running[env]} is running", severity="warning")
+            return None
+        self.count += 1
+        key = f"{title}#{self.count}"
+        self._envs[key] = env
+        self._summaries[key] = summarize
+        if env is not None:
+            self.running = {**self.running, env: title}
+        self.show(key, title, env)
+        # A thread of its own: core's coroutines call git and boto3 inline here and there, which must
+        # never block the deck's loop; asyncio runs Terraform and Packer in that thread's own loop.
+        self.run_worker(
+            partial(self._run, key, title, env, work),
+            name=key,
+            group=f"operation {key}",
+            exclusive=True,
+            thread=True,
+            exit_on_error=False,
+        )
+        return key
+
+    def _run(self, key: str, title: str, env: str | None, work: Callable[[Reporter], Awaitable[Any]]) -> Any:
+        from opsdeck.core.events import Reporter
+
+        def sink(event: Event) -> None:
+            self.post_message(self.Progressed(key, event))  # from this thread: post_message is thread-safe
+
+        result = asyncio.run(_awaited(work(Reporter(title, env, sink))))
+        follow_up = getattr(getattr(result, "result", result), "follow_up", None)  # a Ran's, or the result's
+        if follow_up is not None:  # the result is shown first: this tidies after it, never while one waits
+            self.app.call_from_thread(self._ended, key, result)
+            with contextlib.suppress(OpsdeckError):
+                asyncio.run(_awaited(follow_up(Reporter("prepare switch back", env))))
+        return result
+
+    def on_operations_pane_progressed(self, message: OperationsPane.Progressed) -> None:
+        if message.key in self.rows:
+            self.rows[message.key].feed(message.event)
+        from opsdeck.core.events import LogLine
+        from opsdeck.core.safety.audit_shipping import NOT_SHIPPED
+
+        event = message.event
+        if isinstance(event, LogLine) and event.level == "notice" and event.text.startswith(NOT_SHIPPED):
+            self.notify(event.text, severity="warning", timeout=12)  # outlives the pane's status line
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        key = event.worker.name
+        if event.state is WorkerState.SUCCESS:
+            self._ended(key, event.worker.result)
+        elif event.state is WorkerState.ERROR:
+            self._ended(key, None, event.worker.error or RuntimeError("failed"))
+
+    def _ended(self, key: str, result: Any, error: BaseException | None = None) -> None:
+        """An operation's result (or its error) shown, once: a follow-up may still run in its worker."""
+        if key not in self._envs:
+            return
+        env = self._envs.pop(key)
+        summarize = self._summaries.pop(key)
+        if error is None:
+            done = self.Finished(key, True, summarize(result), env)
+        else:
+            done = self.Finished(key, False, one_line(error), env)
+        if env is not None:
+            self.running = {e: t for e, t in self.running.items() if e != env}
+        self.last = done
+        self.finish(key, done.ok, done.summary)
+        self.notify(done.summary, severity="information" if done.ok else "error", timeout=6 if done.ok else 12)
+        self.post_message(done)
+
+    # -- showing ----------------------------------------------------------------------------------
+
+    def show(self, key: str, title: str, env: str | None = None) -> None:
         row = OpRow(key, title, env)
         self.rows[key] = row
         self.mount(row, before=0)
@@ -135,9 +261,14 @@ class OperationsPane(VerticalScroll):
 
     def finish(self, key: str, ok: bool, summary: str) -> None:
         if key not in self.rows:
-            self.start(key, key)
+            self.show(key, key)
         self.rows[key].finish(ok, summary)
         self.finished.append(key)
         while len(self.finished) > KEEP_FINISHED:
             old = self.finished.pop(0)
             self.rows.pop(old).remove()
+
+
+async def _awaited(work: Awaitable[Any]) -> Any:
+    """``asyncio.run`` takes a coroutine; core operations are awaitables."""
+    return await work
