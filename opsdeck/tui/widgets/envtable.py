@@ -77,21 +77,25 @@ class EnvironmentsTable(DataTable[Text]):
         return [*fixed[:2], *middle, *fixed[2:]] if not self.narrow else [fixed[0], *middle, *fixed[1:]]
 
     def _columns(self) -> None:
+        """Lay the columns out again, then the rows, on the same environment (clearing the columns
+        moves the cursor to the first row)."""
+        keep = self.selected
         self._layout = self.column_plan()
         self.clear(columns=True)
         for key, label, width in self._layout:
             self.add_column(label, key=key, width=width)
+        self.refresh_rows(keep)
 
     def set_width(self, width: int, narrow: bool) -> None:
         if (width, narrow) != (self.width_hint, self.narrow):
             self.width_hint, self.narrow = width, narrow
             if self.column_plan() != self._layout:
                 self._columns()
-            self.refresh_rows()
+            else:
+                self.refresh_rows()
 
     def watch_service(self) -> None:
         self._columns()
-        self.refresh_rows()
 
     def watch_running(self) -> None:
         self.refresh_rows()
@@ -102,7 +106,8 @@ class EnvironmentsTable(DataTable[Text]):
         if names and names != self.services:
             self.services = names
             self._columns()
-        self.refresh_rows()
+        else:
+            self.refresh_rows()
 
     def set_filter(self, text: str) -> None:
         self.filter = text.strip().lower()
@@ -135,8 +140,9 @@ class EnvironmentsTable(DataTable[Text]):
             return None
         return rows[self.cursor_row].name
 
-    def refresh_rows(self) -> None:
-        keep = self.selected
+    def refresh_rows(self, keep: str | None = None) -> None:
+        """Draw the rows again, the cursor staying on ``keep`` (default: the environment selected)."""
+        keep = keep or self.selected
         self.clear()
         self._shown.clear()
         for env in self.visible_rows():
