@@ -24,6 +24,10 @@ def fits(app: OpsDeckApp) -> bool:
     return sum(c.get_render_width(table) for c in table.ordered_columns) <= app.size.width
 
 
+def bottom_line(app: OpsDeckApp) -> str:
+    return "".join(segment.text for segment in app.screen._compositor.render_strips()[-1])
+
+
 async def resize(pilot: Any, width: int, height: int) -> None:
     await pilot.resize_terminal(width, height)
     await pilot.pause()
@@ -45,6 +49,7 @@ async def test_the_table_and_panes_follow_every_resize(shop: tuple[Deck, World])
             assert not (per_service and width <= 100), (width, shown)
             assert app.deck_screen.query_one(ImagesPane).display is (width >= 100), width
             assert app.deck_screen.table.selected == "staging"
+            assert bottom_line(app).endswith("^p palette "), bottom_line(app)  # no key text left beside it
 
 
 async def test_a_resize_keeps_the_filter_the_service_and_an_open_dialog(shop: tuple[Deck, World]) -> None:
