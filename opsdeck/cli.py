@@ -78,6 +78,11 @@ def build_parser() -> Parser:
     parser.add_argument("--deck", metavar="DIR", help="the deck (default: $OPSDECK_DECK, then the current directory)")
     parser.add_argument("--theme", help="theme of the deck (saved as your choice)")
     parser.add_argument("--read-only", action="store_true", help="open the deck with every mutating key disabled")
+    parser.add_argument(
+        "--no-mouse",
+        action="store_true",
+        help="leave the mouse to the terminal, to select and copy text (the config's mouse = false, for good)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"opsdeck.commands.{name}").register(sub)

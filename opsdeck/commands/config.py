@@ -7,7 +7,15 @@ from typing import Any
 
 from opsdeck.errors import ConfigError
 
-SETTABLE = ("theme", "demo_deck", "terraform.binary", "terraform.plugin_mirror", "packer.binary", "checkov.binary")
+SETTABLE = (
+    "theme",
+    "mouse",
+    "demo_deck",
+    "terraform.binary",
+    "terraform.plugin_mirror",
+    "packer.binary",
+    "checkov.binary",
+)
 
 
 def register(sub: Any) -> None:
@@ -40,12 +48,21 @@ def get_cmd(args: argparse.Namespace) -> int:
 
 
 def set_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.estate.settings import load_settings, save_setting
+    from opsdeck.core.estate.settings import load_settings, save_setting, settings_file
 
     if not args.value.strip():
         raise ConfigError(f"{args.key}: expected a value, got an empty string")
+    path = settings_file()
+    before = path.read_bytes() if path.is_file() else None
     save_setting(args.key, args.value)
-    load_settings()  # the file still parses
+    try:
+        load_settings()  # the file still parses, with a value of the right kind
+    except ConfigError:
+        if before is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_bytes(before)  # nothing lost: the file as it was
+        raise
     return 0
 
 

@@ -56,10 +56,17 @@ def open_deck_tui(root: Path, args: Any) -> int:
 
     app = OpsDeckApp(deck, read_only=bool(getattr(args, "read_only", False)), theme=theme)
     notices = attach_notices(deck, app)
-    app.run()
+    app.run(mouse=mouse_wanted(args))
     if notices is not None and notices.wait(deck.config.notify.wait_seconds) == 0:
         notices.close()
     return app.return_code or 0
+
+
+def mouse_wanted(args: Any) -> bool:
+    """The mouse is the deck's unless --no-mouse or the user's config (mouse = false) says otherwise."""
+    from opsdeck.core.estate.settings import load_settings
+
+    return not getattr(args, "no_mouse", False) and load_settings().mouse
 
 
 def attach_notices(deck: Deck, app: OpsDeckApp) -> Notices | None:

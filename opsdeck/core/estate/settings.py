@@ -40,6 +40,11 @@ class CheckovSettings:
 class UserSettings:
     theme: str = setting("opsdeck-dark", doc="The deck's theme (a file in themes/ or the user's themes dir).")
     keys: dict[str, str] | None = setting(None, doc="Key remaps: action name = key.")
+    mouse: bool = setting(
+        True,
+        doc="The mouse in the deck: a click selects a row or runs a footer key, the wheel scrolls a pane "
+        "(false, or --no-mouse: the terminal keeps the mouse, to select and copy text).",
+    )
     terraform: TerraformSettings = setting(factory=TerraformSettings, doc="Terraform.")
     packer: PackerSettings = setting(factory=PackerSettings, doc="Packer.")
     checkov: CheckovSettings = setting(factory=CheckovSettings, doc="Checkov, the policy engine.")
@@ -97,4 +102,6 @@ def save_setting(key: str, value: str) -> None:
 
 
 def _quote(value: str) -> str:
+    if value in ("true", "false"):  # a TOML boolean (mouse = false)
+        return value
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
