@@ -56,20 +56,12 @@ async def change_pins(
     """One release of ``asked``, from the images to the commit (see the module's docstring). With
     ``preplanned`` (a plan made ahead), when it is still current under the lock, that plan is applied as it
     is, without planning again; ``confirmed_ahead``: its caller's confirmation showed it already."""
-    env, targets, action, reason, head, details = (
-        asked.env,
-        asked.targets,
-        asked.action,
-        asked.reason,
-        asked.head,
-        asked.details,
-    )
-    notes = asked.notes
+    env, targets, action, reason = asked.env, asked.targets, asked.action, asked.reason
     started = time.monotonic()
     services = [t.service for t in targets]
     credentials = glass.credentials if glass is not None and glass.env == env else None
     to_request = requests.needs_approval(deck, env, credentials is not None)
-    fields = _fields(deck, env, targets, reason, offline, notes, to_request, glass)
+    fields = _fields(deck, env, targets, reason, offline, asked.notes, to_request, glass)
     files = pin_files(deck, env, services)
     detail = {"services": ",".join(services), "to": ",".join(t.image.id for t in targets), "pin": ",".join(files)}
     async with (
@@ -84,19 +76,11 @@ async def change_pins(
         colors = (
             await BlueGreen.moving(release, images, rollback=action == "rollback") if deck.env(env).blue_green else None
         )
-        pre = await _still_current(release, asked, preplanned, instant=colors is not None and colors.instant)
-        if pre is not None:
-            release.write_texts(pre.texts)
-            plan = pre.result()
-        elif colors is not None:
-            plan = await colors.pin_and_plan()
-        else:
-            release.write_pins(images)
-            plan = await release.plan()
+        pre, plan = await _the_plan(release, asked, preplanned, colors, images)
         await release.policy(plan)
         note = colors.note() if colors is not None else _strategy_notes(release.choose(plan, list(images)))
         preview = _preview(action, deck, env, moved, catalog, plan, reason, distributions, note)
-        message = release_message(head(moved), moved, catalog, details, reason, glass, distributions)
+        message = release_message(asked.head(moved), moved, catalog, asked.details, reason, glass, distributions)
         if to_request:  # the change stops here, as a request for this exact plan; nothing is applied
             return await _file_request(release, plan, moved, reason, message)
         if pre is None or not confirmed_ahead:
@@ -116,20 +100,46 @@ async def change_pins(
             await colors.state_in_line()
     if release.unverified is not None:
         raise OpsdeckError(f"{action} of {env} applied and committed ({sha[:12]}), but {release.unverified}")
+    return _result(release, moved, sha, started, distributions, colors)
+
+
+async def _the_plan(
+    release: Release, asked: Asked, preplanned: PrePlan | None, colors: BlueGreen | None, images: dict[str, str]
+) -> tuple[PrePlan | None, PlanResult]:
+    """The plan this release applies: the one made ahead while still current, else a new one of the
+    pins written now (for blue/green, the idle colors staged)."""
+    pre = await _still_current(release, asked, preplanned, instant=colors is not None and colors.instant)
+    if pre is not None:
+        release.write_texts(pre.texts)
+        return pre, pre.result()
+    if colors is not None:
+        return None, await colors.pin_and_plan()
+    release.write_pins(images)
+    return None, await release.plan()
+
+
+def _result(
+    release: Release,
+    moved: list[Moved],
+    sha: str,
+    started: float,
+    distributions: list[Distribution],
+    colors: BlueGreen | None,
+) -> ReleaseResult:
     return ReleaseResult(
-        action=action,
-        environment=env,
+        action=release.action,
+        environment=release.env,
         moved=tuple(moved),
         commit=sha,
         seconds=time.monotonic() - started,
-        phases=tuple(rep.phases),
+        phases=tuple(release.rep.phases),
         distributions=tuple(distributions),
         instant=colors.instant if colors is not None else None,
         traffic={s: traffic_json(p) for s, p in colors.final.items()} if colors is not None else {},
         rollouts=release.result_notes().get("rollouts", {}),
         still=tuple(release.still),
         traffic_moved_s=colors.traffic_moved_s if colors is not None else None,
-        follow_up=colors.follow_up(action) if colors is not None else None,
+        follow_up=colors.follow_up(release.action) if colors is not None else None,
     )
 
 
