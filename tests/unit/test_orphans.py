@@ -445,8 +445,10 @@ def test_removal_deletes_in_order_and_audits_each(estate: tuple[Deck, World]) ->
         shown.append(removal)
         return True
 
-    result = asyncio.run(remove_orphans(deck, report, Reporter("orphans-delete"), confirm=confirm))
+    rep = Reporter("orphans-delete")
+    result = asyncio.run(remove_orphans(deck, report, rep, confirm=confirm))
     assert {o.id for o in shown[0].selected} == {"i-byhand", image, "snap-w", "shop/qa/terraform.tfstate"}
+    assert [name for name, _ in rep.phases][-1] == "delete"  # the deletions are a phase of their own
     assert {o.id for o in result.deleted} == {"i-byhand", image, "snap-w", "shop/qa/terraform.tfstate"}
     assert result.failed == ()
     order = [c for c in world.calls if c.startswith(("remove", "deregister", "delete-snapshot"))]
