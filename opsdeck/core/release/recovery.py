@@ -150,9 +150,13 @@ async def settle_pins(deck: Deck, env: str, rep: Reporter, found: Interrupted, a
     target = _target_texts(deck, env, found.record, head)
     committed = {rel: text for rel in found.dirty if (text := head.get(rel)) is not None}
     candidates = [("the working tree's", now), ("its target's", target), ("the committed", committed)]
+    tried: list[dict[str, str]] = []
     for label, texts in candidates:
         if texts is None or (label != "the committed" and not texts):
             continue
+        if texts in tried:  # the working tree holds the target's pins: planned once
+            continue
+        tried.append(texts)
         if not await _plans_nothing(deck, env, rep, texts):
             continue
         if label == "the committed":
