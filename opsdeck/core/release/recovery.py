@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from opsdeck.core.estate.deck import Deck
-from opsdeck.core.estate.pins import pin_files, pin_rel, pin_spec, read_pins, with_pin
+from opsdeck.core.estate.pins import color_pin_from_text, pin_files, pin_rel, pin_spec, read_pins, with_pin
 from opsdeck.core.events import Reporter
 from opsdeck.core.ledger.identity import operator
 from opsdeck.core.ledger.remote import publish
@@ -123,7 +124,7 @@ async def unlock(deck: Deck, env: str, rep: Reporter) -> Interrupted | None:
     reconciled: str | None = None
     try:
         if deck.env(env).blue_green:
-            reconciled = await bluegreen.reconcile_traffic(deck, env, rep)
+            reconciled = await settle_colors(deck, env, rep, found, run.hash)
         else:
             reconciled = await settle_pins(deck, env, rep, found, run.hash)
     except OpsdeckError as exc:  # the lock still goes: the next plan shows what is left
@@ -177,6 +178,58 @@ async def settle_pins(deck: Deck, env: str, rep: Reporter, found: Interrupted, a
         return "committed"
     rep.log(f"{env}: no pins plan clean (drift besides the interrupted change?): " + found.advice(), "warning")
     return None
+
+
+async def settle_colors(deck: Deck, env: str, rep: Reporter, found: Interrupted, anchor: str) -> str | None:
+    """``settle_pins`` for a blue/green environment. Traffic decides first: when a service's listener rule
+    moved, the ledger takes the live colors the cloud's rules have (core/release/bluegreen.py
+    reconcile_traffic). When none moved, the release was killed while it staged the idle colors: the
+    committed pins are put back when they plan clean (the stage never applied); when it did apply, the
+    staged pins are committed, each staged color a warm standby whose window ends now, so the standby
+    expiry scales it down (the ledger says what runs, and it does not run for ever)."""
+    who = await asyncio.to_thread(operator, deck)
+    trailers = f"{who.trailers()}\n{TRAILER}: {anchor}"
+    moved = await asyncio.to_thread(bluegreen.traffic_moves, deck, env)
+    if moved or not found.dirty:
+        sha = await bluegreen.reconcile_traffic(deck, env, rep, trailers=trailers)
+        if sha is None:
+            return None
+        await asyncio.to_thread(publish, deck, rep)
+        return "committed"
+    git = deck.tools.git
+    head = {rel: await asyncio.to_thread(git.text_at, "HEAD", rel) for rel in found.dirty}
+    if await _plans_nothing(deck, env, rep, {rel: text for rel, text in head.items() if text is not None}):
+        for rel in found.dirty:
+            await asyncio.to_thread(git.restore, rel)
+        rep.log(
+            f"{env}: traffic never moved and the interrupted {found.record.operation} applied nothing; pins put back",
+            "notice",
+        )
+        return "restored"
+    staged = _windows_ended(deck, env, found.dirty)
+    if not await _plans_nothing(deck, env, rep, staged):
+        rep.log(f"{env}: neither the committed nor the staged pins plan clean: " + found.advice(), "warning")
+        return None
+    for rel, text in staged.items():
+        (deck.root / rel).write_text(text, encoding="utf-8")
+    what = found.record.operation
+    text = f"settle {env} after an interrupted {what}: the idle colors run the staged images, their window ended"
+    await asyncio.to_thread(git.commit, list(staged), f"{text}\n\n{trailers}\n")
+    await asyncio.to_thread(publish, deck, rep)
+    rep.log(f"{env}: the interrupted {what} staged its colors (traffic never moved); committed as standbys", "notice")
+    return "committed"
+
+
+def _windows_ended(deck: Deck, env: str, files: tuple[str, ...]) -> dict[str, str]:
+    """The working tree's pin files with each staged color (a warm standby without a window) given a
+    window that ends now."""
+    texts = {rel: (deck.root / rel).read_text(encoding="utf-8") for rel in files}
+    for service in deck.config.service_names:
+        rel, spec = pin_rel(deck, env, service), pin_spec(deck.config, service)
+        pin = color_pin_from_text(texts[rel], spec, rel) if rel in texts else None
+        if pin is not None and pin.standby == "warm" and pin.warm_until is None and pin.idle_image is not None:
+            texts[rel] = with_pin(texts[rel], spec, replace(pin, warm_until=float(int(time.time()))).to_json())
+    return texts
 
 
 def _target_texts(deck: Deck, env: str, record: LockRecord, head: dict[str, str | None]) -> dict[str, str] | None:
