@@ -168,11 +168,14 @@ async def settle_pins(deck: Deck, env: str, rep: Reporter, found: Interrupted, a
             return "restored" if found.dirty else None
         for rel, text in texts.items():
             (deck.root / rel).write_text(text, encoding="utf-8")
+        executed = await asyncio.to_thread(_request_executed, deck, found.record)
         who = await asyncio.to_thread(operator, deck)
         pins = ", ".join(f"{s} {i}" for s, i in read_pins(deck, env).items())
         what = found.record.operation
         text = f"settle {env} after an interrupted {what}: the cloud runs these pins\n\n{pins}\n\n"
-        await asyncio.to_thread(git.commit, list(texts), f"{text}{who.trailers()}\n{TRAILER}: {anchor}\n")
+        if executed:
+            text += f"request: {(found.record.detail or {}).get('request')} (executed: its pins are what runs)\n\n"
+        await asyncio.to_thread(git.commit, [*texts, *executed], f"{text}{who.trailers()}\n{TRAILER}: {anchor}\n")
         await asyncio.to_thread(publish, deck, rep)
         rep.log(f"{env}: the interrupted {what} was applied; {label} pins are committed ({pins})", "notice")
         return "committed"
@@ -230,6 +233,18 @@ def _windows_ended(deck: Deck, env: str, files: tuple[str, ...]) -> dict[str, st
         if pin is not None and pin.standby == "warm" and pin.warm_until is None and pin.idle_image is not None:
             texts[rel] = with_pin(texts[rel], spec, replace(pin, warm_until=float(int(time.time()))).to_json())
     return texts
+
+
+def _request_executed(deck: Deck, record: LockRecord) -> list[str]:
+    """An approved request whose execute was interrupted after its apply: marked executed, so running it
+    again says so instead of finding it stale (its marker, to commit with its pins; none for a release)."""
+    request_id = (record.detail or {}).get("request")
+    if not request_id:
+        return []
+    from opsdeck.core.team.execute import mark_executed
+    from opsdeck.core.team.requests import load
+
+    return [mark_executed(deck, load(deck, str(request_id), check_stale=False), settled=record.id)]
 
 
 def _target_texts(deck: Deck, env: str, record: LockRecord, head: dict[str, str | None]) -> dict[str, str] | None:

@@ -1,0 +1,61 @@
+"""unlock in a team's clone, on the fake tools: an approved request whose execute was killed after its
+apply is marked executed with its pins (running it again says so, not "stale")."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from opsdeck.core.estate.deck import Deck
+from opsdeck.core.estate.pins import read_pin
+from opsdeck.core.observe import planning
+from opsdeck.core.release import rollout
+from opsdeck.core.safety import audit, locks, recovery
+from opsdeck.core.team import approvals, requests
+from opsdeck.core.team.execute import execute, mark_executed
+from opsdeck.core.team.remote import check
+from opsdeck.errors import RefusedError
+from tests.unit.estate import git
+from tests.unit.team import Team, bake_one, file_request, rep
+
+
+def _killed(deck: Deck, env: str, operation: str, detail: dict[str, str]) -> None:
+    """What an operation killed under its lock leaves: its started audit record and its lock record (its
+    process and host gone)."""
+    audit.append(deck, action=operation, environment=env, result="started", who={"user": "ghost"})
+    path = deck.local_dir / "locks" / f"{env}.lock"
+    path.parent.mkdir(exist_ok=True)
+    record = {"id": "lock-9", "env": env, "operation": operation, "pid": 999999, "host": "gone", "user": "ghost"}
+    path.write_text(json.dumps({**record, "since": 1.0, "detail": detail}))
+
+
+@pytest.mark.parametrize("marked", [False, True])
+def test_an_execute_killed_after_its_apply_is_settled_as_executed(team: Team, marked: bool) -> None:
+    """Killed once Terraform applied the approved plan (``marked``: after it wrote its executed marker, as
+    its commit began): unlock commits the request's pins with the marker; execute then says it ran."""
+    bake_one(team.a, "web")
+    request = file_request(team)
+    asyncio.run(approvals.approve(team.b, request.id, rep()))
+    git(team.a.root, "pull", "-q")
+    request = requests.load(team.a, request.id)
+    for rel, text in request.pins.items():  # what execute wrote, then applied, before it was killed
+        (team.a.root / rel).write_text(text)
+    plan = asyncio.run(planning.plan(team.a, "staging", rep(), reuse=False))
+    asyncio.run(rollout.apply_plan(team.a, "staging", plan, rep()))
+    if marked:
+        mark_executed(team.a, request)
+    _killed(team.a, "staging", "promote", {"request": request.id, "pin": ",".join(request.pins)})
+
+    asyncio.run(recovery.unlock(team.a, "staging", rep()))
+    assert locks.status(team.a, "staging") is None
+    assert git(team.a.root, "status", "--porcelain").strip() == ""
+    assert read_pin(team.a, "staging", "web") == request.services[0]["to_image"]
+    body = git(team.a.root, "log", "-1", "--format=%B")
+    assert body.startswith("settle staging after an interrupted promote") and f"request: {request.id}" in body
+    assert f"requests/{request.id}/executed.json" in git(team.a.root, "show", "--name-only", "--format=", "HEAD")
+    assert check(team.a).ahead == 0  # pushed: the team's ledger has it
+    assert requests.load(team.a, request.id).status == "executed"
+    with pytest.raises(RefusedError, match=f"request {request.id} was executed already"):
+        asyncio.run(execute(team.a, request.id, rep()))
