@@ -1,5 +1,6 @@
 """unlock in a team's clone, on the fake tools: an approved request whose execute was killed after its
-apply is marked executed with its pins (running it again says so, not "stale")."""
+apply is marked executed with its pins (running it again says so, not "stale"), and a release killed
+between its commit and its push is pushed, so the team's ledger has what the cloud runs."""
 
 from __future__ import annotations
 
@@ -59,3 +60,22 @@ def test_an_execute_killed_after_its_apply_is_settled_as_executed(team: Team, ma
     assert requests.load(team.a, request.id).status == "executed"
     with pytest.raises(RefusedError, match=f"request {request.id} was executed already"):
         asyncio.run(execute(team.a, request.id, rep()))
+
+
+def test_a_release_killed_between_its_commit_and_its_push_is_pushed_by_unlock(team: Team) -> None:
+    image = bake_one(team.a, "web")
+    git(team.a.root, "push", "-q")
+    rel = "envs/sandbox/images.auto.tfvars.json"
+    data = json.loads((team.a.root / rel).read_text())
+    data["images"]["web"] = image
+    (team.a.root / rel).write_text(json.dumps(data, indent=2) + "\n")
+    plan = asyncio.run(planning.plan(team.a, "sandbox", rep(), reuse=False))
+    asyncio.run(rollout.apply_plan(team.a, "sandbox", plan, rep()))
+    git(team.a.root, "commit", "-qm", "promote web to sandbox", "--", rel)  # committed; the push never ran
+    assert check(team.a).ahead == 1
+    _killed(team.a, "sandbox", "promote", {"services": "web", "to": image, "pin": rel})
+
+    asyncio.run(recovery.unlock(team.a, "sandbox", rep()))
+    assert check(team.a).ahead == 0
+    git(team.b.root, "pull", "-q")
+    assert read_pin(team.b, "sandbox", "web") == image  # the teammate's clone has the release

@@ -129,11 +129,27 @@ async def unlock(deck: Deck, env: str, rep: Reporter) -> Interrupted | None:
             reconciled = await settle_pins(deck, env, rep, found, run.hash)
     except OpsdeckError as exc:  # the lock still goes: the next plan shows what is left
         rep.log(f"could not settle {env}'s pins with what the cloud runs ({exc}); check `opsdeck plan {env}`", "error")
+    try:
+        await _push_left(deck, rep)
+    except OpsdeckError as exc:
+        rep.log(f"the ledger's commits are not pushed ({exc}): the next change pushes them", "warning")
     cleared = await asyncio.to_thread(locks.clear_stale, deck, env)
     closed = _close_orphans(deck, env, found.record.id, run.started.get("seq"))
     notes: dict[str, Any] = {"reconciled": reconciled} if reconciled else {}
     run.close("ok", closed_records=closed, **notes)
     return found if cleared else None
+
+
+async def _push_left(deck: Deck, rep: Reporter) -> None:
+    """The commits this clone has that the team's remote lacks (a release killed between its commit and
+    its push): pushed, so the team's ledger has the release the cloud runs."""
+    from opsdeck.core.team.remote import check
+
+    ledger = await asyncio.to_thread(check, deck, fetch=False)
+    if ledger.shared and ledger.ahead:
+        pushed, _ = await asyncio.to_thread(publish, deck, rep)
+        if pushed:
+            rep.log(f"pushed {ledger.ahead} commits {ledger.ref} did not have yet", "notice")
 
 
 async def settle_pins(deck: Deck, env: str, rep: Reporter, found: Interrupted, anchor: str) -> str | None:
@@ -149,6 +165,8 @@ async def settle_pins(deck: Deck, env: str, rep: Reporter, found: Interrupted, a
     head = {rel: await asyncio.to_thread(git.text_at, "HEAD", rel) for rel in files}
     now = {rel: (deck.root / rel).read_text(encoding="utf-8") for rel in found.dirty}
     target = _target_texts(deck, env, found.record, head)
+    if target is not None and all(head.get(rel) == text for rel, text in target.items()):
+        target = None  # committed already (killed before its push): the committed pins are the candidate
     committed = {rel: text for rel in found.dirty if (text := head.get(rel)) is not None}
     candidates = [("the working tree's", now), ("its target's", target), ("the committed", committed)]
     tried: list[dict[str, str]] = []
