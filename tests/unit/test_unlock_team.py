@@ -79,3 +79,19 @@ def test_a_release_killed_between_its_commit_and_its_push_is_pushed_by_unlock(te
     assert check(team.a).ahead == 0
     git(team.b.root, "pull", "-q")
     assert read_pin(team.b, "sandbox", "web") == image  # the teammate's clone has the release
+
+
+def test_an_interrupted_nuke_is_not_settled_as_a_release_but_says_how_to_finish_it(team: Team) -> None:
+    """A nuke-rebuild writes no pins: unlock plans nothing for them (before, it planned them and warned of
+    drift), and says the sandbox may be torn down part way and which command builds it again."""
+    from opsdeck.core.events import Event, LogLine, Reporter
+
+    _killed(team.a, "sandbox", "nuke-rebuild", {})
+    said: list[Event] = []
+    calls = len(team.world.calls)
+    asyncio.run(recovery.unlock(team.a, "sandbox", Reporter("unlock", "sandbox", said.append)))
+    assert locks.status(team.a, "sandbox") is None
+    assert [c for c in team.world.calls[calls:] if c == "plan sandbox"] == []
+    lines = [e.text for e in said if isinstance(e, LogLine)]
+    assert any("`opsdeck nuke-rebuild sandbox` destroys what is left" in line for line in lines), lines
+    assert not any("no pins plan clean" in line for line in lines), lines

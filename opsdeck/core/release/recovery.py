@@ -125,7 +125,7 @@ async def unlock(deck: Deck, env: str, rep: Reporter) -> Interrupted | None:
     try:
         if deck.env(env).blue_green:
             reconciled = await settle_colors(deck, env, rep, found, run.hash)
-        else:
+        elif found.dirty or _moved_pins(found.record):  # a release: others write no pins
             reconciled = await settle_pins(deck, env, rep, found, run.hash)
     except OpsdeckError as exc:  # the lock still goes: the next plan shows what is left
         rep.log(f"could not settle {env}'s pins with what the cloud runs ({exc}); check `opsdeck plan {env}`", "error")
@@ -133,11 +133,36 @@ async def unlock(deck: Deck, env: str, rep: Reporter) -> Interrupted | None:
         await _push_left(deck, rep)
     except OpsdeckError as exc:
         rep.log(f"the ledger's commits are not pushed ({exc}): the next change pushes them", "warning")
+    left = _left_behind(env, found.record)
+    if left:
+        rep.log(left, "notice")
     cleared = await asyncio.to_thread(locks.clear_stale, deck, env)
     closed = _close_orphans(deck, env, found.record.id, run.started.get("seq"))
     notes: dict[str, Any] = {"reconciled": reconciled} if reconciled else {}
     run.close("ok", closed_records=closed, **notes)
     return found if cleared else None
+
+
+def _moved_pins(record: LockRecord) -> bool:
+    """Whether the interrupted operation was moving pins (a release or an approved request's execute)."""
+    detail = record.detail or {}
+    return bool(detail.get("to") or detail.get("request"))
+
+
+def _left_behind(env: str, record: LockRecord) -> str:
+    """What an interrupted operation that writes no pins may have left half done, and the command that
+    finishes it ("" when there is nothing to say)."""
+    region = (record.detail or {}).get("region", "REGION")
+    return {
+        "nuke-rebuild": f"the interrupted nuke-rebuild may have left {env} torn down part way: "
+        f"`opsdeck nuke-rebuild {env}` destroys what is left and builds it again from code",
+        "sandbox-expire": f"the interrupted sandbox expire may have left {env} torn down part way: "
+        "`opsdeck sandbox expire --yes` finishes it",
+        "recover": f"the interrupted recover may have left a partial copy of {env} in {region} (`opsdeck orphans` "
+        f"lists it): `opsdeck recover {env} --region {region}` finishes it, `--destroy` removes it",
+        "recover-destroy": f"the interrupted removal of the copy of {env} in {region} may be part done: "
+        f"`opsdeck recover {env} --region {region} --destroy` finishes it",
+    }.get(record.operation, "")
 
 
 async def _push_left(deck: Deck, rep: Reporter) -> None:
