@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from opsdeck.core.estate.deck import Deck
-from opsdeck.core.estate.pins import color_pin_from_text, pin_files, pin_rel, pin_spec, read_pins, with_pin
+from opsdeck.core.estate.pins import (
+    ColorPin,
+    color_pin_from_text,
+    pin_files,
+    pin_rel,
+    pin_spec,
+    read_pins,
+    with_pin,
+)
 from opsdeck.core.events import Reporter
 from opsdeck.core.ledger.identity import operator
 from opsdeck.core.ledger.remote import publish
@@ -259,11 +267,20 @@ async def settle_colors(deck: Deck, env: str, rep: Reporter, found: Interrupted,
     for rel, text in staged.items():
         (deck.root / rel).write_text(text, encoding="utf-8")
     what = found.record.operation
-    text = f"settle {env} after an interrupted {what}: the idle colors run the staged images, their window ended"
+    pins = "\n".join(f"{s}: {_colors(p)}" for s, p in bluegreen.color_pins(deck, env).items())
+    text = f"settle {env} after an interrupted {what}: the cloud runs these pins (traffic never moved)\n\n{pins}"
     await asyncio.to_thread(git.commit, list(staged), f"{text}\n\n{trailers}\n")
     await asyncio.to_thread(publish, deck, rep)
-    rep.log(f"{env}: the interrupted {what} staged its colors (traffic never moved); committed as standbys", "notice")
+    rep.log(f"{env}: the interrupted {what} was applied, traffic never moved; its pins are committed", "notice")
     return "committed"
+
+
+def _colors(pin: ColorPin) -> str:
+    """A blue/green pin in a line: "live blue (ami-1), green ami-2 warm until 2026-12-04T10:00:00Z"."""
+    idle = f"{pin.idle} {pin.idle_image or 'empty'} {pin.standby}"
+    if pin.standby == "warm" and pin.warm_until is not None:
+        idle += " until " + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(pin.warm_until))
+    return f"live {pin.live} ({pin.live_image}), {idle}"
 
 
 def _windows_ended(deck: Deck, env: str, files: tuple[str, ...]) -> dict[str, str]:
