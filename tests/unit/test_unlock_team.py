@@ -11,12 +11,12 @@ import pytest
 
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import read_pin
-from opsdeck.core.observe import planning
-from opsdeck.core.release import rollout
-from opsdeck.core.safety import audit, locks, recovery
+from opsdeck.core.ledger.remote import check
+from opsdeck.core.plans import planning
+from opsdeck.core.release import recovery, rollout
+from opsdeck.core.release.execute import execute, mark_executed
+from opsdeck.core.safety import audit, locks
 from opsdeck.core.team import approvals, requests
-from opsdeck.core.team.execute import execute, mark_executed
-from opsdeck.core.team.remote import check
 from opsdeck.errors import RefusedError
 from tests.unit.estate import git
 from tests.unit.team import Team, bake_one, file_request, rep
@@ -95,3 +95,25 @@ def test_an_interrupted_nuke_is_not_settled_as_a_release_but_says_how_to_finish_
     lines = [e.text for e in said if isinstance(e, LogLine)]
     assert any("`opsdeck nuke-rebuild sandbox` destroys what is left" in line for line in lines), lines
     assert not any("no pins plan clean" in line for line in lines), lines
+
+
+def test_unlock_waits_for_terraform_in_a_copy_of_the_environment(team: Team) -> None:
+    """A recover killed while Terraform applies the copy in another region: that Terraform runs in the
+    copy's own folder, and unlock refuses until it ends (before, it released the lock at once)."""
+    import subprocess
+
+    from opsdeck.core.sandbox.copies import work_dir
+
+    folder = work_dir(team.a, "staging", "us-west-2")
+    folder.mkdir(parents=True)
+    _killed(team.a, "staging", "recover", {"region": "us-west-2"})
+    tool = subprocess.Popen(["bash", "-c", "exec -a terraform sleep 60"], cwd=folder)
+    try:
+        with pytest.raises(RefusedError, match=r"terraform is still running in staging \(pid "):
+            asyncio.run(recovery.unlock(team.a, "staging", rep()))
+        assert locks.status(team.a, "staging") is not None
+    finally:
+        tool.kill()
+        tool.wait()
+    asyncio.run(recovery.unlock(team.a, "staging", rep()))
+    assert locks.status(team.a, "staging") is None

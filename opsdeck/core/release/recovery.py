@@ -21,9 +21,10 @@ from opsdeck.core.estate.pins import (
 )
 from opsdeck.core.events import Reporter
 from opsdeck.core.ledger.identity import operator
-from opsdeck.core.ledger.remote import publish
+from opsdeck.core.ledger.remote import check, publish
 from opsdeck.core.plans import planning
 from opsdeck.core.release import bluegreen
+from opsdeck.core.release.execute import mark_executed
 from opsdeck.core.safety import audit, locks
 from opsdeck.core.safety.audit import TRAILER
 from opsdeck.core.safety.locks import LockRecord
@@ -103,7 +104,7 @@ async def unlock(deck: Deck, env: str, rep: Reporter) -> Interrupted | None:
         return None
     record = found.record
     here = record.host == socket.gethostname()
-    dirs = [deck.env_dir(env)]
+    dirs = [deck.env_dir(env), *deck.copy_dirs(env)]  # and its copies in other regions
     if here and record.root and Path(record.root) != deck.root:  # an engine worker's own clone on this machine
         dirs.append(Path(record.root) / deck.env(env).path)
     running = [p for d in dirs for p in deck.tools.processes().processes_in(d) if "terraform" in p[1]]
@@ -176,8 +177,6 @@ def _left_behind(env: str, record: LockRecord) -> str:
 async def _push_left(deck: Deck, rep: Reporter) -> None:
     """The commits this clone has that the team's remote lacks (a release killed between its commit and
     its push): pushed, so the team's ledger has the release the cloud runs."""
-    from opsdeck.core.team.remote import check
-
     ledger = await asyncio.to_thread(check, deck, fetch=False)
     if ledger.shared and ledger.ahead:
         pushed, _ = await asyncio.to_thread(publish, deck, rep)
@@ -301,9 +300,6 @@ def _request_executed(deck: Deck, record: LockRecord) -> list[str]:
     request_id = (record.detail or {}).get("request")
     if not request_id:
         return []
-    from opsdeck.core.team.execute import mark_executed
-    from opsdeck.core.team.requests import load
-
     return [mark_executed(deck, load(deck, str(request_id), check_stale=False), settled=record.id)]
 
 
