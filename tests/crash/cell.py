@@ -4,18 +4,21 @@ The checks, in order (each failure is recorded, the cell goes on so the next cel
 - status names the interruption: the lock "interrupted" with the operation (none when the phase starts
   before the lock is taken, or the operation takes none);
 - `opsdeck unlock ENV --yes` recovers (tried again while Terraform still runs);
+- the kill landed: opsdeck ended by SIGKILL, not on its own;
 - then: no lock, a clean working tree, each service's committed pin its before or its after (never a
   half), `audit verify` passes, and (unless the operation tears the environment down, when this holds
   after the run again) `opsdeck plan ENV` changes nothing and every desired instance runs its pinned image;
 - the same operation succeeds (or refuses cleanly saying it was done already), and then the same holds,
   with the pins it asked for;
-- nothing exists that did not before and that nothing in the deck answers for (`opsdeck orphans` included).
+- nothing exists that did not before and that nothing in the deck answers for (`opsdeck orphans` included),
+  checked after unlock (before the run again can adopt or remove what the kill left) and after the run again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +29,7 @@ from tests.crash import kill
 from tests.crash.kill import Phase
 from tests.crash.operations import Operation, Prepared
 from tests.crash.world import (
+    Thing,
     cloud_traffic,
     dirty,
     git,
@@ -107,6 +111,9 @@ def run_cell(deck: Path, op: Operation, phase: Phase) -> Cell:
     if not cell.check(result.killed, f"never reached {phase} (exit {result.returncode}): {result.tail(8)}"):
         cell.seconds = time.monotonic() - started
         return cell
+    # The kill is sent as the phase's line is read: an operation that had already ended (finished, or failed
+    # on its own) was not killed, and what follows would check a run that was never interrupted.
+    cell.check(result.returncode == -signal.SIGKILL, f"it ended before the kill landed (exit {result.returncode})")
     with cell.step("status"):
         _interruption(deck, op, phase, cell)
     if op.env is not None and cell.lock.startswith("interrupted"):
@@ -115,13 +122,16 @@ def run_cell(deck: Path, op: Operation, phase: Phase) -> Cell:
     with cell.step("checks"):
         wait_for(lambda: not terraform_running(deck), "Terraform to finish")
         _settled(deck, op, cell, before, prepared, again=False)
+    # What the kill left must be found before the run again: that run adopts a half-built copy, or deletes
+    # a half-deleted orphan, and would hide what `orphans` did not find.
+    with cell.step("orphans"):
+        _unaccounted(deck, things, cell, "after unlock")
     with cell.step("run again"):
         _run_again(deck, op, prepared, cell)
     with cell.step("checks"):
         _settled(deck, op, cell, before, prepared, again=True)
     with cell.step("orphans"):
-        left = unaccounted(deck, things)
-    cell.check(not left, "orphaned without `orphans` finding it: " + ", ".join(f"{t.kind} {t.id}" for t in left[:5]))
+        _unaccounted(deck, things, cell, "after the run again")
     if op.cleanup is not None:
         with cell.step("cleanup"):
             op.cleanup(deck)
@@ -140,6 +150,12 @@ def _interruption(deck: Path, op: Operation, phase: Phase, cell: Cell) -> None:
         )
     else:
         cell.check(lock is None, f"a lock before the operation took one: {lock}")
+
+
+def _unaccounted(deck: Path, before: set[Thing], cell: Cell, when: str) -> None:
+    left = unaccounted(deck, before)
+    found = ", ".join(f"{t.kind} {t.id} ({t.place})" for t in left[:5])
+    cell.check(not left, f"{when}: orphaned without `orphans` finding it: {found}")
 
 
 def _unlock(deck: Path, env: str, cell: Cell) -> None:
