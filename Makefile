@@ -18,7 +18,7 @@ bench:
 	@.venv/bin/python -m bench.run
 
 # The full crash matrix (tests/crash/): every mutating operation killed at each of its phases; about an
-# hour or more. Prints the table and writes it to crash-matrix.md.
+# hour or more. Prints the table and writes it to crash-matrix.md. ARGS go to pytest (ARGS='-k recover').
 crash:
 	@scripts/bootstrap.sh
-	@scripts/crash.sh
+	@scripts/crash.sh $(ARGS)
