@@ -26,6 +26,7 @@ KINDS = [
     ("a blue/green switch", "promote (blue/green)", "apply#2@terraform"),
     ("traffic moved by the API, not committed", "rollback (instant)", "commit"),
     ("nuke's destroy", "nuke-rebuild", "terraform destroy@terraform"),
+    ("a copy in another region applied, not recorded", "recover", "apply@terraform"),
 ]
 
 
