@@ -30,6 +30,7 @@ from opsdeck.core.safety.audit import TRAILER
 from opsdeck.core.safety.locks import LockRecord
 from opsdeck.core.team.requests import load
 from opsdeck.errors import LockedError, OpsdeckError, RefusedError
+from opsdeck.files import write_atomic
 
 
 @dataclass(frozen=True)
@@ -217,7 +218,7 @@ async def settle_pins(deck: Deck, env: str, rep: Reporter, found: Interrupted, a
                 rep.log(f"{env}: the interrupted {found.record.operation} was never applied; pins put back", "notice")
             return "restored" if found.dirty else None
         for rel, text in texts.items():
-            (deck.root / rel).write_text(text, encoding="utf-8")
+            write_atomic(deck.root / rel, text)
         executed = await asyncio.to_thread(_request_executed, deck, found.record)
         who = await asyncio.to_thread(operator, deck)
         pins = ", ".join(f"{s} {i}" for s, i in read_pins(deck, env).items())
@@ -264,7 +265,7 @@ async def settle_colors(deck: Deck, env: str, rep: Reporter, found: Interrupted,
         rep.log(f"{env}: neither the committed nor the staged pins plan clean: " + found.advice(), "warning")
         return None
     for rel, text in staged.items():
-        (deck.root / rel).write_text(text, encoding="utf-8")
+        write_atomic(deck.root / rel, text)
     what = found.record.operation
     pins = "\n".join(f"{s}: {_colors(p)}" for s, p in bluegreen.color_pins(deck, env).items())
     text = f"settle {env} after an interrupted {what}: the cloud runs these pins (traffic never moved)\n\n{pins}"
