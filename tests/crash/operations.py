@@ -181,8 +181,20 @@ def deploy_sandbox(deck: Path) -> Prepared:
 
 
 def execute_staging(deck: Path) -> Prepared:
-    """An approved request to promote a web image to staging (filed as alice, approved by bob)."""
-    image = other_web_image(deck, live(web_pin(deck, "staging")))
+    """An approved request to promote a web image to staging (filed as alice, approved by bob): the image dev
+    runs (staging takes only images that ran in dev; one is promoted to dev first when dev runs staging's)."""
+    staging, dev = live(web_pin(deck, "staging")), web_pin(deck, "dev")
+    if live(dev) == staging:
+        released(
+            deck,
+            "promote",
+            other_web_image(deck, dev.get("blue"), dev.get("green"), staging),
+            "dev",
+            "--service",
+            "web",
+        )
+        dev = web_pin(deck, "dev")
+    image = live(dev)
     request = read_json(deck, "promote", image, "staging", "--service", "web", "--yes", "--reason", "crash matrix")
     opsdeck("approve", str(request["id"]), "--key", str(demo_key("bob")), deck=deck, check=True)
     args = ["execute", str(request["id"]), "--yes"]
