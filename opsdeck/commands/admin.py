@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from opsdeck.commands import open_deck, print_json, run, table
+from opsdeck.commands import open_deck, print_json, reporter, run, table
 from opsdeck.errors import OpsdeckError, RefusedError
 
 
@@ -212,7 +212,6 @@ def secrets_status_cmd(args: argparse.Namespace) -> int:
 
 
 def standby_expire_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.commands import reporter
     from opsdeck.core.release import standby
 
     deck = open_deck(args)
@@ -234,7 +233,6 @@ def standby_expire_cmd(args: argparse.Namespace) -> int:
 
 
 def unlock_cmd(args: argparse.Namespace) -> int:
-    from opsdeck.core.events import Reporter
     from opsdeck.core.release import recovery
 
     deck = open_deck(args)
@@ -245,13 +243,22 @@ def unlock_cmd(args: argparse.Namespace) -> int:
         return 0
     interrupted = "" if found.record.unreadable else "interrupted "
     print(f"{args.env}: {interrupted}{found.record.describe()}", file=sys.stderr)
-    print(f"  {found.advice()}", file=sys.stderr)
+    if found.dirty:  # what unlock will do about them (found.advice() is for when it cannot)
+        print(
+            f"  {', '.join(found.dirty)} has uncommitted pins: unlock commits the pins the cloud runs, "
+            "or puts the committed ones back",
+            file=sys.stderr,
+        )
+    else:
+        print(f"  {found.advice()}", file=sys.stderr)
     if not args.yes:
         if not sys.stdin.isatty():
             raise RefusedError("unlock needs confirmation: re-run with --yes")
         if input(f"Type {args.env} to release the lock: ").strip() != args.env:
             raise RefusedError("not confirmed; the lock stays")
     deck.check_cloud()
-    run(recovery.unlock(deck, args.env, Reporter("unlock", args.env)))
+    # Its notices say how the pins were settled (committed, put back, or why not): the advice above was
+    # said before it looked.
+    run(recovery.unlock(deck, args.env, reporter(args, "unlock", args.env)))
     print(f"released {args.env}'s lock ({found.record.operation}, lock id {found.record.id})")
     return 0

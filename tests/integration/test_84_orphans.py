@@ -223,7 +223,9 @@ def test_what_may_be_someone_elses_or_a_copy_is_never_removable(demo_deck: Path)
         found = _by_id(result)
         vpc = found[theirs]
         assert vpc["removable"] is False and "check who owns it" in vpc["how"]
-        assert not set(keys) & set(found)
+        copy_state = found[keys[0]]  # an unrecorded copy's state: listed, never removed here
+        assert copy_state["removable"] is False and copy_state["how"].endswith("--region us-west-2 --destroy")
+        assert keys[1] not in found
         notes = json.loads(result.stdout)["notes"]
         assert any("outside this deck's key prefixes (shop/)" in n for n in notes)
         kept = _orphans(demo_deck, "--delete", "--yes", "--json", "--only", theirs)

@@ -208,7 +208,7 @@ def test_unlock_settles_the_pins_of_a_killed_change_to_what_the_cloud_runs(
     from opsdeck.core.release.bake import bake
     from tests.unit.estate import git
 
-    deck, _ = estate
+    deck, world = estate
     (baked,) = asyncio.run(bake(deck, rep(), services=["web"]))
     before = read_pins(deck, "sandbox")
     write_pins(deck, "sandbox", {"web": baked.id})
@@ -219,7 +219,11 @@ def test_unlock_settles_the_pins_of_a_killed_change_to_what_the_cloud_runs(
         git(deck.root, "checkout", "--", "envs/sandbox/images.auto.tfvars.json")  # the worker's clone had them
     _interrupted(deck, "sandbox", {"services": "web", "to": baked.id})
     head = git(deck.root, "rev-parse", "HEAD")
+    planned = len(world.calls)
     asyncio.run(recovery.unlock(deck, "sandbox", rep()))
+    plans = [c for c in world.calls[planned:] if c == "plan sandbox"]
+    # The working tree holds the target's pins (here, and never applied): they are planned once, not twice.
+    assert len(plans) == {"here": 1, "elsewhere": 1, "never": 2}[applied], world.calls[planned:]
     assert locks.status(deck, "sandbox") is None and not git(deck.root, "status", "--porcelain").strip()
     record = audit.read(deck)[-1]
     assert record["action"] == "unlock" and record["reconciled"] == ("restored" if applied == "never" else "committed")

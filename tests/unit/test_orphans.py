@@ -445,8 +445,10 @@ def test_removal_deletes_in_order_and_audits_each(estate: tuple[Deck, World]) ->
         shown.append(removal)
         return True
 
-    result = asyncio.run(remove_orphans(deck, report, Reporter("orphans-delete"), confirm=confirm))
+    rep = Reporter("orphans-delete")
+    result = asyncio.run(remove_orphans(deck, report, rep, confirm=confirm))
     assert {o.id for o in shown[0].selected} == {"i-byhand", image, "snap-w", "shop/qa/terraform.tfstate"}
+    assert [name for name, _ in rep.phases][-1] == "delete"  # the deletions are a phase of their own
     assert {o.id for o in result.deleted} == {"i-byhand", image, "snap-w", "shop/qa/terraform.tfstate"}
     assert result.failed == ()
     order = [c for c in world.calls if c.startswith(("remove", "deregister", "delete-snapshot"))]
@@ -562,15 +564,36 @@ def test_an_unrecorded_copy_is_listed_never_removed(estate: tuple[Deck, World]) 
     world.objects[(backend.bucket, copy_key)] = b"{}"
     report = scan(deck, now=now)
     found = by_id(report)
-    assert copy_key not in found  # shaped as a copy's state: in use
+    assert found[copy_key]["removable"] is False  # shaped as a copy's state: listed, never removed here
+    assert found[copy_key]["how"] == "opsdeck recover dev --region us-west-2 --destroy"
+    assert "recovered copy of dev in us-west-2 the ledger does not record" in found[copy_key]["detail"]
     for ident in ("i-copy", "vpc-copy"):
         assert found[ident]["removable"] is False
         assert found[ident]["how"] == "opsdeck recover dev --region us-west-2 --destroy"
         assert "possibly a recovered copy of dev" in found[ident]["detail"]
     result = asyncio.run(remove_orphans(deck, report))
-    assert result.deleted == () and {o.id for o, _ in result.skipped} == {"i-copy", "vpc-copy"}
+    assert result.deleted == () and {o.id for o, _ in result.skipped} == {"i-copy", "vpc-copy", copy_key}
     assert {t.id for t in world.place(*COPY_PLACE).tagged} == {"i-copy", "vpc-copy"}
     assert (backend.bucket, copy_key) in world.objects
+
+
+def test_an_unrecorded_copy_is_looked_for_where_its_state_says_it_runs(estate: tuple[Deck, World]) -> None:
+    """A recover killed once Terraform applied the copy, before the ledger recorded it: the copy runs in an
+    account and region the deck has no other reason to look in (staging's account in us-west-2), and its state
+    is the only trace. Both are listed (unlock says `orphans` lists them), never removed."""
+    deck, world = estate
+    now = time.time()
+    place = ("222222222222", "us-west-2")
+    plant(world, place, Tagged("ec2:instance", "i-half", {"env": "staging", "managed_by": "terraform"}, now))
+    assert place not in {(p.account, p.region) for p in scan(deck, now=now).places}
+    backend = deck.backend("staging")
+    assert backend is not None
+    copy_key = backend.key.replace("/terraform.tfstate", "/recover-us-west-2/terraform.tfstate")
+    world.objects[(backend.bucket, copy_key)] = b"{}"
+    found = by_id(scan(deck, now=now))
+    assert found["i-half"]["removable"] is False
+    assert "possibly a recovered copy of staging" in found["i-half"]["detail"]
+    assert found[copy_key]["removable"] is False
 
 
 def _shared(deck: Deck, tmp_path: Path) -> Path:

@@ -349,3 +349,21 @@ def test_a_plan_is_checked_once_until_the_decks_own_checks_change(estate: tuple[
     (deck.root / "policy" / "new_check.yaml").write_text("metadata:\n  id: CKV2_SHOP_2\n")
     asyncio.run(gates.policy(deck, "dev", plan, rep()))
     assert checks() == before + 2  # the deck's checks changed: checked again
+
+
+def test_pins_are_written_whole_in_one_step(estate: tuple[Deck, World]) -> None:
+    """A pin file is replaced (a new file renamed over it), written once with every service's pin: opsdeck
+    killed while it writes leaves the old file or the new one. Written in place, a kill mid-write left a
+    truncated file (the crash matrix's rollback at `pin`: Terraform's "JSON data ends prematurely"), and a
+    file shared by services written once per service could hold half a release."""
+    from opsdeck.core.estate.pins import pin_rel, write_pins
+
+    deck, _ = estate
+    rel = pin_rel(deck, "dev", "web")
+    path = deck.root / rel
+    before = path.stat().st_ino
+    moved = {"web": "ami-0000000000000000a", "api": "ami-0000000000000000b"}
+    assert write_pins(deck, "dev", moved) == [rel]  # web and api share dev's pin file: written once
+    assert path.stat().st_ino != before
+    assert read_pins(deck, "dev", ["web", "api"]) == moved
+    assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []

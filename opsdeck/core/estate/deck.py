@@ -29,6 +29,15 @@ if TYPE_CHECKING:
     from opsdeck.core.ports.cloud import CloudPort
     from opsdeck.core.ports.factory import Tools
 
+# Where `recover` builds an environment's copy in another region (core/sandbox/copies.py), under the deck's
+# local dir; here so that unlock, below the sandbox layer, finds the copies' folders too.
+COPIES_DIR = "recover"
+
+
+def copy_name(env: str, region: str) -> str:
+    """How a copy is named in locks, plans, messages and its folder: ``staging@us-west-2``."""
+    return f"{env}@{region}"
+
 
 def find_deck_root(explicit: str | None, command: Sequence[str] = ()) -> Path:
     """--deck, then $OPSDECK_DECK, then the current directory. A current directory that is no deck, while
@@ -98,6 +107,10 @@ class Deck:
 
     def env_dir(self, name: str) -> Path:
         return self.root / self.env(name).path
+
+    def copy_dirs(self, env: str) -> list[Path]:
+        """The folders of ``env``'s copies in other regions that `recover` built (none: an empty list)."""
+        return sorted((self.root / ".opsdeck" / COPIES_DIR).glob(copy_name(env, "*")))
 
     @property
     def is_local(self) -> bool:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from opsdeck.errors import OpsdeckError
+from opsdeck.files import write_atomic
 
 if TYPE_CHECKING:
     from opsdeck.core.estate.config import DeckConfig
@@ -203,15 +204,7 @@ def read_pins(deck: Deck, env: str, services: list[str] | None = None) -> dict[s
 
 def write_pins(deck: Deck, env: str, images: dict[str, str]) -> list[str]:
     """Pin each service to its image in ``env``; returns the pin files written (deck-relative)."""
-    written: list[str] = []
-    for service, image_id in images.items():
-        rel = pin_rel(deck, env, service)
-        path = deck.root / rel
-        text = path.read_text(encoding="utf-8") if path.is_file() else None
-        path.write_text(with_pin(text, pin_spec(deck.config, service), image_id), encoding="utf-8")
-        if rel not in written:
-            written.append(rel)
-    return written
+    return _write(deck, {(pin_rel(deck, env, s), s): image for s, image in images.items()})
 
 
 def pin_files(deck: Deck, env: str, services: list[str] | None = None) -> list[str]:
@@ -242,12 +235,19 @@ def read_color_pin(deck: Deck, env: str, service: str) -> ColorPin | None:
 
 def write_color_pins(deck: Deck, env: str, pins: dict[str, ColorPin]) -> list[str]:
     """Write each service's blue/green pin in ``env``; returns the pin files written."""
-    written: list[str] = []
-    for service, pin in pins.items():
-        rel = pin_rel(deck, env, service)
-        path = deck.root / rel
-        text = path.read_text(encoding="utf-8") if path.is_file() else None
-        path.write_text(with_pin(text, pin_spec(deck.config, service), pin.to_json()), encoding="utf-8")
-        if rel not in written:
-            written.append(rel)
-    return written
+    return _write(deck, {(pin_rel(deck, env, s), s): pin.to_json() for s, pin in pins.items()})
+
+
+def _write(deck: Deck, values: dict[tuple[str, str], Any]) -> list[str]:
+    """Write each (pin file, service)'s value; returns the files written. Each file is written once and
+    atomically, with all its services' pins: opsdeck killed while it writes them leaves the file as it was
+    or with every pin moved, never half a file (which Terraform cannot read) or half the services."""
+    texts: dict[str, str | None] = {}
+    for (rel, service), value in values.items():
+        if rel not in texts:
+            path = deck.root / rel
+            texts[rel] = path.read_text(encoding="utf-8") if path.is_file() else None
+        texts[rel] = with_pin(texts[rel], pin_spec(deck.config, service), value)
+    for rel, text in texts.items():
+        write_atomic(deck.root / rel, text or "")
+    return list(texts)

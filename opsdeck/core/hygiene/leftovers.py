@@ -305,6 +305,36 @@ def places(deck: Deck, copies: Iterable[RecoveredCopyLike] = ()) -> list[Place]:
     return list(found.values())
 
 
+def unrecorded_copies(deck: Deck, recorded: set[str]) -> list[tuple[str, str]]:
+    """(environment, region) of each state in the deck's state buckets shaped as a recovered copy's that no
+    record of the ledger names (``recorded``: their state keys): a recovery interrupted, failed, under way
+    or not pulled yet, whose resources run in that region."""
+    buckets: dict[str, str] = {}
+    for env in deck.config.env_names:
+        backend = deck.backend(env)
+        if backend is not None:
+            buckets.setdefault(backend.bucket, env)
+    found: set[tuple[str, str]] = set()
+    for bucket, env in buckets.items():
+        for obj in deck.tools.env(env).cloud.hygiene().objects(bucket):
+            shaped = copy_state_of(deck, bucket, obj.key) if obj.key not in recorded else None
+            if shaped is not None:
+                found.add(shaped)
+    return sorted(found)
+
+
+def with_unrecorded(deck: Deck, where: list[Place], copies: Iterable[tuple[str, str]]) -> list[Place]:
+    """``where`` and the account and region of each unrecorded copy (``unrecorded_copies``), reached as its
+    environment but not one it lives in: what is tagged with that environment there is listed as possibly
+    the copy's, never removed (an interrupted recover leaves it, and unlock says orphans lists it)."""
+    out = list(where)
+    for env, region in copies:
+        home = next((p for p in where if env in p.envs and p.region == deck.config.region_of(env)), None)
+        if home is not None and not any(p.account == home.account and p.region == region for p in out):
+            out.append(Place(home.account, region, env))
+    return out
+
+
 def count_by_kind(orphans: Iterable[Orphan]) -> dict[str, int]:
     counts = {k: 0 for k in KINDS}
     for orphan in orphans:

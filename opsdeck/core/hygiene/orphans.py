@@ -7,7 +7,7 @@ environment's own), opsdeck looks for:
   environments, in an account or region that environment does not live in); removable only with the
   deck's ownership marker (``owned``), and never when it may be an unrecorded recovered copy;
 - ``state-file``: a Terraform state under the deck's key prefixes in an environment's state bucket that
-  no environment (and no recovered copy, recorded or shaped as one) uses;
+  no environment and no recorded copy uses (one shaped as a copy's: listed, never removed here);
 - ``recovered-copy`` and ``sandbox``: a recovered copy, or a sandbox, older than the configured age;
 - ``image`` and ``snapshot``: an image of a service that no environment pins (either color of a
   blue/green pin, in the working tree or at HEAD), no recovered copy's record or open approval
@@ -43,6 +43,8 @@ from opsdeck.core.hygiene.leftovers import (
     recovered_copies,
     state_prefixes,
     sync_for_reading,
+    unrecorded_copies,
+    with_unrecorded,
 )
 from opsdeck.core.hygiene.prices import Cost, PriceTable, load_table
 from opsdeck.core.hygiene.unpinned import old_images
@@ -85,6 +87,8 @@ async def find_orphans(
     notes += dropped
     with rep.phase("accounts and regions"):
         where = await asyncio.to_thread(places, deck, copies)
+        ghosts = await asyncio.to_thread(unrecorded_copies, deck, {c.state_key for c in recorded})
+        where = with_unrecorded(deck, where, ghosts)
     with rep.phase("tagged resources"):
         scans = await asyncio.gather(*(asyncio.to_thread(_scan_place, deck, p) for p in where))
     tagged = dict(zip(where, scans, strict=True))
@@ -327,7 +331,8 @@ def home_of(deck: Deck, where: list[Place], env: str) -> Place | None:
 def state_files(deck: Deck, where: list[Place], prices: PriceTable, in_use: set[str]) -> tuple[list[Orphan], int]:
     """Terraform states under this deck's key prefixes (``state_prefixes``) in its state buckets that no
     environment and no recovered copy uses, and how many states outside those prefixes were left alone
-    (other stacks', workspaces' ``env:/``). A key shaped as a copy's state is in use, recorded or not."""
+    (other stacks', workspaces' ``env:/``). A key shaped as the state of a copy the ledger does not record
+    is listed, not removable: ``recover --destroy`` removes the copy with it."""
     used: dict[str, set[str]] = {}
     reached: dict[str, str] = {}
     for env in deck.config.env_names:
@@ -351,8 +356,15 @@ def state_files(deck: Deck, where: list[Place], prices: PriceTable, in_use: set[
             if not mine or not obj.key.startswith(mine):
                 outside += 1
                 continue
-            if copy_state_of(deck, bucket, obj.key) is not None:
-                continue  # a recovered copy's state, maybe of a recovery under way or not pulled yet
+            detail, how = f"s3://{bucket}/{obj.key}: no environment of this deck uses this state", ""
+            copy = copy_state_of(deck, bucket, obj.key)
+            if copy is not None:  # a recovered copy's the ledger does not record: listed, never removed here
+                detail = (
+                    f"s3://{bucket}/{obj.key}: the state of a recovered copy of {copy[0]} in {copy[1]} the ledger "
+                    f"does not record (a recover interrupted, failed or under way): `opsdeck recover {copy[0]} "
+                    f"--region {copy[1]}` finishes it"
+                )
+                how = f"opsdeck recover {copy[0]} --region {copy[1]} --destroy"
             out.append(
                 Orphan(
                     "state-file",
@@ -360,9 +372,11 @@ def state_files(deck: Deck, where: list[Place], prices: PriceTable, in_use: set[
                     place.region,
                     "s3:object",
                     obj.key,
-                    f"s3://{bucket}/{obj.key}: no environment of this deck uses this state",
+                    detail,
                     obj.modified,
                     prices.cost("s3", place.region, gigabytes=obj.size / 1e9),
+                    removable=not how,
+                    how=how,
                     bucket=bucket,
                     reached_as=env,
                 )

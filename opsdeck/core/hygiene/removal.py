@@ -157,7 +157,8 @@ async def remove_orphans(
     fields = {"selected": [_brief(o) for o in removal.selected]}
     async with audited(deck, "orphans-delete", None, rep, fields=fields, lock=False) as run:
         await _sync(deck, rep, attempt=False)  # the confirmation may have taken a while: the team's work counts
-        deleted, failed, late = await _delete_all(deck, removal.selected, rep, where)
+        with rep.phase("delete"):
+            deleted, failed, late = await _delete_all(deck, removal.selected, rep, where)
         skipped = (*removal.skipped, *late)
         run.note(
             deleted=[_brief(o) for o in deleted],

@@ -341,24 +341,27 @@ def traffic_json(pin: ColorPin, now: float | None = None) -> dict[str, Any]:
 # -- after an interruption ----------------------------------------------------------------------
 
 
-async def reconcile_traffic(deck: Deck, env: str, rep: Reporter) -> str | None:
+def traffic_moves(deck: Deck, env: str) -> dict[str, Color]:
+    """The services whose live listener rule forwards to another color than the last commit's pin says,
+    each with the color it forwards to (blocking: run in a thread)."""
+    services = deck.config.service_names
+    traffic = read_traffic(deck, env)
+    head = {rel: deck.tools.git.text_at("HEAD", rel) for rel in pin_files(deck, env)}
+    committed = pins_in_texts(deck, env, {k: v for k, v in head.items() if v is not None}, services)
+    cloud_live = {s: live for s in services if s in traffic and (live := traffic[s].live) is not None}
+    return {s: c for s, c in cloud_live.items() if c != committed[s].live}
+
+
+async def reconcile_traffic(deck: Deck, env: str, rep: Reporter, *, trailers: str = "") -> str | None:
     """After an interrupted release in ``env`` (called by unlock): make the ledger say which color is
     live as the cloud's listener rules have it. Traffic is always on exactly one color per service (a
     rule forwards to one target group). If no service's traffic moved, the pin files go back to the
     last commit (the next plan shows what is left of the stage); if some did, the pins left in the
-    working tree are committed with the cloud's live colors. Returns the commit, if one was made."""
+    working tree are committed with the cloud's live colors (``trailers`` end the commit's message).
+    Returns the commit, if one was made."""
     git = deck.tools.git
-    services = deck.config.service_names
     files = pin_files(deck, env)
-    traffic = await asyncio.to_thread(read_traffic, deck, env)
-    head = {rel: await asyncio.to_thread(git.text_at, "HEAD", rel) for rel in files}
-    committed = pins_in_texts(deck, env, {k: v for k, v in head.items() if v is not None}, services)
-    cloud_live: dict[str, Color] = {}
-    for s in services:
-        live = traffic[s].live if s in traffic else None
-        if live is not None:
-            cloud_live[s] = live
-    moved = {s: c for s, c in cloud_live.items() if c != committed[s].live}
+    moved = await asyncio.to_thread(traffic_moves, deck, env)
     dirty = [rel for rel in files if await asyncio.to_thread(git.is_dirty, rel)]
     if not moved:
         for rel in dirty:
@@ -367,13 +370,13 @@ async def reconcile_traffic(deck: Deck, env: str, rep: Reporter) -> str | None:
             rep.log(f"traffic in {env} never moved: pins put back to the last commit ({', '.join(dirty)})", "notice")
         return None
     current = await asyncio.to_thread(color_pins, deck, env)
-    fixed = {
-        s: replace(p, live=cloud_live[s]) for s, p in current.items() if s in cloud_live and p.live != cloud_live[s]
-    }
+    fixed = {s: replace(p, live=moved[s]) for s, p in current.items() if s in moved and p.live != moved[s]}
     if fixed:
         await asyncio.to_thread(write_color_pins, deck, env, fixed)
+    head = await asyncio.to_thread(lambda: {rel: git.text_at("HEAD", rel) for rel in files})
+    committed = pins_in_texts(deck, env, {k: v for k, v in head.items() if v is not None}, list(moved))
     lines = [f"{s}: live {c} (was {committed[s].live} in the ledger)" for s, c in moved.items()]
     text = f"reconcile {env} after an interrupted release: traffic as the cloud has it\n\n" + "\n".join(lines)
-    sha = await asyncio.to_thread(git.commit, files, text)
+    sha = await asyncio.to_thread(git.commit, files, text + (f"\n\n{trailers}\n" if trailers else ""))
     rep.log(f"ledger reconciled with the cloud's traffic in {env}: " + "; ".join(lines), "notice")
     return sha

@@ -94,7 +94,7 @@ async def execute(deck: Deck, request_id: str, rep: Reporter, *, confirm: Confir
                 await colors.roll(plan)
             else:
                 await release.roll(plan, await asyncio.to_thread(fleet.expected_pins, deck, env))
-            executed = await asyncio.to_thread(_mark_executed, deck, request)
+            executed = await asyncio.to_thread(mark_executed, deck, request)
             text += f"\n\nrequest: {request.id}\napproved by: {', '.join(request.valid_approvers)}"
             sha = await release.commit(text, extra=[executed])
             _, sha = await release.publish()
@@ -164,10 +164,16 @@ async def _approved_plan(deck: Deck, request: Request, rep: Reporter) -> PlanRes
     return parse_plan(env, shown, planfile=str(planfile))
 
 
-def _mark_executed(deck: Deck, request: Request) -> str:
-    """requests/ID/executed.json: who ran it, when, with whose approvals (committed with the pins)."""
-    me = operator(deck)
+def mark_executed(deck: Deck, request: Request, settled: str = "") -> str:
+    """requests/ID/executed.json: who ran it, when, with whose approvals (committed with the pins). One
+    the killed run wrote already is kept. ``settled``: the lock id of an interrupted execute whose pins
+    `opsdeck unlock` committed."""
     rel = f"requests/{request.id}/executed.json"
-    marker = {"by": me.git or me.user, "at": time.time(), "approved_by": request.valid_approvers}
+    if (deck.root / rel).is_file():
+        return rel
+    me = operator(deck)
+    marker: dict[str, object] = {"by": me.git or me.user, "at": time.time(), "approved_by": request.valid_approvers}
+    if settled:
+        marker["settled_by_unlock"] = settled
     (deck.root / rel).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return rel

@@ -4,22 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from opsdeck.core.estate.deck import Deck
-from opsdeck.core.estate.pins import pin_files, pin_rel, pin_spec, read_pins, with_pin
+from opsdeck.core.estate.pins import (
+    ColorPin,
+    color_pin_from_text,
+    pin_files,
+    pin_rel,
+    pin_spec,
+    read_pins,
+    with_pin,
+)
 from opsdeck.core.events import Reporter
 from opsdeck.core.ledger.identity import operator
-from opsdeck.core.ledger.remote import publish
+from opsdeck.core.ledger.remote import check, publish
 from opsdeck.core.plans import planning
 from opsdeck.core.release import bluegreen
+from opsdeck.core.release.execute import mark_executed
 from opsdeck.core.safety import audit, locks
 from opsdeck.core.safety.audit import TRAILER
 from opsdeck.core.safety.locks import LockRecord
 from opsdeck.core.team.requests import load
 from opsdeck.errors import LockedError, OpsdeckError, RefusedError
+from opsdeck.files import write_atomic
 
 
 @dataclass(frozen=True)
@@ -94,7 +105,7 @@ async def unlock(deck: Deck, env: str, rep: Reporter) -> Interrupted | None:
         return None
     record = found.record
     here = record.host == socket.gethostname()
-    dirs = [deck.env_dir(env)]
+    dirs = [deck.env_dir(env), *deck.copy_dirs(env)]  # and its copies in other regions
     if here and record.root and Path(record.root) != deck.root:  # an engine worker's own clone on this machine
         dirs.append(Path(record.root) / deck.env(env).path)
     running = [p for d in dirs for p in deck.tools.processes().processes_in(d) if "terraform" in p[1]]
@@ -123,16 +134,55 @@ async def unlock(deck: Deck, env: str, rep: Reporter) -> Interrupted | None:
     reconciled: str | None = None
     try:
         if deck.env(env).blue_green:
-            reconciled = await bluegreen.reconcile_traffic(deck, env, rep)
-        else:
+            reconciled = await settle_colors(deck, env, rep, found, run.hash)
+        elif found.dirty or _moved_pins(found.record):  # a release: others write no pins
             reconciled = await settle_pins(deck, env, rep, found, run.hash)
     except OpsdeckError as exc:  # the lock still goes: the next plan shows what is left
         rep.log(f"could not settle {env}'s pins with what the cloud runs ({exc}); check `opsdeck plan {env}`", "error")
+    try:
+        await _push_left(deck, rep)
+    except OpsdeckError as exc:
+        rep.log(f"the ledger's commits are not pushed ({exc}): the next change pushes them", "warning")
+    left = _left_behind(env, found.record)
+    if left:
+        rep.log(left, "notice")
     cleared = await asyncio.to_thread(locks.clear_stale, deck, env)
     closed = _close_orphans(deck, env, found.record.id, run.started.get("seq"))
     notes: dict[str, Any] = {"reconciled": reconciled} if reconciled else {}
     run.close("ok", closed_records=closed, **notes)
     return found if cleared else None
+
+
+def _moved_pins(record: LockRecord) -> bool:
+    """Whether the interrupted operation was moving pins (a release or an approved request's execute)."""
+    detail = record.detail or {}
+    return bool(detail.get("to") or detail.get("request"))
+
+
+def _left_behind(env: str, record: LockRecord) -> str:
+    """What an interrupted operation that writes no pins may have left half done, and the command that
+    finishes it ("" when there is nothing to say)."""
+    region = (record.detail or {}).get("region", "REGION")
+    return {
+        "nuke-rebuild": f"the interrupted nuke-rebuild may have left {env} torn down part way: "
+        f"`opsdeck nuke-rebuild {env}` destroys what is left and builds it again from code",
+        "sandbox-expire": f"the interrupted sandbox expire may have left {env} torn down part way: "
+        "`opsdeck sandbox expire --yes` finishes it",
+        "recover": f"the interrupted recover may have left a partial copy of {env} in {region} (`opsdeck orphans` "
+        f"lists it): `opsdeck recover {env} --region {region}` finishes it, `--destroy` removes it",
+        "recover-destroy": f"the interrupted removal of the copy of {env} in {region} may be part done: "
+        f"`opsdeck recover {env} --region {region} --destroy` finishes it",
+    }.get(record.operation, "")
+
+
+async def _push_left(deck: Deck, rep: Reporter) -> None:
+    """The commits this clone has that the team's remote lacks (a release killed between its commit and
+    its push): pushed, so the team's ledger has the release the cloud runs."""
+    ledger = await asyncio.to_thread(check, deck, fetch=False)
+    if ledger.shared and ledger.ahead:
+        pushed, _ = await asyncio.to_thread(publish, deck, rep)
+        if pushed:
+            rep.log(f"pushed {ledger.ahead} commits {ledger.ref} did not have yet", "notice")
 
 
 async def settle_pins(deck: Deck, env: str, rep: Reporter, found: Interrupted, anchor: str) -> str | None:
@@ -148,11 +198,17 @@ async def settle_pins(deck: Deck, env: str, rep: Reporter, found: Interrupted, a
     head = {rel: await asyncio.to_thread(git.text_at, "HEAD", rel) for rel in files}
     now = {rel: (deck.root / rel).read_text(encoding="utf-8") for rel in found.dirty}
     target = _target_texts(deck, env, found.record, head)
+    if target is not None and all(head.get(rel) == text for rel, text in target.items()):
+        target = None  # committed already (killed before its push): the committed pins are the candidate
     committed = {rel: text for rel in found.dirty if (text := head.get(rel)) is not None}
     candidates = [("the working tree's", now), ("its target's", target), ("the committed", committed)]
+    tried: list[dict[str, str]] = []
     for label, texts in candidates:
         if texts is None or (label != "the committed" and not texts):
             continue
+        if texts in tried:  # the working tree holds the target's pins: planned once
+            continue
+        tried.append(texts)
         if not await _plans_nothing(deck, env, rep, texts):
             continue
         if label == "the committed":
@@ -162,17 +218,90 @@ async def settle_pins(deck: Deck, env: str, rep: Reporter, found: Interrupted, a
                 rep.log(f"{env}: the interrupted {found.record.operation} was never applied; pins put back", "notice")
             return "restored" if found.dirty else None
         for rel, text in texts.items():
-            (deck.root / rel).write_text(text, encoding="utf-8")
+            write_atomic(deck.root / rel, text)
+        executed = await asyncio.to_thread(_request_executed, deck, found.record)
         who = await asyncio.to_thread(operator, deck)
         pins = ", ".join(f"{s} {i}" for s, i in read_pins(deck, env).items())
         what = found.record.operation
         text = f"settle {env} after an interrupted {what}: the cloud runs these pins\n\n{pins}\n\n"
-        await asyncio.to_thread(git.commit, list(texts), f"{text}{who.trailers()}\n{TRAILER}: {anchor}\n")
+        if executed:
+            text += f"request: {(found.record.detail or {}).get('request')} (executed: its pins are what runs)\n\n"
+        await asyncio.to_thread(git.commit, [*texts, *executed], f"{text}{who.trailers()}\n{TRAILER}: {anchor}\n")
         await asyncio.to_thread(publish, deck, rep)
         rep.log(f"{env}: the interrupted {what} was applied; {label} pins are committed ({pins})", "notice")
         return "committed"
     rep.log(f"{env}: no pins plan clean (drift besides the interrupted change?): " + found.advice(), "warning")
     return None
+
+
+async def settle_colors(deck: Deck, env: str, rep: Reporter, found: Interrupted, anchor: str) -> str | None:
+    """``settle_pins`` for a blue/green environment. Traffic decides first: when a service's listener rule
+    moved, the ledger takes the live colors the cloud's rules have (core/release/bluegreen.py
+    reconcile_traffic). When none moved, the release was killed while it staged the idle colors: the
+    committed pins are put back when they plan clean (the stage never applied); when it did apply, the
+    staged pins are committed, each staged color a warm standby whose window ends now, so the standby
+    expiry scales it down (the ledger says what runs, and it does not run for ever)."""
+    who = await asyncio.to_thread(operator, deck)
+    trailers = f"{who.trailers()}\n{TRAILER}: {anchor}"
+    moved = await asyncio.to_thread(bluegreen.traffic_moves, deck, env)
+    if moved or not found.dirty:
+        sha = await bluegreen.reconcile_traffic(deck, env, rep, trailers=trailers)
+        if sha is None:
+            return None
+        await asyncio.to_thread(publish, deck, rep)
+        return "committed"
+    git = deck.tools.git
+    head = {rel: await asyncio.to_thread(git.text_at, "HEAD", rel) for rel in found.dirty}
+    if await _plans_nothing(deck, env, rep, {rel: text for rel, text in head.items() if text is not None}):
+        for rel in found.dirty:
+            await asyncio.to_thread(git.restore, rel)
+        rep.log(
+            f"{env}: traffic never moved and the interrupted {found.record.operation} applied nothing; pins put back",
+            "notice",
+        )
+        return "restored"
+    staged = _windows_ended(deck, env, found.dirty)
+    if not await _plans_nothing(deck, env, rep, staged):
+        rep.log(f"{env}: neither the committed nor the staged pins plan clean: " + found.advice(), "warning")
+        return None
+    for rel, text in staged.items():
+        write_atomic(deck.root / rel, text)
+    what = found.record.operation
+    pins = "\n".join(f"{s}: {_colors(p)}" for s, p in bluegreen.color_pins(deck, env).items())
+    text = f"settle {env} after an interrupted {what}: the cloud runs these pins (traffic never moved)\n\n{pins}"
+    await asyncio.to_thread(git.commit, list(staged), f"{text}\n\n{trailers}\n")
+    await asyncio.to_thread(publish, deck, rep)
+    rep.log(f"{env}: the interrupted {what} was applied, traffic never moved; its pins are committed", "notice")
+    return "committed"
+
+
+def _colors(pin: ColorPin) -> str:
+    """A blue/green pin in a line: "live blue (ami-1), green ami-2 warm until 2026-12-04T10:00:00Z"."""
+    idle = f"{pin.idle} {pin.idle_image or 'empty'} {pin.standby}"
+    if pin.standby == "warm" and pin.warm_until is not None:
+        idle += " until " + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(pin.warm_until))
+    return f"live {pin.live} ({pin.live_image}), {idle}"
+
+
+def _windows_ended(deck: Deck, env: str, files: tuple[str, ...]) -> dict[str, str]:
+    """The working tree's pin files with each staged color (a warm standby without a window) given a
+    window that ends now."""
+    texts = {rel: (deck.root / rel).read_text(encoding="utf-8") for rel in files}
+    for service in deck.config.service_names:
+        rel, spec = pin_rel(deck, env, service), pin_spec(deck.config, service)
+        pin = color_pin_from_text(texts[rel], spec, rel) if rel in texts else None
+        if pin is not None and pin.standby == "warm" and pin.warm_until is None and pin.idle_image is not None:
+            texts[rel] = with_pin(texts[rel], spec, replace(pin, warm_until=float(int(time.time()))).to_json())
+    return texts
+
+
+def _request_executed(deck: Deck, record: LockRecord) -> list[str]:
+    """An approved request whose execute was interrupted after its apply: marked executed, so running it
+    again says so instead of finding it stale (its marker, to commit with its pins; none for a release)."""
+    request_id = (record.detail or {}).get("request")
+    if not request_id:
+        return []
+    return [mark_executed(deck, load(deck, str(request_id), check_stale=False), settled=record.id)]
 
 
 def _target_texts(deck: Deck, env: str, record: LockRecord, head: dict[str, str | None]) -> dict[str, str] | None:

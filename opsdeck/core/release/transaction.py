@@ -42,6 +42,7 @@ from opsdeck.core.safety.operation import Run
 from opsdeck.core.tasks import all_or_nothing
 from opsdeck.core.types.cloud import Credentials
 from opsdeck.errors import OpsdeckError, RefusedError, reworded
+from opsdeck.files import write_atomic
 
 
 class RolloutStopped(OpsdeckError):
@@ -106,7 +107,7 @@ class Release:
     def restore(self) -> None:
         """The pin files as they were when the release started."""
         for rel, text in self.originals.items():
-            (self.deck.root / rel).write_text(text, encoding="utf-8")
+            write_atomic(self.deck.root / rel, text)
 
     @contextlib.contextmanager
     def at(self, step: str, *, phase: bool = True) -> Iterator[None]:
@@ -131,7 +132,7 @@ class Release:
         """Pin files written as given (an approved request's, checked against its plan)."""
         with self.at("pin", phase=False):
             for rel, text in texts.items():
-                (self.deck.root / rel).write_text(text, encoding="utf-8")
+                write_atomic(self.deck.root / rel, text)
 
     async def plan(self) -> PlanResult:
         with self.at("plan", phase=False):  # planning reports its own plan and show phases

@@ -28,14 +28,14 @@ from typing import Any
 
 from opsdeck.core.estate import installed
 from opsdeck.core.estate.backend import Backend
-from opsdeck.core.estate.deck import Deck
+from opsdeck.core.estate.deck import COPIES_DIR, Deck, copy_name
 from opsdeck.core.estate.pins import ColorPin, pin_files, pin_spec, with_pin
 from opsdeck.core.ports.factory import EnvTools
 from opsdeck.core.safety.breakglass import BreakGlass
 from opsdeck.errors import OpsdeckError, RefusedError
 
 LEDGER_DIR = "recovered"
-WORK_DIR = "recover"
+WORK_DIR = COPIES_DIR
 # Last in name order, so it wins over any override file of the environments own (Terraform applies
 # override files in lexical order).
 OVERRIDE_FILE = "zz_opsdeck_recover_override.tf"
@@ -43,11 +43,6 @@ _SKIP = {".terraform", ".opsdeck", ".git"}
 _LOCAL_SOURCE = re.compile(r'(?P<head>\bsource\s*=\s*")(?P<path>\.\.?/[^"]*)(?P<tail>")')
 
 Pin = str | ColorPin
-
-
-def copy_name(env: str, region: str) -> str:
-    """How a copy is named in locks, plans and messages: ``staging@us-west-2``."""
-    return f"{env}@{region}"
 
 
 def check_region(region: str, known: list[str]) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from opsdeck.core.drift.ownership import from_state
 from opsdeck.core.estate.backend import Backend
-from opsdeck.core.estate.deck import Deck
+from opsdeck.core.estate.deck import Deck, copy_name
 from opsdeck.core.events import Reporter
 from opsdeck.core.ledger.identity import operator
 from opsdeck.core.ledger.remote import publish
@@ -28,7 +28,6 @@ from opsdeck.core.sandbox.copies import (
     Pin,
     backend_config,
     check_plan_region,
-    copy_name,
     copy_tools,
     prepare,
     read_copy,

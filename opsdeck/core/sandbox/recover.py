@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opsdeck.core.estate.backend import Backend
-from opsdeck.core.estate.deck import Deck
+from opsdeck.core.estate.deck import Deck, copy_name
 from opsdeck.core.events import Reporter
 from opsdeck.core.ledger.identity import operator
 from opsdeck.core.ledger.remote import publish
@@ -43,7 +43,6 @@ from opsdeck.core.sandbox.copies import (
     RecoveredCopy,
     backend_config,
     check_plan_region,
-    copy_name,
     copy_tools,
     images_of,
     live_image,
