@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from opsdeck.core.estate.deck import Deck
+from opsdeck.tui import app as app_module
 from opsdeck.tui.app import OpsDeckApp
 from opsdeck.tui.deck_screen import DeckScreen
 from opsdeck.tui.screens import ConfirmScreen
@@ -15,8 +17,23 @@ from opsdeck.tui.widgets.ops import OperationsPane
 SIZE = (120, 40)
 
 
+class TellingApp(OpsDeckApp):
+    """The deck, keeping every notice it shows: a notice times out on screen, and a loaded machine can
+    be slower than its timeout, so a test reads what was said, not what is still up."""
+
+    CSS_PATH = str(Path(app_module.__file__).parent / OpsDeckApp.CSS_PATH)  # type: ignore[operator]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.told: list[str] = []
+
+    def notify(self, message: str, *args: Any, **kwargs: Any) -> None:
+        self.told.append(str(message))
+        super().notify(message, *args, **kwargs)
+
+
 def make_app(deck: Deck, **kw: Any) -> OpsDeckApp:
-    return OpsDeckApp(deck, theme="opsdeck-dark", **kw)
+    return TellingApp(deck, theme="opsdeck-dark", **kw)
 
 
 async def until(pilot: Any, predicate: Callable[[], bool], timeout: float = 240.0, what: str = "condition") -> None:
@@ -77,4 +94,6 @@ async def done(pilot: Any, app: OpsDeckApp, count: int, timeout: float = 240.0) 
 
 
 def notices(app: OpsDeckApp) -> list[str]:
-    return [str(n.message) for n in app._notifications]
+    """Every notice the deck showed (a TellingApp), else the ones still on screen."""
+    told = getattr(app, "told", None)
+    return list(told) if told is not None else [str(n.message) for n in app._notifications]
