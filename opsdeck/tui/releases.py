@@ -148,9 +148,11 @@ class ReleasesController(Controller):
         if what.env in self.operations.running:
             self.notify(f"{what.env} is busy: {self.operations.running[what.env]} is running", severity="warning")
             return
+        if any(w.group == "change-key" and not w.is_finished for w in self.workers):
+            return  # the key pressed twice: its plan made ahead is being looked up, or confirmed
         self._change_key(title, operation, what, done)
 
-    @work(exclusive=True, group="change-key", exit_on_error=False)
+    @work(group="change-key", exit_on_error=False)
     async def _change_key(
         self, title: str, operation: str, what: PromoteArgs | DeployArgs | RollbackArgs, done: str
     ) -> None:
