@@ -48,6 +48,7 @@ async def _keys(deck_dir: Path, runs: int) -> dict[str, list[float]]:
             modal = app.screen
             return isinstance(modal, ConfirmScreen) and any(b.region.area > 0 for b in modal.query("#ok"))
 
+        await _until(pilot, lambda: "dev" in [e.name for e in screen.table.visible_rows()], "the deck's rows")
         names = [e.name for e in screen.table.visible_rows()]
         screen.table.move_cursor(row=names.index("dev"))
         for with_plan in [True] * runs + [False] * runs:
