@@ -184,7 +184,7 @@ class ReleasesController(Controller):
     def _plans_ahead(self, operation: str, env: str, glass: BreakGlass | None) -> bool:
         """Whether the pre-planner makes this key's plan: not a blue/green rollback (its switch back is
         prepared after each release), not with the job engine (a worker plans its own)."""
-        if operation == "rollback" and self.deck.env(env).blue_green:
+        if operation == "rollback" and env and self.deck.env(env).blue_green:
             return False
         from opsdeck.core.engine.settings import broker_url
 
@@ -209,8 +209,8 @@ class ReleasesController(Controller):
     def plan_ahead(self) -> None:
         """Inputs may have changed (the deck started, an operation ended, a refresh brought new state):
         pre-plan what the change keys would need, now if the deck is idle, else once it is."""
-        if not self.ctx.live or self.ctx.read_only:
-            return
+        if not self.ctx.live or self.ctx.read_only or not self._plans_ahead("deploy", "", None):
+            return  # with the job engine, releases plan on their workers (break-glass ones plan here)
         self._ahead_due = True
         self._start_ahead()
 
