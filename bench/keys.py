@@ -4,7 +4,8 @@
 key press to the confirmation laid out, with the deploy planned ahead by the idle deck (the deck's own
 pre-planner, waited for, not timed), and without a pre-made plan (dropped just before the key: the key
 plans, shows and gates as it did before). Each confirmation is answered "no": nothing is applied, and an
-idle deck keeps its pre-made plan for the next run.
+idle deck keeps its pre-made plan for the next run. `python -m bench.run --only keys`; results also in
+bench/results/keys.json.
 """
 
 from __future__ import annotations

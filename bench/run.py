@@ -581,7 +581,11 @@ def bench_keys(deck: Path, runs: int) -> dict[str, Any]:
         if live_image(pin) == webs[-1]:
             opsdeck(deck, "bake", "--service", "web")
 
-    return keys.measure(deck, runs, newer_web)
+    found = keys.measure(deck, runs, newer_web)
+    RESULTS.mkdir(exist_ok=True)  # its own record too (a run of it alone stays only in partial.json otherwise)
+    record = {"machine": machine(), "runs": runs, "benches": {"keys": found}}
+    (RESULTS / "keys.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return found
 
 
 def bench_tui(deck: Path, runs: int) -> dict[str, Any]:
