@@ -166,8 +166,8 @@ def render(results: dict[str, Any]) -> str:
             "-",
             "≤ 120 s",
         )
-    if "tui" in b:
-        for line in b["tui"].get("rows", []):
+    for name in ("keys", "tui"):
+        for line in b.get(name, {}).get("rows", []):
             row(*line)
     return "\n".join(lines)
 

@@ -571,6 +571,23 @@ def bench_drift(deck: Path, runs: int) -> dict[str, Any]:
     }
 
 
+def bench_keys(deck: Path, runs: int) -> dict[str, Any]:
+    """`u` on dev in the deck to its confirmation on screen, planned ahead by the idle deck and not."""
+    from bench import keys
+
+    def newer_web() -> None:  # dev's deploy moves web: its newest image is not the one dev runs
+        pin = json.loads((deck / "envs" / "dev" / "images.auto.tfvars.json").read_text())["images"]["web"]
+        webs = [i["id"] for i in opsdeck_json(deck, "images") if i["service"] == "web" and not i["revoked"]]
+        if live_image(pin) == webs[-1]:
+            opsdeck(deck, "bake", "--service", "web")
+
+    found = keys.measure(deck, runs, newer_web)
+    RESULTS.mkdir(exist_ok=True)  # its own record too (a run of it alone stays only in partial.json otherwise)
+    record = {"machine": machine(), "runs": runs, "benches": {"keys": found}}
+    (RESULTS / "keys.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return found
+
+
 def bench_tui(deck: Path, runs: int) -> dict[str, Any]:
     from bench import tui
 
@@ -588,6 +605,7 @@ BENCHES: dict[str, Callable[[Path, int], dict[str, Any]]] = {
     "blue_green": bench_blue_green,
     "drift": bench_drift,
     "nuke": bench_nuke,
+    "keys": bench_keys,
     "tui": bench_tui,
 }
 

@@ -40,18 +40,23 @@ class Confirmations:
     def _var(self, name: str) -> str:
         return self.app.theme_variables.get(name, "white")
 
-    async def preview(self, preview: Preview) -> bool:
-        """A release's or an apply's plan: typed for a protected environment or `approval = "typed"`."""
+    def screen_for(self, preview: Preview) -> ModalScreen[Any] | None:
+        """The modal that confirms a release's or an apply's plan: typed for a protected environment or
+        `approval = "typed"`; None when the environment asks for no confirmation."""
         from opsdeck.tui.screens import ConfirmScreen, preview_body
 
         env = self.ctx.deck.env(preview.environment)
         if preview.approval == "none" and not env.protected:
-            return True
+            return None
         typed = preview.environment if (preview.approval == "typed" or env.protected) else None
         colors = {"add": self._var("plan-create"), "del": self._var("plan-delete"), "warn": self._var("warning")}
         title = f"{preview.action} {preview.environment}" + ("  (PRODUCTION)" if env.protected else "")
-        screen = ConfirmScreen(title, preview_body(preview, colors), typed=typed, danger=env.protected)
-        return bool(await asyncio.to_thread(self.ask, screen))
+        return ConfirmScreen(title, preview_body(preview, colors), typed=typed, danger=env.protected)
+
+    async def preview(self, preview: Preview) -> bool:
+        """Asked from an operation's worker thread."""
+        screen = self.screen_for(preview)
+        return screen is None or bool(await asyncio.to_thread(self.ask, screen))
 
     async def nuke(self, plan: NukePlan) -> bool:
         """What a nuke-and-rebuild destroys and deletes, confirmed by typing the sandbox's name."""

@@ -24,6 +24,7 @@ from opsdeck.tui import keys
 if TYPE_CHECKING:
     from opsdeck.core.engine.operation import Ask, Ran
     from opsdeck.core.estate.deck import Deck
+    from opsdeck.core.release.preplan import PrePlan
     from opsdeck.core.safety.breakglass import BreakGlass
     from opsdeck.tui.widgets.envtable import EnvironmentsTable
     from opsdeck.tui.widgets.ops import OperationsPane
@@ -106,13 +107,14 @@ class Controller(TellsFailures, Container):
         *,
         confirm: Ask | None = None,
         glass: BreakGlass | None = None,
+        preplanned: PrePlan | None = None,
     ) -> str | None:
         """Run the registry's ``operation`` on ``what`` in the operations pane, one per environment at a
         time; the runner chooses here or a worker. Its key, or None when ``env`` is busy."""
         from opsdeck.core.engine import registry, runner  # on the first key press, not on the start path
 
         op, deck = registry.operation(operation), self.deck
-        work = partial(runner.run, deck, op, what, confirm=confirm, glass=glass)
+        work = partial(runner.run, deck, op, what, confirm=confirm, glass=glass, preplanned=preplanned)
         return self.operations.start(title, env, lambda rep: work(rep), summarize)
 
     def selected(self) -> str | None:

@@ -147,6 +147,7 @@ class DeckScreen(TellsFailures, Screen[None]):
     def on_environment_controller_state_loaded(self, message: EnvironmentController.StateLoaded) -> None:
         settle_heap()  # after the first live state, boto3's clients and models live for good
         self.state = message.state
+        self.releases.plan_ahead()  # new state (the start, a refresh, an operation's end): plans may be stale
         if message.state.cloud == "unreachable":
             first = next((e.error for e in message.state.environments if e.error), "the cloud does not answer")
             self.notify(first or "", title="cloud unreachable", severity="error", timeout=8)
@@ -161,6 +162,7 @@ class DeckScreen(TellsFailures, Screen[None]):
             self.app.screen.reload()
         if self.ctx.live:
             self.environments.load_state(plans=True)  # what the operation changed is planned again
+        self.releases.plan_ahead()  # a bake, a commit, an apply: what the keys would apply may have moved
 
     def key_owner(self, action: str) -> DOMNode:
         """The part of the deck whose key runs ``action`` (the command palette runs it there)."""

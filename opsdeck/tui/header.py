@@ -60,6 +60,7 @@ class DeckHeader(TellsFailures, Widget):
     engine: reactive[tuple[str, bool] | None] = reactive(None)  # the engine's line and whether it is well
     frozen: reactive[dict[str, float]] = reactive(dict)  # environment -> when its freeze ends
     freeze_problems: reactive[list[str]] = reactive(list)  # environments with a freeze record that does not count
+    ahead: reactive[dict[str, list[str]]] = reactive(dict)  # environment -> the change keys planned ahead
 
     def __init__(self, deck: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -105,6 +106,10 @@ class DeckHeader(TellsFailures, Widget):
             text.append(f" · ❄ FROZEN {', '.join(frozen)}", style=warn)
         if self.freeze_problems:
             text.append(f" · freeze record not counted: {', '.join(self.freeze_problems)}", style=warn)
+        if self.ahead:
+            keys = {"promote": "p", "deploy": "u", "rollback": "r"}
+            ready = ", ".join(f"{env} {' '.join(keys[a] for a in acts)}" for env, acts in self.ahead.items())
+            text.append(f" · planned ahead: {ready}", style=Style(dim=True))
         if self.service:
             text.append(f"  [service: {self.service}]", style=Style(bold=True))
         if self.read_only:

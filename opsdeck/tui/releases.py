@@ -8,6 +8,7 @@ types are imported on the first key press: the deck's first frame does not wait 
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from textual import work
@@ -20,6 +21,7 @@ from opsdeck.tui.header import DeckHeader
 
 if TYPE_CHECKING:
     from opsdeck.core.engine.operation import DeployArgs, PromoteArgs, Ran, RollbackArgs
+    from opsdeck.core.release.preplan import Ready
     from opsdeck.core.safety.breakglass import BreakGlass
     from opsdeck.tui.confirm import Confirmations
 
@@ -46,6 +48,8 @@ class ReleasesController(Controller):
     def __init__(self, ctx: DeckContext, **kwargs: Any) -> None:
         super().__init__(ctx, **kwargs)
         self._confirm: Confirmations | None = None
+        self._ahead_due = False  # inputs may have changed since the pre-planner last ran
+        self._planning_ahead = False  # its worker runs (a thread worker is not stopped by a new one)
 
     @property
     def confirm(self) -> Confirmations:
@@ -139,9 +143,128 @@ class ReleasesController(Controller):
         return glass.reason if glass else ""
 
     def _release(self, title: str, operation: str, what: PromoteArgs | DeployArgs | RollbackArgs, done: str) -> None:
-        """A release wherever the runner sends it; under this engineer's break-glass, here, with its reason."""
-        glass, ask = self._glass_for(what.env), self.confirm.preview
-        self.run(title, what.env, operation, what, lambda ran: released(ran.result, done), confirm=ask, glass=glass)
+        """A release wherever the runner sends it; under this engineer's break-glass, here, with its reason.
+        From a current pre-made plan, its confirmation (or its request) at once."""
+        if what.env in self.operations.running:
+            self.notify(f"{what.env} is busy: {self.operations.running[what.env]} is running", severity="warning")
+            return
+        if any(w.group == "change-key" and not w.is_finished for w in self.workers):
+            return  # the key pressed twice: its plan made ahead is being looked up, or confirmed
+        self._change_key(title, operation, what, done)
+
+    @work(group="change-key", exit_on_error=False)
+    async def _change_key(
+        self, title: str, operation: str, what: PromoteArgs | DeployArgs | RollbackArgs, done: str
+    ) -> None:
+        """Look the pre-made plan up off the loop; confirm it here, then apply exactly it (core checks again,
+        under the lock, that it is still current). With none, plan as the release does, and say so."""
+        glass, ask, env = self._glass_for(what.env), self.confirm.preview, what.env
+        ready = await asyncio.to_thread(self._ready, operation, what, glass)
+        summary = lambda ran: released(ran.result, done)  # noqa: E731
+        if ready is None:
+            if self._plans_ahead(operation, env, glass):
+                self.notify(f"no plan made ahead for {env}: planning now", timeout=4)
+            self.run(title, env, operation, what, summary, confirm=ask, glass=glass)
+            return
+        if ready.pre.refused:
+            self.notify(f"the plan made ahead for {env} is refused: {ready.pre.refused}", severity="error", timeout=12)
+            return
+        if not ready.request:  # a request is filed from the plan itself: nothing to confirm here
+            screen = self.confirm.screen_for(ready.preview)
+            if screen is not None and not await self.app.push_screen_wait(screen):
+                from opsdeck.core.safety.confirm import NotConfirmedError
+                from opsdeck.core.safety.operation import refuse
+
+                said = NotConfirmedError(f"{operation} of {env} was not confirmed; nothing changed")
+                await asyncio.to_thread(refuse, self.deck, operation, env, said, reason=what.reason, preplanned=True)
+                self.notify(str(said), timeout=4)  # audited as an attempt, as a release's own "no" is
+                return
+        self.run(title, env, operation, what, summary, confirm=ask, glass=glass, preplanned=ready.pre)
+
+    def _plans_ahead(self, operation: str, env: str, glass: BreakGlass | None) -> bool:
+        """Whether the pre-planner makes this key's plan: not a blue/green rollback (its switch back is
+        prepared after each release), not with the job engine (a worker plans its own)."""
+        if operation == "rollback" and env and self.deck.env(env).blue_green:
+            return False
+        from opsdeck.core.engine.settings import broker_url
+
+        try:
+            return glass is not None or not broker_url(self.deck)
+        except OpsdeckError:
+            return False
+
+    def _ready(self, operation: str, what: Any, glass: BreakGlass | None) -> Ready | None:
+        """The current pre-made plan of exactly what the key asks (blocking: no Terraform)."""
+        if not self._plans_ahead(operation, what.env, glass):
+            return None
+        from opsdeck.core.release.preplan import ready_for
+
+        src = getattr(what, "src", "")
+        return ready_for(
+            self.deck, operation, what.env, src=src, services=what.services, reason=what.reason, in_glass=bool(glass)
+        )
+
+    # -- planned ahead ----------------------------------------------------------------------------
+
+    def plan_ahead(self) -> None:
+        """Inputs may have changed (the deck started, an operation ended, a refresh brought new state):
+        pre-plan what the change keys would need, now if the deck is idle, else once it is."""
+        if not self.ctx.live or self.ctx.read_only or not self._plans_ahead("deploy", "", None):
+            return  # with the job engine, releases plan on their workers (break-glass ones plan here)
+        self._ahead_due = True
+        self._start_ahead()
+
+    def _idle(self) -> bool:
+        """No operation runs, no refresh of the deck's state either (its plans would share the cores), and
+        no modal is open; read from the pre-planner's thread too."""
+        from textual.screen import ModalScreen
+
+        if self.operations.busy or self.ctx.closing.is_set() or isinstance(self.app.screen, ModalScreen):
+            return False
+        return not any(w.group == "state" and not w.is_finished for w in list(self.app.workers))
+
+    def _start_ahead(self) -> None:
+        if self._ahead_due and not self._planning_ahead and self._idle():
+            self._ahead_due, self._planning_ahead = False, True
+            self._ahead()
+
+    @work(thread=True, group="plan-ahead", exit_on_error=False)
+    def _ahead(self) -> None:
+        """The registry's preplan operation, one environment at a time; it stops when an operation starts
+        (then it runs again once the deck is idle). Discreet: the header says which keys are ready."""
+        from opsdeck.core.engine import registry
+        from opsdeck.core.engine.operation import Call, EnvsArgs
+        from opsdeck.core.events import Reporter
+        from opsdeck.core.release.preplan import ready_keys
+
+        def busy() -> bool:
+            stop = not self._idle()
+            self._ahead_due = self._ahead_due or stop  # what it did not reach is planned later
+            return stop
+
+        async def preplan() -> None:
+            await registry.PREPLAN.here(self.deck, EnvsArgs(None), Reporter("preplan"), Call(busy=busy))
+
+        try:
+            asyncio.run(preplan())
+            ready = ready_keys(self.deck)
+        except OpsdeckError:
+            ready = {}  # an unreachable cloud, a refused release...: the keys plan as without it
+        finally:
+            self._planning_ahead = False
+        if not self.ctx.closing.is_set():
+            self.app.call_from_thread(self._show_ahead, ready)
+
+    def _show_ahead(self, ready: dict[str, list[str]]) -> None:
+        """The header names each row's keys that are ready (a promotion's on the row it is pressed on)."""
+        if not self.is_attached:
+            return
+        rows: dict[str, list[str]] = {}
+        for env, actions in ready.items():
+            for action in actions:
+                src = self.deck.env(env).promote_from if action == "promote" else env
+                rows.setdefault(src or env, []).append(action)
+        self.query_one(DeckHeader).ahead = rows
 
     # -- break-glass ------------------------------------------------------------------------------
 
@@ -205,6 +328,7 @@ class ReleasesController(Controller):
         glass = self.glass
         if glass is not None and not glass.active(now):
             self.expire_break_glass()
+        self._start_ahead()  # pre-planning that waited for the deck to be idle
         if self.ctx.live and int(now) % STANDBY_CHECK_SECONDS == 0:
             self.expire_standbys()
 

@@ -115,6 +115,40 @@ async def test_a_promote_to_staging_is_a_request_run_from_the_requests_view(demo
     assert git(demo_deck, "log", "-1", "--format=%s").startswith("promote api ")
 
 
+async def test_the_idle_live_deck_plans_sandbox_ahead_and_u_applies_that_plan(demo_deck: Path) -> None:
+    """sandbox asks for no confirmation: `u` starts its deploy at once, and the release only applies."""
+
+    def versions() -> tuple[str, str]:  # sandbox's api, and api's newest image
+        images = json.loads(opsdeck("images", "--json", deck=demo_deck, check=True).stdout)
+        newest = [i for i in images if i["service"] == "api" and not i["revoked"]][-1]["version"]
+        row = next(s for s in status(demo_deck)["sandbox"]["services"] if s["name"] == "api")
+        return str(row["image"]["version"]), str(newest)
+
+    runs, newest = versions()
+    if runs == newest:  # give sandbox's deploy something to move
+        opsdeck("bake", "--service", "api", deck=demo_deck, check=True)
+    app = OpsDeckApp(Deck.open(demo_deck), theme="opsdeck-dark", live=True)
+    async with app.run_test(size=SIZE) as pilot:
+        releases, header = app.deck_screen.releases, app.deck_screen.header
+        await until(
+            pilot,
+            lambda: "deploy" in header.ahead.get("sandbox", []) and not releases._planning_ahead,
+            what="sandbox planned ahead by the idle deck",
+        )
+        assert "sandbox u" in str(header.render())
+        assert not git(demo_deck, "status", "--porcelain", "--", "envs").strip()  # no pin file touched
+        await select(pilot, app, "sandbox")
+        await pilot.press("u")
+        ops = app.deck_screen.operations
+        await until(pilot, lambda: ops.last is not None and not ops.running, what="the deploy to end")
+        assert ops.last is not None and ops.last.ok, ops.last.summary
+        row = ops.rows[ops.last.key]
+        assert "plan" not in [name for name, _, _ in row.phases]  # the plan made ahead was applied
+        assert not any(n.startswith("no plan made ahead") for n in notices(app))
+    runs, newest = versions()
+    assert runs == newest
+
+
 async def test_break_glass_opens_for_its_time_box_then_closes(demo_deck: Path) -> None:
     stored = assumed("arn:aws:iam::333333333333:role/opsdeck-break-glass")
     secret = stored["Credentials"]["SecretAccessKey"]

@@ -114,3 +114,25 @@ def test_a_request_is_filed_from_the_plan_made_ahead(team: Team) -> None:
     planned = len(plans(world))
     made = asyncio.run(promote(deck, "dev", "staging", rep(), preplanned=pre, confirm=never))
     assert isinstance(made, Request) and made.plan_sha256 == sha and len(plans(world)) == planned
+
+
+def test_ready_for_is_the_confirmation_of_exactly_what_a_key_asks(estate: tuple[Deck, World]) -> None:
+    deck, world = estate
+    asyncio.run(bake(deck, rep(), services=["web"]))
+    assert preplan.ready_for(deck, "deploy", "dev") is None  # nothing made ahead: no catalog read, None
+    asyncio.run(preplan.ahead(deck, rep(), envs=["dev"]))
+    planned = len(plans(world))
+    ready = preplan.ready_for(deck, "deploy", "dev")
+    assert ready is not None and not ready.request and len(plans(world)) == planned  # no Terraform
+    pre = preplan.stored(deck, "dev", "deploy")
+    assert pre is not None and ready.pre.inputs == pre.inputs
+    [change] = ready.preview.changes
+    assert change.service == "web" and change.to_image.id == pre.usable["web"]
+    assert change.from_image.id == read_pin(deck, "dev", "web") != change.to_image.id
+    assert ready.preview.plan.planfile == pre.result().planfile
+    assert preplan.ready_for(deck, "deploy", "dev", services=["web"]) is not None  # the same release
+    assert preplan.ready_for(deck, "rollback", "dev") is None  # another key: not made ahead
+    backend = deck.backend("dev")
+    assert backend is not None
+    world.objects[(backend.bucket, backend.key)] += b" "
+    assert preplan.ready_for(deck, "deploy", "dev") is None  # its state moved

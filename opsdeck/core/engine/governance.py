@@ -50,4 +50,4 @@ async def preplan_here(deck: Deck, a: EnvsArgs, rep: Reporter, call: Call) -> li
     """The plans promote, deploy and rollback would need that were missing or no longer current."""
     from opsdeck.core.release.preplan import ahead
 
-    return await ahead(deck, rep, envs=a.envs)
+    return await ahead(deck, rep, envs=a.envs, busy=call.busy)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from opsdeck.core.engine.dispatch import Engine
     from opsdeck.core.estate.deck import Deck
     from opsdeck.core.events import Reporter
+    from opsdeck.core.release.preplan import PrePlan
     from opsdeck.core.safety.breakglass import BreakGlass
 
 A = TypeVar("A")
@@ -46,6 +47,9 @@ class Call:
 
     confirm: Ask | None = None  # asked before a change; None: nobody to ask (as with --yes)
     glass: BreakGlass | None = None  # this engineer's break-glass: the operation runs here, under it
+    # A release's plan made ahead, its confirmation shown already by the caller (a worker plans its own)
+    preplanned: PrePlan | None = None
+    busy: Callable[[], bool] | None = None  # the pre-planner stops as soon as this says an operation runs
 
 
 @dataclass(frozen=True)

@@ -231,7 +231,15 @@ async def promote_here(deck: Deck, a: PromoteArgs, rep: Reporter, call: Call) ->
 
     confirm = call.confirm or confirmed
     return await promote(
-        deck, a.src, a.env, rep, services=a.services, reason=a.reason, confirm=confirm, glass=call.glass
+        deck,
+        a.src,
+        a.env,
+        rep,
+        services=a.services,
+        reason=a.reason,
+        confirm=confirm,
+        glass=call.glass,
+        preplanned=call.preplanned,
     )
 
 
@@ -240,7 +248,14 @@ async def deploy_here(deck: Deck, a: DeployArgs, rep: Reporter, call: Call) -> R
 
     confirm = call.confirm or confirmed
     return await deploy_newest(
-        deck, a.env, rep, services=a.services, reason=a.reason, confirm=confirm, glass=call.glass
+        deck,
+        a.env,
+        rep,
+        services=a.services,
+        reason=a.reason,
+        confirm=confirm,
+        glass=call.glass,
+        preplanned=call.preplanned,
     )
 
 
@@ -249,7 +264,15 @@ async def rollback_here(deck: Deck, a: RollbackArgs, rep: Reporter, call: Call) 
 
     confirm = call.confirm or confirmed
     return await rollback(
-        deck, a.env, rep, services=a.services, to=a.to, reason=a.reason, confirm=confirm, glass=call.glass
+        deck,
+        a.env,
+        rep,
+        services=a.services,
+        to=a.to,
+        reason=a.reason,
+        confirm=confirm,
+        glass=call.glass,
+        preplanned=call.preplanned,
     )
 
 

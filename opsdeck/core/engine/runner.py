@@ -21,6 +21,7 @@ from opsdeck.core.safety.confirm import Confirm, confirmed
 if TYPE_CHECKING:
     from opsdeck.core.engine.dispatch import Engine
     from opsdeck.core.engine.jobs import JobSpec
+    from opsdeck.core.release.preplan import PrePlan
     from opsdeck.core.safety.breakglass import BreakGlass
 
 A = TypeVar("A")
@@ -58,12 +59,14 @@ async def run(
     glass: BreakGlass | None = None,
     engine: Engine | None = None,
     check_cloud: bool = False,
+    preplanned: PrePlan | None = None,
 ) -> Ran[R]:
     """Run ``op`` here or on a worker; ``confirm`` is asked before a change wherever it runs (None: not
     asked, as with --yes). ``engine``: one already open (a refresh sends many jobs through one).
     ``check_cloud``: first check that the cloud answers and holds the deck's state (on the way to the
-    workers after the engine is loaded, so an engine that is not installed is what is said)."""
-    call = Call(confirm, glass)
+    workers after the engine is loaded, so an engine that is not installed is what is said). ``preplanned``:
+    a release's plan made ahead whose confirmation the caller showed (used here only: a worker plans its own)."""
+    call = Call(confirm, glass, preplanned)
     if not await sends(deck, op, args, rep, glass, engine) or op.on_workers is None:
         if check_cloud:
             await asyncio.to_thread(deck.check_cloud)

@@ -25,7 +25,7 @@ from typing import Any
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import pin_rel, pin_spec, read_pin, with_pin
 from opsdeck.core.events import Reporter
-from opsdeck.core.model import PlanResult
+from opsdeck.core.model import ImageRef, PlanResult
 from opsdeck.core.plans import planning
 from opsdeck.core.release import gates, strategies
 from opsdeck.core.release.asked import Asked
@@ -33,6 +33,7 @@ from opsdeck.core.release.distribute import make_usable
 from opsdeck.core.release.facts import read_facts
 from opsdeck.core.release.images import Catalog
 from opsdeck.core.safety import audit
+from opsdeck.core.safety.confirm import Preview, ServiceChange
 from opsdeck.errors import OpsdeckError
 
 
@@ -231,3 +232,69 @@ def _fresh(deck: Deck, asked: Asked) -> bool:
     if pre is None or pre.originals != {t.service: t.image.id for t in asked.targets}:
         return False
     return inputs(deck, asked.env, pre.originals, pre.usable) == pre.inputs
+
+
+@dataclass
+class Ready:
+    """What a change key shows at once from a current pre-made plan: its confirmation, or its refusal."""
+
+    pre: PrePlan
+    preview: Preview
+    request: bool  # the environment takes approvals: the key files a request for this plan
+
+
+def ready_for(
+    deck: Deck,
+    action: str,
+    env: str,
+    *,
+    src: str = "",
+    services: list[str] | None = None,
+    reason: str = "",
+    in_glass: bool = False,
+) -> Ready | None:
+    """The current pre-made plan of exactly what a key asks (``action`` into ``env``; a promote from
+    ``src``), with the confirmation it opens; None when there is none, or the release would be refused
+    (the key then runs as without one, and says why). Blocking: a catalog read, no Terraform."""
+    from opsdeck.core.release.asked import ask_deploy, ask_promote, ask_rollback
+    from opsdeck.core.release.images import load_catalog
+    from opsdeck.core.release.results import image_ref
+    from opsdeck.core.team.requests import needs_approval
+
+    if not _record(deck, env, action).is_file():
+        return None  # nothing kept: no catalog read
+    catalog = load_catalog(deck)
+    try:
+        if action == "promote":
+            asked = ask_promote(deck, catalog, src, env, services, reason, in_glass=in_glass, rep=Reporter(action, env))
+        elif action == "deploy":
+            asked = ask_deploy(deck, catalog, env, services, reason)
+        else:
+            asked = ask_rollback(deck, catalog, env, services, None, reason)
+    except OpsdeckError:
+        return None
+    pre = current(deck, asked)
+    if pre is None:
+        return None
+    versions = {t.service: t.image.version for t in asked.targets}
+    changes = []
+    for service, usable in pre.usable.items():
+        now = read_pin(deck, env, service)
+        if now != usable:
+            changes.append(ServiceChange(service, image_ref(catalog, now), ImageRef(usable, versions[service])))
+    preview = Preview(action, env, deck.env(env).confirmation, tuple(changes), pre.result(), reason, pre.note)
+    return Ready(pre, preview, needs_approval(deck, env, in_glass))
+
+
+def ready_keys(deck: Deck) -> dict[str, list[str]]:
+    """Environment -> the actions whose pre-made plan is current (blocking: a catalog read, no Terraform)."""
+    from opsdeck.core.release.images import load_catalog
+
+    catalog = load_catalog(deck)
+    found: dict[str, list[str]] = {}
+    for env in deck.config.env_names:
+        for asked in _asks(deck, env, catalog, Reporter("preplan", env)):
+            pre = stored(deck, env, asked.action) if _fresh(deck, asked) else None
+            if pre is not None and not pre.refused:
+                found.setdefault(env, []).append(asked.action)
+    return found

@@ -170,6 +170,11 @@ class OperationsPane(VerticalScroll):
         self._envs: dict[str, str | None] = {}  # key -> its environment
         self._summaries: dict[str, Callable[[Any], str]] = {}
 
+    @property
+    def busy(self) -> bool:
+        """An operation runs (one of an environment, or of none: a bake); read from the pre-planner's thread."""
+        return bool(self._envs)
+
     # -- running ----------------------------------------------------------------------------------
 
     def start(
