@@ -27,14 +27,16 @@ from opsdeck.core.estate.pins import pin_rel, pin_spec, read_pin, with_pin
 from opsdeck.core.events import Reporter
 from opsdeck.core.model import ImageRef, PlanResult
 from opsdeck.core.plans import planning
-from opsdeck.core.release import gates, strategies
-from opsdeck.core.release.asked import Asked
+from opsdeck.core.release import bluegreen, gates, strategies
+from opsdeck.core.release.asked import Asked, ask_deploy, ask_promote, ask_rollback
 from opsdeck.core.release.distribute import make_usable
 from opsdeck.core.release.facts import read_facts
-from opsdeck.core.release.images import Catalog
+from opsdeck.core.release.images import Catalog, load_catalog
+from opsdeck.core.release.results import image_ref
 from opsdeck.core.safety import audit
 from opsdeck.core.safety.confirm import Preview, ServiceChange
-from opsdeck.errors import OpsdeckError
+from opsdeck.core.team.requests import needs_approval
+from opsdeck.errors import OpsdeckError, RefusedError
 
 
 @dataclass
@@ -114,7 +116,6 @@ async def make(deck: Deck, asked: Asked, catalog: Catalog, rep: Reporter) -> Pre
     if not moving:
         return None
     if deck.env(env).blue_green:
-        from opsdeck.core.release import bluegreen
 
         pins = await asyncio.to_thread(bluegreen.color_pins, deck, env, list(moving))
         values: dict[str, Any] = {s: pins[s].staged(i).to_json() for s, i in moving.items()}
@@ -185,8 +186,6 @@ def _note(deck: Deck, env: str, plan: PlanResult, services: list[str]) -> str:
 def _asks(deck: Deck, env: str, catalog: Catalog, rep: Reporter) -> list[Asked]:
     """What the deck's change keys would release into ``env`` now, for every service (p: its promotion from
     its source, u: its deploy where it takes one, r: its rollback); what would be refused has no plan."""
-    from opsdeck.core.release.asked import ask_deploy, ask_promote, ask_rollback
-    from opsdeck.errors import RefusedError
 
     settings = deck.env(env)
     asks: list[Any] = []
@@ -210,7 +209,6 @@ def _asks(deck: Deck, env: str, catalog: Catalog, rep: Reporter) -> list[Asked]:
 async def ahead(deck: Deck, rep: Reporter, *, envs: list[str] | None = None, busy: Any = None) -> list[PrePlan]:
     """Make the plans the change keys would need that are missing or no longer current, one environment
     at a time; stop as soon as ``busy()`` says an operation runs. The plans made."""
-    from opsdeck.core.release.images import load_catalog
 
     catalog = await asyncio.to_thread(load_catalog, deck)
     made: list[PrePlan] = []
@@ -256,10 +254,6 @@ def ready_for(
     """The current pre-made plan of exactly what a key asks (``action`` into ``env``; a promote from
     ``src``), with the confirmation it opens; None when there is none, or the release would be refused
     (the key then runs as without one, and says why). Blocking: a catalog read, no Terraform."""
-    from opsdeck.core.release.asked import ask_deploy, ask_promote, ask_rollback
-    from opsdeck.core.release.images import load_catalog
-    from opsdeck.core.release.results import image_ref
-    from opsdeck.core.team.requests import needs_approval
 
     if not _record(deck, env, action).is_file():
         return None  # nothing kept: no catalog read
@@ -288,7 +282,6 @@ def ready_for(
 
 def ready_keys(deck: Deck) -> dict[str, list[str]]:
     """Environment -> the actions whose pre-made plan is current (blocking: a catalog read, no Terraform)."""
-    from opsdeck.core.release.images import load_catalog
 
     catalog = load_catalog(deck)
     found: dict[str, list[str]] = {}
