@@ -135,6 +135,35 @@ def render(results: dict[str, Any]) -> str:
             in ("verify instances", "health", "smoke", "plan switch", "policy", "verify traffic", "prepare switch back")
         )
         row("a blue/green promote in dev, its gate phases on their own (medians)", gates, "-", "-", "-")
+        phases = {n: sec for n, sec in k["promote_phases_s"].items() if n}
+        total = sum(phases.values()) or 1.0
+        shares = ", ".join(f"{n} {sec / total * 100:.0f} %" for n, sec in sorted(phases.items(), key=lambda i: -i[1]))
+        row("a blue/green promote in dev: each phase's share of the phases' time", shares, "-", "-", "-")
+        if k.get("traffic_moved_s") is not None:
+            row(
+                "instant rollback: from `y` to traffic moved (the load balancer's API, read back)",
+                f"{k['traffic_moved_s']:.2f} s",
+                "-",
+                "-",
+                "≤ 1 s",
+            )
+            row(
+                "instant rollback: traffic moved, then the pins committed and pushed",
+                f"{k['traffic_moved_and_committed_s']:.2f} s",
+                "-",
+                "-",
+                "≤ 1.5 s",
+            )
+    if "preplanned" in b:
+        k = b["preplanned"]
+        row(
+            "a replace-style release on a plan made ahead (sandbox deploy/rollback, `--yes`) vs pin edit + "
+            "`terraform apply -auto-approve` + `git commit`",
+            f"{k['opsdeck_s']:.1f} s",
+            f"{k['raw_s']:.1f} s",
+            f"{k['ratio']:.2f}×" + ("" if k["all_made_ahead"] else " (not every run used its plan made ahead)"),
+            "≤ 1.0×",
+        )
     if "drift" in b:
         k = b["drift"]
         row(
