@@ -116,7 +116,6 @@ async def make(deck: Deck, asked: Asked, catalog: Catalog, rep: Reporter) -> Pre
     if not moving:
         return None
     if deck.env(env).blue_green:
-
         pins = await asyncio.to_thread(bluegreen.color_pins, deck, env, list(moving))
         values: dict[str, Any] = {s: pins[s].staged(i).to_json() for s, i in moving.items()}
     else:
