@@ -222,7 +222,7 @@ class Git:
         for line in log.splitlines():
             parts = line.split()
             if len(parts) >= 2:
-                found.append((parts[0], parts[1]))
+                found.append((parts[0], " ".join(parts[1:])))  # the value whole (a hash and a clone, say)
         return found
 
     @_ledger_write

@@ -108,6 +108,39 @@ def test_records_cut_off_the_end_are_caught_by_git_anchors(deck: Deck) -> None:
     )
 
 
+def _commit(deck: Deck, message: str) -> None:
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(deck.root),
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@x",
+            "commit",
+            "-qm",
+            message,
+            "--allow-empty",
+        ],
+        check=True,
+    )
+
+
+def test_a_teammates_or_a_workers_anchor_is_their_logs_not_this_ones(deck: Deck) -> None:
+    """Commits made in another clone (a teammate's, an engine worker's) name records of that clone's log:
+    this clone's verify leaves them to it; its own anchors are still checked."""
+    last = audit.read(deck)[-1]
+    _commit(deck, f"rollback dev: worker\n\n{audit.TRAILER}: {'f' * 64} vm-0123456789ab")
+    assert audit.verify(deck).ok, audit.verify(deck).problem
+    _commit(deck, f"promote web 1.0.1 to dev\n\n{audit.anchor(deck, last['hash'])}")
+    assert audit.anchor(deck, last["hash"]).endswith(" " + audit.clone_id(deck))
+    assert audit.verify(deck).ok
+    _write(deck, _lines(deck)[:-1])
+    result = audit.verify(deck)
+    assert not result.ok and result.problem.endswith(f"names audit record {last['hash'][:12]}, which is gone")
+
+
 def test_garbage_line_is_reported_not_skipped(deck: Deck) -> None:
     _write(deck, [*_lines(deck), "not json"])
     result = audit.verify(deck)

@@ -26,7 +26,7 @@ from opsdeck.core.plans import planning
 from opsdeck.core.release import bluegreen
 from opsdeck.core.release.execute import mark_executed
 from opsdeck.core.safety import audit, locks
-from opsdeck.core.safety.audit import TRAILER
+from opsdeck.core.safety.audit import anchor as audit_anchor
 from opsdeck.core.safety.locks import LockRecord
 from opsdeck.core.team.requests import load
 from opsdeck.errors import LockedError, OpsdeckError, RefusedError
@@ -226,7 +226,9 @@ async def settle_pins(deck: Deck, env: str, rep: Reporter, found: Interrupted, a
         text = f"settle {env} after an interrupted {what}: the cloud runs these pins\n\n{pins}\n\n"
         if executed:
             text += f"request: {(found.record.detail or {}).get('request')} (executed: its pins are what runs)\n\n"
-        await asyncio.to_thread(git.commit, [*texts, *executed], f"{text}{who.trailers()}\n{TRAILER}: {anchor}\n")
+        await asyncio.to_thread(
+            git.commit, [*texts, *executed], f"{text}{who.trailers()}\n{audit_anchor(deck, anchor)}\n"
+        )
         await asyncio.to_thread(publish, deck, rep)
         rep.log(f"{env}: the interrupted {what} was applied; {label} pins are committed ({pins})", "notice")
         return "committed"
@@ -242,7 +244,7 @@ async def settle_colors(deck: Deck, env: str, rep: Reporter, found: Interrupted,
     staged pins are committed, each staged color a warm standby whose window ends now, so the standby
     expiry scales it down (the ledger says what runs, and it does not run for ever)."""
     who = await asyncio.to_thread(operator, deck)
-    trailers = f"{who.trailers()}\n{TRAILER}: {anchor}"
+    trailers = f"{who.trailers()}\n{audit_anchor(deck, anchor)}"
     moved = await asyncio.to_thread(bluegreen.traffic_moves, deck, env)
     if moved or not found.dirty:
         sha = await bluegreen.reconcile_traffic(deck, env, rep, trailers=trailers)

@@ -36,7 +36,7 @@ from opsdeck.core.model import PlanResult
 from opsdeck.core.plans import planning
 from opsdeck.core.release import fleet, gates, preplan, rollout, strategies
 from opsdeck.core.release.facts import read_facts
-from opsdeck.core.safety.audit import TRAILER
+from opsdeck.core.safety.audit import anchor
 from opsdeck.core.safety.confirm import Confirm, NotConfirmedError, Preview
 from opsdeck.core.safety.operation import Run
 from opsdeck.core.tasks import all_or_nothing
@@ -239,7 +239,7 @@ class Release:
                 text += f"\n\nunverified: {self.unverified}"
             who = await asyncio.to_thread(operator, self.deck)
             caller = self.run.record.who.get("aws", "") if self.run.record.who else ""
-            text += f"\n\n{who.trailers(caller)}\n{TRAILER}: {self.run.hash}\n"
+            text += f"\n\n{who.trailers(caller)}\n{anchor(self.deck, self.run.hash)}\n"
             return await asyncio.to_thread(self.deck.tools.git.commit, [*self.files, *(extra or [])], text)
 
     async def publish(self) -> tuple[bool, str]:

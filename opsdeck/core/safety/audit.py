@@ -13,6 +13,7 @@ import fcntl
 import getpass
 import hashlib
 import json
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -202,11 +203,37 @@ def verify(deck: Deck) -> Verification:
 
 
 TRAILER = "Opsdeck-Audit"
+CLONE_FILE = "clone-id"
+
+
+def clone_id(deck: Deck) -> str:
+    """This clone's stable id: made once from the host name and a hash of the clone's path."""
+    path = deck.local_dir / CLONE_FILE
+    if path.is_file():
+        found = path.read_text(encoding="utf-8").strip()
+        if found:
+            return found
+    host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()) or "host"
+    made = f"{host}-{hashlib.sha256(str(deck.root.resolve()).encode()).hexdigest()[:12]}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(made + "\n", encoding="utf-8")
+    return made
+
+
+def anchor(deck: Deck, record_hash: str) -> str:
+    """The commit trailer that anchors an audit record in the ledger: the record's hash and the clone
+    whose log holds it (a teammate's or a worker's commits name records of their own logs)."""
+    return f"{TRAILER}: {record_hash} {clone_id(deck)}"
 
 
 def _anchors_missing(deck: Deck, hashes: set[str]) -> tuple[str, str] | None:
-    """A commit whose audit trailer names a record the log no longer has (records cut off the end)."""
+    """A commit whose audit trailer names a record of this clone's log that the log no longer has
+    (records cut off the end). Commits anchored in another clone's log are that log's to check."""
+    mine = clone_id(deck)
     for commit, value in deck.tools.git.trailers(TRAILER):  # no history to cross-check is not a broken log
-        if value not in hashes:
-            return commit, value
+        record_hash, _, clone = value.strip().partition(" ")
+        if clone.strip() and clone.strip() != mine:
+            continue
+        if record_hash not in hashes:
+            return commit, record_hash
     return None

@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
-import re
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,7 +28,8 @@ if TYPE_CHECKING:
     from opsdeck.core.events import Reporter
     from opsdeck.core.ports.cloud import CloudPort
 
-CLONE_FILE = "clone-id"
+CLONE_FILE = audit.CLONE_FILE
+clone_id = audit.clone_id  # the clone whose chain this is (its key prefix)
 MARKER_FILE = "audit-shipped.json"
 BATCH = 500  # records per object: a first ship of a long log is a few objects, not thousands
 DAY = 86400.0
@@ -42,19 +40,6 @@ def settings(deck: Deck) -> AuditSettings:
     if deck.config.audit is None:
         raise RefusedError('this deck ships no audit log: set [audit] bucket = "..." in opsdeck.toml')
     return deck.config.audit
-
-
-def clone_id(deck: Deck) -> str:
-    """This clone's stable id: made once from the host name and a hash of the clone's path."""
-    path = deck.local_dir / CLONE_FILE
-    if path.is_file():
-        found = path.read_text(encoding="utf-8").strip()
-        if found:
-            return found
-    host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()) or "host"
-    made = f"{host}-{hashlib.sha256(str(deck.root.resolve()).encode()).hexdigest()[:12]}"
-    path.write_text(made + "\n", encoding="utf-8")
-    return made
 
 
 def key_prefix(deck: Deck) -> str:

@@ -21,7 +21,7 @@ from opsdeck.core.ledger.identity import operator
 from opsdeck.core.ledger.remote import publish
 from opsdeck.core.plans import planning
 from opsdeck.core.release import fleet
-from opsdeck.core.safety.audit import TRAILER
+from opsdeck.core.safety.audit import anchor
 from opsdeck.core.safety.confirm import NotConfirmedError
 from opsdeck.core.safety.operation import audited, refuse
 from opsdeck.core.sandbox.copies import (
@@ -209,7 +209,7 @@ def _drop_record(deck: Deck, env: str, region: str, plan: CopyInventory, rep: Re
     who = operator(deck)
     text = (
         f"destroy the copy of {env} in {region}\n\nstate s3://{plan.state.bucket}/{plan.state.key}\n\n"
-        f"{who.trailers()}\n{TRAILER}: {audit_hash}\n"
+        f"{who.trailers()}\n{anchor(deck, audit_hash)}\n"
     )
     deck.tools.git.commit([rel], text)
     _, sha = publish(deck, rep)

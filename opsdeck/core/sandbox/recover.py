@@ -34,7 +34,7 @@ from opsdeck.core.ports.factory import EnvTools
 from opsdeck.core.release import fleet, rollout
 from opsdeck.core.release.distribute import Distribution, make_usable
 from opsdeck.core.release.images import load_catalog
-from opsdeck.core.safety.audit import TRAILER
+from opsdeck.core.safety.audit import anchor
 from opsdeck.core.safety.breakglass import BreakGlass
 from opsdeck.core.safety.confirm import Confirm, NotConfirmedError, Preview, ServiceChange
 from opsdeck.core.safety.operation import audited
@@ -266,7 +266,9 @@ def _commit_record(
     rel = write_copy(deck, copy)
     images = ", ".join(f"{s} {live_image(p)}" for s, p in pins.items())
     head = f"recover {env} in {region}" + ("" if unhealthy is None else " (unhealthy)")
-    text = f"{head}\n\n{images}\nstate s3://{state.bucket}/{state.key}\n\n{who.trailers()}\n{TRAILER}: {audit_hash}\n"
+    text = (
+        f"{head}\n\n{images}\nstate s3://{state.bucket}/{state.key}\n\n{who.trailers()}\n{anchor(deck, audit_hash)}\n"
+    )
     deck.tools.git.commit([rel], text)
     _, sha = publish(deck, rep)
     return copy, sha
