@@ -81,33 +81,6 @@ def test_reordered_records_are_named(deck: Deck) -> None:
     assert audit.verify(deck).problem == "record 4 (line 2) is out of order: record 2 should come here"
 
 
-def test_records_cut_off_the_end_are_caught_by_git_anchors(deck: Deck) -> None:
-    last = audit.read(deck)[-1]
-    subprocess.run(
-        [
-            "git",
-            "-C",
-            str(deck.root),
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@x",
-            "commit",
-            "-qm",
-            f"promote web 1.0.1 to dev\n\n{audit.TRAILER}: {last['hash']}",
-            "--allow-empty",
-        ],
-        check=True,
-    )
-    assert audit.verify(deck).ok
-    _write(deck, _lines(deck)[:-1])
-    result = audit.verify(deck)
-    assert not result.ok
-    assert result.problem.startswith("git commit ") and result.problem.endswith(
-        f"names audit record {last['hash'][:12]}, which is gone"
-    )
-
-
 def _commit(deck: Deck, message: str) -> None:
     subprocess.run(
         [
@@ -124,6 +97,18 @@ def _commit(deck: Deck, message: str) -> None:
             "--allow-empty",
         ],
         check=True,
+    )
+
+
+def test_records_cut_off_the_end_are_caught_by_git_anchors(deck: Deck) -> None:
+    last = audit.read(deck)[-1]
+    _commit(deck, f"promote web 1.0.1 to dev\n\n{audit.TRAILER}: {last['hash']}")
+    assert audit.verify(deck).ok
+    _write(deck, _lines(deck)[:-1])
+    result = audit.verify(deck)
+    assert not result.ok
+    assert result.problem.startswith("git commit ") and result.problem.endswith(
+        f"names audit record {last['hash'][:12]}, which is gone"
     )
 
 
