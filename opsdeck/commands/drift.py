@@ -224,6 +224,8 @@ def nuke_cmd(args: argparse.Namespace) -> int:
             print(f"  terraform destroy  {address}")
         for res in plan.unmanaged:
             print(f"  delete unmanaged   {res.type} {res.id}")
+        for kept in plan.kept:
+            print(f"  keep               {kept}")
         print(f"re-run with --yes to nuke and rebuild {args.env}", file=sys.stderr)
         return 0
     from opsdeck.core.engine import registry, runner

@@ -66,6 +66,7 @@ class Confirmations:
 
         lines = [plan.summary(), ""] + [f"  destroy  {a}" for a in plan.managed]
         lines += [f"  delete   {r.type} {r.id}" for r in plan.unmanaged]
+        lines += [f"  keep     {kept}" for kept in plan.kept]
         screen = ConfirmScreen(
             f"nuke and rebuild {plan.environment}",
             Text("\n".join(lines)),

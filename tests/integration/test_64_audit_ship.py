@@ -102,7 +102,8 @@ def test_a_real_operation_is_shipped_locked_and_verify_names_a_rewritten_record(
         assert dry["dry_run"] and SCRATCH in json.dumps(dry) and BUCKET not in json.dumps(dry)
         with pytest.raises(ClientError, match="BucketNotEmpty"):
             s3.delete_bucket(Bucket=BUCKET)
-    finally:
+    finally:  # the bucket outlives this test (Object Lock): it leaves the sandbox's tag behind it
+        s3.delete_bucket_tagging(Bucket=BUCKET)
         if SCRATCH in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
             s3.delete_bucket(Bucket=SCRATCH)
         s3.close()

@@ -230,3 +230,23 @@ def test_nuke_and_orphan_hunting_leave_the_audit_bucket_alone(estate: tuple[Deck
         place.tagged.append(Tagged("s3:bucket", bucket, {"env": "qa"}))
     report = asyncio.run(find_orphans(deck, Reporter("orphans")))
     assert [o.id for o in report.orphans if o.type == "s3:bucket"] == ["left-behind"]
+
+
+def test_a_nuke_keeps_and_names_any_object_lock_bucket_of_the_sandbox(estate: tuple[Deck, World]) -> None:
+    """A locked bucket this deck does not ship to (a teammate's audit log, a deck whose [audit] was
+    removed) is kept and said, not retried until the nuke fails: no one can delete it anyway."""
+    deck, world = estate
+    place = world.place(*BUILD)
+    world.buckets.update({"someone-elses-log", "sandbox-scratch"})
+    world.object_lock["someone-elses-log"] = ("COMPLIANCE", 30)
+    for bucket in ("someone-elses-log", "sandbox-scratch"):
+        place.strays.append(CloudResource("s3:bucket", bucket, None, {"env": "sandbox"}))
+    plan = asyncio.run(inventory(deck, "sandbox"))
+    assert [r.id for r in plan.unmanaged] == ["sandbox-scratch"]
+    assert plan.kept == (
+        "s3:bucket someone-elses-log: Object Lock, compliance mode, 30 days' retention: opsdeck never deletes it",
+    )
+    assert "(keep 1: Object Lock)" in plan.summary()
+    assert type(plan).from_json(plan.to_json()).kept == plan.kept  # as a worker asks this deck to confirm
+    asyncio.run(nuke_rebuild(deck, "sandbox", Reporter("nuke-rebuild", "sandbox")))
+    assert not [c for c in world.calls if c.startswith("delete") and "someone-elses-log" in c]

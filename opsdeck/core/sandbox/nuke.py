@@ -44,12 +44,14 @@ class NukePlan:
     unmanaged: tuple[CloudResource, ...]
     pins: dict[str, str]
     region: str = ""
+    kept: tuple[str, ...] = ()  # "s3:bucket NAME: why": the environment's, yet never deleted
 
     def summary(self) -> str:
         images = ", ".join(f"{s} {i}" for s, i in self.pins.items())
+        keeps = f" (keep {len(self.kept)}: Object Lock)" if self.kept else ""
         return (
             f"{self.environment} (account {self.account}, {self.region}): destroy {len(self.managed)} managed "
-            f"resources and delete {len(self.unmanaged)} unmanaged, then rebuild from code on {images}"
+            f"resources and delete {len(self.unmanaged)} unmanaged{keeps}, then rebuild from code on {images}"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -60,6 +62,7 @@ class NukePlan:
             "managed": list(self.managed),
             "unmanaged": [r.to_json() for r in self.unmanaged],
             "pins": self.pins,
+            "kept": list(self.kept),
         }
 
     @classmethod
@@ -72,6 +75,7 @@ class NukePlan:
             unmanaged=tuple(CloudResource(str(r["type"]), str(r["id"])) for r in data["unmanaged"]),
             pins={str(k): str(v) for k, v in dict(data["pins"]).items()},
             region=str(data.get("region", "")),
+            kept=tuple(str(k) for k in data.get("kept", [])),
         )
 
 
@@ -129,9 +133,32 @@ async def _inventory(deck: Deck, env: str, rep: Reporter) -> tuple[NukePlan, dic
     found = await asyncio.to_thread(cloud.find, env, owners[env].vpc_ids, tag)
     # The shipped audit log's bucket outlives every nuke, whatever it is tagged with.
     strays = [r for r in unmanaged(env, found, owners, tag) if not is_audit_bucket(deck, r.type, r.id)]
+    locked = await asyncio.to_thread(_locked, deck, env, strays)
     pins = await asyncio.to_thread(read_pins, deck, env)
-    plan = NukePlan(env, account, owners[env].addresses, tuple(strays), pins, deck.config.region_of(env))
+    kept = tuple(f"{kind} {ident}: {why}" for (kind, ident), why in locked.items())
+    strays = [r for r in strays if (r.type, r.id) not in locked]
+    plan = NukePlan(env, account, owners[env].addresses, tuple(strays), pins, deck.config.region_of(env), kept)
     return plan, owners
+
+
+def _locked(deck: Deck, env: str, found: list[CloudResource]) -> dict[tuple[str, str], str]:
+    """The buckets among ``found`` that Object Lock keeps (anyone's audit log or records, compliance
+    mode: no one can delete them before their retention ends), each with why: a nuke leaves them and
+    says so instead of failing its retries on them."""
+    store = deck.tools.env(env).cloud.locked_store()
+    out: dict[tuple[str, str], str] = {}
+    for res in found:
+        if res.type != "s3:bucket":
+            continue
+        try:
+            lock = store.lock_retention(res.id)
+        except OpsdeckError:  # gone since it was listed (the tagging API lags), or unreadable: the delete says
+            continue
+        if lock is not None:
+            mode, days = lock
+            why = f"Object Lock, {mode.lower()} mode, {days} days' retention: opsdeck never deletes it"
+            out[(res.type, res.id)] = why
+    return out
 
 
 async def inventory(deck: Deck, env: str, rep: Reporter | None = None) -> NukePlan:
@@ -259,10 +286,12 @@ async def _leftovers(deck: Deck, env: str, before: dict[str, Ownership]) -> list
     """Anything the ownership rules (as they stood before the destroy) still give to ``env``."""
     tag = deck.config.conventions.env_tag
     found = await asyncio.to_thread(deck.tools.env(env).cloud.find, env, before[env].vpc_ids, tag)
-    return [
+    left = [
         res
         for res in found
         if owner(res, before, tag) == env
         and not (res.type == "ec2:instance" and res.state not in ("pending", "running", "stopping", "stopped"))
         and not is_audit_bucket(deck, res.type, res.id)  # kept on purpose (see _inventory)
     ]
+    locked = await asyncio.to_thread(_locked, deck, env, left)
+    return [res for res in left if (res.type, res.id) not in locked]
