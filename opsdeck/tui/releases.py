@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from textual import work
 from textual.reactive import reactive
 
-from opsdeck.errors import OpsdeckError
+from opsdeck.errors import LockedError, OpsdeckError, RefusedError
 from opsdeck.tui import keys
 from opsdeck.tui.controller import Controller, DeckContext
 from opsdeck.tui.header import DeckHeader
@@ -170,10 +170,17 @@ class ReleasesController(Controller):
             self.notify(f"the plan made ahead for {env} is refused: {ready.pre.refused}", severity="error", timeout=12)
             return
         if not ready.request:  # a request is filed from the plan itself: nothing to confirm here
+            from opsdeck.core.safety.operation import preflight, refuse
+
+            try:  # a freeze or a lock refuses at the key, as it does when the key plans first
+                await asyncio.to_thread(preflight, self.deck, env, operation, glass)
+            except (RefusedError, LockedError) as exc:
+                await asyncio.to_thread(refuse, self.deck, operation, env, exc, reason=what.reason, preplanned=True)
+                self.notify(str(exc), title=f"{operation} refused", severity="error", timeout=12)
+                return
             screen = self.confirm.screen_for(ready.preview)
             if screen is not None and not await self.app.push_screen_wait(screen):
                 from opsdeck.core.safety.confirm import NotConfirmedError
-                from opsdeck.core.safety.operation import refuse
 
                 said = NotConfirmedError(f"{operation} of {env} was not confirmed; nothing changed")
                 await asyncio.to_thread(refuse, self.deck, operation, env, said, reason=what.reason, preplanned=True)

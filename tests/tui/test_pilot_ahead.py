@@ -4,6 +4,7 @@ confirmation without planning and `y` applies exactly that plan, and a key witho
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from opsdeck.core.estate.deck import Deck
@@ -11,6 +12,7 @@ from opsdeck.core.estate.pins import read_pin
 from opsdeck.core.events import Reporter
 from opsdeck.core.release import preplan
 from opsdeck.core.release.bake import bake
+from opsdeck.core.safety import audit
 from opsdeck.tui.app import OpsDeckApp
 from opsdeck.tui.screens import ConfirmScreen
 from tests.fakes import World
@@ -105,3 +107,26 @@ async def test_a_state_change_drops_the_plan_and_the_pre_planner_waits_for_the_o
         assert planned_before_apply(world, since, "dev")
         await until(pilot, lambda: settled(app), what="the pre-planner to run once idle")
         assert "promote" in app.deck_screen.header.ahead.get("dev", [])
+
+
+async def test_a_lock_refuses_at_the_key_before_the_plan_made_ahead_is_confirmed(shop: tuple[Deck, World]) -> None:
+    """An interrupted operation's lock (a freeze, a break-glass rule alike) refuses the key at once, audited
+    as a refused attempt, instead of opening the confirmation and refusing after its "y"."""
+    deck, world = shop
+    await bake(deck, Reporter("bake"), services=["web"])
+    app = make_app(deck)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: preplan.stored(deck, "dev", "deploy") is not None and settled(app), what="ahead")
+        record = {"id": "lock-9", "env": "dev", "operation": "promote", "pid": 999999, "host": "gone", "user": "x"}
+        (deck.local_dir / "locks").mkdir(exist_ok=True)
+        (deck.local_dir / "locks" / "dev.lock").write_text(json.dumps({**record, "since": 1.0}))
+        await select(pilot, app, "dev")
+        since = len(world.calls)
+        await pilot.press("u")
+        said = "dev has an interrupted operation: "
+        await until(pilot, lambda: any(n.startswith(said) for n in notices(app)), timeout=10, what="the refusal")
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert not [c for c in world.calls[since:] if c.startswith(("plan ", "apply "))]
+        last = audit.read(deck)[-1]
+        assert (last["action"], last["environment"], last["result"]) == ("deploy", "dev", "refused")
+        assert last["preplanned"] is True and "`opsdeck unlock dev`" in last["error"]

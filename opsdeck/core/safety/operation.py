@@ -27,7 +27,7 @@ from opsdeck.core.safety import audit, audit_shipping
 from opsdeck.core.safety.breakglass import guard
 from opsdeck.core.safety.confirm import NotConfirmedError
 from opsdeck.core.safety.freeze import check_freeze
-from opsdeck.core.safety.locks import env_lock
+from opsdeck.core.safety.locks import env_lock, holder
 from opsdeck.errors import LockedError, RefusedError
 
 if TYPE_CHECKING:
@@ -73,6 +73,23 @@ def verify_account(deck: Deck, env: str, credentials: Credentials | None = None)
             "nothing was changed"
         )
     return actual
+
+
+def preflight(deck: Deck, env: str, action: str, glass: BreakGlass | None) -> None:
+    """The refusals a change meets before it syncs and plans (break-glass, a freeze, the environment's
+    lock held or left by an interrupted operation), checked before a pre-made plan's confirmation opens:
+    a refusal comes at the key, never after its "y". Blocking; the operation checks each again, after its
+    sync, under its lock."""
+    guard(deck, env, glass, action)
+    check_freeze(deck, env, glass, action)
+    record, alive = holder(deck, env)
+    if record is not None and alive:
+        raise LockedError(f"{env} is locked: {record.describe()}")
+    if record is not None:
+        raise LockedError(
+            f"{env} has an interrupted operation: {record.describe()}; "
+            f"check the environment, then release it with `opsdeck unlock {env}`"
+        )
 
 
 def refuse(deck: Deck, action: str, env: str | None, exc: Exception, **fields: Any) -> None:
