@@ -20,7 +20,7 @@ import contextlib
 import json
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,8 +88,9 @@ class Cell:
         }
 
 
-def run_cell(deck: Path, op: Operation, phase: Phase) -> Cell:
-    """Kill ``op`` as ``phase`` starts, recover, and check (see the module's docstring)."""
+def run_cell(deck: Path, op: Operation, phase: Phase, after_kill: Callable[[Path], str] | None = None) -> Cell:
+    """Kill ``op`` as ``phase`` starts, recover, and check (see the module's docstring). ``after_kill`` makes
+    what the kill left into what a kill at a moment no phase line marks would leave (its note is kept)."""
     cell = Cell(op.name, str(phase))
     started = time.monotonic()
     with cell.step("heal"):
@@ -114,6 +115,9 @@ def run_cell(deck: Path, op: Operation, phase: Phase) -> Cell:
     # The kill is sent as the phase's line is read: an operation that had already ended (finished, or failed
     # on its own) was not killed, and what follows would check a run that was never interrupted.
     cell.check(result.returncode == -signal.SIGKILL, f"it ended before the kill landed (exit {result.returncode})")
+    if after_kill is not None:
+        wait_for(lambda: not terraform_running(deck), "Terraform to finish")
+        cell.notes.append(after_kill(deck))
     with cell.step("status"):
         _interruption(deck, op, phase, cell)
     if op.env is not None and cell.lock.startswith("interrupted"):

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from opsdeck.core.estate.deck import Deck
+from opsdeck.core.estate.pins import write_color_pins
+from opsdeck.core.release.bluegreen import color_pins
 from tests.crash.cell import run_cell
 from tests.crash.kill import Phase
 from tests.crash.operations import BY_NAME
@@ -34,3 +37,24 @@ KINDS = [
 def test_killed_as_a_phase_starts_recovers(demo_deck: Path, kind: str, operation: str, phase: str) -> None:
     cell = run_cell(demo_deck, BY_NAME[operation], Phase.parse(phase))
     assert cell.recovered, f"{operation} killed at {phase} ({kind}): " + "; ".join(cell.failures)
+
+
+def _as_its_switch_began(deck: Path) -> str:
+    """What a promote killed after it wrote the switched pins, before its Terraform moved a rule, leaves: the
+    stage applied, traffic where it was, the working tree's pins switched (live on the new color). The
+    switch's own phase line cannot time that kill (Terraform may start first), so the pins are switched
+    here, as the release writes them, over a kill at the health gate."""
+    opened = Deck.open(deck)
+    pins = color_pins(opened, "dev")
+    staged = {s: p for s, p in pins.items() if p.standby == "warm" and p.warm_until is None and p.idle_image}
+    assert staged, f"no staged color in dev's working tree: {pins}"
+    minutes = opened.env("dev").standby_minutes
+    write_color_pins(opened, "dev", {s: p.switched(minutes) for s, p in staged.items()})
+    return "pins switched in the working tree, traffic not: " + ", ".join(
+        f"{s} live {p.idle} ({p.idle_image})" for s, p in staged.items()
+    )
+
+
+def test_a_blue_green_switch_killed_before_its_terraform_ran_recovers(demo_deck: Path) -> None:
+    cell = run_cell(demo_deck, BY_NAME["promote (blue/green)"], Phase.parse("health"), _as_its_switch_began)
+    assert cell.recovered, "promote (blue/green) killed as its switch began: " + "; ".join(cell.failures)

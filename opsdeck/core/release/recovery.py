@@ -11,6 +11,7 @@ from typing import Any
 
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.estate.pins import (
+    Color,
     ColorPin,
     color_pin_from_text,
     pin_files,
@@ -262,10 +263,14 @@ async def settle_colors(deck: Deck, env: str, rep: Reporter, found: Interrupted,
             "notice",
         )
         return "restored"
+    # Killed while it staged: the working tree holds the staged pins. Killed as its switch started (before
+    # Terraform moved a rule): it holds the switched ones, so their live colors go back to the rules'.
     staged = _windows_ended(deck, env, found.dirty)
     if not await _plans_nothing(deck, env, rep, staged):
-        rep.log(f"{env}: neither the committed nor the staged pins plan clean: " + found.advice(), "warning")
-        return None
+        staged = _windows_ended(deck, env, found.dirty, live=await asyncio.to_thread(_cloud_live, deck, env))
+        if not await _plans_nothing(deck, env, rep, staged):
+            rep.log(f"{env}: neither the committed nor the staged pins plan clean: " + found.advice(), "warning")
+            return None
     for rel, text in staged.items():
         write_atomic(deck.root / rel, text)
     what = found.record.operation
@@ -285,16 +290,33 @@ def _colors(pin: ColorPin) -> str:
     return f"live {pin.live} ({pin.live_image}), {idle}"
 
 
-def _windows_ended(deck: Deck, env: str, files: tuple[str, ...]) -> dict[str, str]:
+def _windows_ended(
+    deck: Deck, env: str, files: tuple[str, ...], live: dict[str, Color] | None = None
+) -> dict[str, str]:
     """The working tree's pin files with each staged color (a warm standby without a window) given a
-    window that ends now."""
+    window that ends now. With ``live`` (service -> the color its listener rule forwards to), a pin whose
+    live color is another is switched back first: its other color, staged, becomes that standby."""
+    now = float(int(time.time()))
     texts = {rel: (deck.root / rel).read_text(encoding="utf-8") for rel in files}
     for service in deck.config.service_names:
         rel, spec = pin_rel(deck, env, service), pin_spec(deck.config, service)
         pin = color_pin_from_text(texts[rel], spec, rel) if rel in texts else None
-        if pin is not None and pin.standby == "warm" and pin.warm_until is None and pin.idle_image is not None:
-            texts[rel] = with_pin(texts[rel], spec, replace(pin, warm_until=float(int(time.time()))).to_json())
+        if pin is None:
+            continue
+        color = (live or {}).get(service, pin.live)
+        if color != pin.live and pin.image(color) is not None:
+            pin = replace(pin, live=color, standby="warm", warm_until=now)
+        elif pin.standby == "warm" and pin.warm_until is None and pin.idle_image is not None:
+            pin = replace(pin, warm_until=now)
+        else:
+            continue
+        texts[rel] = with_pin(texts[rel], spec, pin.to_json())
     return texts
+
+
+def _cloud_live(deck: Deck, env: str) -> dict[str, Color]:
+    """Each blue/green service's live color as its listener rule has it (blocking)."""
+    return {s: t.live for s, t in bluegreen.read_traffic(deck, env).items() if t.live is not None}
 
 
 def _request_executed(deck: Deck, record: LockRecord) -> list[str]:
