@@ -23,6 +23,18 @@ if TYPE_CHECKING:
 ENGINE_SECONDS = 5.0
 
 
+def _fitted(parts: list[tuple[str, Style | None, int]], width: int) -> list[tuple[str, Style | None, int]]:
+    """``parts`` in their order, without the most readily dropped ones while they overflow ``width`` (0: not
+    laid out yet, all of them): a warning or a mode is never pushed off the line by a count or an age."""
+    kept = list(parts)
+    while width and sum(Text(p).cell_len for p, _, _ in kept) > width:
+        worst = max(rank for _, _, rank in kept)
+        if worst == 0:
+            break
+        kept.remove(next(p for p in reversed(kept) if p[2] == worst))
+    return kept
+
+
 def engine_line(status: dict[str, Any]) -> tuple[str, bool]:
     """The header's engine segment from `engine status --json`: (text, whether all is well)."""
     if not status.get("reachable"):
@@ -77,52 +89,66 @@ class DeckHeader(TellsFailures, Widget):
         self.set_class(glass is not None and glass.active(self.now), "-break-glass")
 
     def render(self) -> Text:
-        text = Text()
-        text.append("opsdeck ", style=Style(bold=True))
         short = self.size.width and self.size.width < 100
-        text.append(f"· {self.deck} · {self.envs} {'envs' if short else 'environments'}")
-        if self.services > 1:
-            text.append(f" · {self.services} {'svc' if short else 'services'}")
-        if self.accounts > 1:
-            text.append(f" · {self.accounts} {'accts' if short else 'accounts'}")
-        text.append(" · " if short else " · cloud ")
-        if self.cloud == "unreachable":
-            text.append("UNREACHABLE", style=Style(color=self.app.theme_variables.get("error", "red"), bold=True))
-        else:
-            text.append(self.cloud)
-        if self.taken_at:
-            text.append(f" · read {age(self.taken_at, self.now)} ago", style=Style(dim=True))
-        ledger = self.ledger or {}
+        dim = Style(dim=True)
         warn = Style(color=self.app.theme_variables.get("warning", "yellow"), bold=True)
+        # (text, style, how readily it goes when the line is full: 0 never, the highest first)
+        parts: list[tuple[str, Style | None, int]] = [("opsdeck ", Style(bold=True), 0), (f"· {self.deck}", None, 0)]
+        parts.append((f" · {self.envs} {'envs' if short else 'environments'}", None, 3))
+        if self.services > 1:
+            parts.append((f" · {self.services} {'svc' if short else 'services'}", None, 4))
+        if self.accounts > 1:
+            parts.append((f" · {self.accounts} {'accts' if short else 'accounts'}", None, 4))
+        if self.cloud == "unreachable":
+            parts.append((" · " if short else " · cloud ", None, 0))
+            parts.append(("UNREACHABLE", Style(color=self.app.theme_variables.get("error", "red"), bold=True), 0))
+        else:
+            parts.append(((" · " if short else " · cloud ") + self.cloud, None, 2))
+        if self.taken_at:
+            parts.append((f" · read {age(self.taken_at, self.now)} ago", dim, 1))
+        ledger = self.ledger or {}
         if ledger.get("offline") and ledger.get("remote"):
-            text.append(" · ledger OFFLINE", style=warn)
+            parts.append((" · ledger OFFLINE", warn, 0))
         elif ledger.get("behind"):
-            text.append(f" · behind the remote by {ledger['behind']}", style=warn)
+            parts.append((f" · behind the remote by {ledger['behind']}", warn, 0))
         if self.engine is not None:
             line, well = self.engine
-            text.append(f" · {line}", style=Style(dim=True) if well else warn)
+            parts.append((f" · {line}", dim if well else warn, 2 if well else 0))
         frozen = sorted(env for env, until in self.frozen.items() if until > self.now)
         if frozen:
-            text.append(f" · ❄ FROZEN {', '.join(frozen)}", style=warn)
+            parts.append((f" · ❄ FROZEN {', '.join(frozen)}", warn, 0))
         if self.freeze_problems:
-            text.append(f" · freeze record not counted: {', '.join(self.freeze_problems)}", style=warn)
-        if self.ahead:
-            keys = {"promote": "p", "deploy": "u", "rollback": "r"}
-            ready = ", ".join(f"{env} {' '.join(keys[a] for a in acts)}" for env, acts in self.ahead.items())
-            text.append(f" · planned ahead: {ready}", style=Style(dim=True))
+            parts.append((f" · freeze record not counted: {', '.join(self.freeze_problems)}", warn, 0))
         if self.service:
-            text.append(f"  [service: {self.service}]", style=Style(bold=True))
+            parts.append((f"  [service: {self.service}]", Style(bold=True), 0))
         if self.read_only:
-            text.append("  [READ-ONLY]", style=Style(bold=True, reverse=True))
+            parts.append(("  [READ-ONLY]", Style(bold=True, reverse=True), 0))
         glass = self.glass
         if glass is not None and glass.active(self.now):
             left = int(glass.remaining(self.now))
-            text.append(
-                f"  BREAK-GLASS {glass.env} {left // 60:02d}:{left % 60:02d} · {glass.reason}", style=Style(bold=True)
-            )
+            band = f"  BREAK-GLASS {glass.env} {left // 60:02d}:{left % 60:02d} · {glass.reason}"
+            parts.append((band, Style(bold=True), 0))
             if glass.source.startswith("the demo"):
-                text.append(" · demo credentials (local cloud only)")
+                parts.append((" · demo credentials (local cloud only)", None, 1))
+        text = Text()
+        for part, style, _ in _fitted(parts, self.size.width):
+            text.append(part, style=style)
+        if self.ahead:  # last, and only as much as fits: never pushes a warning off the line
+            room = self.size.width - text.cell_len if self.size.width else None  # None: not laid out yet
+            text.append(self._ahead_fitted(room), style=dim)
         return text
+
+    def _ahead_fitted(self, room: int | None) -> str:
+        """The change keys planned ahead in the widest form that fits ``room`` cells ("" when none does):
+        each environment's keys, then run together, then only how many environments."""
+        keys = {"promote": "p", "deploy": "u", "rollback": "r"}
+        forms = (
+            " · planned ahead: "
+            + ", ".join(f"{env} {' '.join(keys[a] for a in acts)}" for env, acts in self.ahead.items()),
+            " · ahead: " + " ".join(f"{env} {''.join(keys[a] for a in acts)}" for env, acts in self.ahead.items()),
+            f" · ahead: {len(self.ahead)} env{'s' if len(self.ahead) > 1 else ''}",
+        )
+        return next((form for form in forms if room is None or len(form) <= room), "")
 
     # -- the engine -------------------------------------------------------------------------------
 

@@ -48,7 +48,7 @@ async def test_the_idle_deck_plans_ahead_and_u_confirms_without_planning(shop: t
     async with app.run_test(size=SIZE) as pilot:
         header = app.deck_screen.header
         await until(pilot, lambda: "deploy" in header.ahead.get("dev", []) and settled(app), what="dev planned ahead")
-        assert "planned ahead: " in str(header.render()) and "dev u" in str(header.render())
+        assert "ahead: " in str(header.render()) and "dev u" in str(header.render())
         pre = preplan.stored(deck, "dev", "deploy")
         assert pre is not None and list(pre.usable) == ["web"]
         assert not git(deck.root, "status", "--porcelain", "--", "envs").strip()  # no pin file touched

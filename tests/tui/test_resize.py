@@ -69,3 +69,27 @@ async def test_a_resize_keeps_the_filter_the_service_and_an_open_dialog(shop: tu
             assert app.deck_screen.table.service == service
             assert [e.name for e in app.deck_screen.table.visible_rows()] == filtered
             assert all(key in columns(app) for key in MUST_SHOW)
+
+
+async def test_the_header_fits_what_is_planned_ahead_after_every_warning(shop: tuple[Deck, World]) -> None:
+    """What the idle deck planned ahead goes last on the header's one line, as much of it as fits: it never
+    pushes the read-only mark (or a freeze, or a break-glass) off the line, at any width."""
+    deck, _ = shop
+    app = make_app(deck, live=False, read_only=True)
+    async with app.run_test(size=(200, 40)) as pilot:
+        header = app.deck_screen.header
+        header.ahead = {env: ["promote", "deploy", "rollback"] for env in ("sandbox", "dev", "staging", "prod")}
+        header.frozen = {"prod": header.now + 3600}
+        await pilot.pause()
+        wide = str(header.render())
+        assert "planned ahead: sandbox p u r, dev p u r, staging p u r, prod p u r" in wide
+        assert wide.index("[READ-ONLY]") < wide.index("planned ahead")
+        shown = []
+        for width in (150, 120, 100, 80):
+            await resize(pilot, width, 30)
+            line = str(header.render())
+            assert "❄ FROZEN prod" in line and "[READ-ONLY]" in line, (width, line)
+            assert len(line) <= width, (width, line)
+            shown.append(line[line.index("[READ-ONLY]") + len("[READ-ONLY]") :])
+        assert shown == [" · ahead: 4 envs", "", "", ""]
+        assert "4 envs · reachable" in line and "services" not in line  # at 80 the counts went first
