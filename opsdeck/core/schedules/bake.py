@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from opsdeck.core.estate.config import DeckConfig
-from opsdeck.core.schedules.drift import systemd_quote
+from opsdeck.core.schedules import units
 
 KINDS = ("cron", "systemd", "github", "gitlab")
 NIGHTLY = ("cron", "systemd")
@@ -108,57 +108,33 @@ def _provisioned(root: Path, recipe: PurePosixPath) -> list[str]:
 
 def crontab(s: BakeSchedule) -> str:
     """One crontab line (the machine's local time): pull the deck, then bake the base layer."""
-    pull = shlex.join([s.git, "-C", str(s.deck), "pull", "--ff-only", "--quiet"])
-    bake = shlex.join([*s.opsdeck, "--deck", str(s.deck), "bake", "--base"])
-    command = f"{pull} && {bake}".replace("%", "\\%")  # `%` is special to cron
-    log = "$HOME/.local/state/opsdeck/bake-cron.log"
-    return "\n".join(
-        [
-            "# opsdeck nightly base bake (install: crontab -e, and paste the line below)",
-            "# the machine's AWS credentials (or the deck's [build] role or profile) reach the build account;",
-            "# it bakes what the team's branch holds (a clone that cannot fast-forward bakes nothing);",
-            "# exit 0 baked, 1 failed: see the log",
-            f"{s.minute} {s.hour} * * * mkdir -p $HOME/.local/state/opsdeck && {command} >>{log} 2>&1",
-        ]
-    )
+    command = f"{shlex.join(_pull(s))} && {shlex.join(_bake_base(s))}"
+    notes = [
+        "# the machine's AWS credentials (or the deck's [build] role or profile) reach the build account;",
+        "# it bakes what the team's branch holds (a clone that cannot fast-forward bakes nothing);",
+        "# exit 0 baked, 1 failed: see the log",
+    ]
+    return units.cron_entry("nightly base bake", f"{s.minute} {s.hour} * * *", command, "bake-cron.log", notes)
 
 
 def systemd(s: BakeSchedule) -> str:
     """A user service and its timer (the machine's local time)."""
-    bake = " ".join(systemd_quote(a) for a in [*s.opsdeck, "--deck", str(s.deck), "bake", "--base"])
-    pull = " ".join(systemd_quote(a) for a in [s.git, "-C", str(s.deck), "pull", "--ff-only", "--quiet"])
-    return "\n".join(
-        [
-            "# ~/.config/systemd/user/opsdeck-bake-base.service",
-            "[Unit]",
-            "Description=opsdeck nightly base bake",
-            "Wants=network-online.target",
-            "After=network-online.target",
-            "",
-            "[Service]",
-            "Type=oneshot",
-            f"WorkingDirectory={systemd_quote(str(s.deck))}",
-            "# bake what the team's branch holds: a clone that cannot fast-forward fails the unit",
-            f"ExecStartPre={pull}",
-            f"ExecStart={bake}",
-            "TimeoutStartSec=2h",
-            "",
-            "# ~/.config/systemd/user/opsdeck-bake-base.timer",
-            "[Unit]",
-            "Description=opsdeck nightly base bake",
-            "",
-            "[Timer]",
-            f"OnCalendar=*-*-* {s.hour:02d}:{s.minute:02d}:00",
-            "Persistent=true",
-            "RandomizedDelaySec=5min",
-            "",
-            "[Install]",
-            "WantedBy=timers.target",
-            "",
-            "# install: systemctl --user daemon-reload && systemctl --user enable --now opsdeck-bake-base.timer",
-            "# (and `loginctl enable-linger $USER` so it runs while you are logged out)",
-        ]
-    )
+    service = [
+        "# bake what the team's branch holds: a clone that cannot fast-forward fails the unit",
+        f"ExecStartPre={units.systemd_argv(_pull(s))}",
+        f"ExecStart={units.systemd_argv(_bake_base(s))}",
+        "TimeoutStartSec=2h",
+    ]
+    calendar = f"*-*-* {s.hour:02d}:{s.minute:02d}:00"
+    return units.systemd_units("bake-base", "nightly base bake", s.deck, service, calendar, nightly=True)
+
+
+def _pull(s: BakeSchedule) -> list[str]:
+    return [s.git, "-C", str(s.deck), "pull", "--ff-only", "--quiet"]
+
+
+def _bake_base(s: BakeSchedule) -> list[str]:
+    return [*s.opsdeck, "--deck", str(s.deck), "bake", "--base"]
 
 
 def github(s: BakeSchedule) -> str:

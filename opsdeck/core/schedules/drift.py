@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opsdeck.core.hygiene.notify import shown_url
+from opsdeck.core.schedules import units
 from opsdeck.errors import ConfigError
 
 AT = re.compile(r"^(?P<hour>[01]?\d|2[0-3]):(?P<minute>[0-5]\d)$")
@@ -70,64 +71,26 @@ def _env_file_help(s: Schedule) -> list[str]:
 
 
 def crontab(s: Schedule) -> str:
-    """One crontab line (the machine's local time). `%` is special to cron, so it is escaped."""
-    command = shlex.join(s.argv()).replace("%", "\\%")
-    log = "$HOME/.local/state/opsdeck/drift-cron.log"
+    """One crontab line (the machine's local time), the webhooks read from the env file."""
     load = f"set -a && . {ENV_FILE} && set +a && " if s.secrets else ""
-    return "\n".join(
-        [
-            "# opsdeck nightly drift check (install: crontab -e, and paste the line below)",
-            "# exit 0 clean, 2 drifted (alarm sent), 1 the check or its alarm failed: see the log",
-            *_env_file_help(s),
-            f"{s.minute} {s.hour} * * * mkdir -p $HOME/.local/state/opsdeck && {load}{command} >>{log} 2>&1",
-        ]
-    )
+    notes = ["# exit 0 clean, 2 drifted (alarm sent), 1 the check or its alarm failed: see the log", *_env_file_help(s)]
+    when = f"{s.minute} {s.hour} * * *"
+    return units.cron_entry("nightly drift check", when, load + shlex.join(s.argv()), "drift-cron.log", notes)
 
 
 def systemd(s: Schedule) -> str:
     """A user service and its timer (the machine's local time)."""
-    command = " ".join(systemd_quote(a) for a in s.argv())
-    return "\n".join(
-        [
-            *_env_file_help(s),
-            "# ~/.config/systemd/user/opsdeck-drift.service",
-            "[Unit]",
-            "Description=opsdeck nightly drift check",
-            "Wants=network-online.target",
-            "After=network-online.target",
-            "",
-            "[Service]",
-            "Type=oneshot",
-            f"WorkingDirectory={systemd_quote(str(s.deck))}",
-            *(["EnvironmentFile=%h/.config/opsdeck/drift.env"] if s.secrets else []),
-            f"ExecStart={command}",
-            "# 2 is drift found and the alarm sent: the unit fails only when the check or its alarm did.",
-            "SuccessExitStatus=2",
-            "TimeoutStartSec=1h",
-            "",
-            "# ~/.config/systemd/user/opsdeck-drift.timer",
-            "[Unit]",
-            "Description=opsdeck nightly drift check",
-            "",
-            "[Timer]",
-            f"OnCalendar=*-*-* {s.hour:02d}:{s.minute:02d}:00",
-            "Persistent=true",
-            "RandomizedDelaySec=5min",
-            "",
-            "[Install]",
-            "WantedBy=timers.target",
-            "",
-            "# install: systemctl --user daemon-reload && systemctl --user enable --now opsdeck-drift.timer",
-            "# (and `loginctl enable-linger $USER` so it runs while you are logged out)",
-        ]
+    service = [
+        *(["EnvironmentFile=%h/.config/opsdeck/drift.env"] if s.secrets else []),
+        f"ExecStart={units.systemd_argv(s.argv())}",
+        "# 2 is drift found and the alarm sent: the unit fails only when the check or its alarm did.",
+        "SuccessExitStatus=2",
+        "TimeoutStartSec=1h",
+    ]
+    calendar = f"*-*-* {s.hour:02d}:{s.minute:02d}:00"
+    return units.systemd_units(
+        "drift", "nightly drift check", s.deck, service, calendar, nightly=True, head=_env_file_help(s)
     )
-
-
-def systemd_quote(arg: str) -> str:
-    """systemd's own quoting: double quotes, with backslash, quote and `%` (a specifier) escaped."""
-    if re.fullmatch(r"[\w@+=:,./-]+", arg):
-        return arg
-    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$") + '"'
 
 
 def github(s: Schedule) -> str:

@@ -7,7 +7,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from opsdeck.core.schedules.drift import systemd_quote
+from opsdeck.core.schedules import units
 from opsdeck.errors import ConfigError
 
 KINDS = ("cron", "systemd")
@@ -52,47 +52,13 @@ def parse_every(text: str) -> int:
 
 
 def crontab(s: ExpireSchedule) -> str:
-    log = "$HOME/.local/state/opsdeck/sandbox-expire.log"
-    command = shlex.join(s.argv()).replace("%", "\\%")
-    return "\n".join(
-        [
-            "# opsdeck sandbox expiry (install: crontab -e, and paste the line below)",
-            "# destroys sandboxes whose lifetime ended (not rebuilt); exit 1: one was refused or failed, see the log",
-            f"{s.cron_time()} mkdir -p $HOME/.local/state/opsdeck && {command} >>{log} 2>&1",
-        ]
-    )
+    notes = ["# destroys sandboxes whose lifetime ended (not rebuilt); exit 1: one was refused or failed, see the log"]
+    return units.cron_entry("sandbox expiry", s.cron_time(), shlex.join(s.argv()), "sandbox-expire.log", notes)
 
 
 def systemd(s: ExpireSchedule) -> str:
-    command = " ".join(systemd_quote(a) for a in s.argv())
-    return "\n".join(
-        [
-            "# ~/.config/systemd/user/opsdeck-sandbox-expire.service",
-            "[Unit]",
-            "Description=opsdeck sandbox expiry",
-            "Wants=network-online.target",
-            "After=network-online.target",
-            "",
-            "[Service]",
-            "Type=oneshot",
-            f"WorkingDirectory={systemd_quote(str(s.deck))}",
-            f"ExecStart={command}",
-            "TimeoutStartSec=1h",
-            "",
-            "# ~/.config/systemd/user/opsdeck-sandbox-expire.timer",
-            "[Unit]",
-            "Description=opsdeck sandbox expiry",
-            "",
-            "[Timer]",
-            f"OnCalendar={s.calendar()}",
-            "Persistent=true",
-            "",
-            "[Install]",
-            "WantedBy=timers.target",
-            "",
-            "# install: systemctl --user daemon-reload && systemctl --user enable --now opsdeck-sandbox-expire.timer",
-        ]
-    )
+    service = [f"ExecStart={units.systemd_argv(s.argv())}", "TimeoutStartSec=1h"]
+    return units.systemd_units("sandbox-expire", "sandbox expiry", s.deck, service, s.calendar())
 
 
 def render(s: ExpireSchedule, kinds: tuple[str, ...] = KINDS) -> str:
