@@ -36,6 +36,7 @@ from opsdeck.core.sandbox.copies import (
     validate,
     work_dir,
 )
+from opsdeck.core.sandbox.nuke import Deletions
 from opsdeck.errors import OpsdeckError, RefusedError
 
 
@@ -176,16 +177,9 @@ async def _destroy(
             check_plan_region(await tools.terraform.show_json(planfile), region, name)
         finally:
             planning.drop_scratch(deck, name, "recover-destroy")
-    destroyed = 0
-
-    def on_destroy(event: dict[str, Any]) -> None:
-        nonlocal destroyed
-        if event.get("type") == "apply_complete" and (event.get("hook") or {}).get("action") == "delete":
-            destroyed += 1
-            rep.progress(str(event.get("@message", "")), destroyed, max(destroyed, len(plan.managed)))
-
+    destroyed = Deletions(rep, len(plan.managed))
     with rep.phase("terraform destroy"):
-        await tools.terraform.destroy(on_event=on_destroy)
+        await tools.terraform.destroy(on_event=destroyed)
     with rep.phase("verify empty"):
         left = await asyncio.to_thread(tools.cloud.groups, deck.config.conventions.env_tag, env)
         env_cloud = deck.tools.env(env).cloud
@@ -200,7 +194,7 @@ async def _destroy(
         if record is not None:
             sha = await asyncio.to_thread(_drop_record, deck, env, region, plan, rep, audit_hash)
     shutil.rmtree(work_dir(deck, env, region), ignore_errors=True)
-    return destroyed, sha
+    return destroyed.count, sha
 
 
 def _drop_record(deck: Deck, env: str, region: str, plan: CopyInventory, rep: Reporter, audit_hash: str) -> str:

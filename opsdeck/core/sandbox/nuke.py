@@ -220,6 +220,21 @@ async def nuke_rebuild(
     return result
 
 
+@dataclass
+class Deletions:
+    """The sink for a `terraform destroy`'s -json events: each deletion counted and reported as Terraform
+    completes it, of ``managed`` (what the state held). A recovered copy's destroy counts with it too."""
+
+    rep: Reporter
+    managed: int
+    count: int = 0
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if event.get("type") == "apply_complete" and (event.get("hook") or {}).get("action") == "delete":
+            self.count += 1
+            self.rep.progress(str(event.get("@message", "")), self.count, max(self.count, self.managed))
+
+
 @dataclass(frozen=True)
 class Teardown:
     """What the destroy steps did: Terraform's destroyed count and the unmanaged resources deleted."""
@@ -239,23 +254,16 @@ async def teardown(deck: Deck, env: str, rep: Reporter, confirm: Any) -> Teardow
     with rep.phase("delete unmanaged"):
         gone = await _delete_all(deck, env, plan.unmanaged, rep)
     await planning.ensure_init(deck, env, rep.child())
-    destroyed = 0
-
-    def on_destroy(event: dict[str, Any]) -> None:
-        nonlocal destroyed
-        if event.get("type") == "apply_complete" and (event.get("hook") or {}).get("action") == "delete":
-            destroyed += 1
-            rep.progress(str(event.get("@message", "")), destroyed, max(destroyed, len(plan.managed)))
-
+    destroyed = Deletions(rep, len(plan.managed))
     with rep.phase("terraform destroy"):
-        await deck.tools.env(env).terraform.destroy(on_event=on_destroy)
+        await deck.tools.env(env).terraform.destroy(on_event=destroyed)
     with rep.phase("verify empty"):
         left = await _leftovers(deck, env, owners)
         if left:
             names = ", ".join(f"{r.type} {r.id}" for r in left[:5])
             raise OpsdeckError(f"{env} is not empty after destroy: {names}")
     planning.forget_plan(deck, env)
-    return Teardown(plan, destroyed, tuple(gone))
+    return Teardown(plan, destroyed.count, tuple(gone))
 
 
 async def _run(deck: Deck, env: str, rep: Reporter, confirm: Any, started: float) -> NukeResult:
