@@ -433,9 +433,11 @@ class FakeTerraform:
         lock: bool = False,
         on_event: Callable[[dict[str, Any]], None] | None = None,
         var_files: tuple[Path, ...] = (),
+        refresh: bool = True,
     ) -> None:
         self.world.check()
-        self.world.calls.append(f"plan {self.name}" + (" -refresh-only" if refresh_only else ""))
+        flags = (" -refresh-only" if refresh_only else "") + ("" if refresh else " -refresh=false")
+        self.world.calls.append(f"plan {self.name}{flags}")
         state = self._state()
         overrides: dict[str, Any] = {}
         for file in var_files:

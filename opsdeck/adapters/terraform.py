@@ -136,6 +136,7 @@ class Terraform:
         destroy: bool = False,
         lock: bool = False,
         var_files: tuple[Path, ...] = (),
+        refresh: bool = True,
     ) -> list[str]:
         # Plans write no state, so by default they take no state lock (like HCP Terraform's speculative
         # plans): a refresh never blocks, or is blocked by, an apply. Applying a saved plan does lock,
@@ -146,6 +147,7 @@ class Terraform:
             json=IsFlagged,
             lock=IsNotFlagged if lock else False,
             lock_timeout="0s" if lock else None,
+            refresh=None if refresh else False,
             refresh_only=IsFlagged if refresh_only else IsNotFlagged,
             destroy=IsFlagged if destroy else IsNotFlagged,
             # Given on the command line, a variable file wins over the *.auto.tfvars files it names.
@@ -223,10 +225,13 @@ class Terraform:
         lock: bool = False,
         on_event: JsonSink | None = None,
         var_files: tuple[Path, ...] = (),
+        refresh: bool = True,
     ) -> None:
         kind = "plan -refresh-only" if refresh_only else "plan -destroy" if destroy else "plan"
         step = f"terraform {kind} in {self.workdir.name}"
-        argv = self.plan_argv(out, refresh_only=refresh_only, destroy=destroy, lock=lock, var_files=var_files)
+        argv = self.plan_argv(
+            out, refresh_only=refresh_only, destroy=destroy, lock=lock, var_files=var_files, refresh=refresh
+        )
         outcome = await self.stream(argv, step, on_event)
         if outcome.returncode != 0:
             self.raise_for(outcome, step)

@@ -78,6 +78,17 @@ def test_plan_argvs(tmp_path: Path) -> None:
         "-destroy",
         f"-out={out}",
     ]
+    # The switch planned right after the stage's own apply: the state is the cloud, nothing is read back.
+    assert tf.plan_argv(out, var_files=(pins,), refresh=False) == [
+        "terraform",
+        "plan",
+        "-input=false",
+        "-json",
+        "-lock=false",
+        "-refresh=false",
+        f"-var-file={pins}",
+        f"-out={out}",
+    ]
     # The one plan that takes the state lock: recovery's probe for a lock Terraform left behind.
     assert tf.plan_argv(out, refresh_only=True, lock=True) == [
         "terraform",

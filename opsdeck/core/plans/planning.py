@@ -208,10 +208,12 @@ async def plan_into(
     *,
     credentials: Credentials | None = None,
     var_files: tuple[Path, ...] = (),
+    refresh: bool = True,
 ) -> PlanResult:
     """Plan ``env`` into ``planfile``, shown and parsed, but not kept as the environment's pending plan: a
     step inside an operation (a traffic switch), or a plan of other pins (``var_files``: pin files as they
-    would be, outside the working tree), not what the deck shows as waiting."""
+    would be, outside the working tree), not what the deck shows as waiting. ``refresh=False``: against
+    the state as the operation's own apply left it (nothing read back from the cloud)."""
     await ensure_init(deck, env, rep, credentials)
     tf = (await asyncio.to_thread(deck.tools.env, env, credentials)).terraform
     summary: dict[str, Any] = {}
@@ -222,7 +224,7 @@ async def plan_into(
             if event.get("type") == "change_summary":
                 summary.update(event.get("changes") or {})
 
-    await tf.plan(planfile, on_event=on_event, var_files=var_files)
+    await tf.plan(planfile, on_event=on_event, var_files=var_files, refresh=refresh)
     extra: dict[str, Any] = {"planfile": str(planfile), "pins": _pinned(deck, env), "created_at": time.time()}
     if summary and not any(summary.get(k) for k in ("add", "change", "remove", "import")):
         return PlanResult(env, PlanSummary(), (), **extra)

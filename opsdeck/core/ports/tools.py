@@ -31,9 +31,11 @@ class TerraformPort(Protocol):
         lock: bool = False,
         on_event: JsonSink | None = None,
         var_files: tuple[Path, ...] = (),
+        refresh: bool = True,
     ) -> None:
         """A saved plan into ``out``; ``var_files`` override the root module's own variable files (a plan of
-        other pins without touching the working tree)."""
+        other pins without touching the working tree); ``refresh=False`` plans against the state as it is,
+        reading nothing back from the cloud (a plan right after this operation's own apply)."""
         ...
 
     async def show_json(self, planfile: Path) -> dict[str, Any]: ...

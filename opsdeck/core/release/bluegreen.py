@@ -182,13 +182,18 @@ async def plan_switch_ahead(
     credentials: Credentials | None = None,
 ) -> PlanResult:
     """The switch planned before it may run (beside the gates): the switched pins as variable files outside
-    the working tree, the plan checked to move listener rules and nothing else."""
+    the working tree, the plan checked to move listener rules and nothing else. It does not refresh: the
+    stage's plan read the whole environment back seconds ago and its apply, under this release's lock,
+    wrote what changed, so the state is the cloud (a refresh would read every resource again: the largest
+    share of a blue/green promote). Only the listener rules may change, and the apply reads them back."""
     with rep.phase("plan switch"):
         folder = planning.plan_dir(deck) / f"{env}.switch-vars"
         files = switched_files(deck, env, switched, folder)
         planfile = planning.scratch_planfile(deck, env, "switch")
         try:
-            plan = await planning.plan_into(deck, env, planfile, rep, credentials=credentials, var_files=tuple(files))
+            plan = await planning.plan_into(
+                deck, env, planfile, rep, credentials=credentials, var_files=tuple(files), refresh=False
+            )
             check_switch_plan(plan)
         except BaseException:
             planfile.unlink(missing_ok=True)
@@ -245,7 +250,10 @@ async def prepare_switch_back(
     """After a release of ``services`` has been reported: plan and policy-check the switch of each back to
     its warm standby (what rolling that release back is), so a rollback shows its plan at once and applies
     it. The switched pins go to Terraform as variable files outside the working tree, so it takes no lock
-    and touches no pin file. Valid while nothing the plan depends on moves (its inputs key)."""
+    and touches no pin file. Valid while nothing the plan depends on moves (its inputs key). Like the switch
+    it follows, it does not refresh: it runs right after the release's own switch apply wrote the state,
+    and a refresh now would see no more than that apply did (drift later in the window is not seen by a
+    plan made now either way; the rollback checks its target's health and reads its moves back)."""
     forget_prepared(deck, env)
     pins = await asyncio.to_thread(color_pins, deck, env, services)
     warm = {s: p for s, p in pins.items() if p.warm()}
@@ -258,7 +266,9 @@ async def prepare_switch_back(
         files = switched_files(deck, env, back, planfile.parent / f"{env}.switch-back-vars")
         tmp = planning.scratch_planfile(deck, env, "switch-back")
         try:
-            plan = await planning.plan_into(deck, env, tmp, rep, credentials=credentials, var_files=tuple(files))
+            plan = await planning.plan_into(
+                deck, env, tmp, rep, credentials=credentials, var_files=tuple(files), refresh=False
+            )
             check_switch_plan(plan)
             await gates.policy(deck, env, plan, rep, break_glass=credentials is not None)
         except BaseException:
