@@ -156,7 +156,8 @@ def _locked(deck: Deck, env: str, found: list[CloudResource]) -> dict[tuple[str,
             continue
         if lock is not None:
             mode, days = lock
-            why = f"Object Lock, {mode.lower()} mode, {days} days' retention: opsdeck never deletes it"
+            held = f"{days} day's" if days == 1 else f"{days} days'"
+            why = f"Object Lock, {mode.lower()} mode, {held} retention: opsdeck never deletes it"
             out[(res.type, res.id)] = why
     return out
 
