@@ -58,6 +58,17 @@ class OpsDeckApp(App[int]):
     def deck(self) -> Deck:
         return self.ctx.deck
 
+    def refresh_css(self, animate: bool = True) -> None:
+        if self.screen_stack:  # something has been styled: Textual's refresh (a new stylesheet, parsed whole)
+            super().refresh_css(animate)
+            return
+        # The theme chosen as the app is made (its watcher asks for this before any screen exists): the
+        # stylesheet takes the theme's variables and parses its sources once with them. Textual's refresh
+        # would parse them in a new stylesheet, and its own would parse them all again as the first screen
+        # is styled (~2 ms of the deck's first frame).
+        self.stylesheet.set_variables(self.get_css_variables())
+        self.stylesheet.parse()
+
     def get_default_screen(self) -> Screen[Any]:
         return DeckScreen(self.ctx, self.on_first_frame)
 

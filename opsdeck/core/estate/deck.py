@@ -10,7 +10,6 @@ an ``Announcer`` (core/hygiene/notices.py), which tells the team of each change 
 from __future__ import annotations
 
 import os
-import shlex
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -51,6 +50,8 @@ def find_deck_root(explicit: str | None, command: Sequence[str] = ()) -> Path:
     root = root.resolve()
     demo = last_demo_deck() if chosen == "." and not (root / CONFIG_FILE).is_file() else None
     if demo is not None:
+        import shlex  # only for this advice
+
         again = shlex.join(["opsdeck", "--deck", str(demo), *command])
         raise ConfigError(
             f"no {CONFIG_FILE} in {root} (pass --deck DIR or set OPSDECK_DECK); the demo deck is at {demo}: "

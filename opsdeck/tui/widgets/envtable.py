@@ -16,7 +16,6 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import DataTable
 
-from opsdeck.core.estate.lifetimes import WARNINGS, time_left
 from opsdeck.core.model import DeckState, EnvStatus, ServiceStatus
 from opsdeck.core.observe.snapshot import age
 
@@ -287,6 +286,8 @@ class EnvironmentsTable(DataTable[Text]):
             return Text(f"frozen {short}", style=row_style + self._tint(env, "accent", "cyan", bold=True))
         end = (env.lifetime or {}).get("expires_at")
         if end:
+            from opsdeck.core.estate.lifetimes import WARNINGS, time_left  # only for a sandbox with a lifetime
+
             left_s = float(end) - now
             var = "error" if left_s <= min(WARNINGS) else "warning" if left_s <= max(WARNINGS) else "foreground"
             return Text(f"⏳ {time_left(float(end), now)}", style=row_style + self._tint(env, var, "white"))
