@@ -1,5 +1,4 @@
-"""AWS through boto3's core (botocore's clients): images by tag, auto scaling groups and the image each
-running instance has.
+"""AWS through botocore (boto3's core): images by tag, auto scaling groups and each instance's image.
 
 Blocking calls: core runs them in threads. Clients are made from an explicit session and endpoint,
 never from whatever the process environment says, so a deck on the local cloud cannot reach AWS.
@@ -79,9 +78,8 @@ class Aws:
     def client(self, service: str) -> Any:
         with self._lock:
             if service not in self._clients:
-                # botocore's own session and clients: boto3's session around them adds its resource layer
-                # and S3 transfer methods, which opsdeck does not use, and ~11 ms of imports to every
-                # command that reaches the cloud (a plan's role is assumed before Terraform can start).
+                # botocore's session and clients: boto3's session adds a resource layer and S3 transfers
+                # opsdeck does not use, and ~11 ms of imports before a plan's role is assumed.
                 import botocore.session
                 from botocore.config import Config
 
