@@ -1,5 +1,5 @@
 """`python -m opsdeck` runs the command line."""
 
-from opsdeck.cli import main
+from opsdeck.cli import run
 
-raise SystemExit(main())
+run()

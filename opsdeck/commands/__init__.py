@@ -7,11 +7,13 @@ import json
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from opsdeck.core.estate.deck import Deck, find_deck_root
 from opsdeck.core.events import Event, LogLine, PhaseFinished, PhaseStarted, Reporter
-from opsdeck.core.hygiene.notices import Notices
+
+if TYPE_CHECKING:
+    from opsdeck.core.hygiene.notices import Notices
 
 T = TypeVar("T")
 
@@ -29,6 +31,8 @@ _outboxes: list[Notices] = []
 def attach_notices(deck: Deck) -> None:
     """Tell the deck's [notify] targets of each change; a target not told is a line on stderr."""
     if deck.config.notify.targets and deck.announcer is None:
+        from opsdeck.core.hygiene.notices import Notices  # only for a deck with targets: ~10 ms of every command
+
         deck.announcer = notices = Notices(deck, on_failure=lambda line: print(f"opsdeck: {line}", file=sys.stderr))
         _outboxes.append(notices)
 

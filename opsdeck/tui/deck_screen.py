@@ -18,7 +18,7 @@ from textual.binding import ActiveBinding, BindingType
 from textual.dom import DOMNode
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input
+from textual.widgets import DataTable, Input
 
 from opsdeck.core.observe.snapshot import load_snapshot
 from opsdeck.tui import keys
@@ -29,6 +29,7 @@ from opsdeck.tui.lifetimes import LifetimeWatch
 from opsdeck.tui.releases import ReleasesController
 from opsdeck.tui.widgets.details import Details
 from opsdeck.tui.widgets.envtable import EnvironmentsTable
+from opsdeck.tui.widgets.footer import DeckFooter
 from opsdeck.tui.widgets.ops import OperationsPane
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ class DeckScreen(TellsFailures, Screen[None]):
             yield EnvironmentsTable(clock=self.ctx.clock, id="envs").data_bind(DeckScreen.service)
             yield Details(self.ctx.deck, id="details").data_bind(DeckScreen.state)
             yield OperationsPane(id="ops")
-        yield Footer(compact=True)  # the screen's own child: it stays beside a maximized pane
+        yield DeckFooter(compact=True)  # the screen's own child: it stays beside a maximized pane
 
     @property
     def header(self) -> DeckHeader:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from textual.notifications import SeverityLevel
 
-from opsdeck.core.estate.lifetimes import WARNINGS, time_left
 from opsdeck.core.model import DeckState
 
 
@@ -22,6 +21,9 @@ class LifetimeWatch:
             end = (env.lifetime or {}).get("expires_at")
             if not end:
                 continue
+            # Here, not at the top: a deck without lifetimes never loads them (nor does its first frame).
+            from opsdeck.core.estate.lifetimes import WARNINGS, time_left
+
             left = float(end) - now
             crossed = [t for t in WARNINGS if left <= t and (env.name, float(end), t) not in self.given]
             if not crossed:

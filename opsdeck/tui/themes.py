@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import tomllib
-from importlib.resources.abc import Traversable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.theme import Theme
 
 from opsdeck import paths
 from opsdeck.errors import ConfigError
 from opsdeck.shipped import shipped
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 DEFAULT = "opsdeck-dark"
 REQUIRED_VARIABLES = ("prod-background", "prod-foreground", "breakglass-background", "breakglass-foreground")

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 def live_tools(root: Path, config: DeckConfig, settings: UserSettings) -> LiveTools:
-    from opsdeck.wiring.tools import LiveTools  # lazy: the adapters load when a deck opens
+    from opsdeck.wiring.tools import LiveTools  # lazy: the adapters load when a deck first uses its tools
 
     return LiveTools(root, config, settings)
 

@@ -71,9 +71,10 @@ class LiveTools:
         self._lock = threading.RLock()
         self._git: Git | None = None
         self._assumed: dict[str, Credentials] = {}  # role -> its current credentials
+        self._assuming: dict[str, threading.Lock] = {}  # role -> held while its credentials are fetched
         self._handed_out: list[Credentials] = []  # every credential given to a tool (for redaction)
         self._env_tools: dict[tuple[str, str], EnvTools] = {}
-        self._clouds: dict[tuple[str, str, str], Aws] = {}
+        self._clouds: dict[tuple[str, str, str], Aws] = {}  # (region, access key, profile) -> its clients
         self._operator: str | None = None
 
     # -- the deck's own -----------------------------------------------------------------------
@@ -116,8 +117,8 @@ class LiveTools:
         """Who opsdeck acts for: the git identity's name, else the OS user."""
         if self._operator is None:
             try:
-                self._operator = self.git.identity().split(" <")[0]
-            except Exception:  # no repository or no identity: the OS user is still someone
+                self._operator = self.git.user_name() or getpass.getuser()
+            except Exception:  # no git to ask: the OS user is still someone
                 self._operator = getpass.getuser()
         return self._operator
 
@@ -172,33 +173,36 @@ class LiveTools:
         if target.role is None:
             return Credentials(LOCAL_KEY, LOCAL_KEY) if self.is_local else None
         with self._lock:
-            held = self._assumed.get(target.role)
-            if held is not None and (held.expires_at is None or held.expires_at - time.time() > RENEW_BEFORE):
-                return held
-        base = self._base_cloud(target.region, target.profile)
-        try:
-            creds = base.assume_role(target.role, session_name(self.operator()))
-        except ToolError as exc:
-            detail = str(exc).removeprefix(f"{exc.step}: ")
-            raise RefusedError(
-                f"{target.name}: cannot assume {target.role} in account {target.account or '?'}: {detail}"
-            ) from None
-        with self._lock:
-            self._assumed[target.role] = creds
-            self._handed_out.append(creds)
-        return creds
+            assuming = self._assuming.setdefault(target.role, threading.Lock())
+        # One fetch per role at a time: a second caller (the state bucket check beside a plan, in the same
+        # account) waits for the first's credentials instead of loading boto3 and assuming the role again.
+        with assuming:
+            with self._lock:
+                held = self._assumed.get(target.role)
+                if held is not None and (held.expires_at is None or held.expires_at - time.time() > RENEW_BEFORE):
+                    return held
+            base = self._base_cloud(target.region, target.profile)
+            try:
+                creds = base.assume_role(target.role, session_name(self.operator()))
+            except ToolError as exc:
+                detail = str(exc).removeprefix(f"{exc.step}: ")
+                raise RefusedError(
+                    f"{target.name}: cannot assume {target.role} in account {target.account or '?'}: {detail}"
+                ) from None
+            with self._lock:
+                self._assumed[target.role] = creds
+                self._handed_out.append(creds)
+            return creds
 
     def _cloud(self, target: Target, creds: Credentials | None, region: str | None = None) -> Aws:
         region = region or target.region
-        key = (target.name, region, creds.access_key if creds else "")
+        profile = None if (creds or self.is_local) else target.profile
+        # Keyed by what the clients are made from, not by the target: environments reached the same way (one
+        # account's role, as sandbox and dev are) share their clients, each made once.
+        key = (region, creds.access_key if creds else "", profile or "")
         with self._lock:
             if key not in self._clouds:
-                self._clouds[key] = Aws(
-                    region,
-                    endpoint=self.endpoint(),
-                    profile=None if (creds or self.is_local) else target.profile,
-                    credentials=creds,
-                )
+                self._clouds[key] = Aws(region, endpoint=self.endpoint(), profile=profile, credentials=creds)
             return self._clouds[key]
 
     def env(self, name: str, credentials: Credentials | None = None) -> EnvTools:

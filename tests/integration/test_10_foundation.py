@@ -84,6 +84,35 @@ def test_each_account_reads_only_its_own_resources(demo_deck: Path) -> None:
     assert deck.tools.env("staging").cloud.groups(tag, "dev") == []
 
 
+def test_a_role_asked_for_at_once_from_two_threads_is_assumed_once(demo_deck: Path) -> None:
+    """A plan and the state bucket check beside it (sandbox and dev share one role) reach for the role's
+    credentials together: one assumes it, the other waits and gets the same credentials and clients."""
+    import threading
+
+    from opsdeck.core.estate.deck import Deck
+
+    deck = Deck.open(demo_deck)
+    assert deck.env("sandbox").role == deck.env("dev").role
+    start = threading.Barrier(2)
+    got: dict[str, object] = {}
+
+    def reach(env: str) -> None:
+        start.wait(10)
+        got[env] = deck.tools.env(env)
+
+    threads = [threading.Thread(target=reach, args=(env,)) for env in ("sandbox", "dev")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    sandbox, dev = deck.tools.env("sandbox"), deck.tools.env("dev")
+    assert got == {"sandbox": sandbox, "dev": dev}
+    # moto hands out new keys for every AssumeRole: one set of keys means the role was assumed once
+    assert sandbox.terraform.env["AWS_ACCESS_KEY_ID"] == dev.terraform.env["AWS_ACCESS_KEY_ID"]
+    assert sandbox.cloud is dev.cloud
+    assert dev.cloud.caller_identity()["account"] == "111111111111"
+
+
 def test_the_local_cloud_answers_a_second_delete_of_a_launch_template_as_aws_does(demo_deck: Path) -> None:
     """AWS's code for a missing template ID is what the provider reads as "already deleted": a delete
     the SDK retries after its first attempt landed must not fail the apply."""

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
+from textual.app import App, ComposeResult
+from textual.binding import BindingType
+from textual.widgets import Footer
+from textual.widgets._footer import FooterKey
 
 from opsdeck.core.estate.deck import Deck
 from opsdeck.core.events import LogLine, PhaseFinished, PhaseStarted, Progress
+from opsdeck.tui import keys
 from opsdeck.tui.app import OpsDeckApp
 from opsdeck.tui.screens import ConfirmScreen
+from opsdeck.tui.widgets.footer import DeckFooter
 from tests.tui import fixture
 
 
@@ -84,3 +90,34 @@ async def test_y_applies_only_where_no_name_is_asked(deck: Deck, typed: str | No
             await pilot.press("escape")
             await pilot.pause()
             assert answers == [False]
+
+
+class _Keys(App[None]):
+    """A footer alone, with some of the deck's bindings."""
+
+    BINDINGS: ClassVar[list[BindingType]] = keys.bindings("bake", "promote", "quit")
+
+    def __init__(self, footer: Footer) -> None:
+        super().__init__()
+        self.footer = footer
+
+    def compose(self) -> ComposeResult:
+        yield self.footer
+
+
+async def _key_classes(footer: Footer) -> dict[str, set[str]]:
+    async with _Keys(footer).run_test(size=(80, 3)) as pilot:
+        await pilot.pause()
+        return {key.key: set(key.classes) for key in pilot.app.screen.query(FooterKey)}
+
+
+@pytest.mark.parametrize("compact", [True, False])
+async def test_the_decks_footer_builds_its_keys_as_textuals_own_does(compact: bool) -> None:
+    """The deck's footer sets a key's compact class as it builds it, not as it mounts: every key ends
+    with the classes Textual's own footer gives it (the palette's key is compact in both, as Textual
+    makes it), so the deck's snapshots are unchanged."""
+    ours = await _key_classes(DeckFooter(compact=compact))
+    textuals = await _key_classes(Footer(compact=compact))
+    assert ours == textuals
+    assert {"b", "p", "q"} <= set(ours)
+    assert all(("-compact" in classes) == compact for key, classes in ours.items() if key in ("b", "p", "q"))

@@ -10,8 +10,8 @@ an ``Announcer`` (core/hygiene/notices.py), which tells the team of each change 
 from __future__ import annotations
 
 import os
-import shlex
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -19,13 +19,13 @@ from opsdeck.core.estate import installed
 from opsdeck.core.estate.backend import backend_of, initialized_backend
 from opsdeck.core.estate.config import CONFIG_FILE, DeckConfig, load_config
 from opsdeck.core.estate.demo_deck import is_demo_deck, last_demo_deck
-from opsdeck.core.estate.installed import ToolsFactory
 from opsdeck.core.estate.sections import ROLE_ARN, EnvSettings
 from opsdeck.core.estate.settings import UserSettings, load_settings
 from opsdeck.errors import CloudUnavailableError, ConfigError, OpsdeckError
 
 if TYPE_CHECKING:
     from opsdeck.core.estate.backend import Backend
+    from opsdeck.core.estate.installed import ToolsFactory
     from opsdeck.core.ports.cloud import CloudPort
     from opsdeck.core.ports.factory import Tools
 
@@ -50,6 +50,8 @@ def find_deck_root(explicit: str | None, command: Sequence[str] = ()) -> Path:
     root = root.resolve()
     demo = last_demo_deck() if chosen == "." and not (root / CONFIG_FILE).is_file() else None
     if demo is not None:
+        import shlex  # only for this advice
+
         again = shlex.join(["opsdeck", "--deck", str(demo), *command])
         raise ConfigError(
             f"no {CONFIG_FILE} in {root} (pass --deck DIR or set OPSDECK_DECK); the demo deck is at {demo}: "
@@ -68,12 +70,24 @@ class Announcer(Protocol):
 class Deck:
     """One deck, opened from its directory, with the tools its operations use."""
 
-    def __init__(self, root: Path, config: DeckConfig, settings: UserSettings, tools: Tools) -> None:
+    def __init__(self, root: Path, config: DeckConfig, settings: UserSettings, tools: Callable[[], Tools]) -> None:
         self.root = root
         self.config = config
         self.settings = settings
-        self.tools = tools
+        self._make_tools = tools
+        self._tools: Tools | None = None
+        self._tools_lock = threading.Lock()  # workers in threads may reach for the tools at the same moment
         self.announcer: Announcer | None = None
+
+    @property
+    def tools(self) -> Tools:
+        """The deck's tools, built on first use: a deck opened only to show its stored snapshot (the
+        first frame) builds none and loads no adapter."""
+        if self._tools is None:
+            with self._tools_lock:
+                if self._tools is None:
+                    self._tools = self._make_tools()
+        return self._tools
 
     def announce(self, record: dict[str, Any], result: str | None = None) -> None:
         """Hand a change's closing record (or a break-glass opening) to the announcer, if one was attached."""
@@ -85,7 +99,7 @@ class Deck:
         config = load_config(root)
         settings = load_settings()
         factory = tools or installed.tools_factory()
-        deck = cls(root, config, settings, factory(root, config, settings))
+        deck = cls(root, config, settings, lambda: factory(root, config, settings))
         check_state_keys(deck)
         return deck
 

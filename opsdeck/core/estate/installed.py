@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
-from opsdeck.core.estate.config import DeckConfig
-from opsdeck.core.estate.settings import UserSettings
-from opsdeck.core.ports.factory import Tools
-from opsdeck.core.ports.outside import Outside
 from opsdeck.errors import OpsdeckError
 
-ToolsFactory = Callable[[Path, DeckConfig, UserSettings], Tools]
+if TYPE_CHECKING:  # types only: the ports' modules load with the first tool a deck builds, not at start
+    from opsdeck.core.estate.config import DeckConfig
+    from opsdeck.core.estate.settings import UserSettings
+    from opsdeck.core.ports.factory import Tools
+    from opsdeck.core.ports.outside import Outside
+
+ToolsFactory: TypeAlias = "Callable[[Path, DeckConfig, UserSettings], Tools]"
 
 _tools: ToolsFactory | None = None
 _outside: Outside | None = None

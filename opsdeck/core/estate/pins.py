@@ -8,7 +8,6 @@ so several services can share one file. The git history of a pin is the service'
 
 from __future__ import annotations
 
-import calendar
 import json
 import time
 from dataclasses import dataclass, replace
@@ -118,6 +117,8 @@ class ColorPin:
         until = value.get("warm_until")
         warm_until = None
         if until is not None:
+            import calendar  # only for a warm standby's window
+
             try:
                 warm_until = float(calendar.timegm(time.strptime(until, "%Y-%m-%dT%H:%M:%SZ")))
             except (TypeError, ValueError):

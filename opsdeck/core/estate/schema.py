@@ -84,10 +84,22 @@ def _convert(tp: Any, value: Any, where: Where) -> Any:
     return value
 
 
+_SHAPES: dict[type, tuple[dict[str, dataclasses.Field[Any]], dict[str, Any]]] = {}
+
+
+def _shape(cls: type) -> tuple[dict[str, dataclasses.Field[Any]], dict[str, Any]]:
+    """A settings class's fields and resolved types, once per class: resolving the annotations compiles
+    each one (a deck of five environments builds EnvSettings five times, on the deck's first frame too)."""
+    shape = _SHAPES.get(cls)
+    if shape is None:
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        shape = _SHAPES[cls] = (fields, typing.get_type_hints(cls))
+    return shape
+
+
 def build(cls: type[T], table: dict[str, Any], where: Where) -> T:
     """Check ``table`` against the dataclass ``cls`` and build it; unknown keys are errors."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    hints = typing.get_type_hints(cls)
+    fields, hints = _shape(cls)
     for key in table:
         if key not in fields or not fields[key].init:
             known = ", ".join(name for name, f in fields.items() if f.init)

@@ -3,7 +3,6 @@ holds the three and loads what they show."""
 
 from __future__ import annotations
 
-import calendar
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -112,6 +111,8 @@ class EnvPane(Pane):
             return
         left = ""
         if standby.get("until"):
+            import calendar  # only for a warm standby's window
+
             seconds = calendar.timegm(time.strptime(standby["until"], "%Y-%m-%dT%H:%M:%SZ")) - time.time()
             left = f" {max(0, seconds) / 60:.0f}m" if seconds > 0 else " window ended"
         style = Style(color=self.var("success" if standby.get("warm") else "warning"))

@@ -17,7 +17,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import Label, ProgressBar, Static
+from textual.widgets import Label, Static
 from textual.worker import Worker, WorkerState
 
 from opsdeck.errors import OpsdeckError
@@ -54,6 +54,9 @@ class OpRow(Static):
         self.bar: tuple[float | None, float] = (None, 0)  # total, progress
 
     def compose(self) -> ComposeResult:
+        # Imported here, not at the top: the deck's first frame shows no operation.
+        from textual.widgets import ProgressBar
+
         # Built from the recorded state: events may arrive before the row is mounted.
         with Horizontal():
             yield Label(self.title, classes="op-title")
@@ -119,6 +122,8 @@ class OpRow(Static):
             return  # compose draws the recorded state
         total, progress = self.bar
         if total:
+            from textual.widgets import ProgressBar  # loaded by compose, which made the bar
+
             self.query_one(ProgressBar).update(total=total, progress=progress)
         self.query_one(".op-status", Label).update(self._status_line())
         self.query_one(".op-phases", Static).update(self._timeline())
