@@ -1,4 +1,4 @@
-"""AWS through botocore (boto3's core): images by tag, auto scaling groups and each instance's image.
+"""AWS through boto3: images by tag, auto scaling groups and the image each running instance has.
 
 Blocking calls: core runs them in threads. Clients are made from an explicit session and endpoint,
 never from whatever the process environment says, so a deck on the local cloud cannot reach AWS.
@@ -78,31 +78,28 @@ class Aws:
     def client(self, service: str) -> Any:
         with self._lock:
             if service not in self._clients:
-                # botocore's session and clients: boto3's session adds a resource layer and S3 transfers
-                # opsdeck does not use, and ~11 ms of imports before a plan's role is assumed.
+                import boto3
                 import botocore.session
                 from botocore.config import Config
 
                 creds = self.credentials
                 core = botocore.session.get_session()  # a new session, sharing the parsed models
                 core.register_component("data_loader", _shared_loader(core))
-                if creds is None and self.profile:
-                    core.set_config_variable("profile", self.profile)
+                session = boto3.session.Session(
+                    botocore_session=core,
+                    region_name=self.region,
+                    profile_name=None if creds else self.profile,
+                    aws_access_key_id=creds.access_key if creds else None,
+                    aws_secret_access_key=creds.secret_key if creds else None,
+                    aws_session_token=creds.session_token if creds else None,
+                )
                 config = Config(
                     retries={"mode": "adaptive", "max_attempts": 8},
                     connect_timeout=3,
                     read_timeout=30,
                     max_pool_connections=20,
                 )
-                self._clients[service] = core.create_client(
-                    service,
-                    region_name=self.region,
-                    endpoint_url=self.endpoint,
-                    aws_access_key_id=creds.access_key if creds else None,
-                    aws_secret_access_key=creds.secret_key if creds else None,
-                    aws_session_token=creds.session_token if creds else None,
-                    config=config,
-                )
+                self._clients[service] = session.client(service, endpoint_url=self.endpoint, config=config)
             return self._clients[service]
 
     def errors(self, step: str) -> contextlib.AbstractContextManager[None]:
@@ -395,6 +392,6 @@ def _instance(raw: dict[str, Any]) -> Instance:
 
 def known_regions(service: str = "ec2") -> list[str]:
     """The AWS regions botocore's endpoint data knows for ``service`` (no network call)."""
-    import botocore.session
+    import boto3
 
-    return sorted(botocore.session.get_session().get_available_regions(service))
+    return sorted(boto3.session.Session().get_available_regions(service))
