@@ -135,7 +135,8 @@ async def test_the_idle_live_deck_plans_sandbox_ahead_and_u_applies_that_plan(de
             lambda: "deploy" in header.ahead.get("sandbox", []) and not releases._planning_ahead,
             what="sandbox planned ahead by the idle deck",
         )
-        assert "sandbox u" in str(header.render())
+        assert "ahead: " in str(header.render())  # as much as fits at 120 columns, last on the line
+        assert "sandbox u" in header._ahead_fitted(None)  # its widest form names sandbox's key
         assert not git(demo_deck, "status", "--porcelain", "--", "envs").strip()  # no pin file touched
         await select(pilot, app, "sandbox")
         await pilot.press("u")
