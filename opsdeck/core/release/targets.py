@@ -18,7 +18,7 @@ from opsdeck.core.safety import locks
 from opsdeck.core.safety.breakglass import BreakGlass, guard
 from opsdeck.core.safety.freeze import check_freeze
 from opsdeck.core.types.cloud import Image
-from opsdeck.errors import LockedError, RefusedError
+from opsdeck.errors import RefusedError
 
 
 @dataclass
@@ -44,14 +44,7 @@ def preflight(deck: Deck, env: str, action: str, glass: BreakGlass | None, rep: 
         raise RefusedError(
             f"the deck's git HEAD is detached; check out a branch before {action} (the commit would be lost)"
         )
-    record, alive = locks.holder(deck, env)
-    if record is not None and alive:
-        raise LockedError(f"{env} is locked: {record.describe()}")
-    if record is not None:
-        raise LockedError(
-            f"{env} has an interrupted operation: {record.describe()}; "
-            f"check the environment, then release it with `opsdeck unlock {env}`"
-        )
+    locks.check_unlocked(deck, env)
     for rel in pin_files(deck, env):
         if git.is_dirty(rel):
             raise RefusedError(f"{rel} has uncommitted changes; commit or discard them before {action}")

@@ -229,6 +229,19 @@ def holder(deck: Deck, env: str) -> tuple[LockRecord | None, bool]:
     return local, False
 
 
+def check_unlocked(deck: Deck, env: str) -> None:
+    """LockedError naming the holder when ``env``'s lock is held by a running operation, or was left by an
+    interrupted one (with how to release it): a change checks this before it plans."""
+    record, alive = holder(deck, env)
+    if record is not None and alive:
+        raise LockedError(f"{env} is locked: {record.describe()}")
+    if record is not None:
+        raise LockedError(
+            f"{env} has an interrupted operation: {record.describe()}; "
+            f"check the environment, then release it with `opsdeck unlock {env}`"
+        )
+
+
 class _Heartbeat:
     """Refreshes the team-wide lock's heartbeat while its operation runs (a daemon thread)."""
 

@@ -27,7 +27,7 @@ from opsdeck.core.safety import audit, audit_shipping
 from opsdeck.core.safety.breakglass import guard
 from opsdeck.core.safety.confirm import NotConfirmedError
 from opsdeck.core.safety.freeze import check_freeze
-from opsdeck.core.safety.locks import env_lock, holder
+from opsdeck.core.safety.locks import check_unlocked, env_lock
 from opsdeck.errors import LockedError, RefusedError
 
 if TYPE_CHECKING:
@@ -82,14 +82,7 @@ def preflight(deck: Deck, env: str, action: str, glass: BreakGlass | None) -> No
     sync, under its lock."""
     guard(deck, env, glass, action)
     check_freeze(deck, env, glass, action)
-    record, alive = holder(deck, env)
-    if record is not None and alive:
-        raise LockedError(f"{env} is locked: {record.describe()}")
-    if record is not None:
-        raise LockedError(
-            f"{env} has an interrupted operation: {record.describe()}; "
-            f"check the environment, then release it with `opsdeck unlock {env}`"
-        )
+    check_unlocked(deck, env)
 
 
 def refuse(deck: Deck, action: str, env: str | None, exc: Exception, **fields: Any) -> None:
